@@ -1,0 +1,34 @@
+# The two commands of the README:
+#   make chat   installs everything on first use and opens the terminal chat (SQLite)
+#   make test   installs everything on first use and runs the tests
+# A question piped on stdin is answered and the chat exits:  echo 受給者証なくした | make chat
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: chat test install kb-check eval clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip >/dev/null
+	@$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+chat: $(STAMP)
+	@$(BIN)/nanbyo-bot chat
+
+test: $(STAMP)
+	@$(BIN)/python -m pytest
+
+kb-check: $(STAMP)
+	@$(BIN)/nanbyo-bot kb check
+
+eval: $(STAMP)
+	@$(BIN)/nanbyo-bot eval ../shared/eval/questions.jsonl --spec ../shared/spec/topics.yaml
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,72 @@
+"""Wiring: builds the knowledge base, matcher, storage and bot from settings.
+
+The only place that decides which concrete pieces are used. Importing it does
+nothing; call ``build_bot``.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from bot.config import Settings
+from bot.core import Bot
+from bot.nlp.matcher import Entry, Matcher
+from bot.nlp.normalize import Synonyms, fold
+from bot.storage.db import make_engine
+from bot.storage.repositories import Store
+from handlers import DEFAULT_FORMS
+from knowledge import KnowledgeBase, load_knowledge
+
+
+def build_matcher(kb: KnowledgeBase) -> Matcher:
+    """The FAQ matcher over every topic: title and phrasings strong, answer weak."""
+    synonyms = Synonyms((g.canonical, g.variants) for g in kb.synonyms)
+    entries = [
+        Entry(t.id, (t.title, *t.phrasings), tuple(t.keywords), t.answer) for t in kb.topics.values()
+    ]
+    return Matcher(entries, synonyms)
+
+
+@lru_cache(maxsize=4)
+def knowledge_and_matcher(prefecture: str) -> tuple[KnowledgeBase, Matcher]:
+    """Loaded once per process: the knowledge base is read-only."""
+    kb = load_knowledge(prefecture)
+    return kb, build_matcher(kb)
+
+
+def dialog_forms() -> tuple[dict, dict[str, tuple[str, ...]]]:
+    """All dialogs and the phrases that start them."""
+    forms = dict(DEFAULT_FORMS)
+    starters: dict[str, tuple[str, ...]] = {}
+    try:
+        from handlers.copay import COPAY_FORM, COPAY_STARTERS
+    except ImportError:
+        pass
+    else:
+        forms[COPAY_FORM.name] = COPAY_FORM
+        starters[COPAY_FORM.name] = tuple(fold(p) for p in COPAY_STARTERS)
+    try:
+        from handlers.reminders import REMINDER_FORM, REMINDER_STARTERS
+    except ImportError:
+        pass
+    else:
+        forms[REMINDER_FORM.name] = REMINDER_FORM
+        starters[REMINDER_FORM.name] = tuple(fold(p) for p in REMINDER_STARTERS)
+    return forms, starters
+
+
+def build_bot(settings: Settings, clock=None) -> Bot:
+    kb, matcher = knowledge_and_matcher(settings.prefecture)
+    store = Store(make_engine(settings.database_url))
+    forms, starters = dialog_forms()
+    kwargs = {"clock": clock} if clock is not None else {}
+    return Bot(kb, matcher, store, forms, starters, reminder_offsets=settings.reminder_offsets_days, **kwargs)
+
+
+def configure_logging(level: str = "WARNING") -> None:
+    """Structured, text-free logs on stderr."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

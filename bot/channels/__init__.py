@@ -1,0 +1,1 @@
+"""Channels: thin adapters between a transport and ``Bot.handle``."""

@@ -1,0 +1,101 @@
+"""The terminal channel (text) and the JSON console channel (one JSON line per line).
+
+Text mode prints choices as a numbered list; typing the number clicks it.
+JSON mode follows CONTRACT.md: each stdin line is a JSON object
+``{"user": ..., "text"|"choice": ...}`` or plain text, and exactly one JSON
+line ``{"replies": [...]}`` is written and flushed for each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+from bot.core import Bot
+from bot.messages import Choice, IncomingMessage, Reply
+
+log = logging.getLogger("nanbyo.console")
+
+ERROR_TEXT = "申し訳ありません。内部でエラーが起きました。少し時間をおいて、もう一度送ってください。"
+
+
+def render_text(replies: Iterable[Reply]) -> tuple[str, list[Choice]]:
+    """Replies as terminal text, with numbered choices."""
+    lines: list[str] = []
+    choices: list[Choice] = []
+    for reply in replies:
+        lines.append(reply.text)
+        for choice in reply.choices:
+            choices.append(choice)
+            lines.append(f"  [{len(choices)}] {choice.label}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n", choices
+
+
+def run_text(bot: Bot, stdin: TextIO, stdout: TextIO, user: str = "console") -> int:
+    interactive = stdin.isatty()
+    if interactive:
+        stdout.write("指定難病の医療費助成についてのご相談チャットです。終了するには Ctrl-D（または「exit」）。\n\n")
+    last_choices: list[Choice] = []
+    while True:
+        if interactive:
+            stdout.write("あなた> ")
+            stdout.flush()
+        line = stdin.readline()
+        if not line:
+            break
+        text = line.rstrip("\r\n")
+        if interactive and text.strip() in {"exit", "quit"}:
+            break
+        choice = None
+        stripped = text.strip()
+        if stripped.isdigit() and last_choices and 1 <= int(stripped) <= len(last_choices):
+            choice = last_choices[int(stripped) - 1].value
+        msg = IncomingMessage(channel="console", user=user, text=None if choice else text, choice=choice)
+        try:
+            replies = bot.handle(msg)
+        except Exception:  # keep the chat alive; the log names the error, not the text
+            log.exception("turn failed")
+            replies = [Reply(ERROR_TEXT, kind="error")]
+        out, last_choices = render_text(replies)
+        stdout.write(("bot> " if interactive else "") + out + "\n")
+        stdout.flush()
+    return 0
+
+
+def parse_line(line: str, default_user: str) -> IncomingMessage:
+    """One stdin line of the JSON console as an incoming message."""
+    text = line.rstrip("\r\n")
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            obj = json.loads(stripped)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            user = str(obj.get("user") or default_user)
+            choice = obj.get("choice")
+            if choice is not None:
+                return IncomingMessage(channel="json", user=user, choice=str(choice))
+            raw = obj.get("text")
+            return IncomingMessage(channel="json", user=user, text="" if raw is None else str(raw))
+    return IncomingMessage(channel="json", user=default_user, text=text)
+
+
+def run_json(bot: Bot, stdin: TextIO, stdout: TextIO, user: str = "console") -> int:
+    for line in stdin:
+        try:
+            replies = bot.handle(parse_line(line, user))
+        except Exception:
+            log.exception("turn failed")
+            replies = [Reply(ERROR_TEXT, kind="error")]
+        stdout.write(json.dumps({"replies": [r.to_json() for r in replies]}, ensure_ascii=False) + "\n")
+        stdout.flush()
+    return 0
+
+
+def main_text(bot: Bot, user: str = "console") -> int:  # pragma: no cover - thin
+    return run_text(bot, sys.stdin, sys.stdout, user)

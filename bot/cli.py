@@ -1,0 +1,135 @@
+"""The ``nanbyo-bot`` command (see CONTRACT.md and the README)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bot.config import Settings
+
+
+def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bootstrap import build_bot
+    from bot.channels.console import run_json, run_text
+
+    bot = build_bot(settings)
+    if args.json:
+        return run_json(bot, sys.stdin, sys.stdout, args.user)
+    return run_text(bot, sys.stdin, sys.stdout, args.user)
+
+
+def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bootstrap import knowledge_and_matcher
+    from handlers.faq import consult
+
+    kb, matcher = knowledge_and_matcher(settings.prefecture)
+    c = consult(kb, matcher, args.question)
+    print(json.dumps({"topic": c.topic, "score": round(c.score), "answer": c.text, "alternatives": list(c.alternatives)},
+                     ensure_ascii=False))
+    return 0
+
+
+def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
+    from knowledge import KnowledgeError, load_knowledge
+
+    try:
+        kb = load_knowledge(settings.prefecture, Path(args.root) if args.root else None)
+    except KnowledgeError as exc:
+        print(f"knowledge base error: {exc}", file=sys.stderr)
+        return 1
+    problems: list[str] = []
+    if args.spec:
+        from bot.evaluation import load_spec_must
+
+        for tid, facts in load_spec_must(Path(args.spec)).items():
+            topic = kb.topics.get(tid)
+            if topic is None:
+                problems.append(f"{args.spec} [{tid}]: topic missing from the knowledge base")
+                continue
+            lacking = [f for f in facts if f not in topic.answer]
+            if lacking:
+                problems.append(f"{kb.topic_files[tid]} [{tid}]: answer does not state {lacking}")
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"ok: {len(kb.topics)} topics, {len(kb.sources)} sources, {len(kb.synonyms)} synonym groups, "
+          f"{len(kb.prefecture.municipalities)} municipalities of {kb.prefecture.name}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bootstrap import knowledge_and_matcher
+    from bot.evaluation import evaluate
+
+    kb, matcher = knowledge_and_matcher(settings.prefecture)
+    spec = Path(args.spec) if args.spec else None
+    result = evaluate(kb, matcher, Path(args.file), spec)
+    print(result.report())
+    return 0
+
+
+def _cmd_copay(args: argparse.Namespace, settings: Settings) -> int:
+    from handlers.calc.copay import CopayError, calculate, facts_from_json, result_to_json
+
+    raw = sys.stdin.read()
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        print(f"error: stdin is not one JSON object: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(obj, dict):
+        print("error: stdin must be one JSON object of facts", file=sys.stderr)
+        return 2
+    try:
+        result = calculate(facts_from_json(obj))
+    except CopayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result_to_json(result), ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nanbyo-bot", description="指定難病の医療費助成についてのチャットボット")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat.add_argument("--json", action="store_true", help="one JSON line in, one JSON line out (CONTRACT.md)")
+    chat.add_argument("--user", default="console", help="user id for plain-text lines (default: console)")
+    chat.set_defaults(func=_cmd_chat)
+
+    ask = sub.add_parser("ask", help="answer one question as JSON")
+    ask.add_argument("question")
+    ask.set_defaults(func=_cmd_ask)
+
+    kb = sub.add_parser("kb", help="knowledge-base tools")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    check = kb_sub.add_parser("check", help="validate the knowledge base")
+    check.add_argument("--spec", help="also check a topics.yaml spec (ids and must facts)")
+    check.add_argument("--root", help="knowledge folder to check (default: the installed one)")
+    check.set_defaults(func=_cmd_kb_check)
+
+    ev = sub.add_parser("eval", help="measure the matcher on a JSONL question file")
+    ev.add_argument("file")
+    ev.add_argument("--spec", help="topics.yaml whose must facts to check (default: each topic's own)")
+    ev.set_defaults(func=_cmd_eval)
+
+    copay = sub.add_parser("copay", help="monthly copay cap from JSON facts on stdin")
+    copay.set_defaults(func=_cmd_copay)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    from bot.bootstrap import configure_logging
+
+    configure_logging(settings.log_level if args.command not in ("chat", "ask", "eval") else "WARNING")
+    return int(args.func(args, settings) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Settings read from the environment (and ``.env`` when present).
+
+Only ``Settings.from_env`` reads the environment; everything else receives a
+``Settings``. The variables are those of CONTRACT.md, documented in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+def _offsets(raw: str) -> tuple[int, ...]:
+    values = sorted({int(part) for part in raw.replace(" ", "").split(",") if part}, reverse=True)
+    if not values or any(v < 0 or v > 365 for v in values):
+        raise ValueError(f"REMINDER_OFFSETS_DAYS must be days between 0 and 365, got {raw!r}")
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///nanbyo.db"
+    prefecture: str = "gunma"
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    line_channel_secret: str | None = None
+    line_channel_access_token: str | None = None
+    line_api_url: str = "https://api.line.me"
+    port: int = 3000
+    reminder_offsets_days: tuple[int, ...] = (60, 30, 7)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, dotenv: bool = True) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``), loading ``.env`` first if asked."""
+        if env is None:
+            if dotenv:
+                try:
+                    from dotenv import load_dotenv
+
+                    load_dotenv(override=False)
+                except ImportError:  # pragma: no cover - declared dependency
+                    pass
+            env = os.environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value if value else None
+
+        return cls(
+            database_url=get("DATABASE_URL") or cls.database_url,
+            prefecture=get("NANBYO_PREFECTURE") or cls.prefecture,
+            slack_bot_token=get("SLACK_BOT_TOKEN"),
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            slack_app_token=get("SLACK_APP_TOKEN"),
+            slack_api_url=get("SLACK_API_URL") or cls.slack_api_url,
+            line_channel_secret=get("LINE_CHANNEL_SECRET"),
+            line_channel_access_token=get("LINE_CHANNEL_ACCESS_TOKEN"),
+            line_api_url=get("LINE_API_URL") or cls.line_api_url,
+            port=int(get("PORT") or cls.port),
+            reminder_offsets_days=_offsets(get("REMINDER_OFFSETS_DAYS") or "60,30,7"),
+            log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
+        )

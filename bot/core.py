@@ -1,0 +1,152 @@
+"""The core of a turn: guards, state, router, save. Channel-agnostic.
+
+adapter → ``Bot.handle(msg)`` → dedupe on event id → guards (empty, very
+long, My Number) → load state → router → handler → save → replies.
+
+Nothing here knows Slack or LINE. Message text is never logged or stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.messages import Choice, IncomingMessage, Reply
+from bot.nlp.matcher import Matcher
+from bot.storage.repositories import DuplicateEvent, StaleStateError, Store, hash_user
+from handlers import dialog, route
+from handlers.base import Context
+from handlers.dialog import Form
+from knowledge import KnowledgeBase
+
+log = logging.getLogger("nanbyo.turn")
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+MAX_CHARS = 1000
+
+# 12 digits, possibly split by spaces or hyphens (after NFKC, so full width too): a My Number.
+_MY_NUMBER = re.compile(r"(?<![0-9])(?:[0-9][\s\-‐‑–—―ー－]*){11}[0-9](?![0-9])")
+
+
+def now_tokyo() -> datetime:
+    return datetime.now(TOKYO)
+
+
+def looks_like_my_number(text: str) -> bool:
+    """True when the text holds a 12-digit number in any common form (spaces, hyphens, full width)."""
+    return bool(_MY_NUMBER.search(unicodedata.normalize("NFKC", text)))
+
+
+MY_NUMBER_TEXT = (
+    "ご注意ください。マイナンバー（個人番号）のような12桁の番号が含まれていたため、このメッセージは読み取らず、保存もしていません。"
+    "個人番号はとても大切な情報です。このチャットには送らないでください。申請で個人番号が必要なときは、窓口に提出する書類（世帯状況調書など）に記入します。"
+)
+
+
+class Bot:
+    """One assistant, whatever the channel.
+
+    Args:
+        kb: the knowledge base.
+        matcher: the FAQ matcher built over ``kb``.
+        store: where conversation state lives.
+        forms: dialogs by name (office, delete, copay, reminder …).
+        starters: phrases (folded) that start each dialog.
+        clock: returns the current time in Asia/Tokyo; tests pass a fixed one.
+    """
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        matcher: Matcher,
+        store: Store,
+        forms: dict[str, Form],
+        starters: dict[str, tuple[str, ...]] | None = None,
+        clock: Callable[[], datetime] = now_tokyo,
+        reminder_offsets: tuple[int, ...] = (60, 30, 7),
+    ) -> None:
+        self.kb = kb
+        self.matcher = matcher
+        self.store = store
+        self.forms = forms
+        self.starters = starters or {}
+        self.clock = clock
+        self.reminder_offsets = reminder_offsets
+
+    def handle(self, msg: IncomingMessage) -> list[Reply]:
+        """Answer one incoming message. Returns [] for an event already handled."""
+        started = time.perf_counter()
+        for attempt in range(3):
+            try:
+                name, replies = self._turn(msg)
+                break
+            except DuplicateEvent:
+                log.info("duplicate event channel=%s user=%s", msg.channel, hash_user(msg.user_key))
+                return []
+            except StaleStateError:
+                # Another turn of this user saved first (two messages at once): redo on fresh state.
+                if attempt == 2:
+                    raise
+        log.info(
+            "turn channel=%s user=%s route=%s topics=%s ms=%.1f",
+            msg.channel,
+            hash_user(msg.user_key),
+            name,
+            ",".join(r.topic for r in replies if r.topic) or "-",
+            (time.perf_counter() - started) * 1000,
+        )
+        return replies
+
+    def _turn(self, msg: IncomingMessage) -> tuple[str, list[Reply]]:
+        with self.store.unit_of_work() as uow:
+            if msg.event_id:
+                uow.claim_event(msg.channel, msg.event_id, msg.user_key)
+            state = uow.load_state(msg.user_key)
+            ctx = Context(
+                kb=self.kb,
+                matcher=self.matcher,
+                state=state,
+                now=self.clock(),
+                forms=self.forms,
+                reminder_offsets=self.reminder_offsets,
+                starters=self.starters,
+            )
+            guarded = self._guard(msg, ctx)
+            if guarded is not None:
+                name, replies = guarded
+            else:
+                name, replies = route(msg, ctx)
+            if ctx.delete_requested:
+                uow.delete_user(msg.user_key)
+            else:
+                uow.save_state(state)
+            return name, replies
+
+    def _guard(self, msg: IncomingMessage, ctx: Context) -> tuple[str, list[Reply]] | None:
+        """Empty, very long and My Number messages never reach the router; the state is kept."""
+        if msg.choice is not None:
+            return None
+        text = msg.text or ""
+        pending = ctx.forms.get(ctx.state.dialog or "")
+        if looks_like_my_number(text):
+            replies = [Reply(MY_NUMBER_TEXT, kind="mynumber")]
+            if pending:
+                replies += dialog.ask(pending, ctx)
+            return "mynumber", replies
+        if not text.strip():
+            if pending:
+                return "empty", dialog.ask(pending, ctx, prefix="メッセージが空のようです。")
+            return "empty", [Reply("メッセージが空のようです。ご質問を文章で送ってください。下のボタンからも選べます。",
+                                   choices=(Choice("メニュー", "menu"), Choice("窓口を探す", "office")), kind="empty")]
+        if len(text) > MAX_CHARS:
+            note = (f"メッセージが長すぎるため（{len(text):,}文字）、読み取れませんでした。"
+                    f"お手数ですが、{MAX_CHARS:,}文字以内で、知りたいことを短く送ってください。")
+            if pending:
+                return "too-long", dialog.ask(pending, ctx, prefix=note)
+            return "too-long", [Reply(note, choices=(Choice("メニュー", "menu"),), kind="too-long")]
+        return None

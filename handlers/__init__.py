@@ -1,0 +1,143 @@
+"""The route table: which handler answers a message. First match wins.
+
+Order matters and reads top to bottom: emergencies → cancel / menu / delete →
+the open dialog → clicked topics and dialog starters → talk to a person →
+small talk → the FAQ. A handler is ``(message, context) -> list[Reply]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.messages import Choice, IncomingMessage, Reply
+from bot.nlp.normalize import fold
+from handlers import dialog, system
+from handlers.base import Context, text_of
+from handlers.dialog import Form
+from handlers.faq import consult, render_topic
+from handlers.parsers import Invalid
+from handlers.safety import Safety, classify, reply_text
+
+Handler = Callable[[IncomingMessage, Context], list[Reply]]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    when: Callable[[IncomingMessage, Context], bool]
+    handle: Handler
+
+
+# --- conditions -----------------------------------------------------------------
+
+def _urgent(msg: IncomingMessage, ctx: Context) -> bool:
+    return msg.text is not None and classify(ctx.kb, msg.text) in (Safety.EMERGENCY, Safety.CRISIS)
+
+
+def _in_dialog(msg: IncomingMessage, ctx: Context) -> bool:
+    return ctx.state.dialog in ctx.forms
+
+
+def _topic_choice(msg: IncomingMessage, ctx: Context) -> bool:
+    return text_of(msg).startswith("topic:") and text_of(msg).removeprefix("topic:") in ctx.kb.topics
+
+
+def starter_for(msg: IncomingMessage, ctx: Context) -> str | None:
+    """The dialog a message asks to start, if any: a start: button, or a starter phrase."""
+    value = text_of(msg)
+    if value.startswith("start:"):
+        name = value.removeprefix("start:")
+        return name if name in ctx.forms else None
+    if msg.text is None:
+        return None
+    folded = fold(msg.text)
+    for name, phrases in ctx.starters.items():
+        if name in ctx.forms and any(p in folded for p in phrases):
+            return name
+    return None
+
+
+# --- handlers -------------------------------------------------------------------
+
+def urgent(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    kind = classify(ctx.kb, msg.text or "")
+    assert kind is not None
+    replies = [Reply(reply_text(ctx.kb, kind), kind=kind.value)]
+    if ctx.state.dialog in ctx.forms:
+        replies += dialog.ask(ctx.forms[ctx.state.dialog], ctx, prefix="（先ほどの続きは、落ち着いてからで大丈夫です）")
+    return replies
+
+
+def answer_topic(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    tid = text_of(msg).removeprefix("topic:")
+    body, choices = render_topic(ctx.kb, tid, ctx.state.profile.get("municipality"))
+    return [Reply(body, choices=choices, topic=tid)]
+
+
+def start_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    name = starter_for(msg, ctx)
+    assert name is not None
+    return dialog.start(ctx.forms[name], ctx)
+
+
+def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    """Feed the message to the open dialog; a question asked meanwhile gets its answer, then the pending question."""
+    form: Form = ctx.forms[ctx.state.dialog]  # type: ignore[index]
+    value = text_of(msg)
+    if value == "back" or system.matches(BACK_WORDS, msg):
+        return dialog.back(form, ctx)
+    if _topic_choice(msg, ctx):
+        return answer_topic(msg, ctx) + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
+    result = dialog.answer(form, ctx, value)
+    if not isinstance(result, Invalid):
+        return result
+    if msg.text and len(msg.text) >= 6:
+        c = consult(ctx.kb, ctx.matcher, msg.text, ctx.state.profile.get("municipality"))
+        if c.kind in ("answer", "medical", "redirect"):
+            return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
+    return dialog.reask(form, ctx, result.hint)
+
+
+def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    c = consult(ctx.kb, ctx.matcher, text_of(msg), ctx.state.profile.get("municipality"))
+    if c.kind == "answer":
+        from handlers.office import index_for
+
+        found = index_for(ctx.kb.prefecture).find(text_of(msg))
+        if found and found.municipality:
+            ctx.state.profile["municipality"] = found.municipality
+    return [c.reply()]
+
+
+BACK_WORDS = system._phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正", "やり直し")
+
+ROUTES: tuple[Route, ...] = (
+    Route("urgent", _urgent, urgent),
+    Route("cancel", lambda m, c: system.matches(system.CANCEL_WORDS, m), system.cancel),
+    Route("menu", lambda m, c: system.matches(system.MENU_WORDS, m), system.menu),
+    Route("delete", lambda m, c: system.matches(system.DELETE_WORDS, m), system.start_delete),
+    Route("dialog", _in_dialog, continue_dialog),
+    Route("topic", _topic_choice, answer_topic),
+    Route("start", lambda m, c: starter_for(m, c) is not None, start_dialog),
+    Route("office", lambda m, c: system.matches(system.HUMAN_WORDS, m), system.start_office),
+    Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m), system.greeting),
+    Route("thanks", lambda m, c: system.matches(system.THANKS_WORDS, m), system.thanks),
+    Route("faq", lambda m, c: True, faq),
+)
+
+
+def route(msg: IncomingMessage, ctx: Context) -> tuple[str, list[Reply]]:
+    """Run the first route whose condition holds. Returns (route name, replies)."""
+    for r in ROUTES:
+        if r.when(msg, ctx):
+            return r.name, r.handle(msg, ctx)
+    raise AssertionError("the faq route always matches")  # pragma: no cover
+
+
+DEFAULT_FORMS: dict[str, Form] = {
+    system.OFFICE_FORM.name: system.OFFICE_FORM,
+    system.DELETE_FORM.name: system.DELETE_FORM,
+}
+
+__all__ = ["ROUTES", "DEFAULT_FORMS", "Choice", "Route", "route"]

@@ -1,0 +1,82 @@
+"""What every handler receives, and small helpers to build replies.
+
+A handler is ``(message, context) -> list[Reply]``. It may change
+``context.state`` (the user's conversation state, saved by the core after the
+turn); it never sends, commits or reads the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from bot.messages import Choice, IncomingMessage, Reply
+from bot.nlp.matcher import Matcher
+from bot.nlp.normalize import fold
+from bot.storage.models import ConversationState
+from knowledge import KnowledgeBase
+
+if TYPE_CHECKING:
+    from handlers.dialog import Form
+
+CANCEL = Choice("やめる", "cancel")
+BACK = Choice("戻る", "back")
+MENU = Choice("メニュー", "menu")
+
+
+@dataclass
+class Context:
+    """Everything a handler may use during one turn."""
+
+    kb: KnowledgeBase
+    matcher: Matcher
+    state: ConversationState
+    now: datetime  # timezone-aware, Asia/Tokyo
+    forms: dict[str, Form] = field(default_factory=dict)
+    reminder_offsets: tuple[int, ...] = (60, 30, 7)
+    starters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    delete_requested: bool = False
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
+
+def text_of(msg: IncomingMessage) -> str:
+    """What the user said: the typed text, or the value of the clicked choice."""
+    if msg.choice is not None:
+        return msg.choice
+    return msg.text or ""
+
+
+def folded(msg: IncomingMessage) -> str:
+    return fold(text_of(msg))
+
+
+def topic_choice(kb: KnowledgeBase, topic_id: str) -> Choice:
+    return Choice(kb.topics[topic_id].label, f"topic:{topic_id}")
+
+
+def office_text(kb: KnowledgeBase, municipality: str) -> str:
+    """The window that serves ``municipality``, with address, phone and fax."""
+    from handlers.office import index_for, office_block
+
+    return office_block(kb.prefecture, index_for(kb.prefecture).office_of(municipality), municipality)
+
+
+def office_hint(kb: KnowledgeBase) -> str:
+    """Where to ask when the user's municipality is not known."""
+    pref = kb.prefecture
+    return (
+        f"詳しくは、お住まいの地域の保健福祉事務所（前橋市・高崎市にお住まいの方は市の保健所）にお問い合わせください"
+        f"（{pref.hours}）。お住まいの市町村名を送っていただければ、窓口の電話番号をお知らせします。"
+    )
+
+
+def known_office(ctx: Context) -> str:
+    """The user's office if we know their municipality, else how to find it."""
+    muni = ctx.state.profile.get("municipality")
+    if muni and any(m.name == muni for m in ctx.kb.prefecture.municipalities):
+        return office_text(ctx.kb, muni)
+    return office_hint(ctx.kb)

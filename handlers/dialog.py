@@ -1,0 +1,187 @@
+"""A small form engine: dialogs declared as data, run one question at a time.
+
+A ``Form`` is a list of ``Slot``s. The engine asks the first slot that is not
+answered yet and whose ``ask_if`` holds, parses the answer with the slot's
+parser (a clicked button's value goes through the same parser as typed text),
+and when no slot is left calls ``finish``. 「戻る」 forgets the last answer and
+asks it again; 「やめる」 is handled by the router before any dialog.
+
+Answers live in ``ConversationState.slots`` (JSON), so a dialog survives a
+restart or continues on another instance. There are no ``if step == ...``
+chains: which question comes next follows from the answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from bot.messages import Choice, Reply
+from handlers.base import BACK, CANCEL, Context
+from handlers.parsers import UNKNOWN, Invalid
+
+Answers = Mapping[str, Any]
+Parser = Callable[[str, Context], Any]
+
+
+def always(_answers: Answers) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One question of a form.
+
+    Attributes:
+        name: the contract slot name, shown as ``expecting``.
+        ask: the question, or a function of the answers so far that writes it.
+        parse: turns the user's text (or a button value) into a value, UNKNOWN or Invalid(hint).
+        choices: buttons offered with the question; each value must parse.
+        ask_if: the slot is asked only when this holds for the answers so far.
+        unknown_help: said when the user answers わからない (where to find the figure).
+        allow_unknown: whether わからない is an acceptable answer; if not, ``unknown_help`` is said and the question repeated.
+        undo: slots forgotten together with this one (e.g. a confirmation and what it confirms).
+        on_answer: names of slots to forget when this slot's answer is False (a "no" to a confirmation).
+    """
+
+    name: str
+    ask: str | Callable[[Answers, Context], str]
+    parse: Parser
+    choices: tuple[Choice, ...] = ()
+    ask_if: Callable[[Answers], bool] = always
+    unknown_help: str | None = None
+    allow_unknown: bool = True
+    expecting: str | None = None
+    reset_on_no: tuple[str, ...] = ()
+
+    def question(self, answers: Answers, ctx: Context) -> str:
+        return self.ask(answers, ctx) if callable(self.ask) else self.ask
+
+
+@dataclass(frozen=True)
+class Form:
+    """A dialog as data.
+
+    Attributes:
+        name: stored in the state while the dialog is open.
+        intro: said once when the dialog starts.
+        slots: the questions, in order.
+        finish: builds the closing replies from the answers.
+        prefill: answers known before the dialog starts (e.g. the municipality already given).
+    """
+
+    name: str
+    intro: str
+    slots: tuple[Slot, ...]
+    finish: Callable[[Answers, Context], list[Reply]]
+    prefill: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {})
+
+    def slot(self, name: str) -> Slot:
+        return next(s for s in self.slots if s.name == name)
+
+
+# --- JSON codec for answers -------------------------------------------------
+
+def encode(value: Any) -> Any:
+    if value is UNKNOWN:
+        return {"unknown": True}
+    if isinstance(value, date):
+        return {"date": value.isoformat()}
+    return value
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("unknown") is True:
+        return UNKNOWN
+    if isinstance(value, dict) and "date" in value:
+        return date.fromisoformat(value["date"])
+    return value
+
+
+def answers_of(ctx: Context) -> dict[str, Any]:
+    return {k: decode(v) for k, v in ctx.state.slots.items()}
+
+
+# --- the engine ---------------------------------------------------------------
+
+def next_slot(form: Form, answers: Answers) -> Slot | None:
+    for slot in form.slots:
+        if slot.name not in answers and slot.ask_if(answers):
+            return slot
+    return None
+
+
+def ask(form: Form, ctx: Context, prefix: str | None = None) -> list[Reply]:
+    """Ask the pending question (or finish when nothing is pending)."""
+    answers = answers_of(ctx)
+    slot = next_slot(form, answers)
+    if slot is None:
+        replies = form.finish(answers, ctx)
+        if ctx.state.dialog == form.name:  # finish may have started another dialog
+            end(ctx)
+        return ([Reply(prefix)] if prefix else []) + replies
+    text = slot.question(answers, ctx)
+    if prefix:
+        text = f"{prefix}\n\n{text}"
+    extra = (BACK, CANCEL) if ctx.state.history else (CANCEL,)
+    return [Reply(text, choices=slot.choices + extra, expecting=slot.expecting or slot.name, kind="question")]
+
+
+def start(form: Form, ctx: Context) -> list[Reply]:
+    ctx.state.dialog = form.name
+    ctx.state.slots = {k: encode(v) for k, v in form.prefill(ctx).items()}
+    ctx.state.history = []
+    return [Reply(form.intro, kind="intro")] + ask(form, ctx)
+
+
+def end(ctx: Context) -> None:
+    ctx.state.dialog = None
+    ctx.state.slots = {}
+    ctx.state.history = []
+
+
+def back(form: Form, ctx: Context) -> list[Reply]:
+    """Forget the last answer and ask that question again."""
+    if not ctx.state.history:
+        return ask(form, ctx, prefix="これが最初の質問です。")
+    last = ctx.state.history.pop()
+    ctx.state.slots.pop(last, None)
+    # Answers given after `last` that depended on it are gone already (history is a stack);
+    # slots only implied by it (ask_if) are asked again as needed.
+    return ask(form, ctx, prefix="ひとつ前の質問に戻ります。")
+
+
+def pending(form: Form, ctx: Context) -> Slot | None:
+    return next_slot(form, answers_of(ctx))
+
+
+def answer(form: Form, ctx: Context, text: str) -> list[Reply] | Invalid:
+    """Feed one answer to the pending slot.
+
+    Returns the next replies, or the parser's ``Invalid`` (untouched state) so
+    that the caller can check whether the user asked a question instead.
+    """
+    slot = pending(form, ctx)
+    if slot is None:
+        return ask(form, ctx)
+    value = slot.parse(text, ctx)
+    if isinstance(value, Invalid):
+        return value
+    if value is UNKNOWN and not slot.allow_unknown:
+        return ask(form, ctx, prefix=slot.unknown_help or "ここは必要な情報です。")
+    prefix = slot.unknown_help if value is UNKNOWN else None
+    ctx.state.slots[slot.name] = encode(value)
+    ctx.state.history.append(slot.name)
+    if value is False and slot.reset_on_no:
+        for name in slot.reset_on_no + (slot.name,):
+            ctx.state.slots.pop(name, None)
+            if name in ctx.state.history:
+                ctx.state.history.remove(name)
+    return ask(form, ctx, prefix=prefix)
+
+
+def reask(form: Form, ctx: Context, hint: str) -> list[Reply]:
+    """Ask the pending question again after input it could not read."""
+    return ask(form, ctx, prefix=hint)

@@ -1,0 +1,109 @@
+"""Finding the user's municipality in what they typed, and naming its office.
+
+Every municipality of the prefecture data resolves: by its name (前橋市, 草津町),
+its name without 市/町/村 where that is unambiguous (前橋, 草津), its reading
+(くさつまち, くさつ), the municipalities merged into it (新田町 → 太田市), and
+the 郡 when all of its towns share one office (吾妻郡).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.nlp.normalize import fold
+from knowledge.models import Prefecture
+
+# Short forms that are everyday words or other places (上野 in Tokyo, 昭和 the era,
+# 高山 a surname, 群馬 the prefecture itself, 赤城 the mountain): these are
+# recognised only with their 町/村 suffix.
+_AMBIGUOUS_SHORT = {"上野", "昭和", "高山", "明和", "新町", "東", "吉井", "宮城", "富士見", "群馬", "利根", "赤城", "中里", "境"}
+_SUFFIX = re.compile(r"(市|町|村|まち|むら|し|ちょう|そん)$")
+
+
+@dataclass(frozen=True)
+class Found:
+    municipality: str | None  # the resolved municipality, or None when only a district/office is known
+    office: str
+    ambiguous: tuple[str, ...] = ()
+
+
+class MunicipalityIndex:
+    """Longest-first lookup of municipality names inside free text."""
+
+    def __init__(self, pref: Prefecture) -> None:
+        self.pref = pref
+        keys: dict[str, set[str]] = {}
+
+        def add(alias: str, target: str) -> None:
+            f = fold(alias)
+            if len(f) >= 2:
+                keys.setdefault(f, set()).add(target)
+
+        districts: dict[str, set[str]] = {}
+        for m in pref.municipalities:
+            add(m.name, m.name)
+            add(m.reading, m.name)
+            short = _SUFFIX.sub("", m.name)
+            if short not in _AMBIGUOUS_SHORT:
+                add(short, m.name)
+            reading_short = _SUFFIX.sub("", m.reading)
+            if len(reading_short) >= 3 and short not in _AMBIGUOUS_SHORT:
+                add(reading_short, m.name)
+            for former in m.former:
+                plain = re.sub(r"（.*?）", "", former)
+                add(plain, m.name)
+                former_short = _SUFFIX.sub("", plain)
+                if former_short not in _AMBIGUOUS_SHORT:
+                    add(former_short, m.name)
+            if m.district:
+                districts.setdefault(m.district, set()).add(m.name)
+        self._keys = keys
+        self._districts = {fold(d): names for d, names in districts.items()}
+        alternation = sorted(set(keys) | set(self._districts), key=len, reverse=True)
+        self._re = re.compile("|".join(re.escape(k) for k in alternation))
+
+    def office_of(self, name: str) -> str:
+        return next(m.office for m in self.pref.municipalities if m.name == name)
+
+    def find(self, text: str) -> Found | None:
+        """The first municipality (or district) named in ``text``, or None."""
+        folded = fold(text)
+        for match in self._re.finditer(folded):
+            key = match.group(0)
+            if key in self._keys:
+                names = sorted(self._keys[key])
+                if len(names) == 1:
+                    return Found(names[0], self.office_of(names[0]))
+                offices = {self.office_of(n) for n in names}
+                if len(offices) == 1:
+                    return Found(None, offices.pop(), tuple(names))
+                return Found(None, "", tuple(names))
+            names = sorted(self._districts[key])
+            offices = {self.office_of(n) for n in names}
+            if len(offices) == 1:
+                return Found(None, offices.pop(), tuple(names))
+        return None
+
+
+_CACHE: dict[int, MunicipalityIndex] = {}
+
+
+def index_for(pref: Prefecture) -> MunicipalityIndex:
+    """The (cached) index of a prefecture's municipalities."""
+    idx = _CACHE.get(id(pref))
+    if idx is None or idx.pref is not pref:
+        idx = _CACHE[id(pref)] = MunicipalityIndex(pref)
+    return idx
+
+
+def office_block(pref: Prefecture, office_id: str, municipality: str | None, names: tuple[str, ...] = ()) -> str:
+    """Text naming an office, its address, phone and fax."""
+    office = pref.offices[office_id]
+    who = f"{municipality}にお住まいの方" if municipality else "、".join(names) + "にお住まいの方"
+    return (
+        f"{who}の窓口は「{office.name}」です。\n"
+        f"・所在地：{office.address}\n"
+        f"・電話：{office.phone}（FAX：{office.fax}）\n"
+        f"・受付：{pref.hours}"
+    )

@@ -1,0 +1,649 @@
+"""Parsers for answers typed in chat (or sent by a button) to the dialog questions.
+
+What this is: one function per kind of answer — yes/no, yen amount, month count,
+insurance rate, the other household members' caps, a date. Each returns the value,
+``UNKNOWN`` (the user said わからない, which is an answer), or ``Invalid(hint)`` with a kind
+Japanese hint for asking again. They never raise, whatever the input.
+
+What this is not: no dialog state, no I/O, no knowledge of which slot is being asked.
+Range checks that belong to the rules (e.g. contradictions between answers) live in
+``handlers.calc``.
+
+Every value a button sends (``*_CHOICES`` below: ASCII values such as ``"yes"``,
+``"unknown"``, ``"0.3"``) parses with the same parser as typed text.
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from typing import Final, Literal
+
+__all__ = [
+    "COUNT_CHOICES",
+    "HOUSEHOLD_CAPS_CHOICES",
+    "RATE_CHOICES",
+    "UNKNOWN",
+    "UNKNOWN_CHOICE",
+    "YES_NO_CHOICES",
+    "Invalid",
+    "Unknown",
+    "is_unknown_answer",
+    "normalize",
+    "parse_count",
+    "parse_date",
+    "parse_household_caps",
+    "parse_rate",
+    "parse_yen",
+    "parse_yes_no",
+]
+
+
+class Unknown(enum.Enum):
+    """Type of the ``UNKNOWN`` sentinel: the user does not know the answer."""
+
+    UNKNOWN = "unknown"
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Final = Unknown.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """The answer could not be read; ``hint`` is a kind Japanese re-ask."""
+
+    hint: str
+
+
+Rate = Literal[0.1, 0.2, 0.3]
+
+# Button (label, value) pairs. Values are plain ASCII and parse with the matching parser.
+UNKNOWN_CHOICE: Final[tuple[str, str]] = ("わからない", "unknown")
+YES_NO_CHOICES: Final[tuple[tuple[str, str], ...]] = (("はい", "yes"), ("いいえ", "no"), UNKNOWN_CHOICE)
+RATE_CHOICES: Final[tuple[tuple[str, str], ...]] = (("3割", "0.3"), ("2割", "0.2"), ("1割", "0.1"), UNKNOWN_CHOICE)
+COUNT_CHOICES: Final[tuple[tuple[str, str], ...]] = (("ない", "0"), ("6か月以上", "6"), UNKNOWN_CHOICE)
+HOUSEHOLD_CAPS_CHOICES: Final[tuple[tuple[str, str], ...]] = (("いない", "none"), UNKNOWN_CHOICE)
+
+# Longest answer we try to read; longer text is not an answer to a short question.
+MAX_ANSWER_CHARS: Final[int] = 100
+# Largest amount of yen we accept (10億円).
+MAX_YEN: Final[int] = 1_000_000_000
+# Highest cap a 受給者証 can carry (指定難病 上位所得 一般).
+MAX_CAP: Final[int] = 30_000
+
+HINT_YES_NO: Final[str] = "「はい」か「いいえ」で教えてください。わからなければ「わからない」と送ってください。"
+HINT_YEN: Final[str] = (
+    "金額は『7万1千円』『71000』のように数字で教えてください。わからなければ『わからない』と送ってください。"
+)
+HINT_YEN_RANGE: Final[str] = "0円から10億円までの金額で教えてください。" + HINT_YEN
+HINT_COUNT: Final[str] = (
+    "月数は『6』『6か月』『半年』のように、0から12までの数で教えてください。"
+    "なければ『ない』、わからなければ『わからない』と送ってください。"
+)
+HINT_COUNT_RANGE: Final[str] = "直近12か月のうちの月数なので、0から12までで教えてください。"
+HINT_RATE: Final[str] = (
+    "ふだんの窓口での負担割合を『3割』『2割』『1割』のように教えてください。"
+    "保険証や資格確認書に書かれています。わからなければ『わからない』と送ってください。"
+)
+HINT_HOUSEHOLD_CAPS: Final[str] = (
+    "同じ世帯でほかに受給者証をお持ちの方の月額上限額を『10,000円』『5000円と2500円』のように教えてください。"
+    "いなければ『いない』、わからなければ『わからない』と送ってください。"
+)
+HINT_HOUSEHOLD_CAP_RANGE: Final[str] = (
+    "受給者証の月額上限額は30,000円以下です。受給者証に書かれた金額（例：10,000円）を教えてください。"
+)
+HINT_DATE: Final[str] = (
+    "日付は『2027年3月31日』『令和9年3月31日』『R9.3.31』『2027/3/31』のように教えてください。"
+    "わからなければ『わからない』と送ってください。"
+)
+HINT_DATE_NEEDED: Final[str] = "日付を年・月・日で教えてください。" + HINT_DATE
+HINT_DATE_DAY: Final[str] = "日にちまで教えてください（月末なら『3月末』でも大丈夫です）。" + HINT_DATE
+HINT_TOO_LONG: Final[str] = "短いお返事で教えてください。"
+
+
+# --------------------------------------------------------------------------- normalising
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width digits and letters to ASCII), lower case, no whitespace, trimmed.
+
+    Args:
+        text: what the user typed.
+
+    Returns:
+        The normalised text; commas are kept (their meaning depends on the question).
+    """
+    folded = unicodedata.normalize("NFKC", text).lower()
+    # 「〜」「～」 and the wave dash all become "~"; the long-vowel bar variants become "ー".
+    folded = folded.translate(str.maketrans({"〜": "~", "～": "~", "−": "-", "‐": "-", "–": "-", "—": "-", "―": "ー"}))
+    return re.sub(r"\s+", "", folded)
+
+
+_UNKNOWN_MARKERS: Final[tuple[str, ...]] = (
+    "わから",
+    "分から",
+    "判ら",
+    "解ら",
+    "わかん",
+    "分かん",
+    "わかりません",
+    "分かりません",
+    "不明",
+    "知らな",
+    "しらな",
+    "知りません",
+    "しりません",
+    "知らん",
+    "しらん",
+    "覚えてな",
+    "覚えていな",
+    "おぼえてな",
+    "忘れた",
+    "unknown",
+    "idk",
+    "dontknow",
+    "don'tknow",
+    "notsure",
+)
+
+
+def is_unknown_answer(text: str) -> bool:
+    """Whether the (raw or normalised) text says the user does not know."""
+    t = normalize(text)
+    return t in ("?", "??", "unknown") or any(marker in t for marker in _UNKNOWN_MARKERS)
+
+
+def _start(text: object, hint: str) -> str | Unknown | Invalid:
+    """Common start of every parser: type guard, normalise, length guard, わからない.
+
+    Returns the normalised text, ``UNKNOWN``, or ``Invalid`` carrying ``hint``.
+    """
+    if not isinstance(text, str):
+        return Invalid(hint)
+    t = normalize(text)
+    if not t:
+        return Invalid(hint)
+    if len(t) > MAX_ANSWER_CHARS:
+        return Invalid(HINT_TOO_LONG + hint)
+    if is_unknown_answer(t):
+        return UNKNOWN
+    return t
+
+
+_TRAILING: Final[re.Pattern[str]] = re.compile(r"[。.!?、,~ー]+$")
+
+
+def _strip_trailing(t: str) -> str:
+    return _TRAILING.sub("", t)
+
+
+# --------------------------------------------------------------------------- yes / no
+
+_NO_START: Final[re.Pattern[str]] = re.compile(r"^(いいえ|いえ|いや|ううん|no|nope|違う|ちがう|ちがいます|違います)(?=$|[、。,.!ー])")
+_YES_START: Final[re.Pattern[str]] = re.compile(r"^(はい|うん|ええ|そう|yes|yeah|ok|okay)(?=$|[、。,.!ー]|です|だよ)")
+_NO_WORDS: Final[re.Pattern[str]] = re.compile(
+    r"(ない|無い|ません|なし|無し|いない|ていない|てない|しない|非該当|該当しな|ではな|じゃな|違う|ちがう|^n$|^no$|^x$|^×$|^✕$|^false$)"
+)
+_YES_WORDS: Final[re.Pattern[str]] = re.compile(
+    r"(はい|受けて|もらって|ます|ている|てる|あります|ある|いる|該当|^y$|^yes$|^ok$|^o$|^○$|^◯$|^true$)"
+)
+
+
+def parse_yes_no(text: str) -> bool | Unknown | Invalid:
+    """Read a yes/no answer.
+
+    はい, うん, ええ, そう, 受けてます, あります, yes, y, ok → True; いいえ, いや, ううん,
+    受けてない, 受けていません, ない, なし, no, n → False; わからない → ``UNKNOWN``.
+    Button values: ``"yes"``, ``"no"``, ``"unknown"``.
+
+    Args:
+        text: the answer.
+
+    Returns:
+        True, False, ``UNKNOWN`` or ``Invalid(hint)``.
+    """
+    t = _start(text, HINT_YES_NO)
+    if not isinstance(t, str):
+        return t
+    t = _strip_trailing(t)
+    if t in ("yes", "y", "true"):
+        return True
+    if t in ("no", "n", "false"):
+        return False
+    # A leading はい / いいえ decides ("はい、受けています", "いいえ、受けていません").
+    if _NO_START.search(t):
+        return False
+    if _YES_START.search(t):
+        return True
+    # Otherwise a negation anywhere wins over a positive verb ("受けてない" contains "受けて").
+    if _NO_WORDS.search(t):
+        return False
+    if _YES_WORDS.search(t):
+        return True
+    return Invalid(HINT_YES_NO)
+
+
+# --------------------------------------------------------------------------- numbers
+
+_KANJI_DIGITS: Final[dict[str, int]] = {
+    "〇": 0, "零": 0, "一": 1, "壱": 1, "二": 2, "弐": 2, "三": 3, "参": 3, "四": 4,
+    "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
+}  # fmt: skip
+_SMALL_UNITS: Final[dict[str, int]] = {"十": 10, "拾": 10, "百": 100, "千": 1000}
+_BIG_UNITS: Final[dict[str, int]] = {"万": 10_000, "萬": 10_000, "億": 100_000_000}
+_NUMBER_CHARS: Final[str] = "0-9.," + "".join(_KANJI_DIGITS) + "".join(_SMALL_UNITS) + "".join(_BIG_UNITS)
+_NUMBER_RUN: Final[re.Pattern[str]] = re.compile(f"[{_NUMBER_CHARS}]+")
+_TOKEN: Final[re.Pattern[str]] = re.compile(
+    r"(?P<arabic>[0-9]+(?:\.[0-9]+)?)|(?P<kanji>[" + "".join(_KANJI_DIGITS) + r"]+)|(?P<unit>.)"
+)
+
+
+def _parse_number(run: str, *, bare_decimal: bool = False) -> Fraction | None:
+    """Parse a run of Arabic and/or kanji numerals: 71000, 7万1千, 1.5万, 二十五万三千, 一〇〇〇〇.
+
+    A decimal point is read only before a unit ("1.5万") unless ``bare_decimal`` ("0.3"),
+    so that "71.000" is not taken for 71.
+
+    Returns None when the run is not a well-formed number.
+    """
+    run = run.rstrip(".,").lstrip(",")
+    # Commas only group thousands ("71,000"): a digit before, exactly three digits after.
+    if re.search(r"(?<![0-9]),|,(?![0-9]{3}(?![0-9]))", run):
+        return None
+    run = run.replace(",", "")
+    if not run or run.count(".") > 1:
+        return None
+    total = Fraction(0)
+    section = Fraction(0)  # below 万
+    current: Fraction | None = None  # a numeral waiting for its unit
+    last_small: int | None = None  # the last 十/百/千 in this section
+    last_big: int | None = None  # the last 万/億 seen
+    seen_any = False
+    current_decimal = False
+    for match in _TOKEN.finditer(run):
+        if match.group("arabic") is not None or match.group("kanji") is not None:
+            if current is not None:
+                return None
+            if match.group("arabic") is not None:
+                current = Fraction(match.group("arabic"))
+                current_decimal = "." in match.group("arabic")
+            else:
+                current = Fraction(int("".join(str(_KANJI_DIGITS[c]) for c in match.group("kanji"))))
+                current_decimal = False
+            seen_any = True
+            continue
+        unit = match.group("unit")
+        if unit in _SMALL_UNITS:
+            value = _SMALL_UNITS[unit]
+            if last_small is not None and value >= last_small:
+                return None
+            section += (current if current is not None else 1) * value
+            current = None
+            last_small = value
+            seen_any = True
+        elif unit in _BIG_UNITS:
+            value = _BIG_UNITS[unit]
+            if current is not None and last_small is not None and current >= last_small:
+                return None
+            amount = section + (current or 0)
+            if amount == 0 and current is None:
+                return None  # "万" with nothing before it
+            if last_big is not None and (value >= last_big or amount * value >= last_big):
+                return None
+            total += amount * value
+            section, current, last_small, last_big = Fraction(0), None, None, value
+            seen_any = True
+        else:
+            return None
+    if not seen_any:
+        return None
+    if current is not None and current_decimal and not bare_decimal:
+        return None
+    if current is not None and last_small is not None and current >= last_small:
+        return None  # "千5000"
+    rest = section + (current or 0)
+    if last_big is not None and rest >= last_big:
+        return None  # "25万30000"
+    return total + rest
+
+
+_NEGATIVE: Final[re.Pattern[str]] = re.compile(r"(^|[^0-9])(-|マイナス|▲|△)\s*[0-9" + "".join(_KANJI_DIGITS) + "]")
+_ZERO_WORDS: Final[re.Pattern[str]] = re.compile(r"(なし|ない|無し|無い|ゼロ|ぜろ|none|nothing|zero|nil|ありません|ないです)")
+# Units that turn a number into something other than yen.
+_NOT_YEN_UNIT: Final[re.Pattern[str]] = re.compile(
+    r"^(割|%|パーセント|か月|ヶ月|ヵ月|カ月|ケ月|箇月|ヶ|月|年|日|歳|才|人|名|回|件|時|分|秒|個|つ|枚|/|:|\.|-|番)"
+)
+
+
+def _single_number(t: str, *, bare_decimal: bool = False) -> tuple[Fraction, str, str] | Invalid | None:
+    """The one number in ``t`` with the text before and after it.
+
+    Returns None when there is no number, Invalid when there are several or it is malformed.
+    """
+    runs = [m for m in _NUMBER_RUN.finditer(t) if m.group().strip(".,")]
+    if not runs:
+        return None
+    if len(runs) > 1:
+        return Invalid("")
+    match = runs[0]
+    value = _parse_number(match.group(), bare_decimal=bare_decimal)
+    if value is None:
+        return Invalid("")
+    return value, t[: match.start()], t[match.end() :]
+
+
+def parse_yen(text: str) -> int | Unknown | Invalid:
+    """Read an amount of yen.
+
+    Accepts "７万円", "7万1千円", "71,000", "71000円", "約25万", "25万くらい", "二十五万三千",
+    "1.5万", "25万円程度", "0"; "なし" / "ない" / "ゼロ" mean 0 yen (e.g. no income).
+
+    Args:
+        text: the answer.
+
+    Returns:
+        The amount in whole yen (0 to 10億), ``UNKNOWN`` or ``Invalid(hint)``.
+    """
+    t = _start(text, HINT_YEN)
+    if not isinstance(t, str):
+        return t
+    if _NEGATIVE.search(t):
+        return Invalid(HINT_YEN_RANGE)
+    found = _single_number(t)
+    if found is None:
+        return 0 if _ZERO_WORDS.search(t) else Invalid(HINT_YEN)
+    if isinstance(found, Invalid):
+        return Invalid(HINT_YEN)
+    value, _before, after = found
+    if _NOT_YEN_UNIT.match(after):
+        return Invalid(HINT_YEN)
+    if value.denominator != 1:
+        return Invalid(HINT_YEN)
+    if not 0 <= value <= MAX_YEN:
+        return Invalid(HINT_YEN_RANGE)
+    return int(value)
+
+
+# --------------------------------------------------------------------------- months
+
+_TWELVE: Final[re.Pattern[str]] = re.compile(r"(毎月|1年|一年|12か月|十二か月|ずっと|全部|すべて|全て|all)")
+_HALF_YEAR: Final[re.Pattern[str]] = re.compile(r"半年")
+_NO_TIMES: Final[re.Pattern[str]] = re.compile(r"(一度も|1度も|一回も|1回も|ひと月も|一月も|1月も|一か月も|1か月も)")
+_COUNT_UNIT: Final[re.Pattern[str]] = re.compile(r"^(か月|ヶ月|ヵ月|カ月|ケ月|箇月|ヶ|月|回|つ|度)?")
+
+
+def parse_count(text: str) -> int | Unknown | Invalid:
+    """Read a number of months (0–12), e.g. months over 50,000円 in the last 12.
+
+    Accepts "6", "６か月", "六か月", "6ヶ月", "半年" (6), "ない" / "なし" / "ゼロ" (0),
+    "1年" / "毎月" (12). Button values: "0" … "12", "unknown".
+
+    Args:
+        text: the answer.
+
+    Returns:
+        0 to 12, ``UNKNOWN`` or ``Invalid(hint)``.
+    """
+    t = _start(text, HINT_COUNT)
+    if not isinstance(t, str):
+        return t
+    if _NEGATIVE.search(t):
+        return Invalid(HINT_COUNT_RANGE)
+    if _NO_TIMES.search(t) and _ZERO_WORDS.search(t):
+        return 0
+    found = _single_number(t)
+    if found is None:
+        if _TWELVE.search(t):
+            return 12
+        if _HALF_YEAR.search(t):
+            return 6
+        return 0 if _ZERO_WORDS.search(t) else Invalid(HINT_COUNT)
+    if isinstance(found, Invalid):
+        return Invalid(HINT_COUNT)
+    value, _before, after = found
+    if re.match(r"^年", after):
+        return 12 if value == 1 else Invalid(HINT_COUNT_RANGE)
+    unit = _COUNT_UNIT.match(after)
+    rest = after[unit.end() :] if unit else after
+    if re.match(r"^[割%円/:.\-年日歳人]", rest) or value.denominator != 1:
+        return Invalid(HINT_COUNT)
+    if not 0 <= value <= 12:
+        return Invalid(HINT_COUNT_RANGE)
+    return int(value)
+
+
+# --------------------------------------------------------------------------- rate
+
+_RATES: Final[dict[Fraction, Rate]] = {Fraction(1, 10): 0.1, Fraction(2, 10): 0.2, Fraction(3, 10): 0.3}
+
+
+def parse_rate(text: str) -> Rate | Unknown | Invalid:
+    """Read the usual insurance copay rate.
+
+    "3割" / "３割" / "30%" / "0.3" / "3" → 0.3; likewise 2割 → 0.2 and 1割 → 0.1.
+    Button values: "0.3", "0.2", "0.1", "unknown".
+
+    Args:
+        text: the answer.
+
+    Returns:
+        0.1, 0.2 or 0.3, ``UNKNOWN`` or ``Invalid(hint)``.
+    """
+    t = _start(text, HINT_RATE)
+    if not isinstance(t, str):
+        return t
+    found = _single_number(t, bare_decimal=True)
+    if not isinstance(found, tuple) or _NEGATIVE.search(t):
+        return Invalid(HINT_RATE)
+    value, _before, after = found
+    if after.startswith("割"):
+        rate = value / 10
+    elif after.startswith(("%", "パーセント")):
+        rate = value / 100
+    elif re.match(r"^[^円月年日人回か]*$", after):
+        if value in _RATES:
+            rate = value
+        elif value in (1, 2, 3):
+            rate = value / 10
+        elif value in (10, 20, 30):
+            rate = value / 100
+        else:
+            return Invalid(HINT_RATE)
+    else:
+        return Invalid(HINT_RATE)
+    return _RATES.get(rate, Invalid(HINT_RATE))
+
+
+# --------------------------------------------------------------------------- household caps
+
+_NOBODY: Final[re.Pattern[str]] = re.compile(r"(いない|いません|おりません|居ない|居ません|なし|無し|ない|ゼロ|none|nobody|0人|ひとりも|一人も|1人も|自分だけ|私だけ|わたしだけ|本人のみ|本人だけ)")
+# A comma followed by exactly three digits groups thousands; any other comma separates items.
+_LIST_SEPARATOR: Final[re.Pattern[str]] = re.compile(r",(?![0-9]{3}(?![0-9]))|と|、|・|/|&|\+|and|および|及び|,?それと|;|;")
+
+
+def parse_household_caps(text: str) -> list[int] | Unknown | Invalid:
+    """Read the caps on the other household members' certificates.
+
+    "いない" / "いません" / "なし" → []; "10,000円" → [10000]; "5000円と2500円" or
+    "5000、2500" → [5000, 2500]. Button values: "none", "unknown".
+
+    Args:
+        text: the answer.
+
+    Returns:
+        A list of caps in yen (each 1 to 30,000), ``UNKNOWN`` or ``Invalid(hint)``.
+    """
+    if not isinstance(text, str):
+        return Invalid(HINT_HOUSEHOLD_CAPS)
+    # Whitespace separates items here ("5000 2500"), so split before normalising it away.
+    spaced = re.sub(r"(?<=[0-9円万千])\s+(?=[0-9])", "、", unicodedata.normalize("NFKC", text).strip())
+    t = _start(spaced, HINT_HOUSEHOLD_CAPS)
+    if not isinstance(t, str):
+        return t
+    t = _strip_trailing(t)
+    if t in ("none", "0", "0円", "0人"):
+        return []
+    # "いない", "一人もいない", "0人" — but not "5000円しかない" (an amount is given).
+    if _NOBODY.search(t) and not re.search(r"[0-9]{2,}|[万千百]", t):
+        return []
+    parts = [p for p in _LIST_SEPARATOR.split(t) if p]
+    if not parts or len(parts) > 10:
+        return Invalid(HINT_HOUSEHOLD_CAPS)
+    caps: list[int] = []
+    for part in parts:
+        value = parse_yen(part)
+        if not isinstance(value, int):
+            return Invalid(HINT_HOUSEHOLD_CAPS)
+        if not 0 < value <= MAX_CAP:
+            return Invalid(HINT_HOUSEHOLD_CAP_RANGE)
+        caps.append(value)
+    return caps
+
+
+# --------------------------------------------------------------------------- dates
+
+# (name, first day, first Gregorian year - 1). Dates after an era ended are still read
+# arithmetically (old forms printed e.g. 平成32年), but not dates before it began.
+_ERAS: Final[dict[str, tuple[date, int]]] = {
+    "令和": (date(2019, 5, 1), 2018),
+    "r": (date(2019, 5, 1), 2018),
+    "平成": (date(1989, 1, 8), 1988),
+    "h": (date(1989, 1, 8), 1988),
+    "昭和": (date(1926, 12, 25), 1925),
+    "s": (date(1926, 12, 25), 1925),
+}
+_MIN_YEAR: Final[int] = 1900
+_MAX_YEAR: Final[int] = 2200
+
+_SEP: Final[str] = r"[年/\-.]"
+_SEP2: Final[str] = r"[月/\-.]"
+_ERA_DATE: Final[re.Pattern[str]] = re.compile(
+    r"(?<![a-z])(?P<era>令和|平成|昭和|r|h|s)(?P<year>[0-9]{1,2}|元)" + _SEP + r"(?P<month>[0-9]{1,2})" + _SEP2 + r"(?P<day>[0-9]{1,2})(?![0-9])日?"
+)
+_WESTERN_DATE: Final[re.Pattern[str]] = re.compile(
+    r"(?<![0-9])(?P<year>[0-9]{4})" + _SEP + r"(?P<month>[0-9]{1,2})" + _SEP2 + r"(?P<day>[0-9]{1,2})(?![0-9])日?"
+)
+_COMPACT_DATE: Final[re.Pattern[str]] = re.compile(r"^(?P<year>[0-9]{4})(?P<month>[0-9]{2})(?P<day>[0-9]{2})$")
+_MONTH_END: Final[re.Pattern[str]] = re.compile(
+    r"(?:(?P<era>令和|平成|昭和|r|h|s)(?P<eyear>[0-9]{1,2}|元)" + _SEP + r"|(?<![0-9])(?P<year>[0-9]{4})" + _SEP + r")?"
+    r"(?<![0-9])(?P<month>[0-9]{1,2})月?末日?"
+)
+_MONTH_DAY: Final[re.Pattern[str]] = re.compile(r"(?<![0-9.])(?P<month>[0-9]{1,2})[月/\-.](?P<day>[0-9]{1,2})(?![0-9.])日?")
+_YEAR_MONTH_ONLY: Final[re.Pattern[str]] = re.compile(r"((令和|平成|昭和)([0-9]{1,2}|元)年|[0-9]{4}年|(r|h|s)[0-9]{1,2}[./])[0-9]{1,2}月?$")
+_WEEKDAY: Final[re.Pattern[str]] = re.compile(r"\(([月火水木金土日])(曜日?)?\)|[月火水木金土日]曜日?$")
+_KANJI_NUMBER: Final[re.Pattern[str]] = re.compile("[" + "".join(_KANJI_DIGITS) + "十]+")
+
+
+def _kanji_to_arabic(t: str) -> str:
+    """Turn kanji numerals into Arabic ones (令和九年三月三十一日 → 令和9年3月31日)."""
+
+    def repl(match: re.Match[str]) -> str:
+        value = _parse_number(match.group())
+        return str(value) if value is not None and value.denominator == 1 else match.group()
+
+    return _KANJI_NUMBER.sub(repl, t)
+
+
+def _make_date(year: int, month: int, day: int) -> date | None:
+    if not _MIN_YEAR <= year <= _MAX_YEAR:
+        return None
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _era_year(era: str, year_text: str) -> int | None:
+    year = 1 if year_text == "元" else int(year_text)
+    if year < 1:
+        return None
+    return _ERAS[era][1] + year
+
+
+def _only_this(t: str, match: re.Match[str]) -> bool:
+    """No other digits around the date (so "3/31と4/30" or "2027/3/31 10:00" are not read)."""
+    rest = t[: match.start()] + t[match.end() :]
+    return not re.search(r"[0-9]", rest)
+
+
+def _next_occurrence(month: int, day: int | None, today: date) -> date | None:
+    """The next date with this month and day (or month end) on or after today."""
+    for year in range(max(today.year, _MIN_YEAR), min(today.year + 9, _MAX_YEAR + 1)):
+        if day is None:
+            candidate = _make_date(year, month, calendar.monthrange(year, month)[1]) if 1 <= month <= 12 else None
+        else:
+            candidate = _make_date(year, month, day)
+        if candidate is not None and candidate >= today:
+            return candidate
+    return None
+
+
+def parse_date(text: str, today: date) -> date | Unknown | Invalid:
+    """Read a date.
+
+    Accepts 2027年3月31日, 2027/3/31, 2027-03-31, 2027.3.31, 20270331, 令和9年3月31日,
+    R9.3.31, r9/3/31, 平成31年4月30日, H31.4.30, 令和元年5月1日, 令和九年三月三十一日;
+    "3月末" / "3月末日" (end of that month), "3/31" (year left out): the next such day on or
+    after ``today``. Button value: "unknown".
+
+    Args:
+        text: the answer.
+        today: the current date in Japan (a parameter, the clock is not read here).
+
+    Returns:
+        The date, ``UNKNOWN`` or ``Invalid(hint)``; impossible dates (2027/2/30, 令和0年)
+        and bare numbers ("5", "70000") are Invalid.
+    """
+    t = _start(text, HINT_DATE)
+    if not isinstance(t, str):
+        return t
+    t = _WEEKDAY.sub("", _kanji_to_arabic(t))
+
+    match = _ERA_DATE.search(t)
+    if match and _only_this(t, match):
+        era = match.group("era")
+        year = _era_year(era, match.group("year"))
+        found = None if year is None else _make_date(year, int(match.group("month")), int(match.group("day")))
+        if found is None or found < _ERAS[era][0]:
+            return Invalid(HINT_DATE)
+        return found
+    match = _WESTERN_DATE.search(t) or _COMPACT_DATE.search(t)
+    if match and _only_this(t, match):
+        found = _make_date(int(match.group("year")), int(match.group("month")), int(match.group("day")))
+        return found if found is not None else Invalid(HINT_DATE)
+    match = _MONTH_END.search(t)
+    if match and _only_this(t, match):
+        month = int(match.group("month"))
+        if not 1 <= month <= 12:
+            return Invalid(HINT_DATE)
+        if match.group("era"):
+            year = _era_year(match.group("era"), match.group("eyear"))
+        elif match.group("year"):
+            year = int(match.group("year"))
+        else:
+            found = _next_occurrence(month, None, today)
+            return found if found is not None else Invalid(HINT_DATE)
+        if year is None:
+            return Invalid(HINT_DATE)
+        found = _make_date(year, month, 1)
+        if found is None:
+            return Invalid(HINT_DATE)
+        return found.replace(day=calendar.monthrange(year, month)[1])
+    match = _MONTH_DAY.search(t)
+    if match and _only_this(t, match):
+        month, day = int(match.group("month")), int(match.group("day"))
+        if not 1 <= month <= 12 or not 1 <= day <= 31:
+            return Invalid(HINT_DATE)
+        found = _next_occurrence(month, day, today)
+        return found if found is not None else Invalid(HINT_DATE)
+    if _YEAR_MONTH_ONLY.search(t):
+        return Invalid(HINT_DATE_DAY)
+    return Invalid(HINT_DATE_NEEDED)

@@ -1,0 +1,171 @@
+"""Commands that work anywhere: cancel, menu/help, greetings, delete my data, talk to a person.
+
+Each command is a small set of phrases compared with the whole (folded)
+message, so 「やめる」 cancels but 「薬をやめてもいい？」 does not.
+"""
+
+from __future__ import annotations
+
+from bot.messages import Choice, IncomingMessage, Reply
+from bot.nlp.normalize import fold, strip_fillers
+from handlers import dialog
+from handlers.base import CANCEL, Context, text_of
+from handlers.dialog import Form, Slot
+from handlers.office import index_for, office_block
+from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
+
+
+def _phrases(*words: str) -> frozenset[str]:
+    return frozenset(strip_fillers(fold(w)) for w in words)
+
+
+CANCEL_WORDS = _phrases("cancel", "やめる", "やめます", "やめたい", "やめて", "中止", "キャンセル", "最初から", "終わり", "終了",
+                        "おわり", "ストップ", "stop", "quit", "exit", "もういい", "いいです")
+MENU_WORDS = _phrases("menu", "メニュー", "ヘルプ", "help", "使い方", "つかいかた", "何ができる", "何ができますか",
+                      "できること", "はじめ", "start", "スタート")
+GREETING_WORDS = _phrases("こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "もしもし", "やあ", "hello", "hi")
+THANKS_WORDS = _phrases("ありがとう", "ありがとうございます", "ありがとうございました", "助かりました", "わかりました", "了解",
+                        "りょうかい", "ok", "thanks", "thank you", "どうも")
+DELETE_WORDS = _phrases("delete", "データを削除", "データ削除", "データを消して", "データを消去", "私のデータを削除",
+                        "記録を消して", "個人情報を削除", "個人情報を消して", "削除して", "登録を削除", "全部消して")
+HUMAN_WORDS = _phrases("人と話したい", "担当者と話したい", "担当の人と話したい", "人間と話したい", "電話で相談したい",
+                       "直接相談したい", "オペレーター", "窓口を探す", "窓口を教えて", "相談窓口", "窓口はどこ",
+                       "問い合わせ先", "問い合わせ先を教えて", "連絡先", "office")
+
+MENU_CHOICES = (
+    Choice("制度について", "topic:system-overview"),
+    Choice("自己負担を計算", "start:copay"),
+    Choice("申請に必要な書類", "topic:new-application-documents"),
+    Choice("更新のお知らせ", "start:reminder"),
+    Choice("窓口を探す", "office"),
+    Choice("データを削除", "delete"),
+)
+
+MENU_TEXT = (
+    "指定難病の医療費助成（特定医療費）についてご案内するチャットです。\n"
+    "・制度や申請の書類、自己負担の上限額などのご質問に、資料をもとにお答えします（出典も示します）。\n"
+    "・自己負担の月額上限を、いくつかの質問にお答えいただくことで計算します。\n"
+    "・受給者証の有効期限の前に、更新のお知らせをお送りします。\n"
+    "・お住まいの市町村の窓口（電話番号）をお知らせします。\n"
+    "病気や薬についての医学的な判断はできません。急ぐときは119番へ。"
+    "マイナンバー（個人番号）は送らないでください。"
+)
+
+
+def matches(words: frozenset[str], msg: IncomingMessage) -> bool:
+    if msg.choice is not None:
+        return fold(msg.choice) in words
+    return strip_fillers(fold(msg.text or "")) in words
+
+
+def menu_reply(available: set[str] | None = None) -> Reply:
+    choices = tuple(c for c in MENU_CHOICES if available is None or not c.value.startswith("start:")
+                    or c.value.removeprefix("start:") in available)
+    return Reply(MENU_TEXT, choices=choices, kind="menu")
+
+
+def cancel(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    was_open = ctx.state.dialog is not None
+    dialog.end(ctx)
+    text = "わかりました。ここまでのやりとりは終わりにしました。" if was_open else "わかりました。"
+    return [Reply(text + "ほかにご質問があれば、いつでもどうぞ。", choices=menu_reply(set(ctx.forms)).choices, kind="cancel")]
+
+
+def menu(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    return [menu_reply(set(ctx.forms))]
+
+
+def greeting(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    r = menu_reply(set(ctx.forms))
+    return [Reply("こんにちは。" + r.text, choices=r.choices, kind="menu")]
+
+
+def thanks(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    return [Reply("どういたしまして。ほかにも気になることがあれば、いつでもお尋ねください。", choices=(Choice("メニュー", "menu"),),
+                  kind="thanks")]
+
+
+# --- talk to a person: the office of the user's municipality ------------------
+
+def parse_municipality(text: str, ctx: Context) -> object:
+    found = index_for(ctx.kb.prefecture).find(text)
+    if found is None:
+        if fold(text) in {fold(w) for w in ("わからない", "不明", "unknown")}:
+            return UNKNOWN
+        return Invalid(
+            f"{ctx.kb.prefecture.name}内の市町村名で教えてください（例：太田市、草津町、前橋）。"
+            f"このチャットは{ctx.kb.prefecture.name}の制度をご案内しています。"
+        )
+    if found.municipality is None:
+        names = "、".join(found.ambiguous)
+        return Invalid(f"次のどれでしょうか：{names}。市町村名で教えてください。")
+    return found.municipality
+
+
+def _office_finish(answers, ctx: Context) -> list[Reply]:
+    muni = answers.get("municipality")
+    pref = ctx.kb.prefecture
+    if not isinstance(muni, str):
+        offices = "\n".join(f"・{o.name}　{o.phone}" for o in pref.offices.values())
+        return [Reply(f"{pref.name}の窓口の一覧です。お住まいの地域の窓口にお電話ください（{pref.hours}）。\n{offices}",
+                      kind="office")]
+    ctx.state.profile["municipality"] = muni
+    block = office_block(pref, index_for(pref).office_of(muni), muni)
+    return [Reply(f"{block}\n\n担当の方と直接お話しになりたいときは、こちらにお電話ください。\n出典：{ctx.kb.sources[pref.sources[0]].cite()}",
+                  choices=(Choice("申請に必要な書類", "topic:new-application-documents"), Choice("メニュー", "menu")),
+                  kind="office")]
+
+
+OFFICE_FORM = Form(
+    name="office",
+    intro="お住まいの地域の窓口（申請や相談の受付）をご案内します。",
+    slots=(
+        Slot("municipality", ask="お住まいの市町村を教えてください（例：太田市、草津町、前橋）。", parse=parse_municipality,
+             choices=(Choice("わからない", "unknown"),)),
+    ),
+    finish=_office_finish,
+    prefill=lambda ctx: ({"municipality": ctx.state.profile["municipality"]}
+                         if ctx.state.profile.get("municipality") else {}),
+)
+
+
+# --- delete my data -----------------------------------------------------------
+
+def _delete_finish(answers, ctx: Context) -> list[Reply]:
+    if answers.get("confirm_delete") is True:
+        ctx.delete_requested = True  # the core deletes the rows after this turn, in the same unit of work
+        return [Reply("このチャットでお預かりしていたあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録など）をすべて削除しました。",
+                      kind="deleted")]
+    return [Reply("削除はしませんでした。データはそのままです。", choices=(Choice("メニュー", "menu"),), kind="cancel")]
+
+
+def _parse_confirm(text: str, ctx: Context) -> object:
+    value = parse_yes_no(text)
+    if value is UNKNOWN:
+        return Invalid("削除してよければ「はい」、やめるなら「いいえ」を送ってください。")
+    return value
+
+
+DELETE_FORM = Form(
+    name="delete",
+    intro="このチャットでお預かりしているあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録）を削除できます。",
+    slots=(
+        Slot("confirm_delete", ask="すべて削除します。よろしいですか？元には戻せません。", parse=_parse_confirm,
+             choices=(Choice("はい、削除する", "yes"), Choice("いいえ", "no"))),
+    ),
+    finish=_delete_finish,
+)
+
+
+def start_office(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    found = index_for(ctx.kb.prefecture).find(text_of(msg))
+    if found and found.municipality:
+        ctx.state.profile["municipality"] = found.municipality
+    return dialog.start(OFFICE_FORM, ctx)
+
+
+def start_delete(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    return dialog.start(DELETE_FORM, ctx)
+
+
+__all__ = ["CANCEL", "DELETE_FORM", "OFFICE_FORM"]

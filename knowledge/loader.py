@@ -1,0 +1,176 @@
+"""Read and validate the knowledge base from YAML files.
+
+Layout (relative to this package, or to ``root`` when given)::
+
+    sources.yaml                    documents the answers cite
+    safety.yaml                     emergency, crisis and medical-advice phrases; other services
+    synonyms/*.yaml                 synonym and abbreviation groups
+    national/*.yaml                 topics that hold everywhere in Japan
+    prefectures/<id>/prefecture.yaml offices, municipalities, hours
+    prefectures/<id>/*.yaml         topics specific to that prefecture
+
+Another prefecture is a new folder under ``prefectures/``; no code changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from knowledge.models import (
+    Prefecture,
+    SafetyLexicon,
+    Source,
+    SourceFile,
+    SynonymFile,
+    SynonymGroup,
+    Topic,
+    TopicFile,
+)
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_PREFECTURE = "gunma"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class KnowledgeError(Exception):
+    """A knowledge-base file is broken. ``str()`` names the file and the entry."""
+
+    def __init__(self, path: Path | str, entry: str | None, message: str) -> None:
+        self.path = str(path)
+        self.entry = entry
+        self.message = message
+        where = f"{self.path}" + (f" [{entry}]" if entry else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """Everything the bot knows, validated and cross-checked."""
+
+    topics: dict[str, Topic]
+    sources: dict[str, Source]
+    synonyms: list[SynonymGroup]
+    prefecture: Prefecture
+    safety: SafetyLexicon
+    topic_files: dict[str, str] = field(default_factory=dict)
+
+    def cite(self, topic: Topic) -> str:
+        """The 出典 line of a topic's answer."""
+        names = "、".join(self.sources[s].cite() for s in topic.sources)
+        return f"出典：{names}（{topic.checked.year}年{topic.checked.month}月{topic.checked.day}日確認）"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(path, None, f"not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise KnowledgeError(path, None, f"cannot read: {exc}") from exc
+
+
+def _entry_name(raw: Any, loc: tuple[Any, ...]) -> str:
+    """Turn a pydantic error location into 'topics[3] (id=foo).field'."""
+    parts: list[str] = []
+    node = raw
+    for key in loc:
+        if isinstance(key, int):
+            label = f"[{key}]"
+            try:
+                node = node[key]
+                if isinstance(node, dict) and "id" in node:
+                    label = f"[{key}] id={node['id']}"
+            except (IndexError, KeyError, TypeError):
+                node = None
+            parts.append(label)
+        else:
+            parts.append(f".{key}" if parts else str(key))
+            try:
+                node = node[key]
+            except (KeyError, TypeError, IndexError):
+                node = None
+    return "".join(parts)
+
+
+def _parse(model: type[M], path: Path) -> M:
+    raw = _read_yaml(path)
+    if raw is None:
+        raise KnowledgeError(path, None, "file is empty")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        entry = _entry_name(raw, tuple(first["loc"]))
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise KnowledgeError(path, entry, f"{first['msg']}{more}") from exc
+
+
+def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = None) -> KnowledgeBase:
+    """Load, validate and cross-check the knowledge base.
+
+    Args:
+        prefecture: folder name under ``prefectures/``.
+        root: the knowledge folder; defaults to this package's own data.
+
+    Raises:
+        KnowledgeError: naming the file and the entry that is wrong.
+    """
+    base = root or ROOT
+    sources: dict[str, Source] = {}
+    sources_path = base / "sources.yaml"
+    for src in _parse(SourceFile, sources_path).sources:
+        if src.id in sources:
+            raise KnowledgeError(sources_path, src.id, "source id defined twice")
+        sources[src.id] = src
+
+    synonyms: list[SynonymGroup] = []
+    for path in sorted((base / "synonyms").glob("*.yaml")):
+        synonyms.extend(_parse(SynonymFile, path).groups)
+
+    pref_dir = base / "prefectures" / prefecture
+    pref_path = pref_dir / "prefecture.yaml"
+    if not pref_path.exists():
+        raise KnowledgeError(pref_path, None, f"no data for prefecture '{prefecture}'")
+    pref = _parse(Prefecture, pref_path)
+    for muni in pref.municipalities:
+        if muni.office not in pref.offices:
+            raise KnowledgeError(pref_path, muni.name, f"unknown office '{muni.office}'")
+    for sid in pref.sources:
+        if sid not in sources:
+            raise KnowledgeError(pref_path, None, f"unknown source '{sid}'")
+
+    topic_paths = sorted((base / "national").glob("*.yaml")) + sorted(
+        p for p in pref_dir.glob("*.yaml") if p.name != "prefecture.yaml"
+    )
+    topics: dict[str, Topic] = {}
+    files: dict[str, str] = {}
+    for path in topic_paths:
+        for topic in _parse(TopicFile, path).topics:
+            if topic.id in topics:
+                raise KnowledgeError(path, topic.id, f"topic id already defined in {files[topic.id]}")
+            for sid in topic.sources:
+                if sid not in sources:
+                    raise KnowledgeError(path, topic.id, f"unknown source '{sid}'")
+            missing = topic.missing_facts()
+            if missing:
+                raise KnowledgeError(path, topic.id, f"answer does not state required facts: {missing}")
+            topics[topic.id] = topic
+            files[topic.id] = str(path)
+    for tid in pref.office_topics:
+        if tid not in topics:
+            raise KnowledgeError(pref_path, tid, "office_topics names a topic that does not exist")
+    for tid, topic in topics.items():
+        for rel in topic.related:
+            if rel not in topics:
+                raise KnowledgeError(files[tid], tid, f"related topic '{rel}' does not exist")
+    safety = _parse(SafetyLexicon, base / "safety.yaml")
+    return KnowledgeBase(
+        topics=topics, sources=sources, synonyms=synonyms, prefecture=pref, safety=safety, topic_files=files
+    )

@@ -1,0 +1,157 @@
+"""Validated shapes of the knowledge-base files (pydantic models).
+
+Every YAML file under ``knowledge/`` is parsed into these models; unknown keys
+are refused so that a typo in a field name is caught on load, not in a chat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_ID = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """A document an answer is based on."""
+
+    id: str
+    title: str
+    publisher: str
+    url: str | None = None
+    updated: str | None = Field(default=None, description="date the source itself was last updated, as it states it")
+
+    def cite(self) -> str:
+        """Japanese citation line, e.g. 群馬県「特定医療費(指定難病)制度について」（2024年12月10日更新）."""
+        text = f"{self.publisher}「{self.title}」"
+        if self.updated:
+            text += f"（{self.updated}）"
+        return text
+
+
+class Topic(_Strict):
+    """One question area of the knowledge base and its answer."""
+
+    id: str = Field(pattern=_ID)
+    title: str = Field(min_length=2)
+    label: str = Field(min_length=1, max_length=20, description="short button label for this topic")
+    answer: str = Field(min_length=10)
+    phrasings: list[str] = Field(min_length=2)
+    keywords: list[str] = Field(default_factory=list)
+    must: list[str] = Field(default_factory=list)
+    related: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(min_length=1)
+    checked: dt.date
+
+    @field_validator("phrasings", "keywords")
+    @classmethod
+    def _no_blank(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.strip():
+                raise ValueError("blank entry")
+        return values
+
+    def missing_facts(self) -> list[str]:
+        """Facts listed under ``must`` that the answer text does not state."""
+        return [fact for fact in self.must if fact not in self.answer]
+
+
+class TopicFile(_Strict):
+    topics: list[Topic] = Field(min_length=1)
+
+
+class SourceFile(_Strict):
+    sources: list[Source] = Field(min_length=1)
+
+
+class SynonymGroup(_Strict):
+    """Words that mean the same thing; all are rewritten to ``canonical`` before matching."""
+
+    canonical: str = Field(min_length=1)
+    variants: list[str] = Field(min_length=1)
+
+
+class SynonymFile(_Strict):
+    groups: list[SynonymGroup] = Field(min_length=1)
+
+
+class Office(_Strict):
+    """An application window (保健福祉事務所 or city health centre)."""
+
+    name: str
+    address: str
+    phone: str = Field(pattern=r"^0\d{1,4}-\d{1,4}-\d{4}$")
+    fax: str = Field(pattern=r"^0\d{1,4}-\d{1,4}-\d{4}$")
+
+
+class Municipality(_Strict):
+    name: str
+    reading: str
+    office: str
+    district: str | None = None
+    former: list[str] = Field(default_factory=list)
+
+
+class Contact(_Strict):
+    name: str
+    phone: str | None = None
+    note: str | None = None
+
+
+class Prefecture(_Strict):
+    """Everything that changes from one prefecture to the next, except its topics."""
+
+    id: str = Field(pattern=_ID)
+    name: str
+    hours: str
+    department: Contact
+    offices: dict[str, Office]
+    municipalities: list[Municipality] = Field(min_length=1)
+    sources: list[str] = Field(min_length=1)
+    checked: dt.date
+    office_topics: list[str] = Field(
+        default_factory=list,
+        description="topics whose answer is followed by the user's own office when the municipality is known",
+    )
+
+    @field_validator("municipalities")
+    @classmethod
+    def _unique_names(cls, values: list[Municipality]) -> list[Municipality]:
+        names = [m.name for m in values]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"municipality listed twice: {sorted(dupes)}")
+        return values
+
+
+PHONE_RE = re.compile(r"0\d{1,4}-\d{1,4}-\d{4}")
+
+
+class Redirect(_Strict):
+    """A subject outside this bot's scope and where to ask about it instead."""
+
+    id: str = Field(pattern=_ID)
+    words: list[str] = Field(min_length=1)
+    reply: str = Field(min_length=5)
+    strict: bool = Field(
+        default=False,
+        description="true: always out of scope; false: only when no topic matches with high confidence",
+    )
+
+
+class SafetyLexicon(_Strict):
+    """Phrases that must never reach the FAQ matcher as ordinary questions."""
+
+    emergency: list[str] = Field(min_length=1)
+    crisis: list[str] = Field(min_length=1)
+    medical: list[str] = Field(min_length=1)
+    emergency_reply: str
+    crisis_reply: str
+    medical_reply: str
+    redirects: list[Redirect] = Field(default_factory=list)

@@ -1,0 +1,85 @@
+"""Shared fixtures: a real SQLite file per test, a bot with a fixed clock, transcripts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.bootstrap import build_bot, knowledge_and_matcher
+from bot.config import Settings
+from bot.messages import IncomingMessage, Reply
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TOKYO = ZoneInfo("Asia/Tokyo")
+FIXED_NOW = datetime(2026, 11, 23, 10, 0, tzinfo=TOKYO)
+
+
+@pytest.fixture(scope="session")
+def kb_and_matcher():
+    return knowledge_and_matcher("gunma")
+
+
+@pytest.fixture(scope="session")
+def kb(kb_and_matcher):
+    return kb_and_matcher[0]
+
+
+@pytest.fixture(scope="session")
+def matcher(kb_and_matcher):
+    return kb_and_matcher[1]
+
+
+@pytest.fixture()
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'nanbyo.db'}"
+
+
+@pytest.fixture()
+def settings(db_url: str) -> Settings:
+    return Settings(database_url=db_url)
+
+
+@pytest.fixture()
+def bot(settings: Settings):
+    return build_bot(settings, clock=lambda: FIXED_NOW)
+
+
+@dataclass
+class Chat:
+    """Talk to a bot as one user, turn by turn."""
+
+    bot: object
+    user: str = "U1"
+    channel: str = "console"
+
+    def say(self, text: str) -> list[Reply]:
+        return self.bot.handle(IncomingMessage(channel=self.channel, user=self.user, text=text))
+
+    def click(self, value: str) -> list[Reply]:
+        return self.bot.handle(IncomingMessage(channel=self.channel, user=self.user, choice=value))
+
+    @staticmethod
+    def text(replies: list[Reply]) -> str:
+        return "\n".join(r.text for r in replies)
+
+
+@pytest.fixture()
+def chat(bot) -> Chat:
+    return Chat(bot)
+
+
+def run_cli(args: list[str], stdin: str = "", env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``nanbyo-bot`` command as a user would."""
+    exe = Path(sys.executable).with_name("nanbyo-bot")
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=timeout)
