@@ -464,9 +464,12 @@ def parse_rate(text: str) -> Rate | Unknown | Invalid:
 
 # --------------------------------------------------------------------------- household caps
 
-_NOBODY: Final[re.Pattern[str]] = re.compile(r"(いない|いません|おりません|居ない|居ません|なし|無し|ない|ゼロ|none|nobody|0人|ひとりも|一人も|1人も|自分だけ|私だけ|わたしだけ|本人のみ|本人だけ)")
+_NOBODY: Final[re.Pattern[str]] = re.compile(
+    r"(いない|いません|おりません|居ない|居ません|なし|無し|ない|ゼロ|none|nobody|0人"
+    r"|ひとりも|一人も|1人も|自分だけ|私だけ|わたしだけ|本人のみ|本人だけ)"
+)
 # A comma followed by exactly three digits groups thousands; any other comma separates items.
-_LIST_SEPARATOR: Final[re.Pattern[str]] = re.compile(r",(?![0-9]{3}(?![0-9]))|と|、|・|/|&|\+|and|および|及び|,?それと|;|;")
+_LIST_SEPARATOR: Final[re.Pattern[str]] = re.compile(r",(?![0-9]{3}(?![0-9]))|と|、|・|/|&|\+|;|and|および|及び|それと")
 
 
 def parse_household_caps(text: str) -> list[int] | Unknown | Invalid:
@@ -526,7 +529,11 @@ _MAX_YEAR: Final[int] = 2200
 _SEP: Final[str] = r"[年/\-.]"
 _SEP2: Final[str] = r"[月/\-.]"
 _ERA_DATE: Final[re.Pattern[str]] = re.compile(
-    r"(?<![a-z])(?P<era>令和|平成|昭和|r|h|s)(?P<year>[0-9]{1,2}|元)" + _SEP + r"(?P<month>[0-9]{1,2})" + _SEP2 + r"(?P<day>[0-9]{1,2})(?![0-9])日?"
+    r"(?<![a-z])(?P<era>令和|平成|昭和|r|h|s)(?P<year>[0-9]{1,2}|元)"
+    + _SEP
+    + r"(?P<month>[0-9]{1,2})"
+    + _SEP2
+    + r"(?P<day>[0-9]{1,2})(?![0-9])日?"
 )
 _WESTERN_DATE: Final[re.Pattern[str]] = re.compile(
     r"(?<![0-9])(?P<year>[0-9]{4})" + _SEP + r"(?P<month>[0-9]{1,2})" + _SEP2 + r"(?P<day>[0-9]{1,2})(?![0-9])日?"
@@ -536,8 +543,12 @@ _MONTH_END: Final[re.Pattern[str]] = re.compile(
     r"(?:(?P<era>令和|平成|昭和|r|h|s)(?P<eyear>[0-9]{1,2}|元)" + _SEP + r"|(?<![0-9])(?P<year>[0-9]{4})" + _SEP + r")?"
     r"(?<![0-9])(?P<month>[0-9]{1,2})月?末日?"
 )
-_MONTH_DAY: Final[re.Pattern[str]] = re.compile(r"(?<![0-9.])(?P<month>[0-9]{1,2})[月/\-.](?P<day>[0-9]{1,2})(?![0-9.])日?")
-_YEAR_MONTH_ONLY: Final[re.Pattern[str]] = re.compile(r"((令和|平成|昭和)([0-9]{1,2}|元)年|[0-9]{4}年|(r|h|s)[0-9]{1,2}[./])[0-9]{1,2}月?$")
+_MONTH_DAY: Final[re.Pattern[str]] = re.compile(
+    r"(?<![0-9.])(?P<month>[0-9]{1,2})[月/\-.](?P<day>[0-9]{1,2})(?![0-9.])日?"
+)
+_YEAR_MONTH_ONLY: Final[re.Pattern[str]] = re.compile(
+    r"((令和|平成|昭和)([0-9]{1,2}|元)年|[0-9]{4}年|(r|h|s)[0-9]{1,2}[./])[0-9]{1,2}月?$"
+)
 _WEEKDAY: Final[re.Pattern[str]] = re.compile(r"\(([月火水木金土日])(曜日?)?\)|[月火水木金土日]曜日?$")
 _KANJI_NUMBER: Final[re.Pattern[str]] = re.compile("[" + "".join(_KANJI_DIGITS) + "十]+")
 

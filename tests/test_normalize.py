@@ -44,3 +44,9 @@ def test_synonyms_rewrite_variants_to_the_canonical_form():
 def test_longest_variant_wins():
     syn = Synonyms([("臨床調査個人票", ["臨個票", "臨床調査個人表"]), ("個人", ["こじん"])])
     assert syn.rewrite(fold("臨床調査個人表")) == fold("臨床調査個人票")
+
+
+def test_a_variant_that_prefixes_its_canonical_form_does_not_damage_it():
+    syn = Synonyms([("胆道閉鎖症", ["胆道閉鎖"])])
+    assert syn.rewrite(fold("胆道閉鎖症です")) == fold("胆道閉鎖症です")
+    assert syn.rewrite(fold("胆道閉鎖です")) == fold("胆道閉鎖症です")

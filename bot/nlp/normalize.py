@@ -86,9 +86,12 @@ class Synonyms:
             if not c:
                 continue
             canon.add(c)
+            # The canonical form maps to itself, so that a variant which is a prefix of it
+            # (胆道閉鎖 of 胆道閉鎖症) never rewrites the canonical form into 胆道閉鎖症症.
+            table[c] = c
             for v in variants:
                 fv = fold(v)
-                if fv and fv != c and len(fv) >= 2:
+                if fv and fv != c and len(fv) >= 2 and fv not in canon:
                     table.setdefault(fv, c)
         self._table: Mapping[str, str] = table
         self.canonical: frozenset[str] = frozenset(canon)

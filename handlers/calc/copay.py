@@ -200,6 +200,11 @@ class CopayFacts:
     insurance_rate: float | None = None
     household_caps: tuple[int, ...] | None = None
 
+    def __post_init__(self) -> None:
+        # A dialog may hand over the parser's list; keep the facts immutable and hashable.
+        if isinstance(self.household_caps, list):
+            object.__setattr__(self, "household_caps", tuple(self.household_caps))
+
 
 @dataclass(frozen=True)
 class CopayResult:
@@ -560,12 +565,12 @@ def _hints(facts: CopayFacts, table: CapTable, tier: Tier, column: Column) -> tu
     need = table.high_cost_min_months
     if tier in table.high_cost_tiers and column == "一般":
         lower = table.cap(tier, "高額かつ長期")
-        left = ""
+        now = ""
         if facts.high_cost_months is not None:
-            left = f"（あと{need - facts.high_cost_months}か月）"
+            now = f"（いまは{facts.high_cost_months}か月で、あと{need - facts.high_cost_months}か月です）"
         hints.append(
             f"医療費総額（10割）が{_yen(table.high_cost_monthly_total_over)}を超える月が直近12か月に{need}か月以上"
-            f"になると{left}「高額かつ長期」に該当し、変更申請で上限額が{_yen(lower)}に下がります。"
+            f"になると「高額かつ長期」に該当し、変更申請で上限額が{_yen(lower)}に下がります{now}。"
             "自己負担上限額管理票に医療費総額を記入してもらっておきましょう。"
         )
     if column != "人工呼吸器等装着者":

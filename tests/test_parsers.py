@@ -1,0 +1,455 @@
+"""Parsers of chat answers: typed text and button values give a value, UNKNOWN or Invalid(hint)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from handlers.parsers import (
+    COUNT_CHOICES,
+    HOUSEHOLD_CAPS_CHOICES,
+    RATE_CHOICES,
+    UNKNOWN,
+    YES_NO_CHOICES,
+    Invalid,
+    parse_count,
+    parse_date,
+    parse_household_caps,
+    parse_rate,
+    parse_yen,
+    parse_yes_no,
+)
+
+TODAY = date(2026, 11, 23)
+FAST = settings(max_examples=200, deadline=None)
+
+
+def parse_date_today(text: str) -> Any:
+    return parse_date(text, TODAY)
+
+
+# --------------------------------------------------------------------------- yes / no
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["はい", "うん", "ええ", "そう", "そうです", "受けてます", "受けている", "受けています", "あります", "yes", "Y", "ok",
+     "ＯＫ", "はい、受けています", "装着しています", "yes"],
+)  # fmt: skip
+def test_yes_answers_are_read_as_yes(text: str) -> None:
+    assert parse_yes_no(text) is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["いいえ", "いや", "ううん", "受けてない", "受けていません", "ない", "なし", "no", "N", "いいえ、受けていません",
+     "してない", "ありません", "no"],
+)  # fmt: skip
+def test_no_answers_are_read_as_no(text: str) -> None:
+    assert parse_yes_no(text) is False
+
+
+@pytest.mark.parametrize("text", ["わからない", "分からない", "知らない", "分かんない", "不明", "unknown", "わかりません"])
+def test_dont_know_is_an_answer_not_an_error(text: str) -> None:
+    assert parse_yes_no(text) is UNKNOWN
+
+
+@pytest.mark.parametrize("text", ["", "   ", "ええと", "🙂", "7万円", "?!"])
+def test_unclear_yes_no_asks_again_kindly(text: str) -> None:
+    result = parse_yes_no(text)
+    assert isinstance(result, Invalid)
+    assert "はい" in result.hint
+
+
+# --------------------------------------------------------------------------- yen
+
+
+@pytest.mark.parametrize(
+    ("text", "yen"),
+    [
+        ("７万円", 70_000),
+        ("7万1千円", 71_000),
+        ("71,000", 71_000),
+        ("７１，０００円", 71_000),
+        ("71000円", 71_000),
+        ("71 000", 71_000),
+        ("約25万", 250_000),
+        ("25万くらい", 250_000),
+        ("二十五万", 250_000),
+        ("二十五万円", 250_000),
+        ("二十五万三千", 253_000),
+        ("1.5万", 15_000),
+        ("25万円程度", 250_000),
+        ("78万円", 780_000),
+        ("約80万円", 800_000),
+        ("年収78万円です", 780_000),
+        ("１２万円", 120_000),
+        ("¥71,000", 71_000),
+        ("1万5千円", 15_000),
+        ("百万円", 1_000_000),
+        ("1億", 100_000_000),
+        ("10億", 1_000_000_000),
+        ("0", 0),
+        ("0円", 0),
+        ("なし", 0),
+        ("ない", 0),
+        ("ゼロ", 0),
+    ],
+)
+def test_amounts_in_everyday_forms_are_read_in_yen(text: str, yen: int) -> None:
+    assert parse_yen(text) == yen
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-5000", "マイナス5000", "10億1円", "3割", "30%", "6か月", "2027/3/31", "2027年3月31日", "5000,2500",
+     "20万〜30万", "万", "71.000", "1.23456万", "千5000", "25万30000", "たくさん", "", "🙂"],
+)  # fmt: skip
+def test_amounts_that_are_not_yen_ask_again_with_an_example(text: str) -> None:
+    result = parse_yen(text)
+    assert isinstance(result, Invalid)
+    assert "7万1千円" in result.hint
+
+
+@pytest.mark.parametrize("text", ["わからない", "不明です", "知らない", "unknown"])
+def test_unknown_amount_is_an_answer(text: str) -> None:
+    assert parse_yen(text) is UNKNOWN
+
+
+# --------------------------------------------------------------------------- months
+
+
+@pytest.mark.parametrize(
+    ("text", "months"),
+    [
+        ("6", 6),
+        ("６か月", 6),
+        ("六か月", 6),
+        ("6ヶ月", 6),
+        ("6ヵ月", 6),
+        ("6カ月", 6),
+        ("半年", 6),
+        ("ない", 0),
+        ("なし", 0),
+        ("ゼロ", 0),
+        ("一度もない", 0),
+        ("0", 0),
+        ("1年", 12),
+        ("毎月", 12),
+        ("12か月", 12),
+        ("十二か月", 12),
+        ("6か月以上", 6),
+    ],
+)
+def test_month_counts_are_read(text: str, months: int) -> None:
+    assert parse_count(text) == months
+
+
+@pytest.mark.parametrize("text", ["13", "20か月", "2年", "-1"])
+def test_more_than_twelve_months_asks_again_within_the_window(text: str) -> None:
+    result = parse_count(text)
+    assert isinstance(result, Invalid)
+    assert "12" in result.hint
+
+
+@pytest.mark.parametrize("text", ["1.5", "6円", "3割", "たくさん", "2027/3/31"])
+def test_month_count_that_is_not_a_count_asks_again(text: str) -> None:
+    assert isinstance(parse_count(text), Invalid)
+
+
+def test_unknown_month_count_is_an_answer() -> None:
+    assert parse_count("わからない") is UNKNOWN
+
+
+# --------------------------------------------------------------------------- rate
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("3割", 0.3),
+        ("３割", 0.3),
+        ("三割", 0.3),
+        ("30%", 0.3),
+        ("３０％", 0.3),
+        ("0.3", 0.3),
+        ("3", 0.3),
+        ("3割負担です", 0.3),
+        ("2割", 0.2),
+        ("20%", 0.2),
+        ("0.2", 0.2),
+        ("1割", 0.1),
+        ("一割", 0.1),
+        ("10%", 0.1),
+        ("0.1", 0.1),
+    ],
+)
+def test_insurance_rate_is_read_as_a_fraction(text: str, rate: float) -> None:
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["5割", "0.5", "100%", "10割", "abc", "", "3万円"])
+def test_rate_outside_1_2_3割_asks_again(text: str) -> None:
+    result = parse_rate(text)
+    assert isinstance(result, Invalid)
+    assert "3割" in result.hint
+
+
+def test_unknown_rate_is_an_answer() -> None:
+    assert parse_rate("わからない") is UNKNOWN
+
+
+# --------------------------------------------------------------------------- household caps
+
+
+@pytest.mark.parametrize(
+    ("text", "caps"),
+    [
+        ("いない", []),
+        ("いません", []),
+        ("なし", []),
+        ("一人もいない", []),
+        ("10,000円", [10_000]),
+        ("1万円", [10_000]),
+        ("5000円と2500円", [5_000, 2_500]),
+        ("5000、2500", [5_000, 2_500]),
+        ("5,000円、2,500円", [5_000, 2_500]),
+        ("5000,2500", [5_000, 2_500]),
+        ("5000 2500", [5_000, 2_500]),
+    ],
+)
+def test_other_household_caps_are_read_as_a_list(text: str, caps: list[int]) -> None:
+    assert parse_household_caps(text) == caps
+
+
+@pytest.mark.parametrize("text", ["40000", "5万円", "10000と50000"])
+def test_household_cap_above_30000_asks_again(text: str) -> None:
+    result = parse_household_caps(text)
+    assert isinstance(result, Invalid)
+    assert "30,000円" in result.hint
+
+
+@pytest.mark.parametrize("text", ["妻と子", "3割", "", "🙂"])
+def test_household_caps_that_are_not_amounts_ask_again(text: str) -> None:
+    assert isinstance(parse_household_caps(text), Invalid)
+
+
+def test_unknown_household_caps_is_an_answer() -> None:
+    assert parse_household_caps("わからない") is UNKNOWN
+
+
+# --------------------------------------------------------------------------- dates
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("2027年3月31日", date(2027, 3, 31)),
+        ("2027/3/31", date(2027, 3, 31)),
+        ("2027-03-31", date(2027, 3, 31)),
+        ("2027.3.31", date(2027, 3, 31)),
+        ("２０２７年３月３１日", date(2027, 3, 31)),
+        ("20270331", date(2027, 3, 31)),
+        ("令和9年3月31日", date(2027, 3, 31)),
+        ("R9.3.31", date(2027, 3, 31)),
+        ("r9/3/31", date(2027, 3, 31)),
+        ("Ｒ９．３．３１", date(2027, 3, 31)),
+        ("平成31年4月30日", date(2019, 4, 30)),
+        ("H31.4.30", date(2019, 4, 30)),
+        ("令和元年5月1日", date(2019, 5, 1)),
+        ("令和九年三月三十一日", date(2027, 3, 31)),
+        ("2027年3月31日(水)", date(2027, 3, 31)),
+        ("有効期限は2027年3月31日までです", date(2027, 3, 31)),
+        ("2027年3月末", date(2027, 3, 31)),
+        ("令和9年2月末日", date(2027, 2, 28)),
+    ],
+)
+def test_dates_in_common_japanese_forms_are_read(text: str, day: date) -> None:
+    assert parse_date(text, TODAY) == day
+
+
+@pytest.mark.parametrize(
+    ("text", "today", "day"),
+    [
+        ("３月末", date(2026, 11, 23), date(2027, 3, 31)),
+        ("3月末日", date(2026, 11, 23), date(2027, 3, 31)),
+        ("11月末", date(2026, 11, 23), date(2026, 11, 30)),
+        ("3月末", date(2027, 3, 31), date(2027, 3, 31)),
+        ("3/31", date(2026, 11, 23), date(2027, 3, 31)),
+        ("3月31日", date(2026, 11, 23), date(2027, 3, 31)),
+        ("11/23", date(2026, 11, 23), date(2026, 11, 23)),
+        ("11/22", date(2026, 11, 23), date(2027, 11, 22)),
+        ("2/29", date(2026, 11, 23), date(2028, 2, 29)),
+    ],
+)
+def test_date_without_year_is_the_next_one_on_or_after_today(text: str, today: date, day: date) -> None:
+    assert parse_date(text, today) == day
+
+
+@pytest.mark.parametrize("text", ["2027/2/30", "2027年13月1日", "令和0年1月1日", "令和1年4月30日", "2/30", "13/1"])
+def test_impossible_dates_ask_again_with_example_forms(text: str) -> None:
+    result = parse_date(text, TODAY)
+    assert isinstance(result, Invalid)
+    assert "令和9年3月31日" in result.hint
+
+
+@pytest.mark.parametrize("text", ["5", "70000", "7万円", "はい", "27/3/31"])
+def test_a_number_where_a_date_was_asked_asks_for_a_date(text: str) -> None:
+    result = parse_date(text, TODAY)
+    assert isinstance(result, Invalid)
+    assert "日付" in result.hint
+
+
+def test_year_and_month_without_day_asks_for_the_day() -> None:
+    result = parse_date("2027年3月", TODAY)
+    assert isinstance(result, Invalid)
+    assert "月末" in result.hint
+
+
+def test_unknown_date_is_an_answer() -> None:
+    assert parse_date("わからない", TODAY) is UNKNOWN
+
+
+# --------------------------------------------------------------------------- buttons
+
+
+@pytest.mark.parametrize(
+    ("parser", "choices", "expected"),
+    [
+        (parse_yes_no, YES_NO_CHOICES, [True, False, UNKNOWN]),
+        (parse_rate, RATE_CHOICES, [0.3, 0.2, 0.1, UNKNOWN]),
+        (parse_count, COUNT_CHOICES, [0, 6, UNKNOWN]),
+        (parse_household_caps, HOUSEHOLD_CAPS_CHOICES, [[], UNKNOWN]),
+    ],
+    ids=["yes-no", "rate", "count", "household-caps"],
+)
+def test_every_button_value_and_label_parses_with_the_same_parser(
+    parser: Callable[[str], Any], choices: tuple[tuple[str, str], ...], expected: list[Any]
+) -> None:
+    assert [parser(value) for _label, value in choices] == expected
+    assert [parser(label) for label, _value in choices] == expected
+
+
+@pytest.mark.parametrize("value", [str(n) for n in range(13)])
+def test_month_buttons_0_to_12_parse(value: str) -> None:
+    assert parse_count(value) == int(value)
+
+
+@pytest.mark.parametrize("parser", [parse_yen, parse_date_today])
+def test_unknown_button_value_parses_for_amounts_and_dates(parser: Callable[[str], Any]) -> None:
+    assert parser("unknown") is UNKNOWN
+
+
+# --------------------------------------------------------------------------- never raise
+
+PARSERS: list[tuple[Callable[[str], Any], Callable[[Any], bool]]] = [
+    (parse_yes_no, lambda v: isinstance(v, bool)),
+    (parse_yen, lambda v: type(v) is int and 0 <= v <= 1_000_000_000),
+    (parse_count, lambda v: type(v) is int and 0 <= v <= 12),
+    (parse_rate, lambda v: v in (0.1, 0.2, 0.3)),
+    (parse_household_caps, lambda v: isinstance(v, list) and all(type(c) is int and 0 < c <= 30_000 for c in v)),
+    (parse_date_today, lambda v: isinstance(v, date)),
+]
+PARSER_IDS = ["yes_no", "yen", "count", "rate", "household_caps", "date"]
+
+
+def _well_formed(result: Any, is_value: Callable[[Any], bool]) -> bool:
+    if result is UNKNOWN:
+        return True
+    if isinstance(result, Invalid):
+        return isinstance(result.hint, str) and bool(result.hint)
+    return is_value(result)
+
+
+RUDE = ["", " ", "\n", "\x00", "\u202e", "a" * 10_000, "🙂" * 10_000, "７" * 10_000, "万" * 10_000, "、" * 10_000,
+        "👨‍👩‍👧‍👦", "2027/3/31" * 1000, "-" * 50, "...", ",,,", "〇〇〇", "十十", "元年", "R", "末"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("parser", "is_value"), PARSERS, ids=PARSER_IDS)
+@pytest.mark.parametrize("text", RUDE, ids=range(len(RUDE)))
+def test_rude_input_never_raises(parser: Callable[[str], Any], is_value: Callable[[Any], bool], text: str) -> None:
+    assert _well_formed(parser(text), is_value)
+
+
+@pytest.mark.parametrize(("parser", "is_value"), PARSERS, ids=PARSER_IDS)
+@FAST
+@given(text=st.text())
+def test_any_text_gives_a_value_unknown_or_invalid(parser: Callable[[str], Any], is_value: Callable[[Any], bool], text: str) -> None:
+    assert _well_formed(parser(text), is_value)
+
+
+NUMERIC_ALPHABET = st.sampled_from(list("0123456789０１２３４５６７８９.,，、/-年月日末万千百十億一二三四五六七八九〇元割%円かヶ月令和平成RHrh 　🙂"))
+
+
+@pytest.mark.parametrize(("parser", "is_value"), PARSERS, ids=PARSER_IDS)
+@FAST
+@given(text=st.text(alphabet=NUMERIC_ALPHABET, max_size=30))
+def test_number_like_text_gives_a_value_unknown_or_invalid(
+    parser: Callable[[str], Any], is_value: Callable[[Any], bool], text: str
+) -> None:
+    assert _well_formed(parser(text), is_value)
+
+
+@pytest.mark.parametrize(("parser", "is_value"), PARSERS, ids=PARSER_IDS)
+@FAST
+@given(text=st.text(min_size=1, max_size=8).map(lambda s: (s * 10_000)[:10_000]))
+def test_ten_thousand_characters_give_a_value_unknown_or_invalid(
+    parser: Callable[[str], Any], is_value: Callable[[Any], bool], text: str
+) -> None:
+    assert _well_formed(parser(text), is_value)
+
+
+@FAST
+@given(today=st.dates(), text=st.text(alphabet=NUMERIC_ALPHABET, max_size=20))
+def test_any_today_never_breaks_date_parsing(today: date, text: str) -> None:
+    assert _well_formed(parse_date(text, today), lambda v: isinstance(v, date))
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@FAST
+@given(n=st.integers(min_value=0, max_value=1_000_000_000))
+def test_formatted_yen_amounts_round_trip(n: int) -> None:
+    assert parse_yen(f"{n:,}円") == n
+    assert parse_yen(str(n)) == n
+
+
+@FAST
+@given(n=st.integers(min_value=1, max_value=100_000))
+def test_man_yen_amounts_round_trip(n: int) -> None:
+    assert parse_yen(f"{n}万円") == n * 10_000
+
+
+def _era(day: date) -> tuple[str, str, int]:
+    if day >= date(2019, 5, 1):
+        return "令和", "R", day.year - 2018
+    return "平成", "H", day.year - 1988
+
+
+FULL_WIDTH = str.maketrans("0123456789/", "０１２３４５６７８９／")
+
+DATE_STYLES: list[Callable[[date], str]] = [
+    lambda d: f"{d.year}年{d.month}月{d.day}日",
+    lambda d: f"{d.year}/{d.month}/{d.day}",
+    lambda d: f"{d.year}-{d.month:02}-{d.day:02}",
+    lambda d: f"{d.year}.{d.month}.{d.day}",
+    lambda d: f"{d:%Y%m%d}",
+    lambda d: f"{d.year}/{d.month}/{d.day}".translate(FULL_WIDTH),
+    lambda d: f"{_era(d)[0]}{'元' if _era(d)[2] == 1 else _era(d)[2]}年{d.month}月{d.day}日",
+    lambda d: f"{_era(d)[1]}{_era(d)[2]}.{d.month}.{d.day}",
+    lambda d: f"{_era(d)[1].lower()}{_era(d)[2]}/{d.month}/{d.day}",
+]
+DATE_STYLE_IDS = ["kanji", "slash", "iso", "dots", "compact", "full-width", "era-kanji", "era-letter", "era-lower"]
+
+
+@pytest.mark.parametrize("style", DATE_STYLES, ids=DATE_STYLE_IDS)
+@FAST
+@given(day=st.dates(min_value=date(1989, 1, 8), max_value=date(2100, 12, 31)))
+def test_dates_round_trip_in_every_style(style: Callable[[date], str], day: date) -> None:
+    assert parse_date(style(day), TODAY) == day
