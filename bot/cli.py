@@ -92,6 +92,24 @@ def _cmd_copay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_reminders_run_due(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.reminders import run_due_main
+
+    return run_due_main(args, settings)
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.server import serve_main
+
+    return serve_main(args, settings)
+
+
+def _cmd_line_richmenu(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.channels.line import richmenu_main
+
+    return richmenu_main(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanbyo-bot", description="指定難病の医療費助成についてのチャットボット")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +137,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     copay = sub.add_parser("copay", help="monthly copay cap from JSON facts on stdin")
     copay.set_defaults(func=_cmd_copay)
+
+    rem = sub.add_parser("reminders", help="renewal reminders")
+    rem_sub = rem.add_subparsers(dest="reminders_command", required=True)
+    run_due = rem_sub.add_parser("run-due", help="dispatch every reminder due now (or at --now), once")
+    run_due.add_argument("--now", help="ISO-8601 moment to dispatch for (default: the current time)")
+    run_due.set_defaults(func=_cmd_reminders_run_due)
+
+    serve = sub.add_parser("serve", help="HTTP server: Slack events, LINE webhook, /healthz, reminder scheduler")
+    serve.add_argument("--socket-mode", action="store_true", help="connect to Slack over Socket Mode")
+    serve.add_argument("--no-scheduler", action="store_true", help="do not run the reminder scheduler here")
+    serve.add_argument("--port", type=int, help="override PORT")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.set_defaults(func=_cmd_serve)
+
+    line = sub.add_parser("line", help="LINE tools")
+    line_sub = line.add_subparsers(dest="line_command", required=True)
+    richmenu = line_sub.add_parser("richmenu", help="install the rich menu (相談する / 自己負担を計算 / 更新のお知らせ / 窓口を探す)")
+    richmenu.set_defaults(func=_cmd_line_richmenu)
     return parser
 
 
@@ -127,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     from bot.bootstrap import configure_logging
 
-    configure_logging(settings.log_level if args.command not in ("chat", "ask", "eval") else "WARNING")
+    configure_logging(settings.log_level if args.command not in ("chat", "ask", "eval", "copay") else "WARNING")
     return int(args.func(args, settings) or 0)
 
 

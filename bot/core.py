@@ -115,6 +115,7 @@ class Bot:
                 forms=self.forms,
                 reminder_offsets=self.reminder_offsets,
                 starters=self.starters,
+                uow=uow,
             )
             guarded = self._guard(msg, ctx)
             if guarded is not None:
@@ -126,6 +127,13 @@ class Bot:
             else:
                 uow.save_state(state)
             return name, replies
+
+    def delete_user(self, user_key: str) -> int:
+        """Delete everything stored about a user (e.g. a LINE unfollow). Returns rows removed."""
+        with self.store.unit_of_work() as uow:
+            removed = uow.delete_user(user_key)
+        log.info("deleted user=%s rows=%d", hash_user(user_key), removed)
+        return removed
 
     def _guard(self, msg: IncomingMessage, ctx: Context) -> tuple[str, list[Reply]] | None:
         """Empty, very long and My Number messages never reach the router; the state is kept."""

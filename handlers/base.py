@@ -15,6 +15,7 @@ from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.matcher import Matcher
 from bot.nlp.normalize import fold
 from bot.storage.models import ConversationState
+from bot.storage.repositories import UnitOfWork
 from knowledge import KnowledgeBase
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ class Context:
     reminder_offsets: tuple[int, ...] = (60, 30, 7)
     starters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     delete_requested: bool = False
+    # The turn's unit of work: handlers may read through it and record writes
+    # (e.g. a reminder); the core commits them together with the state, or not at all.
+    uow: UnitOfWork | None = None
 
     @property
     def today(self) -> date:
