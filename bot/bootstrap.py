@@ -39,13 +39,18 @@ def dialog_forms() -> tuple[dict, dict[str, tuple[str, ...]]]:
     """All dialogs and the phrases that start them."""
     forms = dict(DEFAULT_FORMS)
     starters: dict[str, tuple[str, ...]] = {}
-    try:
-        from handlers.copay import COPAY_FORM, COPAY_STARTERS
-    except ImportError:
-        pass
-    else:
-        forms[COPAY_FORM.name] = COPAY_FORM
-        starters[COPAY_FORM.name] = tuple(fold(p) for p in COPAY_STARTERS)
+    from handlers.copay import (
+        COPAY_FORM,
+        COPAY_STARTERS,
+        MILD_FORM,
+        MILD_STARTERS,
+        START_DATE_FORM,
+        START_DATE_STARTERS,
+    )
+
+    for form, phrases in ((COPAY_FORM, COPAY_STARTERS), (START_DATE_FORM, START_DATE_STARTERS), (MILD_FORM, MILD_STARTERS)):
+        forms[form.name] = form
+        starters[form.name] = tuple(fold(p) for p in phrases)
     try:
         from handlers.reminders import REMINDER_FORM, REMINDER_STARTERS
     except ImportError:

@@ -7,6 +7,7 @@ small talk → the FAQ. A handler is ``(message, context) -> list[Reply]``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,10 +53,15 @@ def starter_for(msg: IncomingMessage, ctx: Context) -> str | None:
     if msg.text is None:
         return None
     folded = fold(msg.text)
+    # The longest matching phrase wins: 「開始日を計算したい」 starts the start-date form, not the copay one.
+    best: tuple[int, str] | None = None
     for name, phrases in ctx.starters.items():
-        if name in ctx.forms and any(p in folded for p in phrases):
-            return name
-    return None
+        if name not in ctx.forms:
+            continue
+        for p in phrases:
+            if p in folded and (best is None or len(p) > best[0]):
+                best = (len(p), name)
+    return best[1] if best else None
 
 
 # --- handlers -------------------------------------------------------------------
@@ -89,6 +95,12 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         return dialog.back(form, ctx)
     if _topic_choice(msg, ctx):
         return answer_topic(msg, ctx) + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
+    # A longer message that is clearly a question of its own gets its answer first; the
+    # pending question is asked again afterwards and no answer is recorded from it.
+    if msg.text and len(msg.text) >= QUESTION_MIN_CHARS and _QUESTION.search(msg.text.strip()):
+        c = consult(ctx.kb, ctx.matcher, msg.text, ctx.state.profile.get("municipality"))
+        if c.kind in ("medical", "redirect") or (c.kind == "answer" and c.score >= MID_DIALOG_CONFIDENCE):
+            return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     result = dialog.answer(form, ctx, value)
     if not isinstance(result, Invalid):
         return result
@@ -97,6 +109,12 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         if c.kind in ("answer", "medical", "redirect"):
             return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     return dialog.reask(form, ctx, result.hint)
+
+
+# Mid-dialog, a message this long that the FAQ answers this confidently is a question, not an answer.
+QUESTION_MIN_CHARS = 15
+_QUESTION = re.compile(r"([?？]|ですか|ますか|でしょうか|の|って|かな)$|どう|何|なに|いつ|どこ|いくら|どれ|なぜ|なんで")
+MID_DIALOG_CONFIDENCE = 60.0
 
 
 def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from bot.messages import Choice, Reply
 from bot.nlp.matcher import Match, Matcher
 from handlers.base import office_hint, topic_choice
+from handlers.copay import CALCULATOR_FOR_TOPIC
 from handlers.office import index_for, office_block
 from handlers.safety import Safety, classify, redirect_for, reply_text
 from knowledge import KnowledgeBase
@@ -46,6 +47,9 @@ def render_topic(kb: KnowledgeBase, topic_id: str, municipality: str | None = No
         parts.append(office_block(kb.prefecture, idx.office_of(municipality), municipality))
     parts.append(kb.cite(topic))
     choices = tuple(topic_choice(kb, rel) for rel in topic.related[:3])
+    calculator = CALCULATOR_FOR_TOPIC.get(topic_id)
+    if calculator is not None:
+        choices = (calculator,) + choices
     return "\n\n".join(parts), choices
 
 

@@ -1,0 +1,338 @@
+"""The guided calculators: monthly copay cap, subsidy start date, and the 軽症高額 check.
+
+Each is a ``Form`` (handlers.dialog): the questions, their buttons, their
+parsers and when each is asked, declared as data. The arithmetic lives in the
+pure modules of ``handlers.calc``, shared with ``nanbyo-bot copay``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from bot.messages import Choice, Reply
+from handlers import parsers
+from handlers.base import Context, known_office
+from handlers.calc.copay import CopayError, CopayFacts, CopayResult, possible_results
+from handlers.calc.mild_high_cost import MildHighCostError, check_mild_high_cost
+from handlers.calc.start_date import DELAY_REASONS, StartDateError, delay_reason, earliest_start
+from handlers.dialog import Answers, Form, Slot
+from handlers.parsers import UNKNOWN, Invalid
+
+SOURCE_COPAY = "出典：群馬県「特定医療費(指定難病)制度について」（2024年12月10日更新）の月額自己負担上限額表、厚生労働省の自己負担上限額表"
+SOURCE_START = "出典：難病法第7条、神奈川県・栃木県・愛知県「医療費助成の開始時期の前倒しについて」"
+SOURCE_MILD = "出典：群馬県「特定医療費(指定難病)制度について」（軽症高額特例制度）、岡山県「軽症高額該当について」"
+
+
+def _choices(pairs: tuple[tuple[str, str], ...]) -> tuple[Choice, ...]:
+    return tuple(Choice(label, value) for label, value in pairs)
+
+
+def _yes_no(text: str, ctx: Context) -> Any:
+    return parsers.parse_yes_no(text)
+
+
+def _yen(text: str, ctx: Context) -> Any:
+    return parsers.parse_yen(text)
+
+
+def _count(text: str, ctx: Context) -> Any:
+    return parsers.parse_count(text)
+
+
+def _rate(text: str, ctx: Context) -> Any:
+    return parsers.parse_rate(text)
+
+
+def _caps(text: str, ctx: Context) -> Any:
+    value = parsers.parse_household_caps(text)
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _date(text: str, ctx: Context) -> Any:
+    return parsers.parse_date(text, ctx.today)
+
+
+def _is(answers: Answers, name: str, value: object) -> bool:
+    return answers.get(name, None) is value
+
+
+def _not_welfare(a: Answers) -> bool:
+    return not _is(a, "welfare", True)
+
+
+def _exempt_or_unknown(a: Answers) -> bool:
+    return _not_welfare(a) and (_is(a, "tax_exempt", True) or _is(a, "tax_exempt", UNKNOWN))
+
+
+def _taxed_or_unknown(a: Answers) -> bool:
+    return _not_welfare(a) and not _is(a, "tax_exempt", True)
+
+
+def _high_cost_matters(a: Answers) -> bool:
+    # 高額かつ長期 only lowers the caps of 一般所得1 and above, and not below a ventilator's 1,000円.
+    return _taxed_or_unknown(a) and not _is(a, "ventilator", True)
+
+
+def _cost_known(a: Answers) -> bool:
+    cost = a.get("medical_cost")
+    return _not_welfare(a) and isinstance(cost, int) and cost > 0
+
+
+Q_WELFARE = "生活保護を受けていますか？"
+Q_VENTILATOR = ("人工呼吸器や補助人工心臓を常時つけていて、「人工呼吸器等装着者」として認定されていますか？"
+                "（認定されると、所得にかかわらず上限は月1,000円です）")
+Q_TAX_EXEMPT = ("同じ医療保険に入っているご家族（支給認定世帯）全員が、市町村民税（住民税）非課税ですか？")
+Q_INCOME = "患者さんご本人の、前の年の収入（合計所得金額や年金などの収入）はおよそいくらですか？（例：78万円）"
+Q_INCOME_TAX = ("同じ医療保険に入っているご家族（支給認定世帯）の、市町村民税の「所得割」の合計額はいくらですか？"
+                "（例：7万1千円、71,000円）")
+Q_HIGH_COST = ("この12か月のうち、指定難病の医療費の総額（10割分）が5万円を超えた月は何か月ありますか？"
+               "（認定を受けた後の月だけを数えます）")
+Q_CAPS = ("同じ世帯に、ほかに指定難病や小児慢性特定疾病の受給者証を持っている方はいますか？"
+          "いる場合は、その方の受給者証にある月額上限額を教えてください（例：10,000円、5000円と2500円）。")
+Q_COST = "今月かかる医療費の総額（10割分、保険がきく前の金額）がわかれば教えてください。窓口で払う額の目安を計算します。（例：12万円）"
+Q_RATE = "ふだんの保険証での窓口負担は何割ですか？（受給者証があっても、もともと1割の方は1割のままです）"
+
+HELP_TAX_EXEMPT = ("非課税かどうかは、市町村から届く住民税の「決定通知書」や「課税（非課税）証明書」でわかります。"
+                   "わからないままでも、考えられる上限額をまとめてお示しします。")
+HELP_INCOME = "収入がわからなくても大丈夫です。考えられる上限額をまとめてお示しします。"
+HELP_INCOME_TAX = ("所得割の額は、住民税の「決定通知書」（6月ごろ届きます）や「課税証明書」の「所得割額」の欄に書かれています。"
+                   "ご家族の分も合計します。わからないままでも、考えられる上限額をまとめてお示しします。")
+HELP_HIGH_COST = ("月ごとの医療費の総額は、「自己負担上限額管理票」に医療機関が書いてくれる総額や、領収書でわかります。"
+                  "わからなければ、ひとまず数えずに計算します。")
+HELP_CAPS = "わからなければ、ひとまず按分（世帯内での分け合い）はないものとして計算します。"
+HELP_COST = "医療費がわからなければ、上限額だけをお示しします。"
+HELP_RATE = "わからなければ、受給者証がある方の標準の2割で計算します。"
+
+
+def _facts(a: Answers) -> CopayFacts:
+    def val(name: str) -> Any:
+        v = a.get(name)
+        return None if v is UNKNOWN else v
+
+    caps = val("household_caps")
+    return CopayFacts(
+        welfare=val("welfare"),
+        ventilator=val("ventilator") if not _is(a, "welfare", True) else False,
+        tax_exempt=val("tax_exempt"),
+        income=val("income"),
+        income_tax=val("income_tax"),
+        high_cost_months=val("high_cost_months") if "high_cost_months" in a else 0,
+        medical_cost=val("medical_cost") or None,
+        insurance_rate=val("insurance_rate"),
+        household_caps=tuple(caps) if caps is not None else None,
+    )
+
+
+def _describe(result: CopayResult) -> str:
+    column = "" if result.column == "一般" else f"（{result.column}）"
+    lines = [f"・月額の自己負担上限額：{result.cap:,}円" + ("（概算）" if result.estimate else ""),
+             f"・階層区分：{result.tier}{column}"]
+    if result.cap == 0:
+        # 生活保護: nothing to pay at the window, whatever the cost.
+        lines.append("・今月お支払いになる額の目安：0円（指定難病の医療の自己負担はありません）")
+        return "\n".join(lines)
+    lines.append(f"・窓口での負担割合：{round(result.rate * 10)}割（ただし月の上限額まで）")
+    if result.payment is not None:
+        lines.append(f"・今月お支払いになる額の目安：{result.payment:,}円")
+    return "\n".join(lines)
+
+
+def _copay_finish(a: Answers, ctx: Context) -> list[Reply]:
+    facts = _facts(a)
+    try:
+        results = possible_results(facts)
+    except CopayError:
+        return [Reply("お答えの中に、つじつまの合わないところがあり計算できませんでした。お手数ですが、もう一度最初からお試しください。"
+                      "ご不明な点は窓口にご相談ください。\n\n" + known_office(ctx),
+                      choices=(Choice("もう一度計算する", "start:copay"),), kind="copay-error")]
+    choices = (Choice("高額かつ長期とは", "topic:high-cost-long-term"), Choice("上限額の表", "topic:copay-table"),
+               Choice("もう一度計算する", "start:copay"))
+    if len(results) == 1:
+        r = results[0]
+        parts = ["計算結果です。", _describe(r), "【決め手になったルール】\n" + "\n".join(f"・{x}" for x in r.reasons)]
+        if r.hints:
+            parts.append("【上限額が下がる可能性】\n" + "\n".join(f"・{x}" for x in r.hints))
+        parts.append("最終的な区分と上限額は、申請後に県（窓口）が決めます。この結果は目安です。")
+        parts.append(SOURCE_COPAY)
+        return [Reply("\n\n".join(parts), choices=choices, topic="copay-table", kind="copay-result")]
+    lines = ["わからないところがあったので、考えられる上限額をまとめてお示しします。"]
+    for r in results:
+        column = "" if r.column == "一般" else f"・{r.column}"
+        pay = f"、今月の目安 {r.payment:,}円" if r.payment is not None else ""
+        lines.append(f"・{r.tier}{column}：月{r.cap:,}円{pay}")
+    if a.get("income_tax") is UNKNOWN:
+        lines.append(HELP_INCOME_TAX)
+    hints = sorted({h for r in results for h in r.hints})
+    if hints:
+        lines.append("【上限額が下がる可能性】\n" + "\n".join(f"・{h}" for h in hints))
+    lines.append("わかる書類が手元にそろったら、もう一度計算できます。最終的な区分は県（窓口）が決めます。")
+    lines.append(SOURCE_COPAY)
+    return [Reply("\n\n".join(lines), choices=choices, topic="copay-table", kind="copay-result")]
+
+
+COPAY_FORM = Form(
+    name="copay",
+    intro=("月々の自己負担の上限額を、いくつかの質問で計算します。わからない質問には「わからない」と答えて大丈夫です。"
+           "「戻る」でひとつ前の質問に、「やめる」でいつでも終われます。"),
+    slots=(
+        Slot("welfare", ask=Q_WELFARE, parse=_yes_no, choices=_choices(parsers.YES_NO_CHOICES)),
+        Slot("ventilator", ask=Q_VENTILATOR, parse=_yes_no, choices=_choices(parsers.YES_NO_CHOICES),
+             ask_if=_not_welfare),
+        Slot("tax_exempt", ask=Q_TAX_EXEMPT, parse=_yes_no, choices=_choices(parsers.YES_NO_CHOICES),
+             ask_if=_not_welfare, unknown_help=HELP_TAX_EXEMPT),
+        Slot("income", ask=Q_INCOME, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+             ask_if=_exempt_or_unknown, unknown_help=HELP_INCOME),
+        Slot("income_tax", ask=Q_INCOME_TAX, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+             ask_if=_taxed_or_unknown, unknown_help=HELP_INCOME_TAX),
+        Slot("high_cost_months", ask=Q_HIGH_COST, parse=_count, choices=_choices(parsers.COUNT_CHOICES),
+             ask_if=_high_cost_matters, unknown_help=HELP_HIGH_COST),
+        Slot("household_caps", ask=Q_CAPS, parse=_caps, choices=_choices(parsers.HOUSEHOLD_CAPS_CHOICES),
+             ask_if=_not_welfare, unknown_help=HELP_CAPS),
+        Slot("medical_cost", ask=Q_COST, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+             ask_if=_not_welfare, unknown_help=HELP_COST),
+        Slot("insurance_rate", ask=Q_RATE, parse=_rate, choices=_choices(parsers.RATE_CHOICES),
+             ask_if=_cost_known, unknown_help=HELP_RATE),
+    ),
+    finish=_copay_finish,
+)
+
+COPAY_STARTERS = (
+    "自己負担いくらになる", "自己負担はいくらになる", "自己負担がいくらになる", "いくらになるか知りたい",
+    "いくらになるか計算", "自己負担を計算", "自己負担の計算", "上限額を計算", "上限額の計算", "負担額を計算",
+    "負担額の計算", "上限を計算", "計算してほしい", "計算してください", "計算したい", "シミュレーション", "試算",
+)
+
+
+# --- subsidy start date (前倒し) -----------------------------------------------
+
+def _reason(text: str, ctx: Context) -> Any:
+    if text.strip() in ("none", "特になし", "なし", "ない"):
+        return "none"
+    found = delay_reason(text.strip())
+    if found is not None:
+        return found.value
+    yes = parsers.parse_yes_no(text)
+    if yes is False:
+        return "none"
+    if yes is UNKNOWN:
+        return UNKNOWN
+    return Invalid("下のボタンから、いちばん近いものを選んでください。")
+
+
+def _application_date(text: str, ctx: Context) -> Any:
+    t = parsers.normalize(text)
+    if t in {"今日", "きょう", "today", "本日"}:
+        return ctx.today
+    return parsers.parse_date(text, ctx.today)
+
+
+def _start_finish(a: Answers, ctx: Context) -> list[Reply]:
+    diagnosis, received = a.get("diagnosis_date"), a.get("application_date")
+    reason = a.get("delay_reason")
+    if not isinstance(diagnosis, date) or not isinstance(received, date):
+        return [Reply("日付がわからないと計算できません。診断年月日は臨床調査個人票に書かれています。\n\n" + known_office(ctx),
+                      kind="start-error")]
+    accepted = reason not in (None, UNKNOWN, "none") and (delay_reason(reason).accepted is not False)
+    try:
+        result = earliest_start(diagnosis, received, unavoidable_reason=accepted)
+    except StartDateError:
+        return [Reply("診断年月日が申請日より後になっています。日付をご確認のうえ、もう一度お試しください。",
+                      choices=(Choice("もう一度計算する", "start:start-date"),), kind="start-error")]
+    lines = [f"助成の開始日は、早ければ {result.start.year}年{result.start.month}月{result.start.day}日 です。"]
+    lines += [f"・{x}" for x in result.reasons]
+    if reason not in (None, UNKNOWN, "none") and delay_reason(reason).accepted is None:
+        lines.append("・「その他の事情」は窓口が個別に判断します。3か月までさかのぼれるかは、窓口にご確認ください。")
+    lines.append("開始日より後に支払った医療費は、受給者証が届いてから払い戻し（償還払い）を申請できます。最終的な開始日は県（窓口）が決めます。")
+    lines.append(SOURCE_START)
+    return [Reply("\n".join(lines), choices=(Choice("払い戻しについて", "topic:refund"), Choice("診断年月日とは", "topic:diagnosis-date-definition")),
+                  topic="start-date-retroactive", kind="start-result")]
+
+
+REASON_CHOICES = (Choice("特になし", "none"),) + tuple(Choice(r.label[:20], r.value) for r in DELAY_REASONS)
+
+START_DATE_FORM = Form(
+    name="start-date",
+    intro="助成がいつから始まるか（開始時期の前倒し）を計算します。",
+    slots=(
+        Slot("diagnosis_date", ask="臨床調査個人票に書かれた「診断年月日」はいつですか？（例：2025年6月1日、R7.6.1）", parse=_date,
+             allow_unknown=False,
+             unknown_help="診断年月日は、指定医が書く臨床調査個人票に記載されています。主治医の医療機関にお尋ねください。"),
+        Slot("application_date", ask="申請書を窓口に出した日（または出す予定の日）はいつですか？（例：2025年6月20日、今日）",
+             parse=_application_date, choices=(Choice("今日", "今日"),), allow_unknown=False,
+             unknown_help="申請日は、窓口が申請書を受け取った日です。予定の日を入れてみてください。"),
+        Slot("delay_reason", ask="診断から1か月以内に申請できなかった事情はありますか？当てはまるものを選んでください。",
+             parse=_reason, choices=REASON_CHOICES),
+    ),
+    finish=_start_finish,
+)
+
+START_DATE_STARTERS = ("開始日を計算", "開始日の計算", "いつから助成されるか計算", "助成開始日を計算", "さかのぼれるか計算")
+
+
+# --- 軽症高額 check -------------------------------------------------------------
+
+def _months(text: str, ctx: Context) -> Any:
+    pieces = [p for p in re.split(r"[、,，\s/／・]+", parsers.normalize(text)) if p]
+    if len(pieces) == 1 and parsers.is_unknown_answer(pieces[0]):
+        return UNKNOWN
+    values: list[int] = []
+    for p in pieces:
+        v = parsers.parse_yen(p)
+        if not isinstance(v, int):
+            return Invalid("金額を読点（、）で区切って送ってください（例：40000、30000、35000）。かからなかった月は0で大丈夫です。")
+        values.append(v)
+    if not 1 <= len(values) <= 12:
+        return Invalid("直近12か月までの金額を、古い月から順に、読点（、）で区切って送ってください。")
+    return values
+
+
+def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
+    values = a.get("monthly_costs")
+    if not isinstance(values, list):
+        return [Reply("月ごとの医療費の総額は、自己負担上限額管理票や領収書、医療機関が出す「医療費総額の証明」でわかります。"
+                      "そろったら、もう一度お試しください。\n\n" + SOURCE_MILD, topic="mild-high-cost", kind="mild-result")]
+    year, month = ctx.today.year, ctx.today.month
+    months: list[tuple[int, int]] = []
+    for _ in values:
+        months.append((year, month))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    months.reverse()
+    try:
+        result = check_mild_high_cost([(y, m, v) for (y, m), v in zip(months, values)])
+    except MildHighCostError:
+        return [Reply("金額の並びが読み取れませんでした。もう一度お試しください。", choices=(Choice("もう一度", "start:mild-high-cost"),))]
+    head = "軽症高額の条件を満たしています。" if result.qualifies else "今のところ、軽症高額の条件はまだ満たしていません。"
+    lines = [head, f"（今月 {ctx.today.year}年{ctx.today.month}月 を最後の月として数えました）"]
+    lines += [f"・{x}" for x in result.reasons]
+    lines.append("申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。")
+    lines.append(SOURCE_MILD)
+    return [Reply("\n".join(lines), choices=(Choice("医療費申告書とは", "topic:medical-expense-declaration"),
+                                               Choice("軽症高額とは", "topic:mild-high-cost")),
+                  topic="mild-high-cost", kind="mild-result")]
+
+
+MILD_FORM = Form(
+    name="mild-high-cost",
+    intro="軽症高額該当（重症度を満たさなくても、医療費が高い月が続く方の特例）に当てはまるか確かめます。",
+    slots=(
+        Slot("monthly_costs",
+             ask=("直近12か月（今月まで）の、指定難病の医療費の総額（10割分）を、古い月から順に読点で区切って送ってください。"
+                  "最後が今月です。（例：40000、30000、35000、33330、50000）"),
+             parse=_months, choices=(Choice("わからない", "unknown"),)),
+    ),
+    finish=_mild_finish,
+)
+
+MILD_STARTERS = ("軽症高額に当てはまるか", "軽症高額か確かめ", "軽症高額の判定", "軽症高額をチェック", "軽症高額を計算")
+
+# Topics whose answer offers the matching calculator as a button.
+CALCULATOR_FOR_TOPIC = {
+    "copay-overview": Choice("上限額を計算する", "start:copay"),
+    "copay-table": Choice("上限額を計算する", "start:copay"),
+    "income-basis": Choice("上限額を計算する", "start:copay"),
+    "high-cost-long-term": Choice("上限額を計算する", "start:copay"),
+    "start-date-retroactive": Choice("開始日を計算する", "start:start-date"),
+    "mild-high-cost": Choice("当てはまるか確かめる", "start:mild-high-cost"),
+}

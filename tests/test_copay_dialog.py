@@ -1,0 +1,182 @@
+"""The guided copay dialog: one question at a time, free text or buttons, back, cancel, restart."""
+
+import json
+
+import pytest
+
+from bot.bootstrap import build_bot
+from bot.messages import IncomingMessage
+from handlers.copay import COPAY_FORM, MILD_FORM, START_DATE_FORM
+from handlers.parsers import Invalid
+from tests.conftest import FIXED_NOW, SHARED, Chat
+
+COPAY_FILE = SHARED / "eval" / "copay.jsonl"
+KANJI = "〇一二三四五六七八九"
+
+
+def _yen_text(n: int, style: int) -> str:
+    """Phrase an amount the way people type it, in several styles."""
+    if style == 0 and n % 10_000 == 0:
+        return f"{n // 10_000}万円"
+    if style == 1 and n % 1000 == 0 and n >= 10_000:
+        man, sen = divmod(n // 1000, 10)
+        return f"{man}万{sen}千円" if sen else f"約{man}万"
+    if style == 2:
+        return f"{n:,}円".translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    return f"{n:,}"
+
+
+def _answer(slot: str, facts: dict, style: int) -> str:
+    value = facts.get(slot)
+    if slot == "welfare":
+        return "はい、受けてます" if value else "受けてない"
+    if slot in ("ventilator", "tax_exempt"):
+        return {True: "うん", False: "いいえ", None: "わからない"}[value]
+    if slot in ("income", "income_tax", "medical_cost"):
+        return "わからない" if value is None else _yen_text(value, style)
+    if slot == "high_cost_months":
+        return "ない" if not value else (f"{KANJI[value]}か月" if value < 10 else f"{value}")
+    if slot == "household_caps":
+        return "いない" if not value else "と".join(f"{c:,}円" for c in value)
+    if slot == "insurance_rate":
+        return f"{round(value * 10)}割" if value else "わからない"
+    raise AssertionError(slot)
+
+
+def _scenarios():
+    if not COPAY_FILE.exists():
+        return []
+    return [json.loads(line) for line in COPAY_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.skipif(not COPAY_FILE.exists(), reason=f"{COPAY_FILE} not present")
+@pytest.mark.parametrize("index", range(len(_scenarios())))
+def test_each_scenario_reaches_the_same_cap_through_the_chat(chat, index):
+    scenario = _scenarios()[index]
+    facts, expect = scenario["facts"], scenario["expect"]
+    replies = chat.say("自己負担いくらになるか知りたい")
+    for _ in range(12):
+        slot = replies[-1].expecting
+        if slot is None:
+            break
+        replies = chat.say(_answer(slot, facts, index % 4))
+    text = chat.text(replies)
+    assert f"上限額：{expect['cap']:,}円" in text, text
+    assert f"階層区分：{expect['tier']}" in text
+    if "payment" in expect:
+        assert f"目安：{expect['payment']:,}円" in text
+    assert "出典" in text
+
+
+def test_every_offered_choice_parses_with_its_slot(bot):
+    chat = Chat(bot)
+    for form in (COPAY_FORM, START_DATE_FORM, MILD_FORM):
+        ctx_replies = chat.click(f"start:{form.name}")
+        from handlers.base import Context
+
+        with bot.store.unit_of_work() as uow:
+            ctx = Context(kb=bot.kb, matcher=bot.matcher, state=uow.load_state("console:U1"), now=FIXED_NOW)
+        for slot in form.slots:
+            for choice in slot.choices:
+                assert not isinstance(slot.parse(choice.value, ctx), Invalid), (form.name, slot.name, choice)
+        assert ctx_replies
+        chat.say("やめる")
+
+
+def test_unknown_income_tax_explains_where_to_find_it_and_shows_possible_caps(chat):
+    chat.say("自己負担を計算したい")
+    chat.say("いいえ")  # welfare
+    chat.say("いいえ")  # ventilator
+    chat.say("いいえ")  # tax exempt
+    replies = chat.say("わからない")  # income tax
+    text = chat.text(replies)
+    assert "所得割" in text and ("決定通知書" in text or "課税証明書" in text)
+    for _ in range(5):
+        if replies[-1].expecting is None:
+            break
+        replies = chat.say("わからない")
+    final = chat.text(replies)
+    for cap in ("10,000円", "20,000円", "30,000円"):
+        assert cap in final
+
+
+def test_invalid_answer_reasks_kindly_and_keeps_earlier_answers(chat):
+    chat.say("自己負担を計算したい")
+    chat.say("いいえ")
+    chat.say("いいえ")
+    chat.say("いいえ")
+    replies = chat.say("2027年3月31日")  # a date where an amount is asked
+    assert replies[-1].expecting == "income_tax"
+    replies = chat.say("5万円")
+    assert replies[-1].expecting == "high_cost_months"
+
+
+def test_back_changes_the_last_answer(chat):
+    chat.say("自己負担を計算したい")
+    chat.say("いいえ")
+    replies = chat.say("戻る")
+    assert replies[-1].expecting == "welfare"
+    replies = chat.say("はい")
+    text = chat.text(replies)
+    assert "上限額：0円" in text and "生活保護" in text
+
+
+def test_cancel_leaves_at_any_step(chat):
+    chat.say("自己負担を計算したい")
+    chat.say("いいえ")
+    replies = chat.say("やめる")
+    assert all(r.expecting is None for r in replies)
+    replies = chat.say("いいえ")
+    assert all(r.expecting != "tax_exempt" for r in replies)
+
+
+def test_dialog_survives_a_restart(settings):
+    first = build_bot(settings, clock=lambda: FIXED_NOW)
+    first.handle(IncomingMessage("console", "U1", text="自己負担を計算したい"))
+    first.handle(IncomingMessage("console", "U1", text="いいえ"))
+    second = build_bot(settings, clock=lambda: FIXED_NOW)
+    replies = second.handle(IncomingMessage("console", "U1", text="いいえ"))
+    assert replies[-1].expecting == "tax_exempt"
+
+
+def test_a_question_mid_dialog_is_answered_then_the_dialog_goes_on(chat):
+    chat.say("自己負担を計算したい")
+    replies = chat.say("入院したときの食事代って上限に含まれますか")
+    assert any(r.topic == "copay-meal" for r in replies)
+    assert replies[-1].expecting == "welfare"
+
+
+def test_buttons_work_like_typing(chat):
+    chat.click("start:copay")
+    replies = chat.click("yes")
+    assert "上限額：0円" in chat.text(replies)
+
+
+def test_start_date_calculator_from_chat(chat):
+    replies = chat.say("助成の開始日を計算したい")
+    assert replies[-1].expecting == "diagnosis_date"
+    chat.say("2025年4月10日")
+    chat.say("2025/6/20")
+    replies = chat.click("hospitalised")
+    assert "2025年4月10日" in chat.text(replies)
+
+
+def test_start_date_without_a_good_reason_goes_back_one_month(chat):
+    chat.say("開始日を計算して")
+    chat.say("R7.4.10")
+    chat.say("令和7年6月20日")
+    replies = chat.click("work")
+    assert "2025年5月20日" in chat.text(replies)
+
+
+def test_mild_high_cost_check_from_chat(chat):
+    replies = chat.say("軽症高額に当てはまるか確かめたい")
+    assert replies[-1].expecting == "monthly_costs"
+    replies = chat.say("40000、30000、35000、33330、50000")
+    text = chat.text(replies)
+    assert "満たしています" in text
+
+
+def test_copay_topic_offers_the_calculator(chat):
+    replies = chat.say("一般所得2の月の上限額はいくら？")
+    assert any(c.value == "start:copay" for r in replies for c in r.choices)
