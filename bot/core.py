@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import DBAPIError
+
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.matcher import Matcher
 from bot.storage.repositories import DuplicateEvent, StaleStateError, Store, hash_user
@@ -41,6 +43,11 @@ def looks_like_my_number(text: str) -> bool:
     """True when the text holds a 12-digit number in any common form (spaces, hyphens, full width)."""
     return bool(_MY_NUMBER.search(unicodedata.normalize("NFKC", text)))
 
+
+DB_DOWN_TEXT = (
+    "申し訳ありません。ただいまシステムが混み合っているか、一時的に使えない状態です。"
+    "お手数ですが、少し時間をおいてから、もう一度同じメッセージを送ってください。"
+)
 
 MY_NUMBER_TEXT = (
     "ご注意ください。マイナンバー（個人番号）のような12桁の番号が含まれていたため、このメッセージは読み取らず、保存もしていません。"
@@ -92,6 +99,11 @@ class Bot:
                 # Another turn of this user saved first (two messages at once): redo on fresh state.
                 if attempt == 2:
                     raise
+            except DBAPIError:
+                # The database is away for a moment: the unit of work rolled back, so nothing is
+                # half-written; the user gets an apology and the next message works again.
+                log.exception("database unavailable channel=%s user=%s", msg.channel, hash_user(msg.user_key))
+                return [Reply(DB_DOWN_TEXT, kind="error")]
         log.info(
             "turn channel=%s user=%s route=%s topics=%s ms=%.1f",
             msg.channel,
