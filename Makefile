@@ -10,10 +10,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: chat test install kb-check eval clean
 
+# The install log goes to .venv/install.log; it is shown only when the install fails.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip >/dev/null
-	@$(BIN)/python -m pip install --quiet -e ".[test]"
+	@echo "Installing nanbyo-bot into $(VENV) (first run only) ..." >&2
+	@$(BIN)/python -m pip install --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@$(BIN)/python -m pip install -e ".[test]" >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
 
 install: $(STAMP)
