@@ -13,7 +13,7 @@ from bot.nlp.matcher import Match, Matcher
 from handlers.base import office_hint, topic_choice
 from handlers.copay import CALCULATOR_FOR_TOPIC
 from handlers.office import index_for, office_block
-from handlers.safety import Safety, classify, redirect_for, reply_text
+from handlers.safety import Safety, classify, mentions_domain, redirect_for, reply_text
 from knowledge import KnowledgeBase
 
 # Confidence (0-100, see Matcher) needed to answer. Below it the bot does not
@@ -71,9 +71,11 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     matches = matcher.rank(text, limit=5)
     best = matches[0] if matches else None
     redirect = redirect_for(kb, text)
-    threshold = REDIRECT_THRESHOLD if redirect is not None else ANSWER_THRESHOLD
-    if redirect is not None and redirect.strict:
-        threshold = 101.0
+    threshold = ANSWER_THRESHOLD
+    if redirect is not None:
+        # Another service is named: answer from our topics only when the question also speaks of
+        # this bot's own subject (難病, 受給者証 …) and the match is confident.
+        threshold = REDIRECT_THRESHOLD if (not redirect.strict and mentions_domain(kb, text)) else 101.0
     alternatives = tuple(m.id for m in matches[1:3])
 
     if best is not None and best.confidence >= threshold:

@@ -26,6 +26,7 @@ class _Lexicon:
     crisis: tuple[str, ...]
     medical: tuple[str, ...]
     redirects: tuple[tuple[Redirect, tuple[str, ...]], ...]
+    domain: tuple[str, ...]
 
 
 _CACHE: dict[int, _Lexicon] = {}
@@ -39,7 +40,8 @@ def _lexicon(kb: KnowledgeBase) -> _Lexicon:
         def f(words: list[str]) -> tuple[str, ...]:
             return tuple(w for w in (fold(x) for x in words) if w)
 
-        lex = _Lexicon(f(s.emergency), f(s.crisis), f(s.medical), tuple((r, f(r.words)) for r in s.redirects))
+        lex = _Lexicon(f(s.emergency), f(s.crisis), f(s.medical), tuple((r, f(r.words)) for r in s.redirects),
+                       f(s.domain_words))
         _CACHE[id(kb.safety)] = lex
     return lex
 
@@ -69,3 +71,9 @@ def redirect_for(kb: KnowledgeBase, text: str) -> Redirect | None:
         if any(w in folded for w in words):
             return redirect
     return None
+
+
+def mentions_domain(kb: KnowledgeBase, text: str) -> bool:
+    """Whether the text uses this bot's own vocabulary (難病, 受給者証, 上限額 …)."""
+    folded = fold(text)
+    return any(w in folded for w in _lexicon(kb).domain)

@@ -155,3 +155,7 @@ class SafetyLexicon(_Strict):
     crisis_reply: str
     medical_reply: str
     redirects: list[Redirect] = Field(default_factory=list)
+    domain_words: list[str] = Field(
+        default_factory=list,
+        description="words of this bot's own subject; a non-strict redirect yields to a confident topic only when one is present",
+    )
