@@ -1,8 +1,8 @@
 """The route table: which handler answers a message. First match wins.
 
 Order matters and reads top to bottom: emergencies → cancel / menu / delete →
-the open dialog → clicked topics and dialog starters → talk to a person →
-small talk → the FAQ. A handler is ``(message, context) -> list[Reply]``.
+dialog starters and "talk to a person" (they leave an open dialog) → the open
+dialog → clicked topics → small talk → the FAQ. A handler is ``(message, context) -> list[Reply]``.
 """
 
 from __future__ import annotations
@@ -135,10 +135,11 @@ ROUTES: tuple[Route, ...] = (
     Route("cancel", lambda m, c: system.matches(system.CANCEL_WORDS, m), system.cancel),
     Route("menu", lambda m, c: system.matches(system.MENU_WORDS, m), system.menu),
     Route("delete", lambda m, c: system.matches(system.DELETE_WORDS, m), system.start_delete),
-    Route("dialog", _in_dialog, continue_dialog),
-    Route("topic", _topic_choice, answer_topic),
+    # Starting another dialog (a menu button, 「人と話したい」) leaves the open one, as a person would expect.
     Route("start", lambda m, c: starter_for(m, c) is not None, start_dialog),
     Route("office", lambda m, c: system.matches(system.HUMAN_WORDS, m), system.start_office),
+    Route("dialog", _in_dialog, continue_dialog),
+    Route("topic", _topic_choice, answer_topic),
     Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m), system.greeting),
     Route("thanks", lambda m, c: system.matches(system.THANKS_WORDS, m), system.thanks),
     Route("faq", lambda m, c: True, faq),

@@ -180,3 +180,11 @@ def test_mild_high_cost_check_from_chat(chat):
 def test_copay_topic_offers_the_calculator(chat):
     replies = chat.say("一般所得2の月の上限額はいくら？")
     assert any(c.value == "start:copay" for r in replies for c in r.choices)
+
+
+def test_a_menu_button_in_the_middle_of_a_dialog_switches_to_it(chat):
+    chat.say("自己負担を計算したい")
+    replies = chat.click("office")
+    assert replies[-1].expecting == "municipality"
+    replies = chat.click("start:copay")
+    assert replies[-1].expecting == "welfare"
