@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.normalize import fold
-from handlers import dialog, system
+from handlers import dialog, reminders, system
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import consult, render_topic
@@ -135,6 +135,12 @@ ROUTES: tuple[Route, ...] = (
     Route("cancel", lambda m, c: system.matches(system.CANCEL_WORDS, m), system.cancel),
     Route("menu", lambda m, c: system.matches(system.MENU_WORDS, m), system.menu),
     Route("delete", lambda m, c: system.matches(system.DELETE_WORDS, m), system.start_delete),
+    Route("reminder-list", lambda m, c: system.matches(reminders.REMINDER_PHRASES["reminder-list"], m),
+          reminders.REMINDER_COMMANDS["reminder-list"]),
+    Route("reminder-stop", lambda m, c: system.matches(reminders.REMINDER_PHRASES["reminder-stop"], m),
+          reminders.REMINDER_COMMANDS["reminder-stop"]),
+    Route("reminder-start", lambda m, c: system.matches(reminders.REMINDER_PHRASES["reminder-start"], m),
+          reminders.REMINDER_COMMANDS["reminder-start"]),
     # Starting another dialog (a menu button, 「人と話したい」) leaves the open one, as a person would expect.
     Route("start", lambda m, c: starter_for(m, c) is not None, start_dialog),
     Route("office", lambda m, c: system.matches(system.HUMAN_WORDS, m), system.start_office),

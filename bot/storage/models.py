@@ -7,10 +7,10 @@ events already handled, and reminders they asked for. Message text is never stor
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -47,3 +47,62 @@ class HandledEvent(SQLModel, table=True):
     event_id: str = Field(max_length=200)
     user_key: str = Field(max_length=200, index=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- renewal reminders ---------------------------------------------------------------------
+
+# Delivery states. A delivery moves pending → claimed → sent; a failed send goes back to
+# pending with a later next_attempt_at, and to failed after the last attempt; a mark that
+# is superseded (a newer mark is already due), stopped, replaced or past the expiry is skipped.
+PENDING = "pending"
+CLAIMED = "claimed"
+SENT = "sent"
+FAILED = "failed"
+SKIPPED = "skipped"
+
+
+class Reminder(SQLModel, table=True):
+    """A renewal reminder a user asked for: one row per user and certificate (expiry date).
+
+    ``channel`` and ``user`` are kept because a reminder is pushed later, outside any turn.
+    ``active`` turns False when the user stops it or registers another date.
+    """
+
+    __tablename__ = "reminder"
+    __table_args__ = (UniqueConstraint("user_key", "expiry_date", name="uq_reminder_user_expiry"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_key: str = Field(max_length=200, index=True)
+    channel: str = Field(max_length=20)
+    user: str = Field(max_length=200)
+    expiry_date: date
+    municipality: str | None = Field(default=None, max_length=50)
+    created_at: datetime = Field(default_factory=utcnow)
+    active: bool = Field(default=True)
+
+
+class ReminderDelivery(SQLModel, table=True):
+    """One message of a reminder (a mark, e.g. 30 days before expiry).
+
+    The unique (reminder_id, offset_days) means a mark exists once; the status and
+    ``claimed_by`` mean only the dispatcher that claimed it sends it.
+    """
+
+    __tablename__ = "reminder_delivery"
+    __table_args__ = (
+        UniqueConstraint("reminder_id", "offset_days", name="uq_reminder_delivery"),
+        # The dispatcher's claim: rows of one status in due order, read in index order.
+        Index("ix_reminder_delivery_status_due", "status", "due_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reminder_id: int = Field(foreign_key="reminder.id")
+    offset_days: int
+    due_at: datetime  # 09:00 Asia/Tokyo on the mark's day, stored in UTC
+    status: str = Field(default=PENDING, max_length=10)
+    attempts: int = Field(default=0)
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=200)
+    next_attempt_at: datetime | None = None

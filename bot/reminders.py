@@ -1,0 +1,375 @@
+"""Delivering renewal reminders, each mark once: ``dispatch_due``, the senders, the CLI, the scheduler.
+
+What this is: the one core function ``dispatch_due(store, now, senders)`` — skip marks that
+must not go out any more, claim due deliveries in batches (a claim is committed before
+anything is sent), send each through its channel's ``Sender`` with an idempotency key,
+mark it sent (or record the failure and when to retry) — plus ``run_due_main`` for
+``nanbyo-bot reminders run-due [--now ISO]`` and ``start_scheduler`` for ``serve``, which
+both only call ``dispatch_due``.
+
+What this is not: no dialog and no wording (``handlers.reminders`` registers reminders and
+writes their text), no SQL (``bot.storage.repositories``), no LINE or Slack client (the
+server passes their senders in). Nothing here reads the clock except the two entry points.
+
+Exactly once, and where it is only at least once:
+
+- Two dispatchers never send the same mark: a delivery is claimed first (PostgreSQL:
+  ``FOR UPDATE SKIP LOCKED``; SQLite: one conditional ``UPDATE … RETURNING`` under the
+  write lock), and only the claimer sends and marks it.
+- A dispatcher that dies after claiming leaves the claim behind; after ``LEASE`` another
+  run takes it over, so the reminder is not lost.
+- The one window left is a crash (or a lost database connection) *after* a send and
+  *before* its mark commits: the next run after the lease sends it again. Every attempt
+  carries the same key ``reminder-{reminder_id}-{offset}``; LINE deduplicates on it
+  (``X-Line-Retry-Key``, see ``line_retry_key``), so there the user still sees it once.
+  The console/JSON sender has nothing to deduplicate with: for it the window is
+  at-least-once (a consumer of the JSON lines may drop repeated keys if it must).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Protocol, TextIO
+from zoneinfo import ZoneInfo
+
+from bot.config import Settings
+from bot.storage.repositories import ClaimedDelivery, Store, UnitOfWork, hash_user
+from handlers.reminders import in_sending_hours, reminder_text
+from knowledge import KnowledgeBase
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger("nanbyo.reminders")
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+# A claim older than this belongs to a dispatcher that died; another run may take it over.
+LEASE = timedelta(minutes=10)
+# Failed sends are retried after 10, 20, 40, 80, 160 minutes (capped at 6 hours), then given up.
+MAX_ATTEMPTS = 6
+RETRY_BASE = timedelta(minutes=10)
+RETRY_CAP = timedelta(hours=6)
+DEFAULT_BATCH = 200
+JOB_ID = "reminders-dispatch-due"
+KIND = "reminder"
+
+
+class Sender(Protocol):
+    """Pushes one message to one user of a channel; raises on failure.
+
+    ``key`` is the same for every attempt of the same mark. A channel that can
+    deduplicate should: the LINE sender passes ``line_retry_key(key)`` as
+    ``X-Line-Retry-Key`` and treats its 409 (already accepted) as success.
+    """
+
+    def send(self, user: str, text: str, kind: str, key: str) -> None: ...
+
+
+class ConsoleSender:
+    """Writes each message as a JSON line ``{"user", "text", "kind"}`` (console and ``--json`` users).
+
+    At-least-once: a crash between writing a line and recording it as sent writes it
+    again on the run after the lease (see the module docstring).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def send(self, user: str, text: str, kind: str, key: str) -> None:
+        self.stream.write(json.dumps({"user": user, "text": text, "kind": kind}, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+
+def line_retry_key(key: str) -> str:
+    """The delivery key as LINE wants its retry key: a UUID (stable for the same key)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"nanbyo-bot:{key}"))
+
+
+@dataclass(frozen=True)
+class DispatchSummary:
+    """What one ``dispatch_due`` run did.
+
+    Attributes:
+        sent: deliveries sent and recorded.
+        failed: sends that failed this run (retried later, or given up: see ``gave_up``).
+        skipped: marks skipped (a newer mark is due too, or the reminder expired or stopped).
+        not_due: pending deliveries that may not go out yet (later day, retry wait, quiet hours).
+        no_sender: due deliveries on a channel this process has no sender for (left pending).
+        gave_up: of ``failed``, those that reached the last attempt.
+        lost: sent, but the claim had been taken over meanwhile (see the module docstring).
+        quiet: the run fell outside 09:00–20:00 Japan time and sent nothing.
+    """
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    not_due: int = 0
+    no_sender: int = 0
+    gave_up: int = 0
+    lost: int = 0
+    quiet: bool = False
+
+    def line(self) -> str:
+        """The one-line summary ``run-due`` prints."""
+        text = f"reminders: {self.sent} sent, {self.failed} failed, {self.skipped} skipped, {self.not_due} not due"
+        if self.no_sender:
+            text += f", {self.no_sender} waiting for a channel"
+        if self.quiet:
+            text += " (quiet hours: sending resumes at 09:00 JST)"
+        return text
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff after the ``attempts``-th failed attempt."""
+    return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_CAP)
+
+
+def default_worker_id() -> str:
+    """Unique per process: a claim names its dispatcher."""
+    return f"{socket.gethostname()[:60]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@lru_cache(maxsize=4)
+def _knowledge(prefecture: str) -> KnowledgeBase:
+    from knowledge import load_knowledge
+
+    return load_knowledge(prefecture)
+
+
+def dispatch_due(
+    store: Store,
+    now: datetime,
+    senders: Mapping[str, Sender],
+    *,
+    worker_id: str,
+    batch: int = DEFAULT_BATCH,
+    kb: KnowledgeBase | None = None,
+    lease: timedelta = LEASE,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> DispatchSummary:
+    """Send every reminder due at ``now`` once, through ``senders[channel]``.
+
+    Outside 09:00–20:00 Japan time nothing is sent (the marks wait for the next allowed
+    run). Otherwise: stale marks are skipped, then due deliveries are claimed ``batch`` at
+    a time and sent; a failure is recorded and retried later with exponential backoff,
+    and given up after ``max_attempts``. Deliveries on a channel with no sender stay
+    pending. Run twice for the same ``now``, the second run sends nothing.
+
+    Args:
+        store: the database.
+        now: the moment to dispatch for, timezone-aware.
+        senders: channel name ("line", "slack", "json", "console") → sender.
+        worker_id: names this dispatcher in its claims; unique per process.
+        batch: deliveries claimed per transaction.
+        kb: the knowledge base for the message text (default: the default prefecture's).
+        lease: how long a claim protects a delivery from other dispatchers.
+        max_attempts: attempts before a delivery is marked failed for good.
+
+    Returns:
+        The counts of this run.
+    """
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    started = time.monotonic()
+
+    def moment() -> datetime:
+        # The run's `now` advanced by the time the run has taken: claims and sends are
+        # stamped accurately without reading the wall clock here.
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    channels = sorted(senders)
+    if not in_sending_hours(now):
+        # Quiet hours: nobody gets a reminder at night; due marks go out at 09:00.
+        with store.unit_of_work() as uow:
+            counts = uow.count_pending(now=now, channels=channels)
+        log.debug("reminders quiet hours worker=%s due_waiting=%d", worker_id, counts.due)
+        return DispatchSummary(not_due=counts.not_due + counts.due, no_sender=counts.no_sender, quiet=True)
+
+    kb = kb or _knowledge(Settings.prefecture)
+    today = now.astimezone(TOKYO).date()
+    with store.unit_of_work() as uow:
+        skipped = uow.skip_stale_deliveries(now=now, stale_before=moment() - lease)
+    sent = failed = gave_up = lost = 0
+    while True:
+        with store.unit_of_work() as uow:  # committed before the first send
+            claimed = uow.claim_deliveries(now=now, stale_before=moment() - lease, claimed_at=moment(),
+                                           worker_id=worker_id, channels=channels, batch=batch)
+        if not claimed:
+            break
+        claim_started = time.monotonic()
+        # One held connection for the batch; each mark commits on its own right after its send.
+        with store.autocommit() as marks:
+            for index, delivery in enumerate(claimed):
+                if time.monotonic() - claim_started > lease.total_seconds() / 2:
+                    # This batch is slow to send: give the rest back long before our lease could
+                    # run out, or another dispatcher would take them over while we still send.
+                    marks.release_claims([d.id for d in claimed[index:]], worker_id)
+                    break
+                outcome = _deliver(marks, delivery, senders[delivery.channel], kb=kb, today=today,
+                                   worker_id=worker_id, moment=moment, max_attempts=max_attempts)
+                if outcome == "sent":
+                    sent += 1
+                elif outcome == "lost":
+                    lost += 1
+                else:
+                    failed += 1
+                    gave_up += outcome == "gave_up"
+        if len(claimed) < batch:
+            break
+    with store.unit_of_work() as uow:
+        counts = uow.count_pending(now=now, channels=channels)
+    summary = DispatchSummary(sent=sent, failed=failed, skipped=skipped, not_due=counts.not_due,
+                              no_sender=counts.no_sender, gave_up=gave_up, lost=lost)
+    # The scheduler runs this every minute: a run that did nothing is not worth an INFO line.
+    # Due reminders on a channel nobody here can send on stay pending and are counted here.
+    level = logging.INFO if (sent or failed or skipped or lost or counts.no_sender) else logging.DEBUG
+    log.log(level, "reminders dispatched worker=%s sent=%d failed=%d gave_up=%d skipped=%d lost=%d "
+            "no_sender=%d channels=%s ms=%.0f", worker_id, sent, failed, gave_up, skipped, lost, counts.no_sender,
+            ",".join(channels) or "-", (time.monotonic() - started) * 1000)
+    return summary
+
+
+def _deliver(
+    marks: UnitOfWork,
+    delivery: ClaimedDelivery,
+    sender: Sender,
+    *,
+    kb: KnowledgeBase,
+    today: date,
+    worker_id: str,
+    moment: Callable[[], datetime],
+    max_attempts: int,
+) -> str:
+    """Send one claimed delivery and record the outcome: "sent", "failed", "gave_up" or "lost"."""
+    try:
+        text = reminder_text(kb, expiry=delivery.expiry_date, offset_days=delivery.offset_days,
+                             municipality=delivery.municipality, today=today)
+        sender.send(delivery.user, text, KIND, delivery.key)
+    except Exception as exc:  # any sender failure: record, retry later; never lose or duplicate
+        final = delivery.attempts >= max_attempts
+        retry_at = None if final else moment() + retry_delay(delivery.attempts)
+        marks.mark_failed(delivery.id, worker_id, type(exc).__name__, retry_at)
+        # The exception's text may quote the message or the user: only its type is logged.
+        log.warning("reminder send failed delivery=%d offset=%d attempt=%d/%d error=%s user=%s final=%s",
+                    delivery.id, delivery.offset_days, delivery.attempts, max_attempts, type(exc).__name__,
+                    hash_user(delivery.user_key), final)
+        return "gave_up" if final else "failed"
+    if not marks.mark_sent(delivery.id, worker_id, moment()):
+        log.warning("reminder claim lost before it was marked delivery=%d user=%s", delivery.id,
+                    hash_user(delivery.user_key))
+        return "lost"
+    return "sent"
+
+
+# --- entry points --------------------------------------------------------------------------------
+
+def now_tokyo() -> datetime:
+    """The current time in Japan (read only by the entry points)."""
+    return datetime.now(TOKYO)
+
+
+def parse_now(text: str | None, clock: Callable[[], datetime] = now_tokyo) -> datetime:
+    """``--now``: an ISO-8601 moment; without an offset it is Japan time. None: the clock.
+
+    Raises:
+        ValueError: the text is not an ISO-8601 date or date-time.
+    """
+    if text is None or not text.strip():
+        return clock().astimezone(TOKYO)
+    value = datetime.fromisoformat(text.strip())
+    if value.utcoffset() is None:
+        value = value.replace(tzinfo=TOKYO)
+    return value.astimezone(TOKYO)
+
+
+def run_due_main(args: argparse.Namespace, settings: Settings) -> int:
+    """``nanbyo-bot reminders run-due [--now ISO]``: dispatch once, JSON lines then a summary line.
+
+    Console and ``--json`` users get their reminders as JSON lines on stdout. LINE and
+    Slack users are reached by the server's scheduler, which has their clients; here
+    their due reminders stay pending and are counted as waiting for a channel.
+    """
+    from bot.storage.db import make_engine
+
+    try:
+        now = parse_now(getattr(args, "now", None))
+    except ValueError:
+        print(f"error: --now must be an ISO-8601 date-time such as 2027-01-30T09:00+09:00, got {args.now!r}",
+              file=sys.stderr)
+        return 2
+    store = Store(make_engine(settings.database_url))
+    console = ConsoleSender(sys.stdout)
+    summary = dispatch_due(store, now, {"console": console, "json": console}, worker_id=default_worker_id(),
+                           kb=_knowledge(settings.prefecture))
+    print(summary.line(), flush=True)
+    return 0
+
+
+def start_scheduler(
+    settings: Settings,
+    senders: Mapping[str, Sender],
+    *,
+    clock: Callable[[], datetime] = now_tokyo,
+    store: Store | None = None,
+) -> BackgroundScheduler:
+    """Start a background scheduler whose only job runs ``dispatch_due`` every minute.
+
+    The job store is in memory and keeps nothing of its own: all state is in the
+    reminder tables, so several ``serve`` processes may each run one (claims keep them
+    from sending twice) and a restart loses nothing. The first run is at once, which
+    catches up after downtime. The caller shuts it down (``scheduler.shutdown()``).
+
+    Args:
+        settings: database URL and prefecture.
+        senders: channel name → sender (e.g. the LINE and Slack senders of the server).
+        clock: returns the current time (tests pass a fixed one).
+        store: the store to use (default: one on ``settings.database_url``).
+
+    Returns:
+        The started scheduler.
+    """
+    from apscheduler.jobstores.memory import MemoryJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.storage.db import make_engine
+
+    store = store or Store(make_engine(settings.database_url))
+    kb = _knowledge(settings.prefecture)
+    worker_id = default_worker_id()
+    frozen_senders = dict(senders)
+
+    def tick() -> None:
+        try:
+            dispatch_due(store, clock(), frozen_senders, worker_id=worker_id, kb=kb)
+        except Exception:  # the next tick tries again; claims make that safe
+            log.exception("reminder dispatch failed worker=%s", worker_id)
+
+    scheduler = BackgroundScheduler(
+        jobstores={"default": MemoryJobStore()},
+        timezone=TOKYO,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+    )
+    # Explicit id + replace_existing: adding the job again never makes a second copy.
+    # The first run is now (by the scheduler's own clock), to catch up after downtime.
+    scheduler.add_job(tick, "interval", minutes=1, id=JOB_ID, replace_existing=True,
+                      next_run_time=datetime.now(TOKYO))
+    scheduler.start()
+    log.info("reminder scheduler started worker=%s channels=%s", worker_id, ",".join(sorted(frozen_senders)) or "-")
+    return scheduler
+
+
+__all__ = [
+    "ConsoleSender", "DispatchSummary", "LEASE", "MAX_ATTEMPTS", "Sender", "default_worker_id", "dispatch_due",
+    "line_retry_key", "parse_now", "retry_delay", "run_due_main", "start_scheduler",
+]
