@@ -1,0 +1,748 @@
+"""Slack end to end: requests signed as Slack signs them, to the real server, against a fake Web API.
+
+The server is ``bot.server.make_server`` in this process (port 0, a SQLite file per test),
+or the installed ``nanbyo-bot serve`` in a subprocess. Bolt answers the HTTP request first
+and runs the listener afterwards, so tests wait on the fake's calls with a timeout; to
+assert that something did NOT happen, they stop the server first (``shutdown()`` waits for
+every turn already acked), then count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import create_engine
+
+from bot.bootstrap import build_bot
+from bot.channels.slack import (
+    ACTIONS_PER_BLOCK,
+    BLOCKS_PER_MESSAGE,
+    BUTTON_TEXT_LIMIT,
+    HOME_CHOICES,
+    SECTION_TEXT_LIMIT,
+    SlackSender,
+    escape,
+    render,
+    to_plain,
+)
+from bot.config import Settings
+from bot.messages import Choice, IncomingMessage, Reply
+from bot.server import build_senders, make_server
+from bot.storage.repositories import Store
+from handlers.system import MENU_CHOICES
+from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, Call, FakeSlackAPI
+
+SECRET = "test-signing-secret"
+TOKEN = "xoxb-test-token"
+MENU_TEXT_START = "指定難病の医療費助成（特定医療費）についてご案内するチャットです"
+
+
+# --- signing and payloads, as Slack does them ------------------------------------------------------
+
+def signature(body: str, timestamp: int, secret: str = SECRET) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    status: int
+    body: str
+    seconds: float
+
+
+def post_signed(url: str, body: str, *, content_type: str = "application/json", secret: str = SECRET,
+                timestamp: int | None = None, headers: dict[str, str] | None = None) -> HttpResult:
+    ts = int(time.time()) if timestamp is None else timestamp
+    req = urllib.request.Request(url, data=body.encode(), method="POST", headers={
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": str(ts),
+        "X-Slack-Signature": signature(body, ts, secret),
+        **(headers or {}),
+    })
+    return _open(req)
+
+
+def _open(req: urllib.request.Request) -> HttpResult:
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return HttpResult(resp.status, resp.read().decode(), time.monotonic() - started)
+    except urllib.error.HTTPError as err:
+        return HttpResult(err.code, err.read().decode(), time.monotonic() - started)
+
+
+def get(url: str) -> HttpResult:
+    return _open(urllib.request.Request(url, method="GET"))
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def event_callback(event: dict[str, Any], event_id: str | None = None) -> str:
+    n = next(_counter)
+    return json.dumps({
+        "token": "legacy-unused", "team_id": TEAM_ID, "api_app_id": "A1", "type": "event_callback",
+        "event": event, "event_id": event_id or f"Ev{n:08d}", "event_time": int(time.time()),
+        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True,
+                            "is_enterprise_install": False}],
+    }, ensure_ascii=False)
+
+
+def dm_event(text: str, user: str = "U1", **extra: Any) -> dict[str, Any]:
+    n = next(_counter)
+    return {"type": "message", "channel": "D" + user.removeprefix("U"), "channel_type": "im", "user": user,
+            "text": text, "ts": f"1700001000.{n:06d}", "event_ts": f"1700001000.{n:06d}", **extra}
+
+
+def dm(text: str, user: str = "U1", event_id: str | None = None) -> str:
+    return event_callback(dm_event(text, user), event_id)
+
+
+def form(payload: dict[str, Any]) -> str:
+    return urlencode({"payload": json.dumps(payload, ensure_ascii=False)})
+
+
+def click(message: Call, value: str, response_url: str, user: str = "U1") -> str:
+    """A block_actions payload for clicking the button with ``value`` on a message the bot posted."""
+    blocks = message.args["blocks"]
+    for block in blocks:
+        for element in block.get("elements", []):
+            if block["type"] == "actions" and element.get("value") == value:
+                n = next(_counter)
+                ts = message.response["ts"]
+                return form({
+                    "type": "block_actions", "user": {"id": user, "team_id": TEAM_ID}, "team": {"id": TEAM_ID},
+                    "api_app_id": "A1", "trigger_id": f"trig{n}", "response_url": response_url,
+                    "container": {"type": "message", "message_ts": ts, "channel_id": message.args["channel"],
+                                  "is_ephemeral": False},
+                    "channel": {"id": message.args["channel"]},
+                    "message": {"type": "message", "ts": ts, "text": message.args["text"], "blocks": blocks,
+                                "bot_id": BOT_ID},
+                    "actions": [{"type": "button", "action_id": element["action_id"], "block_id": "b1",
+                                 "value": value, "text": element["text"], "action_ts": f"1700002000.{n:06d}"}],
+                })
+    raise AssertionError(f"no button with value {value!r} in {blocks}")
+
+
+def texts(calls: list[Call]) -> str:
+    return "\n".join(block["text"]["text"] for c in calls for block in c.args.get("blocks") or []
+                     if block["type"] == "section")
+
+
+def button_values(call: Call) -> list[str]:
+    return [e["value"] for b in call.args.get("blocks") or [] if b["type"] == "actions" for e in b["elements"]]
+
+
+# --- fixtures ----------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def fake_slack() -> Iterator[FakeSlackAPI]:
+    fake = FakeSlackAPI()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture()
+def slack_settings(db_url: str, fake_slack: FakeSlackAPI) -> Settings:
+    return Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                    slack_api_url=fake_slack.api_url)
+
+
+@dataclass
+class Running:
+    url: str
+    shutdown: Callable[[], None]
+
+    @property
+    def events(self) -> str:
+        return self.url + "/slack/events"
+
+
+@pytest.fixture()
+def start_server(slack_settings: Settings) -> Iterator[Callable[..., Running]]:
+    stops: list[Callable[[], None]] = []
+
+    def start(settings: Settings | None = None, bot: Any = None) -> Running:
+        settings = settings or slack_settings
+        server, shutdown = make_server(bot or build_bot(settings), settings, "127.0.0.1", 0)
+        stops.append(shutdown)
+        return Running(f"http://127.0.0.1:{server.server_address[1]}", shutdown)
+
+    yield start
+    for stop in stops:
+        stop()
+
+
+@pytest.fixture()
+def server(start_server: Callable[..., Running]) -> Running:
+    return start_server()
+
+
+def answers_to(fake: FakeSlackAPI, channel: str, count: int = 1) -> list[Call]:
+    return fake.wait_for("chat.postMessage", count, where=lambda c: c.args.get("channel") == channel)
+
+
+# --- a DM, a click, the dialog -----------------------------------------------------------------------
+
+def test_slack_dm_is_answered_with_text_and_buttons(server: Running, fake_slack: FakeSlackAPI) -> None:
+    result = post_signed(server.events, dm("メニュー"))
+
+    assert result.status == 200
+    assert result.seconds < 3, "Slack needs the ack within 3 seconds"
+    [answer] = answers_to(fake_slack, "D1")
+    assert MENU_TEXT_START in texts([answer])
+    assert MENU_TEXT_START in answer.args["text"], "the plain fallback carries the text too"
+    assert [c.value for c in MENU_CHOICES] == [v for v in button_values(answer) if v in {c.value for c in MENU_CHOICES}]
+    assert answer.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_slack_button_click_continues_the_dialog(server: Running, fake_slack: FakeSlackAPI) -> None:
+    post_signed(server.events, dm("メニュー"))
+    [menu] = answers_to(fake_slack, "D1")
+
+    result = post_signed(server.events, click(menu, "office", fake_slack.response_url()),
+                         content_type="application/x-www-form-urlencoded")
+    assert result.status == 200 and result.seconds < 3
+    asked = answers_to(fake_slack, "D1", 3)[1:]
+    assert "お住まいの市町村を教えてください" in texts(asked)
+    # The clicked message keeps its text and shows what was chosen instead of its buttons.
+    [update] = fake_slack.wait_for("chat.update")
+    assert update.args["ts"] == menu.response["ts"]
+    assert not [b for b in update.args["blocks"] if b["type"] == "actions"]
+    assert "窓口を探す" in json.dumps(update.args["blocks"], ensure_ascii=False)
+
+    post_signed(server.events, dm("草津町"))
+    office = answers_to(fake_slack, "D1", 4)[3:]
+    assert "吾妻保健福祉事務所" in texts(office)
+
+
+def test_slack_mention_is_answered_in_a_thread_without_the_mention(server: Running, fake_slack: FakeSlackAPI) -> None:
+    event = {"type": "app_mention", "channel": "C9", "user": "U7", "text": f"<@{BOT_USER_ID}> メニュー",
+             "ts": "1700003000.000100", "event_ts": "1700003000.000100"}
+    assert post_signed(server.events, event_callback(event)).status == 200
+
+    [answer] = answers_to(fake_slack, "C9")
+    assert answer.args["thread_ts"] == "1700003000.000100"
+    assert MENU_TEXT_START in texts([answer]), "「<@bot> メニュー」 is the menu word once the mention is gone"
+
+
+# --- exactly once ----------------------------------------------------------------------------------
+
+def test_slack_retry_is_not_answered_twice(server: Running, fake_slack: FakeSlackAPI) -> None:
+    body = dm("メニュー", event_id="EvRETRY1")
+    assert post_signed(server.events, body).status == 200
+    answers_to(fake_slack, "D1")
+    retry = post_signed(server.events, body, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    assert retry.status == 200, "a retry is acked, else Slack keeps retrying"
+
+    server.shutdown()  # waits for the retry's turn to finish
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+def test_same_event_on_two_instances_sharing_a_database_is_answered_once(
+        start_server: Callable[..., Running], fake_slack: FakeSlackAPI) -> None:
+    first, second = start_server(), start_server()
+    body = dm("メニュー", event_id="EvTWICE1")
+    results: list[HttpResult] = []
+    threads = [threading.Thread(target=lambda url=url: results.append(post_signed(url, body)))
+               for url in (first.events, second.events)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert [r.status for r in results] == [200, 200]
+    first.shutdown()
+    second.shutdown()
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+# --- refused and ignored -----------------------------------------------------------------------------
+
+def test_forged_signature_is_refused(server: Running, fake_slack: FakeSlackAPI) -> None:
+    result = post_signed(server.events, dm("メニュー"), secret="not-the-secret")
+
+    assert result.status == 401
+    server.shutdown()
+    assert fake_slack.calls_to("chat.postMessage") == []
+
+
+def test_stale_timestamp_is_refused(server: Running, fake_slack: FakeSlackAPI) -> None:
+    six_minutes_ago = int(time.time()) - 6 * 60
+    result = post_signed(server.events, dm("メニュー"), timestamp=six_minutes_ago)
+
+    assert result.status == 401
+    server.shutdown()
+    assert fake_slack.calls_to("chat.postMessage") == []
+
+
+@pytest.mark.parametrize("event", [
+    dm_event("私はボットです", user="U5", bot_id="B999", subtype="bot_message"),
+    dm_event("私もボットです", user="U5", bot_id="B999"),
+    dm_event("自分の投稿", user=BOT_USER_ID, bot_id=BOT_ID),
+    dm_event("", user="U5", subtype="message_changed", message={"text": "メニュー", "user": "U5"}),
+    dm_event("", user="U5", subtype="message_deleted"),
+    {"type": "message", "channel": "C5", "channel_type": "channel", "user": "U5", "text": "メニュー",
+     "ts": "1700004000.000001"},
+], ids=["bot_message", "bot_id", "self", "edited", "deleted", "not-a-dm"])
+def test_bot_and_edit_messages_are_ignored(server: Running, fake_slack: FakeSlackAPI, event: dict) -> None:
+    result = post_signed(server.events, event_callback(event))
+
+    assert result.status == 200, "acked (never 404, which Slack would retry)"
+    server.shutdown()
+    assert fake_slack.calls_to("chat.postMessage") == []
+
+
+@pytest.mark.parametrize("event_type", ["app_home_opened", "tokens_revoked", "member_joined_channel"])
+def test_every_event_type_is_acked(server: Running, event_type: str) -> None:
+    event = {"type": event_type, "user": "U1", "tab": "messages", "channel": "D1"}
+
+    assert post_signed(server.events, event_callback(event)).status == 200
+
+
+def test_url_verification_answers_the_challenge(server: Running) -> None:
+    body = json.dumps({"token": "x", "challenge": "abc123", "type": "url_verification"})
+    result = post_signed(server.events, body)
+
+    assert result.status == 200
+    assert json.loads(result.body) == {"challenge": "abc123"}
+
+
+# --- App Home and /nanbyo -------------------------------------------------------------------------
+
+def test_app_home_publishes_the_menu_and_its_buttons_answer_in_the_dm(server: Running, fake_slack: FakeSlackAPI) -> None:
+    event = {"type": "app_home_opened", "user": "U3", "channel": "D3", "tab": "home", "event_ts": "1700005000.1"}
+    assert post_signed(server.events, event_callback(event)).status == 200
+
+    [published] = fake_slack.wait_for("views.publish")
+    assert published.args["user_id"] == "U3"
+    view = published.args["view"]
+    assert view["type"] == "home"
+    buttons = [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [b["text"]["text"] for b in buttons] == ["相談する", "自己負担を計算", "更新のお知らせ", "データを削除"]
+
+    consult = next(b for b in buttons if b["text"]["text"] == "相談する")
+    payload = form({
+        "type": "block_actions", "user": {"id": "U3"}, "team": {"id": TEAM_ID}, "api_app_id": "A1",
+        "trigger_id": "trigH", "container": {"type": "view", "view_id": "V1"}, "view": {"id": "V1", "type": "home"},
+        "actions": [{"type": "button", "action_id": consult["action_id"], "block_id": "h1", "value": consult["value"],
+                     "text": consult["text"], "action_ts": "1700005001.000001"}],
+    })
+    assert post_signed(server.events, payload, content_type="application/x-www-form-urlencoded").status == 200
+    [opened] = fake_slack.wait_for("conversations.open")
+    assert opened.args["users"] == "U3"
+    [answer] = answers_to(fake_slack, "D3")
+    assert MENU_TEXT_START in texts([answer])
+
+
+def test_home_buttons_are_choices_the_router_knows() -> None:
+    known = {c.value for c in MENU_CHOICES} | {"menu"}
+    assert {c.value for c in HOME_CHOICES} <= known
+
+
+def _command(text: str, response_url: str, channel: str = "C42") -> str:
+    return urlencode({"token": "legacy", "team_id": TEAM_ID, "team_domain": "fake", "channel_id": channel,
+                      "channel_name": "general", "user_id": "U4", "user_name": "patient", "command": "/nanbyo",
+                      "text": text, "api_app_id": "A1", "response_url": response_url,
+                      "trigger_id": f"trigC{next(_counter)}"})
+
+
+def test_nanbyo_command_alone_opens_the_menu_in_the_dm(server: Running, fake_slack: FakeSlackAPI) -> None:
+    result = post_signed(server.events, _command("", fake_slack.response_url("cmd")),
+                         content_type="application/x-www-form-urlencoded")
+
+    assert result.status == 200 and result.seconds < 3
+    [answer] = answers_to(fake_slack, "D4")
+    assert MENU_TEXT_START in texts([answer])
+    [pointer] = fake_slack.wait_for("respond")
+    assert pointer.path == "/respond/cmd" and pointer.args["response_type"] == "ephemeral"
+
+
+def test_nanbyo_command_with_text_is_answered_like_a_message(server: Running, fake_slack: FakeSlackAPI) -> None:
+    post_signed(server.events, _command("草津町の窓口を教えて", fake_slack.response_url()),
+                content_type="application/x-www-form-urlencoded")
+
+    answers = answers_to(fake_slack, "D4")
+    assert answers[0].args["channel"] == "D4"
+    assert "/nanbyo" not in texts(answers)
+
+
+# --- rendering within Slack's limits ---------------------------------------------------------------
+
+class LongAnswerBot:
+    """Answers everything with one very long reply and many choices (no knowledge base needed)."""
+
+    def __init__(self, text: str, choices: tuple[Choice, ...]) -> None:
+        self.reply = Reply(text, choices=choices)
+
+    def handle(self, msg: IncomingMessage) -> list[Reply]:
+        return [self.reply]
+
+
+def _long_text() -> str:
+    paragraph = "指定難病の医療費助成について（A&B <注意>）。" * 40 + "😀\n"
+    return "\n".join(paragraph for _ in range(180))  # ≈ 190,000 characters: more than 50 sections
+
+
+def assert_within_limits(messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        assert 1 <= len(message["blocks"]) <= BLOCKS_PER_MESSAGE
+        assert message["text"]
+        ids = [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        assert len(ids) == len(set(ids)), "action_id unique within a message"
+        for block in message["blocks"]:
+            if block["type"] == "section":
+                assert block["text"]["type"] == "mrkdwn"
+                assert 0 < len(block["text"]["text"]) <= SECTION_TEXT_LIMIT
+            else:
+                assert block["type"] == "actions"
+                assert 1 <= len(block["elements"]) <= ACTIONS_PER_BLOCK
+                assert all(len(e["text"]["text"]) <= BUTTON_TEXT_LIMIT for e in block["elements"])
+
+
+def test_long_answer_is_split_within_block_limits(start_server: Callable[..., Running],
+                                                  fake_slack: FakeSlackAPI) -> None:
+    text = _long_text()
+    choices = tuple(Choice(f"選択肢{i}" + "あ" * (100 if i == 0 else 0), f"v{i}") for i in range(60))
+    server = start_server(bot=LongAnswerBot(text, choices))
+
+    post_signed(server.events, dm("長い答えをください"))
+    server.shutdown()
+
+    posted = fake_slack.calls_to("chat.postMessage")
+    assert len(posted) >= 2, "more than 50 blocks go out as several messages"
+    assert_within_limits([c.args for c in posted])
+    assert [v for c in posted for v in button_values(c)] == [c.value for c in choices]
+    joined = "".join(b["text"]["text"] for c in posted for b in c.args["blocks"] if b["type"] == "section")
+    assert joined.replace("\n", "") == escape(text).replace("\n", ""), "nothing lost, nothing reordered"
+
+
+@pytest.mark.parametrize("text", ["", "短い", "a&b<c>d", "😀" * 2000, "あ" * 10_000, "&" * 4000, "。\n" * 5000])
+def test_render_keeps_every_reply_within_limits(text: str) -> None:
+    messages = render([Reply(text, choices=(Choice("はい", "yes"),))])
+
+    assert_within_limits(messages)
+    assert messages[-1]["blocks"][-1]["elements"][0]["value"] == "yes"
+
+
+def test_render_escapes_slack_markup_only() -> None:
+    [message] = render([Reply("1割<2割 & *太字ではない* <@U1>")])
+
+    assert message["blocks"][0]["text"]["text"] == "1割&lt;2割 &amp; *太字ではない* &lt;@U1&gt;"
+
+
+@pytest.mark.parametrize("raw, plain", [
+    (f"<@{BOT_USER_ID}> 上限額は？", "上限額は？"),
+    ("<@U2|taro> 1割&lt;2割 &amp; 3割&gt;", "1割<2割 & 3割>"),
+    ("<https://www.nanbyou.or.jp/|難病情報センター> を見ました", "難病情報センター を見ました"),
+    ("<#C1|general> で聞きました <!here>", "#general で聞きました"),
+])
+def test_incoming_markup_becomes_plain_text(raw: str, plain: str) -> None:
+    assert to_plain(raw) == plain
+
+
+# --- rude inputs through the real app ------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("あ" * 10_000, "長すぎる"),
+    ("", "メッセージが空のようです"),
+    ("😀🙏", None),
+    ("2027年3月31日", None),
+])
+def test_rude_dms_get_a_polite_answer(server: Running, fake_slack: FakeSlackAPI, text: str, expected: str | None) -> None:
+    assert post_signed(server.events, dm(text)).status == 200
+
+    answers = answers_to(fake_slack, "D1")
+    assert texts(answers)
+    if expected:
+        assert expected in texts(answers)
+
+
+# --- health and routes -----------------------------------------------------------------------------
+
+def test_healthz_reports_ok(server: Running) -> None:
+    result = get(server.url + "/healthz")
+
+    assert result.status == 200
+    assert json.loads(result.body) == {"status": "ok"}
+
+
+def test_healthz_reports_503_when_the_database_is_away(start_server: Callable[..., Running],
+                                                       slack_settings: Settings, tmp_path: Path) -> None:
+    bot = build_bot(slack_settings)
+    bot.store = Store(create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"))
+    server = start_server(bot=bot)
+
+    result = get(server.url + "/healthz")
+
+    assert result.status == 503
+
+
+def test_unknown_paths_and_unconfigured_slack_give_404(start_server: Callable[..., Running], db_url: str) -> None:
+    server = start_server(settings=Settings(database_url=db_url))
+
+    assert post_signed(server.url + "/slack/events", dm("メニュー")).status == 404
+    assert get(server.url + "/nowhere").status == 404
+    assert get(server.url + "/slack/events").status == 404
+    assert post_signed(server.url + "/healthz", "{}").status == 405
+
+
+# --- reminders through SlackSender ------------------------------------------------------------------
+
+def test_reminder_is_delivered_as_a_dm(slack_settings: Settings, fake_slack: FakeSlackAPI) -> None:
+    SlackSender(slack_settings).send("U8", "受給者証の有効期限が近づいています。", "reminder", "reminder-1-60")
+
+    [opened] = fake_slack.calls_to("conversations.open")
+    assert opened.args["users"] == "U8"
+    [posted] = fake_slack.calls_to("chat.postMessage")
+    assert posted.args["channel"] == "D8"
+    assert "受給者証の有効期限が近づいています。" in posted.args["text"]
+
+
+def test_rate_limited_reminder_waits_for_retry_after_and_is_delivered_once(
+        slack_settings: Settings, fake_slack: FakeSlackAPI) -> None:
+    fake_slack.rate_limit(1, retry_after=1, method="chat.postMessage")
+    started = time.monotonic()
+
+    SlackSender(slack_settings).send("U8", "更新のお知らせです。", "reminder", "reminder-2-30")
+
+    assert time.monotonic() - started >= 1.0, "Retry-After was honoured"
+    assert len(fake_slack.calls_to("chat.postMessage", ok_only=False)) == 2
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+def test_rate_limited_beyond_the_retries_raises(slack_settings: Settings, fake_slack: FakeSlackAPI) -> None:
+    from slack_sdk.errors import SlackApiError
+
+    fake_slack.rate_limit(10, retry_after=0, method="chat.postMessage")
+
+    with pytest.raises(SlackApiError):
+        SlackSender(slack_settings).send("U8", "更新のお知らせです。", "reminder", "reminder-3-7")
+    assert fake_slack.calls_to("chat.postMessage") == []
+
+
+def test_server_gives_the_scheduler_a_slack_sender(slack_settings: Settings) -> None:
+    assert isinstance(build_senders(slack_settings)["slack"], SlackSender)
+    assert build_senders(Settings(database_url=slack_settings.database_url)) == {}
+
+
+# --- the installed command ----------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if get(url + "/healthz").status == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError("serve did not become healthy")
+
+
+def test_nanbyo_bot_serve_answers_a_dm_and_stops_on_sigterm(tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "SLACK_BOT_TOKEN": TOKEN,
+           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.api_url, "LOG_LEVEL": "INFO"}
+    env.pop("LINE_CHANNEL_SECRET", None)
+    env.pop("LINE_CHANNEL_ACCESS_TOKEN", None)
+    exe = Path(sys.executable).with_name("nanbyo-bot")
+    proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        secret_words = "草津町に住んでいます"
+        assert post_signed(url + "/slack/events", dm(secret_words)).status == 200
+        answers_to(fake_slack, "D1")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, stderr
+    assert f"listening on http://127.0.0.1:{port}" in stderr
+    assert "scheduler on" in stderr
+    assert "slack turn event=" in stderr, "the turn is logged ..."
+    assert secret_words not in stderr, "... without the message text"
+
+
+def test_socket_mode_without_app_token_is_a_clear_error(db_url: str) -> None:
+    from tests.conftest import run_cli
+
+    result = run_cli(["serve", "--socket-mode", "--port", "0"],
+                     env={"DATABASE_URL": db_url, "SLACK_APP_TOKEN": "", "SLACK_BOT_TOKEN": TOKEN})
+
+    assert result.returncode == 2
+    assert "SLACK_APP_TOKEN" in result.stderr
+
+
+# --- Socket Mode, LINE and the scheduler, as the server mounts them ---------------------------------
+
+def test_socket_mode_request_is_answered_without_a_signature(slack_settings: Settings, fake_slack: FakeSlackAPI) -> None:
+    from dataclasses import replace
+
+    from slack_bolt import BoltRequest
+
+    from bot.channels.slack import SlackChannel
+
+    settings = replace(slack_settings, slack_signing_secret=None)
+    channel = SlackChannel(build_bot(settings), settings, socket_mode=True)
+    assert channel.socket_mode_handler("xapp-test").app is channel.app
+
+    # What SocketModeHandler hands to bolt for an events_api envelope.
+    response = channel.app.dispatch(BoltRequest(body=json.loads(dm("メニュー")), mode="socket_mode"))
+    channel.close()
+
+    assert response.status == 200
+    assert MENU_TEXT_START in texts(fake_slack.calls_to("chat.postMessage"))
+
+
+def test_slack_over_http_needs_the_signing_secret(slack_settings: Settings) -> None:
+    from dataclasses import replace
+
+    from bot.channels.slack import SlackChannel
+
+    with pytest.raises(ValueError, match="SLACK_SIGNING_SECRET"):
+        SlackChannel(object(), replace(slack_settings, slack_signing_secret=None))  # type: ignore[arg-type]
+
+
+class FakeLineChannel:
+    calls: list[tuple[bytes, str]] = []
+
+    def __init__(self, bot: Any, settings: Settings) -> None:
+        self.bot = bot
+
+    def handle_callback(self, body: bytes, signature: str) -> tuple[int, str]:
+        FakeLineChannel.calls.append((body, signature))
+        return (400, "invalid signature") if signature != "good" else (200, "OK")
+
+
+class FakeLineSender:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+
+@pytest.fixture()
+def line_settings(slack_settings: Settings) -> Settings:
+    from dataclasses import replace
+
+    return replace(slack_settings, line_channel_secret="line-secret", line_channel_access_token="line-token")
+
+
+def test_line_callback_is_mounted_when_line_is_configured(monkeypatch: pytest.MonkeyPatch, line_settings: Settings,
+                                                          start_server: Callable[..., Running]) -> None:
+    import types
+
+    module = types.ModuleType("bot.channels.line")
+    module.LineChannel = FakeLineChannel  # type: ignore[attr-defined]
+    module.LineSender = FakeLineSender  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.channels.line", module)
+    FakeLineChannel.calls.clear()
+    server = start_server(settings=line_settings)
+
+    body = '{"destination":"U0","events":[]}'
+    ok = _open(urllib.request.Request(server.url + "/line/callback", data=body.encode(), method="POST",
+                                      headers={"X-Line-Signature": "good", "Content-Type": "application/json"}))
+    bad = _open(urllib.request.Request(server.url + "/line/callback", data=b"{}", method="POST",
+                                       headers={"X-Line-Signature": "forged"}))
+
+    assert (ok.status, ok.body) == (200, "OK")
+    assert bad.status == 400
+    assert FakeLineChannel.calls[0] == (body.encode(), "good"), "the raw bytes, as signed"
+    assert isinstance(build_senders(line_settings)["line"], FakeLineSender)
+
+
+def test_missing_line_module_is_skipped(monkeypatch: pytest.MonkeyPatch, line_settings: Settings,
+                                        start_server: Callable[..., Running]) -> None:
+    monkeypatch.setitem(sys.modules, "bot.channels.line", None)  # as if the file did not exist
+    server = start_server(settings=line_settings)
+
+    assert _open(urllib.request.Request(server.url + "/line/callback", data=b"{}", method="POST")).status == 404
+    assert get(server.url + "/healthz").status == 200
+    assert set(build_senders(line_settings)) == {"slack"}
+
+
+def test_scheduler_is_started_with_the_senders(monkeypatch: pytest.MonkeyPatch, slack_settings: Settings) -> None:
+    import types
+
+    from bot.server import start_reminders
+
+    started: list[tuple[Settings, dict]] = []
+    module = types.ModuleType("bot.reminders")
+    module.start_scheduler = lambda settings, senders: started.append((settings, senders)) or "scheduler"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.reminders", module)
+    senders = build_senders(slack_settings)
+
+    assert start_reminders(slack_settings, senders) == "scheduler"
+    assert started == [(slack_settings, senders)]
+
+    monkeypatch.setitem(sys.modules, "bot.reminders", None)
+    assert start_reminders(slack_settings, senders) is None, "a missing module is logged, not fatal"
+
+
+def test_manifest_matches_what_the_server_handles(server: Running) -> None:
+    import yaml
+
+    from bot.channels.slack import COMMAND
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "slack" / "manifest.yml").read_text())
+    settings = manifest["settings"]
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == [COMMAND]
+    urls = [settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"],
+            *(c["url"] for c in manifest["features"]["slash_commands"])]
+    assert all(u.endswith("/slack/events") for u in urls)
+    for subscribed in settings["event_subscriptions"]["bot_events"]:
+        event = {"type": subscribed.split(".")[0], "user": "U1", "channel": "D1", "tab": "messages",
+                 "channel_type": "im", "subtype": "channel_join", "ts": "1.1"}
+        assert post_signed(server.events, event_callback(event)).status == 200, subscribed
+
+
+@pytest.mark.parametrize("choice", HOME_CHOICES, ids=lambda c: c.value)
+def test_each_home_button_gets_its_own_answer(chat: Any, choice: Choice) -> None:
+    chat.channel = "slack"
+
+    replies = chat.click(choice.value)
+
+    assert replies and all(r.kind != "fallback" for r in replies)
+    if choice.value.startswith("start:") or choice.value == "delete":
+        assert replies[-1].expecting or replies[-1].choices, "a dialog starts and asks its first question"
+
+
+def test_real_line_channel_is_mounted_and_refuses_a_forged_signature(line_settings: Settings,
+                                                                     start_server: Callable[..., Running]) -> None:
+    pytest.importorskip("bot.channels.line")
+    server = start_server(settings=line_settings)
+
+    forged = _open(urllib.request.Request(server.url + "/line/callback", data=b'{"events":[]}', method="POST",
+                                          headers={"X-Line-Signature": "Zm9yZ2Vk"}))
+
+    assert forged.status == 400
