@@ -69,9 +69,21 @@ def build_bot(settings: Settings, clock=None) -> Bot:
     return Bot(kb, matcher, store, forms, starters, reminder_offsets=settings.reminder_offsets_days, **kwargs)
 
 
+class _RequestIdFilter(logging.Filter):
+    """Adds the current turn's request id to each record (``rid=``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from bot.core import REQUEST_ID
+
+        record.rid = REQUEST_ID.get()
+        return True
+
+
 def configure_logging(level: str = "WARNING") -> None:
-    """Structured, text-free logs on stderr."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    """Structured, text-free logs on stderr: time, level, logger, request id, key=value fields."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s rid=%(rid)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.WARNING))

@@ -110,6 +110,39 @@ def _cmd_line_richmenu(args: argparse.Namespace, settings: Settings) -> int:
     return richmenu_main(args, settings)
 
 
+def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from bot.bootstrap import knowledge_and_matcher
+    from bot.core import now_tokyo
+    from bot.storage.db import make_engine
+    from bot.storage.repositories import Store
+
+    kb, _ = knowledge_and_matcher(settings.prefecture)
+    today = now_tokyo().date()
+    store = Store(make_engine(settings.database_url))
+    with store.unit_of_work() as uow:
+        purged = uow.purge_stats(today - timedelta(days=STATS_RETENTION_DAYS))
+        table, frequent = uow.question_stats(today - timedelta(days=args.days))
+    print(f"questions of the last {args.days} days (kept {STATS_RETENTION_DAYS} days; {purged} older rows removed now)")
+    print(f"{'topic':<34} {'answered':>8} {'not answered':>12}")
+    for topic, answered, unanswered in table:
+        name = topic if topic is None or topic not in kb.topics else f"{topic} ({kb.topics[topic].label})"
+        print(f"{str(name or '(no close topic)'):<34} {answered:>8} {unanswered:>12}")
+    if not table:
+        print("(no questions yet)")
+    print("\nmost frequent unanswered questions (digits and names removed):")
+    for text, n in frequent:
+        print(f"{n:>5}  {text}")
+    if not frequent:
+        print("(none)")
+    return 0
+
+
+# Statistics rows older than this are deleted (by `stats` and whenever the server runs it).
+STATS_RETENTION_DAYS = 90
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanbyo-bot", description="指定難病の医療費助成についてのチャットボット")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     copay = sub.add_parser("copay", help="monthly copay cap from JSON facts on stdin")
     copay.set_defaults(func=_cmd_copay)
+
+    stats = sub.add_parser("stats", help="questions answered / not answered per topic, without personal data")
+    stats.add_argument("--days", type=int, default=30, help="period to report (default 30 days)")
+    stats.set_defaults(func=_cmd_stats)
 
     rem = sub.add_parser("reminders", help="renewal reminders")
     rem_sub = rem.add_subparsers(dest="reminders_command", required=True)

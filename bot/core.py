@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
+from contextvars import ContextVar
 import time
 import unicodedata
 from collections.abc import Callable
@@ -28,6 +30,9 @@ from knowledge import KnowledgeBase
 
 log = logging.getLogger("nanbyo.turn")
 
+# The id of the turn being handled, added to every log line (see bootstrap.configure_logging).
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
+
 TOKYO = ZoneInfo("Asia/Tokyo")
 MAX_CHARS = 1000
 
@@ -43,6 +48,11 @@ def looks_like_my_number(text: str) -> bool:
     """True when the text holds a 12-digit number in any common form (spaces, hyphens, full width)."""
     return bool(_MY_NUMBER.search(unicodedata.normalize("NFKC", text)))
 
+
+RATE_LIMIT_TEXT = (
+    "短い時間にたくさんのメッセージが届いたため、少しのあいだお返事を控えています。"
+    "1分ほど待ってから、もう一度送ってください。"
+)
 
 DB_DOWN_TEXT = (
     "申し訳ありません。ただいまシステムが混み合っているか、一時的に使えない状態です。"
@@ -76,7 +86,9 @@ class Bot:
         starters: dict[str, tuple[str, ...]] | None = None,
         clock: Callable[[], datetime] = now_tokyo,
         reminder_offsets: tuple[int, ...] = (60, 30, 7),
+        max_per_minute: int = 30,
     ) -> None:
+        self.max_per_minute = max_per_minute
         self.kb = kb
         self.matcher = matcher
         self.store = store
@@ -88,6 +100,7 @@ class Bot:
     def handle(self, msg: IncomingMessage) -> list[Reply]:
         """Answer one incoming message. Returns [] for an event already handled."""
         started = time.perf_counter()
+        REQUEST_ID.set(uuid.uuid4().hex[:12])
         for attempt in range(3):
             try:
                 name, replies = self._turn(msg)
@@ -118,12 +131,16 @@ class Bot:
         with self.store.unit_of_work() as uow:
             if msg.event_id:
                 uow.claim_event(msg.channel, msg.event_id, msg.user_key)
+            now = self.clock()
+            if uow.count_message(msg.user_key, now) > self.max_per_minute:
+                # A flood from one user (or a stuck client): answer politely, touch nothing else.
+                return "rate-limited", [Reply(RATE_LIMIT_TEXT, kind="rate-limited")]
             state = uow.load_state(msg.user_key)
             ctx = Context(
                 kb=self.kb,
                 matcher=self.matcher,
                 state=state,
-                now=self.clock(),
+                now=now,
                 forms=self.forms,
                 reminder_offsets=self.reminder_offsets,
                 starters=self.starters,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.normalize import fold
+from bot.privacy import redact
 from handlers import dialog, reminders, system
 from handlers.base import Context, text_of
 from handlers.dialog import Form
@@ -119,6 +120,11 @@ MID_DIALOG_CONFIDENCE = 60.0
 
 def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     c = consult(ctx.kb, ctx.matcher, text_of(msg), ctx.state.profile.get("municipality"))
+    if ctx.uow is not None and c.kind in ("answer", "fallback", "redirect"):
+        # Statistics for the operator: the topic, and for unanswered questions a redacted text.
+        closest = c.topic or (c.candidates[0].id if c.candidates else None)
+        ctx.uow.record_question(ctx.state.user_key, ctx.today, closest, c.kind == "answer",
+                                None if c.kind == "answer" else redact(text_of(msg)))
     if c.kind == "answer":
         from handlers.office import index_for
 

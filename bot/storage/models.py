@@ -106,3 +106,32 @@ class ReminderDelivery(SQLModel, table=True):
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=200)
     next_attempt_at: datetime | None = None
+
+
+class QuestionStat(SQLModel, table=True):
+    """One FAQ question, for the operator's statistics (``nanbyo-bot stats``).
+
+    Only unanswered questions keep their text, and only after redaction (digits
+    and personal names removed). Rows are kept for a bounded time and deleted
+    with the user's other data.
+    """
+
+    __tablename__ = "question_stat"
+    __table_args__ = (Index("ix_question_stat_day", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    user_key: str = Field(max_length=200, index=True)
+    topic: str | None = Field(default=None, max_length=80)  # answered topic, or the closest one when not answered
+    answered: bool
+    redacted: str | None = Field(default=None, max_length=200)
+
+
+class RateWindow(SQLModel, table=True):
+    """Messages of one user in the current minute, to slow down a flood politely."""
+
+    __tablename__ = "rate_window"
+
+    user_key: str = Field(primary_key=True, max_length=200)
+    window_start: datetime
+    count: int = 0

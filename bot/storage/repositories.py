@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, or_, text, update
@@ -28,6 +28,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from bot.storage.models import (
+    QuestionStat,
+    RateWindow,
     CLAIMED,
     FAILED,
     PENDING,
@@ -227,9 +229,57 @@ class UnitOfWork:
             (Reminder, Reminder.user_key),
             (ConversationState, ConversationState.user_key),
             (HandledEvent, HandledEvent.user_key),
+            (QuestionStat, QuestionStat.user_key),
+            (RateWindow, RateWindow.user_key),
         ):
             removed += self.session.execute(delete(table).where(column == user_key)).rowcount or 0
         return removed
+
+    # --- flood control and statistics -----------------------------------------------------------
+
+    def count_message(self, user_key: str, now: datetime, window_seconds: int = 60) -> int:
+        """Count one message of ``user_key``; returns how many it sent in the current window."""
+        row = self.session.get(RateWindow, user_key)
+        if row is None:
+            self.session.add(RateWindow(user_key=user_key, window_start=now, count=1))
+            return 1
+        start = row.window_start if row.window_start.tzinfo else row.window_start.replace(tzinfo=timezone.utc)
+        if (now - start).total_seconds() >= window_seconds:
+            row.window_start, row.count = now, 1
+        else:
+            row.count += 1
+        self.session.add(row)
+        return row.count
+
+    def record_question(self, user_key: str, day: date, topic: str | None, answered: bool,
+                        redacted: str | None) -> None:
+        """Record one FAQ question for the statistics (text only when unanswered, already redacted)."""
+        self.session.add(QuestionStat(day=day, user_key=user_key, topic=topic, answered=answered,
+                                      redacted=None if answered else redacted))
+
+    def purge_stats(self, before: date) -> int:
+        """Delete statistics older than ``before`` (the retention limit)."""
+        return self.session.execute(delete(QuestionStat).where(QuestionStat.day < before)).rowcount or 0
+
+    def question_stats(self, since: date) -> tuple[list[tuple[str | None, int, int]], list[tuple[str, int]]]:
+        """Per topic (answered, not answered) counts, and the most frequent unanswered questions."""
+        rows = self.session.execute(
+            select(QuestionStat.topic, QuestionStat.answered, func.count())
+            .where(QuestionStat.day >= since)
+            .group_by(QuestionStat.topic, QuestionStat.answered)
+        ).all()
+        per_topic: dict[str | None, list[int]] = {}
+        for topic, answered, n in rows:
+            per_topic.setdefault(topic, [0, 0])[0 if answered else 1] += n
+        table = sorted(((t, a, u) for t, (a, u) in per_topic.items()), key=lambda r: (-(r[1] + r[2]), r[0] or ""))
+        frequent = self.session.execute(
+            select(QuestionStat.redacted, func.count().label("n"))
+            .where(QuestionStat.day >= since, QuestionStat.answered.is_(False), QuestionStat.redacted.is_not(None))
+            .group_by(QuestionStat.redacted)
+            .order_by(func.count().desc(), QuestionStat.redacted)
+            .limit(20)
+        ).all()
+        return table, [(text, n) for text, n in frequent]
 
     # --- renewal reminders, within a turn -------------------------------------------------------
 
