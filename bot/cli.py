@@ -116,7 +116,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import knowledge_and_matcher
     from bot.core import now_tokyo
     from bot.storage.db import make_engine
-    from bot.storage.repositories import Store
+    from bot.storage.repositories import STATS_RETENTION_DAYS, Store
 
     kb, _ = knowledge_and_matcher(settings.prefecture)
     today = now_tokyo().date()
@@ -137,10 +137,6 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     if not frequent:
         print("(none)")
     return 0
-
-
-# Statistics rows older than this are deleted (by `stats` and whenever the server runs it).
-STATS_RETENTION_DAYS = 90
 
 
 def build_parser() -> argparse.ArgumentParser:

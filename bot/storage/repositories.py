@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, or_, text, update
@@ -43,6 +43,10 @@ from bot.storage.models import (
 )
 
 TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+# Question statistics are kept this long (see ``record_question`` and ``nanbyo-bot stats``).
+STATS_RETENTION_DAYS = 90
 
 
 class StaleStateError(Exception):
@@ -256,6 +260,8 @@ class UnitOfWork:
         """Record one FAQ question for the statistics (text only when unanswered, already redacted)."""
         self.session.add(QuestionStat(day=day, user_key=user_key, topic=topic, answered=answered,
                                       redacted=None if answered else redacted))
+        # Bounded retention without a separate job: an indexed range delete that usually finds nothing.
+        self.purge_stats(day - timedelta(days=STATS_RETENTION_DAYS))
 
     def purge_stats(self, before: date) -> int:
         """Delete statistics older than ``before`` (the retention limit)."""
