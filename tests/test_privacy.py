@@ -48,7 +48,7 @@ def test_no_message_text_in_logs(chat, caplog):
 
 
 def test_unanswered_questions_are_kept_redacted(bot, chat):
-    chat.say("佐藤です。受給者証の色は2027年から変わりますか")
+    chat.say("佐藤です。2027年の花火大会の日程を知りたい")
     with Session(bot.store.engine) as s:
         row = s.exec(select(QuestionStat).where(QuestionStat.answered == False)).first()  # noqa: E712
     assert row is not None
