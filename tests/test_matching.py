@@ -50,3 +50,13 @@ def test_odd_input_never_crashes_and_does_not_guess(kb, matcher, text):
     assert c.text
     if not text.strip() or text.startswith("😀") or text.startswith("！"):
         assert c.topic is None
+
+
+def test_matching_from_many_threads_at_once(kb, matcher):
+    """Chat servers run turns in thread pools: the tokenizer must not be shared between threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = ["受給者証なくした", "マイナ保険証しかないけど何出せばいい？", "クローンの重症度って？"] * 40
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        topics = list(pool.map(lambda t: consult(kb, matcher, t).topic, texts))
+    assert topics == [consult(kb, matcher, t).topic for t in texts]

@@ -29,6 +29,7 @@ Pure and in-process: build once, then ``rank`` is read-only and thread-safe.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -67,15 +68,35 @@ _CHUNK = 2000
 
 
 @lru_cache(maxsize=1)
-def _sudachi():
-    """The SudachiPy tokenizer (mode C), loaded once; None when not installed."""
+def _dictionary():
+    """The SudachiPy dictionary, loaded once per process; None when not installed."""
     try:
-        from sudachipy import Dictionary, SplitMode
+        from sudachipy import Dictionary
     except ImportError:  # pragma: no cover - the dependency is declared
         return None
-    dictionary = Dictionary(dict="core")
-    make = getattr(dictionary, "tokenizer", None) or dictionary.create  # 0.7 renamed create()
-    return make(mode=SplitMode.C)
+    return Dictionary(dict="core")
+
+
+_THREAD = threading.local()
+
+
+def _sudachi():
+    """This thread's SudachiPy tokenizer (mode C); None when not installed.
+
+    A tokenizer must not be used by two threads at once (SudachiError "Tokenizer is
+    already in use"), and the servers run turns in thread pools: one per thread, all
+    sharing the one dictionary.
+    """
+    tok = getattr(_THREAD, "tokenizer", None)
+    if tok is None:
+        dictionary = _dictionary()
+        if dictionary is None:  # pragma: no cover
+            return None
+        from sudachipy import SplitMode
+
+        make = getattr(dictionary, "tokenizer", None) or dictionary.create  # 0.7 renamed create()
+        tok = _THREAD.tokenizer = make(mode=SplitMode.C)
+    return tok
 
 
 @lru_cache(maxsize=1)
@@ -112,7 +133,7 @@ class Analyzer:
 
     def __init__(self, synonyms: Synonyms, use_words: bool = True) -> None:
         self.synonyms = synonyms
-        self._tok = _sudachi() if use_words else None
+        self._words_on = use_words and _sudachi() is not None
 
     def surface(self, text: str) -> str:
         """Folded, filler-free, synonym-rewritten text (used for fuzzy matching)."""
@@ -130,7 +151,7 @@ class Analyzer:
                 feats["k:" + ch] += 1
         for concept in self.synonyms.concepts(rewritten):
             feats["c:" + concept] += 1
-        if self._tok is not None:
+        if self._words_on:
             for feature in self._words(text):
                 feats[feature] += 1
         return feats
@@ -144,7 +165,7 @@ class Analyzer:
         normal = nfkc(text)
         split_a = _mode_a()
         for start in range(0, len(normal), _CHUNK):
-            for m in self._tok.tokenize(normal[start : start + _CHUNK]):
+            for m in _sudachi().tokenize(normal[start : start + _CHUNK]):
                 pos = m.part_of_speech()
                 if pos[0] not in _CONTENT_POS or pos[1] == "非自立可能" or pos[1] == "数詞":
                     continue
