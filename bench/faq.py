@@ -16,7 +16,7 @@ They look like near-duplicates and neighbours of real topics, the hard case for 
 expect the accuracy to drop there, since nothing tells a synthetic topic from a real one.
 
 What it is not: an evaluation of answer quality (``nanbyo-bot eval`` is) or of the chat
-turn around the FAQ (database, router; see bench/http.py).
+turn around the FAQ (database, router; see bench/http_load.py).
 
     .venv/bin/python bench/faq.py            # 5 timed runs per question, both bases
     .venv/bin/python bench/faq.py --quick    # 1 run per question, 60 questions spread over the files (CI)
@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# bench/ would be first on sys.path and its http.py would shadow the standard library's http.
+# bench/ would be first on sys.path and an http.py would shadow the standard library's http.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 REPO = _HERE.parent

@@ -15,7 +15,7 @@ load generator.
 
 How it drives the server: users in waves of ``--wave`` (default 100), sent by 16 client
 threads; turn 1 of every user of a wave, then wait until every answer reached the fake Web
-API (``bench/http.py``'s fake, in its own process), then turn 2, then turn 3. The number of
+API (``bench/http_load.py``'s fake, in its own process), then turn 2, then turn 3. The number of
 messages each turn produces is computed beforehand with an in-process ``Bot``. A delivery
 that fails (a reset connection when the listen queue overflows) is sent again as Slack
 does — same event id, ``X-Slack-Retry-Num`` — and counted.
@@ -33,7 +33,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# bench/ would be first on sys.path and its http.py would shadow the standard library's http.
+# bench/ would be first on sys.path and an http.py would shadow the standard library's http.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 REPO = _HERE.parent
@@ -56,8 +56,8 @@ from typing import Any  # noqa: E402
 
 
 def _http_bench() -> ModuleType:
-    """bench/http.py as a module (its name would clash with the standard library's ``http``)."""
-    spec = importlib.util.spec_from_file_location("nanbyo_bench_http", _HERE / "http.py")
+    """bench/http_load.py as a module (its name would clash with the standard library's ``http``)."""
+    spec = importlib.util.spec_from_file_location("nanbyo_bench_http", _HERE / "http_load.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up by name
@@ -111,7 +111,7 @@ class Driver:
     """Sends the conversations of successive waves of new users to one server."""
 
     port: int
-    fake: Any  # bench/http.py's FakeSlack
+    fake: Any  # bench/http_load.py's FakeSlack
     questions: Sequence[str]
     per_turn: dict[str, tuple[int, ...]]
     tag: str
