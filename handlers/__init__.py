@@ -98,17 +98,17 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         return answer_topic(msg, ctx) + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     # A longer message that is clearly a question of its own gets its answer first; the
     # pending question is asked again afterwards and no answer is recorded from it.
-    if msg.text and len(msg.text) >= QUESTION_MIN_CHARS and _QUESTION.search(msg.text.strip()):
-        c = consult(ctx.kb, ctx.matcher, msg.text, ctx.state.profile.get("municipality"))
+    # The FAQ is consulted at most once per turn, and only for typed text long enough to be a question.
+    c = consult(ctx.kb, ctx.matcher, msg.text, ctx.state.profile.get("municipality")) \
+        if msg.text and len(msg.text) >= 6 else None
+    if c is not None and len(msg.text or "") >= QUESTION_MIN_CHARS and _QUESTION.search((msg.text or "").strip()):
         if c.kind in ("medical", "redirect") or (c.kind == "answer" and c.score >= MID_DIALOG_CONFIDENCE):
             return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     result = dialog.answer(form, ctx, value)
     if not isinstance(result, Invalid):
         return result
-    if msg.text and len(msg.text) >= 6:
-        c = consult(ctx.kb, ctx.matcher, msg.text, ctx.state.profile.get("municipality"))
-        if c.kind in ("answer", "medical", "redirect"):
-            return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
+    if c is not None and c.kind in ("answer", "medical", "redirect"):
+        return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     return dialog.reask(form, ctx, result.hint)
 
 
@@ -125,12 +125,8 @@ def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         closest = c.topic or (c.candidates[0].id if c.candidates else None)
         ctx.uow.record_question(ctx.state.user_key, ctx.today, closest, c.kind == "answer",
                                 None if c.kind == "answer" else redact(text_of(msg)))
-    if c.kind == "answer":
-        from handlers.office import index_for
-
-        found = index_for(ctx.kb.prefecture).find(text_of(msg))
-        if found and found.municipality:
-            ctx.state.profile["municipality"] = found.municipality
+    if c.kind == "answer" and c.municipality:
+        ctx.state.profile["municipality"] = c.municipality
     return [c.reply()]
 
 

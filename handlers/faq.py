@@ -33,6 +33,7 @@ class Consultation:
     choices: tuple[Choice, ...] = ()
     kind: str = "answer"  # answer | fallback | redirect | emergency | crisis | medical
     candidates: tuple[Match, ...] = field(default=(), compare=False)
+    municipality: str | None = None  # named in the question, if any
 
     def reply(self) -> Reply:
         return Reply(self.text, choices=self.choices, topic=self.topic, kind=self.kind)
@@ -80,7 +81,8 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
 
     if best is not None and best.confidence >= threshold:
         body, choices = render_topic(kb, best.id, municipality)
-        return Consultation(best.id, best.confidence, body, alternatives, choices, "answer", tuple(matches))
+        return Consultation(best.id, best.confidence, body, alternatives, choices, "answer", tuple(matches),
+                            found.municipality if found else None)
 
     suggestions = tuple(m.id for m in matches if m.confidence >= SUGGEST_THRESHOLD)[:3]
     choices = tuple(topic_choice(kb, t) for t in suggestions)
