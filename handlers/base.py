@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.matcher import Matcher
 from bot.nlp.normalize import fold
-from bot.storage.models import ConversationState
+from bot.storage.models import UserState
 from bot.storage.repositories import UnitOfWork
 from knowledge import KnowledgeBase
 
@@ -32,7 +32,7 @@ class Context:
 
     kb: KnowledgeBase
     matcher: Matcher
-    state: ConversationState
+    state: UserState
     now: datetime  # timezone-aware, Asia/Tokyo
     forms: dict[str, Form] = field(default_factory=dict)
     reminder_offsets: tuple[int, ...] = (60, 30, 7)

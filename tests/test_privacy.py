@@ -7,7 +7,7 @@ from sqlmodel import Session, select
 from bot.privacy import redact
 from bot.storage.models import ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder, ReminderDelivery
 from bot.messages import IncomingMessage
-from tests.conftest import run_cli
+from tests.conftest import FIXED_NOW, run_cli
 
 TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder)
 
@@ -87,3 +87,28 @@ def test_a_flood_from_one_user_is_slowed_politely(bot):
     assert "少しのあいだお返事を控えています" in replies[0].text
     other = bot.handle(IncomingMessage("console", "F2", text="受給者証なくした"))
     assert other[0].topic == "reissue"  # other users are not affected
+
+
+def test_questions_also_purge_old_statistics_once_a_day(bot):
+    """Without anyone running `stats`, a day's first question deletes rows past the retention."""
+    from datetime import date
+
+    from bot.storage.repositories import STATS_RETENTION_DAYS
+
+    today = FIXED_NOW.date()
+    with Session(bot.store.engine) as s:
+        s.add(QuestionStat(day=date(2020, 1, 1), user_key="console:X", topic=None, answered=False, redacted="古い質問"))
+        s.commit()
+    bot.handle(IncomingMessage("console", "P1", text="受給者証なくした"))
+    with Session(bot.store.engine) as s:
+        days = sorted(r.day for r in s.exec(select(QuestionStat)))
+    assert days == [today]
+    # Rows younger than the retention stay.
+    recent = today.replace(day=1)
+    assert (today - recent).days < STATS_RETENTION_DAYS
+    with Session(bot.store.engine) as s:
+        s.add(QuestionStat(day=recent, user_key="console:Y", topic=None, answered=False, redacted="今月の質問"))
+        s.commit()
+    bot.handle(IncomingMessage("console", "P2", text="受給者証なくした"))
+    with Session(bot.store.engine) as s:
+        assert len(s.exec(select(QuestionStat)).all()) == 3

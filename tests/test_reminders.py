@@ -203,11 +203,11 @@ def test_an_unknown_municipality_still_registers_and_names_where_to_ask(bot):
 
 
 def test_every_offered_choice_parses(kb, matcher):
-    from bot.storage.models import ConversationState
+    from bot.storage.models import UserState
     from handlers.base import Context
     from handlers.parsers import Invalid
 
-    ctx = Context(kb=kb, matcher=matcher, state=ConversationState(user_key="json:U1"), now=FIXED_NOW)
+    ctx = Context(kb=kb, matcher=matcher, state=UserState(user_key="json:U1"), now=FIXED_NOW)
     offered = [(slot, choice) for slot in REMINDER_FORM.slots for choice in slot.choices]
     assert {slot.name for slot, _ in offered} == {"confirm_expiry", "municipality"}
     for slot, choice in offered:

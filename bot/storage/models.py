@@ -7,6 +7,7 @@ events already handled, and reminders they asked for. Message text is never stor
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -34,6 +35,21 @@ class ConversationState(SQLModel, table=True):
     profile: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     version: int = Field(default=0)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+@dataclass
+class UserState:
+    """One user's conversation state as the handlers see it: a plain copy of a
+    ``conversation_state`` row (``version`` 0 when the user has none yet), which they
+    may change freely; ``UnitOfWork.save_state`` writes it back."""
+
+    user_key: str
+    dialog: str | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+    updated_at: datetime | None = None
 
 
 class HandledEvent(SQLModel, table=True):

@@ -14,15 +14,16 @@ before anything is sent.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, or_, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, insert, or_, text, update
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
@@ -36,6 +37,7 @@ from bot.storage.models import (
     SENT,
     SKIPPED,
     ConversationState,
+    UserState,
     HandledEvent,
     Reminder,
     ReminderDelivery,
@@ -145,6 +147,23 @@ def delivery_key(reminder_id: int, offset_days: int) -> str:
 
 
 _DELIVERY = ReminderDelivery.__table__  # type: ignore[attr-defined]  # Core table, for the hot paths
+_EVENT = HandledEvent.__table__  # type: ignore[attr-defined]
+_STATE = ConversationState.__table__  # type: ignore[attr-defined]
+_RATE = RateWindow.__table__  # type: ignore[attr-defined]
+_STAT = QuestionStat.__table__  # type: ignore[attr-defined]
+
+# A turn's statements, built once: building a statement costs more than SQLite running it.
+# Execution parameters named like a column fill an INSERT's values or an UPDATE's SET.
+_INSERT_EVENT = insert(_EVENT)
+_SELECT_STATE = core_select(_STATE).where(_STATE.c.user_key == bindparam("b_user_key"))
+_INSERT_STATE = insert(_STATE)
+_UPDATE_STATE = update(_STATE).where(
+    _STATE.c.user_key == bindparam("b_user_key"), _STATE.c.version == bindparam("b_version")
+)
+_SELECT_RATE = core_select(_RATE.c.window_start, _RATE.c.count).where(_RATE.c.user_key == bindparam("b_user_key"))
+_INSERT_RATE = insert(_RATE)
+_UPDATE_RATE = update(_RATE).where(_RATE.c.user_key == bindparam("b_user_key"))
+_INSERT_STAT = insert(_STAT)
 # Built once: the dispatcher runs this once per delivery.
 _MARK_SENT = (
     update(_DELIVERY)
@@ -157,43 +176,48 @@ _REPLANNABLE = (PENDING, SKIPPED, FAILED)
 
 
 class UnitOfWork:
-    def __init__(self, session: Session) -> None:
+    """The statements of one transaction. A turn's own statements (event claim, rate window,
+    state, statistics) are plain Core SQL on the session's connection: they run on every
+    message, and the ORM's identity map and flushes cost several times the SQL itself."""
+
+    def __init__(self, session: Session, retention: _Retention | None = None) -> None:
         self.session = session
+        self._retention = retention
+
+    def _conn(self) -> Connection:
+        return self.session.connection()
 
     def claim_event(self, channel: str, event_id: str, user_key: str) -> None:
         """Record ``event_id`` as handled; raise DuplicateEvent when it already was.
 
-        The row is flushed at once: on PostgreSQL a concurrent instance handling
+        The row is inserted at once: on PostgreSQL a concurrent instance handling
         the same event waits on the unique index and then fails, so only one
         of them answers.
         """
-        exists = self.session.exec(
-            select(HandledEvent.id).where(HandledEvent.channel == channel, HandledEvent.event_id == event_id)
-        ).first()
-        if exists is not None:
-            raise DuplicateEvent(event_id)
-        self.session.add(HandledEvent(channel=channel, event_id=event_id, user_key=user_key))
         try:
-            self.session.flush()
+            self._conn().execute(
+                _INSERT_EVENT, {"channel": channel, "event_id": event_id, "user_key": user_key, "created_at": utcnow()}
+            )
         except IntegrityError as exc:
             raise DuplicateEvent(event_id) from exc
 
-    def load_state(self, user_key: str) -> ConversationState:
+    def load_state(self, user_key: str) -> UserState:
         """The user's state, detached (a copy the handlers may change freely)."""
-        row = self.session.get(ConversationState, user_key)
+        row = self._conn().execute(_SELECT_STATE, {"b_user_key": user_key}).first()
         if row is None:
-            return ConversationState(user_key=user_key, version=0)
-        return ConversationState(
+            return UserState(user_key=user_key)
+        # The JSON columns are decoded afresh for every read, so nothing here is shared.
+        return UserState(
             user_key=row.user_key,
             dialog=row.dialog,
-            slots=deepcopy(row.slots),
-            history=list(row.history),
-            profile=deepcopy(row.profile),
+            slots=row.slots,
+            history=row.history,
+            profile=row.profile,
             version=row.version,
             updated_at=row.updated_at,
         )
 
-    def save_state(self, state: ConversationState) -> None:
+    def save_state(self, state: UserState) -> None:
         """Write ``state`` if nobody else saved this user since it was loaded."""
         values = {
             "dialog": state.dialog,
@@ -203,20 +227,14 @@ class UnitOfWork:
             "version": state.version + 1,
             "updated_at": utcnow(),
         }
+        conn = self._conn()
         if state.version == 0:
-            if self.session.get(ConversationState, state.user_key) is not None:
-                raise StaleStateError(state.user_key)
-            self.session.add(ConversationState(user_key=state.user_key, **values))
             try:
-                self.session.flush()
-            except IntegrityError as exc:
+                conn.execute(_INSERT_STATE, {"user_key": state.user_key, **values})
+            except IntegrityError as exc:  # another turn created this user first
                 raise StaleStateError(state.user_key) from exc
         else:
-            result = self.session.execute(
-                update(ConversationState)
-                .where(ConversationState.user_key == state.user_key, ConversationState.version == state.version)
-                .values(**values)
-            )
+            result = conn.execute(_UPDATE_STATE, {"b_user_key": state.user_key, "b_version": state.version, **values})
             if result.rowcount != 1:
                 raise StaleStateError(state.user_key)
         state.version += 1
@@ -243,25 +261,33 @@ class UnitOfWork:
 
     def count_message(self, user_key: str, now: datetime, window_seconds: int = 60) -> int:
         """Count one message of ``user_key``; returns how many it sent in the current window."""
-        row = self.session.get(RateWindow, user_key)
+        conn = self._conn()
+        row = conn.execute(_SELECT_RATE, {"b_user_key": user_key}).first()
         if row is None:
-            self.session.add(RateWindow(user_key=user_key, window_start=now, count=1))
+            try:
+                conn.execute(_INSERT_RATE, {"user_key": user_key, "window_start": now, "count": 1})
+            except IntegrityError as exc:  # two first messages of one user at once: redo the turn
+                raise StaleStateError(user_key) from exc
             return 1
         start = row.window_start if row.window_start.tzinfo else row.window_start.replace(tzinfo=timezone.utc)
         if (now - start).total_seconds() >= window_seconds:
-            row.window_start, row.count = now, 1
+            start, count = now, 1
         else:
-            row.count += 1
-        self.session.add(row)
-        return row.count
+            count = row.count + 1
+        conn.execute(_UPDATE_RATE, {"b_user_key": user_key, "window_start": start, "count": count})
+        return count
 
     def record_question(self, user_key: str, day: date, topic: str | None, answered: bool,
                         redacted: str | None) -> None:
         """Record one FAQ question for the statistics (text only when unanswered, already redacted)."""
-        self.session.add(QuestionStat(day=day, user_key=user_key, topic=topic, answered=answered,
-                                      redacted=None if answered else redacted))
-        # Bounded retention without a separate job: an indexed range delete that usually finds nothing.
-        self.purge_stats(day - timedelta(days=STATS_RETENTION_DAYS))
+        self._conn().execute(_INSERT_STAT, {
+            "day": day, "user_key": user_key, "topic": topic, "answered": answered,
+            "redacted": None if answered else redacted,
+        })
+        # Bounded retention without a separate job: once a day per process, the first question
+        # of the day deletes what has grown older than the limit.
+        if self._retention is None or self._retention.due(day):
+            self.purge_stats(day - timedelta(days=STATS_RETENTION_DAYS))
 
     def purge_stats(self, before: date) -> int:
         """Delete statistics older than ``before`` (the retention limit)."""
@@ -596,16 +622,32 @@ class UnitOfWork:
         return PendingCounts(due=row[0] or 0, no_sender=row[1] or 0, not_due=row[2] or 0)
 
 
+class _Retention:
+    """Remembers the last day this process purged old statistics (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._purged_on: date | None = None
+
+    def due(self, day: date) -> bool:
+        with self._lock:
+            if self._purged_on == day:
+                return False
+            self._purged_on = day
+            return True
+
+
 class Store:
     """Opens units of work on one engine."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.retention = _Retention()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         with Session(self.engine, expire_on_commit=False) as session:
-            uow = UnitOfWork(session)
+            uow = UnitOfWork(session, self.retention)
             try:
                 yield uow
                 session.commit()
