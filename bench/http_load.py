@@ -22,18 +22,21 @@ does not share a GIL with the clients), counting calls instead of keeping them. 
 messages each event must produce is computed beforehand with an in-process ``Bot`` and
 ``render``: a fresh user's first message always gets the same answer.
 
+``--turns threads`` runs ``serve --turns threads``: the turns on bolt's listener threads in
+the server's own process instead of the child process ``serve`` uses by default.
 Experiments change one thing in the servers for a run, without editing them: ``--backlog``
-(the listen queue of both; the standard library's default of 5 overflows under bursts, and
-each overflow costs a client a 1 s SYN retry or a reset connection — the bench counts them),
-and, in ``serve`` only, ``--listener-workers``, ``--switch-interval`` and ``--ack-only`` (the
-turn is skipped: the ack path alone). ``--profile cpu|wall`` prints where ``serve`` spends
-its time, per kind of thread.
+(the listen queue of both; bot.server's is 128, the standard library's 5 overflows under
+bursts, and each overflow costs a client a 1 s SYN retry or a reset connection — the bench
+counts them), and, in ``serve`` only, ``--listener-workers``, ``--switch-interval`` and
+``--ack-only`` (the turn is skipped: the ack path alone). ``--profile cpu|wall`` prints where
+``serve``'s own process spends its time, per kind of thread (with the default child process,
+that is the ack path; add ``--turns threads`` to profile the turns too).
 
 What it is not: a test (nothing is asserted), nor a measure of Slack's own latency.
 
     .venv/bin/python bench/http_load.py                 # 2,000 events x 3 rounds, 16 clients
     .venv/bin/python bench/http_load.py --quick         # 200 events, 1 round, 8 clients (CI)
-    .venv/bin/python bench/http_load.py --backlog 128   # the same with a listen queue of 128
+    .venv/bin/python bench/http_load.py --turns threads # the turns in the server's own process
     .venv/bin/python bench/http_load.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
@@ -330,7 +333,7 @@ def run_bare_server(api_url: str, log_level: str, backlog: int | None) -> int:
 class Experiment:
     """One thing changed in ``serve`` for a run, to try a fix without editing the server."""
 
-    backlog: int | None = None  # the listen queue (request_queue_size; the standard library's 5)
+    backlog: int | None = None  # the listen queue (bot.server._Server.request_queue_size, 128)
     listener_workers: int | None = None  # bolt's listener pool (SlackChannel's default is 8)
     switch_interval: float | None = None  # sys.setswitchinterval, seconds (Python's default 0.005)
     ack_only: bool = False  # the listeners still run, but skip the turn: the ack path alone
@@ -644,13 +647,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of both servers (default INFO, as deployed)")
     parser.add_argument("--no-scheduler", action="store_true", help="start `serve` without the reminder scheduler")
     parser.add_argument("--backlog", type=int,
-                        help="experiment: listen queue of both servers (default: unchanged, the standard library's 5)")
+                        help="experiment: listen queue of both servers (default: unchanged, bot.server's 128)")
     parser.add_argument("--listener-workers", type=int,
                         help="experiment: threads of bolt's listener pool in `serve` (default: unchanged, 8)")
     parser.add_argument("--ack-only", action="store_true",
                         help="experiment: `serve` skips the turn after the ack (no answers): its ack path alone")
     parser.add_argument("--switch-interval", type=float,
                         help="experiment: sys.setswitchinterval of `serve`, seconds (default: unchanged, 0.005)")
+    parser.add_argument("--turns", choices=("process", "threads"),
+                        help="`serve --turns`: where Slack turns run after the ack (default: serve's own, process)")
     parser.add_argument("--profile", choices=("cpu", "wall"),
                         help="profile `serve` (cProfile in every thread, timed by the thread's CPU time or by "
                              "the wall clock) and print where its time goes; a profiled server is slower, so "
@@ -679,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({count} events per server and round, {clients} client threads, {rounds} round(s))")
     print("  command: " + shlex.join([Path(sys.executable).name, "bench/http_load.py", *(argv if argv is not None else sys.argv[1:])]))
     print(f"  no keep-alive: the server speaks HTTP/1.0, so each request opens a new TCP connection; "
-          f"listen queue {args.backlog or 'unchanged (5)'}; machine: {os.cpu_count()} cores")
+          f"listen queue {args.backlog or 'unchanged (128)'}; machine: {os.cpu_count()} cores")
     if args.listener_workers or args.switch_interval or args.ack_only:
         print(f"  experiment on `serve` only: listener workers {args.listener_workers or 'unchanged (8)'}, "
               f"switch interval {args.switch_interval or 'unchanged (0.005 s)'}"
@@ -693,7 +698,8 @@ def main(argv: list[str] | None = None) -> int:
         bare = start_bare(fake.api_url, workdir, args.log_level, args.backlog)
         try:
             ours = start_ours(fake.api_url, database_url, workdir, args.log_level,
-                              ["--no-scheduler"] if args.no_scheduler else [], experiment,
+                              (["--no-scheduler"] if args.no_scheduler else [])
+                              + (["--turns", args.turns] if args.turns else []), experiment,
                               workdir / "serve.prof" if args.profile else None, args.profile or "cpu")
         except Exception:
             stop(bare.proc)

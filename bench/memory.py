@@ -1,8 +1,10 @@
-"""Benchmark: resident memory of a ``nanbyo-bot serve`` process after 10,000 conversations.
+"""Benchmark: resident memory of ``nanbyo-bot serve`` after 10,000 conversations.
 
-What it measures: the VmRSS (and the peak, VmHWM) of the real server process, read from its
-``/proc/<pid>/status`` (the same lines as its own ``/proc/self/status``), at start, after a
-warm-up, every 1,000 conversations and at the end; then the growth per conversation. A
+What it measures: the VmRSS (and the peak, VmHWM) of the real server, read from
+``/proc/<pid>/status``, summed over the server process and the child process that runs its
+Slack turns (``bot.turn_worker``), with their Pss (``smaps_rollup``: pages both map, such as
+the Sudachi dictionary file, counted once), at start, after a warm-up, every 1,000
+conversations and at the end; then the growth per conversation. A
 conversation is one new Slack user sending three signed DM events, each after the previous
 one is answered: a question from ``../shared/eval/questions.jsonl``, 「自己負担いくらになるか
 知りたい」 and 「いいえ」 — so each leaves an open copay dialog, an event row per turn and a
@@ -74,14 +76,42 @@ RETRIES = 3  # as Slack: a failed delivery is retried, at most three times
 TURN_TIMEOUT = 120.0  # seconds for one wave's turn to be answered
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM and Threads of a process, from /proc/<pid>/status (kB, kB, count)."""
+def _one_status(pid: int) -> dict[str, int]:
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
         if name in ("VmRSS", "VmHWM", "Threads"):
             out[name] = int(value.split()[0])
+    # Pss: each shared page (the Sudachi dictionary is a memory-mapped file both processes map)
+    # counted once across the processes that share it, so the Pss of a tree adds up.
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            out["Pss"] = int(line.split()[1])
     return out
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``serve`` runs its Slack turns in a child process)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        for task in Path(f"/proc/{current}/task").iterdir():
+            children = (task / "children").read_text().split()
+            todo.extend(int(c) for c in children)
+    return tree
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM, Pss and Threads (kB, kB, kB, count) summed over ``pid`` and its children,
+    from /proc/<pid>/status and smaps_rollup; ``processes`` says how many there were."""
+    total = {"VmRSS": 0, "VmHWM": 0, "Pss": 0, "Threads": 0}
+    tree = process_tree(pid)
+    for member in tree:
+        for name, value in _one_status(member).items():
+            total[name] += value
+    total["processes"] = len(tree)
+    return total
 
 
 def script(question: str) -> tuple[str, ...]:
@@ -182,13 +212,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'a fresh schema of the given database' if args.database_url else 'a temporary SQLite file'}, "
                   f"LOG_LEVEL={args.log_level})")
             at_start = proc_status(pid)
-            print(f"  at start (healthy, no event yet): RSS {mib(at_start['VmRSS'])}, threads {at_start['Threads']}")
+            print(f"  at start (healthy, no event yet): RSS {mib(at_start['VmRSS'])} (Pss {mib(at_start['Pss'])}), "
+                  f"{at_start['processes']} processes, threads {at_start['Threads']}")
             driver = Driver(server.port, fake, questions, per_turn, uuid.uuid4().hex[:4].upper())
             with ThreadPoolExecutor(max_workers=CLIENTS, thread_name_prefix="client") as pool:
                 driver.wave(min(args.wave, 50), pool)  # warm-up: tokenizer, bolt's auth.test, pools
                 warm = proc_status(pid)
                 warm_users = driver.started
-                print(f"  after warm-up ({warm_users} conversations): RSS {mib(warm['VmRSS'])}, threads {warm['Threads']}")
+                print(f"  after warm-up ({warm_users} conversations): RSS {mib(warm['VmRSS'])} "
+                      f"(Pss {mib(warm['Pss'])}), threads {warm['Threads']}")
                 done = 0
                 samples: list[tuple[int, int]] = []  # (conversations, VmRSS kB) at each report
                 while done < total:
@@ -198,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                     if done % report_every == 0 or done == total:
                         s = proc_status(pid)
                         samples.append((done, s["VmRSS"]))
-                        print(f"  after {done:>6,} conversations: RSS {mib(s['VmRSS'])} (peak {mib(s['VmHWM'])}), "
+                        print(f"  after {done:>6,} conversations: RSS {mib(s['VmRSS'])} (peak {mib(s['VmHWM'])}, "
+                              f"Pss {mib(s['Pss'])}), "
                               f"threads {s['Threads']}, {time.monotonic() - started:.0f} s", flush=True)
             end = proc_status(pid)
         finally:
@@ -207,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     grown = end["VmRSS"] - warm["VmRSS"]
     print("summary")
     print(f"  RSS before (after warm-up) {mib(warm['VmRSS'])}, after {total:,} conversations {mib(end['VmRSS'])}, "
-          f"peak {mib(end['VmHWM'])}")
+          f"peak {mib(end['VmHWM'])}; Pss after {mib(end['Pss'])} ({end['processes']} processes summed: serve, "
+          f"the child that runs its Slack turns, multiprocessing's resource tracker)")
     print(f"  growth {mib(grown)}: {grown * 1024 / total:.0f} bytes per conversation "
           f"({grown * 1024 / (total * TURNS):.0f} bytes per event)")
     if len(samples) > 1:  # after the first report, once pools and allocator arenas have settled

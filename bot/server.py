@@ -208,8 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
         return None  # _serve logs a line of its own, without the client address
 
 
-def make_server(bot: Bot, settings: Settings, host: str, port: int, *,
-                slack_http: bool = True) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
+def make_server(bot: Bot, settings: Settings, host: str, port: int, *, slack_http: bool = True,
+                slack_turns: Any = None) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
     """Bind the HTTP server, mount what is configured, and start serving in a background thread.
 
     Args:
@@ -219,6 +219,8 @@ def make_server(bot: Bot, settings: Settings, host: str, port: int, *,
         host: address to listen on.
         port: port; 0 picks a free one (read it back from ``server.server_address[1]``).
         slack_http: False under Socket Mode, where Slack does not call us over HTTP.
+        slack_turns: where Slack turns run after the ack (``SlackChannel``'s ``turns``): None
+            runs them on the channel's listener threads in this process.
 
     Returns:
         The running server and a thread-safe ``shutdown()``: it stops accepting, waits for
@@ -230,7 +232,7 @@ def make_server(bot: Bot, settings: Settings, host: str, port: int, *,
     if slack_http and settings.slack_bot_token and settings.slack_signing_secret:
         from bot.channels.slack import SlackChannel
 
-        slack = SlackChannel(bot, settings)
+        slack = SlackChannel(bot, settings, turns=slack_turns)
         routes[("POST", SLACK_PATH)] = slack_route(slack)
     elif slack_http and (settings.slack_bot_token or settings.slack_signing_secret):
         log.warning("Slack needs both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET: %s not mounted", SLACK_PATH)
@@ -305,7 +307,7 @@ def start_reminders(settings: Settings, senders: dict[str, Any]) -> Any | None:
 # --- nanbyo-bot serve ----------------------------------------------------------------------------
 
 def serve_main(args: argparse.Namespace, settings: Settings) -> int:
-    """``nanbyo-bot serve [--socket-mode] [--no-scheduler] [--port N] [--host H]``.
+    """``nanbyo-bot serve [--socket-mode] [--no-scheduler] [--port N] [--host H] [--turns process|threads]``.
 
     Runs until SIGTERM or SIGINT, then stops gracefully: no new requests, requests and
     Slack turns in flight finish, the scheduler stops. Returns the exit status.
@@ -332,9 +334,21 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
     bot = build_bot(settings)
     host = getattr(args, "host", None) or "0.0.0.0"
     port = settings.port if getattr(args, "port", None) is None else int(args.port)
+    turns = None
+    slack_configured = bool(settings.slack_bot_token and (settings.slack_signing_secret or socket_mode))
+    if slack_configured and getattr(args, "turns", "process") == "process":
+        from bot.turn_worker import TurnProcess
+
+        try:
+            turns = TurnProcess(settings, socket_mode=socket_mode)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     try:
-        server, shutdown = make_server(bot, settings, host, port, slack_http=not socket_mode)
+        server, shutdown = make_server(bot, settings, host, port, slack_http=not socket_mode, slack_turns=turns)
     except OSError as exc:
+        if turns is not None:
+            turns.close()
         print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
@@ -346,7 +360,7 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
         if socket_mode:
             from bot.channels.slack import SlackChannel
 
-            socket_channel = SlackChannel(bot, settings, socket_mode=True)
+            socket_channel = SlackChannel(bot, settings, socket_mode=True, turns=turns)
             socket_handler = socket_channel.socket_mode_handler(settings.slack_app_token or "")
             socket_handler.connect()
         if not getattr(args, "no_scheduler", False):
@@ -358,6 +372,8 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
                  "paths " + " ".join(mounted_paths(server))]
         if socket_mode:
             parts.append("slack over socket mode")
+        if turns is not None:
+            parts.append(f"slack turns in process {turns.pid}")
         parts.append("scheduler on" if scheduler is not None else "scheduler off")
         print(", ".join(parts), file=sys.stderr, flush=True)
 
@@ -374,6 +390,8 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
             socket_handler.close()
         if socket_channel is not None:
             socket_channel.close(wait=True)
+        if turns is not None:
+            turns.close()  # after the channels: every acked turn has been handed over by now
         if scheduler is not None:
             try:
                 scheduler.shutdown()  # waits for a dispatch in progress

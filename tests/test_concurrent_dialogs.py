@@ -10,7 +10,9 @@ was asked and answering it in free text; all users run in parallel threads.
 The server is ``make_server`` on port 0 with a SQLite file, and again on PostgreSQL when
 ``TEST_DATABASE_URL`` is set. The PostgreSQL run is the one where turns really run side by side:
 on SQLite, a turn's first write takes the database's single write lock until its commit, so
-bolt's listener threads take turns.
+bolt's listener threads take turns. Each runs twice: with the turns on bolt's listener threads
+in the server's process, and as ``nanbyo-bot serve`` runs them, in a child process
+(``bot.turn_worker.TurnProcess``) while the server process only acks.
 
 A request that fails is sent again with ``X-Slack-Retry-Num``, as Slack does; the event id is
 the same, so it must still be answered once.
@@ -36,6 +38,7 @@ from bot.channels.slack import ERROR_TEXT
 from bot.config import Settings
 from bot.core import DB_DOWN_TEXT
 from bot.server import make_server
+from bot.turn_worker import TurnProcess
 from handlers.calc.copay import CopayFacts, CopayResult, calculate
 from handlers.copay import COPAY_FORM
 from tests.fakes.slack_api import FakeSlackAPI
@@ -290,12 +293,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
-def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: str) -> None:
+@pytest.mark.parametrize("turns", ["threads", "process"])
+def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: str, turns: str) -> None:
+    """``turns="process"`` is what ``nanbyo-bot serve`` runs: the acks here, the turns in a child process."""
     fake = FakeSlackAPI()
     settings = Settings(database_url=database_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake.api_url)
     bot = build_bot(settings)
-    server, shutdown = make_server(bot, settings, "127.0.0.1", 0)
+    turn_process = TurnProcess(settings) if turns == "process" else None
+    server, shutdown = make_server(bot, settings, "127.0.0.1", 0, slack_turns=turn_process)
     url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
     scenarios = [scenario(i, uuid.uuid4().hex[:4].upper()) for i in range(USERS)]
     inboxes = Inboxes(fake, [s.channel for s in scenarios])
@@ -310,6 +316,8 @@ def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: 
                 raise
     finally:
         shutdown()  # waits for every acked turn: a late duplicate would be posted before the counts below
+        if turn_process is not None:
+            turn_process.close()  # the child answers everything it was handed, then exits
         inboxes.close()
         fake.close()
         bot.store.engine.dispose()

@@ -311,6 +311,12 @@ class Destination:
     thread_ts: str | None = None
 
 
+class TurnSink(Protocol):
+    """Takes a turn to run elsewhere (``bot.turn_worker.TurnProcess``)."""
+
+    def submit(self, msg: IncomingMessage, dest: Destination) -> None: ...
+
+
 class SlackChannel:
     """The Slack app: Events API and interactivity in, Web API out.
 
@@ -319,19 +325,23 @@ class SlackChannel:
         settings: needs ``slack_bot_token``; ``slack_signing_secret`` too unless ``socket_mode``.
         socket_mode: True when the requests arrive over Socket Mode (no signature to check).
         listener_workers: threads that run listeners after the ack.
+        turns: where a turn goes once its message and destination are known: None runs it
+            here, on the listener thread; ``serve`` passes a ``bot.turn_worker.TurnProcess``
+            (anything with ``submit(msg, dest)``), whose child process calls ``answer``.
 
     Raises:
         ValueError: a required setting is missing.
     """
 
     def __init__(self, bot: Handles, settings: Settings, *, socket_mode: bool = False,
-                 listener_workers: int = 8) -> None:
+                 listener_workers: int = 8, turns: TurnSink | None = None) -> None:
         if not settings.slack_bot_token:
             raise ValueError("Slack needs SLACK_BOT_TOKEN")
         if not socket_mode and not settings.slack_signing_secret:
             raise ValueError("Slack over HTTP needs SLACK_SIGNING_SECRET")
         self.bot = bot
         self.settings = settings
+        self.turns = turns
         self.client = make_web_client(settings)
         # Our own executor, so that close() can wait for the turns still running.
         self.executor = ThreadPoolExecutor(max_workers=listener_workers, thread_name_prefix="slack-listener")
@@ -475,6 +485,13 @@ class SlackChannel:
     # -- a turn -------------------------------------------------------------------------------
 
     def _turn(self, msg: IncomingMessage, dest: Destination) -> None:
+        if self.turns is None:
+            self.answer(msg, dest)
+        else:
+            self.turns.submit(msg, dest)
+
+    def answer(self, msg: IncomingMessage, dest: Destination) -> None:
+        """Run one turn and post its replies to ``dest`` (an apology if the turn fails)."""
         started = time.perf_counter()
         try:
             replies = self.bot.handle(msg)

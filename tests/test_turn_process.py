@@ -1,0 +1,144 @@
+"""``nanbyo-bot serve`` acks Slack in its own process and runs the turns in a child process.
+
+Through the installed command, with requests signed as Slack signs them and the fake Web API
+on 127.0.0.1: the child really is another process, every turn acked before a SIGTERM is
+still answered, and a child that dies is replaced at once without the server going down.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.slack_api import FakeSlackAPI
+from tests.test_slack_e2e import SECRET, TOKEN, _free_port, _wait_healthy, answers_to, dm, get, post_signed, texts
+
+
+@dataclass
+class Serve:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+    @property
+    def events(self) -> str:
+        return self.url + "/slack/events"
+
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def child_pid(self) -> int:
+        found = re.search(r"slack turns in process (\d+)", self.stderr())
+        assert found, self.stderr()
+        return int(found.group(1))
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+
+@pytest.fixture()
+def fake_slack() -> Iterator[FakeSlackAPI]:
+    fake = FakeSlackAPI()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture()
+def serve(tmp_path: Path, fake_slack: FakeSlackAPI) -> Iterator[Serve]:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "SLACK_BOT_TOKEN": TOKEN,
+           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.api_url, "LOG_LEVEL": "INFO"}
+    for name in ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"):
+        env.pop(name, None)
+    log = tmp_path / "serve.stderr"
+    exe = Path(sys.executable).with_name("nanbyo-bot")
+    with log.open("w") as err:  # a file: the logs of both processes must never block on a full pipe
+        proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
+                                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    running = Serve(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_healthy(running.url, proc)
+        yield running
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _running(pid: int) -> bool:
+    """Not yet fully dead. A killed child stays a zombie until its parent reaps it, and its main
+    thread turns zombie before its other threads have exited and its sockets are closed: what
+    counts is that it holds no file descriptor any more."""
+    try:
+        return bool(os.listdir(f"/proc/{pid}/fd"))
+    except (FileNotFoundError, PermissionError):
+        return False
+
+
+def _parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def test_turns_run_in_a_child_process_and_every_acked_turn_is_answered_on_sigterm(
+        serve: Serve, fake_slack: FakeSlackAPI) -> None:
+    child = serve.child_pid()
+    assert child != serve.proc.pid and _parent_of(child) == serve.proc.pid
+    users = [f"U{700 + i}" for i in range(20)]
+    for user in users:  # acked at once; most answers are still to come when the signal arrives
+        assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
+
+    assert serve.stop() == 0, serve.stderr()
+
+    answered = {c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")}
+    assert answered == {"D" + u.removeprefix("U") for u in users}, "every acked turn was answered before the exit"
+    assert "再交付" in texts(fake_slack.calls_to("chat.postMessage"))
+    assert not _alive(child), "the child ends with the server"
+
+
+def test_a_child_that_dies_is_replaced_and_the_next_message_is_answered(
+        serve: Serve, fake_slack: FakeSlackAPI) -> None:
+    assert post_signed(serve.events, dm("メニュー", user="U81")).status == 200
+    answers_to(fake_slack, "D81")
+    first = serve.child_pid()
+
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _running(first):
+        assert time.monotonic() < deadline, "the killed child did not die"
+        time.sleep(0.05)
+
+    assert post_signed(serve.events, dm("受給者証なくした", user="U82")).status == 200
+    try:
+        [answer] = answers_to(fake_slack, "D82")  # after the new child has started
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- serve's log:\n{serve.stderr()}") from None
+    assert "再交付" in texts([answer])
+    assert get(serve.url + "/healthz").status == 200
+    assert "turn process gone" in serve.stderr()
+    assert serve.stop() == 0, serve.stderr()
+    # A turn the dead child may not have reported done is handed to the new one; its event id
+    # was committed with the answer, so it is not answered twice.
+    assert len(fake_slack.calls_to("chat.postMessage", ok_only=False)) == 2
