@@ -64,6 +64,20 @@ MY_NUMBER_TEXT = (
     "個人番号はとても大切な情報です。このチャットには送らないでください。申請で個人番号が必要なときは、窓口に提出する書類（世帯状況調書など）に記入します。"
 )
 
+# A sticker, a photo, a file: never downloaded. Photos of certificates carry personal data.
+NOT_TEXT_TEXT = (
+    "申し訳ありません。このチャットでは文字のメッセージだけを読み取れます。"
+    "スタンプ・画像・動画・音声・ファイル・位置情報は読み取れません（中身は見ておらず、保存もしていません）。"
+    "受給者証などの書類の写真は送らないでください。\n"
+    "知りたいことを文章で送ってください。下のボタンからも選べます。"
+)
+NOT_TEXT_IN_DIALOG = "画像やファイル、スタンプは読み取れません（中身は見ておらず、保存もしていません）。文字で答えてください。"
+ATTACHMENT_NOTE = (
+    "添付の画像やファイルは読み取れないため（中身は見ておらず、保存もしていません）、文章の部分にお答えします。"
+    "受給者証などの書類の写真は送らないでください。"
+)
+NOT_TEXT_CHOICES = (Choice("メニュー", "menu"), Choice("窓口を探す", "office"))
+
 
 class Bot:
     """One assistant, whatever the channel.
@@ -151,6 +165,8 @@ class Bot:
                 name, replies = guarded
             else:
                 name, replies = route(msg, ctx)
+                if msg.attachment and msg.choice is None:  # text with a photo or file: say what was read
+                    replies = [Reply(ATTACHMENT_NOTE, kind="attachment-note"), *replies]
             if ctx.delete_requested:
                 uow.delete_user(msg.user_key)
             else:
@@ -175,6 +191,10 @@ class Bot:
             if pending:
                 replies += dialog.ask(pending, ctx)
             return "mynumber", replies
+        if msg.attachment and not text.strip():
+            if pending:
+                return "not-text", dialog.ask(pending, ctx, prefix=NOT_TEXT_IN_DIALOG)
+            return "not-text", [Reply(NOT_TEXT_TEXT, choices=NOT_TEXT_CHOICES, kind="not-text")]
         if not text.strip():
             if pending:
                 return "empty", dialog.ask(pending, ctx, prefix="メッセージが空のようです。")

@@ -31,6 +31,8 @@ class IncomingMessage:
         text: what the user typed, or None when a choice was clicked.
         choice: the value of the clicked choice, or None.
         event_id: the channel's id of this delivery, used to answer a redelivered event only once.
+        attachment: what came besides or instead of text ("image", "file", "sticker", "video",
+            "audio", "location" ...), or None. Never its content: the bot does not download it.
     """
 
     channel: str
@@ -38,6 +40,7 @@ class IncomingMessage:
     text: str | None = None
     choice: str | None = None
     event_id: str | None = None
+    attachment: str | None = None
 
     @property
     def user_key(self) -> str:

@@ -355,6 +355,18 @@ def test_sticker_gets_a_kind_text_only_reply(channel, fake):
     assert len(fake.calls(REPLY)) == 2  # the redelivered sticker once, the image once
 
 
+def test_a_sticker_in_the_middle_of_a_dialog_asks_the_question_again(channel, fake):
+    deliver(channel, webhook(postback_event("office")))
+    assert "お住まいの市町村を教えてください" in "\n".join(texts(fake.calls(REPLY)[-1]))
+
+    deliver(channel, webhook(sticker_event()))
+    again = "\n".join(texts(fake.calls(REPLY)[-1]))
+    assert "文字で答えてください" in again and "お住まいの市町村を教えてください" in again
+
+    deliver(channel, webhook(text_event("草津町")))
+    assert "吾妻保健福祉事務所" in "\n".join(texts(fake.calls(REPLY)[-1]))
+
+
 # --- delivery: reply token, push, limits --------------------------------------------------
 
 def test_expired_reply_token_falls_back_to_push(channel, fake):

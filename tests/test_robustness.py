@@ -19,7 +19,10 @@ TEXTS = st.one_of(
                      "1234-5678-9012", "😀", "受給者証なくした", "自己負担を計算したい", "人と話したい", "データを削除"]),
     st.text(alphabet="あいうえお漢字０１２３万円年月日。、？!", min_size=1, max_size=40),
 )
-TURN = st.one_of(TEXTS.map(lambda t: ("text", t)), st.sampled_from(CHOICE_VALUES).map(lambda c: ("choice", c)))
+ATTACHMENTS = ["image", "file", "sticker", "video", "audio", "location", "unknown"]
+TURN = st.one_of(TEXTS.map(lambda t: ("text", t)), st.sampled_from(CHOICE_VALUES).map(lambda c: ("choice", c)),
+                 st.tuples(st.sampled_from(ATTACHMENTS), st.sampled_from(["", "受給者証なくした", "はい"]))
+                 .map(lambda a: ("attachment", a)))
 
 _BOTS: dict[str, object] = {}
 
@@ -36,8 +39,11 @@ def _bot(tmp_path_factory):
 def test_any_sequence_of_turns_gets_japanese_replies(tmp_path_factory, turns, user):
     bot = _bot(tmp_path_factory)
     for kind, value in turns:
-        msg = IncomingMessage("console", f"P{user}", text=value if kind == "text" else None,
-                              choice=value if kind == "choice" else None)
+        if kind == "attachment":  # a photo, a file, a sticker, alone or with a few words
+            msg = IncomingMessage("console", f"P{user}", text=value[1], attachment=value[0])
+        else:
+            msg = IncomingMessage("console", f"P{user}", text=value if kind == "text" else None,
+                                  choice=value if kind == "choice" else None)
         replies = bot.handle(msg)
         assert replies, (kind, value)
         for reply in replies:

@@ -244,6 +244,48 @@ def test_slack_mention_is_answered_in_a_thread_without_the_mention(server: Runni
     assert MENU_TEXT_START in texts([answer]), "「<@bot> メニュー」 is the menu word once the mention is gone"
 
 
+# --- uploads: never downloaded, said so kindly -----------------------------------------------------
+
+def _upload(mimetype: str, name: str) -> dict[str, Any]:
+    return {"id": "F" + name.upper()[:6], "name": name, "mimetype": mimetype, "filetype": name.rsplit(".", 1)[-1],
+            "url_private": "https://files.slack.com/files-pri/T1-F1/" + name}
+
+
+def test_a_photo_alone_gets_a_text_only_note_and_nothing_is_downloaded(server: Running, fake_slack: FakeSlackAPI) -> None:
+    event = dm_event("", subtype="file_share", files=[_upload("image/jpeg", "jukyusha.jpg")])
+    assert post_signed(server.events, event_callback(event)).status == 200
+
+    [answer] = answers_to(fake_slack, "D1")
+    said = texts([answer])
+    assert "文字のメッセージだけ" in said and "写真は送らないでください" in said
+    assert {"menu", "office"} <= set(button_values(answer))
+    server.shutdown()
+    assert {c.method for c in fake_slack.calls} <= {"auth.test", "chat.postMessage"}, "no file was fetched"
+
+
+def test_a_question_with_a_file_is_answered_with_a_note(server: Running, fake_slack: FakeSlackAPI) -> None:
+    event = dm_event("受給者証なくした", subtype="file_share", files=[_upload("application/pdf", "shinsei.pdf")])
+    assert post_signed(server.events, event_callback(event)).status == 200
+
+    note, answer = answers_to(fake_slack, "D1", 2)
+    assert "読み取れないため" in texts([note]) and "文章の部分にお答えします" in texts([note])
+    assert "再交付" in texts([answer])
+
+
+def test_a_photo_in_the_middle_of_a_dialog_asks_the_question_again(server: Running, fake_slack: FakeSlackAPI) -> None:
+    post_signed(server.events, dm("窓口を探したい"))
+    asked = answers_to(fake_slack, "D1", 2)
+    assert "お住まいの市町村を教えてください" in texts(asked)
+
+    post_signed(server.events, event_callback(dm_event("", subtype="file_share",
+                                                       files=[_upload("image/png", "map.png")])))
+    again = answers_to(fake_slack, "D1", 3)[2:]
+    assert "文字で答えてください" in texts(again) and "お住まいの市町村を教えてください" in texts(again)
+
+    post_signed(server.events, dm("草津町"))  # the dialog goes on where it was
+    assert "吾妻保健福祉事務所" in texts(answers_to(fake_slack, "D1", 4)[3:])
+
+
 # --- exactly once ----------------------------------------------------------------------------------
 
 def test_slack_retry_is_not_answered_twice(server: Running, fake_slack: FakeSlackAPI) -> None:

@@ -115,14 +115,6 @@ WELCOME_TEXT = (
     "下のメニューやボタンからも選べます。ブロックすると、このチャットでお預かりしたあなたのデータは削除されます。"
 )
 
-NOT_TEXT_TEXT = (
-    "申し訳ありません。このチャットでは文字のメッセージだけを読み取れます。"
-    "スタンプ・画像・動画・音声・ファイル・位置情報は読み取れません（中身は見ておらず、保存もしていません）。"
-    "受給者証などの書類の写真は送らないでください。\n"
-    "知りたいことを文章で送ってください。下のボタンからも選べます。"
-)
-NOT_TEXT_CHOICES = (Choice("メニュー", "menu"), Choice("窓口を探す", "office"))
-
 ERROR_TEXT = "申し訳ありません。内部でエラーが起きました。少し時間をおいて、もう一度送ってください。"
 
 
@@ -457,9 +449,10 @@ class LineChannel:
             replies = self._turn(IncomingMessage(channel=CHANNEL, user=user_id, text=event.message.text,
                                                  event_id=event_id))
         elif isinstance(event, MessageEvent):
-            # Stickers, images, files ...: never downloaded; a kind note that only text is read.
-            replies = [Reply(NOT_TEXT_TEXT, choices=NOT_TEXT_CHOICES, kind="not-text")] \
-                if self._first_delivery(event_id, user_key) else []
+            # Stickers, images, files ...: never downloaded. The core answers that only text is
+            # read (or asks a dialog's question again), and counts it like any message.
+            kind = str(getattr(event.message, "type", None) or "unknown")
+            replies = self._turn(IncomingMessage(channel=CHANNEL, user=user_id, attachment=kind, event_id=event_id))
         else:
             return  # join, leave, beacon, unknown future events: nothing to say
         if replies:
@@ -472,18 +465,6 @@ class LineChannel:
             log.error("turn failed channel=line user=%s error=%s\n%s", hash_user(msg.user_key), type(exc).__name__,
                       "".join(traceback.format_tb(exc.__traceback__)))
             return [Reply(ERROR_TEXT, kind="error")]
-
-    def _first_delivery(self, event_id: str | None, user_key: str) -> bool:
-        """Claim an event that does not go through a turn (a sticker), as the core claims turns."""
-        if not event_id:
-            return True
-        try:
-            with self.bot.store.unit_of_work() as uow:
-                uow.claim_event(CHANNEL, event_id, user_key)
-        except DuplicateEvent:
-            log.info("duplicate event channel=line user=%s", hash_user(user_key))
-            return False
-        return True
 
     def _deliver(self, user_id: str, reply_token: str | None, messages: list[TextMessage],
                  event_id: str | None) -> None:

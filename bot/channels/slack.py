@@ -403,7 +403,7 @@ class SlackChannel:
         if event.get("bot_id") or not user or user == context.get("bot_user_id"):
             return
         msg = IncomingMessage(channel=CHANNEL, user=user, text=to_plain(event.get("text") or ""),
-                              event_id=body.get("event_id"))
+                              event_id=body.get("event_id"), attachment=attachment_kind(event))
         self._turn(msg, Destination(event["channel"], event.get("thread_ts")))
 
     def _on_mention(self, body: dict[str, Any], context: Any) -> None:
@@ -414,7 +414,7 @@ class SlackChannel:
         # Answer in a thread under the mention, so the channel is not filled with the dialog.
         dest = Destination(event["channel"], event.get("thread_ts") or event.get("ts"))
         msg = IncomingMessage(channel=CHANNEL, user=user, text=to_plain(event.get("text") or ""),
-                              event_id=body.get("event_id"))
+                              event_id=body.get("event_id"), attachment=attachment_kind(event))
         self._turn(msg, dest)
 
     def _on_home_opened(self, body: dict[str, Any]) -> None:
@@ -530,6 +530,16 @@ class SlackChannel:
                                     text=message.get("text") or label)
         except SlackApiError as exc:  # cosmetic: the dialog goes on anyway
             log.info("slack chat.update failed error=%s", _api_error(exc))
+
+
+def attachment_kind(event: Mapping[str, Any]) -> str | None:
+    """"image" or "file" when a message carries uploads (never downloaded), else None."""
+    files = event.get("files") or []
+    if not files:
+        return None
+    if all(str(f.get("mimetype") or "").startswith("image/") for f in files if isinstance(f, Mapping)):
+        return "image"
+    return "file"
 
 
 def open_dm(client: WebClient, user: str) -> str:
