@@ -66,6 +66,7 @@ class TurnProcess:
         self._pending: dict[int, tuple[IncomingMessage, Any]] = {}  # handed over, not reported done
         self._seq = 0
         self._closing = False
+        self._stopping = threading.Event()  # set by close() before it waits for the lock
         self.restarts = 0
         self._process: Any = None
         self._conn: Connection | None = None
@@ -97,6 +98,7 @@ class TurnProcess:
 
     def close(self, timeout: float = 60.0) -> None:
         """Let the child answer every turn it was given, then stop it. Idempotent."""
+        self._stopping.set()  # a restart that keeps failing gives up and lets close() have the lock
         with self._lock:
             if self._closing:
                 return
@@ -143,6 +145,8 @@ class TurnProcess:
                     if self._closing:
                         return  # the child finished and exited as asked
                     self._restart()
+                    if self._closing:
+                        return
                 continue
             with self._lock:
                 self._pending.pop(done, None)
@@ -157,9 +161,12 @@ class TurnProcess:
             try:
                 self._start()
                 break
-            except RuntimeError:
+            except Exception:
+                if self._stopping.wait(1.0):
+                    self._closing = True  # shutting down: nothing left to hand the turns to
+                    log.error("turn process not restarted (shutting down): %d turns unanswered", len(self._pending))
+                    return
                 log.exception("turn process restart failed: trying again")
-                time.sleep(1.0)
         self.restarts += 1
         for seq in sorted(self._pending):
             msg, dest = self._pending[seq]
