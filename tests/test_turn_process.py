@@ -7,6 +7,7 @@ still answered, and a child that dies is replaced at once without the server goi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -142,3 +143,51 @@ def test_a_child_that_dies_is_replaced_and_the_next_message_is_answered(
     # A turn the dead child may not have reported done is handed to the new one; its event id
     # was committed with the answer, so it is not answered twice.
     assert len(fake_slack.calls_to("chat.postMessage", ok_only=False)) == 2
+
+
+# --- Socket Mode: the same server over a WebSocket instead of /slack/events -------------------------
+
+def test_socket_mode_over_a_real_websocket_answers_once_and_closes_on_sigterm(
+        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    from tests.fakes.slack_socket import FakeSocketMode
+    from tests.test_slack_e2e import event_callback
+
+    socket_mode = FakeSocketMode()
+    fake_slack.socket_mode_url = socket_mode.url
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'socket.db'}", "SLACK_BOT_TOKEN": TOKEN,
+           "SLACK_APP_TOKEN": "xapp-test-token", "SLACK_API_URL": fake_slack.api_url, "LOG_LEVEL": "INFO"}
+    for name in ("SLACK_SIGNING_SECRET", "LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"):
+        env.pop(name, None)
+    log = tmp_path / "serve.stderr"
+    exe = Path(sys.executable).with_name("nanbyo-bot")
+    with log.open("w") as err:
+        proc = subprocess.Popen([str(exe), "serve", "--socket-mode", "--host", "127.0.0.1", "--port", str(port),
+                                 "--no-scheduler"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    serve = Serve(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_healthy(serve.url, proc)
+        socket_mode.wait_connected()
+        deadline = time.monotonic() + 30
+        while "listening on" not in serve.stderr():  # printed once the socket is connected
+            assert time.monotonic() < deadline, serve.stderr()
+            time.sleep(0.05)
+        [opened] = fake_slack.calls_to("apps.connections.open")
+        assert opened.headers["authorization"] == "Bearer xapp-test-token", "the app-level token opens the socket"
+        assert "slack over socket mode" in serve.stderr() and "slack turns in process" in serve.stderr()
+
+        body = json.loads(dm("受給者証なくした", user="U91", event_id="EvSOCKET1"))
+        first = socket_mode.send_event(body)
+        assert socket_mode.wait_ack(first)["envelope_id"] == first
+        [answer] = answers_to(fake_slack, "D91")
+        assert "再交付" in texts([answer])
+
+        retry = socket_mode.send_event(body, retry_attempt=1)  # Slack sends an unacked event again
+        socket_mode.wait_ack(retry)
+        assert get(serve.url + "/slack/events").status == 404, "no HTTP events route in Socket Mode"
+    finally:
+        code = serve.stop()
+        socket_mode.close()
+    assert code == 0, serve.stderr()
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1, "the redelivered event is answered once"
+    assert "受給者証なくした" not in serve.stderr()

@@ -1,7 +1,7 @@
 """A fake Slack Web API: a recording ``http.server`` on 127.0.0.1, port 0.
 
-It answers ``auth.test``, ``chat.postMessage``, ``chat.update``, ``conversations.open`` and
-``views.publish`` (any other method, and any ``response_url``, with ``{"ok": true}``), and
+It answers ``auth.test``, ``chat.postMessage``, ``chat.update``, ``conversations.open``,
+``views.publish`` and ``apps.connections.open`` (with ``socket_mode_url``, see ``slack_socket``) (any other method, and any ``response_url``, with ``{"ok": true}``), and
 records every call with its parsed arguments. ``rate_limit(n)`` makes the next ``n`` calls
 answer HTTP 429 with ``Retry-After``. Point ``SLACK_API_URL`` at ``fake.api_url``.
 
@@ -47,6 +47,7 @@ class FakeSlackAPI:
         self.calls: list[Call] = []
         self._limited: list[tuple[str | None, float]] = []  # (method or None for any, retry_after)
         self._ts = 0
+        self.socket_mode_url: str | None = None  # what apps.connections.open hands out (FakeSocketMode.url)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -148,6 +149,8 @@ class FakeSlackAPI:
             return {"ok": True, "channel": args.get("channel"), "ts": ts,
                     "message": {"text": args.get("text"), "blocks": args.get("blocks"), "ts": ts,
                                 "bot_id": BOT_ID, "type": "message"}}
+        if method == "apps.connections.open" and self.socket_mode_url:
+            return {"ok": True, "url": self.socket_mode_url}
         if method == "views.publish":
             return {"ok": True, "view": {"id": "V1", "type": "home", "blocks": (args.get("view") or {}).get("blocks")}}
         return {"ok": True}
