@@ -34,14 +34,18 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, TextIO
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
 from bot.storage.repositories import ClaimedDelivery, Store, UnitOfWork, hash_user
@@ -147,6 +151,55 @@ def _knowledge(prefecture: str) -> KnowledgeBase:
     return load_knowledge(prefecture)
 
 
+class _UnrecordedSends:
+    """Reminders that went out while the database could not record them.
+
+    A send that succeeded is remembered here when its ``mark_sent`` fails (the database went
+    away between the send and the mark), and recorded at the start of this process's next run,
+    well within the claim's lease. Without this, the claim would run out and the reminder would
+    be sent again: harmless on LINE (its retry key), a duplicate message on Slack. A process
+    that dies with entries here still falls back to the lease.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._marks: dict[int, tuple[str, datetime]] = {}  # delivery id -> (worker id, sent at)
+
+    def add(self, delivery_id: int, worker_id: str, sent_at: datetime) -> None:
+        with self._lock:
+            self._marks[delivery_id] = (worker_id, sent_at)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._marks)
+
+    def record(self, store: Store) -> int:
+        """Write the remembered marks; raises (keeping them) if the database is still away."""
+        with self._lock:
+            marks = dict(self._marks)
+        if not marks:
+            return 0
+        with store.autocommit() as uow:
+            for delivery_id, (worker_id, sent_at) in marks.items():
+                uow.mark_sent(delivery_id, worker_id, sent_at)
+                with self._lock:
+                    self._marks.pop(delivery_id, None)
+        log.info("reminders recorded late marks=%d", len(marks))
+        return len(marks)
+
+
+# One buffer per database (a process may hold several stores, e.g. in tests).
+_UNRECORDED: weakref.WeakKeyDictionary[Store, _UnrecordedSends] = weakref.WeakKeyDictionary()
+_UNRECORDED_LOCK = threading.Lock()
+
+
+def _unrecorded(store: Store) -> _UnrecordedSends:
+    with _UNRECORDED_LOCK:
+        if store not in _UNRECORDED:
+            _UNRECORDED[store] = _UnrecordedSends()
+        return _UNRECORDED[store]
+
+
 def dispatch_due(
     store: Store,
     now: datetime,
@@ -189,6 +242,8 @@ def dispatch_due(
         return now + timedelta(seconds=time.monotonic() - started)
 
     channels = sorted(senders)
+    unrecorded = _unrecorded(store)
+    unrecorded.record(store)  # sends of an earlier run the database could not take at the time
     if not in_sending_hours(now):
         # Quiet hours: nobody gets a reminder at night; due marks go out at 09:00.
         with store.unit_of_work() as uow:
@@ -217,7 +272,8 @@ def dispatch_due(
                     marks.release_claims([d.id for d in claimed[index:]], worker_id)
                     break
                 outcome = _deliver(marks, delivery, senders[delivery.channel], kb=kb, today=today,
-                                   worker_id=worker_id, moment=moment, max_attempts=max_attempts)
+                                   worker_id=worker_id, moment=moment, max_attempts=max_attempts,
+                                   unrecorded=unrecorded)
                 if outcome == "sent":
                     sent += 1
                 elif outcome == "lost":
@@ -250,8 +306,13 @@ def _deliver(
     worker_id: str,
     moment: Callable[[], datetime],
     max_attempts: int,
+    unrecorded: _UnrecordedSends,
 ) -> str:
-    """Send one claimed delivery and record the outcome: "sent", "failed", "gave_up" or "lost"."""
+    """Send one claimed delivery and record the outcome: "sent", "failed", "gave_up" or "lost".
+
+    Raises:
+        DBAPIError: the database went away; a send that went out is kept in ``unrecorded``.
+    """
     try:
         text = reminder_text(kb, expiry=delivery.expiry_date, offset_days=delivery.offset_days,
                              municipality=delivery.municipality, today=today)
@@ -265,7 +326,15 @@ def _deliver(
                     delivery.id, delivery.offset_days, delivery.attempts, max_attempts, type(exc).__name__,
                     hash_user(delivery.user_key), final)
         return "gave_up" if final else "failed"
-    if not marks.mark_sent(delivery.id, worker_id, moment()):
+    sent_at = moment()
+    try:
+        recorded = marks.mark_sent(delivery.id, worker_id, sent_at)
+    except DBAPIError:
+        unrecorded.add(delivery.id, worker_id, sent_at)
+        log.error("reminder sent but not recorded (database error) delivery=%d: recorded at the next run",
+                  delivery.id)
+        raise
+    if not recorded:
         log.warning("reminder claim lost before it was marked delivery=%d user=%s", delivery.id,
                     hash_user(delivery.user_key))
         return "lost"

@@ -390,6 +390,36 @@ def test_a_crash_during_send_is_retried_once_with_the_same_key(bot):
     assert sender.keys == [f"reminder-{reminders(bot)[0].id}-60"]
 
 
+def test_a_send_the_database_could_not_record_is_recorded_next_run_not_sent_again(bot, monkeypatch):
+    """The database goes away between a send and its mark: the next run records it, nobody resends."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot.storage.repositories import UnitOfWork
+
+    register(bot)
+    t = jst(2027, 1, 30, 9)
+    real_mark_sent = UnitOfWork.mark_sent
+    outage = {"marks_refused": 0}
+
+    def mark_sent_during_outage(self, *args, **kwargs):
+        if outage["marks_refused"] == 0:
+            outage["marks_refused"] += 1
+            raise OperationalError("UPDATE reminder_delivery", {}, Exception("database is down"))
+        return real_mark_sent(self, *args, **kwargs)
+
+    monkeypatch.setattr(UnitOfWork, "mark_sent", mark_sent_during_outage)
+    sender = RecordingSender()
+    with pytest.raises(OperationalError):
+        run(bot, t, sender)
+    assert len(sender.sent) == 1
+    assert [d.status for d in deliveries(bot) if d.offset_days == 60] == ["claimed"]
+
+    assert run(bot, t + timedelta(minutes=1), sender).sent == 0  # the database is back
+    assert [d.status for d in deliveries(bot) if d.offset_days == 60] == ["sent"]
+    assert run(bot, t + LEASE + timedelta(minutes=1), sender).sent == 0, "not sent again after the lease"
+    assert len(sender.sent) == 1
+
+
 def test_a_failing_sender_is_retried_with_backoff_and_never_duplicated(bot):
     register(bot)
     t = jst(2027, 1, 30, 9)

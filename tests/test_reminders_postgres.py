@@ -170,3 +170,35 @@ def test_chat_registration_and_dispatch_on_postgres(pg_url):
     chat.say("データを削除")
     chat.click("yes")
     assert statuses(bot.store) == Counter()
+
+
+def test_connections_killed_mid_dispatch_lose_and_duplicate_nothing(pg_url):
+    """A real outage: every connection of the dispatcher is terminated right after a send."""
+    name = f"nb_{uuid.uuid4().hex[:10]}"
+    store = Store(make_engine(f"{pg_url}&application_name={name}"))
+    seed(store, 3, now=FIXED_NOW)
+    admin = create_engine(BASE_URL)
+    sent: list[str] = []
+
+    class KillsTheDatabaseAfterTheSecondSend:
+        def send(self, user, message, kind, key):
+            sent.append(key)
+            if len(sent) == 2:
+                with admin.begin() as conn:
+                    conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                      "WHERE application_name = :name"), {"name": name})
+
+    sender = KillsTheDatabaseAfterTheSecondSend()
+    try:
+        with pytest.raises(Exception):
+            dispatch_due(store, MARK_60, {"json": sender}, worker_id="w1", batch=10)
+        assert len(sent) == 2
+        # The next run reconnects, records the second send, and leaves the third to the lease.
+        dispatch_due(store, MARK_60 + timedelta(minutes=1), {"json": sender}, worker_id="w1", batch=10)
+        assert len(sent) == 2
+        dispatch_due(store, MARK_60 + LEASE + timedelta(minutes=1), {"json": sender}, worker_id="w1", batch=10)
+    finally:
+        admin.dispose()
+        store.engine.dispose()
+    assert sorted(sent) == sorted(set(sent)) and len(sent) == 3, sent
+    assert statuses(store)["sent"] == 3
