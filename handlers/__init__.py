@@ -109,7 +109,7 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         return result
     if c is not None and c.kind in ("answer", "medical", "redirect"):
         return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
-    return dialog.reask(form, ctx, result.hint)
+    return dialog.reask(form, ctx, result)
 
 
 # Mid-dialog, a message this long that the FAQ answers this confidently is a question, not an answer.

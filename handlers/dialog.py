@@ -43,7 +43,10 @@ class Slot:
         unknown_help: said when the user answers わからない (where to find the figure).
         allow_unknown: whether わからない is an acceptable answer; if not, ``unknown_help`` is said and the question repeated.
         undo: slots forgotten together with this one (e.g. a confirmation and what it confirms).
-        on_answer: names of slots to forget when this slot's answer is False (a "no" to a confirmation).
+        reset_on_no: names of slots to forget when this slot's answer is False (a "no" to a confirmation).
+        amends: for a confirmation, the slot it confirms: an answer that is not yes or no but a
+            valid answer to that slot replaces it, and the confirmation is asked again
+            (「2027年4月30日」 typed at 「この日付でよろしいですか？」 corrects the date).
     """
 
     name: str
@@ -55,6 +58,7 @@ class Slot:
     allow_unknown: bool = True
     expecting: str | None = None
     reset_on_no: tuple[str, ...] = ()
+    amends: str | None = None
 
     def question(self, answers: Answers, ctx: Context) -> str:
         return self.ask(answers, ctx) if callable(self.ask) else self.ask
@@ -113,8 +117,8 @@ def next_slot(form: Form, answers: Answers) -> Slot | None:
     return None
 
 
-def ask(form: Form, ctx: Context, prefix: str | None = None) -> list[Reply]:
-    """Ask the pending question (or finish when nothing is pending)."""
+def ask(form: Form, ctx: Context, prefix: str | None = None, options: tuple[Choice, ...] = ()) -> list[Reply]:
+    """Ask the pending question (or finish when nothing is pending); ``options`` go before its buttons."""
     answers = answers_of(ctx)
     slot = next_slot(form, answers)
     if slot is None:
@@ -126,7 +130,7 @@ def ask(form: Form, ctx: Context, prefix: str | None = None) -> list[Reply]:
     if prefix:
         text = f"{prefix}\n\n{text}"
     extra = (BACK, CANCEL) if ctx.state.history else (CANCEL,)
-    return [Reply(text, choices=slot.choices + extra, expecting=slot.expecting or slot.name, kind="question")]
+    return [Reply(text, choices=options + slot.choices + extra, expecting=slot.expecting or slot.name, kind="question")]
 
 
 def start(form: Form, ctx: Context) -> list[Reply]:
@@ -167,6 +171,11 @@ def answer(form: Form, ctx: Context, text: str) -> list[Reply] | Invalid:
     if slot is None:
         return ask(form, ctx)
     value = slot.parse(text, ctx)
+    if isinstance(value, Invalid) and slot.amends is not None:
+        corrected = form.slot(slot.amends).parse(text, ctx)
+        if not isinstance(corrected, Invalid) and corrected is not UNKNOWN:
+            ctx.state.slots[slot.amends] = encode(corrected)
+            return ask(form, ctx, prefix="わかりました。直した内容で確認します。")
     if isinstance(value, Invalid):
         return value
     if value is UNKNOWN and not slot.allow_unknown:
@@ -182,6 +191,6 @@ def answer(form: Form, ctx: Context, text: str) -> list[Reply] | Invalid:
     return ask(form, ctx, prefix=prefix)
 
 
-def reask(form: Form, ctx: Context, hint: str) -> list[Reply]:
-    """Ask the pending question again after input it could not read."""
-    return ask(form, ctx, prefix=hint)
+def reask(form: Form, ctx: Context, invalid: Invalid) -> list[Reply]:
+    """Ask the pending question again after input it could not read, with the parser's hint and options."""
+    return ask(form, ctx, prefix=invalid.hint, options=tuple(Choice(label, value) for label, value in invalid.options))

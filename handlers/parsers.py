@@ -58,9 +58,14 @@ UNKNOWN: Final = Unknown.UNKNOWN
 
 @dataclass(frozen=True)
 class Invalid:
-    """The answer could not be read; ``hint`` is a kind Japanese re-ask."""
+    """The answer could not be read; ``hint`` is a kind Japanese re-ask.
+
+    ``options`` are (label, value) pairs offered as buttons with the re-ask, e.g. the
+    municipalities an ambiguous name could mean; each value must parse.
+    """
 
     hint: str
+    options: tuple[tuple[str, str], ...] = ()
 
 
 Rate = Literal[0.1, 0.2, 0.3]

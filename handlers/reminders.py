@@ -282,7 +282,7 @@ REMINDER_FORM = Form(
              unknown_help=("有効期限は、受給者証の「有効期間」の欄（「〜まで」と書かれた日付）に書かれています。"
                            "お手元の受給者証をご確認のうえ、もう一度教えてください。")),
         Slot("confirm_expiry", ask=_ask_confirm, parse=_parse_confirm, choices=_YES_NO,
-             expecting="expiry_date", reset_on_no=("expiry_date",)),
+             expecting="expiry_date", reset_on_no=("expiry_date",), amends="expiry_date"),
         Slot("municipality",
              ask="窓口の連絡先もお知らせに入れます。お住まいの市町村を教えてください（例：太田市、草津町、前橋）。",
              parse=parse_municipality, choices=(Choice("わからない", "unknown"),)),

@@ -100,7 +100,8 @@ def parse_municipality(text: str, ctx: Context) -> object:
         )
     if found.municipality is None:
         names = "、".join(found.ambiguous)
-        return Invalid(f"次のどれでしょうか：{names}。市町村名で教えてください。")
+        return Invalid(f"次のどれでしょうか：{names}。下のボタンから選ぶか、市町村名で教えてください。",
+                       options=tuple((name, name) for name in found.ambiguous))
     return found.municipality
 
 

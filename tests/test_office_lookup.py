@@ -91,3 +91,16 @@ def test_unknown_place_gets_a_kind_reask(chat):
     replies = chat.say("東京都")
     assert replies[-1].expecting == "municipality"
     assert "群馬県内の市町村名" in chat.text(replies)
+
+
+def test_an_ambiguous_former_name_offers_each_municipality_as_a_button(chat, kb):
+    chat.say("窓口を探したい")
+    replies = chat.say("東村")
+    assert replies[-1].expecting == "municipality"
+    offered = [c.value for c in replies[-1].choices]
+    assert set(index_for(kb.prefecture).find("東村").ambiguous) <= set(offered)
+    assert "次のどれでしょうか" in chat.text(replies)
+
+    answer = chat.click("みどり市")  # a tap on one of them answers the question
+    assert "桐生保健福祉事務所" in chat.text(answer)
+    assert answer[-1].expecting is None

@@ -163,6 +163,18 @@ def test_no_at_the_repeat_back_asks_the_date_again(bot):
     assert [r.expiry_date for r in reminders(bot)] == [EXPIRY]
 
 
+def test_a_new_date_typed_at_the_repeat_back_corrects_it(bot):
+    chat = Chat(bot)
+    chat.say("更新のお知らせ")
+    chat.say("2027/3/13")
+    replies = chat.say("2027年3月31日")  # not はい／いいえ: the corrected date itself
+    assert "2027年3月31日" in replies[-1].text and replies[-1].expecting == "expiry_date"
+    assert "yes" in [c.value for c in replies[-1].choices], "the new date is confirmed before it is used"
+    chat.say("はい")
+    chat.say("太田市")
+    assert [r.expiry_date for r in reminders(bot)] == [EXPIRY]
+
+
 @pytest.mark.parametrize("rude", ["", "あ" * 10_000, "🙂🙂", "70000", "3月", "わからない", "2035/3/31"])
 def test_unreadable_dates_are_asked_again_kindly(chat, rude):
     chat.say("更新のお知らせ")
