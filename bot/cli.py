@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="override PORT")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--turns", choices=("process", "threads"), default="process",
-                       help="where Slack turns run after the ack: a child process (default; the acks "
+                       help="where Slack and LINE turns run after the ack: a child process (default; the acks "
                             "keep the server's CPU) or threads of the server process")
     serve.set_defaults(func=_cmd_serve)
 

@@ -119,7 +119,7 @@ def line_route(channel: LineCallback) -> Route:
     return route
 
 
-def mount_line(bot: Bot, settings: Settings) -> LineCallback | None:
+def mount_line(bot: Bot, settings: Settings, turns: Any = None) -> LineCallback | None:
     """The LINE channel when LINE is configured and its module is installed, else None."""
     if not (settings.line_channel_secret and settings.line_channel_access_token):
         return None
@@ -130,7 +130,7 @@ def mount_line(bot: Bot, settings: Settings) -> LineCallback | None:
             raise  # a broken install (e.g. line-bot-sdk missing) should fail loudly at start
         log.warning("LINE is configured but bot.channels.line is missing: %s not mounted", LINE_PATH)
         return None
-    return LineChannel(bot, settings)
+    return LineChannel(bot, settings, turns=turns)
 
 
 # --- the server ----------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def make_server(bot: Bot, settings: Settings, host: str, port: int, *, slack_http: bool = True,
-                slack_turns: Any = None) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
+                turns: Any = None) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
     """Bind the HTTP server, mount what is configured, and start serving in a background thread.
 
     Args:
@@ -219,8 +219,8 @@ def make_server(bot: Bot, settings: Settings, host: str, port: int, *, slack_htt
         host: address to listen on.
         port: port; 0 picks a free one (read it back from ``server.server_address[1]``).
         slack_http: False under Socket Mode, where Slack does not call us over HTTP.
-        slack_turns: where Slack turns run after the ack (``SlackChannel``'s ``turns``): None
-            runs them on the channel's listener threads in this process.
+        turns: where Slack and LINE turns run after the ack (a ``bot.turn_worker.TurnProcess``):
+            None runs them on the channels' own threads in this process.
 
     Returns:
         The running server and a thread-safe ``shutdown()``: it stops accepting, waits for
@@ -232,11 +232,11 @@ def make_server(bot: Bot, settings: Settings, host: str, port: int, *, slack_htt
     if slack_http and settings.slack_bot_token and settings.slack_signing_secret:
         from bot.channels.slack import SlackChannel
 
-        slack = SlackChannel(bot, settings, turns=slack_turns)
+        slack = SlackChannel(bot, settings, turns=turns)
         routes[("POST", SLACK_PATH)] = slack_route(slack)
     elif slack_http and (settings.slack_bot_token or settings.slack_signing_secret):
         log.warning("Slack needs both SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET: %s not mounted", SLACK_PATH)
-    line = mount_line(bot, settings)
+    line = mount_line(bot, settings, turns)
     if line is not None:
         routes[("POST", LINE_PATH)] = line_route(line)
 
@@ -310,7 +310,7 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
     """``nanbyo-bot serve [--socket-mode] [--no-scheduler] [--port N] [--host H] [--turns process|threads]``.
 
     Runs until SIGTERM or SIGINT, then stops gracefully: no new requests, requests and
-    Slack turns in flight finish, the scheduler stops. Returns the exit status.
+    Slack and LINE turns in flight finish, the scheduler stops. Returns the exit status.
     """
     socket_mode = bool(getattr(args, "socket_mode", False))
     if socket_mode and not settings.slack_app_token:
@@ -336,16 +336,17 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
     port = settings.port if getattr(args, "port", None) is None else int(args.port)
     turns = None
     slack_configured = bool(settings.slack_bot_token and (settings.slack_signing_secret or socket_mode))
-    if slack_configured and getattr(args, "turns", "process") == "process":
+    line_configured = bool(settings.line_channel_secret and settings.line_channel_access_token)
+    if (slack_configured or line_configured) and getattr(args, "turns", "process") == "process":
         from bot.turn_worker import TurnProcess
 
         try:
-            turns = TurnProcess(settings, socket_mode=socket_mode)
+            turns = TurnProcess(settings)
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     try:
-        server, shutdown = make_server(bot, settings, host, port, slack_http=not socket_mode, slack_turns=turns)
+        server, shutdown = make_server(bot, settings, host, port, slack_http=not socket_mode, turns=turns)
     except OSError as exc:
         if turns is not None:
             turns.close()
@@ -373,7 +374,7 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
         if socket_mode:
             parts.append("slack over socket mode")
         if turns is not None:
-            parts.append(f"slack turns in process {turns.pid}")
+            parts.append(f"turns in process {turns.pid}")
         parts.append("scheduler on" if scheduler is not None else "scheduler off")
         print(", ".join(parts), file=sys.stderr, flush=True)
 

@@ -1,12 +1,12 @@
-"""Slack turns in a child process, so that ``serve`` keeps acknowledging at full speed.
+"""Slack and LINE turns in a child process, so that ``serve`` keeps acknowledging at full speed.
 
-Why: Slack wants every request answered within 3 seconds and retries otherwise, so the ack
-is the part that must stay fast under a burst. A turn (FAQ ranking, a unit of work, the Web
+Why: Slack wants every request answered within 3 seconds and retries otherwise (LINE wants a
+quick 200 too), so the ack is the part that must stay fast under a burst. A turn (FAQ ranking, a unit of work, the Web
 API posts) costs a few milliseconds of CPU; run in the server's own process it holds the
 GIL against the threads that ack, and a burst of events then slows every ack down. With
-``TurnProcess`` the server process only verifies, acks and hands ``(message, destination)``
-over a pipe; a child process with its own ``Bot`` runs the turns on a thread pool and posts
-the answers. The child runs at a lower CPU priority (``nice``), so under a burst the acks
+``TurnProcess`` the server process only verifies, acks and hands the work over a pipe — a
+Slack ``(message, destination)``, or one LINE user's events of a webhook — and a child
+process with its own ``Bot`` runs the turns on a thread pool and posts the answers. The child runs at a lower CPU priority (``nice``), so under a burst the acks
 get the processor first and the answers follow as soon as there is room.
 
 What it is not: a durable queue. The child reports each turn it has finished; a child that
@@ -31,10 +31,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
+from collections.abc import Callable
 from typing import Any
 
 from bot.config import Settings
-from bot.messages import IncomingMessage
 
 log = logging.getLogger("nanbyo.turns")
 
@@ -43,14 +43,15 @@ log = logging.getLogger("nanbyo.turns")
 CHILD_NICENESS = 10
 START_TIMEOUT_SECONDS = 120.0  # building the child's Bot loads the Sudachi dictionary and the index
 READY = "ready"
+KINDS = ("slack", "line")
 
 
 class TurnProcess:
-    """Hands Slack turns to a child process that answers them.
+    """Hands Slack and LINE turns to a child process that answers them.
 
     Args:
-        settings: the server's settings; the child builds its ``Bot`` and Slack client from them.
-        socket_mode: as the parent's ``SlackChannel`` (only the Web API client is used in the child).
+        settings: the server's settings; the child builds its ``Bot``, and the Slack and LINE
+            clients of the channels configured there, from them.
         threads: turns the child runs at once (they mostly wait for the database and Slack).
         niceness: added to the child's nice value.
 
@@ -58,12 +59,11 @@ class TurnProcess:
         RuntimeError: the child did not become ready within ``START_TIMEOUT_SECONDS``.
     """
 
-    def __init__(self, settings: Settings, *, socket_mode: bool = False, threads: int = 8,
-                 niceness: int = CHILD_NICENESS) -> None:
-        self._args = (settings, socket_mode, threads, niceness)
+    def __init__(self, settings: Settings, *, threads: int = 8, niceness: int = CHILD_NICENESS) -> None:
+        self._args = (settings, threads, niceness)
         self._context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self._lock = threading.Lock()  # guards the pipe's sending side, _pending, _seq and the child
-        self._pending: dict[int, tuple[IncomingMessage, Any]] = {}  # handed over, not reported done
+        self._pending: dict[int, tuple[str, tuple[Any, ...]]] = {}  # handed over, not reported done
         self._seq = 0
         self._closing = False
         self._stopping = threading.Event()  # set by close() before it waits for the lock
@@ -84,15 +84,22 @@ class TurnProcess:
         with self._lock:
             return len(self._pending)
 
-    def submit(self, msg: IncomingMessage, dest: Any) -> None:
-        """Queue one turn for the child. Called from bolt's listener threads, after the ack."""
+    def submit(self, kind: str, *args: Any) -> None:
+        """Queue work for the child, after the ack: ``("slack", msg, dest)`` from bolt's listener
+        threads, ``("line", events)`` from the LINE webhook (one user's events, in order).
+
+        Raises:
+            RuntimeError: the turn process is closed (shutting down).
+        """
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind of turn: {kind}")
         with self._lock:
             if self._closing:
                 raise RuntimeError("the turn process is closed")
             self._seq += 1
-            self._pending[self._seq] = (msg, dest)
+            self._pending[self._seq] = (kind, args)
             try:
-                self._conn.send((self._seq, msg, dest))  # type: ignore[union-attr]
+                self._conn.send((self._seq, kind, args))  # type: ignore[union-attr]
             except OSError:
                 pass  # the child is gone: the watcher starts a new one and hands it every pending turn
 
@@ -169,12 +176,12 @@ class TurnProcess:
                 log.exception("turn process restart failed: trying again")
         self.restarts += 1
         for seq in sorted(self._pending):
-            msg, dest = self._pending[seq]
-            self._conn.send((seq, msg, dest))  # type: ignore[union-attr]
+            kind, args = self._pending[seq]
+            self._conn.send((seq, kind, args))  # type: ignore[union-attr]
 
 
-def _child_main(conn: Connection, settings: Settings, socket_mode: bool, threads: int, niceness: int) -> None:
-    """The child: build a Bot and a Slack client, then answer the turns read from ``conn``."""
+def _child_main(conn: Connection, settings: Settings, threads: int, niceness: int) -> None:
+    """The child: build a Bot and the configured channels, then run the turns read from ``conn``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if niceness:
@@ -183,16 +190,35 @@ def _child_main(conn: Connection, settings: Settings, socket_mode: bool, threads
         except OSError:  # not allowed here: run at the same priority
             pass
     from bot.bootstrap import build_bot, configure_logging
-    from bot.channels.slack import SlackChannel
 
     configure_logging(settings.log_level)
-    channel = SlackChannel(build_bot(settings), settings, socket_mode=socket_mode, listener_workers=1)
+    bot = build_bot(settings)
+    handlers: dict[str, Callable[..., None]] = {}
+    closers: list[Callable[[], None]] = []
+    if settings.slack_bot_token:
+        from bot.channels.slack import SlackChannel
+
+        slack = SlackChannel(bot, settings, socket_mode=True, listener_workers=1)  # no requests to verify here
+        handlers["slack"] = slack.answer
+        closers.append(lambda: slack.close(wait=True))
+    if settings.line_channel_secret and settings.line_channel_access_token:
+        from bot.channels.line import LineChannel
+
+        line = LineChannel(bot, settings, workers=0)
+        handlers["line"] = line.process
+        closers.append(line.close)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="turn")
     send_lock = threading.Lock()
 
-    def run(seq: int, msg: IncomingMessage, dest: Any) -> None:
+    def run(seq: int, kind: str, args: tuple[Any, ...]) -> None:
         try:
-            channel.answer(msg, dest)  # never raises for a failed turn: it posts an apology
+            handler = handlers.get(kind)
+            if handler is None:
+                log.error("turn of a channel not configured here kind=%s", kind)
+            else:
+                handler(*args)  # never raises for a failed turn: it posts an apology
+        except Exception:  # a bug in a channel: logged, and the turn is reported done anyway
+            log.exception("turn failed kind=%s", kind)
         finally:
             with send_lock:
                 try:
@@ -212,5 +238,6 @@ def _child_main(conn: Connection, settings: Settings, socket_mode: bool, threads
             pool.submit(run, *job)
     finally:
         pool.shutdown(wait=True)
-        channel.close(wait=True)
+        for close in closers:
+            close()
         conn.close()

@@ -301,7 +301,7 @@ def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: 
                         slack_api_url=fake.api_url)
     bot = build_bot(settings)
     turn_process = TurnProcess(settings) if turns == "process" else None
-    server, shutdown = make_server(bot, settings, "127.0.0.1", 0, slack_turns=turn_process)
+    server, shutdown = make_server(bot, settings, "127.0.0.1", 0, turns=turn_process)
     url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
     scenarios = [scenario(i, uuid.uuid4().hex[:4].upper()) for i in range(USERS)]
     inboxes = Inboxes(fake, [s.channel for s in scenarios])

@@ -680,7 +680,7 @@ def test_slack_over_http_needs_the_signing_secret(slack_settings: Settings) -> N
 class FakeLineChannel:
     calls: list[tuple[bytes, str]] = []
 
-    def __init__(self, bot: Any, settings: Settings) -> None:
+    def __init__(self, bot: Any, settings: Settings, turns: Any = None) -> None:
         self.bot = bot
 
     def handle_callback(self, body: bytes, signature: str) -> tuple[int, str]:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ class Serve:
         return self.log.read_text(errors="replace")
 
     def child_pid(self) -> int:
-        found = re.search(r"slack turns in process (\d+)", self.stderr())
+        found = re.search(r"turns in process (\d+)", self.stderr())
         assert found, self.stderr()
         return int(found.group(1))
 
@@ -174,7 +175,7 @@ def test_socket_mode_over_a_real_websocket_answers_once_and_closes_on_sigterm(
             time.sleep(0.05)
         [opened] = fake_slack.calls_to("apps.connections.open")
         assert opened.headers["authorization"] == "Bearer xapp-test-token", "the app-level token opens the socket"
-        assert "slack over socket mode" in serve.stderr() and "slack turns in process" in serve.stderr()
+        assert "slack over socket mode" in serve.stderr() and "turns in process" in serve.stderr()
 
         body = json.loads(dm("受給者証なくした", user="U91", event_id="EvSOCKET1"))
         first = socket_mode.send_event(body)
@@ -191,3 +192,47 @@ def test_socket_mode_over_a_real_websocket_answers_once_and_closes_on_sigterm(
     assert code == 0, serve.stderr()
     assert len(fake_slack.calls_to("chat.postMessage")) == 1, "the redelivered event is answered once"
     assert "受給者証なくした" not in serve.stderr()
+
+
+# --- LINE: the webhook answered by the server process, the events handled in the child ----------------
+
+def test_line_webhook_events_are_handled_in_the_child_and_drained_on_sigterm(tmp_path: Path) -> None:
+    from tests.fakes.line_api import FakeLineApi
+    from tests.test_line_e2e import REPLY, SECRET as LINE_SECRET, sign, text_event, texts, webhook
+
+    with FakeLineApi.start() as line_api:
+        port = _free_port()
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'line.db'}", "LINE_API_URL": line_api.url,
+               "LINE_CHANNEL_SECRET": LINE_SECRET, "LINE_CHANNEL_ACCESS_TOKEN": line_api.access_token,
+               "LOG_LEVEL": "INFO"}
+        for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+            env.pop(name, None)
+        log = tmp_path / "serve.stderr"
+        exe = Path(sys.executable).with_name("nanbyo-bot")
+        with log.open("w") as err:
+            proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
+                                    env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+        serve = Serve(proc, f"http://127.0.0.1:{port}", log)
+        try:
+            _wait_healthy(serve.url, proc)
+            deadline = time.monotonic() + 30
+            while "listening on" not in serve.stderr():
+                assert time.monotonic() < deadline, serve.stderr()
+                time.sleep(0.05)
+            child = serve.child_pid()
+            users = [f"U{800 + i}" for i in range(10)]
+            for user in users:
+                body = webhook(text_event("受給者証なくした", user=user))
+                request = urllib.request.Request(serve.url + "/line/callback", data=body, method="POST",
+                                                 headers={"Content-Type": "application/json",
+                                                          "X-Line-Signature": sign(body)})
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert response.status == 200
+        finally:
+            code = serve.stop()
+        assert code == 0, serve.stderr()
+        replies = line_api.calls(REPLY)
+        assert len(replies) == len(users), "every accepted event was answered before the exit"
+        assert all("再交付" in "\n".join(texts(r)) for r in replies)
+        assert not _alive(child)
+        assert "line event kind=message" in serve.stderr()

@@ -22,7 +22,9 @@ recommends processing events asynchronously; a turn plus the reply call is
 usually well under a second, but a webhook may carry several events and the
 LINE API may be slow. The cost: an event accepted with 200 and lost in a crash
 is not redelivered by LINE. ``LineChannel(..., workers=0)`` processes
-synchronously instead (the answer waits for the turns).
+synchronously instead (the answer waits for the turns). ``nanbyo-bot serve`` passes
+``turns``: the same per-user tasks then run in its child process (``bot.turn_worker``),
+which calls ``process``.
 """
 
 from __future__ import annotations
@@ -323,9 +325,12 @@ class LineChannel:
         settings: needs ``line_channel_secret``, ``line_channel_access_token``, ``line_api_url``.
         workers: threads that run the turns after the webhook was answered; 0 processes
             every event before ``handle_callback`` returns.
+        turns: where the turns run instead, when given: ``submit("line", events)`` with one
+            user's events of a webhook (``serve`` passes a ``bot.turn_worker.TurnProcess``,
+            whose child process calls ``process``).
     """
 
-    def __init__(self, bot: Bot, settings: Settings, workers: int = 4) -> None:
+    def __init__(self, bot: Bot, settings: Settings, workers: int = 4, turns: Any = None) -> None:
         if not settings.line_channel_secret or not settings.line_channel_access_token:
             raise ValueError("LINE is not configured: set LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN")
         self.bot = bot
@@ -333,7 +338,9 @@ class LineChannel:
         self._parser = WebhookParser(settings.line_channel_secret)
         self._api = LineApi(settings)
         # Threads start on the first submit, not here.
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="line") if workers > 0 else None
+        self._turns = turns
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="line") \
+            if workers > 0 and turns is None else None
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
 
@@ -365,11 +372,17 @@ class LineChannel:
             if self._wanted(event):
                 by_user.setdefault(event.source.user_id, []).append(event)
         for user_events in by_user.values():
+            if self._turns is not None:
+                try:
+                    self._turns.submit(CHANNEL, user_events)
+                except RuntimeError:  # shutting down: let LINE redeliver to a live instance
+                    return 503, "shutting down"
+                continue
             if self._pool is None:
-                self._process_all(user_events)
+                self.process(user_events)
                 continue
             try:
-                future = self._pool.submit(self._process_all, user_events)
+                future = self._pool.submit(self.process, user_events)
             except RuntimeError:  # the pool is shut down: let LINE redeliver to a live instance
                 return 503, "shutting down"
             with self._lock:
@@ -410,7 +423,8 @@ class LineChannel:
             return False
         return True
 
-    def _process_all(self, events: list[Any]) -> None:
+    def process(self, events: list[Any]) -> None:
+        """Handle one user's events of a webhook, in order; a failing event does not stop the rest."""
         for event in events:
             started = time.perf_counter()
             user_key = f"{CHANNEL}:{event.source.user_id}"

@@ -312,9 +312,9 @@ class Destination:
 
 
 class TurnSink(Protocol):
-    """Takes a turn to run elsewhere (``bot.turn_worker.TurnProcess``)."""
+    """Takes a turn to run elsewhere (``bot.turn_worker.TurnProcess``): ``submit("slack", msg, dest)``."""
 
-    def submit(self, msg: IncomingMessage, dest: Destination) -> None: ...
+    def submit(self, kind: str, *args: Any) -> None: ...
 
 
 class SlackChannel:
@@ -488,7 +488,7 @@ class SlackChannel:
         if self.turns is None:
             self.answer(msg, dest)
         else:
-            self.turns.submit(msg, dest)
+            self.turns.submit(CHANNEL, msg, dest)
 
     def answer(self, msg: IncomingMessage, dest: Destination) -> None:
         """Run one turn and post its replies to ``dest`` (an apology if the turn fails)."""
