@@ -353,7 +353,7 @@ class SlackChannel:
             token_verification_enabled=False,
             request_verification_enabled=True,
             listener_executor=self.executor,
-            logger=logging.getLogger("nanbyo.slack.bolt"),
+            logger=_bolt_logger(),
         )
         self._register()
 
@@ -530,6 +530,21 @@ class SlackChannel:
                                     text=message.get("text") or label)
         except SlackApiError as exc:  # cosmetic: the dialog goes on anyway
             log.info("slack chat.update failed error=%s", _api_error(exc))
+
+
+class _DropClientTokenNote(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment even when it is given a client, then warns
+    at every start that the token is unused: true, expected here, and alarming in an operator's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("nanbyo.slack.bolt")
+    if not any(isinstance(f, _DropClientTokenNote) for f in logger.filters):
+        logger.addFilter(_DropClientTokenNote())
+    return logger
 
 
 def attachment_kind(event: Mapping[str, Any]) -> str | None:
