@@ -331,33 +331,32 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.bootstrap import build_bot
 
-    bot = build_bot(settings)
-    host = getattr(args, "host", None) or "0.0.0.0"
-    port = settings.port if getattr(args, "port", None) is None else int(args.port)
-    turns = None
-    slack_configured = bool(settings.slack_bot_token and (settings.slack_signing_secret or socket_mode))
-    line_configured = bool(settings.line_channel_secret and settings.line_channel_access_token)
-    if (slack_configured or line_configured) and getattr(args, "turns", "process") == "process":
-        from bot.turn_worker import TurnProcess
-
-        try:
-            turns = TurnProcess(settings)
-        except RuntimeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    try:
-        server, shutdown = make_server(bot, settings, host, port, slack_http=not socket_mode, turns=turns)
-    except OSError as exc:
-        if turns is not None:
-            turns.close()
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-
+    turns: Any = None
+    shutdown: Callable[[], None] | None = None
     socket_handler = None
     socket_channel = None
     scheduler = None
     senders: dict[str, Any] = {}
     try:
+        bot = build_bot(settings)
+        host = getattr(args, "host", None) or "0.0.0.0"
+        port = settings.port if getattr(args, "port", None) is None else int(args.port)
+        slack_configured = bool(settings.slack_bot_token and (settings.slack_signing_secret or socket_mode))
+        line_configured = bool(settings.line_channel_secret and settings.line_channel_access_token)
+        if (slack_configured or line_configured) and getattr(args, "turns", "process") == "process":
+            from bot.turn_worker import TurnProcess
+
+            try:
+                turns = TurnProcess(settings)
+            except RuntimeError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+        try:
+            server, shutdown = make_server(bot, settings, host, port, slack_http=not socket_mode, turns=turns)
+        except OSError as exc:
+            print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+
         if socket_mode:
             from bot.channels.slack import SlackChannel
 
@@ -386,25 +385,33 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        shutdown()
-        if socket_handler is not None:
-            socket_handler.close()
-        if socket_channel is not None:
-            socket_channel.close(wait=True)
+        # Each step on its own: one that fails must not keep the others (and the exit) from happening.
         if turns is not None:
-            turns.close()  # after the channels: every acked turn has been handed over by now
+            _step("turns stop", turns.stop)  # a restart in progress gives up; queued turns still go out
+        if shutdown is not None:
+            _step("http shutdown", shutdown)
+        if socket_handler is not None:
+            _step("socket mode close", socket_handler.close)
+        if socket_channel is not None:
+            _step("socket mode channel close", lambda: socket_channel.close(wait=True))
+        if turns is not None:
+            _step("turns close", turns.close)  # after the channels: every acked turn has been handed over
         if scheduler is not None:
-            try:
-                scheduler.shutdown()  # waits for a dispatch in progress
-            except Exception:  # already stopped, or stopping: nothing left to do
-                serve_log.exception("scheduler shutdown failed")
+            _step("scheduler shutdown", scheduler.shutdown)  # waits for a dispatch in progress
         for sender in senders.values():
             close = getattr(sender, "close", None)
             if close is not None:
-                close()
+                _step("sender close", close)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         print("nanbyo-bot: stopped", file=sys.stderr, flush=True)
+
+
+def _step(name: str, action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except Exception:
+        serve_log.exception("%s failed", name)
 
 
 __all__ = ["build_senders", "make_server", "mount_line", "serve_main", "start_reminders"]

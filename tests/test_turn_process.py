@@ -236,3 +236,43 @@ def test_line_webhook_events_are_handled_in_the_child_and_drained_on_sigterm(tmp
         assert all("再交付" in "\n".join(texts(r)) for r in replies)
         assert not _alive(child)
         assert "line event kind=message" in serve.stderr()
+
+
+# --- the turn process on its own: a turn that kills every child it reaches ----------------------------
+
+class _KillsTheChild:
+    """Unpickling this in the child ends the child at once, as a native crash would."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def test_a_turn_that_kills_its_children_is_dropped_and_the_next_turns_are_answered(
+        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    from bot.channels.slack import Destination
+    from bot.config import Settings
+    from bot.messages import IncomingMessage
+    from bot.turn_worker import MAX_DELIVERIES, TurnProcess
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'poison.db'}", slack_bot_token=TOKEN,
+                        slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url)
+    turns = TurnProcess(settings)
+    try:
+        first_child = turns.pid
+        started = time.monotonic()
+        turns.submit("slack", _KillsTheChild(), Destination("D0"))
+        assert time.monotonic() - started < 1, "submit only queues, it never waits for a child"
+        deadline = time.monotonic() + 60
+        # Handed to MAX_DELIVERIES children, all killed by it; the next child starts without it.
+        while not (turns.dropped == 1 and turns.restarts == MAX_DELIVERIES):
+            assert time.monotonic() < deadline, (turns.dropped, turns.restarts)
+            time.sleep(0.1)
+        assert turns.pid != first_child
+
+        turns.submit("slack", IncomingMessage("slack", "U95", text="受給者証なくした", event_id="EvAFTER"),
+                     Destination("D95"))
+        [answer] = answers_to(fake_slack, "D95")
+        assert "再交付" in texts([answer])
+    finally:
+        turns.close()
+    assert turns.pending == 0
