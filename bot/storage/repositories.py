@@ -160,7 +160,12 @@ _INSERT_STATE = insert(_STATE)
 _UPDATE_STATE = update(_STATE).where(
     _STATE.c.user_key == bindparam("b_user_key"), _STATE.c.version == bindparam("b_version")
 )
-_SELECT_RATE = core_select(_RATE.c.window_start, _RATE.c.count).where(_RATE.c.user_key == bindparam("b_user_key"))
+_BUMP_RATE = (
+    update(_RATE)
+    .where(_RATE.c.user_key == bindparam("b_user_key"), _RATE.c.window_start > bindparam("b_since"))
+    .values(count=_RATE.c.count + 1)
+    .returning(_RATE.c.count)
+)
 _INSERT_RATE = insert(_RATE)
 _UPDATE_RATE = update(_RATE).where(_RATE.c.user_key == bindparam("b_user_key"))
 _INSERT_STAT = insert(_STAT)
@@ -260,22 +265,24 @@ class UnitOfWork:
     # --- flood control and statistics -----------------------------------------------------------
 
     def count_message(self, user_key: str, now: datetime, window_seconds: int = 60) -> int:
-        """Count one message of ``user_key``; returns how many it sent in the current window."""
+        """Count one message of ``user_key``; returns how many it sent in the current window.
+
+        One atomic UPDATE in the usual case, so two messages of one user at once on PostgreSQL
+        are both counted (the row lock orders them); a new window or a new user takes a second
+        statement.
+        """
         conn = self._conn()
-        row = conn.execute(_SELECT_RATE, {"b_user_key": user_key}).first()
-        if row is None:
-            try:
-                conn.execute(_INSERT_RATE, {"user_key": user_key, "window_start": now, "count": 1})
-            except IntegrityError as exc:  # two first messages of one user at once: redo the turn
-                raise StaleStateError(user_key) from exc
+        row = conn.execute(_BUMP_RATE, {"b_user_key": user_key, "b_since": now - timedelta(seconds=window_seconds)}).first()
+        if row is not None:
+            return int(row[0])
+        restarted = conn.execute(_UPDATE_RATE, {"b_user_key": user_key, "window_start": now, "count": 1})
+        if restarted.rowcount == 1:
             return 1
-        start = row.window_start if row.window_start.tzinfo else row.window_start.replace(tzinfo=timezone.utc)
-        if (now - start).total_seconds() >= window_seconds:
-            start, count = now, 1
-        else:
-            count = row.count + 1
-        conn.execute(_UPDATE_RATE, {"b_user_key": user_key, "window_start": start, "count": count})
-        return count
+        try:
+            conn.execute(_INSERT_RATE, {"user_key": user_key, "window_start": now, "count": 1})
+        except IntegrityError as exc:  # two first messages of one user at once: redo the turn
+            raise StaleStateError(user_key) from exc
+        return 1
 
     def record_question(self, user_key: str, day: date, topic: str | None, answered: bool,
                         redacted: str | None) -> None:
