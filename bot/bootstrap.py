@@ -7,10 +7,12 @@ nothing; call ``build_bot``.
 from __future__ import annotations
 
 import logging
+import threading
 from functools import lru_cache
 
 from bot.config import Settings
 from bot.core import Bot
+from bot.messages import IncomingMessage, Reply
 from bot.nlp.matcher import Entry, Matcher
 from bot.nlp.normalize import Synonyms, fold
 from bot.storage.db import make_engine
@@ -67,6 +69,41 @@ def build_bot(settings: Settings, clock=None) -> Bot:
     forms, starters = dialog_forms()
     kwargs = {"clock": clock} if clock is not None else {}
     return Bot(kb, matcher, store, forms, starters, reminder_offsets=settings.reminder_offsets_days, **kwargs)
+
+
+class LazyBot:
+    """A ``Bot`` whose knowledge base and matcher are built on first use, with its store at once.
+
+    For ``serve`` when its turns run in a child process: the server process then only needs the
+    database (``/healthz``) and never ranks a question, so it does not hold a second copy of the
+    matcher (about 55 MiB beside the shared dictionary pages). Should a turn run here after all,
+    it works: the real ``Bot`` is built then.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.store = Store(make_engine(settings.database_url))
+        self._bot: Bot | None = None
+        self._lock = threading.Lock()
+
+    def _real(self) -> Bot:
+        with self._lock:
+            if self._bot is None:
+                kb, matcher = knowledge_and_matcher(self._settings.prefecture)
+                forms, starters = dialog_forms()
+                self._bot = Bot(kb, matcher, self.store, forms, starters,
+                                reminder_offsets=self._settings.reminder_offsets_days)
+            return self._bot
+
+    @property
+    def built(self) -> bool:
+        return self._bot is not None
+
+    def handle(self, msg: IncomingMessage) -> list[Reply]:
+        return self._real().handle(msg)
+
+    def delete_user(self, user_key: str) -> int:
+        return self._real().delete_user(user_key)
 
 
 class _RequestIdFilter(logging.Filter):

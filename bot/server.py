@@ -338,19 +338,22 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
     scheduler = None
     senders: dict[str, Any] = {}
     try:
-        bot = build_bot(settings)
         host = getattr(args, "host", None) or "0.0.0.0"
         port = settings.port if getattr(args, "port", None) is None else int(args.port)
         slack_configured = bool(settings.slack_bot_token and (settings.slack_signing_secret or socket_mode))
         line_configured = bool(settings.line_channel_secret and settings.line_channel_access_token)
         if (slack_configured or line_configured) and getattr(args, "turns", "process") == "process":
+            from bot.bootstrap import LazyBot
             from bot.turn_worker import TurnProcess
 
             try:
-                turns = TurnProcess(settings)
+                turns = TurnProcess(settings)  # its child loads the knowledge base and the matcher
             except RuntimeError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
+            bot: Any = LazyBot(settings)  # this process only acks: no matcher here
+        else:
+            bot = build_bot(settings)
         try:
             server, shutdown = make_server(bot, settings, host, port, slack_http=not socket_mode, turns=turns)
         except OSError as exc:
