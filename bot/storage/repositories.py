@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, insert, or_, text, update
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -155,6 +157,13 @@ _STAT = QuestionStat.__table__  # type: ignore[attr-defined]
 # A turn's statements, built once: building a statement costs more than SQLite running it.
 # Execution parameters named like a column fill an INSERT's values or an UPDATE's SET.
 _INSERT_EVENT = insert(_EVENT)
+# A redelivered event is the common duplicate: ON CONFLICT DO NOTHING says so by returning no row
+# instead of a failed statement (which PostgreSQL would also write to its own log each time).
+_INSERT_EVENT_IF_NEW = {
+    "postgresql": pg_insert(_EVENT).on_conflict_do_nothing(constraint="uq_handled_event").returning(_EVENT.c.id),
+    "sqlite": sqlite_insert(_EVENT).on_conflict_do_nothing(index_elements=["channel", "event_id"])
+    .returning(_EVENT.c.id),
+}
 _SELECT_STATE = core_select(_STATE).where(_STATE.c.user_key == bindparam("b_user_key"))
 _INSERT_STATE = insert(_STATE)
 _UPDATE_STATE = update(_STATE).where(
@@ -199,12 +208,17 @@ class UnitOfWork:
         the same event waits on the unique index and then fails, so only one
         of them answers.
         """
-        try:
-            self._conn().execute(
-                _INSERT_EVENT, {"channel": channel, "event_id": event_id, "user_key": user_key, "created_at": utcnow()}
-            )
-        except IntegrityError as exc:
-            raise DuplicateEvent(event_id) from exc
+        conn = self._conn()
+        values = {"channel": channel, "event_id": event_id, "user_key": user_key, "created_at": utcnow()}
+        statement = _INSERT_EVENT_IF_NEW.get(conn.dialect.name)
+        if statement is None:  # another database: the unique index says it
+            try:
+                conn.execute(_INSERT_EVENT, values)
+            except IntegrityError as exc:
+                raise DuplicateEvent(event_id) from exc
+            return
+        if conn.execute(statement, values).first() is None:
+            raise DuplicateEvent(event_id)
 
     def load_state(self, user_key: str) -> UserState:
         """The user's state, detached (a copy the handlers may change freely)."""
