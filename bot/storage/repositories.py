@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -197,6 +197,7 @@ class UnitOfWork:
     def __init__(self, session: Session, retention: _Retention | None = None) -> None:
         self.session = session
         self._retention = retention
+        self.after_commit: list[Callable[[], None]] = []  # run by Store.unit_of_work once committed
 
     def _conn(self) -> Connection:
         return self.session.connection()
@@ -309,6 +310,9 @@ class UnitOfWork:
         # of the day deletes what has grown older than the limit.
         if self._retention is None or self._retention.due(day):
             self.purge_stats(day - timedelta(days=STATS_RETENTION_DAYS))
+            if self._retention is not None:
+                retention = self._retention
+                self.after_commit.append(lambda: retention.done(day))
 
     def purge_stats(self, before: date) -> int:
         """Delete statistics older than ``before`` (the retention limit)."""
@@ -652,10 +656,12 @@ class _Retention:
 
     def due(self, day: date) -> bool:
         with self._lock:
-            if self._purged_on == day:
-                return False
+            return self._purged_on != day
+
+    def done(self, day: date) -> None:
+        """Called once the purge of ``day`` is committed (a turn that rolls back leaves it due)."""
+        with self._lock:
             self._purged_on = day
-            return True
 
 
 class Store:
@@ -675,6 +681,8 @@ class Store:
             except BaseException:
                 session.rollback()
                 raise
+            for action in uow.after_commit:
+                action()
 
     @contextmanager
     def autocommit(self) -> Iterator[UnitOfWork]:
