@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from bot.bootstrap import build_bot, knowledge_and_matcher
 from bot.config import Settings
 from bot.messages import IncomingMessage, Reply
+from tests.fakes.slack_api import FakeSlackAPI
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -40,6 +43,37 @@ def matcher(kb_and_matcher):
 @pytest.fixture()
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'nanbyo.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLite file, then a fresh schema of ``TEST_DATABASE_URL`` (dropped afterwards), or a skip."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nanbyo.db'}"
+        return
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("TEST_DATABASE_URL not set: the PostgreSQL run needs a server (CI sets it)")
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture()
+def fake_slack() -> Iterator[FakeSlackAPI]:
+    """The fake Slack Web API on 127.0.0.1 (``tests/fakes/slack_api.py``)."""
+    fake = FakeSlackAPI()
+    yield fake
+    fake.close()
 
 
 @pytest.fixture()

@@ -20,18 +20,14 @@ the same, so it must still be answered once.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bot.bootstrap import build_bot
 from bot.channels.slack import ERROR_TEXT
@@ -267,31 +263,6 @@ def converse(url: str, inboxes: Inboxes, s: Scenario) -> list[str]:
 
 
 # --- the servers -------------------------------------------------------------------------------------------
-
-def _schema_url(base: str, schema: str) -> str:
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'concurrent.db'}"
-        return
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("TEST_DATABASE_URL not set: the PostgreSQL run needs a server (CI sets it)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _schema_url(base, schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
 
 @pytest.mark.parametrize("turns", ["threads", "process"])
 def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: str, turns: str) -> None:

@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bot.storage.db import make_engine
 from bot.storage.repositories import StaleStateError, Store
 from tests.conftest import FIXED_NOW
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'rate.db'}")
-        yield Store(engine)
-        engine.dispose()
-        return
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        pytest.skip("TEST_DATABASE_URL not set: the PostgreSQL run needs a server (CI sets it)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}")
-    try:
-        yield Store(engine)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+@pytest.fixture()
+def store(database_url: str) -> Iterator[Store]:
+    engine = make_engine(database_url)
+    yield Store(engine)
+    engine.dispose()
 
 
 def count(store: Store, user: str, at) -> int:

@@ -154,13 +154,6 @@ def button_values(call: Call) -> list[str]:
 # --- fixtures ----------------------------------------------------------------------------------------
 
 @pytest.fixture()
-def fake_slack() -> Iterator[FakeSlackAPI]:
-    fake = FakeSlackAPI()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture()
 def slack_settings(db_url: str, fake_slack: FakeSlackAPI) -> Settings:
     return Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                     slack_api_url=fake_slack.api_url)

@@ -53,13 +53,6 @@ class Serve:
 
 
 @pytest.fixture()
-def fake_slack() -> Iterator[FakeSlackAPI]:
-    fake = FakeSlackAPI()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture()
 def serve(tmp_path: Path, fake_slack: FakeSlackAPI) -> Iterator[Serve]:
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "SLACK_BOT_TOKEN": TOKEN,
