@@ -42,7 +42,6 @@ class Slot:
         ask_if: the slot is asked only when this holds for the answers so far.
         unknown_help: said when the user answers わからない (where to find the figure).
         allow_unknown: whether わからない is an acceptable answer; if not, ``unknown_help`` is said and the question repeated.
-        undo: slots forgotten together with this one (e.g. a confirmation and what it confirms).
         reset_on_no: names of slots to forget when this slot's answer is False (a "no" to a confirmation).
         amends: for a confirmation, the slot it confirms: an answer that is not yes or no but a
             valid answer to that slot replaces it, and the confirmation is asked again
