@@ -17,6 +17,8 @@ import pytest
 from bot.bootstrap import build_bot, knowledge_and_matcher
 from bot.config import Settings
 from bot.messages import IncomingMessage, Reply
+from bot.storage.db import make_engine
+from bot.storage.repositories import Store
 from tests.fakes.slack_api import FakeSlackAPI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +68,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture()
+def store(database_url: str) -> Iterator[Store]:
+    """A ``Store`` on ``database_url`` (SQLite, then PostgreSQL)."""
+    engine = make_engine(database_url)
+    yield Store(engine)
+    engine.dispose()
 
 
 @pytest.fixture()

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from bot.storage.repositories import DuplicateEvent, Store
-from tests.test_rate_window import store  # noqa: F401 - the SQLite / PostgreSQL store fixture
 
 
-def claim(store: Store, event_id: str, channel: str = "slack") -> bool:  # noqa: F811
+def claim(store: Store, event_id: str, channel: str = "slack") -> bool:
     try:
         with store.unit_of_work() as uow:
             uow.claim_event(channel, event_id, f"{channel}:U1")
@@ -19,14 +16,14 @@ def claim(store: Store, event_id: str, channel: str = "slack") -> bool:  # noqa:
     return True
 
 
-def test_a_redelivered_event_is_a_duplicate(store: Store) -> None:  # noqa: F811
+def test_a_redelivered_event_is_a_duplicate(store: Store) -> None:
     assert claim(store, "Ev1")
     assert not claim(store, "Ev1")
     assert claim(store, "Ev1", channel="line"), "ids are per channel"
     assert claim(store, "Ev2")
 
 
-def test_the_same_event_claimed_at_once_is_claimed_once(store: Store) -> None:  # noqa: F811
+def test_the_same_event_claimed_at_once_is_claimed_once(store: Store) -> None:
     barrier = threading.Barrier(8)
     results: list[bool] = []
     lock = threading.Lock()

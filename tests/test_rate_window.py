@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 
-from bot.storage.db import make_engine
 from bot.storage.repositories import StaleStateError, Store
 from tests.conftest import FIXED_NOW
-
-
-@pytest.fixture()
-def store(database_url: str) -> Iterator[Store]:
-    engine = make_engine(database_url)
-    yield Store(engine)
-    engine.dispose()
 
 
 def count(store: Store, user: str, at) -> int:

@@ -144,7 +144,6 @@ def test_a_child_that_dies_is_replaced_and_the_next_message_is_answered(
 def test_socket_mode_over_a_real_websocket_answers_once_and_closes_on_sigterm(
         tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
     from tests.fakes.slack_socket import FakeSocketMode
-    from tests.test_slack_e2e import event_callback
 
     socket_mode = FakeSocketMode()
     fake_slack.socket_mode_url = socket_mode.url

@@ -76,7 +76,7 @@ from linebot.v3.webhooks import (
 
 from bot.config import Settings
 from bot.messages import Choice, IncomingMessage, Reply
-from bot.storage.repositories import DuplicateEvent, hash_user
+from bot.storage.repositories import hash_user
 
 if TYPE_CHECKING:
     from bot.core import Bot
