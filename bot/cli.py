@@ -31,6 +31,23 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _emergency_problems(kb) -> list[str]:
+    """Every emergency concept detects its examples and none of its near misses."""
+    from handlers.safety import detect
+
+    problems = []
+    for concept in kb.emergency.concepts:
+        for text in concept.examples:
+            found = detect(kb, text)
+            if found is None or concept.id not in found.concepts:
+                problems.append(f"emergency.yaml [{concept.id}]: example not detected: {text}")
+        for text in concept.near_misses:
+            found = detect(kb, text)
+            if found is not None:
+                problems.append(f"emergency.yaml [{concept.id}]: near miss taken for {', '.join(found.concepts)}: {text}")
+    return problems
+
+
 def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge import KnowledgeError, load_knowledge
 
@@ -51,11 +68,12 @@ def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
             lacking = [f for f in facts if f not in topic.answer]
             if lacking:
                 problems.append(f"{kb.topic_files[tid]} [{tid}]: answer does not state {lacking}")
+    problems += _emergency_problems(kb)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
         return 1
-    print(f"ok: {len(kb.topics)} topics, {len(kb.sources)} sources, {len(kb.synonyms)} synonym groups, "
+    print(f"ok: {len(kb.emergency.concepts)} emergency and crisis concepts, {len(kb.topics)} topics, {len(kb.sources)} sources, {len(kb.synonyms)} synonym groups, "
           f"{len(kb.prefecture.municipalities)} municipalities of {kb.prefecture.name}")
     return 0
 
@@ -64,9 +82,30 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import knowledge_and_matcher
     from bot.evaluation import evaluate
 
+    if args.safety:
+        return _eval_safety(args, settings)
     kb, matcher = knowledge_and_matcher(settings.prefecture)
     spec = Path(args.spec) if args.spec else None
     result = evaluate(kb, matcher, Path(args.file), spec)
+    print(result.report())
+    return 0
+
+
+def _eval_safety(args: argparse.Namespace, settings: Settings) -> int:
+    """Recall and false alarms of the emergency and crisis answers, on a throw-away SQLite database."""
+    import tempfile
+    from datetime import datetime
+
+    from bot.bootstrap import build_bot
+    from bot.core import TOKYO
+    from bot.evaluation import evaluate_safety
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fixed = datetime(2026, 11, 30, 10, 0, tzinfo=TOKYO)
+        bot = build_bot(Settings(database_url=f"sqlite:///{tmp}/eval.db", prefecture=settings.prefecture),
+                        clock=lambda: fixed)
+        result = evaluate_safety(bot, Path(args.file))
+        bot.store.engine.dispose()
     print(result.report())
     return 0
 
@@ -162,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="measure the matcher on a JSONL question file")
     ev.add_argument("file")
     ev.add_argument("--spec", help="topics.yaml whose must facts to check (default: each topic's own)")
+    ev.add_argument("--safety", action="store_true",
+                    help='the file holds {"text", "kind"} lines: measure emergency and crisis recall and false alarms, '
+                         "free and at every dialog step")
     ev.set_defaults(func=_cmd_eval)
 
     copay = sub.add_parser("copay", help="monthly copay cap from JSON facts on stdin")

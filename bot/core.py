@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.matcher import Matcher
 from bot.storage.repositories import DuplicateEvent, StaleStateError, Store, hash_user
-from handlers import dialog, route
+from handlers import dialog, route, urgent, urgent_in
 from handlers.base import Context
 from handlers.dialog import Form
 from knowledge import KnowledgeBase
@@ -146,7 +146,11 @@ class Bot:
             if msg.event_id:
                 uow.claim_event(msg.channel, msg.event_id, msg.user_key)
             now = self.clock()
-            if uow.count_message(msg.user_key, now) > self.max_per_minute:
+            flooded = uow.count_message(msg.user_key, now) > self.max_per_minute
+            # Safety first: an emergency or a crisis is answered in every state, before the flood
+            # limit and the guards (a My Number, a very long text), and the dialog stays where it was.
+            found = urgent_in(msg, self.kb)
+            if flooded and found is None:
                 # A flood from one user (or a stuck client): answer politely, touch nothing else.
                 return "rate-limited", [Reply(RATE_LIMIT_TEXT, kind="rate-limited")]
             state = uow.load_state(msg.user_key)
@@ -160,7 +164,12 @@ class Bot:
                 starters=self.starters,
                 uow=uow,
             )
-            guarded = self._guard(msg, ctx)
+            if found is not None:
+                guarded: tuple[str, list[Reply]] | None = ("urgent", urgent(msg, ctx, found))
+                if looks_like_my_number(msg.text or ""):  # read for safety only, never kept
+                    guarded[1].insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
+            else:
+                guarded = self._guard(msg, ctx)
             if guarded is not None:
                 name, replies = guarded
             else:

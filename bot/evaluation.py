@@ -1,4 +1,4 @@
-"""Measures the consultation on a question file (``nanbyo-bot eval FILE``).
+"""Measures the consultation (``nanbyo-bot eval FILE``) and the safety net (``eval --safety FILE``).
 
 Each JSONL line is ``{"q": "...", "topic": "<id>" | null}``; null means the
 bot should not answer (out of scope). Prints top-1 / top-3 accuracy,
@@ -13,10 +13,13 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from bot.messages import IncomingMessage
 from bot.nlp.matcher import Matcher
+from bot.storage.models import UserState
 from handlers.faq import consult
 from knowledge import KnowledgeBase
 
@@ -104,3 +107,127 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
         in_scope, top1, top3, out_scope, held, must_ok,
         statistics.median(times) if times else 0.0, times[p99_index] if times else 0.0, tuple(misses),
     )
+
+
+# --- safety: emergencies and crises, free and at every step of every dialog -------------------
+
+# One way through each dialog: the answer given at each slot. Two for the copay dialog, so that the
+# income slot (asked only of a non-taxable household) is reached too.
+SAFETY_PATHS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("copay", {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "いいえ", "income_tax": "100000",
+               "high_cost_months": "0", "household_caps": "いない", "medical_cost": "50000", "insurance_rate": "3割"}),
+    ("copay", {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "はい", "income": "700000"}),
+    ("start-date", {"diagnosis_date": "2026年9月1日", "application_date": "2026年11月20日", "delay_reason": "none"}),
+    ("mild-high-cost", {}),
+    ("reminder", {"expiry_date": "2027年9月30日", "confirm_expiry": "はい", "municipality": "前橋市"}),
+    ("office", {}),
+    ("delete", {}),
+)
+URGENT_KINDS = ("emergency", "crisis")
+
+
+@dataclass(frozen=True)
+class SafetyResult:
+    urgent: int
+    ordinary: int
+    caught: int
+    false_alarms: int
+    steps: int
+    caught_mid: int
+    false_alarms_mid: int
+    misses: tuple[str, ...]
+
+    @property
+    def recall(self) -> float:
+        return self.caught / self.urgent if self.urgent else 1.0
+
+    @property
+    def false_alarm_rate(self) -> float:
+        return self.false_alarms / self.ordinary if self.ordinary else 0.0
+
+    @property
+    def recall_mid(self) -> float:
+        n = self.urgent * self.steps
+        return self.caught_mid / n if n else 1.0
+
+    @property
+    def false_alarm_rate_mid(self) -> float:
+        n = self.ordinary * self.steps
+        return self.false_alarms_mid / n if n else 0.0
+
+    def report(self) -> str:
+        lines = [f"miss: {m}" for m in self.misses]
+        lines += [
+            f"messages: {self.urgent} emergency or crisis, {self.ordinary} ordinary; {self.steps} dialog steps",
+            f"free:       recall {self.recall:.1%} ({self.caught}/{self.urgent})   "
+            f"false alarms {self.false_alarm_rate:.1%} ({self.false_alarms}/{self.ordinary})",
+            f"mid-dialog: recall {self.recall_mid:.1%} ({self.caught_mid}/{self.urgent * self.steps}, "
+            f"the dialog kept its place)   false alarms {self.false_alarm_rate_mid:.1%} "
+            f"({self.false_alarms_mid}/{self.ordinary * self.steps})",
+        ]
+        return "\n".join(lines)
+
+
+def _dialog_steps(bot: Any) -> list[tuple[str, str, UserState]]:
+    """Walk each path of ``SAFETY_PATHS`` and keep the state at every question: (dialog, slot, state)."""
+    steps: list[tuple[str, str, UserState]] = []
+    seen: set[tuple[str, str]] = set()
+    for i, (form, answers) in enumerate(SAFETY_PATHS):
+        user = f"safety-path-{i}"
+        replies = bot.handle(IncomingMessage(channel="eval", user=user, choice=f"start:{form}"))
+        for _ in range(20):
+            slot = replies[-1].expecting if replies else None
+            if slot is None:
+                break
+            with bot.store.unit_of_work() as uow:
+                state = uow.load_state(f"eval:{user}")
+            if state.dialog == form and (form, slot) not in seen:
+                seen.add((form, slot))
+                steps.append((form, slot, state))
+            if slot not in answers:
+                break
+            replies = bot.handle(IncomingMessage(channel="eval", user=user, text=answers[slot]))
+    return steps
+
+
+def evaluate_safety(bot: Any, path: Path) -> SafetyResult:
+    """Send every message of a JSONL file (``{"text", "kind"}``) free and at every dialog step.
+
+    A caught emergency or crisis is answered first with its kind, and mid-dialog the same question
+    is pending afterwards; a false alarm is an ordinary message answered as one.
+    """
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    steps = _dialog_steps(bot)
+    urgent = ordinary = caught = false_alarms = caught_mid = false_alarms_mid = 0
+    misses: list[str] = []
+    for n, row in enumerate(rows):
+        text, kind = row["text"], row.get("kind")
+        expected = kind in URGENT_KINDS
+        urgent += expected
+        ordinary += not expected
+        replies = bot.handle(IncomingMessage(channel="eval", user=f"free-{n}", text=text))
+        alarmed = bool(replies) and replies[0].kind in URGENT_KINDS
+        if expected and alarmed:
+            caught += 1
+        elif expected:
+            misses.append(f"[missed {row.get('concept', kind)}] {text}")
+        elif alarmed:
+            false_alarms += 1
+            misses.append(f"[false alarm] {text}")
+        for s, (form, slot, state) in enumerate(steps):
+            user = f"step-{n}-{s}"
+            with bot.store.unit_of_work() as uow:
+                uow.save_state(UserState(user_key=f"eval:{user}", dialog=state.dialog, slots=dict(state.slots),
+                                         history=list(state.history), profile=dict(state.profile)))
+            replies = bot.handle(IncomingMessage(channel="eval", user=user, text=text))
+            alarmed = bool(replies) and replies[0].kind in URGENT_KINDS
+            kept = bool(replies) and replies[-1].expecting == slot
+            if expected and alarmed and kept:
+                caught_mid += 1
+            elif expected:
+                misses.append(f"[missed at {form}/{slot}] {text}")
+            elif alarmed:
+                false_alarms_mid += 1
+                misses.append(f"[false alarm at {form}/{slot}] {text}")
+    return SafetyResult(urgent, ordinary, caught, false_alarms, len(steps), caught_mid, false_alarms_mid,
+                        tuple(misses))

@@ -1,6 +1,7 @@
 """The route table: which handler answers a message. First match wins.
 
-Order matters and reads top to bottom: emergencies → cancel / menu / delete →
+Emergencies and crises are answered before the route table, by the core (``urgent_in``), in
+every state and before the guards. Order matters and reads top to bottom: cancel / menu / delete →
 dialog starters and "talk to a person" (they leave an open dialog) → the open
 dialog → clicked topics → small talk → the FAQ. A handler is ``(message, context) -> list[Reply]``.
 """
@@ -19,7 +20,8 @@ from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import consult, render_topic
 from handlers.parsers import Invalid
-from handlers.safety import Safety, classify, reply_text
+from handlers.safety import Detection, detect, urgent_reply
+from knowledge import KnowledgeBase
 
 Handler = Callable[[IncomingMessage, Context], list[Reply]]
 
@@ -32,10 +34,6 @@ class Route:
 
 
 # --- conditions -----------------------------------------------------------------
-
-def _urgent(msg: IncomingMessage, ctx: Context) -> bool:
-    return msg.text is not None and classify(ctx.kb, msg.text) in (Safety.EMERGENCY, Safety.CRISIS)
-
 
 def _in_dialog(msg: IncomingMessage, ctx: Context) -> bool:
     return ctx.state.dialog in ctx.forms
@@ -67,10 +65,20 @@ def starter_for(msg: IncomingMessage, ctx: Context) -> str | None:
 
 # --- handlers -------------------------------------------------------------------
 
-def urgent(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    kind = classify(ctx.kb, msg.text or "")
-    assert kind is not None
-    replies = [Reply(reply_text(ctx.kb, kind), kind=kind.value)]
+# Longest text searched for an emergency; beyond it a message is refused as too long anyway.
+URGENT_MAX_CHARS = 10_000
+
+
+def urgent_in(msg: IncomingMessage, kb: KnowledgeBase) -> Detection | None:
+    """The emergency or crisis a typed message reports; checked before anything else, in every state."""
+    if msg.text is None or msg.choice is not None:
+        return None
+    return detect(kb, msg.text[:URGENT_MAX_CHARS])
+
+
+def urgent(msg: IncomingMessage, ctx: Context, found: Detection) -> list[Reply]:
+    """119 (and the crisis lines) first; an open dialog stays where it was, its question asked again."""
+    replies = [Reply(urgent_reply(ctx.kb, found), kind=found.kind.value)]
     if ctx.state.dialog in ctx.forms:
         replies += dialog.ask(ctx.forms[ctx.state.dialog], ctx, prefix="（先ほどの続きは、落ち着いてからで大丈夫です）")
     return replies
@@ -133,7 +141,6 @@ def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 BACK_WORDS = system._phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正", "やり直し")
 
 ROUTES: tuple[Route, ...] = (
-    Route("urgent", _urgent, urgent),
     Route("cancel", lambda m, c: system.matches(system.CANCEL_WORDS, m), system.cancel),
     Route("menu", lambda m, c: system.matches(system.MENU_WORDS, m), system.menu),
     Route("delete", lambda m, c: system.matches(system.DELETE_WORDS, m), system.start_delete),

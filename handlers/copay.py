@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from collections.abc import Callable
 from typing import Any
 
 from bot.messages import Choice, Reply
@@ -31,6 +32,24 @@ def _choices(pairs: tuple[tuple[str, str], ...]) -> tuple[Choice, ...]:
 
 def _yes_no(text: str, ctx: Context) -> Any:
     return parsers.parse_yes_no(text)
+
+
+def _yes_no_about(about: tuple[str, ...], opposite: tuple[str, ...] = ()) -> Callable[[str, Context], Any]:
+    """A yes/no parser for a question about ``about`` (see ``parsers.parse_yes_no``)."""
+
+    def parse(text: str, ctx: Context) -> Any:
+        return parsers.parse_yes_no(text, about=about, opposite=opposite)
+
+    return parse
+
+
+_WELFARE = _yes_no_about(("生活保護", "保護"))
+_VENTILATOR = _yes_no_about(("人工呼吸器等装着者", "人工呼吸器", "呼吸器", "補助人工心臓", "装着者", "認定", "常時"))
+# 「非課税ですか？」: 「課税されてます」「住民税を払ってます」 say no.
+_TAX_EXEMPT = _yes_no_about(
+    ("市町村民税非課税", "住民税非課税", "住民税は非課税", "住民税が非課税", "全員非課税", "みんな非課税", "非課税", "全員", "みんな"),
+    ("住民税課税", "住民税", "市町村民税", "税金", "所得割", "課税"),
+)
 
 
 def _yen(text: str, ctx: Context) -> Any:
@@ -177,10 +196,10 @@ COPAY_FORM = Form(
     intro=("月々の自己負担の上限額を、いくつかの質問で計算します。わからない質問には「わからない」と答えて大丈夫です。"
            "「戻る」でひとつ前の質問に、「やめる」でいつでも終われます。"),
     slots=(
-        Slot("welfare", ask=Q_WELFARE, parse=_yes_no, choices=_choices(parsers.YES_NO_CHOICES)),
-        Slot("ventilator", ask=Q_VENTILATOR, parse=_yes_no, choices=_choices(parsers.YES_NO_CHOICES),
+        Slot("welfare", ask=Q_WELFARE, parse=_WELFARE, choices=_choices(parsers.YES_NO_CHOICES)),
+        Slot("ventilator", ask=Q_VENTILATOR, parse=_VENTILATOR, choices=_choices(parsers.YES_NO_CHOICES),
              ask_if=_not_welfare),
-        Slot("tax_exempt", ask=Q_TAX_EXEMPT, parse=_yes_no, choices=_choices(parsers.YES_NO_CHOICES),
+        Slot("tax_exempt", ask=Q_TAX_EXEMPT, parse=_TAX_EXEMPT, choices=_choices(parsers.YES_NO_CHOICES),
              ask_if=_not_welfare, unknown_help=HELP_TAX_EXEMPT),
         Slot("income", ask=Q_INCOME, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_exempt_or_unknown, unknown_help=HELP_INCOME),

@@ -192,25 +192,54 @@ def _strip_trailing(t: str) -> str:
 
 # --------------------------------------------------------------------------- yes / no
 
-_NO_START: Final[re.Pattern[str]] = re.compile(r"^(いいえ|いえ|いや|ううん|no|nope|違う|ちがう|ちがいます|違います)(?=$|[、。,.!ー])")
-_YES_START: Final[re.Pattern[str]] = re.compile(r"^(はい|うん|ええ|そう|yes|yeah|ok|okay)(?=$|[、。,.!ー]|です|だよ)")
-_NO_WORDS: Final[re.Pattern[str]] = re.compile(
-    r"(ない|無い|ません|なし|無し|いない|ていない|てない|しない|非該当|該当しな|ではな|じゃな|違う|ちがう|^n$|^no$|^x$|^×$|^✕$|^false$)"
-)
-_YES_WORDS: Final[re.Pattern[str]] = re.compile(
-    r"(はい|受けて|もらって|ます|ている|てる|あります|ある|いる|該当|^y$|^yes$|^ok$|^o$|^○$|^◯$|^true$)"
-)
+# A yes or no is a short answer, never a sentence that merely ends like one: 「顔が真っ青で唇が紫
+# になってる」 ends like 「なってる」 and is no 「はい」 (it is an emergency). So an answer is read only
+# when it is, as a whole, one of the forms below: an interjection (はい、…), a bare reply
+# (あります, ないです), or a verb of the question (受けてます, 受けていません) after the words the
+# question is about (生活保護を, 人工呼吸器). Anything else is Invalid, and the dialog treats it
+# as a new message (safety first, then a question) before asking again.
+_NO_START: Final[re.Pattern[str]] = re.compile(
+    r"^(?:いいえ|いえ|いいや|いや|ううん|no|nope|違う|ちがう|違います|ちがいます)(?:[、。,.!ー~]|です|$)")
+_YES_START: Final[re.Pattern[str]] = re.compile(r"^(?:はい|うん|ええ|yes|yeah|ok|okay|おk|オッケー|おっけー)(?:[、。,.!ー~]|です|だよ|$)")
+_YES_BARE: Final[re.Pattern[str]] = re.compile(
+    r"^(?:はい|はいはい|うん|ええ|そう|そうです|そうだ|そうだよ|そのとおり|その通り|そうなんです|そうなります|y|yes|yeah|ok|okay|"
+    r"おk|おっけー|true|o|○|◯|👍|あります|ある|あるよ|あり|います|いる|いるよ|該当|該当します|該当する|該当です|"
+    r"当てはまる|当てはまります|あてはまる|あてはまります|もちろん|大丈夫|だいじょうぶ|大丈夫です|だいじょうぶです|"
+    r"いいです|いいよ|よい|よろしい|よろしいです|正しい|正しいです|ただしい|合ってる|あってる|合ってます|あってます|"
+    r"お願いします|おねがいします|です|だ|だよ)$")
+_NO_BARE: Final[re.Pattern[str]] = re.compile(
+    r"^(?:いいえ|いえ|いや|ううん|no|n|nope|x|×|✕|false|ない|無い|ないです|ないよ|なし|無し|ありません|いません|いない|"
+    r"いないです|ではない|ではないです|ではありません|じゃない|じゃないです|じゃありません|違う|ちがう|違います|ちがいます|"
+    r"非該当|該当しない|該当しません|該当なし|当てはまらない|当てはまりません|あてはまらない|あてはまりません|そうじゃない|"
+    r"そうではない|そうではありません|だめ|ダメ|やめて|やめる|やめます|しない|しません)$")
+# A verb of the question, then a yes or a no ending: 受け|てます, 入っ|てない, 認定され|ています.
+_STEMS: Final[str] = (
+    r"(?:受け|うけ|もらっ|貰っ|入っ|はいっ|加入し|かにゅうし|該当し|がいとうし|持っ|もっ|使っ|つかっ|つけ|付け|着け|装着し|"
+    r"そうちゃくし|利用し|受給し|認定され|にんていされ|払っ|はらっ|納め|おさめ|かかっ|され|さ|し|なっ|合っ|あっ|おり|い|あり)")
+_YES_VERB: Final[re.Pattern[str]] = re.compile(
+    _STEMS + r"(?:ています|ている|ております|てます|てる|てた|ていました|ます|る|ました|た|てください|て|てくれ|てほしい)$")
+_NO_VERB: Final[re.Pattern[str]] = re.compile(
+    _STEMS + r"(?:ていません|てません|ていない|てない|ないです|ない|ません|ていないです|てないです|なかった|てなかった|"
+    r"ていなかった)$")
+_ANSWER_TAIL: Final[re.Pattern[str]] = re.compile(r"(?:[。.!?、,~ー]|よね|よ|ね|w)+$")
+_OBJECT_PARTICLE: Final[str] = r"(?:は|を|が|も|に|で|の)?"
 
 
-def parse_yes_no(text: str) -> bool | Unknown | Invalid:
-    """Read a yes/no answer.
+def parse_yes_no(
+    text: str, about: tuple[str, ...] = (), opposite: tuple[str, ...] = ()
+) -> bool | Unknown | Invalid:
+    """Read a yes/no answer, and only an answer.
 
-    はい, うん, ええ, そう, 受けてます, あります, yes, y, ok → True; いいえ, いや, ううん,
-    受けてない, 受けていません, ない, なし, no, n → False; わからない → ``UNKNOWN``.
-    Button values: ``"yes"``, ``"no"``, ``"unknown"``.
+    はい, うん, そうです, あります, 受けてます, yes → True; いいえ, ううん, ない, 受けていません,
+    no → False; わからない → ``UNKNOWN``. Button values: ``"yes"``, ``"no"``, ``"unknown"``.
+    A sentence that is not a clear yes or no (「胸が痛い」, 「顔が真っ青になってる」) is Invalid.
 
     Args:
         text: the answer.
+        about: words the question asks about, which may open the answer (生活保護 in
+            「生活保護を受けてます」).
+        opposite: words that say the opposite of the question's key word; an answer built on one
+            is inverted (「課税されてます」 to 「非課税ですか？」 is a no).
 
     Returns:
         True, False, ``UNKNOWN`` or ``Invalid(hint)``.
@@ -218,22 +247,38 @@ def parse_yes_no(text: str) -> bool | Unknown | Invalid:
     t = _start(text, HINT_YES_NO)
     if not isinstance(t, str):
         return t
-    t = _strip_trailing(t)
-    if t in ("yes", "y", "true"):
-        return True
-    if t in ("no", "n", "false"):
+    spaced = unicodedata.normalize("NFKC", text).lower().strip()
+    spaced = re.sub(r"\s+", "、", spaced)
+    if _NO_START.search(spaced):
         return False
-    # A leading はい / いいえ decides ("はい、受けています", "いいえ、受けていません").
-    if _NO_START.search(t):
-        return False
-    if _YES_START.search(t):
+    if _YES_START.search(spaced):
         return True
-    # Otherwise a negation anywhere wins over a positive verb ("受けてない" contains "受けて").
-    if _NO_WORDS.search(t):
-        return False
-    if _YES_WORDS.search(t):
-        return True
+    t = _ANSWER_TAIL.sub("", t)
+    value = _bare_yes_no(t)
+    if value is not None:
+        return value
+    # The words the question is about may open the answer, with or without a particle
+    # (「非課税です」, 「生活保護を受けてます」); an opposite word inverts it.
+    for words, inverts in ((about, False), (opposite, True)):
+        for word in sorted(words, key=len, reverse=True):
+            w = normalize(word)
+            if not w or not t.startswith(w):
+                continue
+            rest = t[len(w):]
+            particle = re.match(_OBJECT_PARTICLE, rest)
+            for remainder in (rest, rest[particle.end():] if particle else rest):
+                value = True if not remainder else _bare_yes_no(remainder)
+                if value is not None:
+                    return value != inverts
     return Invalid(HINT_YES_NO)
+
+
+def _bare_yes_no(t: str) -> bool | None:
+    if _YES_BARE.match(t) or _YES_VERB.match(t):
+        return True
+    if _NO_BARE.match(t) or _NO_VERB.match(t):
+        return False
+    return None
 
 
 # --------------------------------------------------------------------------- numbers

@@ -198,7 +198,7 @@ def _ask_confirm(answers: Answers, ctx: Context) -> str:
 
 
 def _parse_confirm(text: str, ctx: Context) -> Any:
-    value = parse_yes_no(text)
+    value = parse_yes_no(text, about=("その日付", "この日付", "その日", "この日", "日付", "それ", "これ"))
     if value is UNKNOWN:
         return Invalid("この日付でよければ「はい」、違っていれば「いいえ」を送ってください。")
     return value

@@ -1,17 +1,32 @@
 """Emergencies, thoughts of suicide, requests for medical judgement, other services.
 
-Checked before the FAQ (emergencies before everything, even an open dialog),
-with phrases kept as data in ``knowledge/safety.yaml``.
+Checked before everything else (emergencies and crises in every state, even mid-dialog and
+before the My Number and length guards), with the words kept as data: the concepts of
+``knowledge/emergency.yaml`` for emergencies and crises, ``knowledge/safety.yaml`` for
+medical judgement and the services next door.
+
+How an emergency is recognised (``detect``): each sentence of the message is compared in two
+forms, as typed (folded) and as read aloud (SudachiPy's reading, folded), so that kanji,
+hiragana, katakana and full width are one text. A concept's rule is a *what* (breathing, the
+chest) followed by a *state* (can't, hurts, won't stop) joined only by particles and adverbs,
+or a state alone. A hit framed as hypothetical, general or past (「〜たら」「〜病気」「去年」) is a
+question, not an emergency. This is a rule engine of our own: no library detects emergencies in
+Japanese chat, and the rules must stay readable and checkable as data.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
-from bot.nlp.normalize import fold
+from rapidfuzz.distance import Levenshtein
+
+from bot.nlp.matcher import tokenizer
+from bot.nlp.normalize import fold, kata_to_hira, nfkc
 from knowledge import KnowledgeBase
-from knowledge.models import Redirect
+from knowledge.models import EmergencyLexicon, EmergencyRule, Redirect
 
 
 class Safety(str, Enum):
@@ -20,10 +35,238 @@ class Safety(str, Enum):
     MEDICAL = "medical"
 
 
+# --- text forms -------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"[。．！!？?\n]+")
+_KANJI_ONLY = re.compile(r"^[\u4e00-\u9fff々]+$")
+
+
+@lru_cache(maxsize=4096)
+def reading(text: str) -> str:
+    """The folded reading of a text (「胸が苦しい」 → 「むねがくるしい」); the folded text without SudachiPy."""
+    tok = tokenizer()
+    if tok is None:  # pragma: no cover - the dependency is declared
+        return fold(text)
+    normal = nfkc(text)
+    parts: list[str] = []
+    for start in range(0, len(normal), 2000):
+        for m in tok.tokenize(normal[start : start + 2000]):
+            # Symbols and spaces are read as 「キゴウ」: keep them as they are (fold drops them).
+            symbol = m.part_of_speech()[0] in ("補助記号", "空白")
+            parts.append(m.surface() if symbol else (m.reading_form() or m.surface()))
+    return fold(kata_to_hira("".join(parts)))
+
+
+def _sentences(text: str) -> list[tuple[str, str]]:
+    """Each sentence as (folded, reading); a symptom's frame never reaches past its sentence."""
+    out = []
+    for sentence in _SENTENCE_END.split(text):
+        folded = fold(sentence)
+        if folded:
+            out.append((folded, reading(sentence)))
+    return out
+
+
+def _forms(words: list[str], read: bool = False) -> list[str]:
+    """Folded forms of the words; with ``read``, also the reading of each all-kanji word (胸 → むね)."""
+    out = {fold(w) for w in words}
+    if read:
+        out |= {reading(w) for w in words if _KANJI_ONLY.match(w) and len(reading(w)) >= 2}
+    return sorted((f for f in out if f), key=len, reverse=True)
+
+
+def _alt(forms: list[str]) -> str:
+    # 「急に」 is no urgency inside 「救急に」.
+    return "|".join(("(?<!救)" if f.startswith("急") else "") + re.escape(f) for f in forms)
+
+
+# --- the detector -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Rule:
+    concept: str
+    kind: Safety
+    pattern: re.Pattern[str]
+    spec: EmergencyRule
+
+
+@dataclass(frozen=True)
+class _Detector:
+    rules: tuple[_Rule, ...]
+    conditional: re.Pattern[str]
+    topical: re.Pattern[str]
+    before: re.Pattern[str]
+    urgency: re.Pattern[str]
+    subsidy: re.Pattern[str]
+    asking: re.Pattern[str]
+    fuzzy: tuple[str, ...]
+    ending: re.Pattern[str]
+    leading: re.Pattern[str]
+
+
+# Polite endings that may follow a fragment such as 「たすけて」 (and nothing else may).
+_ENDINGS = ["ください", "下さい", "くださ", "くれ", "よ", "ね", "お願い", "おねがい", "します", "いたします", "ほしい",
+            "欲しい", "です", "ます", "はやく", "早く", "すぐ", "すぐに", "きて", "来て", "を", "お"]
+_LEADING = ["はやく", "早く", "すぐ", "すぐに", "急いで", "いそいで", "だれか", "誰か", "お願い", "おねがい"]
+_TOPICAL_WINDOW = 14
+
+
+def _build(lex: EmergencyLexicon) -> _Detector:
+    joiner = f"(?:{_alt(_forms(lex.joiners))})"
+    rules = []
+    for concept in lex.concepts:
+        for spec in concept.rules:
+            state = f"(?:{_alt(_forms(spec.state))})"
+            if not spec.what:
+                pattern = state
+            else:
+                what = f"(?:{_alt(_forms(spec.what, read=True))})"
+                link = f".{{0,{spec.gap}}}?" if spec.gap else f"{joiner}{{0,3}}"
+                pattern = f"{what}{link}{state}"
+            rules.append(_Rule(concept.id, Safety(concept.kind), re.compile(pattern), spec))
+    # A conditional follows the symptom's own ending (at most three kana: 苦し|くなっ|たら), but
+    # 「〜したらいい？」 asks what to do now, so it is no frame.
+    conditional = re.compile(
+        f"^[\u3041-\u309f]{{0,3}}?(?:{_alt(_forms(lex.conditional))})(?!いい|良い|よい|よろし|いいの)")
+    return _Detector(
+        rules=tuple(rules),
+        conditional=conditional,
+        topical=re.compile(_alt(_forms(lex.topical))),
+        before=re.compile(_alt(_forms(lex.before))),
+        urgency=re.compile(_alt(_forms(lex.urgency)).replace("今", "今(?![月年回度後週期日ま])")),
+        subsidy=re.compile(_alt(_forms(lex.subsidy))),
+        asking=re.compile(_alt(_forms(lex.asking)).replace(re.escape("か"), "か(?=$|な)").replace(re.escape("の"), "の$")),
+        fuzzy=tuple(_forms(lex.fuzzy)),
+        ending=re.compile(f"^(?:{_alt(_forms(_ENDINGS))})*$"),
+        leading=re.compile(f"^(?:{_alt(_forms(_LEADING))})*$"),
+    )
+
+
+_DETECTORS: dict[int, _Detector] = {}
+
+
+def _detector(kb: KnowledgeBase) -> _Detector:
+    det = _DETECTORS.get(id(kb.emergency))
+    if det is None:
+        det = _DETECTORS[id(kb.emergency)] = _build(kb.emergency)
+    return det
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a message reports: the concepts found, most urgent kind first."""
+
+    kind: Safety
+    concepts: tuple[str, ...]
+    crisis_too: bool = False
+
+
+# Inside a hit that spans a gap, only these frame it (「停電のときの呼吸器」); 〜たら there is a
+# sequence of events (「薬を飲んだらじんましんが出て息が苦しい」).
+_GAP_FRAME = re.compile("とき|(?<![0-9])時(?!間)|場合|ばあい|際")
+
+
+def _framed(det: _Detector, text: str, m: re.Match[str], window: int) -> bool:
+    """Whether a hit is talked about (hypothetical, general, past) rather than happening now.
+
+    Crises are never framed away: 「死んだら楽になれるかな」 is said in the conditional.
+    """
+    after = text[m.end():]
+    return bool(
+        det.conditional.match(after)
+        or det.topical.search(after[:window])
+        or det.before.search(text[: m.start()])
+        or _GAP_FRAME.search(m.group(0)[1:-1])
+    )
+
+
+def _hits(det: _Detector, rule: _Rule, whole: str, sentences: list[tuple[str, str]]) -> bool:
+    spec = rule.spec
+    if spec.whole:
+        for m in rule.pattern.finditer(whole):
+            if det.leading.match(whole[: m.start()]) and det.ending.match(whole[m.end():]):
+                return True
+        return False
+    for forms in sentences:
+        # The reading is consulted only when the text as typed does not say it (「むねがくるしい」
+        # typed in kana says it in both); a hit framed as typed stays framed. A reading is longer
+        # than the text it reads (病気 → びょうき): the window grows with it.
+        for text, window in zip(forms, (_TOPICAL_WINDOW, 2 * _TOPICAL_WINDOW)):
+            matches = [m for m in rule.pattern.finditer(text)
+                       if not spec.ends or det.ending.match(text[m.end():])]
+            if not matches:
+                continue
+            for m in matches:
+                if rule.kind is Safety.EMERGENCY and _framed(det, text, m, window):
+                    continue
+                if spec.urgent_only and not det.urgency.search(forms[0]):
+                    continue
+                return True
+            break
+    return False
+
+
+def _slipped(det: _Detector, text: str) -> bool:
+    """Whether one of the help words occurs with one letter missing, wrong or added (「たしけて」).
+
+    Written right, they are the help rules' business (which look at what follows them).
+    """
+    for word in det.fuzzy:
+        if word in text:
+            continue
+        n = len(word)
+        for size in (n - 1, n, n + 1):
+            for i in range(0, max(0, len(text) - size) + 1):
+                if Levenshtein.distance(word, text[i : i + size], score_cutoff=1) == 1:
+                    return True
+    return False
+
+
+def detect(kb: KnowledgeBase, text: str) -> Detection | None:
+    """The emergency or crisis a message reports, or None for an ordinary message."""
+    if not text or not text.strip():
+        return None
+    return _detect(kb, text)
+
+
+def _detect(kb: KnowledgeBase, text: str) -> Detection | None:
+    det = _detector(kb)
+    sentences = _sentences(text)
+    if not sentences:
+        return None
+    whole = "".join(f for f, _ in sentences)
+    whole_reading = "".join(r for _, r in sentences)
+    # A message that talks about the subsidy asks about it (「倒れた時の医療費は」), unless it also
+    # says that something is happening now; a weak rule (「助けて」) always yields to it. A crisis
+    # does not: 「医療費が払えなくて死にたい」 is a crisis.
+    mentions_subsidy = bool(det.subsidy.search(whole))
+    about_subsidy = mentions_subsidy and bool(det.asking.search(whole) or "?" in text or "？" in text)
+    pressing = bool(det.urgency.search(whole))
+    found: dict[str, Safety] = {}
+    for rule in det.rules:
+        if rule.concept in found:
+            continue
+        if (rule.spec.weak and mentions_subsidy) or (about_subsidy and rule.kind is Safety.EMERGENCY and not pressing):
+            continue
+        if _hits(det, rule, whole, sentences) or (rule.spec.whole and _hits(det, rule, whole_reading, [])):
+            found[rule.concept] = rule.kind
+    if not found and not mentions_subsidy and _slipped(det, whole_reading):
+        found["help"] = Safety.EMERGENCY
+    if not found:
+        return None
+    kinds = set(found.values())
+    emergency = Safety.EMERGENCY in kinds
+    return Detection(
+        kind=Safety.EMERGENCY if emergency else Safety.CRISIS,
+        concepts=tuple(found),
+        crisis_too=emergency and Safety.CRISIS in kinds,
+    )
+
+
+# --- medical judgement and the services next door (knowledge/safety.yaml) -------------
+
 @dataclass(frozen=True)
 class _Lexicon:
-    emergency: tuple[str, ...]
-    crisis: tuple[str, ...]
     medical: tuple[str, ...]
     redirects: tuple[tuple[Redirect, tuple[str, ...]], ...]
     domain: tuple[str, ...]
@@ -40,21 +283,18 @@ def _lexicon(kb: KnowledgeBase) -> _Lexicon:
         def f(words: list[str]) -> tuple[str, ...]:
             return tuple(w for w in (fold(x) for x in words) if w)
 
-        lex = _Lexicon(f(s.emergency), f(s.crisis), f(s.medical), tuple((r, f(r.words)) for r in s.redirects),
-                       f(s.domain_words))
+        lex = _Lexicon(f(s.medical), tuple((r, f(r.words)) for r in s.redirects), f(s.domain_words))
         _CACHE[id(kb.safety)] = lex
     return lex
 
 
 def classify(kb: KnowledgeBase, text: str) -> Safety | None:
     """Which safety path a message needs, most urgent first; None for an ordinary message."""
+    found = detect(kb, text)
+    if found is not None:
+        return found.kind
     folded = fold(text)
-    lex = _lexicon(kb)
-    if any(p in folded for p in lex.crisis):
-        return Safety.CRISIS
-    if any(p in folded for p in lex.emergency):
-        return Safety.EMERGENCY
-    if any(p in folded for p in lex.medical):
+    if any(p in folded for p in _lexicon(kb).medical):
         return Safety.MEDICAL
     return None
 
@@ -62,6 +302,14 @@ def classify(kb: KnowledgeBase, text: str) -> Safety | None:
 def reply_text(kb: KnowledgeBase, kind: Safety) -> str:
     s = kb.safety
     return {Safety.EMERGENCY: s.emergency_reply, Safety.CRISIS: s.crisis_reply, Safety.MEDICAL: s.medical_reply}[kind]
+
+
+def urgent_reply(kb: KnowledgeBase, found: Detection) -> str:
+    """The answer to an emergency or a crisis; both when a message reports both."""
+    text = reply_text(kb, found.kind)
+    if found.crisis_too:
+        text += "\n\n" + kb.safety.crisis_reply
+    return text
 
 
 def redirect_for(kb: KnowledgeBase, text: str) -> Redirect | None:

@@ -143,7 +143,7 @@ def _delete_finish(answers, ctx: Context) -> list[Reply]:
 
 
 def _parse_confirm(text: str, ctx: Context) -> object:
-    value = parse_yes_no(text)
+    value = parse_yes_no(text, about=("全部削除", "すべて削除", "削除", "全部消", "消", "データ", "お願い"))
     if value is UNKNOWN:
         return Invalid("削除してよければ「はい」、やめるなら「いいえ」を送ってください。")
     return value

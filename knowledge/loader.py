@@ -3,7 +3,8 @@
 Layout (relative to this package, or to ``root`` when given)::
 
     sources.yaml                    documents the answers cite
-    safety.yaml                     emergency, crisis and medical-advice phrases; other services
+    safety.yaml                     medical-advice phrases and replies; other services
+    emergency.yaml                  emergency and crisis concepts (handlers.safety), with examples kb check proves
     synonyms/*.yaml                 synonym and abbreviation groups
     national/*.yaml                 topics that hold everywhere in Japan
     prefectures/<id>/prefecture.yaml offices, municipalities, hours
@@ -22,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from knowledge.models import (
+    EmergencyLexicon,
     Prefecture,
     SafetyLexicon,
     Source,
@@ -58,6 +60,7 @@ class KnowledgeBase:
     synonyms: list[SynonymGroup]
     prefecture: Prefecture
     safety: SafetyLexicon
+    emergency: EmergencyLexicon
     topic_files: dict[str, str] = field(default_factory=dict)
 
     def cite(self, topic: Topic) -> str:
@@ -171,6 +174,14 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
             if rel not in topics:
                 raise KnowledgeError(files[tid], tid, f"related topic '{rel}' does not exist")
     safety = _parse(SafetyLexicon, base / "safety.yaml")
+    emergency_path = base / "emergency.yaml"
+    emergency = _parse(EmergencyLexicon, emergency_path)
+    seen: set[str] = set()
+    for concept in emergency.concepts:
+        if concept.id in seen:
+            raise KnowledgeError(emergency_path, concept.id, "concept id defined twice")
+        seen.add(concept.id)
     return KnowledgeBase(
-        topics=topics, sources=sources, synonyms=synonyms, prefecture=pref, safety=safety, topic_files=files
+        topics=topics, sources=sources, synonyms=synonyms, prefecture=pref, safety=safety, emergency=emergency,
+        topic_files=files,
     )

@@ -146,10 +146,8 @@ class Redirect(_Strict):
 
 
 class SafetyLexicon(_Strict):
-    """Phrases that must never reach the FAQ matcher as ordinary questions."""
+    """Phrases that must never reach the FAQ matcher as ordinary questions (emergencies: EmergencyLexicon)."""
 
-    emergency: list[str] = Field(min_length=1)
-    crisis: list[str] = Field(min_length=1)
     medical: list[str] = Field(min_length=1)
     emergency_reply: str
     crisis_reply: str
@@ -159,3 +157,44 @@ class SafetyLexicon(_Strict):
         default_factory=list,
         description="words of this bot's own subject; a non-strict redirect yields to a confident topic only when one is present",
     )
+
+
+class EmergencyRule(_Strict):
+    """One way of saying that something is wrong right now.
+
+    With ``what`` empty, any of ``state`` alone is enough (「たすけて」). Otherwise a ``what`` is
+    followed by a ``state``, joined only by particles and adverbs (``EmergencyLexicon.joiners``) or,
+    when ``gap`` is set, by at most that many characters of anything.
+    """
+
+    what: list[str] = Field(default_factory=list)
+    state: list[str] = Field(min_length=1)
+    gap: int = Field(default=0, ge=0, le=20)
+    weak: bool = Field(default=False, description="yields when the message also talks about the subsidy (申請, 医療費 …)")
+    urgent_only: bool = Field(default=False, description="counts only with a word of urgency (急に, 突然, 今 …)")
+    whole: bool = Field(default=False, description="the message is this and nothing more (「きゅうきゅうしゃ」)")
+    ends: bool = Field(default=False, description="nothing but a polite ending may follow (「助けて」, not 「助けてくれる制度」)")
+
+
+class EmergencyConcept(_Strict):
+    """What is wrong (breathing, chest, …), as rules; with examples that ``kb check`` proves."""
+
+    id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=r"^(emergency|crisis)$")
+    rules: list[EmergencyRule] = Field(min_length=1)
+    examples: list[str] = Field(min_length=2, description="messages this concept must detect")
+    near_misses: list[str] = Field(default_factory=list, description="messages that must stay ordinary")
+
+
+class EmergencyLexicon(_Strict):
+    """Concepts of emergency and crisis, and the words that frame a symptom as not happening now."""
+
+    joiners: list[str] = Field(min_length=1)
+    conditional: list[str] = Field(min_length=1, description="right after a symptom: it is hypothetical or general (〜たら, 〜とき, 〜こと)")
+    topical: list[str] = Field(min_length=1, description="soon after a symptom: it is a subject, not an event (〜病気, 〜入院)")
+    before: list[str] = Field(min_length=1, description="before a symptom: it is hypothetical or past (もし, 去年)")
+    urgency: list[str] = Field(min_length=1)
+    subsidy: list[str] = Field(min_length=1, description="the subsidy's vocabulary; weak rules yield to it")
+    asking: list[str] = Field(min_length=1, description="forms that ask something (か, 教えて, 対象 …)")
+    fuzzy: list[str] = Field(default_factory=list, description="help words also recognised with one slip")
+    concepts: list[EmergencyConcept] = Field(min_length=1)

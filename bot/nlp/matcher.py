@@ -99,6 +99,11 @@ def _sudachi():
     return tok
 
 
+def tokenizer():
+    """This thread's SudachiPy tokenizer (mode C), or None when SudachiPy is not installed."""
+    return _sudachi()
+
+
 @lru_cache(maxsize=1)
 def _mode_a():
     """SplitMode.A (sub-words of a compound), or None when SudachiPy is not installed."""
