@@ -14,6 +14,9 @@ before anything is sent.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,9 +64,34 @@ class DuplicateEvent(Exception):
     """The event was already handled (by this or another instance)."""
 
 
+# The secret of ``hash_user``: LOG_HASH_KEY, or a random key made once per process tree.
+_LOG_HASH_KEY: bytes | None = None
+_LOG_HASH_LOCK = threading.Lock()
+
+
+def _log_hash_key() -> bytes:
+    """LOG_HASH_KEY from the environment; when unset, a random key, made on first use and put
+    into this process's environment so that the turn process ``serve`` spawns uses it too (the
+    server's and the child's log lines of one user then carry the same id)."""
+    global _LOG_HASH_KEY
+    with _LOG_HASH_LOCK:
+        if _LOG_HASH_KEY is None:
+            value = os.environ.get("LOG_HASH_KEY") or ""
+            if not value:
+                value = secrets.token_hex(32)
+                os.environ["LOG_HASH_KEY"] = value
+            _LOG_HASH_KEY = value.encode("utf-8")
+        return _LOG_HASH_KEY
+
+
 def hash_user(user_key: str) -> str:
-    """A short stable id for logs, so that logs never carry the channel's user id."""
-    return hashlib.sha256(user_key.encode()).hexdigest()[:12]
+    """A short id of a user for logs (HMAC-SHA256 with LOG_HASH_KEY), never the channel's user id.
+
+    A plain hash of ``slack:U…`` could be reversed by hashing every known Slack or LINE id; the
+    keyed hash cannot without the key. With LOG_HASH_KEY set the id is stable across restarts
+    and instances (logs of one user can be followed); without it, only within one run.
+    """
+    return hmac.new(_log_hash_key(), user_key.encode("utf-8"), hashlib.sha256).hexdigest()[:12]
 
 
 # --- renewal reminders: what the repository hands out ------------------------------------------
@@ -146,6 +174,22 @@ class PendingCounts:
 def delivery_key(reminder_id: int, offset_days: int) -> str:
     """The idempotency key of one mark of one reminder."""
     return f"reminder-{reminder_id}-{offset_days}"
+
+
+# The user key of handled events whose user's data was deleted (see ``UnitOfWork.delete_user``).
+FORGOTTEN_USER = "-"
+
+
+def checkpoint_sqlite(engine: Engine) -> None:
+    """Copy SQLite's WAL into the database file and truncate it, so that rows just deleted (and
+    overwritten there by ``secure_delete``) leave no older copy in the ``-wal`` file.
+
+    Best effort: a reader that is in the middle of a transaction keeps the frames it needs; the
+    next checkpoint (SQLite runs one every 1,000 pages, and this one after every deletion)
+    removes them.
+    """
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 _DELIVERY = ReminderDelivery.__table__  # type: ignore[attr-defined]  # Core table, for the hot paths
@@ -260,7 +304,15 @@ class UnitOfWork:
         state.version += 1
 
     def delete_user(self, user_key: str) -> int:
-        """Delete everything stored about one user. Returns the number of rows removed."""
+        """Delete everything stored about one user. Returns the number of rows removed.
+
+        Handled event ids are kept, with the user key removed (``FORGOTTEN_USER``): a Slack retry
+        or LINE redelivery of the very event that asked for the deletion (or of an earlier one)
+        is then still a duplicate — answered once, and nothing about the user is created again.
+        An event id names a delivery, not a person. On SQLite, the deleted rows' bytes are
+        overwritten (``secure_delete``, see ``bot.storage.db``) and the WAL is checkpointed and
+        truncated once the deletion has committed, so no copy stays in the ``-wal`` file.
+        """
         removed = 0
         # Deliveries first: they reference the user's reminders.
         mine = select(Reminder.id).where(Reminder.user_key == user_key)
@@ -270,11 +322,17 @@ class UnitOfWork:
         for table, column in (
             (Reminder, Reminder.user_key),
             (ConversationState, ConversationState.user_key),
-            (HandledEvent, HandledEvent.user_key),
             (QuestionStat, QuestionStat.user_key),
             (RateWindow, RateWindow.user_key),
         ):
             removed += self.session.execute(delete(table).where(column == user_key)).rowcount or 0
+        removed += self.session.execute(
+            update(HandledEvent).where(HandledEvent.user_key == user_key).values(user_key=FORGOTTEN_USER)
+            .execution_options(synchronize_session=False)
+        ).rowcount or 0
+        engine = self.session.get_bind().engine
+        if engine.dialect.name == "sqlite":
+            self.after_commit.append(lambda: checkpoint_sqlite(engine))
         return removed
 
     # --- flood control and statistics -----------------------------------------------------------
