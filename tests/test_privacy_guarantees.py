@@ -18,10 +18,8 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bot.bootstrap import QUIET_LIBRARIES, build_bot, configure_logging
 from bot.channels.slack import ACTION_PREFIX
@@ -34,6 +32,7 @@ from tests.conftest import FIXED_NOW, Chat, run_cli
 from tests.fakes.line_api import FakeLineApi
 from tests.test_line_e2e import REPLY
 from tests.test_line_e2e import SECRET as LINE_SECRET
+from tests.test_line_e2e import rows as _rows
 from tests.test_line_e2e import sign, text_event, webhook
 from tests.test_slack_e2e import SECRET as SLACK_SECRET
 from tests.test_slack_e2e import TOKEN, dm, form, post_signed
@@ -42,15 +41,6 @@ SLACK_USER = "UPRIV4TE9X"
 LINE_USER = "U" + "0123456789abcdef" * 2
 PRIVATE_TEXT = "山田花子の受給者証をなくしました"
 MY_NUMBER = "1234 5678 9012"
-
-
-def _rows(url: str, sql: str, **params: Any) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql), params))
-    finally:
-        engine.dispose()
 
 
 def _user_rows(url: str, user_key: str) -> dict[str, int]:
