@@ -137,6 +137,34 @@ def test_redelivered_delete_confirmation_is_answered_once_and_recreates_nothing(
     assert len(_rows(database_url, "SELECT 1 FROM handled_event WHERE event_id IN ('Ev1', 'Ev2', 'Ev3')")) == 3
 
 
+def test_slack_retry_of_the_delete_confirmation_is_not_answered_again(slack_server, fake_slack, db_url):
+    user, channel = "U777", "D777"
+
+    def answers() -> list:
+        return [c for c in fake_slack.calls if c.method == "chat.postMessage" and c.args.get("channel") == channel]
+
+    def say(body: str) -> list:
+        before = len(answers())
+        assert post_signed(slack_server, body).status == 200
+        fake_slack.wait_for("chat.postMessage", before + 1, where=lambda c: c.args.get("channel") == channel)
+        time.sleep(0.2)  # a turn may post more than one message
+        return answers()[before:]
+
+    say(dm("受給者証の色って何色ですか", user=user))
+    say(dm("データを削除", user=user))
+    confirm = dm("はい", user=user, event_id="EvDELETE1")
+    assert "削除しました" in json.dumps([c.args for c in say(confirm)], ensure_ascii=False)
+    answered = len(answers())
+    # Slack did not see the ack in time and retries the very same body.
+    retry = post_signed(slack_server, confirm, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    assert retry.status == 200
+    post_signed(slack_server, dm("受給者証なくした", user="U778"))  # a later turn of someone else, as a marker
+    fake_slack.wait_for("chat.postMessage", 1, where=lambda c: c.args.get("channel") == "D778")
+    time.sleep(0.3)
+    assert len(answers()) == answered
+    assert not any(_user_rows(db_url, f"slack:{user}").values())
+
+
 # --- 5. the My Number guard sees every digit form, on every input --------------------------------
 
 HIDDEN_FORMS = [
@@ -348,3 +376,22 @@ def test_a_flood_gets_one_notice_per_window_and_then_silence(database_url):
     assert bot.handle(IncomingMessage("line", "F8", text="受給者証なくした"))  # others are not affected
     now[0] = FIXED_NOW + timedelta(seconds=61)  # the next window: answered again
     assert bot.handle(IncomingMessage("line", "F9", text="受給者証なくした"))[0].topic == "reissue"
+
+
+def test_a_flood_of_line_events_gets_one_notice(bot, settings):
+    with FakeLineApi.start() as api:
+        from bot.channels.line import LineChannel
+
+        channel = LineChannel(bot, dataclasses.replace(settings, line_channel_secret=LINE_SECRET,
+                                                       line_channel_access_token=api.access_token, line_api_url=api.url))
+        try:
+            for _ in range(10):  # 100 events, ten per webhook as LINE batches them
+                body = webhook(*(text_event("受給者証なくした", user="UFLOOD") for _ in range(10)))
+                assert channel.handle_callback(body, sign(body)) == (200, "OK")
+            assert channel.drain(timeout=60)
+        finally:
+            channel.close()
+        sent = [m["text"] for path in (REPLY, "/v2/bot/message/push") for rec in api.calls(path)
+                for m in rec.json["messages"]]
+    assert sent.count(RATE_LIMIT_TEXT) == 1
+    assert len([t for t in sent if t != RATE_LIMIT_TEXT]) >= 30  # the first 30 were answered

@@ -572,30 +572,33 @@ _STRINGS = ("type", "event_id", "trigger_id", "user_id", "text", "channel_id", "
 def well_formed_payload(body: Any) -> bool:
     """True when a parsed Slack body has the shape our listeners and bolt read.
 
-    Fields that are present must have their documented type: an object at the top, ``event``,
-    ``user``, ``container`` … objects, ``actions`` a list of objects with string values, the
-    event's ``text``, ``user`` and ``channel`` strings, ``files`` a list. Unknown fields pass.
+    Fields that are present (and not null) must have their documented type: an object at the
+    top, ``event``, ``user``, ``container`` … objects, ``actions`` a list of objects with string
+    values, the event's ``text``, ``user`` and ``channel`` strings, ``files`` a list. Unknown
+    fields pass.
     """
+
+    def has(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> bool:
+        return obj.get(key) is None or isinstance(obj[key], kind)
+
     if not isinstance(body, dict) or not body:
         return False
-    if any(k in body and not isinstance(body[k], dict) for k in _OBJECTS if k != "user"):
+    if not all(has(body, k, dict) for k in _OBJECTS if k != "user") or not has(body, "user", (dict, str)):
         return False
-    if "user" in body and not isinstance(body["user"], (dict, str)):
+    if not all(has(body, k, str) for k in _STRINGS):
         return False
-    if any(k in body and not isinstance(body[k], str) for k in _STRINGS):
-        return False
-    actions = body.get("actions", [])
+    actions = [] if body.get("actions") is None else body["actions"]
     if not isinstance(actions, list) or not all(
-        isinstance(a, dict) and all(isinstance(a.get(k, ""), str) for k in ("value", "action_id", "action_ts", "type"))
-        and isinstance(a.get("text", {}), dict)
+        isinstance(a, dict) and all(has(a, k, str) for k in ("value", "action_id", "action_ts", "type"))
+        and has(a, "text", dict)
         for a in actions
     ):
         return False
-    event = body.get("event", {})
-    if any(k in event and not isinstance(event[k], str) for k in
-           ("type", "text", "user", "channel", "channel_type", "ts", "thread_ts", "subtype", "tab", "bot_id")):
+    event = body.get("event") or {}
+    if not all(has(event, k, str) for k in
+               ("type", "text", "user", "channel", "channel_type", "ts", "thread_ts", "subtype", "tab", "bot_id")):
         return False
-    return isinstance(event.get("files", []), list)
+    return has(event, "files", list)
 
 
 def attachment_kind(event: Mapping[str, Any]) -> str | None:
