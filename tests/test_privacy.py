@@ -13,8 +13,11 @@ TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder)
 
 
 def _rows_of(bot, user_key):
+    with bot.store.unit_of_work() as uow:
+        stats_id = uow.stats_user(user_key)  # statistics record users under a keyed id
     with Session(bot.store.engine) as s:
-        counts = {t.__tablename__: len(s.exec(select(t).where(t.user_key == user_key)).all()) for t in TABLES}
+        counts = {t.__tablename__: len(s.exec(select(t).where(t.user_key.in_([user_key, stats_id]))).all())
+                  for t in TABLES}
         counts["reminder_delivery"] = len(s.exec(select(ReminderDelivery)).all())
     return counts
 

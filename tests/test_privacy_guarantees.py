@@ -28,6 +28,8 @@ from bot.core import MY_NUMBER_TEXT, RATE_LIMIT_TEXT
 from bot.messages import IncomingMessage
 from bot.privacy import redact
 from bot.server import make_server
+from bot.storage.db import make_engine
+from bot.storage.repositories import Store
 from tests.conftest import FIXED_NOW, Chat, run_cli
 from tests.fakes.line_api import FakeLineApi
 from tests.test_line_e2e import REPLY
@@ -43,9 +45,22 @@ PRIVATE_TEXT = "山田花子の受給者証をなくしました"
 MY_NUMBER = "1234 5678 9012"
 
 
+def _stats_id(url: str, user_key: str) -> str:
+    """The keyed id under which the statistics record ``user_key`` (as any process computes it)."""
+    engine = make_engine(url)
+    try:
+        with Store(engine).unit_of_work() as uow:
+            return uow.stats_user(user_key)
+    finally:
+        engine.dispose()
+
+
 def _user_rows(url: str, user_key: str) -> dict[str, int]:
-    tables = ("conversation_state", "question_stat", "handled_event", "rate_window", "reminder")
-    return {t: len(_rows(url, f"SELECT 1 FROM {t} WHERE user_key = :u", u=user_key)) for t in tables}
+    tables = ("conversation_state", "handled_event", "rate_window", "reminder")
+    counts = {t: len(_rows(url, f"SELECT 1 FROM {t} WHERE user_key = :u", u=user_key)) for t in tables}
+    counts["question_stat"] = len(_rows(url, "SELECT 1 FROM question_stat WHERE user_key IN (:u, :s)",
+                                        u=user_key, s=_stats_id(url, user_key)))
+    return counts
 
 
 # --- 1. one redacting log configuration ----------------------------------------------------------
@@ -126,6 +141,7 @@ def test_redelivered_delete_confirmation_is_answered_once_and_recreates_nothing(
         return bot.handle(IncomingMessage(channel, "U9", text=text, event_id=event_id))
 
     say("受給者証の色って何色ですか", "Ev1")
+    assert _user_rows(database_url, user_key)["question_stat"] == 1
     say("データを削除", "Ev2")
     assert "削除しました" in "\n".join(r.text for r in say("はい", "Ev3"))
     assert not any(_user_rows(database_url, user_key).values())
@@ -395,3 +411,20 @@ def test_a_flood_of_line_events_gets_one_notice(bot, settings):
                 for m in rec.json["messages"]]
     assert sent.count(RATE_LIMIT_TEXT) == 1
     assert len([t for t in sent if t != RATE_LIMIT_TEXT]) >= 30  # the first 30 were answered
+
+
+# --- 8b. statistics carry a keyed id, stable across processes ------------------------------------
+
+def test_statistics_carry_a_keyed_id_that_every_process_can_delete(database_url):
+    first = build_bot(Settings(database_url=database_url), clock=lambda: FIXED_NOW)
+    first.handle(IncomingMessage("slack", "U012AB3CD", text="受給者証の色って何色ですか"))
+    first.handle(IncomingMessage("slack", "U012AB3CD", text="花火大会の日程"))
+    kept = {row[0] for row in _rows(database_url, "SELECT user_key FROM question_stat")}
+    assert len(kept) == 1 and "U012AB3CD" not in next(iter(kept))
+    # Another process (a second instance, a restart) records the same user under the same id …
+    second = build_bot(Settings(database_url=database_url), clock=lambda: FIXED_NOW)
+    second.handle(IncomingMessage("slack", "U012AB3CD", text="受給者証なくした"))
+    assert {row[0] for row in _rows(database_url, "SELECT user_key FROM question_stat")} == kept
+    # … and deletes every row of the user, including those the first one wrote.
+    assert second.delete_user("slack:U012AB3CD") > 0
+    assert _rows(database_url, "SELECT 1 FROM question_stat") == []

@@ -34,6 +34,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from bot.storage.models import (
+    AppSecret,
     QuestionStat,
     RateWindow,
     CLAIMED,
@@ -197,6 +198,12 @@ _EVENT = HandledEvent.__table__  # type: ignore[attr-defined]
 _STATE = ConversationState.__table__  # type: ignore[attr-defined]
 _RATE = RateWindow.__table__  # type: ignore[attr-defined]
 _STAT = QuestionStat.__table__  # type: ignore[attr-defined]
+_SECRET = AppSecret.__table__  # type: ignore[attr-defined]
+_INSERT_SECRET_IF_NEW = {
+    "postgresql": pg_insert(_SECRET).on_conflict_do_nothing(index_elements=["name"]),
+    "sqlite": sqlite_insert(_SECRET).on_conflict_do_nothing(index_elements=["name"]),
+}
+_SELECT_SECRET = core_select(_SECRET.c.value).where(_SECRET.c.name == bindparam("b_name"))
 
 # A turn's statements, built once: building a statement costs more than SQLite running it.
 # Execution parameters named like a column fill an INSERT's values or an UPDATE's SET.
@@ -238,9 +245,11 @@ class UnitOfWork:
     state, statistics) are plain Core SQL on the session's connection: they run on every
     message, and the ORM's identity map and flushes cost several times the SQL itself."""
 
-    def __init__(self, session: Session, retention: _Retention | None = None) -> None:
+    def __init__(self, session: Session, retention: _Retention | None = None,
+                 stats_key: _StatsKey | None = None) -> None:
         self.session = session
         self._retention = retention
+        self._stats_key = stats_key if stats_key is not None else _StatsKey()
         self.after_commit: list[Callable[[], None]] = []  # run by Store.unit_of_work once committed
 
     def _conn(self) -> Connection:
@@ -322,10 +331,13 @@ class UnitOfWork:
         for table, column in (
             (Reminder, Reminder.user_key),
             (ConversationState, ConversationState.user_key),
-            (QuestionStat, QuestionStat.user_key),
             (RateWindow, RateWindow.user_key),
         ):
             removed += self.session.execute(delete(table).where(column == user_key)).rowcount or 0
+        # Statistics carry the keyed id; rows written before it existed carry the user key.
+        removed += self.session.execute(
+            delete(QuestionStat).where(QuestionStat.user_key.in_([user_key, self.stats_user(user_key)]))
+        ).rowcount or 0
         removed += self.session.execute(
             update(HandledEvent).where(HandledEvent.user_key == user_key).values(user_key=FORGOTTEN_USER)
             .execution_options(synchronize_session=False)
@@ -357,11 +369,35 @@ class UnitOfWork:
             raise StaleStateError(user_key) from exc
         return 1
 
+    def stats_user(self, user_key: str) -> str:
+        """The id of ``user_key`` in the statistics: an HMAC-SHA256 with the database's own secret.
+
+        Not ``hash_user``: its key may be random per run, while a statistics row must be found
+        by the deletion of its user from any process, at any later time. The secret lives in the
+        database (``app_secret``), so the id is stable for as long as the rows are; it keeps the
+        channel's user id out of the statistics, not out of reach of whoever holds the database.
+        """
+        key = self._stats_key.get()
+        if key is None:
+            conn = self._conn()
+            statement = _INSERT_SECRET_IF_NEW.get(conn.dialect.name)
+            values = {"name": "stats", "value": secrets.token_hex(32)}
+            if statement is not None:
+                conn.execute(statement, values)
+            elif conn.execute(_SELECT_SECRET, {"b_name": "stats"}).first() is None:
+                conn.execute(insert(_SECRET), values)
+            value = conn.execute(_SELECT_SECRET, {"b_name": "stats"}).scalar_one()
+            key = value.encode("utf-8")
+            holder = self._stats_key
+            self.after_commit.append(lambda: holder.set(key))  # once it is surely in the database
+        return "s-" + hmac.new(key, user_key.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
     def record_question(self, user_key: str, day: date, topic: str | None, answered: bool,
                         redacted: str | None) -> None:
-        """Record one FAQ question for the statistics (text only when unanswered, already redacted)."""
+        """Record one FAQ question for the statistics (text only when unanswered, already redacted);
+        the user is recorded as ``stats_user(user_key)``."""
         self._conn().execute(_INSERT_STAT, {
-            "day": day, "user_key": user_key, "topic": topic, "answered": answered,
+            "day": day, "user_key": self.stats_user(user_key), "topic": topic, "answered": answered,
             "redacted": None if answered else redacted,
         })
         # Bounded retention without a separate job: once a day per process, the first question
@@ -705,6 +741,22 @@ class UnitOfWork:
         return PendingCounts(due=row[0] or 0, no_sender=row[1] or 0, not_due=row[2] or 0)
 
 
+class _StatsKey:
+    """The database's statistics secret once read from a committed row (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: bytes | None = None
+
+    def get(self) -> bytes | None:
+        with self._lock:
+            return self._key
+
+    def set(self, key: bytes) -> None:
+        with self._lock:
+            self._key = key
+
+
 class _Retention:
     """Remembers the last day this process purged old statistics (thread-safe)."""
 
@@ -728,11 +780,12 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.retention = _Retention()
+        self.stats_key = _StatsKey()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         with Session(self.engine, expire_on_commit=False) as session:
-            uow = UnitOfWork(session, self.retention)
+            uow = UnitOfWork(session, self.retention, self.stats_key)
             try:
                 yield uow
                 session.commit()
@@ -765,7 +818,7 @@ class Store:
                 conn.execute(text("PRAGMA synchronous=NORMAL"))
             try:
                 with Session(bind=conn, expire_on_commit=False) as session:
-                    yield UnitOfWork(session)
+                    yield UnitOfWork(session, stats_key=self.stats_key)
             finally:
                 if not conn.closed and not conn.invalidated:  # the pooled connection goes back as it came
                     if dialect == "postgresql":
