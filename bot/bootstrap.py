@@ -7,6 +7,7 @@ nothing; call ``build_bot``.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from functools import lru_cache
 
@@ -116,11 +117,91 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+# Libraries that log what they receive or send: bolt logs a request that fails its signature
+# check with the whole body (INFO), slack_sdk every API call's body (DEBUG), urllib3 and the LINE
+# SDK their requests, SQLAlchemy statements with their parameters and result rows (INFO/DEBUG).
+# Whatever LOG_LEVEL says, they speak only from WARNING up, and then redacted.
+QUIET_LIBRARIES = ("slack_bolt", "slack_sdk", "slack", "linebot", "urllib3", "requests", "websocket",
+                   "sqlalchemy", "apscheduler", "nanbyo.slack.bolt")
+
+# What may identify a person even in a library's warning: Slack user ids (U/W + 8 or more),
+# LINE user ids (U + 32 hex), e-mail addresses, and numbers of four digits or more.
+_SLACK_ID = re.compile(r"\b[UW][A-Z0-9]{8,}\b")
+_LINE_ID = re.compile(r"\bU[0-9a-f]{32}\b")
+_EMAIL = re.compile(r"[^\s@'\"]+@[^\s@'\"]+")
+_NUMBER = re.compile(r"[0-9](?:[\s\-_./,]?[0-9]){3,}")
+# A payload a library quotes in its message: JSON / dict bodies, form bodies, quoted strings.
+_BODY = re.compile(r"\{.*\}|\[.*\]|(?:body|payload|text|data)[=:]\s*\S.*", re.DOTALL)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def redact_log_text(text: str, *, library: bool) -> str:
+    """A log message or traceback with nothing about a person left in it.
+
+    Args:
+        text: the formatted message (or exception text).
+        library: True for a third-party logger, whose messages may quote bodies and message
+            text: bodies and quoted strings go too. Our own messages carry only ids, kinds and
+            durations; for them ids of people and My Number-like numbers are masked.
+    """
+    from bot.privacy import fold_digits, looks_like_my_number
+
+    if library:
+        text = _BODY.sub("[withheld]", text)
+        text = _QUOTED.sub("'…'", text)
+        text = _NUMBER.sub("#", text)
+    elif looks_like_my_number(text):
+        text = _NUMBER.sub("#", fold_digits(text))
+    text = _LINE_ID.sub("U…", text)
+    text = _SLACK_ID.sub("U…", text)
+    return _EMAIL.sub("…@…", text)
+
+
+class RedactingFilter(logging.Filter):
+    """The one redaction every log record of the process goes through (on the root handler).
+
+    A record of ours is kept as it is, with ids of people and My Number-like numbers masked; a
+    library's record is reduced to what cannot carry a body (see ``redact_log_text``).
+    Exception text is redacted the same way.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        library = not record.name.startswith(("nanbyo.", "bot.", "handlers.")) or record.name.startswith(
+            "nanbyo.slack.bolt")
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's bad format string: keep the template only
+            message = str(record.msg)
+        record.msg = redact_log_text(message, library=library)
+        record.args = ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_log_text(record.exc_text, library=True)
+        if record.stack_info:
+            record.stack_info = redact_log_text(record.stack_info, library=True)
+        return True
+
+
 def configure_logging(level: str = "WARNING") -> None:
-    """Structured, text-free logs on stderr: time, level, logger, request id, key=value fields."""
+    """Structured, text-free logs on stderr: time, level, logger, request id, key=value fields.
+
+    Every logger of the process — ours, slack_bolt, slack_sdk, linebot, urllib3, SQLAlchemy,
+    APScheduler — ends at this one handler and its ``RedactingFilter``; the libraries in
+    ``QUIET_LIBRARIES`` are held at WARNING or above, since below that they log bodies.
+    """
     handler = logging.StreamHandler()
     handler.addFilter(_RequestIdFilter())
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s rid=%(rid)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level.upper(), logging.WARNING))
+    wanted = getattr(logging, level.upper(), logging.WARNING)
+    root.setLevel(wanted)
+    for name in QUIET_LIBRARIES:
+        library = logging.getLogger(name)
+        library.setLevel(max(wanted, logging.WARNING))
+        # A library that brought a handler of its own would bypass the redaction: its records
+        # go to the root handler only.
+        library.handlers[:] = []
+        library.propagate = True

@@ -8,13 +8,13 @@ Nothing here knows Slack or LINE. Message text is never logged or stored.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-import uuid
-from contextvars import ContextVar
 import time
-import unicodedata
+import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.matcher import Matcher
+from bot.privacy import looks_like_my_number
 from bot.storage.repositories import DuplicateEvent, StaleStateError, Store, hash_user
 from handlers import dialog, route, urgent, urgent_in
 from handlers.base import Context
@@ -35,18 +36,21 @@ REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 MAX_CHARS = 1000
+# Our own choice values are short ids ("yes", "start:copay"); a button value, a LINE postback or
+# a JSON choice is still client input and gets a limit of its own.
+MAX_CHOICE_CHARS = 100
 
-# 12 digits, possibly split by spaces or hyphens (after NFKC, so full width too): a My Number.
-_MY_NUMBER = re.compile(r"(?<![0-9])(?:[0-9][\s\-‐‑–—―ー－]*){11}[0-9](?![0-9])")
+# Lone surrogates (not encodable as UTF-8: the database and the tokenizer refuse them) and NUL
+# (PostgreSQL text refuses it) become U+FFFD, so that any text, however odd, gets an answer.
+_UNENCODABLE = re.compile("[\ud800-\udfff\x00]")
 
 
 def now_tokyo() -> datetime:
     return datetime.now(TOKYO)
 
 
-def looks_like_my_number(text: str) -> bool:
-    """True when the text holds a 12-digit number in any common form (spaces, hyphens, full width)."""
-    return bool(_MY_NUMBER.search(unicodedata.normalize("NFKC", text)))
+def _encodable(value: str | None) -> str | None:
+    return _UNENCODABLE.sub("\ufffd", value) if value else value
 
 
 RATE_LIMIT_TEXT = (
@@ -115,6 +119,8 @@ class Bot:
         """Answer one incoming message. Returns [] for an event already handled."""
         started = time.perf_counter()
         REQUEST_ID.set(uuid.uuid4().hex[:12])
+        if _UNENCODABLE.search(msg.text or "") or _UNENCODABLE.search(msg.choice or ""):
+            msg = dataclasses.replace(msg, text=_encodable(msg.text), choice=_encodable(msg.choice))
         for attempt in range(3):
             try:
                 name, replies = self._turn(msg)
@@ -146,13 +152,16 @@ class Bot:
             if msg.event_id:
                 uow.claim_event(msg.channel, msg.event_id, msg.user_key)
             now = self.clock()
-            flooded = uow.count_message(msg.user_key, now) > self.max_per_minute
+            sent = uow.count_message(msg.user_key, now)
             # Safety first: an emergency or a crisis is answered in every state, before the flood
             # limit and the guards (a My Number, a very long text), and the dialog stays where it was.
             found = urgent_in(msg, self.kb)
-            if flooded and found is None:
-                # A flood from one user (or a stuck client): answer politely, touch nothing else.
-                return "rate-limited", [Reply(RATE_LIMIT_TEXT, kind="rate-limited")]
+            if sent > self.max_per_minute and found is None:
+                # A flood from one user (or a stuck client): one polite notice per window, then
+                # silence until the window ends; nothing else is touched.
+                if sent == self.max_per_minute + 1:
+                    return "rate-limited", [Reply(RATE_LIMIT_TEXT, kind="rate-limited")]
+                return "rate-limited-quiet", []
             state = uow.load_state(msg.user_key)
             ctx = Context(
                 kb=self.kb,
@@ -190,16 +199,25 @@ class Bot:
         return removed
 
     def _guard(self, msg: IncomingMessage, ctx: Context) -> tuple[str, list[Reply]] | None:
-        """Empty, very long and My Number messages never reach the router; the state is kept."""
-        if msg.choice is not None:
-            return None
-        text = msg.text or ""
+        """Empty, very long and My Number messages never reach the router; the state is kept.
+
+        Choices (button values, LINE postbacks, JSON ``choice``) come from the client too: they
+        get the My Number check and a length limit of their own.
+        """
         pending = ctx.forms.get(ctx.state.dialog or "")
-        if looks_like_my_number(text):
+        if looks_like_my_number(msg.choice if msg.choice is not None else msg.text or ""):
             replies = [Reply(MY_NUMBER_TEXT, kind="mynumber")]
             if pending:
                 replies += dialog.ask(pending, ctx)
             return "mynumber", replies
+        if msg.choice is not None:
+            if len(msg.choice) <= MAX_CHOICE_CHARS:
+                return None
+            note = "このボタンの内容を読み取れませんでした。お手数ですが、もう一度選ぶか、文章で送ってください。"
+            if pending:
+                return "bad-choice", dialog.ask(pending, ctx, prefix=note)
+            return "bad-choice", [Reply(note, choices=(Choice("メニュー", "menu"),), kind="bad-choice")]
+        text = msg.text or ""
         if msg.attachment and not text.strip():
             if pending:
                 return "not-text", dialog.ask(pending, ctx, prefix=NOT_TEXT_IN_DIALOG)

@@ -1,8 +1,10 @@
-"""Redaction of what users typed, for the operator's statistics.
+"""What users typed, seen through privacy: the My Number check and redaction for statistics.
 
-Digits (dates, amounts, phone and card numbers) and personal names are
-removed before an unanswered question is kept; nothing else of a user's text
-is ever stored or logged.
+``looks_like_my_number`` is the guard's test (``bot.core``): it sees a 12-digit number in
+any form people (or their keyboards) produce — full width, other Unicode digit scripts,
+kanji numerals, separators, zero-width characters. ``redact`` removes digits (in those same
+forms), e-mail addresses and personal names before an unanswered question is kept for the
+operator's statistics; nothing else of a user's text is ever stored or logged.
 """
 
 from __future__ import annotations
@@ -16,10 +18,66 @@ MAX_KEPT = 100
 _EMAIL = re.compile(r"\S+@\S+")
 _SPACE = re.compile(r"\s+")
 
+# Kanji digits as people write a number digit by digit (一二三四…, 〇 and its look-alike ○).
+_KANJI_DIGITS = {"〇": "0", "○": "0", "零": "0", "一": "1", "二": "2", "三": "3", "四": "4",
+                 "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
+# What may sit between the digits of one number: spaces, hyphens and dashes of every width,
+# the long-vowel mark typed for a hyphen, underscore, dot, slash, comma and Japanese punctuation.
+_SEP = r"[\s\-‐‑‒–—―−ー_./,・、。:]"
+_RUN = re.compile(rf"[0-9](?:{_SEP}*[0-9])*")
+_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")  # 5,000: an amount written with thousands commas
+# Kanji numbers of two characters or more (二〇二七, 三十一), or of one before a date or age
+# counter (三月, 五日, 七歳); a lone 一 of 一部 or 一緒 stays.
+_KANJI_NUMBER = re.compile(r"[〇○零一二三四五六七八九十百千万億]{2,}|[〇○零一二三四五六七八九十](?=[年月日時歳才])")
+
+
+def fold_digits(text: str, *, kanji: bool = True) -> str:
+    """``text`` with every digit as ASCII 0-9 and invisible format characters removed.
+
+    NFKC first (full width, circled and superscript digits), then any Unicode decimal digit
+    (Arabic-Indic, Devanagari, Thai …), then — with ``kanji`` — the kanji digits. Format
+    characters (zero-width space, joiners, soft hyphen, BOM) are dropped, since they hide
+    nothing but the digits' adjacency.
+    """
+    out = []
+    for ch in unicodedata.normalize("NFKC", text):
+        if ch.isascii():
+            out.append(ch)
+        elif unicodedata.category(ch) == "Cf":
+            continue
+        elif (d := unicodedata.decimal(ch, None)) is not None:
+            out.append(str(d))
+        elif kanji and ch in _KANJI_DIGITS:
+            out.append(_KANJI_DIGITS[ch])
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def looks_like_my_number(text: str) -> bool:
+    """True when ``text`` holds a 12-digit number (a My Number, 個人番号) in any form.
+
+    A number is a run of digits joined by separators; 12 digits in one run, or in one
+    space-separated part of a longer run, count. A list of amounts with thousands commas
+    (「5,000 5,000 2,500」) is several numbers, not one.
+    """
+    folded = fold_digits(text)
+    for run in _RUN.finditer(folded):
+        digits = sum(ch.isdigit() for ch in run.group())
+        if digits < 12:
+            continue
+        parts = [p for p in re.split(r"[\s、。]+", run.group()) if p]
+        if digits == 12 and not (len(parts) > 1 and all(_GROUPED.fullmatch(p) for p in parts)):
+            return True
+        if any(sum(ch.isdigit() for ch in p) == 12 for p in parts):
+            return True
+    return False
+
 
 def redact(text: str) -> str:
-    """The text without digits, e-mail addresses or personal names, at most 100 characters."""
-    text = unicodedata.normalize("NFKC", text)
+    """The text without digits (any script, kanji numbers), e-mail addresses or personal names,
+    at most 100 characters."""
+    text = fold_digits(text, kanji=False)
     text = _EMAIL.sub("＊", text)
     tok = _sudachi()
     if tok is not None:
@@ -28,5 +86,6 @@ def redact(text: str) -> str:
             pos = m.part_of_speech()
             parts.append("＊" if pos[1] == "固有名詞" and pos[2] == "人名" else m.surface())
         text = "".join(parts)
-    text = re.sub(r"[0-9]+", "#", text)  # after NFKC, full-width digits are ASCII too
+    text = re.sub(r"[0-9]+", "#", text)
+    text = _KANJI_NUMBER.sub("#", text)
     return _SPACE.sub(" ", text).strip()[:MAX_KEPT]

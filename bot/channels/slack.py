@@ -41,6 +41,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RetryHandler, RetryState
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.signature import SignatureVerifier
 
 from bot.config import Settings
 from bot.messages import Choice, IncomingMessage, Reply
@@ -362,9 +363,26 @@ class SlackChannel:
     def dispatch(self, body: str, headers: Mapping[str, str], query: str = "") -> BoltResponse:
         """Hand one HTTP request of Slack's to bolt: signature check, ack, listener in the background.
 
-        Returns bolt's response (401 for a forged or stale signature, 200 once acked).
+        Returns bolt's response (401 for a forged or stale signature, 200 once acked), or 400 for
+        a signed body that is not a Slack payload (a JSON array, ``actions`` not a list,
+        ``payload`` not JSON …): a 5xx would make Slack retry it, and bolt would fail on it.
         """
-        return self.app.dispatch(BoltRequest(body=body, query=query, headers=dict(headers)))
+        try:
+            request: BoltRequest | None = BoltRequest(body=body, query=query, headers=dict(headers))
+            well_formed = request is not None and well_formed_payload(request.body)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):  # `payload=` not JSON, a JSON array …
+            request, well_formed = None, False
+        if request is not None and well_formed:
+            return self.app.dispatch(request)
+        lower = {k.lower(): v for k, v in headers.items()}
+        verifier = SignatureVerifier(self.settings.slack_signing_secret or "")
+        if not verifier.is_valid(body, lower.get("x-slack-request-timestamp", ""),
+                                 lower.get("x-slack-signature", "")):
+            return BoltResponse(status=401, body='{"error": "invalid request"}',
+                                headers={"content-type": "application/json"})
+        log.warning("slack request malformed status=400 bytes=%d", len(body))
+        return BoltResponse(status=400, body='{"error": "malformed request"}',
+                            headers={"content-type": "application/json"})
 
     def socket_mode_handler(self, app_token: str) -> SocketModeHandler:
         """A Socket Mode connection for this app (``connect()`` it, ``close()`` it)."""
@@ -545,6 +563,42 @@ def _bolt_logger() -> logging.Logger:
     if not any(isinstance(f, _DropClientTokenNote) for f in logger.filters):
         logger.addFilter(_DropClientTokenNote())
     return logger
+
+
+_OBJECTS = ("event", "user", "team", "container", "channel", "message", "view", "enterprise")
+_STRINGS = ("type", "event_id", "trigger_id", "user_id", "text", "channel_id", "challenge", "response_url")
+
+
+def well_formed_payload(body: Any) -> bool:
+    """True when a parsed Slack body has the shape our listeners and bolt read.
+
+    Fields that are present (and not null) must have their documented type: an object at the
+    top, ``event``, ``user``, ``container`` … objects, ``actions`` a list of objects with string
+    values, the event's ``text``, ``user`` and ``channel`` strings, ``files`` a list. Unknown
+    fields pass.
+    """
+
+    def has(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> bool:
+        return obj.get(key) is None or isinstance(obj[key], kind)
+
+    if not isinstance(body, dict) or not body:
+        return False
+    if not all(has(body, k, dict) for k in _OBJECTS if k != "user") or not has(body, "user", (dict, str)):
+        return False
+    if not all(has(body, k, str) for k in _STRINGS):
+        return False
+    actions = [] if body.get("actions") is None else body["actions"]
+    if not isinstance(actions, list) or not all(
+        isinstance(a, dict) and all(has(a, k, str) for k in ("value", "action_id", "action_ts", "type"))
+        and has(a, "text", dict)
+        for a in actions
+    ):
+        return False
+    event = body.get("event") or {}
+    if not all(has(event, k, str) for k in
+               ("type", "text", "user", "channel", "channel_type", "ts", "thread_ts", "subtype", "tab", "bot_id")):
+        return False
+    return has(event, "files", list)
 
 
 def attachment_kind(event: Mapping[str, Any]) -> str | None:

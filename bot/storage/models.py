@@ -128,8 +128,9 @@ class QuestionStat(SQLModel, table=True):
     """One FAQ question, for the operator's statistics (``nanbyo-bot stats``).
 
     Only unanswered questions keep their text, and only after redaction (digits
-    and personal names removed). Rows are kept for a bounded time and deleted
-    with the user's other data.
+    and personal names removed). ``user_key`` holds a keyed hash of the user key
+    (``UnitOfWork.stats_user``), never the channel's user id. Rows are kept for a
+    bounded time and deleted with the user's other data.
     """
 
     __tablename__ = "question_stat"
@@ -141,6 +142,20 @@ class QuestionStat(SQLModel, table=True):
     topic: str | None = Field(default=None, max_length=80)  # answered topic, or the closest one when not answered
     answered: bool
     redacted: str | None = Field(default=None, max_length=200)
+
+
+class AppSecret(SQLModel, table=True):
+    """A random secret made once per database, shared by every process and instance using it.
+
+    ``stats``: the key of the keyed user ids in ``question_stat`` (see
+    ``UnitOfWork.stats_user``); it lives beside the rows it keys, so that deletion finds them
+    from any process, whatever LOG_HASH_KEY says.
+    """
+
+    __tablename__ = "app_secret"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: str = Field(max_length=200)
 
 
 class RateWindow(SQLModel, table=True):

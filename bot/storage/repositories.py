@@ -14,6 +14,9 @@ before anything is sent.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +34,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from bot.storage.models import (
+    AppSecret,
     QuestionStat,
     RateWindow,
     CLAIMED,
@@ -61,9 +65,34 @@ class DuplicateEvent(Exception):
     """The event was already handled (by this or another instance)."""
 
 
+# The secret of ``hash_user``: LOG_HASH_KEY, or a random key made once per process tree.
+_LOG_HASH_KEY: bytes | None = None
+_LOG_HASH_LOCK = threading.Lock()
+
+
+def _log_hash_key() -> bytes:
+    """LOG_HASH_KEY from the environment; when unset, a random key, made on first use and put
+    into this process's environment so that the turn process ``serve`` spawns uses it too (the
+    server's and the child's log lines of one user then carry the same id)."""
+    global _LOG_HASH_KEY
+    with _LOG_HASH_LOCK:
+        if _LOG_HASH_KEY is None:
+            value = os.environ.get("LOG_HASH_KEY") or ""
+            if not value:
+                value = secrets.token_hex(32)
+                os.environ["LOG_HASH_KEY"] = value
+            _LOG_HASH_KEY = value.encode("utf-8")
+        return _LOG_HASH_KEY
+
+
 def hash_user(user_key: str) -> str:
-    """A short stable id for logs, so that logs never carry the channel's user id."""
-    return hashlib.sha256(user_key.encode()).hexdigest()[:12]
+    """A short id of a user for logs (HMAC-SHA256 with LOG_HASH_KEY), never the channel's user id.
+
+    A plain hash of ``slack:U…`` could be reversed by hashing every known Slack or LINE id; the
+    keyed hash cannot without the key. With LOG_HASH_KEY set the id is stable across restarts
+    and instances (logs of one user can be followed); without it, only within one run.
+    """
+    return hmac.new(_log_hash_key(), user_key.encode("utf-8"), hashlib.sha256).hexdigest()[:12]
 
 
 # --- renewal reminders: what the repository hands out ------------------------------------------
@@ -148,11 +177,33 @@ def delivery_key(reminder_id: int, offset_days: int) -> str:
     return f"reminder-{reminder_id}-{offset_days}"
 
 
+# The user key of handled events whose user's data was deleted (see ``UnitOfWork.delete_user``).
+FORGOTTEN_USER = "-"
+
+
+def checkpoint_sqlite(engine: Engine) -> None:
+    """Copy SQLite's WAL into the database file and truncate it, so that rows just deleted (and
+    overwritten there by ``secure_delete``) leave no older copy in the ``-wal`` file.
+
+    Best effort: a reader that is in the middle of a transaction keeps the frames it needs; the
+    next checkpoint (SQLite runs one every 1,000 pages, and this one after every deletion)
+    removes them.
+    """
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 _DELIVERY = ReminderDelivery.__table__  # type: ignore[attr-defined]  # Core table, for the hot paths
 _EVENT = HandledEvent.__table__  # type: ignore[attr-defined]
 _STATE = ConversationState.__table__  # type: ignore[attr-defined]
 _RATE = RateWindow.__table__  # type: ignore[attr-defined]
 _STAT = QuestionStat.__table__  # type: ignore[attr-defined]
+_SECRET = AppSecret.__table__  # type: ignore[attr-defined]
+_INSERT_SECRET_IF_NEW = {
+    "postgresql": pg_insert(_SECRET).on_conflict_do_nothing(index_elements=["name"]),
+    "sqlite": sqlite_insert(_SECRET).on_conflict_do_nothing(index_elements=["name"]),
+}
+_SELECT_SECRET = core_select(_SECRET.c.value).where(_SECRET.c.name == bindparam("b_name"))
 
 # A turn's statements, built once: building a statement costs more than SQLite running it.
 # Execution parameters named like a column fill an INSERT's values or an UPDATE's SET.
@@ -194,9 +245,11 @@ class UnitOfWork:
     state, statistics) are plain Core SQL on the session's connection: they run on every
     message, and the ORM's identity map and flushes cost several times the SQL itself."""
 
-    def __init__(self, session: Session, retention: _Retention | None = None) -> None:
+    def __init__(self, session: Session, retention: _Retention | None = None,
+                 stats_key: _StatsKey | None = None) -> None:
         self.session = session
         self._retention = retention
+        self._stats_key = stats_key if stats_key is not None else _StatsKey()
         self.after_commit: list[Callable[[], None]] = []  # run by Store.unit_of_work once committed
 
     def _conn(self) -> Connection:
@@ -260,7 +313,15 @@ class UnitOfWork:
         state.version += 1
 
     def delete_user(self, user_key: str) -> int:
-        """Delete everything stored about one user. Returns the number of rows removed."""
+        """Delete everything stored about one user. Returns the number of rows removed.
+
+        Handled event ids are kept, with the user key removed (``FORGOTTEN_USER``): a Slack retry
+        or LINE redelivery of the very event that asked for the deletion (or of an earlier one)
+        is then still a duplicate — answered once, and nothing about the user is created again.
+        An event id names a delivery, not a person. On SQLite, the deleted rows' bytes are
+        overwritten (``secure_delete``, see ``bot.storage.db``) and the WAL is checkpointed and
+        truncated once the deletion has committed, so no copy stays in the ``-wal`` file.
+        """
         removed = 0
         # Deliveries first: they reference the user's reminders.
         mine = select(Reminder.id).where(Reminder.user_key == user_key)
@@ -270,11 +331,20 @@ class UnitOfWork:
         for table, column in (
             (Reminder, Reminder.user_key),
             (ConversationState, ConversationState.user_key),
-            (HandledEvent, HandledEvent.user_key),
-            (QuestionStat, QuestionStat.user_key),
             (RateWindow, RateWindow.user_key),
         ):
             removed += self.session.execute(delete(table).where(column == user_key)).rowcount or 0
+        # Statistics carry the keyed id; rows written before it existed carry the user key.
+        removed += self.session.execute(
+            delete(QuestionStat).where(QuestionStat.user_key.in_([user_key, self.stats_user(user_key)]))
+        ).rowcount or 0
+        removed += self.session.execute(
+            update(HandledEvent).where(HandledEvent.user_key == user_key).values(user_key=FORGOTTEN_USER)
+            .execution_options(synchronize_session=False)
+        ).rowcount or 0
+        engine = self.session.get_bind().engine
+        if engine.dialect.name == "sqlite":
+            self.after_commit.append(lambda: checkpoint_sqlite(engine))
         return removed
 
     # --- flood control and statistics -----------------------------------------------------------
@@ -299,11 +369,35 @@ class UnitOfWork:
             raise StaleStateError(user_key) from exc
         return 1
 
+    def stats_user(self, user_key: str) -> str:
+        """The id of ``user_key`` in the statistics: an HMAC-SHA256 with the database's own secret.
+
+        Not ``hash_user``: its key may be random per run, while a statistics row must be found
+        by the deletion of its user from any process, at any later time. The secret lives in the
+        database (``app_secret``), so the id is stable for as long as the rows are; it keeps the
+        channel's user id out of the statistics, not out of reach of whoever holds the database.
+        """
+        key = self._stats_key.get()
+        if key is None:
+            conn = self._conn()
+            statement = _INSERT_SECRET_IF_NEW.get(conn.dialect.name)
+            values = {"name": "stats", "value": secrets.token_hex(32)}
+            if statement is not None:
+                conn.execute(statement, values)
+            elif conn.execute(_SELECT_SECRET, {"b_name": "stats"}).first() is None:
+                conn.execute(insert(_SECRET), values)
+            value = conn.execute(_SELECT_SECRET, {"b_name": "stats"}).scalar_one()
+            key = value.encode("utf-8")
+            holder = self._stats_key
+            self.after_commit.append(lambda: holder.set(key))  # once it is surely in the database
+        return "s-" + hmac.new(key, user_key.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
     def record_question(self, user_key: str, day: date, topic: str | None, answered: bool,
                         redacted: str | None) -> None:
-        """Record one FAQ question for the statistics (text only when unanswered, already redacted)."""
+        """Record one FAQ question for the statistics (text only when unanswered, already redacted);
+        the user is recorded as ``stats_user(user_key)``."""
         self._conn().execute(_INSERT_STAT, {
-            "day": day, "user_key": user_key, "topic": topic, "answered": answered,
+            "day": day, "user_key": self.stats_user(user_key), "topic": topic, "answered": answered,
             "redacted": None if answered else redacted,
         })
         # Bounded retention without a separate job: once a day per process, the first question
@@ -647,6 +741,22 @@ class UnitOfWork:
         return PendingCounts(due=row[0] or 0, no_sender=row[1] or 0, not_due=row[2] or 0)
 
 
+class _StatsKey:
+    """The database's statistics secret once read from a committed row (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: bytes | None = None
+
+    def get(self) -> bytes | None:
+        with self._lock:
+            return self._key
+
+    def set(self, key: bytes) -> None:
+        with self._lock:
+            self._key = key
+
+
 class _Retention:
     """Remembers the last day this process purged old statistics (thread-safe)."""
 
@@ -670,11 +780,12 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.retention = _Retention()
+        self.stats_key = _StatsKey()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         with Session(self.engine, expire_on_commit=False) as session:
-            uow = UnitOfWork(session, self.retention)
+            uow = UnitOfWork(session, self.retention, self.stats_key)
             try:
                 yield uow
                 session.commit()
@@ -707,7 +818,7 @@ class Store:
                 conn.execute(text("PRAGMA synchronous=NORMAL"))
             try:
                 with Session(bind=conn, expire_on_commit=False) as session:
-                    yield UnitOfWork(session)
+                    yield UnitOfWork(session, stats_key=self.stats_key)
             finally:
                 if not conn.closed and not conn.invalidated:  # the pooled connection goes back as it came
                     if dialect == "postgresql":
