@@ -133,14 +133,41 @@ def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         closest = c.topic or (c.candidates[0].id if c.candidates else None)
         ctx.uow.record_question(ctx.state.user_key, ctx.today, closest, c.kind == "answer",
                                 None if c.kind == "answer" else redact(text_of(msg)))
-    if c.kind == "answer" and c.municipality:
+    if c.kind in ("answer", "office") and c.municipality:
         ctx.state.profile["municipality"] = c.municipality
     return [c.reply()]
 
 
-BACK_WORDS = system._phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正", "やり直し")
+BACK_WORDS = system._phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正",
+                             "間違えた", "まちがえた", "間違えました", "まちがえました", "入力ミス")
+# After a result, these offer to change one answer (inside a dialog, 「戻る」 goes back one question).
+FIX_WORDS = BACK_WORDS | system._phrases("fix", "ちがう", "違う", "違います", "ちがいます", "間違い", "まちがい", "直したい",
+                                         "なおしたい", "答えを直す", "答えを直したい", "やっぱり違う", "修正したい", "訂正したい",
+                                         "直す", "なおす", "間違ってる", "まちがってる", "間違っています")
+RESTART_WORDS = system._phrases("最初から", "はじめから", "初めから", "最初からやり直し", "最初からやり直す", "やり直し",
+                                "やりなおし", "やり直す", "やりなおす", "もう一度最初から", "最初からお願いします")
+DETAILS_WORDS = system._phrases("details", "くわしく", "詳しく", "詳細", "くわしく見る", "もっと詳しく", "内訳", "計算の内訳")
+
+
+def _restart_form(ctx: Context) -> Form | None:
+    """The dialog 「最初から」 starts again: the open one, else the one that just gave a result."""
+    if ctx.state.dialog in ctx.forms:
+        return ctx.forms[ctx.state.dialog]  # type: ignore[index]
+    last = dialog.last_answers(ctx)
+    return last[0] if last else None
+
+
+def restart(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    form = _restart_form(ctx)
+    assert form is not None
+    return [Reply("最初からやり直します。", kind="restart")] + dialog.start(form, ctx)
+
+
+def _after_result(ctx: Context) -> bool:
+    return ctx.state.dialog not in ctx.forms and dialog.last_answers(ctx) is not None
 
 ROUTES: tuple[Route, ...] = (
+    Route("restart", lambda m, c: system.matches(RESTART_WORDS, m) and _restart_form(c) is not None, restart),
     Route("cancel", lambda m, c: system.matches(system.CANCEL_WORDS, m), system.cancel),
     Route("menu", lambda m, c: system.matches(system.MENU_WORDS, m), system.menu),
     Route("delete", lambda m, c: system.matches(system.DELETE_WORDS, m), system.start_delete),
@@ -150,6 +177,12 @@ ROUTES: tuple[Route, ...] = (
           reminders.REMINDER_COMMANDS["reminder-stop"]),
     Route("reminder-start", lambda m, c: system.matches(reminders.REMINDER_PHRASES["reminder-start"], m),
           reminders.REMINDER_COMMANDS["reminder-start"]),
+    # After a result: 「くわしく」 shows the working; 「間違えた」 offers to change one answer.
+    Route("details", lambda m, c: _after_result(c) and system.matches(DETAILS_WORDS, m),
+          lambda m, c: dialog.details(c)),
+    Route("fix", lambda m, c: _after_result(c) and system.matches(FIX_WORDS, m), lambda m, c: dialog.offer_fix(c)),
+    Route("fix-answer", lambda m, c: _after_result(c) and text_of(m).startswith("fix:"),
+          lambda m, c: dialog.reopen(c, text_of(m).removeprefix("fix:"))),
     # Starting another dialog (a menu button, 「人と話したい」) leaves the open one, as a person would expect.
     Route("start", lambda m, c: starter_for(m, c) is not None, start_dialog),
     Route("office", lambda m, c: system.matches(system.HUMAN_WORDS, m), system.start_office),

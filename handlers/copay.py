@@ -17,7 +17,7 @@ from handlers import parsers
 from handlers.base import Context, known_office
 from handlers.calc.copay import CopayError, CopayFacts, CopayResult, possible_results
 from handlers.calc.mild_high_cost import MildHighCostError, check_mild_high_cost
-from handlers.calc.start_date import DELAY_REASONS, StartDateError, delay_reason, earliest_start
+from handlers.calc.start_date import DELAY_REASONS, SCHEME_START, StartDateError, delay_reason, earliest_start
 from handlers.dialog import Answers, Form, Slot
 from handlers.parsers import UNKNOWN, Invalid
 
@@ -144,51 +144,85 @@ def _facts(a: Answers) -> CopayFacts:
     )
 
 
-def _describe(result: CopayResult) -> str:
-    column = "" if result.column == "一般" else f"（{result.column}）"
-    lines = [f"・月額の自己負担上限額：{result.cap:,}円" + ("（概算）" if result.estimate else ""),
-             f"・階層区分：{result.tier}{column}"]
-    if result.cap == 0:
-        # 生活保護: nothing to pay at the window, whatever the cost.
-        lines.append("・今月お支払いになる額の目安：0円（指定難病の医療の自己負担はありません）")
-        return "\n".join(lines)
-    lines.append(f"・窓口での負担割合：{round(result.rate * 10)}割（ただし月の上限額まで）")
-    if result.payment is not None:
-        lines.append(f"・今月お支払いになる額の目安：{result.payment:,}円")
+SOURCE_COPAY_SHORT = "出典：群馬県・厚生労働省の自己負担上限額表"
+FINAL_SAY = "最終的な区分と上限額は、申請後に県が決めます（この結果は目安です）。"
+
+
+def _short_one(r: CopayResult) -> str:
+    """A result a tired reader takes in at a glance: at most six lines, the working behind 「くわしく」."""
+    column = "" if r.column == "一般" else f"（{r.column}）"
+    lines = [f"月の自己負担上限額：{r.cap:,}円" + ("（概算）" if r.estimate else ""), f"階層区分：{r.tier}{column}"]
+    if r.cap == 0:
+        lines.append("今月お支払いになる額の目安：0円（指定難病の医療の自己負担はありません）")
+    elif r.payment is not None:
+        lines.append(f"今月お支払いになる額の目安：{r.payment:,}円")
+    lines.append(f"決め手：{r.reasons[0]}")
+    lines.append(FINAL_SAY)
+    lines.append(SOURCE_COPAY)
     return "\n".join(lines)
 
 
-def _copay_finish(a: Answers, ctx: Context) -> list[Reply]:
-    facts = _facts(a)
-    try:
-        results = possible_results(facts)
-    except CopayError:
-        return [Reply("お答えの中に、つじつまの合わないところがあり計算できませんでした。お手数ですが、もう一度最初からお試しください。"
-                      "ご不明な点は窓口にご相談ください。\n\n" + known_office(ctx),
-                      choices=(Choice("もう一度計算する", "start:copay"),), kind="copay-error")]
-    choices = (Choice("高額かつ長期とは", "topic:high-cost-long-term"), Choice("上限額の表", "topic:copay-table"),
-               Choice("もう一度計算する", "start:copay"))
-    if len(results) == 1:
-        r = results[0]
-        parts = ["計算結果です。", _describe(r), "【決め手になったルール】\n" + "\n".join(f"・{x}" for x in r.reasons)]
-        if r.hints:
-            parts.append("【上限額が下がる可能性】\n" + "\n".join(f"・{x}" for x in r.hints))
-        parts.append("最終的な区分と上限額は、申請後に県（窓口）が決めます。この結果は目安です。")
-        parts.append(SOURCE_COPAY)
-        return [Reply("\n\n".join(parts), choices=choices, topic="copay-table", kind="copay-result")]
-    lines = ["わからないところがあったので、考えられる上限額をまとめてお示しします。"]
+def _short_many(results: list[CopayResult]) -> str:
+    """With unknown figures: one line per possible tier (高額かつ長期 beside it)."""
+    by_tier: dict[str, list[CopayResult]] = {}
     for r in results:
-        column = "" if r.column == "一般" else f"・{r.column}"
-        pay = f"、今月の目安 {r.payment:,}円" if r.payment is not None else ""
-        lines.append(f"・{r.tier}{column}：月{r.cap:,}円{pay}")
-    if a.get("income_tax") is UNKNOWN:
-        lines.append(HELP_INCOME_TAX)
-    hints = sorted({h for r in results for h in r.hints})
+        by_tier.setdefault(r.tier, []).append(r)
+    lines = [f"わからない点があるため、考えられる月の上限額をお示しします（{SOURCE_COPAY_SHORT}。最終的な区分は県が決めます）。"]
+    for tier, rs in by_tier.items():
+        rs.sort(key=lambda r: r.column != "一般")
+        main = rs[0]
+        pay = f"、今月の目安 {main.payment:,}円" if main.payment is not None else ""
+        extra = "".join(f"／{r.column}なら {r.cap:,}円" for r in rs[1:])
+        lines.append(f"・{tier}なら 月{main.cap:,}円{pay}{extra}")
+    return "\n".join(lines)
+
+
+def _copay_results(a: Answers) -> list[CopayResult] | None:
+    try:
+        return possible_results(_facts(a))
+    except CopayError:
+        return None
+
+
+def _copay_error(ctx: Context) -> list[Reply]:
+    return [Reply("お答えの中に、つじつまの合わないところがあり計算できませんでした。お手数ですが、もう一度最初からお試しください。"
+                  "ご不明な点は窓口にご相談ください。\n\n" + known_office(ctx),
+                  choices=(Choice("もう一度計算する", "start:copay"),), kind="copay-error")]
+
+
+def _copay_finish(a: Answers, ctx: Context) -> list[Reply]:
+    results = _copay_results(a)
+    if results is None:
+        return _copay_error(ctx)
+    choices = (Choice("高額かつ長期とは", "topic:high-cost-long-term"), Choice("もう一度計算する", "start:copay"))
+    text = _short_one(results[0]) if len(results) == 1 else _short_many(results)
+    return [Reply(text, choices=choices, topic="copay-table", kind="copay-result")]
+
+
+def _copay_details(a: Answers, ctx: Context) -> list[Reply]:
+    """The working: every rule applied, what could lower the cap (per tier), where to find figures."""
+    results = _copay_results(a)
+    if results is None:
+        return _copay_error(ctx)
+    parts = ["【計算の内訳】"]
+    for r in results:
+        head = f"〈{r.tier}・{r.column}の場合：月{r.cap:,}円〉\n" if len(results) > 1 else ""
+        parts.append(head + "\n".join(f"・{x}" for x in r.reasons))
+    hints = [(r, h) for r in results for h in r.hints]
     if hints:
-        lines.append("【上限額が下がる可能性】\n" + "\n".join(f"・{h}" for h in hints))
-    lines.append("わかる書類が手元にそろったら、もう一度計算できます。最終的な区分は県（窓口）が決めます。")
-    lines.append(SOURCE_COPAY)
-    return [Reply("\n\n".join(lines), choices=choices, topic="copay-table", kind="copay-result")]
+        lines = []
+        for r, h in hints:
+            where = f"{r.tier}の場合：" if len(results) > 1 else ""
+            line = f"・{where}{h}"
+            if line not in lines:
+                lines.append(line)
+        parts.append("【上限額が下がる可能性】\n" + "\n".join(lines))
+    if a.get("income_tax") is UNKNOWN:
+        parts.append(HELP_INCOME_TAX)
+    parts.append(FINAL_SAY)
+    parts.append(SOURCE_COPAY)
+    return [Reply("\n\n".join(parts), choices=(Choice("上限額の表", "topic:copay-table"), Choice("もう一度計算する", "start:copay")),
+                  topic="copay-table", kind="copay-details")]
 
 
 COPAY_FORM = Form(
@@ -196,25 +230,26 @@ COPAY_FORM = Form(
     intro=("月々の自己負担の上限額を、いくつかの質問で計算します。わからない質問には「わからない」と答えて大丈夫です。"
            "「戻る」でひとつ前の質問に、「やめる」でいつでも終われます。"),
     slots=(
-        Slot("welfare", ask=Q_WELFARE, parse=_WELFARE, choices=_choices(parsers.YES_NO_CHOICES)),
-        Slot("ventilator", ask=Q_VENTILATOR, parse=_VENTILATOR, choices=_choices(parsers.YES_NO_CHOICES),
+        Slot("welfare", label="生活保護", ask=Q_WELFARE, parse=_WELFARE, choices=_choices(parsers.YES_NO_CHOICES)),
+        Slot("ventilator", label="人工呼吸器", ask=Q_VENTILATOR, parse=_VENTILATOR, choices=_choices(parsers.YES_NO_CHOICES),
              ask_if=_not_welfare),
-        Slot("tax_exempt", ask=Q_TAX_EXEMPT, parse=_TAX_EXEMPT, choices=_choices(parsers.YES_NO_CHOICES),
+        Slot("tax_exempt", label="住民税非課税", ask=Q_TAX_EXEMPT, parse=_TAX_EXEMPT, choices=_choices(parsers.YES_NO_CHOICES),
              ask_if=_not_welfare, unknown_help=HELP_TAX_EXEMPT),
-        Slot("income", ask=Q_INCOME, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+        Slot("income", label="本人の収入", ask=Q_INCOME, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_exempt_or_unknown, unknown_help=HELP_INCOME),
-        Slot("income_tax", ask=Q_INCOME_TAX, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+        Slot("income_tax", label="所得割", ask=Q_INCOME_TAX, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_taxed_or_unknown, unknown_help=HELP_INCOME_TAX),
-        Slot("high_cost_months", ask=Q_HIGH_COST, parse=_count, choices=_choices(parsers.COUNT_CHOICES),
+        Slot("high_cost_months", label="5万円超の月数", ask=Q_HIGH_COST, parse=_count, choices=_choices(parsers.COUNT_CHOICES),
              ask_if=_high_cost_matters, unknown_help=HELP_HIGH_COST),
-        Slot("household_caps", ask=Q_CAPS, parse=_caps, choices=_choices(parsers.HOUSEHOLD_CAPS_CHOICES),
+        Slot("household_caps", label="ほかの受給者", ask=Q_CAPS, parse=_caps, choices=_choices(parsers.HOUSEHOLD_CAPS_CHOICES),
              ask_if=_not_welfare, unknown_help=HELP_CAPS),
-        Slot("medical_cost", ask=Q_COST, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+        Slot("medical_cost", label="今月の医療費", ask=Q_COST, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_not_welfare, unknown_help=HELP_COST),
-        Slot("insurance_rate", ask=Q_RATE, parse=_rate, choices=_choices(parsers.RATE_CHOICES),
+        Slot("insurance_rate", label="負担割合", ask=Q_RATE, parse=_rate, choices=_choices(parsers.RATE_CHOICES),
              ask_if=_cost_known, unknown_help=HELP_RATE),
     ),
     finish=_copay_finish,
+    details=_copay_details,
 )
 
 COPAY_STARTERS = (
@@ -259,32 +294,67 @@ def _start_finish(a: Answers, ctx: Context) -> list[Reply]:
     except StartDateError:
         return [Reply("診断年月日が申請日より後になっています。日付をご確認のうえ、もう一度お試しください。",
                       choices=(Choice("もう一度計算する", "start:start-date"),), kind="start-error")]
-    lines = [f"助成の開始日は、早ければ {result.start.year}年{result.start.month}月{result.start.day}日 です。"]
-    lines += [f"・{x}" for x in result.reasons]
+    lines = [f"助成の開始日は、早ければ {_ja_date(result.start)} です。",
+             f"決め手：{_start_rule(diagnosis, received, result.start, accepted)}"]
     if reason not in (None, UNKNOWN, "none") and delay_reason(reason).accepted is None:
-        lines.append("・「その他の事情」は窓口が個別に判断します。3か月までさかのぼれるかは、窓口にご確認ください。")
-    lines.append("開始日より後に支払った医療費は、受給者証が届いてから払い戻し（償還払い）を申請できます。最終的な開始日は県（窓口）が決めます。")
+        lines.append("「その他の事情」は窓口が個別に判断します。3か月までさかのぼれるかは、窓口にご確認ください。")
+    lines.append("開始日より後に払った医療費は、受給者証が届いてから払い戻し（償還払い）を申請できます。")
+    lines.append("最終的な開始日は県（窓口）が決めます。")
     lines.append(SOURCE_START)
     return [Reply("\n".join(lines), choices=(Choice("払い戻しについて", "topic:refund"), Choice("診断年月日とは", "topic:diagnosis-date-definition")),
                   topic="start-date-retroactive", kind="start-result")]
 
 
-REASON_CHOICES = (Choice("特になし", "none"),) + tuple(Choice(r.label[:20], r.value) for r in DELAY_REASONS)
+def _ja_date(d: date) -> str:
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+def _start_rule(diagnosis: date, received: date, start: date, accepted: bool) -> str:
+    """The one rule that decided the start date, said once."""
+    if start == diagnosis:
+        return f"申請が診断年月日（{_ja_date(diagnosis)}）から{'3か月' if accepted else '1か月'}以内なので、診断年月日までさかのぼれます。"
+    if start == SCHEME_START and diagnosis < SCHEME_START:
+        return f"さかのぼって助成する制度は{_ja_date(SCHEME_START)}に始まったため、それより前にはさかのぼれません。"
+    if start == received:
+        return "この申請は、さかのぼる制度が始まる前に受け付けられたため、受付日からになります。"
+    span = "3か月前（やむを得ない理由が認められた場合）" if accepted else "1か月前"
+    return f"さかのぼれるのは申請の受付日（{_ja_date(received)}）の{span}までのためです。"
+
+
+def _start_details(a: Answers, ctx: Context) -> list[Reply]:
+    diagnosis, received = a.get("diagnosis_date"), a.get("application_date")
+    reason = a.get("delay_reason")
+    if not isinstance(diagnosis, date) or not isinstance(received, date):
+        return []
+    accepted = reason not in (None, UNKNOWN, "none") and (delay_reason(reason).accepted is not False)
+    try:
+        result = earliest_start(diagnosis, received, unavoidable_reason=accepted)
+    except StartDateError:
+        return []
+    text = "【計算の内訳】\n" + "\n".join(f"・{x}" for x in result.reasons) + "\n\n" + SOURCE_START
+    return [Reply(text, kind="start-details", topic="start-date-retroactive")]
+
+
+# Button labels short enough for a phone and the terminal (the full wording is in DELAY_REASONS).
+_SHORT_REASON = {"late_certificate": "臨個票の受け取りが遅れた", "hospitalised": "入院・急な治療・悪化", "other": "その他の事情"}
+REASON_CHOICES = (Choice("特になし", "none"),) + tuple(Choice(_SHORT_REASON.get(r.value, r.label), r.value)
+                                                      for r in DELAY_REASONS)
 
 START_DATE_FORM = Form(
     name="start-date",
     intro="助成がいつから始まるか（開始時期の前倒し）を計算します。",
     slots=(
-        Slot("diagnosis_date", ask="臨床調査個人票に書かれた「診断年月日」はいつですか？（例：2025年6月1日、R7.6.1）", parse=_date,
+        Slot("diagnosis_date", label="診断年月日", ask="臨床調査個人票に書かれた「診断年月日」はいつですか？（例：2025年6月1日、R7.6.1）", parse=_date,
              allow_unknown=False,
              unknown_help="診断年月日は、指定医が書く臨床調査個人票に記載されています。主治医の医療機関にお尋ねください。"),
-        Slot("application_date", ask="申請書を窓口に出した日（または出す予定の日）はいつですか？（例：2025年6月20日、今日）",
+        Slot("application_date", label="申請日", ask="申請書を窓口に出した日（または出す予定の日）はいつですか？（例：2025年6月20日、今日）",
              parse=_application_date, choices=(Choice("今日", "今日"),), allow_unknown=False,
              unknown_help="申請日は、窓口が申請書を受け取った日です。予定の日を入れてみてください。"),
-        Slot("delay_reason", ask="診断から1か月以内に申請できなかった事情はありますか？当てはまるものを選んでください。",
+        Slot("delay_reason", label="遅れた事情", ask="診断から1か月以内に申請できなかった事情はありますか？当てはまるものを選んでください。",
              parse=_reason, choices=REASON_CHOICES),
     ),
     finish=_start_finish,
+    details=_start_details,
 )
 
 START_DATE_STARTERS = ("開始日を計算", "開始日の計算", "いつから助成されるか計算", "助成開始日を計算", "さかのぼれるか計算")
@@ -336,7 +406,7 @@ MILD_FORM = Form(
     name="mild-high-cost",
     intro="軽症高額該当（重症度を満たさなくても、医療費が高い月が続く方の特例）に当てはまるか確かめます。",
     slots=(
-        Slot("monthly_costs",
+        Slot("monthly_costs", label="月ごとの医療費",
              ask=("直近12か月（今月まで）の、指定難病の医療費の総額（10割分）を、古い月から順に読点で区切って送ってください。"
                   "最後が今月です。（例：40000、30000、35000、33330、50000）"),
              parse=_months, choices=(Choice("わからない", "unknown"),)),

@@ -19,6 +19,7 @@ from datetime import date
 from typing import Any
 
 from bot.messages import Choice, Reply
+from bot.nlp.normalize import fold
 from handlers.base import BACK, CANCEL, Context
 from handlers.parsers import UNKNOWN, Invalid
 
@@ -46,6 +47,7 @@ class Slot:
         amends: for a confirmation, the slot it confirms: an answer that is not yes or no but a
             valid answer to that slot replaces it, and the confirmation is asked again
             (「2027年4月30日」 typed at 「この日付でよろしいですか？」 corrects the date).
+        label: a short name of the answer, on the buttons that offer to change it after a result.
     """
 
     name: str
@@ -58,6 +60,7 @@ class Slot:
     expecting: str | None = None
     reset_on_no: tuple[str, ...] = ()
     amends: str | None = None
+    label: str = ""
 
     def question(self, answers: Answers, ctx: Context) -> str:
         return self.ask(answers, ctx) if callable(self.ask) else self.ask
@@ -73,6 +76,9 @@ class Form:
         slots: the questions, in order.
         finish: builds the closing replies from the answers.
         prefill: answers known before the dialog starts (e.g. the municipality already given).
+        details: the full working behind a result, shown by its 「くわしく」 button; a form with
+            details keeps its answers after the result (``LAST``), so that one answer can be
+            changed (「間違えた」) and the result seen again.
     """
 
     name: str
@@ -80,6 +86,7 @@ class Form:
     slots: tuple[Slot, ...]
     finish: Callable[[Answers, Context], list[Reply]]
     prefill: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {})
+    details: Callable[[Answers, Context], list[Reply]] | None = None
 
     def slot(self, name: str) -> Slot:
         return next(s for s in self.slots if s.name == name)
@@ -116,12 +123,35 @@ def next_slot(form: Form, answers: Answers) -> Slot | None:
     return None
 
 
+# Where a form with details keeps its last answers (in the user's profile, deleted with their data).
+LAST = "last_dialog"
+DETAILS = Choice("くわしく", "details")
+FIX = Choice("答えを直す", "fix")
+
+
+def relevant(form: Form, answers: Answers) -> dict[str, Any]:
+    """The answers that still count: a slot whose ``ask_if`` no longer holds (after an earlier
+    answer was changed) is dropped, in form order; answers that are not slots (prefills) stay."""
+    names = {s.name for s in form.slots}
+    kept = {k: v for k, v in answers.items() if k not in names}
+    for slot in form.slots:
+        if slot.name in answers and slot.ask_if(kept):
+            kept[slot.name] = answers[slot.name]
+    return kept
+
+
 def ask(form: Form, ctx: Context, prefix: str | None = None, options: tuple[Choice, ...] = ()) -> list[Reply]:
     """Ask the pending question (or finish when nothing is pending); ``options`` go before its buttons."""
     answers = answers_of(ctx)
     slot = next_slot(form, answers)
     if slot is None:
+        answers = relevant(form, answers)
         replies = form.finish(answers, ctx)
+        if form.details is not None and replies:
+            ctx.state.profile[LAST] = {"form": form.name, "slots": {k: encode(v) for k, v in answers.items()}}
+            last = replies[-1]
+            replies[-1] = Reply(last.text, choices=(DETAILS, FIX) + last.choices, expecting=last.expecting,
+                                topic=last.topic, kind=last.kind)
         if ctx.state.dialog == form.name:  # finish may have started another dialog
             end(ctx)
         return ([Reply(prefix)] if prefix else []) + replies
@@ -133,6 +163,7 @@ def ask(form: Form, ctx: Context, prefix: str | None = None, options: tuple[Choi
 
 
 def start(form: Form, ctx: Context) -> list[Reply]:
+    ctx.state.profile.pop(LAST, None)
     ctx.state.dialog = form.name
     ctx.state.slots = {k: encode(v) for k, v in form.prefill(ctx).items()}
     ctx.state.history = []
@@ -169,6 +200,7 @@ def answer(form: Form, ctx: Context, text: str) -> list[Reply] | Invalid:
     slot = pending(form, ctx)
     if slot is None:
         return ask(form, ctx)
+    text = picked(slot, text)
     value = slot.parse(text, ctx)
     if isinstance(value, Invalid) and slot.amends is not None:
         corrected = form.slot(slot.amends).parse(text, ctx)
@@ -193,3 +225,80 @@ def answer(form: Form, ctx: Context, text: str) -> list[Reply] | Invalid:
 def reask(form: Form, ctx: Context, invalid: Invalid) -> list[Reply]:
     """Ask the pending question again after input it could not read, with the parser's hint and options."""
     return ask(form, ctx, prefix=invalid.hint, options=tuple(Choice(label, value) for label, value in invalid.options))
+
+
+def picked(slot: Slot, text: str) -> str:
+    """A button's label typed instead of tapped is that button (「仕事が忙しかった」 → its value)."""
+    typed = fold(text)
+    for choice in slot.choices:
+        if typed and typed == fold(choice.label):
+            return choice.value
+    return text
+
+
+# --- after a result: details, changing one answer --------------------------------
+
+def last_answers(ctx: Context) -> tuple[Form, dict[str, Any]] | None:
+    """The form and answers of the last result, if the user may still change them."""
+    last = ctx.state.profile.get(LAST)
+    if not isinstance(last, dict) or last.get("form") not in ctx.forms:
+        return None
+    return ctx.forms[last["form"]], {k: decode(v) for k, v in (last.get("slots") or {}).items()}
+
+
+def show_value(slot: Slot, value: Any) -> str:
+    """An answer as the user would say it back: はい, わからない, 70,000円, 2027年3月31日."""
+    if value is UNKNOWN:
+        return "わからない"
+    if value is True:
+        return "はい"
+    if value is False:
+        return "いいえ"
+    if isinstance(value, date):
+        return f"{value.year}年{value.month}月{value.day}日"
+    for choice in slot.choices:
+        if str(value) == choice.value:
+            return choice.label
+    if isinstance(value, bool):  # pragma: no cover - handled above
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return "・".join(f"{v:,}" if isinstance(v, int) else str(v) for v in value) or "なし"
+    return str(value)
+
+
+def offer_fix(ctx: Context) -> list[Reply]:
+    """「間違えた」 after a result: one button per answer, to change just that one."""
+    found = last_answers(ctx)
+    if found is None:
+        return []
+    form, answers = found
+    choices = tuple(
+        Choice(f"{slot.label or slot.name}：{show_value(slot, answers[slot.name])}"[:20], f"fix:{slot.name}")
+        for slot in form.slots if slot.name in answers
+    )
+    return [Reply("どの答えを直しますか？下から選んでください。ほかの答えはそのままで、結果を計算し直します。",
+                  choices=choices + (CANCEL,), kind="fix")]
+
+
+def reopen(ctx: Context, slot_name: str) -> list[Reply]:
+    """Open the last form again with every answer but ``slot_name``, which is asked again."""
+    found = last_answers(ctx)
+    if found is None:
+        return []
+    form, answers = found
+    answers.pop(slot_name, None)
+    ctx.state.dialog = form.name
+    ctx.state.slots = {k: encode(v) for k, v in answers.items()}
+    ctx.state.history = [s.name for s in form.slots if s.name in answers]
+    return ask(form, ctx, prefix="わかりました。その答えだけ、もう一度教えてください。")
+
+
+def details(ctx: Context) -> list[Reply]:
+    """The full working behind the last result (its 「くわしく」 button)."""
+    found = last_answers(ctx)
+    if found is None or found[0].details is None:
+        return []
+    form, answers = found
+    return form.details(answers, ctx)  # type: ignore[misc]

@@ -6,10 +6,13 @@ and ``nanbyo-bot eval``, so all three answer the same way.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 from bot.messages import Choice, Reply
 from bot.nlp.matcher import Match, Matcher
+from bot.nlp.normalize import fold, strip_fillers
 from handlers.base import office_hint, topic_choice
 from handlers.copay import CALCULATOR_FOR_TOPIC
 from handlers.office import index_for, office_block
@@ -89,6 +92,11 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     if redirect is not None:
         return Consultation(None, best.confidence if best else 0.0, redirect.reply.strip(), suggestions, choices,
                             "redirect", tuple(matches))
+    if found and found.municipality and _names_a_place_only(text, found.municipality):
+        # 「太田市」, 「前橋に住んでます」: no question to be sorry about; here is their office.
+        body = office_block(kb.prefecture, found.office, found.municipality)
+        return Consultation(None, 0.0, body + "\n\n出典：" + kb.sources[kb.prefecture.sources[0]].cite(), suggestions,
+                            choices, "office", tuple(matches), found.municipality)
     lines = ["申し訳ありません。そのご質問に確かにお答えできる情報が、手元の資料には見つかりませんでした。推測でお答えすることは控えます。"]
     if suggestions:
         lines.append("もしかすると、次のどれかのことでしょうか。下のボタンからお選びください。")
@@ -100,3 +108,16 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
         lines.append(office_hint(kb))
     return Consultation(None, best.confidence if best else 0.0, "\n\n".join(lines), suggestions, choices,
                         "fallback", tuple(matches))
+
+
+# What may surround a municipality's name in a message that only says where the user lives.
+_PLACE_ONLY = re.compile(r"^(?:私は|わたしは|うちは|家は|住所は|住んでいるのは)?(?:{name})(?:市|町|村)?"
+                         r"(?:です|に住んでいます|に住んでます|に住んでる|在住です|在住|住み|に住んでいる|の者です|から|の窓口|"
+                         r"の窓口は|の窓口はどこ|の窓口を教えて|の担当|の保健所)?(?:ですか|か)?$")
+
+
+def _names_a_place_only(text: str, municipality: str) -> bool:
+    """Whether a message says no more than a municipality (and where it lives, or its office)."""
+    folded = strip_fillers(fold(text))
+    short = fold(re.sub(r"(市|町|村)$", "", municipality))
+    return bool(re.match(_PLACE_ONLY.pattern.replace("{name}", re.escape(short)), folded))

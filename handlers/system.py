@@ -19,7 +19,7 @@ def _phrases(*words: str) -> frozenset[str]:
     return frozenset(strip_fillers(fold(w)) for w in words)
 
 
-CANCEL_WORDS = _phrases("cancel", "やめる", "やめます", "やめたい", "やめて", "中止", "キャンセル", "最初から", "終わり", "終了",
+CANCEL_WORDS = _phrases("cancel", "やめる", "やめます", "やめたい", "やめて", "中止", "キャンセル", "終わり", "終了",
                         "おわり", "ストップ", "stop", "quit", "exit", "もういい", "いいです")
 MENU_WORDS = _phrases("menu", "メニュー", "ヘルプ", "help", "使い方", "つかいかた", "何ができる", "何ができますか",
                       "できること", "はじめ", "start", "スタート")

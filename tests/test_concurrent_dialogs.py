@@ -45,7 +45,7 @@ TURN_TIMEOUT = 30.0  # seconds for the bot's answer to one turn
 TEST_DEADLINE = 120.0  # seconds for all conversations together
 POLL_SECONDS = 0.02
 START = "自己負担いくらになるか知りたい"
-RESULT_MARK = "計算結果です。"
+RESULT_MARK = "月の自己負担上限額："
 QUESTION_OF = {slot.ask: slot.name for slot in COPAY_FORM.slots}  # the copay questions are fixed texts
 
 

@@ -47,10 +47,26 @@ def test_piped_question_is_answered_and_the_chat_exits(tmp_path):
     assert "出典" in out.stdout
 
 
-def test_text_chat_number_clicks_a_choice(tmp_path):
-    out = run_cli(["chat"], stdin="メニュー\n1\n", env=_env(tmp_path))
-    assert "[1] 制度について" in out.stdout
-    assert "指定難病" in out.stdout.split("[1] 制度について", 1)[1]
+def test_text_chat_letter_clicks_a_choice(tmp_path):
+    out = run_cli(["chat"], stdin="メニュー\nａ\n", env=_env(tmp_path))
+    assert "[a] 制度について" in out.stdout
+    assert "指定難病" in out.stdout.split("[a] 制度について", 1)[1]
+
+
+def test_text_chat_a_typed_number_at_a_count_question_is_the_count(tmp_path):
+    lines = ["自己負担の上限額を計算したい", "いいえ", "いいえ", "いいえ", "10万円", "2"]
+    out = run_cli(["chat"], stdin="\n".join(lines) + "\n", env=_env(tmp_path))
+    assert "[a] ない" in out.stdout  # the count question shows its choices with letters
+    after = out.stdout.rsplit("何か月ありますか", 1)[1]
+    assert "ほかに指定難病や小児慢性特定疾病の受給者証" in after  # 「2」 was read as two months: next question
+    assert "やめました" not in after and "わからない" not in after.split("\n", 1)[0]
+
+
+def test_text_chat_typing_a_button_label_picks_it(tmp_path):
+    lines = ["助成の開始日を計算したい", "2026年9月1日", "2026年11月20日", "仕事が忙しかった"]
+    out = run_cli(["chat"], stdin="\n".join(lines) + "\n", env=_env(tmp_path))
+    assert "助成の開始日は、早ければ" in out.stdout
+    assert "下のボタンから" not in out.stdout
 
 
 def test_ask_prints_the_contract_json(tmp_path):

@@ -285,8 +285,22 @@ def test_general_income_patient_is_told_long_term_high_cost_would_lower_the_cap(
 
 
 def test_patient_is_told_ventilator_approval_means_1000_yen() -> None:
-    result = calculate(facts(income_tax=300_000))
-    assert any("1,000円" in h for h in result.hints)
+    from handlers.calc.copay import possible_results
+
+    results = possible_results(facts(income_tax=300_000, ventilator=None))  # not known yet
+    ordinary = next(r for r in results if r.column != "人工呼吸器等装着者")
+    assert any("1,000円" in h for h in ordinary.hints)
+
+
+def test_no_ventilator_hint_after_the_patient_said_no() -> None:
+    result = calculate(facts(income_tax=300_000, ventilator=False))
+    assert not any("人工呼吸器" in h for h in result.hints)
+
+
+def test_welfare_cap_of_zero_says_nothing_about_going_lower() -> None:
+    result = calculate(facts(welfare=True))
+    assert result.cap == 0 and result.hints == ()
+    assert not any("下がります" in r for r in result.reasons)
 
 
 def test_low_income_patient_gets_no_long_term_hint() -> None:

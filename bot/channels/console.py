@@ -1,6 +1,8 @@
 """The terminal channel (text) and the JSON console channel (one JSON line per line).
 
-Text mode prints choices as a numbered list; typing the number clicks it.
+Text mode prints choices with letters — [a] はい [b] いいえ — and typing the letter (or the
+label) clicks it. Letters, not numbers: a typed 「2」 at 「何か月ありますか？」 is two months, never
+the second button.
 JSON mode follows CONTRACT.md: each stdin line is a JSON object
 ``{"user": ..., "text"|"choice": ...}`` or plain text, and exactly one JSON
 line ``{"replies": [...]}`` is written and flushed for each.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import unicodedata
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -22,17 +25,33 @@ log = logging.getLogger("nanbyo.console")
 ERROR_TEXT = "申し訳ありません。内部でエラーが起きました。少し時間をおいて、もう一度送ってください。"
 
 
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
 def render_text(replies: Iterable[Reply]) -> tuple[str, list[Choice]]:
-    """Replies as terminal text, with numbered choices."""
+    """Replies as terminal text, with choices marked by letters."""
     lines: list[str] = []
     choices: list[Choice] = []
     for reply in replies:
         lines.append(reply.text)
         for choice in reply.choices:
+            if len(choices) == len(LETTERS):
+                break
             choices.append(choice)
-            lines.append(f"  [{len(choices)}] {choice.label}")
+            lines.append(f"  [{LETTERS[len(choices) - 1]}] {choice.label}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n", choices
+
+
+def picked(text: str, choices: list[Choice]) -> str | None:
+    """The value of the choice a typed line picks: its letter (a, Ａ) or its label; else None."""
+    typed = unicodedata.normalize("NFKC", text).strip().lower()
+    if len(typed) == 1 and typed in LETTERS[: len(choices)]:
+        return choices[LETTERS.index(typed)].value
+    for choice in choices:
+        if typed and typed == unicodedata.normalize("NFKC", choice.label).strip().lower():
+            return choice.value
+    return None
 
 
 def run_text(bot: Bot, stdin: TextIO, stdout: TextIO, user: str = "console") -> int:
@@ -50,10 +69,7 @@ def run_text(bot: Bot, stdin: TextIO, stdout: TextIO, user: str = "console") -> 
         text = line.rstrip("\r\n")
         if interactive and text.strip() in {"exit", "quit"}:
             break
-        choice = None
-        stripped = text.strip()
-        if stripped.isdigit() and last_choices and 1 <= int(stripped) <= len(last_choices):
-            choice = last_choices[int(stripped) - 1].value
+        choice = picked(text, last_choices)
         msg = IncomingMessage(channel="console", user=user, text=None if choice else text, choice=choice)
         try:
             replies = bot.handle(msg)

@@ -573,7 +573,8 @@ def _hints(facts: CopayFacts, table: CapTable, tier: Tier, column: Column) -> tu
             f"になると「高額かつ長期」に該当し、変更申請で上限額が{_yen(lower)}に下がります{now}。"
             "自己負担上限額管理票に医療費総額を記入してもらっておきましょう。"
         )
-    if column != "人工呼吸器等装着者":
+    # Not offered to someone who just said they are not 人工呼吸器等装着者.
+    if column != "人工呼吸器等装着者" and facts.ventilator is not False:
         vent = table.cap(tier, "人工呼吸器等装着者")
         hints.append(f"人工呼吸器などを常に装着していて「人工呼吸器等装着者」と認められると、上限額は{_yen(vent)}になります。")
     return tuple(hints)
@@ -584,7 +585,8 @@ def _result(facts: CopayFacts, table: CapTable, branch: _Branch) -> CopayResult:
     reasons = list(branch.reasons)
     reasons.append(f"「{branch.tier}」の{branch.column}の月額自己負担上限額は{_yen(base_cap)}です。")
     cap, estimate, split_reasons = _split(base_cap, facts.household_caps)
-    reasons.extend(split_reasons)
+    if base_cap > 0:  # a cap of 0円 cannot be split lower
+        reasons.extend(split_reasons)
     tenths, rate_reason = _rate(facts, table)
     payment: int | None = None
     # An assumed rate only matters for the payment, so it is mentioned only with a cost.
