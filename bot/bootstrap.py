@@ -15,10 +15,11 @@ from bot.config import Settings
 from bot.core import Bot
 from bot.messages import IncomingMessage, Reply
 from bot.nlp.matcher import Entry, Matcher
-from bot.nlp.normalize import Synonyms, fold
+from bot.nlp.normalize import Synonyms
 from bot.storage.db import make_engine
 from bot.storage.repositories import Store
 from handlers import DEFAULT_FORMS
+from handlers.dialog import Form
 from knowledge import KnowledgeBase, load_knowledge
 
 
@@ -28,6 +29,10 @@ def build_matcher(kb: KnowledgeBase) -> Matcher:
     entries = [
         Entry(t.id, (t.title, *t.phrasings), tuple(t.keywords), t.answer) for t in kb.topics.values()
     ]
+    # The bot's actions and the services next door are ranked with the topics (one matcher).
+    entries += [Entry(f"action:{a.id}", (a.label, *a.commands, *a.phrasings), tuple(a.keywords)) for a in kb.actions]
+    entries += [Entry(f"service:{r.id}", tuple(r.phrasings) or tuple(r.words), tuple(r.keywords) or tuple(r.words))
+                for r in kb.services]
     return Matcher(entries, synonyms)
 
 
@@ -38,38 +43,22 @@ def knowledge_and_matcher(prefecture: str) -> tuple[KnowledgeBase, Matcher]:
     return kb, build_matcher(kb)
 
 
-def dialog_forms() -> tuple[dict, dict[str, tuple[str, ...]]]:
-    """All dialogs and the phrases that start them."""
-    forms = dict(DEFAULT_FORMS)
-    starters: dict[str, tuple[str, ...]] = {}
-    from handlers.copay import (
-        COPAY_FORM,
-        COPAY_STARTERS,
-        MILD_FORM,
-        MILD_STARTERS,
-        START_DATE_FORM,
-        START_DATE_STARTERS,
-    )
+def dialog_forms() -> dict[str, Form]:
+    """All dialogs, by name (the actions of knowledge/actions.yaml start them)."""
+    from handlers.copay import COPAY_FORM, MILD_FORM, START_DATE_FORM
+    from handlers.reminders import REMINDER_FORM
 
-    for form, phrases in ((COPAY_FORM, COPAY_STARTERS), (START_DATE_FORM, START_DATE_STARTERS), (MILD_FORM, MILD_STARTERS)):
+    forms = dict(DEFAULT_FORMS)
+    for form in (COPAY_FORM, START_DATE_FORM, MILD_FORM, REMINDER_FORM):
         forms[form.name] = form
-        starters[form.name] = tuple(fold(p) for p in phrases)
-    try:
-        from handlers.reminders import REMINDER_FORM, REMINDER_STARTERS
-    except ImportError:
-        pass
-    else:
-        forms[REMINDER_FORM.name] = REMINDER_FORM
-        starters[REMINDER_FORM.name] = tuple(fold(p) for p in REMINDER_STARTERS)
-    return forms, starters
+    return forms
 
 
 def build_bot(settings: Settings, clock=None) -> Bot:
     kb, matcher = knowledge_and_matcher(settings.prefecture)
     store = Store(make_engine(settings.database_url))
-    forms, starters = dialog_forms()
     kwargs = {"clock": clock} if clock is not None else {}
-    return Bot(kb, matcher, store, forms, starters, reminder_offsets=settings.reminder_offsets_days, **kwargs)
+    return Bot(kb, matcher, store, dialog_forms(), reminder_offsets=settings.reminder_offsets_days, **kwargs)
 
 
 class LazyBot:
@@ -91,8 +80,7 @@ class LazyBot:
         with self._lock:
             if self._bot is None:
                 kb, matcher = knowledge_and_matcher(self._settings.prefecture)
-                forms, starters = dialog_forms()
-                self._bot = Bot(kb, matcher, self.store, forms, starters,
+                self._bot = Bot(kb, matcher, self.store, dialog_forms(),
                                 reminder_offsets=self._settings.reminder_offsets_days)
             return self._bot
 

@@ -91,7 +91,6 @@ class Bot:
         matcher: the FAQ matcher built over ``kb``.
         store: where conversation state lives.
         forms: dialogs by name (office, delete, copay, reminder …).
-        starters: phrases (folded) that start each dialog.
         clock: returns the current time in Asia/Tokyo; tests pass a fixed one.
     """
 
@@ -101,7 +100,6 @@ class Bot:
         matcher: Matcher,
         store: Store,
         forms: dict[str, Form],
-        starters: dict[str, tuple[str, ...]] | None = None,
         clock: Callable[[], datetime] = now_tokyo,
         reminder_offsets: tuple[int, ...] = (60, 30, 7),
         max_per_minute: int = 30,
@@ -111,7 +109,6 @@ class Bot:
         self.matcher = matcher
         self.store = store
         self.forms = forms
-        self.starters = starters or {}
         self.clock = clock
         self.reminder_offsets = reminder_offsets
 
@@ -170,7 +167,6 @@ class Bot:
                 now=now,
                 forms=self.forms,
                 reminder_offsets=self.reminder_offsets,
-                starters=self.starters,
                 uow=uow,
             )
             if found is not None:

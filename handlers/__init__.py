@@ -1,9 +1,12 @@
 """The route table: which handler answers a message. First match wins.
 
 Emergencies and crises are answered before the route table, by the core (``urgent_in``), in
-every state and before the guards. Order matters and reads top to bottom: cancel / menu / delete →
-dialog starters and "talk to a person" (they leave an open dialog) → the open
-dialog → clicked topics → small talk → the FAQ. A handler is ``(message, context) -> list[Reply]``.
+every state and before the guards. Then, top to bottom: a clicked action button or a message
+that is one of an action's phrasings (``knowledge/actions.yaml``: cancel, menu, start a
+calculator, delete my data …) → after a result, its details or changing one answer → the open
+dialog (an answer; otherwise the message is understood like any other) → clicked topics →
+small talk → the one understanding of questions, requests and the services next door
+(``handlers.faq.consult``). A handler is ``(message, context) -> list[Reply]``.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.messages import Choice, IncomingMessage, Reply
-from bot.nlp.normalize import fold
 from bot.privacy import redact
-from handlers import dialog, reminders, system
+from handlers import dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import consult, render_topic
@@ -41,26 +43,6 @@ def _in_dialog(msg: IncomingMessage, ctx: Context) -> bool:
 
 def _topic_choice(msg: IncomingMessage, ctx: Context) -> bool:
     return text_of(msg).startswith("topic:") and text_of(msg).removeprefix("topic:") in ctx.kb.topics
-
-
-def starter_for(msg: IncomingMessage, ctx: Context) -> str | None:
-    """The dialog a message asks to start, if any: a start: button, or a starter phrase."""
-    value = text_of(msg)
-    if value.startswith("start:"):
-        name = value.removeprefix("start:")
-        return name if name in ctx.forms else None
-    if msg.text is None:
-        return None
-    folded = fold(msg.text)
-    # The longest matching phrase wins: 「開始日を計算したい」 starts the start-date form, not the copay one.
-    best: tuple[int, str] | None = None
-    for name, phrases in ctx.starters.items():
-        if name not in ctx.forms:
-            continue
-        for p in phrases:
-            if p in folded and (best is None or len(p) > best[0]):
-                best = (len(p), name)
-    return best[1] if best else None
 
 
 # --- handlers -------------------------------------------------------------------
@@ -90,12 +72,6 @@ def answer_topic(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     return [Reply(body, choices=choices, topic=tid)]
 
 
-def start_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    name = starter_for(msg, ctx)
-    assert name is not None
-    return dialog.start(ctx.forms[name], ctx)
-
-
 def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """Feed the message to the open dialog; a question asked meanwhile gets its answer, then the pending question."""
     form: Form = ctx.forms[ctx.state.dialog]  # type: ignore[index]
@@ -115,6 +91,9 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     result = dialog.answer(form, ctx, value)
     if not isinstance(result, Invalid):
         return result
+    # Not an answer: understood like any other message (a request, a question), then asked again.
+    if c is not None and c.kind == "action" and c.action is not None:
+        return understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
     if c is not None and c.kind in ("answer", "medical", "redirect"):
         return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     return dialog.reask(form, ctx, result)
@@ -128,6 +107,8 @@ MID_DIALOG_CONFIDENCE = 60.0
 
 def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     c = consult(ctx.kb, ctx.matcher, text_of(msg), ctx.state.profile.get("municipality"))
+    if c.kind == "action" and c.action is not None:
+        return understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
     if ctx.uow is not None and c.kind in ("answer", "fallback", "redirect"):
         # Statistics for the operator: the topic, and for unanswered questions a redacted text.
         closest = c.topic or (c.candidates[0].id if c.candidates else None)
@@ -144,48 +125,41 @@ BACK_WORDS = system._phrases("戻る", "もどる", "戻って", "前に戻る",
 FIX_WORDS = BACK_WORDS | system._phrases("fix", "ちがう", "違う", "違います", "ちがいます", "間違い", "まちがい", "直したい",
                                          "なおしたい", "答えを直す", "答えを直したい", "やっぱり違う", "修正したい", "訂正したい",
                                          "直す", "なおす", "間違ってる", "まちがってる", "間違っています")
-RESTART_WORDS = system._phrases("最初から", "はじめから", "初めから", "最初からやり直し", "最初からやり直す", "やり直し",
-                                "やりなおし", "やり直す", "やりなおす", "もう一度最初から", "最初からお願いします")
 DETAILS_WORDS = system._phrases("details", "くわしく", "詳しく", "詳細", "くわしく見る", "もっと詳しく", "内訳", "計算の内訳")
-
-
-def _restart_form(ctx: Context) -> Form | None:
-    """The dialog 「最初から」 starts again: the open one, else the one that just gave a result."""
-    if ctx.state.dialog in ctx.forms:
-        return ctx.forms[ctx.state.dialog]  # type: ignore[index]
-    last = dialog.last_answers(ctx)
-    return last[0] if last else None
-
-
-def restart(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    form = _restart_form(ctx)
-    assert form is not None
-    return [Reply("最初からやり直します。", kind="restart")] + dialog.start(form, ctx)
 
 
 def _after_result(ctx: Context) -> bool:
     return ctx.state.dialog not in ctx.forms and dialog.last_answers(ctx) is not None
 
+def _action(msg: IncomingMessage, ctx: Context):  # -> Action | None
+    return understand.clicked(msg, ctx.kb) or understand.said(msg, ctx.kb)
+
+
+def do_action(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    found = _action(msg, ctx)
+    assert found is not None
+    return understand.perform(found, msg, ctx)
+
+
+def _start_button(msg: IncomingMessage, ctx: Context) -> bool:
+    return text_of(msg).startswith("start:") and text_of(msg).removeprefix("start:") in ctx.forms
+
+
+def start_button(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    """A start:<dialog> button (a dialog no action names, such as the office finder's own)."""
+    return dialog.start(ctx.forms[text_of(msg).removeprefix("start:")], ctx)
+
+
 ROUTES: tuple[Route, ...] = (
-    Route("restart", lambda m, c: system.matches(RESTART_WORDS, m) and _restart_form(c) is not None, restart),
-    Route("cancel", lambda m, c: system.matches(system.CANCEL_WORDS, m), system.cancel),
-    Route("menu", lambda m, c: system.matches(system.MENU_WORDS, m), system.menu),
-    Route("delete", lambda m, c: system.matches(system.DELETE_WORDS, m), system.start_delete),
-    Route("reminder-list", lambda m, c: system.matches(reminders.REMINDER_PHRASES["reminder-list"], m),
-          reminders.REMINDER_COMMANDS["reminder-list"]),
-    Route("reminder-stop", lambda m, c: system.matches(reminders.REMINDER_PHRASES["reminder-stop"], m),
-          reminders.REMINDER_COMMANDS["reminder-stop"]),
-    Route("reminder-start", lambda m, c: system.matches(reminders.REMINDER_PHRASES["reminder-start"], m),
-          reminders.REMINDER_COMMANDS["reminder-start"]),
+    # A button of an action, or a message that is one of its phrasings: at once, in any state.
+    Route("action", lambda m, c: _action(m, c) is not None, do_action),
+    Route("start", _start_button, start_button),
     # After a result: 「くわしく」 shows the working; 「間違えた」 offers to change one answer.
     Route("details", lambda m, c: _after_result(c) and system.matches(DETAILS_WORDS, m),
           lambda m, c: dialog.details(c)),
     Route("fix", lambda m, c: _after_result(c) and system.matches(FIX_WORDS, m), lambda m, c: dialog.offer_fix(c)),
     Route("fix-answer", lambda m, c: _after_result(c) and text_of(m).startswith("fix:"),
           lambda m, c: dialog.reopen(c, text_of(m).removeprefix("fix:"))),
-    # Starting another dialog (a menu button, 「人と話したい」) leaves the open one, as a person would expect.
-    Route("start", lambda m, c: starter_for(m, c) is not None, start_dialog),
-    Route("office", lambda m, c: system.matches(system.HUMAN_WORDS, m), system.start_office),
     Route("dialog", _in_dialog, continue_dialog),
     Route("topic", _topic_choice, answer_topic),
     Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m), system.greeting),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from bot.messages import Choice, IncomingMessage, Reply
+from bot.messages import Choice, IncomingMessage
 from bot.nlp.matcher import Matcher
 from bot.nlp.normalize import fold
 from bot.storage.models import UserState
@@ -36,7 +36,6 @@ class Context:
     now: datetime  # timezone-aware, Asia/Tokyo
     forms: dict[str, Form] = field(default_factory=dict)
     reminder_offsets: tuple[int, ...] = (60, 30, 7)
-    starters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     delete_requested: bool = False
     # The turn's unit of work: handlers may read through it and record writes
     # (e.g. a reminder); the core commits them together with the state, or not at all.

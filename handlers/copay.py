@@ -252,11 +252,6 @@ COPAY_FORM = Form(
     details=_copay_details,
 )
 
-COPAY_STARTERS = (
-    "自己負担いくらになる", "自己負担はいくらになる", "自己負担がいくらになる", "いくらになるか知りたい",
-    "いくらになるか計算", "自己負担を計算", "自己負担の計算", "上限額を計算", "上限額の計算", "負担額を計算",
-    "負担額の計算", "上限を計算", "計算してほしい", "計算してください", "計算したい", "シミュレーション", "試算",
-)
 
 
 # --- subsidy start date (前倒し) -----------------------------------------------
@@ -357,7 +352,6 @@ START_DATE_FORM = Form(
     details=_start_details,
 )
 
-START_DATE_STARTERS = ("開始日を計算", "開始日の計算", "いつから助成されるか計算", "助成開始日を計算", "さかのぼれるか計算")
 
 
 # --- 軽症高額 check -------------------------------------------------------------
@@ -413,15 +407,3 @@ MILD_FORM = Form(
     ),
     finish=_mild_finish,
 )
-
-MILD_STARTERS = ("軽症高額に当てはまるか", "軽症高額か確かめ", "軽症高額の判定", "軽症高額をチェック", "軽症高額を計算")
-
-# Topics whose answer offers the matching calculator as a button.
-CALCULATOR_FOR_TOPIC = {
-    "copay-overview": Choice("上限額を計算する", "start:copay"),
-    "copay-table": Choice("上限額を計算する", "start:copay"),
-    "income-basis": Choice("上限額を計算する", "start:copay"),
-    "high-cost-long-term": Choice("上限額を計算する", "start:copay"),
-    "start-date-retroactive": Choice("開始日を計算する", "start:start-date"),
-    "mild-high-cost": Choice("当てはまるか確かめる", "start:mild-high-cost"),
-}

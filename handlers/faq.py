@@ -14,7 +14,7 @@ from bot.messages import Choice, Reply
 from bot.nlp.matcher import Match, Matcher
 from bot.nlp.normalize import fold, strip_fillers
 from handlers.base import office_hint, topic_choice
-from handlers.copay import CALCULATOR_FOR_TOPIC
+from handlers import understand
 from handlers.office import index_for, office_block
 from handlers.safety import Safety, classify, mentions_domain, redirect_for, reply_text
 from knowledge import KnowledgeBase
@@ -24,6 +24,12 @@ from knowledge import KnowledgeBase
 ANSWER_THRESHOLD = 50.0
 # When the question names another service (介護保険, 障害年金 …), a topic must match much better.
 REDIRECT_THRESHOLD = 75.0
+# Confidence an action (「データ全部消してほしい」) or a service next door needs when ranked first.
+ACTION_THRESHOLD = 50.0
+SERVICE_THRESHOLD = 50.0
+# Within this many points of each other, an action and a topic are both offered.
+UNSURE_MARGIN = 4.0
+SERVICE_PREFIX = "service:"
 SUGGEST_THRESHOLD = 20.0
 
 
@@ -34,9 +40,10 @@ class Consultation:
     text: str
     alternatives: tuple[str, ...] = ()
     choices: tuple[Choice, ...] = ()
-    kind: str = "answer"  # answer | fallback | redirect | emergency | crisis | medical
-    candidates: tuple[Match, ...] = field(default=(), compare=False)
+    kind: str = "answer"  # answer | action | fallback | redirect | office | emergency | crisis | medical
+    candidates: tuple[Match, ...] = field(default=(), compare=False)  # topics only, best first
     municipality: str | None = None  # named in the question, if any
+    action: str | None = None  # kind "action": the id of the action the message asks for
 
     def reply(self) -> Reply:
         return Reply(self.text, choices=self.choices, topic=self.topic, kind=self.kind)
@@ -50,10 +57,7 @@ def render_topic(kb: KnowledgeBase, topic_id: str, municipality: str | None = No
         idx = index_for(kb.prefecture)
         parts.append(office_block(kb.prefecture, idx.office_of(municipality), municipality))
     parts.append(kb.cite(topic))
-    choices = tuple(topic_choice(kb, rel) for rel in topic.related[:3])
-    calculator = CALCULATOR_FOR_TOPIC.get(topic_id)
-    if calculator is not None:
-        choices = (calculator,) + choices
+    choices = understand.offered_by(kb, topic_id) + tuple(topic_choice(kb, rel) for rel in topic.related[:3])
     return "\n\n".join(parts), choices
 
 
@@ -72,16 +76,33 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     if found and found.municipality:
         municipality = found.municipality
 
-    matches = matcher.rank(text, limit=5)
+    ranked = matcher.rank(text, limit=12)
+    matches = [m for m in ranked if ":" not in m.id][:5]  # topics; actions and services are "kind:id"
     best = matches[0] if matches else None
+    top = ranked[0] if ranked else None
+    alternatives = tuple(m.id for m in matches[1:3])
+
+    # A request for one of the bot's own actions (「データ全部消してほしい」), ranked with the topics.
+    if top is not None and top.id.startswith(understand.ACTION_PREFIX) and top.confidence >= ACTION_THRESHOLD:
+        act = understand.action(kb, top.id.removeprefix(understand.ACTION_PREFIX))
+        if best is not None and best.confidence >= ANSWER_THRESHOLD and top.confidence - best.confidence < UNSURE_MARGIN:
+            # Unsure between doing and answering: the answer, with the action as its first button.
+            body, choices = render_topic(kb, best.id, municipality)
+            choices = (understand.button(act),) + tuple(c for c in choices if c.value != act.does)
+            return Consultation(best.id, best.confidence, body, alternatives, choices, "answer", tuple(matches),
+                                found.municipality if found else None)
+        return Consultation(None, top.confidence, "", kind="action", candidates=tuple(matches), action=act.id)
+
     redirect = redirect_for(kb, text)
+    if redirect is None and top is not None and top.id.startswith(SERVICE_PREFIX) and top.confidence >= SERVICE_THRESHOLD \
+            and (best is None or top.confidence - best.confidence >= UNSURE_MARGIN):
+        # A question for the service next door, in words its lexicon does not list.
+        redirect = next(r for r in kb.services if r.id == top.id.removeprefix(SERVICE_PREFIX))
     threshold = ANSWER_THRESHOLD
     if redirect is not None:
         # Another service is named: answer from our topics only when the question also speaks of
         # this bot's own subject (難病, 受給者証 …) and the match is confident.
         threshold = REDIRECT_THRESHOLD if (not redirect.strict and mentions_domain(kb, text)) else 101.0
-    alternatives = tuple(m.id for m in matches[1:3])
-
     if best is not None and best.confidence >= threshold:
         body, choices = render_topic(kb, best.id, municipality)
         return Consultation(best.id, best.confidence, body, alternatives, choices, "answer", tuple(matches),
@@ -90,8 +111,10 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     suggestions = tuple(m.id for m in matches if m.confidence >= SUGGEST_THRESHOLD)[:3]
     choices = tuple(topic_choice(kb, t) for t in suggestions)
     if redirect is not None:
-        return Consultation(None, best.confidence if best else 0.0, redirect.reply.strip(), suggestions, choices,
-                            "redirect", tuple(matches))
+        # Someone else's business: say who handles it, and offer the nearest subsidy topics.
+        related = tuple(dict.fromkeys((*redirect.related, *suggestions)))[:3]
+        return Consultation(None, best.confidence if best else 0.0, redirect.reply.strip(), related,
+                            tuple(topic_choice(kb, t) for t in related), "redirect", tuple(matches))
     if found and found.municipality and _names_a_place_only(text, found.municipality):
         # 「太田市」, 「前橋に住んでます」: no question to be sorry about; here is their office.
         body = office_block(kb.prefecture, found.office, found.municipality)

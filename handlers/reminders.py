@@ -17,13 +17,12 @@ notice timing are not known, so the user gives the date printed on the card.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.messages import Choice, IncomingMessage, Reply
-from bot.nlp.normalize import fold, strip_fillers
 from bot.storage.models import CLAIMED, FAILED, PENDING, SENT, SKIPPED
 from bot.storage.repositories import PlannedMark, Registration, ReminderView
 from handlers import dialog
@@ -291,49 +290,9 @@ REMINDER_FORM = Form(
     prefill=_prefill,
 )
 
-# Folded by bootstrap and matched as substrings, so they must be specific: 「更新の書類っていつ届く？」
-# or 「更新のお知らせはいつ届く？」 (the prefecture's notice) must still reach the FAQ topic `renewal`.
-# Bare words (「リマインダー」「更新のお知らせ」) start the dialog only as the whole message: see START_WORDS.
-REMINDER_STARTERS = (
-    "忘れないように通知", "忘れないようにお知らせ", "忘れないように教えて", "忘れないように知らせて",
-    "忘れないようにリマインド", "更新を忘れないように",
-    "期限が来たら教えて", "期限が来たら知らせて", "期限がきたら教えて", "期限がきたら知らせて",
-    "期限が近づいたら教えて", "期限が近づいたら知らせて", "期限が近くなったら教えて", "期限が近くなったら知らせて",
-    "期限前に教えて", "期限前に知らせて", "期限前に通知", "期限になったら通知", "期限が来たら通知",
-    "更新のお知らせを登録", "更新のお知らせをお願い", "更新のお知らせがほしい", "更新のお知らせが欲しい",
-    "更新のお知らせを設定", "更新のお知らせを受け取", "更新の通知を登録", "更新の通知をお願い",
-    "更新の通知がほしい", "更新の通知が欲しい", "更新の通知を設定", "更新時期を通知", "更新時期を知らせて",
-    "リマインダーを設定", "リマインダーを登録", "リマインダーをお願い", "リマインダーを使", "リマインダー設定",
-    "リマインダー登録", "リマインドして", "リマインドをお願い",
-    "お知らせを登録", "お知らせ登録", "通知を登録", "通知登録", "通知を設定したい", "通知設定したい",
-)
 
 
-# --- commands: 「通知を確認」「通知をやめて」, and bare start words --------------------------------
-
-def _phrases(nouns: Sequence[str], verbs: Sequence[str], particles: Sequence[str] = ("", "を", "は", "の")) -> frozenset[str]:
-    return frozenset(strip_fillers(fold(n + p + v)) for n in nouns for p in particles for v in verbs)
-
-
-_NOUNS = ("通知", "お知らせ", "リマインダー", "リマインド", "更新の通知", "更新のお知らせ", "更新のリマインダー",
-          "期限の通知", "期限のお知らせ", "通知の登録", "お知らせの登録", "通知の設定", "お知らせの設定")
-
-LIST_WORDS = _phrases(_NOUNS, ("確認", "確認したい", "確認して", "確認する", "確認させて", "見せて", "見たい", "一覧",
-                               "登録内容", "内容", "設定を確認", "登録を確認", "どうなってる", "どうなっていますか"))
-STOP_WORDS = _phrases(_NOUNS, ("やめて", "やめる", "やめたい", "やめます", "止めて", "止める", "止めたい", "とめて",
-                               "停止", "停止して", "停止したい", "解除", "解除して", "解除したい", "取り消し", "取り消して",
-                               "取消", "キャンセル", "いらない", "いりません", "不要", "削除", "削除して", "消して",
-                               "オフ", "配信停止", "やめてほしい", "止めてほしい", "もういらない"))
-START_WORDS = frozenset(strip_fillers(fold(w)) for w in (
-    "更新のお知らせ", "更新の通知", "リマインダー", "リマインド", "通知", "お知らせ", "期限のお知らせ", "期限の通知",
-    "更新リマインダー", "通知してほしい", "お知らせしてほしい", "通知して", "お知らせして",
-))
-# Button values (menu / replies), matched like typed phrases.
-LIST_VALUE = "reminder:list"
-STOP_VALUE = "reminder:stop"
-LIST_WORDS = LIST_WORDS | {fold(LIST_VALUE)}
-STOP_WORDS = STOP_WORDS | {fold(STOP_VALUE)}
-
+# --- commands: 「通知を確認」「通知をやめて」 (recognised as actions: knowledge/actions.yaml) ------------
 
 def _continue_open_dialog(ctx: Context) -> list[Reply]:
     """After a command, the question of a dialog that is still open, so the user can go on."""
@@ -359,7 +318,7 @@ def list_reminders(msg: IncomingMessage, ctx: Context) -> list[Reply]:
             f"登録中の更新のお知らせです。\n有効期限：{format_date(view.expiry_date)}{muni}{lapsed}\n"
             f"{_marks_text(view, ctx.now)}\n\n"
             "止めるときは「通知をやめて」、日付を変えるときは「更新のお知らせ」と送ってください。",
-            choices=(Choice("通知をやめる", STOP_VALUE), Choice("日付を変える", "start:reminder"), MENU),
+            choices=(Choice("通知をやめる", "reminder-stop"), Choice("日付を変える", "start:reminder"), MENU),
             kind="reminder-list")]
     return replies + _continue_open_dialog(ctx)
 
@@ -382,27 +341,5 @@ def stop_reminders(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         _continue_open_dialog(ctx)
 
 
-def start_reminder(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    """A bare 「リマインダー」 / 「更新のお知らせ」: start the registration dialog."""
-    return dialog.start(REMINDER_FORM, ctx)
-
-
-Handler = Callable[[IncomingMessage, Context], list[Reply]]
-
-REMINDER_COMMANDS: dict[str, Handler] = {
-    "reminder-list": list_reminders,
-    "reminder-stop": stop_reminders,
-    "reminder-start": start_reminder,
-}
-# The phrases of each command, compared with the whole (folded, fillers stripped) message
-# by ``handlers.system.matches``.
-REMINDER_PHRASES: dict[str, frozenset[str]] = {
-    "reminder-list": LIST_WORDS,
-    "reminder-stop": STOP_WORDS,
-    "reminder-start": START_WORDS,
-}
-
-__all__ = [
-    "REMINDER_COMMANDS", "REMINDER_FORM", "REMINDER_PHRASES", "REMINDER_STARTERS", "in_sending_hours",
-    "mark_due_at", "plan_marks", "reminder_text",
-]
+__all__ = ["REMINDER_FORM", "in_sending_hours", "list_reminders", "mark_due_at", "plan_marks", "reminder_text",
+           "stop_reminders"]

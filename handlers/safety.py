@@ -283,7 +283,7 @@ def _lexicon(kb: KnowledgeBase) -> _Lexicon:
         def f(words: list[str]) -> tuple[str, ...]:
             return tuple(w for w in (fold(x) for x in words) if w)
 
-        lex = _Lexicon(f(s.medical), tuple((r, f(r.words)) for r in s.redirects), f(s.domain_words))
+        lex = _Lexicon(f(s.medical), tuple((r, f(r.words)) for r in kb.services), f(s.domain_words))
         _CACHE[id(kb.safety)] = lex
     return lex
 

@@ -3,7 +3,9 @@
 Layout (relative to this package, or to ``root`` when given)::
 
     sources.yaml                    documents the answers cite
-    safety.yaml                     medical-advice phrases and replies; other services
+    safety.yaml                     medical-advice phrases, the 119 and crisis replies
+    services.yaml                   the services next door and who handles them
+    actions.yaml                    what the bot can do (calculators, reminders, delete, office, menu …)
     emergency.yaml                  emergency and crisis concepts (handlers.safety), with examples kb check proves
     synonyms/*.yaml                 synonym and abbreviation groups
     national/*.yaml                 topics that hold everywhere in Japan
@@ -23,7 +25,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from knowledge.models import (
+    Action,
+    ActionFile,
     EmergencyLexicon,
+    Redirect,
+    ServiceFile,
     Prefecture,
     SafetyLexicon,
     Source,
@@ -61,6 +67,8 @@ class KnowledgeBase:
     prefecture: Prefecture
     safety: SafetyLexicon
     emergency: EmergencyLexicon
+    actions: list[Action] = field(default_factory=list)
+    services: list[Redirect] = field(default_factory=list)
     topic_files: dict[str, str] = field(default_factory=dict)
 
     def cite(self, topic: Topic) -> str:
@@ -181,7 +189,19 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
         if concept.id in seen:
             raise KnowledgeError(emergency_path, concept.id, "concept id defined twice")
         seen.add(concept.id)
+    actions = _parse(ActionFile, base / "actions.yaml").actions
+    services = _parse(ServiceFile, base / "services.yaml").services
+    for path, entries, field_name in ((base / "actions.yaml", actions, "offered_by"),
+                                      (base / "services.yaml", services, "related")):
+        ids: set[str] = set()
+        for entry in entries:
+            if entry.id in ids:
+                raise KnowledgeError(path, entry.id, "id defined twice")
+            ids.add(entry.id)
+            for tid in getattr(entry, field_name):
+                if tid not in topics:
+                    raise KnowledgeError(path, entry.id, f"{field_name} names a topic that does not exist: '{tid}'")
     return KnowledgeBase(
         topics=topics, sources=sources, synonyms=synonyms, prefecture=pref, safety=safety, emergency=emergency,
-        topic_files=files,
+        actions=actions, services=services, topic_files=files,
     )

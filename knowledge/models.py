@@ -134,7 +134,7 @@ PHONE_RE = re.compile(r"0\d{1,4}-\d{1,4}-\d{4}")
 
 
 class Redirect(_Strict):
-    """A subject outside this bot's scope and where to ask about it instead."""
+    """A service next door (services.yaml): who handles a subject outside this bot's scope."""
 
     id: str = Field(pattern=_ID)
     words: list[str] = Field(min_length=1)
@@ -143,6 +143,29 @@ class Redirect(_Strict):
         default=False,
         description="true: always out of scope; false: only when no topic matches with high confidence",
     )
+    phrasings: list[str] = Field(default_factory=list, description="ways of asking, ranked by the matcher")
+    keywords: list[str] = Field(default_factory=list)
+    related: list[str] = Field(default_factory=list, description="subsidy topics offered with the reply")
+
+
+class Action(_Strict):
+    """Something the bot can do (actions.yaml), ranked by the same matcher as the topics."""
+
+    id: str = Field(pattern=_ID)
+    does: str = Field(pattern=r"^(start:[a-z-]+|menu|cancel|restart|office|delete|reminder-list|reminder-stop)$")
+    label: str = Field(min_length=1, max_length=20)
+    commands: list[str] = Field(default_factory=list, description="whole messages that ask for it in any state")
+    phrasings: list[str] = Field(min_length=3)
+    keywords: list[str] = Field(default_factory=list)
+    offered_by: list[str] = Field(default_factory=list, description="topics whose answers offer it as a button")
+
+
+class ActionFile(_Strict):
+    actions: list[Action] = Field(min_length=1)
+
+
+class ServiceFile(_Strict):
+    services: list[Redirect] = Field(min_length=1)
 
 
 class SafetyLexicon(_Strict):
@@ -152,7 +175,6 @@ class SafetyLexicon(_Strict):
     emergency_reply: str
     crisis_reply: str
     medical_reply: str
-    redirects: list[Redirect] = Field(default_factory=list)
     domain_words: list[str] = Field(
         default_factory=list,
         description="words of this bot's own subject; a non-strict redirect yields to a confident topic only when one is present",

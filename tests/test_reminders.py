@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
-import handlers
 from bot.bootstrap import build_bot
 from bot.messages import Reply
 from bot.reminders import (
@@ -27,8 +26,7 @@ from bot.reminders import (
     start_scheduler,
 )
 from bot.storage.models import Reminder, ReminderDelivery
-from handlers import Route, system
-from handlers.reminders import REMINDER_COMMANDS, REMINDER_FORM, REMINDER_PHRASES, plan_marks
+from handlers.reminders import REMINDER_FORM, plan_marks
 from tests.conftest import FIXED_NOW, TOKYO, Chat, run_cli
 
 EXPIRY = date(2027, 3, 31)  # marks: 60 → 2027-01-30, 30 → 2027-03-01, 7 → 2027-03-24
@@ -39,25 +37,6 @@ def jst(y: int, m: int, d: int, h: int = 9, minute: int = 0) -> datetime:
 
 
 # --- wiring -----------------------------------------------------------------------------------
-
-def with_reminder_routes(routes: tuple[Route, ...]) -> tuple[Route, ...]:
-    """ROUTES with the reminder commands where the lead adds them (a no-op once they are there)."""
-    if any(r.name == "reminder-list" for r in routes):
-        return routes
-
-    def command(name: str) -> Route:
-        words = REMINDER_PHRASES[name]
-        return Route(name, lambda m, c: system.matches(words, m), REMINDER_COMMANDS[name])
-
-    # Right after 「データを削除」: whole-message commands, before any dialog or starter.
-    i = [r.name for r in routes].index("delete") + 1
-    return (*routes[:i], command("reminder-list"), command("reminder-stop"), command("reminder-start"), *routes[i:])
-
-
-@pytest.fixture(autouse=True)
-def reminder_routes(monkeypatch):
-    monkeypatch.setattr(handlers, "ROUTES", with_reminder_routes(handlers.ROUTES))
-
 
 @dataclass
 class RecordingSender:
@@ -482,7 +461,7 @@ def test_list_shows_the_date_and_the_upcoming_marks(bot):
     text = replies[-1].text
     assert "2027年3月31日" in text
     assert "2027年1月30日" in text and "2027年3月1日" in text and "2027年3月24日" in text
-    assert "reminder:stop" in {c.value for c in replies[-1].choices}
+    assert "reminder-stop" in {c.value for c in replies[-1].choices}
 
 
 @pytest.mark.parametrize("phrase", ["通知をやめて", "通知を停止してください", "リマインダーを解除", "お知らせはいらない"])

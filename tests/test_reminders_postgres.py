@@ -26,9 +26,7 @@ from bot.storage.db import make_engine
 from bot.storage.models import ReminderDelivery
 from bot.storage.repositories import Store
 from handlers.reminders import plan_marks
-import handlers
 from tests.conftest import FIXED_NOW, TOKYO, Chat
-from tests.test_reminders import with_reminder_routes
 
 BASE_URL = os.environ.get("TEST_DATABASE_URL")
 if not BASE_URL:
@@ -36,11 +34,6 @@ if not BASE_URL:
 
 EXPIRY = date(2027, 3, 31)
 MARK_60 = datetime(2027, 1, 30, 9, 0, tzinfo=TOKYO)
-
-
-@pytest.fixture(autouse=True)
-def reminder_routes(monkeypatch):
-    monkeypatch.setattr(handlers, "ROUTES", with_reminder_routes(handlers.ROUTES))
 
 
 def schema_url(base: str, schema: str) -> str:
