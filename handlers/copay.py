@@ -7,7 +7,6 @@ pure modules of ``handlers.calc``, shared with ``nanbyo-bot copay``.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from collections.abc import Callable
 from typing import Any
@@ -293,18 +292,13 @@ START_DATE_STARTERS = ("開始日を計算", "開始日の計算", "いつから
 # --- 軽症高額 check -------------------------------------------------------------
 
 def _months(text: str, ctx: Context) -> Any:
-    pieces = [p for p in re.split(r"[、,，\s/／・]+", parsers.normalize(text)) if p]
-    if len(pieces) == 1 and parsers.is_unknown_answer(pieces[0]):
-        return UNKNOWN
-    values: list[int] = []
-    for p in pieces:
-        v = parsers.parse_yen(p)
-        if not isinstance(v, int):
-            return Invalid("金額を読点（、）で区切って送ってください（例：40000、30000、35000）。かからなかった月は0で大丈夫です。")
-        values.append(v)
-    if not 1 <= len(values) <= 12:
-        return Invalid("直近12か月までの金額を、古い月から順に、読点（、）で区切って送ってください。")
-    return values
+    # Up to the 12 months of the 軽症高額 window (FACTS §4), oldest first.
+    return parsers.parse_yen_list(text, max_items=12)
+
+
+def _read_back(values: list[int]) -> str:
+    """What we read from the list of monthly totals, said back before the result."""
+    return "・".join(f"{v:,}円" for v in values) + f"の{len(values)}か月分として計算します。"
 
 
 def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
@@ -323,7 +317,7 @@ def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
     except MildHighCostError:
         return [Reply("金額の並びが読み取れませんでした。もう一度お試しください。", choices=(Choice("もう一度", "start:mild-high-cost"),))]
     head = "軽症高額の条件を満たしています。" if result.qualifies else "今のところ、軽症高額の条件はまだ満たしていません。"
-    lines = [head, f"（今月 {ctx.today.year}年{ctx.today.month}月 を最後の月として数えました）"]
+    lines = [_read_back(values), head, f"（今月 {ctx.today.year}年{ctx.today.month}月 を最後の月として数えました）"]
     lines += [f"・{x}" for x in result.reasons]
     lines.append("申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。")
     lines.append(SOURCE_MILD)

@@ -40,6 +40,7 @@ __all__ = [
     "parse_household_caps",
     "parse_rate",
     "parse_yen",
+    "parse_yen_list",
     "parse_yes_no",
 ]
 
@@ -420,6 +421,62 @@ def parse_yen(text: str) -> int | Unknown | Invalid:
     if not 0 <= value <= MAX_YEN:
         return Invalid(HINT_YEN_RANGE)
     return int(value)
+
+
+# --------------------------------------------------------------------------- lists of amounts
+
+HINT_YEN_LIST: Final[str] = (
+    "金額を読点（、）や改行で区切って送ってください（例：40,000、30,000、35,000）。かからなかった月は0で大丈夫です。"
+)
+# What separates the items of a list of amounts: 、 ・ / ; | と, newlines and spaces. A comma is
+# a separator only when it does not group thousands (see ``_split_amounts``).
+_AMOUNT_SEPARATORS: Final[re.Pattern[str]] = re.compile(r"[、・/;|]|と|\s+|(?<=円)")
+# A comma grouping thousands, as a person reads it: a digit before, exactly three digits after,
+# then no further digit ("40,000,30,000" is 40,000 and 30,000).
+_THOUSANDS_COMMA: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
+
+
+def _split_amounts(text: str) -> list[str]:
+    """Split a typed list of amounts into the pieces a person would read as separate amounts."""
+    t = unicodedata.normalize("NFKC", text).lower().strip()
+    t = _THOUSANDS_COMMA.sub("", t)  # what is left of the commas separates items
+    t = t.replace(",", "、")
+    return [p for p in _AMOUNT_SEPARATORS.split(t) if p and p.strip()]
+
+
+def parse_yen_list(text: str, *, max_items: int = 12) -> list[int] | Unknown | Invalid:
+    """Read a list of amounts of yen, e.g. monthly medical totals.
+
+    Items may be separated by 、 , ・ / ; newlines or spaces, or follow each other after 円:
+    "40,000、30,000、35,000", "40,000,30,000,35,000" (a comma followed by exactly three
+    digits groups thousands; any other comma separates), "4万円 3万円 3万5千円",
+    "40000／30000", "四万、三万". Each item is read like ``parse_yen`` ("なし" is 0).
+
+    Args:
+        text: the answer.
+        max_items: the most items accepted.
+
+    Returns:
+        The amounts in whole yen, in the order typed; ``UNKNOWN``; or ``Invalid(hint)``.
+    """
+    if not isinstance(text, str):
+        return Invalid(HINT_YEN_LIST)
+    if len(text) > MAX_ANSWER_CHARS * 3:
+        return Invalid(HINT_TOO_LONG + HINT_YEN_LIST)
+    pieces = _split_amounts(text)
+    if not pieces:
+        return Invalid(HINT_YEN_LIST)
+    if len(pieces) == 1 and is_unknown_answer(pieces[0]):
+        return UNKNOWN
+    if len(pieces) > max_items:
+        return Invalid(f"{max_items}か月分までの金額を送ってください。" + HINT_YEN_LIST)
+    values: list[int] = []
+    for piece in pieces:
+        value = parse_yen(piece)
+        if not isinstance(value, int):
+            return Invalid(HINT_YEN_LIST)
+        values.append(value)
+    return values
 
 
 # --------------------------------------------------------------------------- months

@@ -22,6 +22,7 @@ from handlers.parsers import (
     parse_household_caps,
     parse_rate,
     parse_yen,
+    parse_yen_list,
     parse_yes_no,
 )
 
@@ -119,6 +120,57 @@ def test_amounts_that_are_not_yen_ask_again_with_an_example(text: str) -> None:
 @pytest.mark.parametrize("text", ["わからない", "不明です", "知らない", "unknown"])
 def test_unknown_amount_is_an_answer(text: str) -> None:
     assert parse_yen(text) is UNKNOWN
+
+
+# --------------------------------------------------------------------------- lists of amounts
+
+
+@pytest.mark.parametrize(
+    ("text", "amounts"),
+    [
+        ("40,000、30,000、35,000、50,000", [40_000, 30_000, 35_000, 50_000]),
+        ("40,000,30,000,35,000", [40_000, 30_000, 35_000]),
+        ("40000,30000,35000", [40_000, 30_000, 35_000]),
+        ("1,000,000,5,000", [1_000_000, 5_000]),
+        ("4万円 3万円 3万5千円", [40_000, 30_000, 35_000]),
+        ("4万円3万円3万5千円", [40_000, 30_000, 35_000]),
+        ("40000／30000", [40_000, 30_000]),
+        ("40000\n30000\n0", [40_000, 30_000, 0]),
+        ("４００００、３００００、３５０００", [40_000, 30_000, 35_000]),
+        ("４０，０００，３０，０００", [40_000, 30_000]),
+        ("四万、三万五千、なし", [40_000, 35_000, 0]),
+        ("40000・30000・33330", [40_000, 30_000, 33_330]),
+        ("40000、、30000。", [40_000, 30_000]),
+        ("50000", [50_000]),
+    ],
+)
+def test_lists_of_monthly_amounts_are_read_as_a_person_reads_them(text: str, amounts: list[int]) -> None:
+    assert parse_yen_list(text) == amounts
+
+
+@pytest.mark.parametrize("text", ["40000-30000", "たくさん", "40000、たくさん", "", "、、", "123456789012", "3割、4割"])
+def test_a_list_that_is_not_amounts_asks_again_with_an_example(text: str) -> None:
+    result = parse_yen_list(text)
+    assert isinstance(result, Invalid)
+    assert "40,000" in result.hint
+
+
+def test_more_months_than_the_window_asks_again() -> None:
+    result = parse_yen_list("、".join(["40000"] * 13), max_items=12)
+    assert isinstance(result, Invalid)
+    assert "12か月" in result.hint
+
+
+def test_unknown_list_is_an_answer() -> None:
+    assert parse_yen_list("わからない") is UNKNOWN
+
+
+def test_mild_high_cost_reads_thousands_commas_and_says_what_it_read(chat: Any) -> None:
+    chat.click("start:mild-high-cost")
+    text = chat.text(chat.say("40,000、30,000、35,000、50,000"))
+    assert "40,000円・30,000円・35,000円・50,000円の4か月分として計算します" in text
+    assert "超えた月は3か月" in text
+    assert "満たしています" in text
 
 
 # --------------------------------------------------------------------------- months
