@@ -484,14 +484,35 @@ def parse_yen_list(text: str, *, max_items: int = 12) -> list[int] | Unknown | I
 _TWELVE: Final[re.Pattern[str]] = re.compile(r"(毎月|1年|一年|12か月|十二か月|ずっと|全部|すべて|全て|all)")
 _HALF_YEAR: Final[re.Pattern[str]] = re.compile(r"半年")
 _NO_TIMES: Final[re.Pattern[str]] = re.compile(r"(一度も|1度も|一回も|1回も|ひと月も|一月も|1月も|一か月も|1か月も)")
+# Native Japanese counts, as typed in kana: ふたつき (2か月), みつき, ふたつ, ろっかげつ, はんとし.
+_KANA_COUNTS: Final[tuple[tuple[str, str], ...]] = (
+    ("はんとし", "半年"), ("いちねん", "1年"),
+    ("ひとつき", "1か月"), ("ひと月", "1か月"), ("ふたつき", "2か月"), ("ふた月", "2か月"),
+    ("みつき", "3か月"), ("み月", "3か月"), ("よつき", "4か月"), ("よ月", "4か月"),
+    ("いっかげつ", "1か月"), ("にかげつ", "2か月"), ("さんかげつ", "3か月"), ("よんかげつ", "4か月"),
+    ("ごかげつ", "5か月"), ("ろっかげつ", "6か月"), ("ななかげつ", "7か月"), ("はちかげつ", "8か月"),
+    ("はっかげつ", "8か月"), ("きゅうかげつ", "9か月"), ("じゅっかげつ", "10か月"), ("じっかげつ", "10か月"),
+    ("じゅういっかげつ", "11か月"), ("じゅうにかげつ", "12か月"),
+    ("ひとつ", "1"), ("ふたつ", "2"), ("みっつ", "3"), ("よっつ", "4"), ("いつつ", "5"), ("むっつ", "6"),
+    ("ななつ", "7"), ("やっつ", "8"), ("ここのつ", "9"),
+)  # fmt: skip
+
+
+def _kana_count(t: str) -> str:
+    """Replace a count written in kana by digits (longest words first: じゅういっかげつ before いっかげつ)."""
+    for word, digits in sorted(_KANA_COUNTS, key=lambda pair: len(pair[0]), reverse=True):
+        t = t.replace(word, digits)
+    return t
+
+
 _COUNT_UNIT: Final[re.Pattern[str]] = re.compile(r"^(か月|ヶ月|ヵ月|カ月|ケ月|箇月|ヶ|月|回|つ|度)?")
 
 
 def parse_count(text: str) -> int | Unknown | Invalid:
     """Read a number of months (0–12), e.g. months over 50,000円 in the last 12.
 
-    Accepts "6", "６か月", "六か月", "6ヶ月", "半年" (6), "ない" / "なし" / "ゼロ" (0),
-    "1年" / "毎月" (12). Button values: "0" … "12", "unknown".
+    Accepts "6", "６か月", "六か月", "6ヶ月", "6かげつ", "ふたつき" (2), "みっつ" (3),
+    "半年" / "はんとし" (6), "ない" / "なし" / "ゼロ" (0), "1年" / "毎月" (12). Button values: "0" … "12", "unknown".
 
     Args:
         text: the answer.
@@ -502,6 +523,7 @@ def parse_count(text: str) -> int | Unknown | Invalid:
     t = _start(text, HINT_COUNT)
     if not isinstance(t, str):
         return t
+    t = _kana_count(t)
     if _NEGATIVE.search(t):
         return Invalid(HINT_COUNT_RANGE)
     if _NO_TIMES.search(t) and _ZERO_WORDS.search(t):

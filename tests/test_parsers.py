@@ -202,6 +202,29 @@ def test_month_counts_are_read(text: str, months: int) -> None:
     assert parse_count(text) == months
 
 
+@pytest.mark.parametrize(
+    ("text", "months"),
+    [
+        ("2", 2),
+        ("２", 2),
+        ("二か月", 2),
+        ("2ヶ月", 2),
+        ("2かげつ", 2),
+        ("ふたつき", 2),
+        ("ふた月です", 2),
+        ("みつき", 3),
+        ("みっつ", 3),
+        ("ろっかげつ", 6),
+        ("じゅういっかげつ", 11),
+        ("はんとし", 6),
+        ("半年くらい", 6),
+        ("ひとつきもない", 0),
+    ],
+)
+def test_month_counts_in_kana_and_everyday_words_are_read(text: str, months: int) -> None:
+    assert parse_count(text) == months
+
+
 @pytest.mark.parametrize("text", ["13", "20か月", "2年", "-1"])
 def test_more_than_twelve_months_asks_again_within_the_window(text: str) -> None:
     result = parse_count(text)
