@@ -69,7 +69,8 @@ def _caps(text: str, ctx: Context) -> Any:
 
 
 def _date(text: str, ctx: Context) -> Any:
-    return parsers.parse_date(text, ctx.today)
+    # Asked for the 診断年月日, a day already past: 「4/1」 without a year is the last 4月1日.
+    return parsers.parse_date(text, ctx.today, prefer="past")
 
 
 def _is(answers: Answers, name: str, value: object) -> bool:
@@ -240,10 +241,8 @@ def _reason(text: str, ctx: Context) -> Any:
 
 
 def _application_date(text: str, ctx: Context) -> Any:
-    t = parsers.normalize(text)
-    if t in {"今日", "きょう", "today", "本日"}:
-        return ctx.today
-    return parsers.parse_date(text, ctx.today)
+    # Filed or about to be filed: 「今日」「昨日」, and 「4/1」 without a year is the nearer 4月1日.
+    return parsers.parse_date(text, ctx.today, prefer="nearest")
 
 
 def _start_finish(a: Answers, ctx: Context) -> list[Reply]:

@@ -20,7 +20,7 @@ import enum
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 from typing import Final, Literal
 
@@ -31,6 +31,7 @@ __all__ = [
     "UNKNOWN",
     "UNKNOWN_CHOICE",
     "YES_NO_CHOICES",
+    "ImpossibleDate",
     "Invalid",
     "Unknown",
     "is_unknown_answer",
@@ -676,7 +677,7 @@ _MONTH_DAY: Final[re.Pattern[str]] = re.compile(
     r"(?<![0-9.])(?P<month>[0-9]{1,2})[月/\-.](?P<day>[0-9]{1,2})(?![0-9.])日?"
 )
 _YEAR_MONTH_ONLY: Final[re.Pattern[str]] = re.compile(
-    r"((令和|平成|昭和)([0-9]{1,2}|元)年|[0-9]{4}年|(r|h|s)[0-9]{1,2}[./])[0-9]{1,2}月?$"
+    r"((令和|平成|昭和)([0-9]{1,2}|元)年|[0-9]{1,4}年|(r|h|s)[0-9]{1,2}[./])[0-9]{1,2}月?$"
 )
 _WEEKDAY: Final[re.Pattern[str]] = re.compile(r"\(([月火水木金土日])(曜日?)?\)|[月火水木金土日]曜日?$")
 _KANJI_NUMBER: Final[re.Pattern[str]] = re.compile("[" + "".join(_KANJI_DIGITS) + "十]+")
@@ -692,6 +693,49 @@ def _kanji_to_arabic(t: str) -> str:
     return _KANJI_NUMBER.sub(repl, t)
 
 
+# Dates written in kana: れいわ8ねん4がつ1にち, へいせいがんねん, 4がつついたち.
+_KANA_DATE_WORDS: Final[tuple[tuple[str, str], ...]] = (
+    ("れいわ", "令和"), ("へいせい", "平成"), ("しょうわ", "昭和"), ("がんねん", "元年"),
+    ("げつまつ", "月末"), ("がつまつ", "月末"), ("ついたち", "1日"), ("ふつか", "2日"), ("みっか", "3日"),
+    ("よっか", "4日"), ("いつか", "5日"), ("むいか", "6日"), ("なのか", "7日"), ("ようか", "8日"),
+    ("ここのか", "9日"), ("とおか", "10日"), ("はつか", "20日"), ("ねん", "年"), ("がつ", "月"), ("にち", "日"),
+)  # fmt: skip
+# Days said relative to today (read before kanji numerals: 一昨日 is not 1昨日).
+_RELATIVE_DAYS: Final[dict[str, int]] = {
+    "今日": 0, "きょう": 0, "本日": 0, "today": 0,
+    "昨日": -1, "きのう": -1, "yesterday": -1,
+    "一昨日": -2, "おととい": -2, "おとつい": -2,
+    "明日": 1, "あした": 1, "あす": 1, "tomorrow": 1,
+    "明後日": 2, "あさって": 2,
+}  # fmt: skip
+_RELATIVE_DAY: Final[re.Pattern[str]] = re.compile(
+    "^(?P<word>" + "|".join(sorted(_RELATIVE_DAYS, key=len, reverse=True)) + r")"
+    r"(?:です|でした|だ|だよ|の予定|予定です|予定|になります|に出します|に出しました|出した|出します)?$"
+)
+# A year without an era (「8年4月1日」): read as 令和, or as 20xx when two digits, whichever
+# falls within this many years of today (so 「8年」 is 令和8年 and 「26年」 is 2026年).
+_ERALESS_DATE: Final[re.Pattern[str]] = re.compile(
+    r"(?<![0-9a-z令和平成昭元])(?P<year>[0-9]{1,2})年(?P<month>[0-9]{1,2})月(?P<day>[0-9]{1,2})(?![0-9])日?"
+)
+_ERALESS_YEARS_BACK: Final[int] = 10
+_ERALESS_YEARS_AHEAD: Final[int] = 5
+
+Prefer = Literal["future", "past", "nearest"]
+
+
+@dataclass(frozen=True)
+class ImpossibleDate(Invalid):
+    """A date that does not exist (2月30日, 13月, 令和0年); the hint says so, kindly."""
+
+
+def _no_such_date(year: int | None, month: int, day: int | None) -> ImpossibleDate:
+    if not 1 <= month <= 12:
+        return ImpossibleDate(f"{month}月という月はありません。" + HINT_DATE)
+    if day is not None and month == 2 and day == 29 and year is not None and not calendar.isleap(year):
+        return ImpossibleDate(f"{year}年はうるう年ではないので、2月29日はありません。" + HINT_DATE)
+    return ImpossibleDate(f"{month}月{day}日という日はありません。" + HINT_DATE)
+
+
 def _make_date(year: int, month: int, day: int) -> date | None:
     if not _MIN_YEAR <= year <= _MAX_YEAR:
         return None
@@ -701,11 +745,30 @@ def _make_date(year: int, month: int, day: int) -> date | None:
         return None
 
 
+def _dated(year: int, month: int, day: int) -> date | Invalid:
+    """The date, or why it cannot be one: no such day (ImpossibleDate), or a year out of range."""
+    if not _MIN_YEAR <= year <= _MAX_YEAR:
+        return Invalid(HINT_DATE)
+    found = _make_date(year, month, day)
+    return found if found is not None else _no_such_date(year, month, day)
+
+
 def _era_year(era: str, year_text: str) -> int | None:
     year = 1 if year_text == "元" else int(year_text)
     if year < 1:
         return None
     return _ERAS[era][1] + year
+
+
+_ERA_NAMES: Final[dict[str, str]] = {"令和": "令和", "r": "令和", "平成": "平成", "h": "平成", "昭和": "昭和", "s": "昭和"}
+
+
+def _no_such_era_year(era: str) -> ImpossibleDate:
+    name = _ERA_NAMES[era]
+    first = _ERAS[era][0]
+    return ImpossibleDate(
+        f"{name}0年という年はありません（{name}の最初の年は{name}元年＝{first.year}年です）。" + HINT_DATE
+    )
 
 
 def _only_this(t: str, match: re.Match[str]) -> bool:
@@ -714,65 +777,111 @@ def _only_this(t: str, match: re.Match[str]) -> bool:
     return not re.search(r"[0-9]", rest)
 
 
-def _next_occurrence(month: int, day: int | None, today: date) -> date | None:
-    """The next date with this month and day (or month end) on or after today."""
-    for year in range(max(today.year, _MIN_YEAR), min(today.year + 9, _MAX_YEAR + 1)):
-        if day is None:
-            candidate = _make_date(year, month, calendar.monthrange(year, month)[1]) if 1 <= month <= 12 else None
-        else:
-            candidate = _make_date(year, month, day)
-        if candidate is not None and candidate >= today:
-            return candidate
-    return None
+def _occurrence(month: int, day: int | None, today: date, prefer: Prefer) -> date | None:
+    """The date with this month and day (or month end, ``day`` None) that the user most likely means.
+
+    ``future``: the next one on or after today; ``past``: the last one on or before today;
+    ``nearest``: whichever is closer (the later one on a tie).
+    """
+    candidates: list[date] = []
+    for year in range(max(today.year - 9, _MIN_YEAR), min(today.year + 9, _MAX_YEAR) + 1):
+        last = calendar.monthrange(year, month)[1]
+        candidate = _make_date(year, month, last if day is None else day)
+        if candidate is not None:
+            candidates.append(candidate)
+    future = [c for c in candidates if c >= today]
+    past = [c for c in candidates if c <= today]
+    if prefer == "future":
+        return min(future, default=None)
+    if prefer == "past":
+        return max(past, default=None)
+    options = [c for c in (max(past, default=None), min(future, default=None)) if c is not None]
+    return min(options, key=lambda c: (abs((c - today).days), -c.toordinal()), default=None)
 
 
-def parse_date(text: str, today: date) -> date | Unknown | Invalid:
+def _eraless_year(year_text: str, today: date) -> int | None:
+    """The year a person means by 「8年」 or 「26年」 without an era, or None when unclear."""
+    n = int(year_text)
+    candidates = {_ERAS["令和"][1] + n} if n >= 1 else set()
+    if len(year_text) == 2:
+        candidates.add(2000 + n)
+    near = [y for y in candidates if today.year - _ERALESS_YEARS_BACK <= y <= today.year + _ERALESS_YEARS_AHEAD]
+    return near[0] if len(near) == 1 else None
+
+
+def _read_kana(t: str) -> str:
+    for word, written in _KANA_DATE_WORDS:
+        t = t.replace(word, written)
+    return t
+
+
+def parse_date(text: str, today: date, *, prefer: Prefer = "future") -> date | Unknown | Invalid:
     """Read a date.
 
     Accepts 2027年3月31日, 2027/3/31, 2027-03-31, 2027.3.31, 20270331, 令和9年3月31日,
-    R9.3.31, r9/3/31, 平成31年4月30日, H31.4.30, 令和元年5月1日, 令和九年三月三十一日;
-    "3月末" / "3月末日" (end of that month), "3/31" (year left out): the next such day on or
-    after ``today``. Button value: "unknown".
+    R9.3.31, r9/3/31, 平成31年4月30日, H31.4.30, 令和元年5月1日, 令和九年三月三十一日,
+    れいわ9ねん3がつ31にち, 「9年3月31日」 (no era: 令和9年, or 20xx for two digits, whichever
+    is within 10 years before or 5 after today); 今日, 昨日, おととい, 明日, あさって;
+    "3月末" / "3月末日" (end of that month) and "3/31" (year left out): see ``prefer``.
+    Button value: "unknown".
 
     Args:
         text: the answer.
         today: the current date in Japan (a parameter, the clock is not read here).
+        prefer: for a date typed without a year, which year: ``"future"`` the next such day on
+            or after today (an expiry date), ``"past"`` the last one on or before today (a
+            diagnosis date), ``"nearest"`` the closer one (an application date).
 
     Returns:
-        The date, ``UNKNOWN`` or ``Invalid(hint)``; impossible dates (2027/2/30, 令和0年)
-        and bare numbers ("5", "70000") are Invalid.
+        The date, ``UNKNOWN`` or ``Invalid(hint)``. A date that does not exist (2027/2/30,
+        13月1日, 令和0年) is an ``ImpossibleDate`` (an ``Invalid``) whose hint says so; bare
+        numbers ("5", "70000") are Invalid asking for a date.
     """
     t = _start(text, HINT_DATE)
     if not isinstance(t, str):
         return t
-    t = _WEEKDAY.sub("", _kanji_to_arabic(t))
+    t = _strip_trailing(t)
+    relative = _RELATIVE_DAY.match(t)
+    if relative:
+        return today + timedelta(days=_RELATIVE_DAYS[relative.group("word")])
+    t = _WEEKDAY.sub("", _kanji_to_arabic(_read_kana(t)))
 
     match = _ERA_DATE.search(t)
     if match and _only_this(t, match):
         era = match.group("era")
         year = _era_year(era, match.group("year"))
-        found = None if year is None else _make_date(year, int(match.group("month")), int(match.group("day")))
-        if found is None or found < _ERAS[era][0]:
-            return Invalid(HINT_DATE)
+        if year is None:
+            return _no_such_era_year(era)
+        found = _dated(year, int(match.group("month")), int(match.group("day")))
+        if isinstance(found, date) and found < _ERAS[era][0]:
+            first = _ERAS[era][0]
+            return ImpossibleDate(
+                f"{_ERA_NAMES[era]}は{first.year}年{first.month}月{first.day}日からなので、その日付はありません。" + HINT_DATE
+            )
         return found
     match = _WESTERN_DATE.search(t) or _COMPACT_DATE.search(t)
     if match and _only_this(t, match):
-        found = _make_date(int(match.group("year")), int(match.group("month")), int(match.group("day")))
-        return found if found is not None else Invalid(HINT_DATE)
+        return _dated(int(match.group("year")), int(match.group("month")), int(match.group("day")))
+    match = _ERALESS_DATE.search(t)
+    if match and _only_this(t, match):
+        year = _eraless_year(match.group("year"), today)
+        if year is None:
+            return Invalid("何年のことか、『令和』『平成』などの元号をつけるか、西暦4桁で教えてください。" + HINT_DATE)
+        return _dated(year, int(match.group("month")), int(match.group("day")))
     match = _MONTH_END.search(t)
     if match and _only_this(t, match):
         month = int(match.group("month"))
         if not 1 <= month <= 12:
-            return Invalid(HINT_DATE)
+            return _no_such_date(None, month, None)
         if match.group("era"):
             year = _era_year(match.group("era"), match.group("eyear"))
+            if year is None:
+                return _no_such_era_year(match.group("era"))
         elif match.group("year"):
             year = int(match.group("year"))
         else:
-            found = _next_occurrence(month, None, today)
+            found = _occurrence(month, None, today, prefer)
             return found if found is not None else Invalid(HINT_DATE)
-        if year is None:
-            return Invalid(HINT_DATE)
         found = _make_date(year, month, 1)
         if found is None:
             return Invalid(HINT_DATE)
@@ -780,10 +889,14 @@ def parse_date(text: str, today: date) -> date | Unknown | Invalid:
     match = _MONTH_DAY.search(t)
     if match and _only_this(t, match):
         month, day = int(match.group("month")), int(match.group("day"))
-        if not 1 <= month <= 12 or not 1 <= day <= 31:
-            return Invalid(HINT_DATE)
-        found = _next_occurrence(month, day, today)
+        if not 1 <= month <= 12 or not 1 <= day <= 31 or day > _DAYS_IN_MONTH[month]:
+            return _no_such_date(None, month, day)
+        found = _occurrence(month, day, today, prefer)
         return found if found is not None else Invalid(HINT_DATE)
     if _YEAR_MONTH_ONLY.search(t):
         return Invalid(HINT_DATE_DAY)
     return Invalid(HINT_DATE_NEEDED)
+
+
+# The most days a month can have (February in a leap year).
+_DAYS_IN_MONTH: Final[dict[int, int]] = {m: calendar.monthrange(2024, m)[1] for m in range(1, 13)}

@@ -16,6 +16,7 @@ from handlers.parsers import (
     RATE_CHOICES,
     UNKNOWN,
     YES_NO_CHOICES,
+    ImpossibleDate,
     Invalid,
     parse_count,
     parse_date,
@@ -388,6 +389,123 @@ def test_year_and_month_without_day_asks_for_the_day() -> None:
 
 def test_unknown_date_is_an_answer() -> None:
     assert parse_date("わからない", TODAY) is UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("れいわ8ねん4がつ1にち", date(2026, 4, 1)),
+        ("れいわ８ねん４がつついたち", date(2026, 4, 1)),
+        ("へいせいがんねん2がつ1にち", date(1989, 2, 1)),
+        ("８年４月１日", date(2026, 4, 1)),
+        ("8年4月1日です", date(2026, 4, 1)),
+        ("9年3月31日", date(2027, 3, 31)),
+        ("26年4月1日", date(2026, 4, 1)),
+        ("今日", TODAY),
+        ("きょう", TODAY),
+        ("本日です", TODAY),
+        ("昨日", date(2026, 11, 22)),
+        ("きのうです", date(2026, 11, 22)),
+        ("おととい", date(2026, 11, 21)),
+        ("一昨日", date(2026, 11, 21)),
+        ("明日", date(2026, 11, 24)),
+        ("あした", date(2026, 11, 24)),
+        ("あさって", date(2026, 11, 25)),
+        ("R8.4.1", date(2026, 4, 1)),
+        ("Ｒ８．４．１", date(2026, 4, 1)),
+        ("2026/4/1", date(2026, 4, 1)),
+        ("２０２６／４／１", date(2026, 4, 1)),
+        ("2026-04-01", date(2026, 4, 1)),
+        ("4/1", date(2027, 4, 1)),
+        ("４月１日", date(2027, 4, 1)),
+    ],
+)
+def test_dates_in_every_written_form_people_use_are_read(text: str, day: date) -> None:
+    assert parse_date(text, TODAY) == day
+
+
+@pytest.mark.parametrize(
+    ("text", "prefer", "day"),
+    [
+        ("4/1", "past", date(2026, 4, 1)),
+        ("4/1", "nearest", date(2027, 4, 1)),
+        ("11/1", "nearest", date(2026, 11, 1)),
+        ("11/1", "future", date(2027, 11, 1)),
+        ("12/24", "past", date(2025, 12, 24)),
+        ("12/24", "nearest", date(2026, 12, 24)),
+        ("11月末", "past", date(2025, 11, 30)),
+        ("2/29", "past", date(2024, 2, 29)),
+    ],
+)
+def test_date_without_year_takes_the_sensible_year_for_the_question(text: str, prefer: Any, day: date) -> None:
+    assert parse_date(text, TODAY, prefer=prefer) == day
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("令和9年2月30日", "2月30日という日はありません"),
+        ("2027/2/30", "2月30日という日はありません"),
+        ("2月30日", "2月30日という日はありません"),
+        ("4月31日", "4月31日という日はありません"),
+        ("2/30", "2月30日という日はありません"),
+        ("13月1日", "13月という月はありません"),
+        ("2027年13月1日", "13月という月はありません"),
+        ("13/1", "13月という月はありません"),
+        ("れいわ9ねん2がつ30にち", "2月30日という日はありません"),
+        ("9年2月30日", "2月30日という日はありません"),
+        ("2027年2月29日", "うるう年ではない"),
+        ("令和0年1月1日", "令和0年という年はありません"),
+        ("令和1年4月30日", "2019年5月1日から"),
+    ],
+)
+def test_a_date_that_does_not_exist_is_answered_as_such(text: str, says: str) -> None:
+    result = parse_date(text, TODAY)
+    assert isinstance(result, ImpossibleDate)
+    assert says in result.hint
+
+
+@pytest.mark.parametrize("text", ["50年4月1日", "14年4月1日"])
+def test_a_year_without_era_far_from_today_asks_for_the_era(text: str) -> None:
+    result = parse_date(text, TODAY)
+    assert isinstance(result, Invalid) and not isinstance(result, ImpossibleDate)
+    assert "元号" in result.hint
+
+
+def test_an_impossible_date_at_the_reminder_repeat_back_says_the_day_does_not_exist(chat: Any) -> None:
+    chat.click("start:reminder")
+    chat.say("2027/3/13")
+    replies = chat.say("令和9年2月30日")
+    assert "2月30日という日はありません" in replies[-1].text
+    assert "「はい」か「いいえ」" not in replies[-1].text
+    assert replies[-1].expecting == "expiry_date"
+    replies = chat.say("令和9年3月31日")  # a real date still corrects the one being confirmed
+    assert "2027年3月31日" in replies[-1].text
+
+
+def test_an_impossible_date_is_answered_as_such_when_first_asked(chat: Any) -> None:
+    chat.click("start:reminder")
+    replies = chat.say("令和9年2月30日")
+    assert "2月30日という日はありません" in replies[-1].text
+    assert replies[-1].expecting == "expiry_date"
+
+
+def test_start_date_form_reads_kana_dates_and_yesterday(chat: Any) -> None:
+    chat.click("start:start-date")
+    replies = chat.say("れいわ8ねん11がつ1にち")
+    assert replies[-1].expecting == "application_date"
+    replies = chat.say("昨日")
+    assert replies[-1].expecting == "delay_reason"
+    text = chat.text(chat.click("none"))
+    assert "2026年11月1日" in text
+
+
+def test_start_date_form_reads_a_diagnosis_date_without_year_as_the_last_one(chat: Any) -> None:
+    chat.click("start:start-date")
+    chat.say("11/1")
+    chat.say("今日")
+    text = chat.text(chat.click("none"))
+    assert "2026年11月1日" in text
 
 
 # --------------------------------------------------------------------------- buttons
