@@ -63,8 +63,22 @@ def _rate(text: str, ctx: Context) -> Any:
     return parsers.parse_rate(text)
 
 
+# Not a slot: remembers, between 「夫も受給者です」 and the answer to the re-ask for the amount,
+# how many other recipients were named, so that a following 「わからない」 means "their caps are
+# unknown" (an estimated split, FACTS §3) rather than "no idea whether anyone is".
+_OTHERS_NAMED = "household_caps_others_named"
+
+
 def _caps(text: str, ctx: Context) -> Any:
     value = parsers.parse_household_caps(text)
+    if isinstance(value, parsers.CapsNeeded):
+        ctx.state.slots[_OTHERS_NAMED] = value.people
+        return value
+    if isinstance(value, Invalid):
+        return value
+    named = ctx.state.slots.pop(_OTHERS_NAMED, None)
+    if value is UNKNOWN and isinstance(named, int) and named > 0:
+        return [None] * named
     return list(value) if isinstance(value, (list, tuple)) else value
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from handlers.parsers import (
     COUNT_CHOICES,
     HOUSEHOLD_CAPS_CHOICES,
+    CapsNeeded,
     RATE_CHOICES,
     UNKNOWN,
     YES_NO_CHOICES,
@@ -26,6 +27,7 @@ from handlers.parsers import (
     parse_yen_list,
     parse_yes_no,
 )
+from handlers.calc.copay import existing_caps
 
 TODAY = date(2026, 11, 23)
 FAST = settings(max_examples=200, deadline=None)
@@ -319,6 +321,98 @@ def test_unknown_household_caps_is_an_answer() -> None:
     assert parse_household_caps("わからない") is UNKNOWN
 
 
+def test_the_caps_that_exist_come_from_the_cap_table() -> None:
+    assert sorted(existing_caps()) == [500, 1_000, 1_250, 2_500, 5_000, 10_000, 15_000, 20_000, 30_000]
+
+
+@pytest.mark.parametrize("text", ["1", "６", "7000円", "3千", "100", "2,600円", "5000と7000"])
+def test_a_cap_that_does_not_exist_is_reasked_with_the_existing_caps_as_buttons(text: str) -> None:
+    result = parse_household_caps(text)
+    assert isinstance(result, Invalid)
+    assert "10,000円" in result.hint and "1,250円" in result.hint
+    assert ("10,000円", "10000") in result.options
+    assert [parse_household_caps(value) for _label, value in result.options] == [[int(v)] for _l, v in result.options]
+
+
+@pytest.mark.parametrize(
+    ("text", "caps"),
+    [
+        ("夫も受給者ですが、上限額はわからない", [None]),
+        ("夫も受給者です。金額はわかりません", [None]),
+        ("はい、でも金額は知らない", [None]),
+        ("妻と娘が受給者で、上限はわからない", [None, None]),
+        ("2人いるけど金額はわからない", [None, None]),
+        ("夫は10,000円です", [10_000]),
+        ("１２５０円", [1_250]),
+        ("五百円", [500]),
+    ],
+)
+def test_another_recipient_named_with_dont_know_is_a_cap_not_known(text: str, caps: list[int | None]) -> None:
+    assert parse_household_caps(text) == caps
+
+
+@pytest.mark.parametrize(("text", "people"), [("夫も受給者です", 1), ("はい", 1), ("います", 1), ("妻と子", 2),
+                                              ("2人います", 2), ("娘が小慢の受給者証を持ってます", 1)])
+def test_another_recipient_named_without_an_amount_asks_for_it(text: str, people: int) -> None:
+    result = parse_household_caps(text)
+    assert isinstance(result, CapsNeeded) and result.people == people
+    assert "わからない" in result.hint and result.options
+
+
+@pytest.mark.parametrize("text", ["いるかわからない", "いるかどうかわかりません", "わからない"])
+def test_not_knowing_whether_anyone_is_a_recipient_stays_unknown(text: str) -> None:
+    assert parse_household_caps(text) is UNKNOWN
+
+
+def _copay_until_household(chat: Any) -> None:
+    chat.click("start:copay")
+    for answer in ("いいえ", "いいえ", "いいえ", "30万円", "ない"):
+        replies = chat.say(answer)
+    assert replies[-1].expecting == "household_caps"
+
+
+def test_husband_is_a_recipient_then_dont_know_gives_a_labelled_estimate(chat: Any) -> None:
+    _copay_until_household(chat)
+    replies = chat.say("夫も受給者です")
+    assert replies[-1].expecting == "household_caps"
+    assert "30,000" in " ".join(c.value for c in replies[-1].choices) or any(
+        c.value == "30000" for c in replies[-1].choices)
+    replies = chat.say("わからない")
+    assert replies[-1].expecting == "medical_cost"
+    text = chat.text(chat.say("わからない"))
+    assert "上限額：15,000円（概算）" in text
+    assert "仮定した概算" in text
+
+
+def test_husband_is_a_recipient_cap_unknown_in_one_answer_gives_the_estimate(chat: Any) -> None:
+    _copay_until_household(chat)
+    chat.say("夫も受給者ですが、上限額はわからない")
+    text = chat.text(chat.say("わからない"))
+    assert "上限額：15,000円（概算）" in text
+
+
+def test_husband_is_a_recipient_then_his_cap_is_split_exactly(chat: Any) -> None:
+    _copay_until_household(chat)
+    chat.say("夫も受給者です")
+    chat.click("10000")
+    text = chat.text(chat.say("わからない"))
+    assert "上限額：22,500円" in text and "概算" not in text.split("\n")[1]
+
+
+def test_a_one_digit_cap_is_not_taken_for_yen(chat: Any) -> None:
+    _copay_until_household(chat)
+    replies = chat.say("６")
+    assert replies[-1].expecting == "household_caps"
+    assert any(c.value == "5000" for c in replies[-1].choices)
+
+
+def test_dont_know_alone_still_means_no_split(chat: Any) -> None:
+    _copay_until_household(chat)
+    chat.say("わからない")
+    text = chat.text(chat.say("わからない"))
+    assert "上限額：30,000円" in text and "按分はしていません" in text
+
+
 # --------------------------------------------------------------------------- dates
 
 
@@ -545,7 +639,7 @@ PARSERS: list[tuple[Callable[[str], Any], Callable[[Any], bool]]] = [
     (parse_yen, lambda v: type(v) is int and 0 <= v <= 1_000_000_000),
     (parse_count, lambda v: type(v) is int and 0 <= v <= 12),
     (parse_rate, lambda v: v in (0.1, 0.2, 0.3)),
-    (parse_household_caps, lambda v: isinstance(v, list) and all(type(c) is int and 0 < c <= 30_000 for c in v)),
+    (parse_household_caps, lambda v: isinstance(v, list) and all(c is None or c in existing_caps() for c in v)),
     (parse_date_today, lambda v: isinstance(v, date)),
 ]
 PARSER_IDS = ["yes_no", "yen", "count", "rate", "household_caps", "date"]
