@@ -740,3 +740,25 @@ DATE_STYLE_IDS = ["kanji", "slash", "iso", "dots", "compact", "full-width", "era
 @given(day=st.dates(min_value=date(1989, 1, 8), max_value=date(2100, 12, 31)))
 def test_dates_round_trip_in_every_style(style: Callable[[date], str], day: date) -> None:
     assert parse_date(style(day), TODAY) == day
+
+
+# --------------------------------------------------------------------------- My Number
+
+MY_NUMBER_LIKE = ["123456789012", "１２３４５６７８９０１２", "1234-5678-9012", "1234 5678 9012"]
+
+
+@pytest.mark.parametrize(("parser", "is_value"), PARSERS + [(parse_yen_list, lambda v: isinstance(v, list))],
+                         ids=PARSER_IDS + ["yen_list"])
+@pytest.mark.parametrize("text", MY_NUMBER_LIKE[:3])
+def test_a_my_number_like_input_is_never_read_as_an_answer(parser: Callable[[str], Any], is_value: Any, text: str) -> None:
+    result = parser(text)
+    assert isinstance(result, Invalid)
+    assert "1234" not in result.hint and "9012" not in result.hint
+
+
+@pytest.mark.parametrize("text", MY_NUMBER_LIKE)
+def test_a_my_number_typed_at_the_months_question_is_guarded_not_read(chat: Any, text: str) -> None:
+    chat.click("start:mild-high-cost")
+    replies = chat.say(text)
+    assert "か月分として計算します" not in chat.text(replies)
+    assert replies[-1].expecting == "monthly_costs"
