@@ -5,7 +5,9 @@ insurance rate, the other household members' caps, a date. Each returns the valu
 ``UNKNOWN`` (the user said わからない, which is an answer), or ``Invalid(hint)`` with a kind
 Japanese hint for asking again. They never raise, whatever the input.
 
-What this is not: no dialog state, no I/O, no knowledge of which slot is being asked.
+What this is not: no dialog state, no knowledge of which slot is being asked, and no I/O
+apart from the cap table (``knowledge/tables/copay.yaml``, read once through
+``handlers.calc.copay.existing_caps``) that says which household caps exist.
 Range checks that belong to the rules (e.g. contradictions between answers) live in
 ``handlers.calc``.
 
@@ -809,6 +811,8 @@ _ERALESS_YEARS_BACK: Final[int] = 10
 _ERALESS_YEARS_AHEAD: Final[int] = 5
 
 Prefer = Literal["future", "past", "nearest"]
+# The most days a month can have (February in a leap year).
+_DAYS_IN_MONTH: Final[dict[int, int]] = {m: calendar.monthrange(2024, m)[1] for m in range(1, 13)}
 
 
 @dataclass(frozen=True)
@@ -984,7 +988,3 @@ def parse_date(text: str, today: date, *, prefer: Prefer = "future") -> date | U
     if _YEAR_MONTH_ONLY.search(t):
         return Invalid(HINT_DATE_DAY)
     return Invalid(HINT_DATE_NEEDED)
-
-
-# The most days a month can have (February in a leap year).
-_DAYS_IN_MONTH: Final[dict[int, int]] = {m: calendar.monthrange(2024, m)[1] for m in range(1, 13)}
