@@ -7,7 +7,6 @@ pure modules of ``handlers.calc``, shared with ``nanbyo-bot copay``.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from collections.abc import Callable
 from typing import Any
@@ -64,13 +63,28 @@ def _rate(text: str, ctx: Context) -> Any:
     return parsers.parse_rate(text)
 
 
+# Not a slot: remembers, between 「夫も受給者です」 and the answer to the re-ask for the amount,
+# how many other recipients were named, so that a following 「わからない」 means "their caps are
+# unknown" (an estimated split, FACTS §3) rather than "no idea whether anyone is".
+_OTHERS_NAMED = "household_caps_others_named"
+
+
 def _caps(text: str, ctx: Context) -> Any:
     value = parsers.parse_household_caps(text)
+    if isinstance(value, parsers.CapsNeeded):
+        ctx.state.slots[_OTHERS_NAMED] = value.people
+        return value
+    if isinstance(value, Invalid):
+        return value
+    named = ctx.state.slots.pop(_OTHERS_NAMED, None)
+    if value is UNKNOWN and isinstance(named, int) and named > 0:
+        return [None] * named
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def _date(text: str, ctx: Context) -> Any:
-    return parsers.parse_date(text, ctx.today)
+    # Asked for the 診断年月日, a day already past: 「4/1」 without a year is the last 4月1日.
+    return parsers.parse_date(text, ctx.today, prefer="past")
 
 
 def _is(answers: Answers, name: str, value: object) -> bool:
@@ -271,10 +285,8 @@ def _reason(text: str, ctx: Context) -> Any:
 
 
 def _application_date(text: str, ctx: Context) -> Any:
-    t = parsers.normalize(text)
-    if t in {"今日", "きょう", "today", "本日"}:
-        return ctx.today
-    return parsers.parse_date(text, ctx.today)
+    # Filed or about to be filed: 「今日」「昨日」, and 「4/1」 without a year is the nearer 4月1日.
+    return parsers.parse_date(text, ctx.today, prefer="nearest")
 
 
 def _start_finish(a: Answers, ctx: Context) -> list[Reply]:
@@ -357,18 +369,13 @@ START_DATE_FORM = Form(
 # --- 軽症高額 check -------------------------------------------------------------
 
 def _months(text: str, ctx: Context) -> Any:
-    pieces = [p for p in re.split(r"[、,，\s/／・]+", parsers.normalize(text)) if p]
-    if len(pieces) == 1 and parsers.is_unknown_answer(pieces[0]):
-        return UNKNOWN
-    values: list[int] = []
-    for p in pieces:
-        v = parsers.parse_yen(p)
-        if not isinstance(v, int):
-            return Invalid("金額を読点（、）で区切って送ってください（例：40000、30000、35000）。かからなかった月は0で大丈夫です。")
-        values.append(v)
-    if not 1 <= len(values) <= 12:
-        return Invalid("直近12か月までの金額を、古い月から順に、読点（、）で区切って送ってください。")
-    return values
+    # Up to the 12 months of the 軽症高額 window (FACTS §4), oldest first.
+    return parsers.parse_yen_list(text, max_items=12)
+
+
+def _read_back(values: list[int]) -> str:
+    """What we read from the list of monthly totals, said back before the result."""
+    return "・".join(f"{v:,}円" for v in values) + f"の{len(values)}か月分として計算します。"
 
 
 def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
@@ -387,7 +394,7 @@ def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
     except MildHighCostError:
         return [Reply("金額の並びが読み取れませんでした。もう一度お試しください。", choices=(Choice("もう一度", "start:mild-high-cost"),))]
     head = "軽症高額の条件を満たしています。" if result.qualifies else "今のところ、軽症高額の条件はまだ満たしていません。"
-    lines = [head, f"（今月 {ctx.today.year}年{ctx.today.month}月 を最後の月として数えました）"]
+    lines = [_read_back(values), head, f"（今月 {ctx.today.year}年{ctx.today.month}月 を最後の月として数えました）"]
     lines += [f"・{x}" for x in result.reasons]
     lines.append("申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。")
     lines.append(SOURCE_MILD)

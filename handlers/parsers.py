@@ -5,7 +5,9 @@ insurance rate, the other household members' caps, a date. Each returns the valu
 ``UNKNOWN`` (the user said わからない, which is an answer), or ``Invalid(hint)`` with a kind
 Japanese hint for asking again. They never raise, whatever the input.
 
-What this is not: no dialog state, no I/O, no knowledge of which slot is being asked.
+What this is not: no dialog state, no knowledge of which slot is being asked, and no I/O
+apart from the cap table (``knowledge/tables/copay.yaml``, read once through
+``handlers.calc.copay.existing_caps``) that says which household caps exist.
 Range checks that belong to the rules (e.g. contradictions between answers) live in
 ``handlers.calc``.
 
@@ -20,26 +22,30 @@ import enum
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 from typing import Final, Literal
 
 __all__ = [
     "COUNT_CHOICES",
+    "CapsNeeded",
     "HOUSEHOLD_CAPS_CHOICES",
     "RATE_CHOICES",
     "UNKNOWN",
     "UNKNOWN_CHOICE",
     "YES_NO_CHOICES",
+    "ImpossibleDate",
     "Invalid",
     "Unknown",
     "is_unknown_answer",
     "normalize",
+    "other_recipients",
     "parse_count",
     "parse_date",
     "parse_household_caps",
     "parse_rate",
     "parse_yen",
+    "parse_yen_list",
     "parse_yes_no",
 ]
 
@@ -422,19 +428,96 @@ def parse_yen(text: str) -> int | Unknown | Invalid:
     return int(value)
 
 
+# --------------------------------------------------------------------------- lists of amounts
+
+HINT_YEN_LIST: Final[str] = (
+    "金額を読点（、）や改行で区切って送ってください（例：40,000、30,000、35,000）。かからなかった月は0で大丈夫です。"
+)
+# What separates the items of a list of amounts: 、 ・ / ; | と, newlines and spaces. A comma is
+# a separator only when it does not group thousands (see ``_split_amounts``).
+_AMOUNT_SEPARATORS: Final[re.Pattern[str]] = re.compile(r"[、・/;|]|と|\s+|(?<=円)")
+# A comma grouping thousands, as a person reads it: a digit before, exactly three digits after,
+# then no further digit ("40,000,30,000" is 40,000 and 30,000).
+_THOUSANDS_COMMA: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
+
+
+def _split_amounts(text: str) -> list[str]:
+    """Split a typed list of amounts into the pieces a person would read as separate amounts."""
+    t = unicodedata.normalize("NFKC", text).lower().strip()
+    t = _THOUSANDS_COMMA.sub("", t)  # what is left of the commas separates items
+    t = t.replace(",", "、")
+    return [p for p in _AMOUNT_SEPARATORS.split(t) if p and p.strip()]
+
+
+def parse_yen_list(text: str, *, max_items: int = 12) -> list[int] | Unknown | Invalid:
+    """Read a list of amounts of yen, e.g. monthly medical totals.
+
+    Items may be separated by 、 , ・ / ; newlines or spaces, or follow each other after 円:
+    "40,000、30,000、35,000", "40,000,30,000,35,000" (a comma followed by exactly three
+    digits groups thousands; any other comma separates), "4万円 3万円 3万5千円",
+    "40000／30000", "四万、三万". Each item is read like ``parse_yen`` ("なし" is 0).
+
+    Args:
+        text: the answer.
+        max_items: the most items accepted.
+
+    Returns:
+        The amounts in whole yen, in the order typed; ``UNKNOWN``; or ``Invalid(hint)``.
+    """
+    if not isinstance(text, str):
+        return Invalid(HINT_YEN_LIST)
+    if len(text) > MAX_ANSWER_CHARS * 3:
+        return Invalid(HINT_TOO_LONG + HINT_YEN_LIST)
+    pieces = _split_amounts(text)
+    if not pieces:
+        return Invalid(HINT_YEN_LIST)
+    if len(pieces) == 1 and is_unknown_answer(pieces[0]):
+        return UNKNOWN
+    if len(pieces) > max_items:
+        return Invalid(f"{max_items}か月分までの金額を送ってください。" + HINT_YEN_LIST)
+    values: list[int] = []
+    for piece in pieces:
+        value = parse_yen(piece)
+        if not isinstance(value, int):
+            return Invalid(HINT_YEN_LIST)
+        values.append(value)
+    return values
+
+
 # --------------------------------------------------------------------------- months
 
 _TWELVE: Final[re.Pattern[str]] = re.compile(r"(毎月|1年|一年|12か月|十二か月|ずっと|全部|すべて|全て|all)")
 _HALF_YEAR: Final[re.Pattern[str]] = re.compile(r"半年")
 _NO_TIMES: Final[re.Pattern[str]] = re.compile(r"(一度も|1度も|一回も|1回も|ひと月も|一月も|1月も|一か月も|1か月も)")
+# Native Japanese counts, as typed in kana: ふたつき (2か月), みつき, ふたつ, ろっかげつ, はんとし.
+_KANA_COUNTS: Final[tuple[tuple[str, str], ...]] = (
+    ("はんとし", "半年"), ("いちねん", "1年"),
+    ("ひとつき", "1か月"), ("ひと月", "1か月"), ("ふたつき", "2か月"), ("ふた月", "2か月"),
+    ("みつき", "3か月"), ("み月", "3か月"), ("よつき", "4か月"), ("よ月", "4か月"),
+    ("いっかげつ", "1か月"), ("にかげつ", "2か月"), ("さんかげつ", "3か月"), ("よんかげつ", "4か月"),
+    ("ごかげつ", "5か月"), ("ろっかげつ", "6か月"), ("ななかげつ", "7か月"), ("はちかげつ", "8か月"),
+    ("はっかげつ", "8か月"), ("きゅうかげつ", "9か月"), ("じゅっかげつ", "10か月"), ("じっかげつ", "10か月"),
+    ("じゅういっかげつ", "11か月"), ("じゅうにかげつ", "12か月"),
+    ("ひとつ", "1"), ("ふたつ", "2"), ("みっつ", "3"), ("よっつ", "4"), ("いつつ", "5"), ("むっつ", "6"),
+    ("ななつ", "7"), ("やっつ", "8"), ("ここのつ", "9"),
+)  # fmt: skip
+
+
+def _kana_count(t: str) -> str:
+    """Replace a count written in kana by digits (longest words first: じゅういっかげつ before いっかげつ)."""
+    for word, digits in sorted(_KANA_COUNTS, key=lambda pair: len(pair[0]), reverse=True):
+        t = t.replace(word, digits)
+    return t
+
+
 _COUNT_UNIT: Final[re.Pattern[str]] = re.compile(r"^(か月|ヶ月|ヵ月|カ月|ケ月|箇月|ヶ|月|回|つ|度)?")
 
 
 def parse_count(text: str) -> int | Unknown | Invalid:
     """Read a number of months (0–12), e.g. months over 50,000円 in the last 12.
 
-    Accepts "6", "６か月", "六か月", "6ヶ月", "半年" (6), "ない" / "なし" / "ゼロ" (0),
-    "1年" / "毎月" (12). Button values: "0" … "12", "unknown".
+    Accepts "6", "６か月", "六か月", "6ヶ月", "6かげつ", "ふたつき" (2), "みっつ" (3),
+    "半年" / "はんとし" (6), "ない" / "なし" / "ゼロ" (0), "1年" / "毎月" (12). Button values: "0" … "12", "unknown".
 
     Args:
         text: the answer.
@@ -445,6 +528,7 @@ def parse_count(text: str) -> int | Unknown | Invalid:
     t = _start(text, HINT_COUNT)
     if not isinstance(t, str):
         return t
+    t = _kana_count(t)
     if _NEGATIVE.search(t):
         return Invalid(HINT_COUNT_RANGE)
     if _NO_TIMES.search(t) and _ZERO_WORDS.search(t):
@@ -520,43 +604,129 @@ _NOBODY: Final[re.Pattern[str]] = re.compile(
 )
 # A comma followed by exactly three digits groups thousands; any other comma separates items.
 _LIST_SEPARATOR: Final[re.Pattern[str]] = re.compile(r",(?![0-9]{3}(?![0-9]))|と|、|・|/|&|\+|;|and|および|及び|それと")
+# Someone else in the household named as a recipient: 「夫も受給者です」「妻と子」「娘が小慢の受給者証を持ってる」.
+_FAMILY: Final[re.Pattern[str]] = re.compile(
+    r"夫|妻|主人|旦那|だんな|嫁|配偶者|息子|娘|子ども|子供|こども|子|長男|長女|次男|次女|父|母|兄|弟|姉|妹|祖父|祖母|家族"
+)
+_RECIPIENT_WORDS: Final[re.Pattern[str]] = re.compile(r"受給者|受給し|持って|もって|もらって|小慢|小児慢性|指定難病|難病")
+# 「はい」「います」「1人います」 to 「…持っている方はいますか？」: someone, amount not said.
+_SOMEONE: Final[re.Pattern[str]] = re.compile(
+    r"^(?:はい|うん|ええ|yes|いる|います|いるよ|いますよ|おります|ある|あります|いて|いるけど|いますが)(?:[、,。!]|です|$)"
+)
+_PEOPLE_COUNT: Final[re.Pattern[str]] = re.compile(r"(?P<n>[0-9]{1,2}|一|二|三|四|五|ひと|ふた)(?:人|り)")
+_PEOPLE_WORDS: Final[dict[str, int]] = {"一": 1, "ひと": 1, "二": 2, "ふた": 2, "三": 3, "四": 4, "五": 5}
+# 「いるかわからない」「いるかどうか」: whether there is anyone is what is not known.
+_WHETHER: Final[re.Pattern[str]] = re.compile(r"(いる|います|ある|あります|持って(い)?る)か")
 
 
-def parse_household_caps(text: str) -> list[int] | Unknown | Invalid:
+@dataclass(frozen=True)
+class CapsNeeded(Invalid):
+    """Someone else in the household is a recipient, but the cap was not said.
+
+    The re-ask asks for it; ``people`` is how many such recipients were named (「夫と娘」 → 2).
+    A following わからない means "``people`` recipients whose caps are unknown".
+    """
+
+    people: int = 1
+
+
+def _cap_options(allowed: frozenset[int]) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{cap:,}円", str(cap)) for cap in sorted(allowed))
+
+
+def _hint_cap_values(allowed: frozenset[int]) -> str:
+    listed = "・".join(f"{cap:,}円" for cap in sorted(allowed))
+    return (
+        f"受給者証の月額上限額は {listed} のどれかです。受給者証に書かれた金額を下から選ぶか、"
+        "『10,000円』のように送ってください。わからなければ『わからない』と送ってください。"
+    )
+
+
+def other_recipients(text: str) -> int:
+    """How many other recipients the answer names without giving their caps (0 when none).
+
+    「夫も受給者です」 → 1, 「夫と娘」 → 2, 「2人います」 → 2, 「はい」 → 1; 「いない」 → 0.
+    """
+    if not isinstance(text, str):
+        return 0
+    t = normalize(text)[:MAX_ANSWER_CHARS]
+    if _WHETHER.search(t):
+        return 0
+    counted = _PEOPLE_COUNT.search(t)
+    if counted:
+        n = counted.group("n")
+        people = int(n) if n.isdigit() else _PEOPLE_WORDS.get(n, 1)
+        return people if 0 < people <= 10 else 0
+    family = {m.group() for m in _FAMILY.finditer(t)}
+    if family:
+        return min(len(family), 10)
+    if _SOMEONE.search(t) or _RECIPIENT_WORDS.search(t):
+        return 1
+    return 0
+
+
+def parse_household_caps(text: str, allowed: frozenset[int] | None = None) -> list[int | None] | Unknown | Invalid:
     """Read the caps on the other household members' certificates.
 
     "いない" / "いません" / "なし" → []; "10,000円" → [10000]; "5000円と2500円" or
-    "5000、2500" → [5000, 2500]. Button values: "none", "unknown".
+    "5000、2500" → [5000, 2500]. Each cap must be one that exists (``allowed``); any other
+    amount ("1", "６", "7000円") is re-asked with the existing caps as buttons.
+    Someone named without an amount (「夫も受給者です」, 「はい」) is ``CapsNeeded`` (re-ask
+    for the amount); named together with わからない (「夫も受給者ですが金額はわからない」) it
+    gives ``[None]``: one recipient whose cap is unknown. Button values: "none", "unknown",
+    and the caps ("10000").
 
     Args:
         text: the answer.
+        allowed: the caps that exist; by default every cap above 0 of the project's cap
+            table (``knowledge/tables/copay.yaml``: 指定難病 and 小児慢性特定疾病, all columns).
 
     Returns:
-        A list of caps in yen (each 1 to 30,000), ``UNKNOWN`` or ``Invalid(hint)``.
+        A list of caps in yen (``None`` for a cap not known), ``UNKNOWN`` or ``Invalid(hint)``.
     """
+    if allowed is None:
+        # The table, not a copy of it: the caps that exist are those knowledge/tables/copay.yaml lists.
+        from handlers.calc.copay import existing_caps
+
+        allowed = existing_caps()
     if not isinstance(text, str):
         return Invalid(HINT_HOUSEHOLD_CAPS)
     # Whitespace separates items here ("5000 2500"), so split before normalising it away.
     spaced = re.sub(r"(?<=[0-9円万千])\s+(?=[0-9])", "、", unicodedata.normalize("NFKC", text).strip())
     t = _start(spaced, HINT_HOUSEHOLD_CAPS)
+    if t is UNKNOWN:
+        # 「夫も受給者ですが、上限額はわからない」: someone is, the amount is what is not known.
+        people = other_recipients(text)
+        return [None] * people if people else UNKNOWN
     if not isinstance(t, str):
         return t
     t = _strip_trailing(t)
     if t in ("none", "0", "0円", "0人"):
         return []
+    amounts = _PEOPLE_COUNT.sub("", t)
+    has_amount = bool(_NUMBER_RUN.search(amounts.replace("一", "")) or re.search(r"[0-9]", amounts))
     # "いない", "一人もいない", "0人" — but not "5000円しかない" (an amount is given).
     if _NOBODY.search(t) and not re.search(r"[0-9]{2,}|[万千百]", t):
         return []
+    if not has_amount:
+        people = other_recipients(t)
+        if people:
+            return CapsNeeded(
+                "その方の受給者証にある月額上限額を教えてください（下から選べます）。"
+                "わからなければ『わからない』と送ってください。同じ上限額と仮定した目安をお示しします。",
+                _cap_options(allowed),
+                people=people,
+            )
     parts = [p for p in _LIST_SEPARATOR.split(t) if p]
     if not parts or len(parts) > 10:
         return Invalid(HINT_HOUSEHOLD_CAPS)
-    caps: list[int] = []
+    caps: list[int | None] = []
     for part in parts:
         value = parse_yen(part)
         if not isinstance(value, int):
             return Invalid(HINT_HOUSEHOLD_CAPS)
-        if not 0 < value <= MAX_CAP:
-            return Invalid(HINT_HOUSEHOLD_CAP_RANGE)
+        if value not in allowed:
+            return Invalid(_hint_cap_values(allowed), _cap_options(allowed))
         caps.append(value)
     return caps
 
@@ -597,7 +767,7 @@ _MONTH_DAY: Final[re.Pattern[str]] = re.compile(
     r"(?<![0-9.])(?P<month>[0-9]{1,2})[月/\-.](?P<day>[0-9]{1,2})(?![0-9.])日?"
 )
 _YEAR_MONTH_ONLY: Final[re.Pattern[str]] = re.compile(
-    r"((令和|平成|昭和)([0-9]{1,2}|元)年|[0-9]{4}年|(r|h|s)[0-9]{1,2}[./])[0-9]{1,2}月?$"
+    r"((令和|平成|昭和)([0-9]{1,2}|元)年|[0-9]{1,4}年|(r|h|s)[0-9]{1,2}[./])[0-9]{1,2}月?$"
 )
 _WEEKDAY: Final[re.Pattern[str]] = re.compile(r"\(([月火水木金土日])(曜日?)?\)|[月火水木金土日]曜日?$")
 _KANJI_NUMBER: Final[re.Pattern[str]] = re.compile("[" + "".join(_KANJI_DIGITS) + "十]+")
@@ -613,6 +783,51 @@ def _kanji_to_arabic(t: str) -> str:
     return _KANJI_NUMBER.sub(repl, t)
 
 
+# Dates written in kana: れいわ8ねん4がつ1にち, へいせいがんねん, 4がつついたち.
+_KANA_DATE_WORDS: Final[tuple[tuple[str, str], ...]] = (
+    ("れいわ", "令和"), ("へいせい", "平成"), ("しょうわ", "昭和"), ("がんねん", "元年"),
+    ("げつまつ", "月末"), ("がつまつ", "月末"), ("ついたち", "1日"), ("ふつか", "2日"), ("みっか", "3日"),
+    ("よっか", "4日"), ("いつか", "5日"), ("むいか", "6日"), ("なのか", "7日"), ("ようか", "8日"),
+    ("ここのか", "9日"), ("とおか", "10日"), ("はつか", "20日"), ("ねん", "年"), ("がつ", "月"), ("にち", "日"),
+)  # fmt: skip
+# Days said relative to today (read before kanji numerals: 一昨日 is not 1昨日).
+_RELATIVE_DAYS: Final[dict[str, int]] = {
+    "今日": 0, "きょう": 0, "本日": 0, "today": 0,
+    "昨日": -1, "きのう": -1, "yesterday": -1,
+    "一昨日": -2, "おととい": -2, "おとつい": -2,
+    "明日": 1, "あした": 1, "あす": 1, "tomorrow": 1,
+    "明後日": 2, "あさって": 2,
+}  # fmt: skip
+_RELATIVE_DAY: Final[re.Pattern[str]] = re.compile(
+    "^(?P<word>" + "|".join(sorted(_RELATIVE_DAYS, key=len, reverse=True)) + r")"
+    r"(?:です|でした|だ|だよ|の予定|予定です|予定|になります|に出します|に出しました|出した|出します)?$"
+)
+# A year without an era (「8年4月1日」): read as 令和, or as 20xx when two digits, whichever
+# falls within this many years of today (so 「8年」 is 令和8年 and 「26年」 is 2026年).
+_ERALESS_DATE: Final[re.Pattern[str]] = re.compile(
+    r"(?<![0-9a-z令和平成昭元])(?P<year>[0-9]{1,2})年(?P<month>[0-9]{1,2})月(?P<day>[0-9]{1,2})(?![0-9])日?"
+)
+_ERALESS_YEARS_BACK: Final[int] = 10
+_ERALESS_YEARS_AHEAD: Final[int] = 5
+
+Prefer = Literal["future", "past", "nearest"]
+# The most days a month can have (February in a leap year).
+_DAYS_IN_MONTH: Final[dict[int, int]] = {m: calendar.monthrange(2024, m)[1] for m in range(1, 13)}
+
+
+@dataclass(frozen=True)
+class ImpossibleDate(Invalid):
+    """A date that does not exist (2月30日, 13月, 令和0年); the hint says so, kindly."""
+
+
+def _no_such_date(year: int | None, month: int, day: int | None) -> ImpossibleDate:
+    if not 1 <= month <= 12:
+        return ImpossibleDate(f"{month}月という月はありません。" + HINT_DATE)
+    if day is not None and month == 2 and day == 29 and year is not None and not calendar.isleap(year):
+        return ImpossibleDate(f"{year}年はうるう年ではないので、2月29日はありません。" + HINT_DATE)
+    return ImpossibleDate(f"{month}月{day}日という日はありません。" + HINT_DATE)
+
+
 def _make_date(year: int, month: int, day: int) -> date | None:
     if not _MIN_YEAR <= year <= _MAX_YEAR:
         return None
@@ -622,11 +837,30 @@ def _make_date(year: int, month: int, day: int) -> date | None:
         return None
 
 
+def _dated(year: int, month: int, day: int) -> date | Invalid:
+    """The date, or why it cannot be one: no such day (ImpossibleDate), or a year out of range."""
+    if not _MIN_YEAR <= year <= _MAX_YEAR:
+        return Invalid(HINT_DATE)
+    found = _make_date(year, month, day)
+    return found if found is not None else _no_such_date(year, month, day)
+
+
 def _era_year(era: str, year_text: str) -> int | None:
     year = 1 if year_text == "元" else int(year_text)
     if year < 1:
         return None
     return _ERAS[era][1] + year
+
+
+_ERA_NAMES: Final[dict[str, str]] = {"令和": "令和", "r": "令和", "平成": "平成", "h": "平成", "昭和": "昭和", "s": "昭和"}
+
+
+def _no_such_era_year(era: str) -> ImpossibleDate:
+    name = _ERA_NAMES[era]
+    first = _ERAS[era][0]
+    return ImpossibleDate(
+        f"{name}0年という年はありません（{name}の最初の年は{name}元年＝{first.year}年です）。" + HINT_DATE
+    )
 
 
 def _only_this(t: str, match: re.Match[str]) -> bool:
@@ -635,65 +869,111 @@ def _only_this(t: str, match: re.Match[str]) -> bool:
     return not re.search(r"[0-9]", rest)
 
 
-def _next_occurrence(month: int, day: int | None, today: date) -> date | None:
-    """The next date with this month and day (or month end) on or after today."""
-    for year in range(max(today.year, _MIN_YEAR), min(today.year + 9, _MAX_YEAR + 1)):
-        if day is None:
-            candidate = _make_date(year, month, calendar.monthrange(year, month)[1]) if 1 <= month <= 12 else None
-        else:
-            candidate = _make_date(year, month, day)
-        if candidate is not None and candidate >= today:
-            return candidate
-    return None
+def _occurrence(month: int, day: int | None, today: date, prefer: Prefer) -> date | None:
+    """The date with this month and day (or month end, ``day`` None) that the user most likely means.
+
+    ``future``: the next one on or after today; ``past``: the last one on or before today;
+    ``nearest``: whichever is closer (the later one on a tie).
+    """
+    candidates: list[date] = []
+    for year in range(max(today.year - 9, _MIN_YEAR), min(today.year + 9, _MAX_YEAR) + 1):
+        last = calendar.monthrange(year, month)[1]
+        candidate = _make_date(year, month, last if day is None else day)
+        if candidate is not None:
+            candidates.append(candidate)
+    future = [c for c in candidates if c >= today]
+    past = [c for c in candidates if c <= today]
+    if prefer == "future":
+        return min(future, default=None)
+    if prefer == "past":
+        return max(past, default=None)
+    options = [c for c in (max(past, default=None), min(future, default=None)) if c is not None]
+    return min(options, key=lambda c: (abs((c - today).days), -c.toordinal()), default=None)
 
 
-def parse_date(text: str, today: date) -> date | Unknown | Invalid:
+def _eraless_year(year_text: str, today: date) -> int | None:
+    """The year a person means by 「8年」 or 「26年」 without an era, or None when unclear."""
+    n = int(year_text)
+    candidates = {_ERAS["令和"][1] + n} if n >= 1 else set()
+    if len(year_text) == 2:
+        candidates.add(2000 + n)
+    near = [y for y in candidates if today.year - _ERALESS_YEARS_BACK <= y <= today.year + _ERALESS_YEARS_AHEAD]
+    return near[0] if len(near) == 1 else None
+
+
+def _read_kana(t: str) -> str:
+    for word, written in _KANA_DATE_WORDS:
+        t = t.replace(word, written)
+    return t
+
+
+def parse_date(text: str, today: date, *, prefer: Prefer = "future") -> date | Unknown | Invalid:
     """Read a date.
 
     Accepts 2027年3月31日, 2027/3/31, 2027-03-31, 2027.3.31, 20270331, 令和9年3月31日,
-    R9.3.31, r9/3/31, 平成31年4月30日, H31.4.30, 令和元年5月1日, 令和九年三月三十一日;
-    "3月末" / "3月末日" (end of that month), "3/31" (year left out): the next such day on or
-    after ``today``. Button value: "unknown".
+    R9.3.31, r9/3/31, 平成31年4月30日, H31.4.30, 令和元年5月1日, 令和九年三月三十一日,
+    れいわ9ねん3がつ31にち, 「9年3月31日」 (no era: 令和9年, or 20xx for two digits, whichever
+    is within 10 years before or 5 after today); 今日, 昨日, おととい, 明日, あさって;
+    "3月末" / "3月末日" (end of that month) and "3/31" (year left out): see ``prefer``.
+    Button value: "unknown".
 
     Args:
         text: the answer.
         today: the current date in Japan (a parameter, the clock is not read here).
+        prefer: for a date typed without a year, which year: ``"future"`` the next such day on
+            or after today (an expiry date), ``"past"`` the last one on or before today (a
+            diagnosis date), ``"nearest"`` the closer one (an application date).
 
     Returns:
-        The date, ``UNKNOWN`` or ``Invalid(hint)``; impossible dates (2027/2/30, 令和0年)
-        and bare numbers ("5", "70000") are Invalid.
+        The date, ``UNKNOWN`` or ``Invalid(hint)``. A date that does not exist (2027/2/30,
+        13月1日, 令和0年) is an ``ImpossibleDate`` (an ``Invalid``) whose hint says so; bare
+        numbers ("5", "70000") are Invalid asking for a date.
     """
     t = _start(text, HINT_DATE)
     if not isinstance(t, str):
         return t
-    t = _WEEKDAY.sub("", _kanji_to_arabic(t))
+    t = _strip_trailing(t)
+    relative = _RELATIVE_DAY.match(t)
+    if relative:
+        return today + timedelta(days=_RELATIVE_DAYS[relative.group("word")])
+    t = _WEEKDAY.sub("", _kanji_to_arabic(_read_kana(t)))
 
     match = _ERA_DATE.search(t)
     if match and _only_this(t, match):
         era = match.group("era")
         year = _era_year(era, match.group("year"))
-        found = None if year is None else _make_date(year, int(match.group("month")), int(match.group("day")))
-        if found is None or found < _ERAS[era][0]:
-            return Invalid(HINT_DATE)
+        if year is None:
+            return _no_such_era_year(era)
+        found = _dated(year, int(match.group("month")), int(match.group("day")))
+        if isinstance(found, date) and found < _ERAS[era][0]:
+            first = _ERAS[era][0]
+            return ImpossibleDate(
+                f"{_ERA_NAMES[era]}は{first.year}年{first.month}月{first.day}日からなので、その日付はありません。" + HINT_DATE
+            )
         return found
     match = _WESTERN_DATE.search(t) or _COMPACT_DATE.search(t)
     if match and _only_this(t, match):
-        found = _make_date(int(match.group("year")), int(match.group("month")), int(match.group("day")))
-        return found if found is not None else Invalid(HINT_DATE)
+        return _dated(int(match.group("year")), int(match.group("month")), int(match.group("day")))
+    match = _ERALESS_DATE.search(t)
+    if match and _only_this(t, match):
+        year = _eraless_year(match.group("year"), today)
+        if year is None:
+            return Invalid("何年のことか、『令和』『平成』などの元号をつけるか、西暦4桁で教えてください。" + HINT_DATE)
+        return _dated(year, int(match.group("month")), int(match.group("day")))
     match = _MONTH_END.search(t)
     if match and _only_this(t, match):
         month = int(match.group("month"))
         if not 1 <= month <= 12:
-            return Invalid(HINT_DATE)
+            return _no_such_date(None, month, None)
         if match.group("era"):
             year = _era_year(match.group("era"), match.group("eyear"))
+            if year is None:
+                return _no_such_era_year(match.group("era"))
         elif match.group("year"):
             year = int(match.group("year"))
         else:
-            found = _next_occurrence(month, None, today)
+            found = _occurrence(month, None, today, prefer)
             return found if found is not None else Invalid(HINT_DATE)
-        if year is None:
-            return Invalid(HINT_DATE)
         found = _make_date(year, month, 1)
         if found is None:
             return Invalid(HINT_DATE)
@@ -701,9 +981,9 @@ def parse_date(text: str, today: date) -> date | Unknown | Invalid:
     match = _MONTH_DAY.search(t)
     if match and _only_this(t, match):
         month, day = int(match.group("month")), int(match.group("day"))
-        if not 1 <= month <= 12 or not 1 <= day <= 31:
-            return Invalid(HINT_DATE)
-        found = _next_occurrence(month, day, today)
+        if not 1 <= month <= 12 or not 1 <= day <= 31 or day > _DAYS_IN_MONTH[month]:
+            return _no_such_date(None, month, day)
+        found = _occurrence(month, day, today, prefer)
         return found if found is not None else Invalid(HINT_DATE)
     if _YEAR_MONTH_ONLY.search(t):
         return Invalid(HINT_DATE_DAY)

@@ -29,7 +29,7 @@ from handlers import dialog
 from handlers.base import MENU, Context, office_hint
 from handlers.dialog import Answers, Form, Slot
 from handlers.office import index_for, office_block
-from handlers.parsers import UNKNOWN, Invalid, parse_date, parse_yes_no
+from handlers.parsers import UNKNOWN, ImpossibleDate, Invalid, parse_date, parse_yes_no
 from handlers.system import parse_municipality
 from knowledge import KnowledgeBase
 
@@ -200,6 +200,12 @@ def _parse_confirm(text: str, ctx: Context) -> Any:
     value = parse_yes_no(text, about=("その日付", "この日付", "その日", "この日", "日付", "それ", "これ"))
     if value is UNKNOWN:
         return Invalid("この日付でよければ「はい」、違っていれば「いいえ」を送ってください。")
+    if isinstance(value, Invalid):
+        # A corrected date is taken by ``amends``; one that does not exist (「令和9年2月30日」)
+        # is answered as such, not with 「「はい」か「いいえ」で…」.
+        as_date = parse_date(text, ctx.today)
+        if isinstance(as_date, ImpossibleDate):
+            return as_date
     return value
 
 

@@ -13,17 +13,21 @@ from hypothesis import strategies as st
 from handlers.parsers import (
     COUNT_CHOICES,
     HOUSEHOLD_CAPS_CHOICES,
+    CapsNeeded,
     RATE_CHOICES,
     UNKNOWN,
     YES_NO_CHOICES,
+    ImpossibleDate,
     Invalid,
     parse_count,
     parse_date,
     parse_household_caps,
     parse_rate,
     parse_yen,
+    parse_yen_list,
     parse_yes_no,
 )
+from handlers.calc.copay import existing_caps
 
 TODAY = date(2026, 11, 23)
 FAST = settings(max_examples=200, deadline=None)
@@ -121,6 +125,57 @@ def test_unknown_amount_is_an_answer(text: str) -> None:
     assert parse_yen(text) is UNKNOWN
 
 
+# --------------------------------------------------------------------------- lists of amounts
+
+
+@pytest.mark.parametrize(
+    ("text", "amounts"),
+    [
+        ("40,000、30,000、35,000、50,000", [40_000, 30_000, 35_000, 50_000]),
+        ("40,000,30,000,35,000", [40_000, 30_000, 35_000]),
+        ("40000,30000,35000", [40_000, 30_000, 35_000]),
+        ("1,000,000,5,000", [1_000_000, 5_000]),
+        ("4万円 3万円 3万5千円", [40_000, 30_000, 35_000]),
+        ("4万円3万円3万5千円", [40_000, 30_000, 35_000]),
+        ("40000／30000", [40_000, 30_000]),
+        ("40000\n30000\n0", [40_000, 30_000, 0]),
+        ("４００００、３００００、３５０００", [40_000, 30_000, 35_000]),
+        ("４０，０００，３０，０００", [40_000, 30_000]),
+        ("四万、三万五千、なし", [40_000, 35_000, 0]),
+        ("40000・30000・33330", [40_000, 30_000, 33_330]),
+        ("40000、、30000。", [40_000, 30_000]),
+        ("50000", [50_000]),
+    ],
+)
+def test_lists_of_monthly_amounts_are_read_as_a_person_reads_them(text: str, amounts: list[int]) -> None:
+    assert parse_yen_list(text) == amounts
+
+
+@pytest.mark.parametrize("text", ["40000-30000", "たくさん", "40000、たくさん", "", "、、", "123456789012", "3割、4割"])
+def test_a_list_that_is_not_amounts_asks_again_with_an_example(text: str) -> None:
+    result = parse_yen_list(text)
+    assert isinstance(result, Invalid)
+    assert "40,000" in result.hint
+
+
+def test_more_months_than_the_window_asks_again() -> None:
+    result = parse_yen_list("、".join(["40000"] * 13), max_items=12)
+    assert isinstance(result, Invalid)
+    assert "12か月" in result.hint
+
+
+def test_unknown_list_is_an_answer() -> None:
+    assert parse_yen_list("わからない") is UNKNOWN
+
+
+def test_mild_high_cost_reads_thousands_commas_and_says_what_it_read(chat: Any) -> None:
+    chat.click("start:mild-high-cost")
+    text = chat.text(chat.say("40,000、30,000、35,000、50,000"))
+    assert "40,000円・30,000円・35,000円・50,000円の4か月分として計算します" in text
+    assert "超えた月は3か月" in text
+    assert "満たしています" in text
+
+
 # --------------------------------------------------------------------------- months
 
 
@@ -147,6 +202,29 @@ def test_unknown_amount_is_an_answer(text: str) -> None:
     ],
 )
 def test_month_counts_are_read(text: str, months: int) -> None:
+    assert parse_count(text) == months
+
+
+@pytest.mark.parametrize(
+    ("text", "months"),
+    [
+        ("2", 2),
+        ("２", 2),
+        ("二か月", 2),
+        ("2ヶ月", 2),
+        ("2かげつ", 2),
+        ("ふたつき", 2),
+        ("ふた月です", 2),
+        ("みつき", 3),
+        ("みっつ", 3),
+        ("ろっかげつ", 6),
+        ("じゅういっかげつ", 11),
+        ("はんとし", 6),
+        ("半年くらい", 6),
+        ("ひとつきもない", 0),
+    ],
+)
+def test_month_counts_in_kana_and_everyday_words_are_read(text: str, months: int) -> None:
     assert parse_count(text) == months
 
 
@@ -243,6 +321,98 @@ def test_unknown_household_caps_is_an_answer() -> None:
     assert parse_household_caps("わからない") is UNKNOWN
 
 
+def test_the_caps_that_exist_come_from_the_cap_table() -> None:
+    assert sorted(existing_caps()) == [500, 1_000, 1_250, 2_500, 5_000, 10_000, 15_000, 20_000, 30_000]
+
+
+@pytest.mark.parametrize("text", ["1", "６", "7000円", "3千", "100", "2,600円", "5000と7000"])
+def test_a_cap_that_does_not_exist_is_reasked_with_the_existing_caps_as_buttons(text: str) -> None:
+    result = parse_household_caps(text)
+    assert isinstance(result, Invalid)
+    assert "10,000円" in result.hint and "1,250円" in result.hint
+    assert ("10,000円", "10000") in result.options
+    assert [parse_household_caps(value) for _label, value in result.options] == [[int(v)] for _l, v in result.options]
+
+
+@pytest.mark.parametrize(
+    ("text", "caps"),
+    [
+        ("夫も受給者ですが、上限額はわからない", [None]),
+        ("夫も受給者です。金額はわかりません", [None]),
+        ("はい、でも金額は知らない", [None]),
+        ("妻と娘が受給者で、上限はわからない", [None, None]),
+        ("2人いるけど金額はわからない", [None, None]),
+        ("夫は10,000円です", [10_000]),
+        ("１２５０円", [1_250]),
+        ("五百円", [500]),
+    ],
+)
+def test_another_recipient_named_with_dont_know_is_a_cap_not_known(text: str, caps: list[int | None]) -> None:
+    assert parse_household_caps(text) == caps
+
+
+@pytest.mark.parametrize(("text", "people"), [("夫も受給者です", 1), ("はい", 1), ("います", 1), ("妻と子", 2),
+                                              ("2人います", 2), ("娘が小慢の受給者証を持ってます", 1)])
+def test_another_recipient_named_without_an_amount_asks_for_it(text: str, people: int) -> None:
+    result = parse_household_caps(text)
+    assert isinstance(result, CapsNeeded) and result.people == people
+    assert "わからない" in result.hint and result.options
+
+
+@pytest.mark.parametrize("text", ["いるかわからない", "いるかどうかわかりません", "わからない"])
+def test_not_knowing_whether_anyone_is_a_recipient_stays_unknown(text: str) -> None:
+    assert parse_household_caps(text) is UNKNOWN
+
+
+def _copay_until_household(chat: Any) -> None:
+    chat.click("start:copay")
+    for answer in ("いいえ", "いいえ", "いいえ", "30万円", "ない"):
+        replies = chat.say(answer)
+    assert replies[-1].expecting == "household_caps"
+
+
+def test_husband_is_a_recipient_then_dont_know_gives_a_labelled_estimate(chat: Any) -> None:
+    _copay_until_household(chat)
+    replies = chat.say("夫も受給者です")
+    assert replies[-1].expecting == "household_caps"
+    assert "30,000" in " ".join(c.value for c in replies[-1].choices) or any(
+        c.value == "30000" for c in replies[-1].choices)
+    replies = chat.say("わからない")
+    assert replies[-1].expecting == "medical_cost"
+    text = chat.text(chat.say("わからない"))
+    assert "上限額：15,000円（概算）" in text
+    assert "仮定した概算" in text
+
+
+def test_husband_is_a_recipient_cap_unknown_in_one_answer_gives_the_estimate(chat: Any) -> None:
+    _copay_until_household(chat)
+    chat.say("夫も受給者ですが、上限額はわからない")
+    text = chat.text(chat.say("わからない"))
+    assert "上限額：15,000円（概算）" in text
+
+
+def test_husband_is_a_recipient_then_his_cap_is_split_exactly(chat: Any) -> None:
+    _copay_until_household(chat)
+    chat.say("夫も受給者です")
+    chat.click("10000")
+    text = chat.text(chat.say("わからない"))
+    assert "上限額：22,500円" in text and "概算" not in text.split("\n")[1]
+
+
+def test_a_one_digit_cap_is_not_taken_for_yen(chat: Any) -> None:
+    _copay_until_household(chat)
+    replies = chat.say("６")
+    assert replies[-1].expecting == "household_caps"
+    assert any(c.value == "5000" for c in replies[-1].choices)
+
+
+def test_dont_know_alone_still_means_no_split(chat: Any) -> None:
+    _copay_until_household(chat)
+    chat.say("わからない")
+    text = chat.text(chat.say("わからない"))
+    assert "上限額：30,000円" in text and "按分はしていません" in text
+
+
 # --------------------------------------------------------------------------- dates
 
 
@@ -315,6 +485,123 @@ def test_unknown_date_is_an_answer() -> None:
     assert parse_date("わからない", TODAY) is UNKNOWN
 
 
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("れいわ8ねん4がつ1にち", date(2026, 4, 1)),
+        ("れいわ８ねん４がつついたち", date(2026, 4, 1)),
+        ("へいせいがんねん2がつ1にち", date(1989, 2, 1)),
+        ("８年４月１日", date(2026, 4, 1)),
+        ("8年4月1日です", date(2026, 4, 1)),
+        ("9年3月31日", date(2027, 3, 31)),
+        ("26年4月1日", date(2026, 4, 1)),
+        ("今日", TODAY),
+        ("きょう", TODAY),
+        ("本日です", TODAY),
+        ("昨日", date(2026, 11, 22)),
+        ("きのうです", date(2026, 11, 22)),
+        ("おととい", date(2026, 11, 21)),
+        ("一昨日", date(2026, 11, 21)),
+        ("明日", date(2026, 11, 24)),
+        ("あした", date(2026, 11, 24)),
+        ("あさって", date(2026, 11, 25)),
+        ("R8.4.1", date(2026, 4, 1)),
+        ("Ｒ８．４．１", date(2026, 4, 1)),
+        ("2026/4/1", date(2026, 4, 1)),
+        ("２０２６／４／１", date(2026, 4, 1)),
+        ("2026-04-01", date(2026, 4, 1)),
+        ("4/1", date(2027, 4, 1)),
+        ("４月１日", date(2027, 4, 1)),
+    ],
+)
+def test_dates_in_every_written_form_people_use_are_read(text: str, day: date) -> None:
+    assert parse_date(text, TODAY) == day
+
+
+@pytest.mark.parametrize(
+    ("text", "prefer", "day"),
+    [
+        ("4/1", "past", date(2026, 4, 1)),
+        ("4/1", "nearest", date(2027, 4, 1)),
+        ("11/1", "nearest", date(2026, 11, 1)),
+        ("11/1", "future", date(2027, 11, 1)),
+        ("12/24", "past", date(2025, 12, 24)),
+        ("12/24", "nearest", date(2026, 12, 24)),
+        ("11月末", "past", date(2025, 11, 30)),
+        ("2/29", "past", date(2024, 2, 29)),
+    ],
+)
+def test_date_without_year_takes_the_sensible_year_for_the_question(text: str, prefer: Any, day: date) -> None:
+    assert parse_date(text, TODAY, prefer=prefer) == day
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("令和9年2月30日", "2月30日という日はありません"),
+        ("2027/2/30", "2月30日という日はありません"),
+        ("2月30日", "2月30日という日はありません"),
+        ("4月31日", "4月31日という日はありません"),
+        ("2/30", "2月30日という日はありません"),
+        ("13月1日", "13月という月はありません"),
+        ("2027年13月1日", "13月という月はありません"),
+        ("13/1", "13月という月はありません"),
+        ("れいわ9ねん2がつ30にち", "2月30日という日はありません"),
+        ("9年2月30日", "2月30日という日はありません"),
+        ("2027年2月29日", "うるう年ではない"),
+        ("令和0年1月1日", "令和0年という年はありません"),
+        ("令和1年4月30日", "2019年5月1日から"),
+    ],
+)
+def test_a_date_that_does_not_exist_is_answered_as_such(text: str, says: str) -> None:
+    result = parse_date(text, TODAY)
+    assert isinstance(result, ImpossibleDate)
+    assert says in result.hint
+
+
+@pytest.mark.parametrize("text", ["50年4月1日", "14年4月1日"])
+def test_a_year_without_era_far_from_today_asks_for_the_era(text: str) -> None:
+    result = parse_date(text, TODAY)
+    assert isinstance(result, Invalid) and not isinstance(result, ImpossibleDate)
+    assert "元号" in result.hint
+
+
+def test_an_impossible_date_at_the_reminder_repeat_back_says_the_day_does_not_exist(chat: Any) -> None:
+    chat.click("start:reminder")
+    chat.say("2027/3/13")
+    replies = chat.say("令和9年2月30日")
+    assert "2月30日という日はありません" in replies[-1].text
+    assert "「はい」か「いいえ」" not in replies[-1].text
+    assert replies[-1].expecting == "expiry_date"
+    replies = chat.say("令和9年3月31日")  # a real date still corrects the one being confirmed
+    assert "2027年3月31日" in replies[-1].text
+
+
+def test_an_impossible_date_is_answered_as_such_when_first_asked(chat: Any) -> None:
+    chat.click("start:reminder")
+    replies = chat.say("令和9年2月30日")
+    assert "2月30日という日はありません" in replies[-1].text
+    assert replies[-1].expecting == "expiry_date"
+
+
+def test_start_date_form_reads_kana_dates_and_yesterday(chat: Any) -> None:
+    chat.click("start:start-date")
+    replies = chat.say("れいわ8ねん11がつ1にち")
+    assert replies[-1].expecting == "application_date"
+    replies = chat.say("昨日")
+    assert replies[-1].expecting == "delay_reason"
+    text = chat.text(chat.click("none"))
+    assert "2026年11月1日" in text
+
+
+def test_start_date_form_reads_a_diagnosis_date_without_year_as_the_last_one(chat: Any) -> None:
+    chat.click("start:start-date")
+    chat.say("11/1")
+    chat.say("今日")
+    text = chat.text(chat.click("none"))
+    assert "2026年11月1日" in text
+
+
 # --------------------------------------------------------------------------- buttons
 
 
@@ -352,7 +639,7 @@ PARSERS: list[tuple[Callable[[str], Any], Callable[[Any], bool]]] = [
     (parse_yen, lambda v: type(v) is int and 0 <= v <= 1_000_000_000),
     (parse_count, lambda v: type(v) is int and 0 <= v <= 12),
     (parse_rate, lambda v: v in (0.1, 0.2, 0.3)),
-    (parse_household_caps, lambda v: isinstance(v, list) and all(type(c) is int and 0 < c <= 30_000 for c in v)),
+    (parse_household_caps, lambda v: isinstance(v, list) and all(c is None or c in existing_caps() for c in v)),
     (parse_date_today, lambda v: isinstance(v, date)),
 ]
 PARSER_IDS = ["yes_no", "yen", "count", "rate", "household_caps", "date"]
@@ -453,3 +740,25 @@ DATE_STYLE_IDS = ["kanji", "slash", "iso", "dots", "compact", "full-width", "era
 @given(day=st.dates(min_value=date(1989, 1, 8), max_value=date(2100, 12, 31)))
 def test_dates_round_trip_in_every_style(style: Callable[[date], str], day: date) -> None:
     assert parse_date(style(day), TODAY) == day
+
+
+# --------------------------------------------------------------------------- My Number
+
+MY_NUMBER_LIKE = ["123456789012", "１２３４５６７８９０１２", "1234-5678-9012", "1234 5678 9012"]
+
+
+@pytest.mark.parametrize(("parser", "is_value"), PARSERS + [(parse_yen_list, lambda v: isinstance(v, list))],
+                         ids=PARSER_IDS + ["yen_list"])
+@pytest.mark.parametrize("text", MY_NUMBER_LIKE[:3])
+def test_a_my_number_like_input_is_never_read_as_an_answer(parser: Callable[[str], Any], is_value: Any, text: str) -> None:
+    result = parser(text)
+    assert isinstance(result, Invalid)
+    assert "1234" not in result.hint and "9012" not in result.hint
+
+
+@pytest.mark.parametrize("text", MY_NUMBER_LIKE)
+def test_a_my_number_typed_at_the_months_question_is_guarded_not_read(chat: Any, text: str) -> None:
+    chat.click("start:mild-high-cost")
+    replies = chat.say(text)
+    assert "か月分として計算します" not in chat.text(replies)
+    assert replies[-1].expecting == "monthly_costs"

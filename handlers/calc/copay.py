@@ -32,6 +32,7 @@ __all__ = [
     "CopayFacts",
     "CopayResult",
     "calculate",
+    "existing_caps",
     "facts_from_json",
     "load_table",
     "possible_results",
@@ -110,6 +111,10 @@ class CapTable:
         """The monthly cap in yen of a tier and column, before any split."""
         return self.caps[tier][column]
 
+    def existing_caps(self) -> frozenset[int]:
+        """Every cap above 0 a certificate can carry: 指定難病 and 小児慢性特定疾病, all columns."""
+        return frozenset(v for table in (self.caps, self.pediatric_caps) for row in table.values() for v in row.values() if v > 0)
+
 
 def _table_error(path: Path, message: str) -> ValueError:
     return ValueError(f"{path}: {message}")
@@ -180,6 +185,14 @@ def load_table(path: Path = TABLE_PATH) -> CapTable:
     return table
 
 
+def existing_caps() -> frozenset[int]:
+    """The caps above 0 that exist (500 … 30,000円), from ``knowledge/tables/copay.yaml``.
+
+    An other household member's cap must be one of them (FACTS §2 and the 小慢 table of §3).
+    """
+    return load_table().existing_caps()
+
+
 # --------------------------------------------------------------------------- facts
 
 
@@ -187,7 +200,10 @@ def load_table(path: Path = TABLE_PATH) -> CapTable:
 class CopayFacts:
     """What we know about the patient; ``None`` means unknown.
 
-    Field names and meanings are exactly those of the ``nanbyo-bot copay`` contract.
+    Field names and meanings are exactly those of the ``nanbyo-bot copay`` contract. One
+    addition the chat needs: a ``None`` inside ``household_caps`` is another recipient whose
+    cap is unknown (「夫も受給者です、金額はわからない」); the split is then estimated as if
+    everyone had the same cap (FACTS §3). ``facts_from_json`` does not accept it.
     """
 
     welfare: bool | None = None
@@ -198,7 +214,7 @@ class CopayFacts:
     high_cost_months: int | None = None
     medical_cost: int | None = None
     insurance_rate: float | None = None
-    household_caps: tuple[int, ...] | None = None
+    household_caps: tuple[int | None, ...] | None = None
 
     def __post_init__(self) -> None:
         # A dialog may hand over the parser's list; keep the facts immutable and hashable.
@@ -287,6 +303,8 @@ def validate_facts(facts: CopayFacts) -> None:
                 field="household_caps",
             )
         for cap in caps:
+            if cap is None:
+                continue  # another recipient whose cap is unknown: estimated in _split
             if not _is_int(cap):
                 raise CopayError(f"household_caps must hold whole numbers of yen, got {cap!r}", field="household_caps")
             if not 0 < cap <= MAX_HOUSEHOLD_CAP:
@@ -504,17 +522,36 @@ def _branches(facts: CopayFacts, table: CapTable) -> list[_Branch]:
     return out
 
 
-def _split(base_cap: int, others: tuple[int, ...] | None) -> tuple[int, bool, tuple[str, ...]]:
-    """按分 (FACTS §3): household cap = highest cap; own share = highest × own ÷ sum."""
+def _split(base_cap: int, others: tuple[int | None, ...] | None) -> tuple[int, bool, tuple[str, ...]]:
+    """按分 (FACTS §3): household cap = highest cap; own share = highest × own ÷ sum.
+
+    A ``None`` among ``others`` is a recipient whose cap is unknown; it is taken as equal to
+    the patient's own cap ("everyone has the same cap", FACTS §3), and the result is an estimate.
+    """
     if others is None:
         return base_cap, False, ("同じ世帯にほかの受給者がいるかわからないため、按分はしていません。いる場合は上限額がこれより下がります。",)
-    if not others:
+    if not others or base_cap == 0:
         return base_cap, False, ()
-    highest = max(base_cap, *others)
-    total = base_cap + sum(others)
+    unknown = sum(1 for c in others if c is None)
+    assumed = tuple(base_cap if c is None else c for c in others)
+    highest = max(base_cap, *assumed)
+    total = base_cap + sum(assumed)
     # The household total is the highest single cap, shared in proportion to each cap.
     share, remainder = divmod(highest * base_cap, total)
-    listed = "、".join(_yen(c) for c in others)
+    if unknown:
+        known = [c for c in others if c is not None]
+        who = f"ほかの受給者が{len(others)}人いて、そのうち{unknown}人の上限額がわからないため"
+        if not known:
+            who = f"ほかの受給者が{unknown}人いて、その方の上限額がわからないため"
+            sum_text = f"{_yen(base_cap)} ÷ {1 + unknown}人 = {_yen(share)}"
+        else:
+            sum_text = f"{_yen(highest)} × {_yen(base_cap)} ÷ {_yen(total)} = {_yen(share)}"
+        text = (
+            f"同じ世帯に{who}、その方の上限額もご本人と同じ{_yen(base_cap)}と仮定した概算です（按分）：{sum_text}。"
+            "実際の額は、その方の受給者証の上限額で変わります。窓口でご確認ください。"
+        )
+        return share, True, (text,)
+    listed = "、".join(_yen(c) for c in assumed)
     text = (
         f"同じ世帯にほかの受給者（上限額 {listed}）がいるため、世帯の上限額は最も高い{_yen(highest)}となり、"
         f"各自の上限額の割合で分けます（按分）：{_yen(highest)} × {_yen(base_cap)} ÷ {_yen(total)} = {_yen(share)}"
@@ -630,7 +667,8 @@ def possible_results(facts: CopayFacts) -> list[CopayResult]:
     Unknown facts that matter are branched on (e.g. ``income_tax`` unknown for a taxed
     household gives 一般所得1, 一般所得2 and 上位所得). Two unknowns are not branched on but
     assumed and said in the reasons: ``insurance_rate`` (2割, the most a patient pays) and
-    ``household_caps`` (no split, the highest possible cap).
+    ``household_caps`` (no split, the highest possible cap). A ``None`` inside
+    ``household_caps`` (a recipient whose cap is unknown) gives an estimated split.
 
     Args:
         facts: what is known; ``None`` fields are unknown.
