@@ -171,8 +171,9 @@ def _short_one(r: CopayResult) -> str:
     elif r.payment is not None:
         lines.append(f"今月お支払いになる額の目安：{r.payment:,}円")
     lines.append(f"決め手：{r.reasons[0]}")
-    lines.append(FINAL_SAY)
-    lines.append(SOURCE_COPAY)
+    # A split that is estimated, or not known to apply: one line on it (the rest is behind くわしく).
+    lines += [x for x in r.reasons if "概算" in x or "按分" in x][:1]
+    lines.append(FINAL_SAY + SOURCE_COPAY)
     return "\n".join(lines)
 
 
