@@ -377,12 +377,15 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
             from bot.bootstrap import LazyBot
             from bot.turn_worker import TurnProcess
 
+            bot: Any = LazyBot(settings)  # this process only records and acks: no matcher here
             try:
-                turns = TurnProcess(settings)  # its child loads the knowledge base and the matcher
+                # Its child loads the knowledge base and the matcher. Turns are recorded in the
+                # database before the ack, so that a crash of both processes loses none.
+                turns = TurnProcess(settings, store=bot.store, limit=settings.turn_queue_limit,
+                                    lease=settings.turn_lease_seconds)
             except RuntimeError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
-            bot: Any = LazyBot(settings)  # this process only acks: no matcher here
         else:
             bot = build_bot(settings)
         try:
