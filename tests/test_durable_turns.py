@@ -1,0 +1,200 @@
+"""No acked turn is lost: ``serve`` records each Slack and LINE turn before acking it.
+
+Through the installed command, with requests signed as Slack and LINE sign them and the fake
+APIs on 127.0.0.1: a burst of events, every process of ``serve`` killed with SIGKILL in the
+middle of it, a restart on the same database — and every event that had been acked is
+answered, by the restarted instance taking over the dead one's turns once their lease ran out.
+The turn's answer is committed with its event claim, so a turn whose answer was being posted
+when the processes died is posted again with the same answer, never run twice; those are
+the only repeats. And a queue that is full answers 503 rather than acking.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.fakes.line_api import FakeLineApi
+from tests.fakes.slack_api import FakeSlackAPI
+from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
+from tests.test_slack_e2e import SECRET, TOKEN, _free_port, _wait_healthy, dm, post_signed
+
+CHILD_THREADS = 8  # bot.turn_worker.TurnProcess's default: turns a child runs at once
+LEASE_SECONDS = 2
+
+
+@pytest.fixture()
+def line_api() -> Iterator[FakeLineApi]:
+    with FakeLineApi.start() as fake:
+        yield fake
+
+
+@dataclass
+class Serve:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+    def kill_all(self) -> None:
+        """SIGKILL to every process of serve (the server and its turn process) at once."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+
+def start_serve(tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi,
+                name: str, **extra: str) -> Serve:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
+           "SLACK_API_URL": fake_slack.api_url, "LINE_API_URL": line_api.url, "LINE_CHANNEL_SECRET": LINE_SECRET,
+           "LINE_CHANNEL_ACCESS_TOKEN": line_api.access_token, "LOG_LEVEL": "INFO",
+           "TURN_LEASE_SECONDS": str(LEASE_SECONDS), **extra}
+    env.pop("SLACK_APP_TOKEN", None)
+    log = tmp_path / f"{name}.stderr"
+    exe = Path(sys.executable).with_name("nanbyo-bot")
+    with log.open("w") as err:  # a file: the logs of both processes must never block on a full pipe
+        proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
+                                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)  # its own process group: killpg reaches all of serve
+    serve = Serve(proc, f"http://127.0.0.1:{port}", log)
+    _wait_healthy(serve.url, proc)
+    deadline = time.monotonic() + 60
+    while "listening on" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.05)
+    return serve
+
+
+def post_line(url: str, user: str) -> int:
+    body = webhook(text_event("受給者証なくした", user=user, reply_token=f"rt-{user}"))
+    request = urllib.request.Request(url + "/line/callback", data=body, method="POST",
+                                     headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def slack_answers(fake: FakeSlackAPI) -> Counter[str]:
+    """Answers per Slack user (each test user has a DM channel of their own)."""
+    return Counter("U" + c.args["channel"].removeprefix("D") for c in fake.calls_to("chat.postMessage"))
+
+
+def line_answers(fake: FakeLineApi) -> Counter[str]:
+    """Answers per LINE user: replies (the reply token names the user) and pushes LINE accepted."""
+    answered: Counter[str] = Counter()
+    for r in fake.calls("/v2/bot/message/reply"):
+        if r.status == 200:
+            answered[r.json["replyToken"].removeprefix("rt-")] += 1
+    for r in fake.calls("/v2/bot/message/push"):
+        if r.status == 200:
+            answered[r.json["to"]] += 1
+    return answered
+
+
+def pending_turns(database_url: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM pending_turn")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_every_acked_event_is_answered_after_every_process_is_killed(
+        tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:
+    first = start_serve(tmp_path, database_url, fake_slack, line_api, "first")
+    total, kill_after = 400, 150
+    acked: list[str] = []
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def send(n: int) -> None:
+        user = f"U{5000 + n}" if n % 2 else f"L{5000 + n}"  # Slack and LINE, one user per event
+        try:
+            if user.startswith("U"):
+                status = post_signed(first.url + "/slack/events", dm("受給者証なくした", user=user)).status
+            else:
+                status = post_line(first.url, user)
+        except (OSError, urllib.error.URLError):
+            return  # the server died under this request: not acked, so Slack or LINE would send it again
+        if status == 200:
+            with lock:
+                acked.append(user)
+                if len(acked) == kill_after and not killed.is_set():
+                    killed.set()
+                    first.kill_all()
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(send, range(total)))
+    assert killed.is_set(), first.log.read_text(errors="replace")
+    assert len(acked) >= kill_after
+
+    second = start_serve(tmp_path, database_url, fake_slack, line_api, "second")
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            answered = slack_answers(fake_slack) + line_answers(line_api)
+            lost = [u for u in acked if answered[u] == 0]
+            if not lost and pending_turns(database_url) == 0:
+                break
+            assert time.monotonic() < deadline, (
+                f"{len(lost)} acked events never answered, e.g. {lost[:5]}; "
+                f"{pending_turns(database_url)} turns left\n" + second.log.read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+    finally:
+        assert second.stop() == 0
+
+    answered = slack_answers(fake_slack) + line_answers(line_api)
+    repeated = sorted(u for u in acked if answered[u] > 1)
+    # Only an answer being posted at the kill is posted again (replayed from the database, the
+    # turn does not run twice): no more of them than the child runs turns at once.
+    assert len(repeated) <= CHILD_THREADS, repeated
+    assert all(answered[u] == 2 for u in repeated), {u: answered[u] for u in repeated}
+    assert "turn taken over" in second.log.read_text(errors="replace")
+    # The acked events were recorded before the ack, and answered: nothing else was answered.
+    assert set(answered) <= {f"U{5000 + n}" if n % 2 else f"L{5000 + n}" for n in range(total)}
+
+
+def test_a_full_queue_answers_503_and_the_turns_it_took_are_answered(
+        tmp_path: Path, db_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:
+    serve = start_serve(tmp_path, db_url, fake_slack, line_api, "full", TURN_QUEUE_LIMIT="3")
+    child = int(re.search(r"turns in process (\d+)", serve.log.read_text()).group(1))
+    os.kill(child, signal.SIGSTOP)  # the turn process stops working: turns pile up
+    try:
+        statuses = [post_signed(serve.url + "/slack/events", dm("受給者証なくした", user=f"U{6000 + n}")).status
+                    for n in range(4)]
+        line_status = post_line(serve.url, "L6100")
+    finally:
+        os.kill(child, signal.SIGCONT)
+    assert statuses == [200, 200, 200, 503], "three wait; the fourth is refused, and Slack sends it again"
+    assert line_status == 503
+    deadline = time.monotonic() + 30
+    while sorted(slack_answers(fake_slack)) != ["U6000", "U6001", "U6002"] or pending_turns(db_url):
+        assert time.monotonic() < deadline, serve.log.read_text(errors="replace")
+        time.sleep(0.1)
+    # Once there is room again, Slack's retry is taken.
+    assert post_signed(serve.url + "/slack/events", dm("受給者証なくした", user="U6003")).status == 200
+    assert serve.stop() == 0
+    assert slack_answers(fake_slack) == Counter({"U6000": 1, "U6001": 1, "U6002": 1, "U6003": 1})
+    assert pending_turns(db_url) == 0, "message text is deleted once its turn ran"
+
