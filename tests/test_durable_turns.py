@@ -198,3 +198,83 @@ def test_a_full_queue_answers_503_and_the_turns_it_took_are_answered(
     assert slack_answers(fake_slack) == Counter({"U6000": 1, "U6001": 1, "U6002": 1, "U6003": 1})
     assert pending_turns(db_url) == 0, "message text is deleted once its turn ran"
 
+
+
+# --- the repository: taking over the turns of a dead instance ----------------------------------------
+
+def test_turns_of_a_dead_instance_are_taken_over_once_by_instances_racing_for_them(store) -> None:
+    from datetime import timedelta
+
+    from bot.storage.models import utcnow
+
+    now = utcnow()
+    with store.unit_of_work() as uow:
+        dead = [uow.add_pending_turn(kind="slack", user_key=f"slack:U{n}", payload="{}", owner="dead",
+                                     now=now - timedelta(minutes=5)) for n in range(12)]
+        alive = uow.add_pending_turn(kind="slack", user_key="slack:U99", payload="{}", owner="alive", now=now)
+    taken: dict[str, list[int]] = {}
+    barrier = threading.Barrier(4)
+
+    def adopt(owner: str) -> None:
+        barrier.wait()
+        mine: list[int] = []
+        while True:
+            with store.unit_of_work() as uow:
+                got = uow.adopt_turns(owner=owner, stale_before=now - timedelta(minutes=1), now=utcnow(), limit=2)
+            if not got:
+                break
+            mine += [t.id for t in got]
+        taken[owner] = mine
+
+    threads = [threading.Thread(target=adopt, args=(f"instance-{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    everything = [turn_id for ids in taken.values() for turn_id in ids]
+    assert sorted(everything) == dead, "each dead turn taken over exactly once"
+    assert alive not in everything, "a live instance's turn is left alone"
+    with store.unit_of_work() as uow:
+        assert uow.count_pending_turns() == 13
+        assert all(uow.finish_turn(turn_id) for turn_id in dead)
+        assert uow.count_pending_turns() == 1
+
+
+def test_a_turn_answer_is_kept_with_the_turn_and_goes_with_it(store) -> None:
+    from bot.storage.models import utcnow
+
+    with store.unit_of_work() as uow:
+        turn_id = uow.add_pending_turn(kind="slack", user_key="slack:U1", payload="{}", owner="me", now=utcnow())
+    with store.unit_of_work() as uow:
+        assert uow.turn_replies(turn_id) is None
+        uow.keep_turn_replies(turn_id, '{"0": []}')
+    with store.unit_of_work() as uow:
+        assert uow.turn_replies(turn_id) == '{"0": []}'
+        assert uow.finish_turn(turn_id)
+        assert not uow.finish_turn(turn_id)
+        assert uow.turn_replies(turn_id) is None
+
+
+def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_run_again(bot) -> None:
+    from bot.messages import IncomingMessage
+    from bot.storage.models import utcnow
+    from bot.turn_worker import _CURRENT, ReplayingBot, _TurnContext
+
+    with bot.store.unit_of_work() as uow:
+        turn_id = uow.add_pending_turn(kind="slack", user_key="slack:U1", payload="{}", owner="me", now=utcnow())
+    replaying = ReplayingBot(bot)
+    msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
+
+    token = _CURRENT.set(_TurnContext(turn_id, retry=False))
+    first = replaying.handle(msg)  # committed with its answer; then the process "died" before posting
+    _CURRENT.reset(token)
+    token = _CURRENT.set(_TurnContext(turn_id, retry=True))
+    again = replaying.handle(msg)
+    _CURRENT.reset(token)
+
+    assert first and again == first
+    assert [r.expecting for r in again] == [r.expecting for r in first]
+    assert bot.handle(msg) == [], "the event is claimed: run again without the kept answer, it would say nothing"
+    with bot.store.unit_of_work() as uow:
+        assert uow.load_state("slack:U1").version == 1, "the dialog advanced once"
