@@ -198,6 +198,67 @@ class ReplayingBot:
         return replies
 
 
+@dataclasses.dataclass
+class _Entry:
+    kind: str
+    user_key: str
+    payload: str
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    turn_id: int | None = None
+    error: Exception | None = None
+
+
+class _Recorder:
+    """Writes the turns submitted at the same moment in one transaction (a group commit).
+
+    Under a burst, many request threads submit at once; each waiting for a commit of its own
+    would queue them on the database's write lock (SQLite has one per database) behind each
+    other and behind the child's turns. One thread here takes whatever is waiting, inserts it
+    in one statement and one commit, and wakes each submitter with its row id.
+    """
+
+    MAX_BATCH = 200
+    WAIT_SECONDS = 10.0  # beyond the database's own timeouts: only a hung commit gets here
+
+    def __init__(self, store: Any, owner: str) -> None:
+        self._store = store
+        self._owner = owner
+        self._cond = threading.Condition()
+        self._queue: list[_Entry] = []
+        threading.Thread(target=self._run, name="turn-recorder", daemon=True).start()
+
+    def record(self, kind: str, user_key: str, payload: str) -> int:
+        """The committed row id of this turn. Raises what the database raised, or TimeoutError."""
+        entry = _Entry(kind, user_key, payload)
+        with self._cond:
+            self._queue.append(entry)
+            self._cond.notify()
+        if not entry.done.wait(self.WAIT_SECONDS):
+            raise TimeoutError("the turn was not recorded in time")
+        if entry.error is not None:
+            raise entry.error
+        assert entry.turn_id is not None
+        return entry.turn_id
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                batch, self._queue[:] = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
+            try:
+                with self._store.unit_of_work() as uow:
+                    ids = uow.add_pending_turns([(e.kind, e.user_key, e.payload) for e in batch], owner=self._owner,
+                                                now=utcnow())
+                for entry, turn_id in zip(batch, ids, strict=True):
+                    entry.turn_id = turn_id
+            except Exception as exc:
+                for entry in batch:
+                    entry.error = exc
+            for entry in batch:
+                entry.done.set()
+
+
 class TurnProcess:
     """Records Slack and LINE turns, and hands them to a child process that answers them.
 
@@ -231,6 +292,7 @@ class TurnProcess:
         self.lease = lease
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._db_paused_until = 0.0
+        self._recorder = _Recorder(store, self.owner) if store is not None else None
         self.restarts = 0
         self.dropped = 0
         self.adopted = 0
@@ -290,14 +352,12 @@ class TurnProcess:
 
     def _record(self, kind: str, args: tuple[Any, ...]) -> int | None:
         """Write the turn to ``pending_turn``; its row id, or None when it could not be written."""
-        if self.store is None or time.monotonic() < self._db_paused_until:
+        if self._recorder is None or time.monotonic() < self._db_paused_until:
             return None
         user_key, payload = encode_job(kind, args)
         try:
-            with self.store.unit_of_work() as uow:
-                return uow.add_pending_turn(kind=kind, user_key=user_key, payload=payload, owner=self.owner,
-                                            now=utcnow())
-        except DBAPIError as exc:
+            return self._recorder.record(kind, user_key, payload)
+        except (DBAPIError, TimeoutError) as exc:
             # The database is down: the child will apologise (it cannot run the turn either).
             # Trying again for every event would hold each ack for the connect timeout.
             self._db_paused_until = time.monotonic() + DB_PAUSE_SECONDS
@@ -545,19 +605,19 @@ def _child_main(conn: Connection, settings: Settings, threads: int, niceness: in
         finally:
             _CURRENT.reset(token)
             if seq > 0:
-                # Answered: the row goes, and the message text with it. Autocommit: one statement,
-                # without a flush to disk per turn (a crash of the database server itself may
-                # then repeat the last answers; a crash of ours repeats nothing).
-                try:
-                    with real_bot.store.autocommit() as uow:
-                        uow.finish_turn(seq)
-                except Exception as exc:  # the database is away: the lease runs out, the turn is re-run
-                    log.error("answered turn not deleted turn=%d error=%s", seq, type(exc).__name__)
-            with send_lock:
-                try:
+                finisher.add(seq)  # reported done once its row is deleted
+            else:
+                report([seq])
+
+    def report(seqs: list[int]) -> None:
+        with send_lock:
+            try:
+                for seq in seqs:
                     conn.send(seq)
-                except OSError:
-                    pass  # the parent is gone
+            except OSError:
+                pass  # the parent is gone
+
+    finisher = _Finisher(real_bot.store, report)
 
     conn.send(READY)
     try:
@@ -578,6 +638,58 @@ def _child_main(conn: Connection, settings: Settings, threads: int, niceness: in
             retries.discard(job[0])
     finally:
         pool.shutdown(wait=True)
+        finisher.close()
         for close in closers:
             close()
         conn.close()
+
+
+class _Finisher:
+    """Deletes the rows of answered turns, several at a time, then reports them done.
+
+    The row goes as soon as the answer is posted (and the message text with it); one DELETE
+    for the turns answered in the last few milliseconds keeps the database's write lock free
+    for the turns themselves. Autocommit, without a flush to disk each time: a crash of this
+    process loses nothing; a crash of the database server or the machine may leave the last
+    rows, whose answers are then posted again. A turn is reported done only after its row is
+    deleted, so its owner renews its lease until then.
+    """
+
+    INTERVAL_SECONDS = 0.01
+
+    def __init__(self, store: Any, report: Callable[[list[int]], None]) -> None:
+        self._store = store
+        self._report = report
+        self._cond = threading.Condition()
+        self._done: list[int] = []
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="turn-finisher", daemon=True)
+        self._thread.start()
+
+    def add(self, turn_id: int) -> None:
+        with self._cond:
+            self._done.append(turn_id)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._done and not self._closing:
+                    self._cond.wait()
+                if not self._done and self._closing:
+                    return
+            time.sleep(self.INTERVAL_SECONDS)  # let the turns finishing now join this DELETE
+            with self._cond:
+                batch, self._done = self._done, []
+            try:
+                with self._store.autocommit() as uow:
+                    uow.finish_turns(batch)
+            except Exception as exc:  # the database is away: the lease runs out and the turns are re-run
+                log.error("answered turns not deleted count=%d error=%s", len(batch), type(exc).__name__)
+            self._report(batch)

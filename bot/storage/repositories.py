@@ -190,7 +190,7 @@ _BUMP_RATE = (
 _INSERT_RATE = insert(_RATE)
 _UPDATE_RATE = update(_RATE).where(_RATE.c.user_key == bindparam("b_user_key"))
 _INSERT_STAT = insert(_STAT)
-_INSERT_TURN = insert(_TURN).returning(_TURN.c.id)
+_INSERT_TURN = insert(_TURN).returning(_TURN.c.id, sort_by_parameter_order=True)
 _KEEP_TURN_REPLIES = update(_TURN).where(_TURN.c.id == bindparam("b_id"))
 _DELETE_TURN = delete(_TURN).where(_TURN.c.id == bindparam("b_id"))
 # Built once: the dispatcher runs this once per delivery.
@@ -502,10 +502,17 @@ class UnitOfWork:
 
     def add_pending_turn(self, *, kind: str, user_key: str, payload: str, owner: str, now: datetime) -> int:
         """Record a turn before it is acknowledged; ``owner`` runs it. Returns its id."""
-        return int(self._conn().execute(_INSERT_TURN, {
-            "kind": kind, "user_key": user_key, "payload": payload, "owner": owner, "lease_at": now,
-            "attempts": 1, "created_at": now,
-        }).scalar_one())
+        return self.add_pending_turns([(kind, user_key, payload)], owner=owner, now=now)[0]
+
+    def add_pending_turns(self, turns: Sequence[tuple[str, str, str]], *, owner: str, now: datetime) -> list[int]:
+        """Record several turns ``(kind, user_key, payload)`` at once (one statement); their ids, in order."""
+        rows = [{"kind": kind, "user_key": user_key, "payload": payload, "owner": owner, "lease_at": now,
+                 "attempts": 1, "created_at": now} for kind, user_key, payload in turns]
+        return [int(turn_id) for turn_id in self._conn().execute(_INSERT_TURN, rows).scalars()]
+
+    def finish_turns(self, turn_ids: Sequence[int]) -> int:
+        """Delete turns whose answers are posted (one statement). Returns how many were there."""
+        return self._conn().execute(delete(_TURN).where(_TURN.c.id.in_(list(turn_ids)))).rowcount or 0
 
     def keep_turn_replies(self, turn_id: int, replies: str) -> None:
         """Store the answer of a turn, in the turn's own transaction (see ``PendingTurn``)."""
