@@ -73,6 +73,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.config import Settings
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.storage.models import utcnow
+from bot.storage.repositories import Store
 
 log = logging.getLogger("nanbyo.turns")
 
@@ -87,7 +88,18 @@ RETRY = "retry"  # sent before a job that an earlier child (or instance) may hav
 KINDS = ("slack", "line")
 DEFAULT_LIMIT = 1000  # turns waiting per instance before new ones are refused (503)
 DEFAULT_LEASE_SECONDS = 30.0  # an owner that has not renewed its turns for this long is dead
+ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this belongs to a finished turn
 DB_PAUSE_SECONDS = 5.0  # after a failed write, turns go over in memory for this long before trying again
+
+
+def turn_queue(store: Store, database_url: str) -> Store:
+    """Where ``pending_turn`` is: the database itself (PostgreSQL), or on SQLite a file of its own
+    beside it (``bot.storage.db.turn_queue_url``)."""
+    from bot.storage.db import make_turn_queue_engine, turn_queue_url
+
+    if turn_queue_url(database_url) is None:
+        return store
+    return Store(make_turn_queue_engine(database_url))
 
 
 class TurnsBusy(RuntimeError):
@@ -265,7 +277,8 @@ class TurnProcess:
     Args:
         settings: the server's settings; the child builds its ``Bot``, and the Slack and LINE
             clients of the channels configured there, from them.
-        store: where turns are recorded before the ack (``pending_turn``); None keeps them in
+        store: the database's store (``Bot.store``): turns are recorded before the ack, in
+            ``pending_turn`` (on SQLite in a file of its own, see ``turn_queue``); None keeps them in
             memory only (see the module docstring).
         threads: turns the child runs at once (they mostly wait for the database and Slack).
         niceness: added to the child's nice value.
@@ -288,11 +301,12 @@ class TurnProcess:
         self._closing = False
         self._stopping = threading.Event()
         self.store = store
+        self.queue = turn_queue(store, settings.database_url) if store is not None else None
         self.limit = limit
         self.lease = lease
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._db_paused_until = 0.0
-        self._recorder = _Recorder(store, self.owner) if store is not None else None
+        self._recorder = _Recorder(self.queue, self.owner) if self.queue is not None else None
         self.restarts = 0
         self.dropped = 0
         self.adopted = 0
@@ -462,13 +476,20 @@ class TurnProcess:
         with self._lock:
             room = self.limit - len(self._pending)
             mine = [seq for seq in self._pending if seq > 0]
-        with self.store.unit_of_work() as uow:
+        if self.store is not None:
+            with self.store.unit_of_work() as uow:
+                # Answers left by a crash between deleting a turn and its answer.
+                uow.purge_turn_answers(before=now - ANSWER_RETENTION)
+        with self.queue.unit_of_work() as uow:
             if mine:
                 uow.renew_turns(self.owner, mine, now)
             adopted = uow.adopt_turns(owner=self.owner, stale_before=now - timedelta(seconds=self.lease),
                                       now=now, limit=room)
         dead: list[int] = []
         for turn in adopted:
+            with self._lock:
+                if turn.id in self._pending:
+                    continue  # ours, still running: this loop was late to renew it, nobody died
             if turn.attempts > MAX_DELIVERIES:
                 log.error("turn dropped turn=%d: taken over %d times without being answered", turn.id,
                           turn.attempts - 1)
@@ -497,12 +518,13 @@ class TurnProcess:
 
     def _forget(self, turn_ids: list[int]) -> None:
         """Delete rows of turns given up on (their text must not stay)."""
-        if not turn_ids or self.store is None:
+        if not turn_ids or self.store is None or self.queue is None:
             return
         try:
+            with self.queue.unit_of_work() as uow:
+                uow.finish_turns(turn_ids)
             with self.store.unit_of_work() as uow:
-                for turn_id in turn_ids:
-                    uow.finish_turn(turn_id)
+                uow.forget_turn_answers(turn_ids)
         except Exception as exc:
             log.error("dropped turns not deleted error=%s", type(exc).__name__)
 
@@ -617,7 +639,7 @@ def _child_main(conn: Connection, settings: Settings, threads: int, niceness: in
             except OSError:
                 pass  # the parent is gone
 
-    finisher = _Finisher(real_bot.store, report)
+    finisher = _Finisher(real_bot.store, turn_queue(real_bot.store, settings.database_url), report)
 
     conn.send(READY)
     try:
@@ -647,18 +669,17 @@ def _child_main(conn: Connection, settings: Settings, threads: int, niceness: in
 class _Finisher:
     """Deletes the rows of answered turns, several at a time, then reports them done.
 
-    The row goes as soon as the answer is posted (and the message text with it); one DELETE
-    for the turns answered in the last few milliseconds keeps the database's write lock free
-    for the turns themselves. Autocommit, without a flush to disk each time: a crash of this
-    process loses nothing; a crash of the database server or the machine may leave the last
-    rows, whose answers are then posted again. A turn is reported done only after its row is
-    deleted, so its owner renews its lease until then.
+    The row goes as soon as the answer is posted (and the message text with it): one DELETE
+    for the turns answered while the previous one ran. Autocommit, without a flush to disk each
+    time: a crash of this process loses nothing; a crash of the database server or the machine
+    may leave the last rows, whose answers are then posted again. A turn is reported done only
+    after its row is deleted, so its owner renews its lease until then. The kept answers go
+    right after (a crash in between leaves a few, which the owner's lease loop purges later).
     """
 
-    INTERVAL_SECONDS = 0.01
-
-    def __init__(self, store: Any, report: Callable[[list[int]], None]) -> None:
+    def __init__(self, store: Any, queue: Any, report: Callable[[list[int]], None]) -> None:
         self._store = store
+        self._queue = queue
         self._report = report
         self._cond = threading.Condition()
         self._done: list[int] = []
@@ -684,12 +705,17 @@ class _Finisher:
                     self._cond.wait()
                 if not self._done and self._closing:
                     return
-            time.sleep(self.INTERVAL_SECONDS)  # let the turns finishing now join this DELETE
-            with self._cond:
                 batch, self._done = self._done, []
             try:
-                with self._store.autocommit() as uow:
+                with self._queue.autocommit() as uow:
                     uow.finish_turns(batch)
             except Exception as exc:  # the database is away: the lease runs out and the turns are re-run
                 log.error("answered turns not deleted count=%d error=%s", len(batch), type(exc).__name__)
+                self._report(batch)
+                continue
             self._report(batch)
+            try:
+                with self._store.autocommit() as uow:
+                    uow.forget_turn_answers(batch)
+            except Exception as exc:
+                log.warning("kept answers not deleted count=%d error=%s", len(batch), type(exc).__name__)

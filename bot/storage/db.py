@@ -18,8 +18,10 @@ bytes); ``/healthz`` guards against that with a deadline of its own (``bot.serve
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel, create_engine
 
 from bot.storage import models  # noqa: F401  (registers the tables)
@@ -77,4 +79,28 @@ def make_engine(url: str) -> Engine:
     """
     engine = create_db_engine(url)
     SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def turn_queue_url(url: str) -> str | None:
+    """Where ``pending_turn`` lives when not in the database itself: for a SQLite file
+    ``…/nanbyo.db``, the file ``…/nanbyo-turns.db`` beside it (its own write lock, so that
+    recording a turn before the ack does not queue behind the turns being run); None for
+    PostgreSQL and for an in-memory SQLite, where the table is in the database.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = PurePosixPath(parsed.database)
+    return parsed.set(database=str(path.with_name(f"{path.stem}-turns{path.suffix or '.db'}"))) \
+        .render_as_string(hide_password=False)
+
+
+def make_turn_queue_engine(url: str) -> Engine:
+    """An engine on ``turn_queue_url(url)`` with the ``pending_turn`` table created."""
+    queue_url = turn_queue_url(url)
+    if queue_url is None:
+        raise ValueError("the turn queue of this database is in the database itself")
+    engine = create_db_engine(queue_url)
+    models.PendingTurn.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
     return engine

@@ -163,20 +163,35 @@ class PendingTurn(SQLModel, table=True):
     second; longer only while the database or the turn process is down).
 
     ``owner`` is the instance that runs the turn; it renews ``lease_at`` while it lives, and
-    another instance takes over a turn whose lease ran out. ``replies`` holds the answer the
-    turn committed (written in the turn's own transaction), so a turn re-run after a crash
-    posts that answer again instead of running the dialog twice.
+    another instance takes over a turn whose lease ran out. On SQLite the table lives in a file
+    of its own beside the database (``bot.storage.db.turn_queue_url``), so that recording a turn
+    before the ack never waits for the database's one write lock behind the turns being run.
+    Ids are never reused (``AUTOINCREMENT``): a ``TurnAnswer`` names its turn by id.
     """
 
     __tablename__ = "pending_turn"
-    __table_args__ = (Index("ix_pending_turn_lease", "lease_at", "id"),)
+    __table_args__ = (Index("ix_pending_turn_lease", "lease_at", "id"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=10)  # "slack" or "line"
     user_key: str = Field(max_length=200, index=True)
     payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON: the message(s) and where to answer
-    replies: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON, once committed
     owner: str = Field(max_length=100)
     lease_at: datetime
     attempts: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TurnAnswer(SQLModel, table=True):
+    """The answer a recorded turn committed, written in the turn's own transaction.
+
+    So that a turn re-run after a crash (its answer maybe not posted) posts that answer again
+    instead of running the dialog twice: the turn's event is already claimed. Deleted, with
+    its ``PendingTurn``, once the answer is posted.
+    """
+
+    __tablename__ = "turn_answer"
+
+    turn_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    replies: str = Field(sa_column=Column(Text, nullable=False))  # JSON, by part of the turn
     created_at: datetime = Field(default_factory=utcnow)

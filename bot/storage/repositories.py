@@ -43,6 +43,7 @@ from bot.storage.models import (
     HandledEvent,
     PendingTurn,
     Reminder,
+    TurnAnswer,
     ReminderDelivery,
     utcnow,
 )
@@ -165,6 +166,7 @@ _STATE = ConversationState.__table__  # type: ignore[attr-defined]
 _RATE = RateWindow.__table__  # type: ignore[attr-defined]
 _STAT = QuestionStat.__table__  # type: ignore[attr-defined]
 _TURN = PendingTurn.__table__  # type: ignore[attr-defined]
+_ANSWER = TurnAnswer.__table__  # type: ignore[attr-defined]
 
 # A turn's statements, built once: building a statement costs more than SQLite running it.
 # Execution parameters named like a column fill an INSERT's values or an UPDATE's SET.
@@ -191,7 +193,8 @@ _INSERT_RATE = insert(_RATE)
 _UPDATE_RATE = update(_RATE).where(_RATE.c.user_key == bindparam("b_user_key"))
 _INSERT_STAT = insert(_STAT)
 _INSERT_TURN = insert(_TURN).returning(_TURN.c.id, sort_by_parameter_order=True)
-_KEEP_TURN_REPLIES = update(_TURN).where(_TURN.c.id == bindparam("b_id"))
+_UPDATE_ANSWER = update(_ANSWER).where(_ANSWER.c.turn_id == bindparam("b_id"))
+_INSERT_ANSWER = insert(_ANSWER)
 _DELETE_TURN = delete(_TURN).where(_TURN.c.id == bindparam("b_id"))
 # Built once: the dispatcher runs this once per delivery.
 _MARK_SENT = (
@@ -515,12 +518,24 @@ class UnitOfWork:
         return self._conn().execute(delete(_TURN).where(_TURN.c.id.in_(list(turn_ids)))).rowcount or 0
 
     def keep_turn_replies(self, turn_id: int, replies: str) -> None:
-        """Store the answer of a turn, in the turn's own transaction (see ``PendingTurn``)."""
-        self._conn().execute(_KEEP_TURN_REPLIES, {"b_id": turn_id, "replies": replies})
+        """Store the answer of a recorded turn, in the turn's own transaction (see ``TurnAnswer``)."""
+        conn = self._conn()
+        if (conn.execute(_UPDATE_ANSWER, {"b_id": turn_id, "replies": replies}).rowcount or 0) == 0:
+            conn.execute(_INSERT_ANSWER, {"turn_id": turn_id, "replies": replies, "created_at": utcnow()})
 
     def turn_replies(self, turn_id: int) -> str | None:
         """The answer a turn committed before, or None (not run yet, or already finished)."""
-        return self._conn().execute(core_select(_TURN.c.replies).where(_TURN.c.id == turn_id)).scalar()
+        return self._conn().execute(
+            core_select(_ANSWER.c.replies).where(_ANSWER.c.turn_id == turn_id)
+        ).scalar()
+
+    def purge_turn_answers(self, before: datetime) -> int:
+        """Delete kept answers older than ``before`` (left by a crash after their turn was deleted)."""
+        return self._conn().execute(delete(_ANSWER).where(_ANSWER.c.created_at < before)).rowcount or 0
+
+    def forget_turn_answers(self, turn_ids: Sequence[int]) -> int:
+        """Delete the kept answers of turns whose answers are posted. Returns how many."""
+        return self._conn().execute(delete(_ANSWER).where(_ANSWER.c.turn_id.in_(list(turn_ids)))).rowcount or 0
 
     def finish_turn(self, turn_id: int) -> bool:
         """Delete a turn once its answer is posted (its message text goes with it)."""
