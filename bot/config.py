@@ -32,7 +32,7 @@ class Settings:
     port: int = 3000
     reminder_offsets_days: tuple[int, ...] = (60, 30, 7)
     log_level: str = "INFO"
-    turn_queue_limit: int = 1000
+    turn_queue_limit: int = 5000
     turn_lease_seconds: float = 30.0
 
     @classmethod

@@ -13,12 +13,15 @@ acks get the processor first and the answers follow as soon as there is room.
 
 Why the database: Slack and LINE do not send an acknowledged event again, so a turn held only
 in memory is lost when the processes die. With a ``store``, ``submit`` first writes the turn
-to ``pending_turn`` (its own short transaction, committed before the channel acks) and only
-then hands it to the child; the child deletes the row once the answer is posted. The row
-names its owner (this instance), whose lease a thread here renews; an instance whose lease
-ran out is dead, and any instance (this one after a restart, or another sharing the
-database) takes its turns over — ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, an atomic
-``UPDATE … RETURNING`` on SQLite, as the reminder dispatcher claims deliveries.
+to ``pending_turn`` and only then hands it to the child; the turns of concurrent acks share
+one transaction (``_Recorder``, a group commit), committed before the channel acks. On SQLite
+the table is in a file of its own beside the database (``turn_queue``), so that this write
+never queues behind the turns holding the database's one write lock. The child deletes the
+row once the answer is posted (``_Finisher``). The row names its owner (this instance), whose
+lease a thread here renews; an instance whose lease ran out is dead, and any instance (this
+one after a restart, or another sharing the database) takes its turns over — ``SELECT … FOR
+UPDATE SKIP LOCKED`` on PostgreSQL, an atomic ``UPDATE … RETURNING`` on SQLite, as the reminder
+dispatcher claims deliveries.
 
 What is guaranteed, and what is not:
 
@@ -28,7 +31,7 @@ What is guaranteed, and what is not:
   turn is handed over in memory, unrecorded (at most once), so that the user still gets an
   answer — the apology, while the database is down.
 - The turn itself runs once: the core's claim of the event id (``handled_event``) commits with
-  the turn, and with it the answer (``PendingTurn.replies``, through ``Bot.handle(keep=...)``).
+  the turn, and with it the answer (``turn_answer``, through ``Bot.handle(keep=...)``).
   A turn re-run after a crash finds that answer and posts it instead of running the dialog
   again.
 - Its answer is posted at least once: twice only when the process dies between posting the
@@ -86,7 +89,7 @@ RESTART_PAUSES = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before each start a
 READY = "ready"
 RETRY = "retry"  # sent before a job that an earlier child (or instance) may have run
 KINDS = ("slack", "line")
-DEFAULT_LIMIT = 1000  # turns waiting per instance before new ones are refused (503)
+DEFAULT_LIMIT = 5000  # turns waiting per instance before new ones are refused (503)
 DEFAULT_LEASE_SECONDS = 30.0  # an owner that has not renewed its turns for this long is dead
 ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this belongs to a finished turn
 DB_PAUSE_SECONDS = 5.0  # after a failed write, turns go over in memory for this long before trying again
