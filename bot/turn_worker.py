@@ -17,7 +17,7 @@ to ``pending_turn`` and only then hands it to the child; the turns of concurrent
 one transaction (``_Recorder``, a group commit), committed before the channel acks. On SQLite
 the table is in a file of its own beside the database (``turn_queue``), so that this write
 never queues behind the turns holding the database's one write lock. The child deletes the
-row once the answer is posted (``_Finisher``). The row names its owner (this instance), whose
+row as soon as the answer is posted. The row names its owner (this instance), whose
 lease a thread here renews; an instance whose lease ran out is dead, and any instance (this
 one after a restart, or another sharing the database) takes its turns over — ``SELECT … FOR
 UPDATE SKIP LOCKED`` on PostgreSQL, an atomic ``UPDATE … RETURNING`` on SQLite, as the reminder
@@ -630,7 +630,18 @@ def _child_main(conn: Connection, settings: Settings, threads: int, niceness: in
         finally:
             _CURRENT.reset(token)
             if seq > 0:
-                finisher.add(seq)  # reported done once its row is deleted
+                # Answered: the row goes at once, and the message text with it — the fewer
+                # answers posted and not yet recorded, the fewer a crash repeats. Autocommit,
+                # without a flush to disk: a crash of this process loses nothing; a crash of the
+                # database server or the machine may leave the last rows (their answers are then
+                # posted again). Reported done only once deleted: until then its lease is renewed.
+                try:
+                    with queue.autocommit() as uow:
+                        uow.finish_turn(seq)
+                except Exception as exc:  # the database is away: the lease runs out, the turn is re-run
+                    log.error("answered turn not deleted turn=%d error=%s", seq, type(exc).__name__)
+                report([seq])
+                forgetter.add(seq)  # its kept answer, a few at a time
             else:
                 report([seq])
 
@@ -642,7 +653,8 @@ def _child_main(conn: Connection, settings: Settings, threads: int, niceness: in
             except OSError:
                 pass  # the parent is gone
 
-    finisher = _Finisher(real_bot.store, turn_queue(real_bot.store, settings.database_url), report)
+    queue = turn_queue(real_bot.store, settings.database_url)
+    forgetter = _Forgetter(real_bot.store)
 
     conn.send(READY)
     try:
@@ -663,31 +675,26 @@ def _child_main(conn: Connection, settings: Settings, threads: int, niceness: in
             retries.discard(job[0])
     finally:
         pool.shutdown(wait=True)
-        finisher.close()
+        forgetter.close()
         for close in closers:
             close()
         conn.close()
 
 
-class _Finisher:
-    """Deletes the rows of answered turns, several at a time, then reports them done.
+class _Forgetter:
+    """Deletes the kept answers of answered turns (``turn_answer``), several per statement.
 
-    The row goes as soon as the answer is posted (and the message text with it): one DELETE
-    for the turns answered while the previous one ran. Autocommit, without a flush to disk each
-    time: a crash of this process loses nothing; a crash of the database server or the machine
-    may leave the last rows, whose answers are then posted again. A turn is reported done only
-    after its row is deleted, so its owner renews its lease until then. The kept answers go
-    right after (a crash in between leaves a few, which the owner's lease loop purges later).
+    Off the turn's thread and batched, so that it takes the database's write lock once for many
+    turns. A crash before it ran leaves a few answers, which the owner's lease loop purges later
+    (their turns are gone, so they are never posted).
     """
 
-    def __init__(self, store: Any, queue: Any, report: Callable[[list[int]], None]) -> None:
+    def __init__(self, store: Any) -> None:
         self._store = store
-        self._queue = queue
-        self._report = report
         self._cond = threading.Condition()
         self._done: list[int] = []
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name="turn-finisher", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="turn-answers", daemon=True)
         self._thread.start()
 
     def add(self, turn_id: int) -> None:
@@ -709,14 +716,6 @@ class _Finisher:
                 if not self._done and self._closing:
                     return
                 batch, self._done = self._done, []
-            try:
-                with self._queue.autocommit() as uow:
-                    uow.finish_turns(batch)
-            except Exception as exc:  # the database is away: the lease runs out and the turns are re-run
-                log.error("answered turns not deleted count=%d error=%s", len(batch), type(exc).__name__)
-                self._report(batch)
-                continue
-            self._report(batch)
             try:
                 with self._store.autocommit() as uow:
                     uow.forget_turn_answers(batch)
