@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,29 @@ def test_a_turn_gets_the_apology_when_sqlite_stays_locked(tmp_path: Path) -> Non
     finally:
         locker.execute("ROLLBACK")
         locker.close()
+
+
+def test_line_user_gets_the_apology_with_the_reply_token_while_postgresql_hangs(hanging_db: HangingDatabase) -> None:
+    from tests.fakes.line_api import FakeLineApi
+    from tests.test_line_e2e import REPLY, SECRET as LINE_SECRET, sign, text_event, webhook
+    from tests.test_line_e2e import texts as line_texts
+
+    with FakeLineApi.start() as line_api:
+        settings = Settings(database_url=hanging_db.url, line_channel_secret=LINE_SECRET,
+                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        server, shutdown = make_server(_bot_on(hanging_db.url), settings, "127.0.0.1", 0)
+        try:
+            body = webhook(text_event("受給者証なくした", reply_token="rt-hang"))
+            started = time.monotonic()
+            request = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/line/callback", data=body,
+                                             method="POST", headers={"Content-Type": "application/json",
+                                                                     "X-Line-Signature": sign(body)})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+            assert time.monotonic() - started < 1.0
+            (reply,) = line_api.wait_for(REPLY, timeout=CONNECT_TIMEOUT_SECONDS + 5)
+            # Well within the reply token's minute: the apology goes out free, as a reply.
+            assert reply.json["replyToken"] == "rt-hang"
+            assert line_texts(reply) == [DB_DOWN_TEXT]
+        finally:
+            shutdown()
