@@ -306,3 +306,42 @@ def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_
     assert bot.handle(msg) == [], "the event is claimed: run again without the kept answer, it would say nothing"
     with bot.store.unit_of_work() as uow:
         assert uow.load_state("slack:U1").version == 1, "the dialog advanced once"
+
+
+def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fake_slack: FakeSlackAPI,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import OperationalError
+
+    from bot.channels.slack import Destination
+    from bot.config import Settings
+    from bot.messages import IncomingMessage
+    from bot.storage.db import make_engine
+    from bot.storage.repositories import Store
+    from bot.turn_worker import TurnProcess
+
+    class RefusingStore:
+        """The database refuses the write of the record (the child's own database still works)."""
+
+        @contextmanager
+        def unit_of_work(self):
+            raise OperationalError("INSERT INTO pending_turn", {}, ConnectionError("gone"))
+            yield
+
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url)
+    turns = TurnProcess(settings, store=Store(make_engine(url)))
+    try:
+        turns._recorder._store = RefusingStore()  # type: ignore[union-attr]
+        for n in range(2):
+            started = time.monotonic()
+            turns.submit("slack", IncomingMessage("slack", f"U{7000 + n}", text="受給者証なくした",
+                                                  event_id=f"EvDOWN{n}"), Destination(f"D{7000 + n}"))
+            assert time.monotonic() - started < 1.0, "the ack is not held up"
+        fake_slack.wait_for("chat.postMessage", 2, timeout=30)
+    finally:
+        turns.close()
+    assert "turn not recorded, handed over in memory" in caplog.text
+    assert caplog.text.count("turn not recorded") == 1, "the next turns skip the database for a while"
