@@ -32,6 +32,8 @@ class Settings:
     port: int = 3000
     reminder_offsets_days: tuple[int, ...] = (60, 30, 7)
     log_level: str = "INFO"
+    turn_queue_limit: int = 5000
+    turn_lease_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: bool = True) -> Settings:
@@ -63,4 +65,6 @@ class Settings:
             port=int(get("PORT") or cls.port),
             reminder_offsets_days=_offsets(get("REMINDER_OFFSETS_DAYS") or "60,30,7"),
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
+            turn_queue_limit=int(get("TURN_QUEUE_LIMIT") or cls.turn_queue_limit),
+            turn_lease_seconds=float(get("TURN_LEASE_SECONDS") or cls.turn_lease_seconds),
         )

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.matcher import Matcher
 from bot.privacy import looks_like_my_number
-from bot.storage.repositories import DuplicateEvent, StaleStateError, Store, hash_user
+from bot.storage.repositories import DuplicateEvent, StaleStateError, Store, UnitOfWork, hash_user
 from handlers import dialog, route, urgent, urgent_in
 from handlers.base import Context
 from handlers.dialog import Form
@@ -112,15 +112,21 @@ class Bot:
         self.clock = clock
         self.reminder_offsets = reminder_offsets
 
-    def handle(self, msg: IncomingMessage) -> list[Reply]:
-        """Answer one incoming message. Returns [] for an event already handled."""
+    def handle(self, msg: IncomingMessage,
+               keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> list[Reply]:
+        """Answer one incoming message. Returns [] for an event already handled.
+
+        ``keep``, when given, is called with the turn's unit of work and its replies just before
+        the turn commits: the turn queue (``bot.turn_worker``) stores the answer with the turn,
+        so that a turn re-run after a crash posts the same answer rather than none.
+        """
         started = time.perf_counter()
         REQUEST_ID.set(uuid.uuid4().hex[:12])
         if _UNENCODABLE.search(msg.text or "") or _UNENCODABLE.search(msg.choice or ""):
             msg = dataclasses.replace(msg, text=_encodable(msg.text), choice=_encodable(msg.choice))
         for attempt in range(3):
             try:
-                name, replies = self._turn(msg)
+                name, replies = self._turn(msg, keep)
                 break
             except DuplicateEvent:
                 log.info("duplicate event channel=%s user=%s", msg.channel, hash_user(msg.user_key))
@@ -144,7 +150,8 @@ class Bot:
         )
         return replies
 
-    def _turn(self, msg: IncomingMessage) -> tuple[str, list[Reply]]:
+    def _turn(self, msg: IncomingMessage,
+              keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> tuple[str, list[Reply]]:
         with self.store.unit_of_work() as uow:
             if msg.event_id:
                 uow.claim_event(msg.channel, msg.event_id, msg.user_key)
@@ -156,9 +163,10 @@ class Bot:
             if sent > self.max_per_minute and found is None:
                 # A flood from one user (or a stuck client): one polite notice per window, then
                 # silence until the window ends; nothing else is touched.
-                if sent == self.max_per_minute + 1:
-                    return "rate-limited", [Reply(RATE_LIMIT_TEXT, kind="rate-limited")]
-                return "rate-limited-quiet", []
+                limited = [Reply(RATE_LIMIT_TEXT, kind="rate-limited")] if sent == self.max_per_minute + 1 else []
+                if keep is not None:
+                    keep(uow, limited)
+                return ("rate-limited" if limited else "rate-limited-quiet"), limited
             state = uow.load_state(msg.user_key)
             ctx = Context(
                 kb=self.kb,
@@ -185,6 +193,8 @@ class Bot:
                 uow.delete_user(msg.user_key)
             else:
                 uow.save_state(state)
+            if keep is not None:
+                keep(uow, replies)
             return name, replies
 
     def delete_user(self, user_key: str) -> int:

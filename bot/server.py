@@ -42,6 +42,7 @@ serve_log = logging.getLogger("nanbyo.serve")
 
 MAX_BODY_BYTES = 1024 * 1024  # Slack and LINE payloads are far smaller; refuse anything bigger
 REQUEST_TIMEOUT_SECONDS = 30  # a client that stops sending mid-request does not hold a thread forever
+HEALTH_TIMEOUT_SECONDS = 0.8  # /healthz answers within a second, even when the database hangs
 
 SLACK_PATH = "/slack/events"
 LINE_PATH = "/line/callback"
@@ -81,19 +82,49 @@ class LineCallback(Protocol):
 
 # --- routes --------------------------------------------------------------------------------------
 
-def health_route(bot: Bot) -> Route:
-    """``GET /healthz``: 200 ``{"status": "ok"}`` when the database answers, else 503."""
+def health_route(bot: Bot, timeout: float = HEALTH_TIMEOUT_SECONDS) -> Route:
+    """``GET /healthz``: 200 ``{"status": "ok"}`` when the database answers, else 503.
 
-    def route(req: Request) -> Response:
+    The check runs on a thread of its own and the answer waits for it at most ``timeout``
+    seconds: a database that accepts connections and never answers gives 503
+    ``"database": "timeout"`` at once, not a request thread stuck for good. One check at a time:
+    requests arriving while one runs wait for that one (so a hung database holds one thread,
+    not one per probe).
+    """
+    lock = threading.Lock()
+    current: list[_Check] = []
+
+    def check(done: _Check) -> None:
         try:
             with bot.store.engine.connect() as conn:
                 conn.execute(sql_text("SELECT 1"))
         except Exception as exc:
-            log.warning("healthz database check failed error=%s", type(exc).__name__)
+            done.error = type(exc).__name__
+        done.finished.set()
+
+    def route(req: Request) -> Response:
+        with lock:
+            if not current or current[0].finished.is_set():
+                current[:] = [_Check()]
+                threading.Thread(target=check, args=(current[0],), name="healthz", daemon=True).start()
+            running = current[0]
+        if not running.finished.wait(timeout):
+            log.warning("healthz database check timed out after %.1f s", timeout)
+            return Response.json(503, {"status": "unavailable", "database": "timeout"})
+        if running.error is not None:
+            log.warning("healthz database check failed error=%s", running.error)
             return Response.json(503, {"status": "unavailable", "database": "error"})
         return Response.json(200, {"status": "ok"})
 
     return route
+
+
+@dataclass
+class _Check:
+    """One database check of ``/healthz``: done when ``finished`` is set, failed when ``error``."""
+
+    finished: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
 
 
 def slack_route(channel: Any) -> Route:
@@ -346,12 +377,15 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
             from bot.bootstrap import LazyBot
             from bot.turn_worker import TurnProcess
 
+            bot: Any = LazyBot(settings)  # this process only records and acks: no matcher here
             try:
-                turns = TurnProcess(settings)  # its child loads the knowledge base and the matcher
+                # Its child loads the knowledge base and the matcher. Turns are recorded in the
+                # database before the ack, so that a crash of both processes loses none.
+                turns = TurnProcess(settings, store=bot.store, limit=settings.turn_queue_limit,
+                                    lease=settings.turn_lease_seconds)
             except RuntimeError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
-            bot: Any = LazyBot(settings)  # this process only acks: no matcher here
         else:
             bot = build_bot(settings)
         try:

@@ -134,9 +134,12 @@ def test_a_child_that_dies_is_replaced_and_the_next_message_is_answered(
     assert get(serve.url + "/healthz").status == 200
     assert "turn process gone" in serve.stderr()
     assert serve.stop() == 0, serve.stderr()
-    # A turn the dead child may not have reported done is handed to the new one; its event id
-    # was committed with the answer, so it is not answered twice.
-    assert len(fake_slack.calls_to("chat.postMessage", ok_only=False)) == 2
+    # The child was killed right after posting D81's answer, maybe before deleting its turn: the
+    # new child then posts the answer the turn committed (the turn itself does not run again).
+    posts = fake_slack.calls_to("chat.postMessage", ok_only=False)
+    to_d81 = [c for c in posts if c.args["channel"] == "D81"]
+    assert len([c for c in posts if c.args["channel"] == "D82"]) == 1
+    assert 1 <= len(to_d81) <= 2 and len({json.dumps(c.args["blocks"]) for c in to_d81}) == 1
 
 
 # --- Socket Mode: the same server over a WebSocket instead of /slack/events -------------------------

@@ -346,6 +346,10 @@ class SlackChannel:
         self.client = make_web_client(settings)
         # Our own executor, so that close() can wait for the turns still running.
         self.executor = ThreadPoolExecutor(max_workers=listener_workers, thread_name_prefix="slack-listener")
+        # Turns recorded before the ack (``serve``'s turn process): the listener, which only
+        # converts and records, runs before bolt answers, so that a turn that could not be
+        # recorded gets 503 (and Slack delivers it again) instead of an ack.
+        durable = bool(getattr(turns, "durable", False))
         self.app = App(
             signing_secret=settings.slack_signing_secret or "",
             client=self.client,
@@ -355,7 +359,10 @@ class SlackChannel:
             request_verification_enabled=True,
             listener_executor=self.executor,
             logger=_bolt_logger(),
+            process_before_response=durable,
         )
+        if durable:
+            self.app.error(self._on_listener_error)
         self._register()
 
     # -- entry points ---------------------------------------------------------------------------
@@ -463,12 +470,14 @@ class SlackChannel:
         if container.get("type") == "message" and channel_id and not container.get("is_ephemeral"):
             dest: Destination | None = Destination(channel_id, message.get("thread_ts"))
             label = ((action.get("text") or {}).get("text")) or value
-            self._mark_chosen(channel_id, message, label)
         else:
             dest = self._open_dm(user)  # the App Home tab or an ephemeral note: answer in the DM
         if dest is None:
             return
         self._turn(IncomingMessage(channel=CHANNEL, user=user, choice=value, event_id=event_id), dest)
+        if container.get("type") == "message" and channel_id and not container.get("is_ephemeral"):
+            # After the turn is handed over: a click refused (503) keeps its buttons, to be clicked again.
+            self._mark_chosen(channel_id, message, label)
 
     def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
         ack()  # first, within 3 seconds; the answer follows as a DM
@@ -493,6 +502,15 @@ class SlackChannel:
                 respond(text=ANSWERED_IN_DM_TEXT, response_type="ephemeral")
             except Exception as exc:  # the pointer is a courtesy; the answer is already posted
                 log.warning("slack command pointer failed user=%s error=%s", _short(user), type(exc).__name__)
+
+    def _on_listener_error(self, error: Exception) -> BoltResponse | None:
+        """A turn that could not be handed over (too many waiting, shutting down) gets 503, which
+        Slack retries; anything else stays bolt's 500. Never the payload in the log."""
+        if isinstance(error, RuntimeError):
+            log.warning("slack turn refused error=%s", type(error).__name__)
+            return BoltResponse(status=503, body="")
+        log.error("slack listener failed error=%s", type(error).__name__, exc_info=error)
+        return None
 
     def _ack_only(self, ack: Any) -> None:
         ack()

@@ -2,7 +2,8 @@
 
 Personal data is kept to the minimum: the conversation state of a user's open
 dialog, the municipality they told us (to name their office), the ids of
-events already handled, and reminders they asked for. Message text is never stored.
+events already handled, and reminders they asked for. Message text is stored only while its
+turn waits to run (``PendingTurn``), and deleted once it ran.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -166,3 +167,46 @@ class RateWindow(SQLModel, table=True):
     user_key: str = Field(primary_key=True, max_length=200)
     window_start: datetime
     count: int = 0
+
+
+class PendingTurn(SQLModel, table=True):
+    """A Slack or LINE turn acknowledged to the platform and not answered yet (``bot.turn_worker``).
+
+    Written before the acknowledgement, so that a crash of every process loses nothing Slack
+    or LINE will not send again; deleted as soon as the answer is posted. It is the one place
+    where a message's text is stored, for as long as its turn takes (usually well under a
+    second; longer only while the database or the turn process is down).
+
+    ``owner`` is the instance that runs the turn; it renews ``lease_at`` while it lives, and
+    another instance takes over a turn whose lease ran out. On SQLite the table lives in a file
+    of its own beside the database (``bot.storage.db.turn_queue_url``), so that recording a turn
+    before the ack never waits for the database's one write lock behind the turns being run.
+    Ids are never reused (``AUTOINCREMENT``): a ``TurnAnswer`` names its turn by id.
+    """
+
+    __tablename__ = "pending_turn"
+    __table_args__ = (Index("ix_pending_turn_lease", "lease_at", "id"), {"sqlite_autoincrement": True})
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=10)  # "slack" or "line"
+    user_key: str = Field(max_length=200, index=True)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON: the message(s) and where to answer
+    owner: str = Field(max_length=100)
+    lease_at: datetime
+    attempts: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TurnAnswer(SQLModel, table=True):
+    """The answer a recorded turn committed, written in the turn's own transaction.
+
+    So that a turn re-run after a crash (its answer maybe not posted) posts that answer again
+    instead of running the dialog twice: the turn's event is already claimed. Deleted, with
+    its ``PendingTurn``, once the answer is posted.
+    """
+
+    __tablename__ = "turn_answer"
+
+    turn_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    replies: str = Field(sa_column=Column(Text, nullable=False))  # JSON, by part of the turn
+    created_at: datetime = Field(default_factory=utcnow)

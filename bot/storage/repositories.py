@@ -45,7 +45,9 @@ from bot.storage.models import (
     ConversationState,
     UserState,
     HandledEvent,
+    PendingTurn,
     Reminder,
+    TurnAnswer,
     ReminderDelivery,
     utcnow,
 )
@@ -172,6 +174,16 @@ class PendingCounts:
     not_due: int  # due later, or waiting for a retry
 
 
+@dataclass(frozen=True)
+class AdoptedTurn:
+    """A pending turn this instance took over from one whose lease ran out (``adopt_turns``)."""
+
+    id: int
+    kind: str
+    payload: str
+    attempts: int
+
+
 def delivery_key(reminder_id: int, offset_days: int) -> str:
     """The idempotency key of one mark of one reminder."""
     return f"reminder-{reminder_id}-{offset_days}"
@@ -204,6 +216,8 @@ _INSERT_SECRET_IF_NEW = {
     "sqlite": sqlite_insert(_SECRET).on_conflict_do_nothing(index_elements=["name"]),
 }
 _SELECT_SECRET = core_select(_SECRET.c.value).where(_SECRET.c.name == bindparam("b_name"))
+_TURN = PendingTurn.__table__  # type: ignore[attr-defined]
+_ANSWER = TurnAnswer.__table__  # type: ignore[attr-defined]
 
 # A turn's statements, built once: building a statement costs more than SQLite running it.
 # Execution parameters named like a column fill an INSERT's values or an UPDATE's SET.
@@ -229,6 +243,10 @@ _BUMP_RATE = (
 _INSERT_RATE = insert(_RATE)
 _UPDATE_RATE = update(_RATE).where(_RATE.c.user_key == bindparam("b_user_key"))
 _INSERT_STAT = insert(_STAT)
+_INSERT_TURN = insert(_TURN).returning(_TURN.c.id, sort_by_parameter_order=True)
+_UPDATE_ANSWER = update(_ANSWER).where(_ANSWER.c.turn_id == bindparam("b_id"))
+_INSERT_ANSWER = insert(_ANSWER)
+_DELETE_TURN = delete(_TURN).where(_TURN.c.id == bindparam("b_id"))
 # Built once: the dispatcher runs this once per delivery.
 _MARK_SENT = (
     update(_DELIVERY)
@@ -576,6 +594,80 @@ class UnitOfWork:
             active=row.active,
             marks=tuple(MarkView(m.offset_days, m.due_at, m.status, m.sent_at) for m in marks),
         )
+
+    # --- turns acked and not yet answered (bot.turn_worker), each call its own short unit of work --
+
+    def add_pending_turn(self, *, kind: str, user_key: str, payload: str, owner: str, now: datetime) -> int:
+        """Record a turn before it is acknowledged; ``owner`` runs it. Returns its id."""
+        return self.add_pending_turns([(kind, user_key, payload)], owner=owner, now=now)[0]
+
+    def add_pending_turns(self, turns: Sequence[tuple[str, str, str]], *, owner: str, now: datetime) -> list[int]:
+        """Record several turns ``(kind, user_key, payload)`` at once (one statement); their ids, in order."""
+        rows = [{"kind": kind, "user_key": user_key, "payload": payload, "owner": owner, "lease_at": now,
+                 "attempts": 1, "created_at": now} for kind, user_key, payload in turns]
+        return [int(turn_id) for turn_id in self._conn().execute(_INSERT_TURN, rows).scalars()]
+
+    def finish_turns(self, turn_ids: Sequence[int]) -> int:
+        """Delete turns whose answers are posted (one statement). Returns how many were there."""
+        return self._conn().execute(delete(_TURN).where(_TURN.c.id.in_(list(turn_ids)))).rowcount or 0
+
+    def keep_turn_replies(self, turn_id: int, replies: str) -> None:
+        """Store the answer of a recorded turn, in the turn's own transaction (see ``TurnAnswer``)."""
+        conn = self._conn()
+        if (conn.execute(_UPDATE_ANSWER, {"b_id": turn_id, "replies": replies}).rowcount or 0) == 0:
+            conn.execute(_INSERT_ANSWER, {"turn_id": turn_id, "replies": replies, "created_at": utcnow()})
+
+    def turn_replies(self, turn_id: int) -> str | None:
+        """The answer a turn committed before, or None (not run yet, or already finished)."""
+        return self._conn().execute(
+            core_select(_ANSWER.c.replies).where(_ANSWER.c.turn_id == turn_id)
+        ).scalar()
+
+    def purge_turn_answers(self, before: datetime) -> int:
+        """Delete kept answers older than ``before`` (left by a crash after their turn was deleted)."""
+        return self._conn().execute(delete(_ANSWER).where(_ANSWER.c.created_at < before)).rowcount or 0
+
+    def forget_turn_answers(self, turn_ids: Sequence[int]) -> int:
+        """Delete the kept answers of turns whose answers are posted. Returns how many."""
+        return self._conn().execute(delete(_ANSWER).where(_ANSWER.c.turn_id.in_(list(turn_ids)))).rowcount or 0
+
+    def finish_turn(self, turn_id: int) -> bool:
+        """Delete a turn once its answer is posted (its message text goes with it)."""
+        return (self._conn().execute(_DELETE_TURN, {"b_id": turn_id}).rowcount or 0) == 1
+
+    def renew_turns(self, owner: str, turn_ids: Sequence[int], now: datetime) -> int:
+        """Renew the lease of turns ``owner`` still runs: it is alive. Returns how many."""
+        return self._conn().execute(
+            update(_TURN).where(_TURN.c.owner == owner, _TURN.c.id.in_(list(turn_ids))).values(lease_at=now)
+        ).rowcount or 0
+
+    def adopt_turns(self, *, owner: str, stale_before: datetime, now: datetime, limit: int) -> list[AdoptedTurn]:
+        """Take over up to ``limit`` turns whose owner died (lease older than ``stale_before``).
+
+        As the reminder dispatcher claims deliveries: PostgreSQL ``SELECT … FOR UPDATE SKIP
+        LOCKED`` then an UPDATE, so two instances never take the same turn nor wait for each
+        other; SQLite one ``UPDATE … WHERE id IN (SELECT …) RETURNING``, atomic under its write lock.
+        Oldest first, so that a user's turns keep their order.
+        """
+        if limit <= 0:
+            return []
+        pick = core_select(_TURN.c.id).where(_TURN.c.lease_at < stale_before).order_by(_TURN.c.id).limit(limit)
+        values = {"owner": owner, "lease_at": now, "attempts": _TURN.c.attempts + 1}
+        conn = self._conn()
+        if conn.dialect.name == "postgresql":
+            ids = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
+            if not ids:
+                return []
+            rows = conn.execute(update(_TURN).where(_TURN.c.id.in_(ids)).values(**values)
+                                .returning(_TURN.c.id, _TURN.c.kind, _TURN.c.payload, _TURN.c.attempts)).all()
+        else:
+            rows = conn.execute(update(_TURN).where(_TURN.c.id.in_(pick.scalar_subquery())).values(**values)
+                                .returning(_TURN.c.id, _TURN.c.kind, _TURN.c.payload, _TURN.c.attempts)).all()
+        return sorted((AdoptedTurn(*row) for row in rows), key=lambda t: t.id)
+
+    def count_pending_turns(self) -> int:
+        """Turns acked and not yet answered, on every instance."""
+        return int(self._conn().execute(core_select(func.count()).select_from(_TURN)).scalar_one())
 
     # --- renewal reminders, for the dispatcher (each call in its own short unit of work) ----------
 

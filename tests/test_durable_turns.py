@@ -1,0 +1,347 @@
+"""No acked turn is lost: ``serve`` records each Slack and LINE turn before acking it.
+
+Through the installed command, with requests signed as Slack and LINE sign them and the fake
+APIs on 127.0.0.1: a burst of events, every process of ``serve`` killed with SIGKILL in the
+middle of it, a restart on the same database — and every event that had been acked is
+answered, by the restarted instance taking over the dead one's turns once their lease ran out.
+The turn's answer is committed with its event claim, so a turn whose answer was being posted
+when the processes died is posted again with the same answer, never run twice; those are
+the only repeats. And a queue that is full answers 503 rather than acking.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.storage.db import turn_queue_url
+from tests.fakes.line_api import FakeLineApi
+from tests.fakes.slack_api import FakeSlackAPI
+from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
+from tests.test_slack_e2e import SECRET, TOKEN, _free_port, _wait_healthy, dm, post_signed
+
+CHILD_THREADS = 8  # bot.turn_worker.TurnProcess's default: turns a child runs at once
+LEASE_SECONDS = 2
+
+
+@pytest.fixture()
+def line_api() -> Iterator[FakeLineApi]:
+    with FakeLineApi.start() as fake:
+        yield fake
+
+
+@dataclass
+class Serve:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+    def kill_all(self) -> None:
+        """SIGKILL to every process of serve (the server and its turn process) at once."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+
+def start_serve(tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi,
+                name: str, **extra: str) -> Serve:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
+           "SLACK_API_URL": fake_slack.api_url, "LINE_API_URL": line_api.url, "LINE_CHANNEL_SECRET": LINE_SECRET,
+           "LINE_CHANNEL_ACCESS_TOKEN": line_api.access_token, "LOG_LEVEL": "INFO",
+           "TURN_LEASE_SECONDS": str(LEASE_SECONDS), **extra}
+    env.pop("SLACK_APP_TOKEN", None)
+    log = tmp_path / f"{name}.stderr"
+    exe = Path(sys.executable).with_name("nanbyo-bot")
+    with log.open("w") as err:  # a file: the logs of both processes must never block on a full pipe
+        proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
+                                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)  # its own process group: killpg reaches all of serve
+    serve = Serve(proc, f"http://127.0.0.1:{port}", log)
+    _wait_healthy(serve.url, proc)
+    deadline = time.monotonic() + 60
+    while "listening on" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.05)
+    return serve
+
+
+def post_line(url: str, user: str) -> int:
+    body = webhook(text_event("受給者証なくした", user=user, reply_token=f"rt-{user}"))
+    request = urllib.request.Request(url + "/line/callback", data=body, method="POST",
+                                     headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def slack_answers(fake: FakeSlackAPI) -> Counter[str]:
+    """Answers per Slack user (each test user has a DM channel of their own)."""
+    return Counter("U" + c.args["channel"].removeprefix("D") for c in fake.calls_to("chat.postMessage"))
+
+
+def line_answers(fake: FakeLineApi) -> Counter[str]:
+    """Answers per LINE user: replies (the reply token names the user) and pushes LINE accepted."""
+    answered: Counter[str] = Counter()
+    for r in fake.calls("/v2/bot/message/reply"):
+        if r.status == 200:
+            answered[r.json["replyToken"].removeprefix("rt-")] += 1
+    for r in fake.calls("/v2/bot/message/push"):
+        if r.status == 200:
+            answered[r.json["to"]] += 1
+    return answered
+
+
+def _count(url: str, table: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def pending_turns(database_url: str) -> int:
+    """Recorded turns not answered yet: the only rows that hold a message's text."""
+    return _count(turn_queue_url(database_url) or database_url, "pending_turn")
+
+
+def kept_answers(database_url: str) -> int:
+    return _count(database_url, "turn_answer")
+
+
+def test_every_acked_event_is_answered_after_every_process_is_killed(
+        tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:
+    first = start_serve(tmp_path, database_url, fake_slack, line_api, "first")
+    total, kill_after = 400, 150
+    acked: list[str] = []
+    lock = threading.Lock()
+    killed = threading.Event()
+    posted_at_kill: list[int] = []  # requests the fake Slack and LINE APIs had received when serve died
+
+    def send(n: int) -> None:
+        user = f"U{5000 + n}" if n % 2 else f"L{5000 + n}"  # Slack and LINE, one user per event
+        try:
+            if user.startswith("U"):
+                status = post_signed(first.url + "/slack/events", dm("受給者証なくした", user=user)).status
+            else:
+                status = post_line(first.url, user)
+        except (OSError, urllib.error.URLError):
+            return  # the server died under this request: not acked, so Slack or LINE would send it again
+        if status == 200:
+            with lock:
+                acked.append(user)
+                if len(acked) == kill_after and not killed.is_set():
+                    killed.set()
+                    first.kill_all()
+                    posted_at_kill.extend((len(fake_slack.calls_to("chat.postMessage", ok_only=False)),
+                                           len(line_api.requests)))
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(send, range(total)))
+    assert killed.is_set(), first.log.read_text(errors="replace")
+    assert len(acked) >= kill_after
+
+    second = start_serve(tmp_path, database_url, fake_slack, line_api, "second")
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            answered = slack_answers(fake_slack) + line_answers(line_api)
+            lost = [u for u in acked if answered[u] == 0]
+            if not lost and pending_turns(database_url) == 0:
+                break
+            assert time.monotonic() < deadline, (
+                f"{len(lost)} acked events never answered, e.g. {lost[:5]}; "
+                f"{pending_turns(database_url)} turns left\n" + second.log.read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+    finally:
+        assert second.stop() == 0
+
+    answered = slack_answers(fake_slack) + line_answers(line_api)
+    repeated = sorted(u for u in acked if answered[u] > 1)
+    # Only an answer being posted at the kill is posted again (replayed from the database, the
+    # turn does not run twice): no more of them than the child runs turns at once.
+    assert len(repeated) <= 2 * CHILD_THREADS, repeated
+    assert all(answered[u] == 2 for u in repeated), {u: answered[u] for u in repeated}
+    slack_posts = fake_slack.calls_to("chat.postMessage", ok_only=False)
+    for user in repeated:
+        # The same answer twice: replayed, not a second run of the turn; and the first was posted
+        # before the kill, by the instance that died before it could record it done.
+        if user.startswith("U"):
+            posts = [i for i, c in enumerate(slack_posts) if c.args["channel"] == "D" + user[1:]]
+            assert slack_posts[posts[0]].args["blocks"] == slack_posts[posts[1]].args["blocks"]
+            assert posts[0] < posted_at_kill[0]
+        else:
+            sent = [(i, [m["text"] for m in r.json["messages"]]) for i, r in enumerate(line_api.requests)
+                    if r.status == 200 and (r.json.get("to") == user or r.json.get("replyToken") == f"rt-{user}")]
+            assert sent[0][1] == sent[1][1]
+            assert sent[0][0] < posted_at_kill[1]
+    # Answers are forgotten with their turns; only a kill between the two can leave one behind
+    # (purged by the lease loop after bot.turn_worker.ANSWER_RETENTION).
+    assert kept_answers(database_url) <= 2 * CHILD_THREADS
+    assert "turn taken over" in second.log.read_text(errors="replace")
+    # The acked events were recorded before the ack, and answered: nothing else was answered.
+    assert set(answered) <= {f"U{5000 + n}" if n % 2 else f"L{5000 + n}" for n in range(total)}
+
+
+def test_a_full_queue_answers_503_and_the_turns_it_took_are_answered(
+        tmp_path: Path, db_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:
+    serve = start_serve(tmp_path, db_url, fake_slack, line_api, "full", TURN_QUEUE_LIMIT="3")
+    child = int(re.search(r"turns in process (\d+)", serve.log.read_text()).group(1))
+    os.kill(child, signal.SIGSTOP)  # the turn process stops working: turns pile up
+    try:
+        statuses = [post_signed(serve.url + "/slack/events", dm("受給者証なくした", user=f"U{6000 + n}")).status
+                    for n in range(4)]
+        line_status = post_line(serve.url, "L6100")
+    finally:
+        os.kill(child, signal.SIGCONT)
+    assert statuses == [200, 200, 200, 503], "three wait; the fourth is refused, and Slack sends it again"
+    assert line_status == 503
+    deadline = time.monotonic() + 30
+    while sorted(slack_answers(fake_slack)) != ["U6000", "U6001", "U6002"] or pending_turns(db_url):
+        assert time.monotonic() < deadline, serve.log.read_text(errors="replace")
+        time.sleep(0.1)
+    # Once there is room again, Slack's retry is taken.
+    assert post_signed(serve.url + "/slack/events", dm("受給者証なくした", user="U6003")).status == 200
+    assert serve.stop() == 0
+    assert slack_answers(fake_slack) == Counter({"U6000": 1, "U6001": 1, "U6002": 1, "U6003": 1})
+    assert pending_turns(db_url) == 0, "message text is deleted once its turn ran"
+    assert kept_answers(db_url) == 0
+
+
+
+# --- the repository: taking over the turns of a dead instance ----------------------------------------
+
+def test_turns_of_a_dead_instance_are_taken_over_once_by_instances_racing_for_them(store) -> None:
+    from datetime import timedelta
+
+    from bot.storage.models import utcnow
+
+    now = utcnow()
+    with store.unit_of_work() as uow:
+        dead = [uow.add_pending_turn(kind="slack", user_key=f"slack:U{n}", payload="{}", owner="dead",
+                                     now=now - timedelta(minutes=5)) for n in range(12)]
+        alive = uow.add_pending_turn(kind="slack", user_key="slack:U99", payload="{}", owner="alive", now=now)
+    taken: dict[str, list[int]] = {}
+    barrier = threading.Barrier(4)
+
+    def adopt(owner: str) -> None:
+        barrier.wait()
+        mine: list[int] = []
+        while True:
+            with store.unit_of_work() as uow:
+                got = uow.adopt_turns(owner=owner, stale_before=now - timedelta(minutes=1), now=utcnow(), limit=2)
+            if not got:
+                break
+            mine += [t.id for t in got]
+        taken[owner] = mine
+
+    threads = [threading.Thread(target=adopt, args=(f"instance-{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    everything = [turn_id for ids in taken.values() for turn_id in ids]
+    assert sorted(everything) == dead, "each dead turn taken over exactly once"
+    assert alive not in everything, "a live instance's turn is left alone"
+    with store.unit_of_work() as uow:
+        assert uow.count_pending_turns() == 13
+        assert all(uow.finish_turn(turn_id) for turn_id in dead)
+        assert uow.count_pending_turns() == 1
+
+
+def test_a_turn_answer_is_kept_until_it_is_forgotten(store) -> None:
+    with store.unit_of_work() as uow:
+        assert uow.turn_replies(7) is None
+        uow.keep_turn_replies(7, '{"0": []}')
+    with store.unit_of_work() as uow:
+        assert uow.turn_replies(7) == '{"0": []}'
+        uow.keep_turn_replies(7, '{"0": [], "1": []}')  # the next event of the same LINE turn
+    with store.unit_of_work() as uow:
+        assert uow.turn_replies(7) == '{"0": [], "1": []}'
+        assert uow.forget_turn_answers([7, 8]) == 1
+        assert uow.turn_replies(7) is None
+
+
+def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_run_again(bot) -> None:
+    from bot.messages import IncomingMessage
+    from bot.storage.models import utcnow
+    from bot.turn_worker import _CURRENT, ReplayingBot, _TurnContext
+
+    with bot.store.unit_of_work() as uow:
+        turn_id = uow.add_pending_turn(kind="slack", user_key="slack:U1", payload="{}", owner="me", now=utcnow())
+    replaying = ReplayingBot(bot)
+    msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
+
+    token = _CURRENT.set(_TurnContext(turn_id, retry=False))
+    first = replaying.handle(msg)  # committed with its answer; then the process "died" before posting
+    _CURRENT.reset(token)
+    token = _CURRENT.set(_TurnContext(turn_id, retry=True))
+    again = replaying.handle(msg)
+    _CURRENT.reset(token)
+
+    assert first and again == first
+    assert [r.expecting for r in again] == [r.expecting for r in first]
+    assert bot.handle(msg) == [], "the event is claimed: run again without the kept answer, it would say nothing"
+    with bot.store.unit_of_work() as uow:
+        assert uow.load_state("slack:U1").version == 1, "the dialog advanced once"
+
+
+def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fake_slack: FakeSlackAPI,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import OperationalError
+
+    from bot.channels.slack import Destination
+    from bot.config import Settings
+    from bot.messages import IncomingMessage
+    from bot.storage.db import make_engine
+    from bot.storage.repositories import Store
+    from bot.turn_worker import TurnProcess
+
+    class RefusingStore:
+        """The database refuses the write of the record (the child's own database still works)."""
+
+        @contextmanager
+        def unit_of_work(self):
+            raise OperationalError("INSERT INTO pending_turn", {}, ConnectionError("gone"))
+            yield
+
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url)
+    turns = TurnProcess(settings, store=Store(make_engine(url)))
+    try:
+        turns._recorder._store = RefusingStore()  # type: ignore[union-attr]
+        for n in range(2):
+            started = time.monotonic()
+            turns.submit("slack", IncomingMessage("slack", f"U{7000 + n}", text="受給者証なくした",
+                                                  event_id=f"EvDOWN{n}"), Destination(f"D{7000 + n}"))
+            assert time.monotonic() - started < 1.0, "the ack is not held up"
+        fake_slack.wait_for("chat.postMessage", 2, timeout=30)
+    finally:
+        turns.close()
+    assert "turn not recorded, handed over in memory" in caplog.text
+    assert caplog.text.count("turn not recorded") == 1, "the next turns skip the database for a while"
