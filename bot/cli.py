@@ -82,8 +82,8 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import knowledge_and_matcher
     from bot.evaluation import evaluate
 
-    if args.safety:
-        return _eval_safety(args, settings)
+    if args.safety or args.actions:
+        return _eval_with_bot(args, settings)
     kb, matcher = knowledge_and_matcher(settings.prefecture)
     spec = Path(args.spec) if args.spec else None
     result = evaluate(kb, matcher, Path(args.file), spec)
@@ -91,20 +91,21 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _eval_safety(args: argparse.Namespace, settings: Settings) -> int:
-    """Recall and false alarms of the emergency and crisis answers, on a throw-away SQLite database."""
+def _eval_with_bot(args: argparse.Namespace, settings: Settings) -> int:
+    """Safety (recall, false alarms) or actions (started directly, within one click), through whole
+    turns of a bot on a throw-away SQLite database."""
     import tempfile
     from datetime import datetime
 
     from bot.bootstrap import build_bot
     from bot.core import TOKYO
-    from bot.evaluation import evaluate_safety
+    from bot.evaluation import evaluate_actions, evaluate_safety
 
     with tempfile.TemporaryDirectory() as tmp:
         fixed = datetime(2026, 11, 30, 10, 0, tzinfo=TOKYO)
         bot = build_bot(Settings(database_url=f"sqlite:///{tmp}/eval.db", prefecture=settings.prefecture),
                         clock=lambda: fixed)
-        result = evaluate_safety(bot, Path(args.file))
+        result = evaluate_safety(bot, Path(args.file)) if args.safety else evaluate_actions(bot, Path(args.file))
         bot.store.engine.dispose()
     print(result.report())
     return 0
@@ -201,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="measure the matcher on a JSONL question file")
     ev.add_argument("file")
     ev.add_argument("--spec", help="topics.yaml whose must facts to check (default: each topic's own)")
+    ev.add_argument("--actions", action="store_true",
+                    help='the file holds {"q", "action"} lines: measure requests started directly and within one click')
     ev.add_argument("--safety", action="store_true",
                     help='the file holds {"text", "kind"} lines: measure emergency and crisis recall and false alarms, '
                          "free and at every dialog step")

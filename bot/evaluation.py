@@ -231,3 +231,77 @@ def evaluate_safety(bot: Any, path: Path) -> SafetyResult:
                 misses.append(f"[false alarm at {form}/{slot}] {text}")
     return SafetyResult(urgent, ordinary, caught, false_alarms, len(steps), caught_mid, false_alarms_mid,
                         tuple(misses))
+
+
+# --- actions: requests for what the bot does ------------------------------------------------
+
+@dataclass(frozen=True)
+class ActionResult:
+    total: int
+    direct: int
+    one_click: int
+    misses: tuple[str, ...]
+
+    @property
+    def direct_rate(self) -> float:
+        return self.direct / self.total if self.total else 1.0
+
+    @property
+    def one_click_rate(self) -> float:
+        return self.one_click / self.total if self.total else 1.0
+
+    def report(self) -> str:
+        lines = [f"miss: {m}" for m in self.misses]
+        lines += [
+            f"requests: {self.total}",
+            f"action started by the message itself: {self.direct_rate:.1%} ({self.direct}/{self.total})   "
+            f"within one click: {self.one_click_rate:.1%} ({self.one_click}/{self.total})",
+        ]
+        return "\n".join(lines)
+
+
+def _performed(does: str, replies: list[Any], state: UserState) -> bool:
+    kinds = {r.kind for r in replies}
+    if does.startswith("start:"):
+        return state.dialog == does.removeprefix("start:")
+    return {
+        # The office finder's work is done when the user's own office is shown (by any route).
+        "office": state.dialog == "office" or "office" in kinds or any("にお住まいの方の窓口は" in r.text for r in replies),
+        "delete": state.dialog == "delete",
+        "menu": "menu" in kinds,
+        "cancel": "cancel" in kinds and state.dialog is None,
+        "restart": "restart" in kinds,
+        "reminder-list": "reminder-list" in kinds,
+        "reminder-stop": "reminder-stop" in kinds,
+    }[does]
+
+
+def evaluate_actions(bot: Any, path: Path) -> ActionResult:
+    """Send each request of a JSONL file (``{"q", "action"}``) as a new user and check what happened.
+
+    Cancel and start-over are sent inside an open copay dialog (one answer given), the others
+    outside any dialog. Direct: the message itself did it. One click: a button of the reply does.
+    """
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    does = {a.id: a.does for a in bot.kb.actions}
+    direct = one_click = 0
+    misses: list[str] = []
+    for n, row in enumerate(rows):
+        text, action = row["q"], row["action"]
+        user = f"action-{n}"
+        if action in ("cancel", "restart"):
+            bot.handle(IncomingMessage(channel="eval", user=user, choice="start:copay"))
+            bot.handle(IncomingMessage(channel="eval", user=user, text="いいえ"))
+        replies = bot.handle(IncomingMessage(channel="eval", user=user, text=text))
+        with bot.store.unit_of_work() as uow:
+            state = uow.load_state(f"eval:{user}")
+        if _performed(does[action], replies, state):
+            direct += 1
+            one_click += 1
+        elif any(c.value == does[action] for r in replies for c in r.choices):
+            one_click += 1
+            misses.append(f"[{action}: one click away] {text}")
+        else:
+            got = ",".join(sorted({r.kind for r in replies})) + (f" dialog={state.dialog}" if state.dialog else "")
+            misses.append(f"[{action}: got {got}] {text}")
+    return ActionResult(len(rows), direct, one_click, tuple(misses))

@@ -20,7 +20,7 @@ from bot.privacy import redact
 from handlers import dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
-from handlers.faq import consult, render_topic
+from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, consult, render_topic
 from handlers.parsers import Invalid
 from handlers.safety import Detection, detect, urgent_reply
 from knowledge import KnowledgeBase
@@ -83,8 +83,8 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     # A longer message that is clearly a question of its own gets its answer first; the
     # pending question is asked again afterwards and no answer is recorded from it.
     # The FAQ is consulted at most once per turn, and only for typed text long enough to be a question.
-    c = consult(ctx.kb, ctx.matcher, msg.text, ctx.state.profile.get("municipality")) \
-        if msg.text and len(msg.text) >= 6 else None
+    c = consult(ctx.kb, ctx.matcher, msg.text, ctx.state.profile.get("municipality"),
+                action_threshold=IN_DIALOG_ACTION_THRESHOLD) if msg.text and len(msg.text) >= 2 else None
     if c is not None and len(msg.text or "") >= QUESTION_MIN_CHARS and _QUESTION.search((msg.text or "").strip()):
         if c.kind in ("medical", "redirect") or (c.kind == "answer" and c.score >= MID_DIALOG_CONFIDENCE):
             return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
@@ -93,7 +93,7 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         return result
     # Not an answer: understood like any other message (a request, a question), then asked again.
     if c is not None and c.kind == "action" and c.action is not None:
-        return understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
+        return _performed(c, msg, ctx)
     if c is not None and c.kind in ("answer", "medical", "redirect"):
         return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     return dialog.reask(form, ctx, result)
@@ -105,10 +105,22 @@ _QUESTION = re.compile(r"([?？]|ですか|ますか|でしょうか|の|って|
 MID_DIALOG_CONFIDENCE = 60.0
 
 
+def _performed(c, msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    """Do the action a message asked for; a topic that was almost as close goes on the first reply as a button."""
+    if c.municipality:
+        ctx.state.profile["municipality"] = c.municipality
+    replies = understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
+    if c.choices and replies:
+        first = replies[0]
+        replies[0] = Reply(first.text, choices=first.choices + c.choices, expecting=first.expecting,
+                           topic=first.topic, kind=first.kind)
+    return replies
+
+
 def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     c = consult(ctx.kb, ctx.matcher, text_of(msg), ctx.state.profile.get("municipality"))
     if c.kind == "action" and c.action is not None:
-        return understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
+        return _performed(c, msg, ctx)
     if ctx.uow is not None and c.kind in ("answer", "fallback", "redirect"):
         # Statistics for the operator: the topic, and for unanswered questions a redacted text.
         closest = c.topic or (c.candidates[0].id if c.candidates else None)

@@ -28,7 +28,12 @@ REDIRECT_THRESHOLD = 75.0
 ACTION_THRESHOLD = 50.0
 SERVICE_THRESHOLD = 50.0
 # Within this many points of each other, an action and a topic are both offered.
-UNSURE_MARGIN = 4.0
+UNSURE_MARGIN = 8.0
+# A message that asks the bot to do something: its best action, if this close, is done.
+REQUEST_ACTION_THRESHOLD = 40.0
+REQUEST_MARGIN = 20.0
+# Mid-dialog a message that is no answer needs less to be taken as a request (「取りやめ」).
+IN_DIALOG_ACTION_THRESHOLD = 40.0
 SERVICE_PREFIX = "service:"
 SUGGEST_THRESHOLD = 20.0
 
@@ -61,7 +66,8 @@ def render_topic(kb: KnowledgeBase, topic_id: str, municipality: str | None = No
     return "\n\n".join(parts), choices
 
 
-def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | None = None) -> Consultation:
+def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | None = None,
+            action_threshold: float | None = None) -> Consultation:
     """Answer ``text`` from the knowledge base (see module docstring).
 
     Args:
@@ -83,15 +89,21 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     alternatives = tuple(m.id for m in matches[1:3])
 
     # A request for one of the bot's own actions (「データ全部消してほしい」), ranked with the topics.
-    if top is not None and top.id.startswith(understand.ACTION_PREFIX) and top.confidence >= ACTION_THRESHOLD:
+    bar = ACTION_THRESHOLD if action_threshold is None else action_threshold
+    if top is not None and not top.id.startswith(understand.ACTION_PREFIX) and understand.requests(kb, text):
+        # 「…計算してもらえますか」: a request makes the best action first when it is nearly as close.
+        first = next((m for m in ranked if m.id.startswith(understand.ACTION_PREFIX)), None)
+        if first is not None and first.confidence >= REQUEST_ACTION_THRESHOLD \
+                and top.confidence - first.confidence < REQUEST_MARGIN:
+            top = first
+    if top is not None and top.id.startswith(understand.ACTION_PREFIX) and top.confidence >= bar:
         act = understand.action(kb, top.id.removeprefix(understand.ACTION_PREFIX))
-        if best is not None and best.confidence >= ANSWER_THRESHOLD and top.confidence - best.confidence < UNSURE_MARGIN:
-            # Unsure between doing and answering: the answer, with the action as its first button.
-            body, choices = render_topic(kb, best.id, municipality)
-            choices = (understand.button(act),) + tuple(c for c in choices if c.value != act.does)
-            return Consultation(best.id, best.confidence, body, alternatives, choices, "answer", tuple(matches),
-                                found.municipality if found else None)
-        return Consultation(None, top.confidence, "", kind="action", candidates=tuple(matches), action=act.id)
+        # Ranked first, the action is done; a topic almost as close is offered beside it as a button.
+        close = (best.id,) if best is not None and best.confidence >= ANSWER_THRESHOLD \
+            and top.confidence - best.confidence < UNSURE_MARGIN else ()
+        return Consultation(None, top.confidence, "", close, tuple(topic_choice(kb, t) for t in close), kind="action",
+                            candidates=tuple(matches), municipality=found.municipality if found else None,
+                            action=act.id)
 
     redirect = redirect_for(kb, text)
     if redirect is None and top is not None and top.id.startswith(SERVICE_PREFIX) and top.confidence >= SERVICE_THRESHOLD \

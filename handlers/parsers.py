@@ -255,10 +255,16 @@ def parse_yes_no(
         return t
     spaced = unicodedata.normalize("NFKC", text).lower().strip()
     spaced = re.sub(r"\s+", "、", spaced)
-    if _NO_START.search(spaced):
-        return False
-    if _YES_START.search(spaced):
-        return True
+    for start, polarity in ((_NO_START, False), (_YES_START, True)):
+        m = start.search(spaced)
+        if m is None:
+            continue
+        # 「はい、受けています」 is a yes; 「ちがう、最初から」 is no answer at all (a new message).
+        rest = _ANSWER_TAIL.sub("", normalize(spaced[m.end():]).lstrip("、。,.!ー~"))
+        if not rest:
+            return polarity
+        agrees = parse_yes_no(rest, about, opposite)
+        return polarity if agrees is polarity else Invalid(HINT_YES_NO)
     t = _ANSWER_TAIL.sub("", t)
     value = _bare_yes_no(t)
     if value is not None:

@@ -70,6 +70,12 @@ def said(msg: IncomingMessage, kb: KnowledgeBase) -> Action | None:
     return _index(kb).by_phrase.get(key) if key else None
 
 
+def requests(kb: KnowledgeBase, text: str) -> bool:
+    """Whether a message asks the bot to do something (計算して, 見せて …: actions.yaml ``requesting``)."""
+    folded = fold(text)
+    return any(fold(r) in folded for r in kb.requesting)
+
+
 def offered_by(kb: KnowledgeBase, topic_id: str) -> tuple[Choice, ...]:
     """Buttons for the actions a topic's answer leads to (the renewal topic: register a reminder)."""
     return tuple(Choice(a.label, a.does) for a in _index(kb).offered.get(topic_id, ()))

@@ -68,6 +68,7 @@ class KnowledgeBase:
     safety: SafetyLexicon
     emergency: EmergencyLexicon
     actions: list[Action] = field(default_factory=list)
+    requesting: list[str] = field(default_factory=list)
     services: list[Redirect] = field(default_factory=list)
     topic_files: dict[str, str] = field(default_factory=dict)
 
@@ -189,7 +190,8 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
         if concept.id in seen:
             raise KnowledgeError(emergency_path, concept.id, "concept id defined twice")
         seen.add(concept.id)
-    actions = _parse(ActionFile, base / "actions.yaml").actions
+    action_file = _parse(ActionFile, base / "actions.yaml")
+    actions = action_file.actions
     services = _parse(ServiceFile, base / "services.yaml").services
     for path, entries, field_name in ((base / "actions.yaml", actions, "offered_by"),
                                       (base / "services.yaml", services, "related")):
@@ -203,5 +205,5 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
                     raise KnowledgeError(path, entry.id, f"{field_name} names a topic that does not exist: '{tid}'")
     return KnowledgeBase(
         topics=topics, sources=sources, synonyms=synonyms, prefecture=pref, safety=safety, emergency=emergency,
-        actions=actions, services=services, topic_files=files,
+        actions=actions, requesting=action_file.requesting, services=services, topic_files=files,
     )

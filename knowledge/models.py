@@ -161,6 +161,7 @@ class Action(_Strict):
 
 
 class ActionFile(_Strict):
+    requesting: list[str] = Field(default_factory=list, description="forms that ask the bot to do something")
     actions: list[Action] = Field(min_length=1)
 
 

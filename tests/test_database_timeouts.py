@@ -37,8 +37,7 @@ def hanging_db() -> Iterator[HangingDatabase]:
 
 def _bot_on(url: str) -> Bot:
     kb, matcher = knowledge_and_matcher("gunma")
-    forms, starters = dialog_forms()
-    return Bot(kb, matcher, Store(create_db_engine(url)), forms, starters)
+    return Bot(kb, matcher, Store(create_db_engine(url)), dialog_forms())
 
 
 def test_a_hung_postgresql_server_fails_within_the_connect_timeout(hanging_db: HangingDatabase) -> None:
