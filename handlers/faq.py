@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.messages import Choice, Reply
 from bot.nlp.matcher import Match, Matcher
@@ -32,10 +32,13 @@ UNSURE_MARGIN = 8.0
 # A message that asks the bot to do something: its best action, if this close, is done.
 REQUEST_ACTION_THRESHOLD = 40.0
 REQUEST_MARGIN = 20.0
+# An action this close to the first one is chosen when the message has its cue words.
+CUE_MARGIN = 12.0
 # Mid-dialog a message that is no answer needs less to be taken as a request (「取りやめ」).
 IN_DIALOG_ACTION_THRESHOLD = 40.0
 SERVICE_PREFIX = "service:"
 SUGGEST_THRESHOLD = 20.0
+SUGGEST_ACTION_THRESHOLD = 35.0
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,28 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
         if first is not None and first.confidence >= REQUEST_ACTION_THRESHOLD \
                 and top.confidence - first.confidence < REQUEST_MARGIN:
             top = first
+    asks = understand.asks(text) and not understand.requests(kb, text)
+    calculators = tuple(a for a in understand.offers(kb, top.id) if a.does.startswith("start:")) if top else ()
+    if top is not None and calculators and not asks and understand.personal(kb, text):
+        # 「診断されたのが3月。いつから対象？」: their own case, which the offering calculator works out.
+        offering = calculators[0]
+        top = next((m for m in ranked if m.id == understand.ACTION_PREFIX + offering.id), top)
+        if top.id.startswith(understand.ACTION_PREFIX):
+            top = replace(top, confidence=max(top.confidence, bar))
+    if top is not None and top.id.startswith(understand.ACTION_PREFIX):
+        top = understand.cued(kb, text, ranked, top, CUE_MARGIN)
     if top is not None and top.id.startswith(understand.ACTION_PREFIX) and top.confidence >= bar:
         act = understand.action(kb, top.id.removeprefix(understand.ACTION_PREFIX))
         # Ranked first, the action is done; a topic almost as close is offered beside it as a button.
         close = (best.id,) if best is not None and best.confidence >= ANSWER_THRESHOLD \
             and top.confidence - best.confidence < UNSURE_MARGIN else ()
+        if close and asks:
+            # A question (「更新の時期っていつ？」) that is nearly as close to a topic: the answer, with
+            # the action as its first button.
+            body, choices = render_topic(kb, best.id, municipality)  # type: ignore[union-attr]
+            choices = (understand.button(act),) + tuple(c for c in choices if c.value != act.does)
+            return Consultation(best.id, best.confidence, body, alternatives, choices, "answer",  # type: ignore[union-attr]
+                                tuple(matches), found.municipality if found else None)
         return Consultation(None, top.confidence, "", close, tuple(topic_choice(kb, t) for t in close), kind="action",
                             candidates=tuple(matches), municipality=found.municipality if found else None,
                             action=act.id)
@@ -122,6 +142,12 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
 
     suggestions = tuple(m.id for m in matches if m.confidence >= SUGGEST_THRESHOLD)[:3]
     choices = tuple(topic_choice(kb, t) for t in suggestions)
+    # Not sure: the closest of the bot's actions is offered too (「切れる2週間前に教えて」 → register).
+    near_action = next((m for m in ranked if m.id.startswith(understand.ACTION_PREFIX)
+                        and m.confidence >= SUGGEST_ACTION_THRESHOLD), None)
+    if near_action is not None:
+        choices = (understand.button(understand.action(kb, near_action.id.removeprefix(understand.ACTION_PREFIX))),
+                   *choices)
     if redirect is not None:
         # Someone else's business: say who handles it, and offer the nearest subsidy topics.
         related = tuple(dict.fromkeys((*redirect.related, *suggestions)))[:3]

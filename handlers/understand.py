@@ -10,7 +10,9 @@ services next door together (``handlers.faq.consult``). A clicked button carries
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.normalize import fold, strip_fillers
@@ -74,6 +76,39 @@ def requests(kb: KnowledgeBase, text: str) -> bool:
     """Whether a message asks the bot to do something (計算して, 見せて …: actions.yaml ``requesting``)."""
     folded = fold(text)
     return any(fold(r) in folded for r in kb.requesting)
+
+
+_FIGURE = re.compile(r"[0-9０-９一二三四五六七八九十]+ *(?:月|日|円|万|か月|ヶ月)")
+
+
+_ASKS = re.compile(r"(?:[?？]|か|かな|の|っけ|ますか|ですか)[。.!！\s]*$|いつ|どこ|いくら|何|なに|どう|どれ|誰|だれ")
+
+
+def asks(text: str) -> bool:
+    """Whether a message is put as a question (「いつ？」「…ですか」), rather than as a request or a statement."""
+    return bool(_ASKS.search(text.strip()))
+
+
+def personal(kb: KnowledgeBase, text: str) -> bool:
+    """Whether a question is about one's own case (「自分の場合は」, a date or an amount given)."""
+    folded = fold(text)
+    return bool(_FIGURE.search(text)) or any(fold(p) in folded for p in kb.personal)
+
+
+def cued(kb: KnowledgeBase, text: str, ranked: list[Any], top: Any, margin: float) -> Any:
+    """Among actions ranked within ``margin`` of ``top``, the one whose cue words the text has, else ``top``."""
+    folded = fold(text)
+    for m in [top, *ranked]:  # the first action keeps its place when its own cues are there
+        if not m.id.startswith(ACTION_PREFIX) or top.confidence - m.confidence >= margin:
+            continue
+        a = _index(kb).by_id[m.id.removeprefix(ACTION_PREFIX)]
+        if any(fold(c) in folded for c in a.cues):
+            return m
+    return top
+
+
+def offers(kb: KnowledgeBase, topic_id: str) -> tuple[Action, ...]:
+    return _index(kb).offered.get(topic_id, ())
 
 
 def offered_by(kb: KnowledgeBase, topic_id: str) -> tuple[Choice, ...]:

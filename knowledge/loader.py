@@ -69,6 +69,7 @@ class KnowledgeBase:
     emergency: EmergencyLexicon
     actions: list[Action] = field(default_factory=list)
     requesting: list[str] = field(default_factory=list)
+    personal: list[str] = field(default_factory=list)
     services: list[Redirect] = field(default_factory=list)
     topic_files: dict[str, str] = field(default_factory=dict)
 
@@ -205,5 +206,5 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
                     raise KnowledgeError(path, entry.id, f"{field_name} names a topic that does not exist: '{tid}'")
     return KnowledgeBase(
         topics=topics, sources=sources, synonyms=synonyms, prefecture=pref, safety=safety, emergency=emergency,
-        actions=actions, requesting=action_file.requesting, services=services, topic_files=files,
+        actions=actions, requesting=action_file.requesting, personal=action_file.personal, services=services, topic_files=files,
     )

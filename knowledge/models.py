@@ -158,10 +158,12 @@ class Action(_Strict):
     phrasings: list[str] = Field(min_length=3)
     keywords: list[str] = Field(default_factory=list)
     offered_by: list[str] = Field(default_factory=list, description="topics whose answers offer it as a button")
+    cues: list[str] = Field(default_factory=list, description="words that choose it over a close neighbour")
 
 
 class ActionFile(_Strict):
     requesting: list[str] = Field(default_factory=list, description="forms that ask the bot to do something")
+    personal: list[str] = Field(default_factory=list, description="forms that ask about one's own case")
     actions: list[Action] = Field(min_length=1)
 
 
