@@ -24,6 +24,9 @@ from knowledge import KnowledgeBase
 ANSWER_THRESHOLD = 50.0
 # When the question names another service (介護保険, 障害年金 …), a topic must match much better.
 REDIRECT_THRESHOLD = 75.0
+# Without this bot's own words, only a topic this sure outweighs a service named in the question
+# (「生活保護受けてるけど、保険証のコピーはどうなる？」 is the subsidy's question; 「生活保護の医療扶助って何」 is not).
+SURE_THRESHOLD = 95.0
 # Confidence an action (「データ全部消してほしい」) or a service next door needs when ranked first.
 ACTION_THRESHOLD = 50.0
 SERVICE_THRESHOLD = 50.0
@@ -101,7 +104,7 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
             top = first
     asks = understand.asks(text) and not understand.requests(kb, text)
     calculators = tuple(a for a in understand.offers(kb, top.id) if a.does.startswith("start:")) if top else ()
-    if top is not None and calculators and not asks and understand.personal(kb, text):
+    if top is not None and calculators and understand.requests(kb, text) and understand.personal(kb, text):
         # 「診断されたのが3月。いつから対象？」: their own case, which the offering calculator works out.
         offering = calculators[0]
         top = next((m for m in ranked if m.id == understand.ACTION_PREFIX + offering.id), top)
@@ -127,14 +130,15 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
 
     redirect = redirect_for(kb, text)
     if redirect is None and top is not None and top.id.startswith(SERVICE_PREFIX) and top.confidence >= SERVICE_THRESHOLD \
-            and (best is None or top.confidence - best.confidence >= UNSURE_MARGIN):
-        # A question for the service next door, in words its lexicon does not list.
+            and (best is None or top.confidence - best.confidence >= UNSURE_MARGIN or not mentions_domain(kb, text)):
+        # A question for the service next door, in words its lexicon does not list: ranked first, it is
+        # theirs, unless it also speaks of this subsidy (難病, 受給者証 …) and a topic is as close.
         redirect = next(r for r in kb.services if r.id == top.id.removeprefix(SERVICE_PREFIX))
     threshold = ANSWER_THRESHOLD
     if redirect is not None:
         # Another service is named: answer from our topics only when the question also speaks of
         # this bot's own subject (難病, 受給者証 …) and the match is confident.
-        threshold = REDIRECT_THRESHOLD if (not redirect.strict and mentions_domain(kb, text)) else 101.0
+        threshold = 101.0 if redirect.strict else REDIRECT_THRESHOLD if mentions_domain(kb, text) else SURE_THRESHOLD
     if best is not None and best.confidence >= threshold:
         body, choices = render_topic(kb, best.id, municipality)
         return Consultation(best.id, best.confidence, body, alternatives, choices, "answer", tuple(matches),
