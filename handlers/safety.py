@@ -52,7 +52,9 @@ def reading(text: str) -> str:
     for start in range(0, len(normal), 2000):
         for m in tok.tokenize(normal[start : start + 2000]):
             # Symbols and spaces are read as 「キゴウ」: keep them as they are (fold drops them).
-            symbol = m.part_of_speech()[0] in ("補助記号", "空白")
+            # Numbers are kept as written: 994 read aloud holds 「きゅうきゅう」, and an amount is no 119.
+            pos = m.part_of_speech()
+            symbol = pos[0] in ("補助記号", "空白") or pos[1] == "数詞"
             parts.append(m.surface() if symbol else (m.reading_form() or m.surface()))
     return fold(kata_to_hira("".join(parts)))
 
@@ -77,7 +79,9 @@ def _forms(words: list[str], read: bool = False) -> list[str]:
 
 def _alt(forms: list[str]) -> str:
     # 「急に」 is no urgency inside 「救急に」.
-    return "|".join(("(?<!救)" if f.startswith("急") else "") + re.escape(f) for f in forms)
+    # A number stands alone: 119 is not part of 1,190,000円.
+    return "|".join(("(?<!救)" if f.startswith("急") else "") + re.escape(f) if not f.isdigit()
+                    else f"(?<![0-9]){re.escape(f)}(?![0-9])" for f in forms)
 
 
 # --- the detector -------------------------------------------------------------------

@@ -81,7 +81,7 @@ def requests(kb: KnowledgeBase, text: str) -> bool:
 _FIGURE = re.compile(r"[0-9０-９一二三四五六七八九十]+ *(?:月|日|円|万|か月|ヶ月)")
 
 
-_ASKS = re.compile(r"(?:[?？]|か|かな|の|っけ|ますか|ですか)[。.!！\s]*$|いつ|どこ|いくら|何|なに|どう|どれ|誰|だれ")
+_ASKS = re.compile(r"(?:[?？]|か|かな|の|っけ|ますか|ですか)[。.!！\s]*$|いつ|どこ|何|なに|どう|どれ|誰|だれ")
 
 
 def asks(text: str) -> bool:

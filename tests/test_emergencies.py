@@ -183,3 +183,16 @@ def test_kb_check_refuses_a_concept_whose_example_is_not_detected(tmp_path: Path
 def test_a_button_value_is_never_read_for_emergencies(bot):
     replies = bot.handle(IncomingMessage(channel="console", user="b", choice="start:copay"))
     assert replies[0].kind != "emergency"
+
+
+@pytest.mark.parametrize("amount", ["699476", "994円", "1,190,000円", "１１９０００", "11万9千円"])
+def test_an_amount_with_119_or_994_in_it_is_an_amount(kb, amount):
+    assert detect(kb, amount) is None
+
+
+def test_an_amount_typed_at_the_income_question_is_read(chat):
+    _ = chat.click("start:copay")
+    for answer in ("いいえ", "いいえ", "はい"):
+        chat.say(answer)
+    replies = chat.say("994000")
+    assert all(r.kind != "emergency" for r in replies)

@@ -63,6 +63,8 @@ WEAK_K1, WEAK_B = 1.6, 0.5
 # far more: bench/localgovfaq.py passes 1.5 (SR@1 0.51; 0.43 at 0.3).
 ANSWER_WEIGHT = 0.3
 FUZZY_WEIGHT = 0.6
+# Confidence of a question that is, folded, one of an entry's phrasings.
+EXACT_CONFIDENCE = 90.0
 # Longest text handed to the tokenizer at once (it has an input limit).
 _CHUNK = 2000
 
@@ -320,7 +322,12 @@ class Matcher:
             # An entry that covers little of what the user wrote (by rarity) is trusted less, however high
             # its score: this keeps questions about neighbouring services from borrowing a topic's words.
             trust = min(1.0, coverage / self.coverage_floor) if self.coverage_floor else 1.0
-            results.append(Match(self.entries[i].id, score, self.confidence_of(score * trust), fz, coverage))
+            confidence = self.confidence_of(score * trust)
+            if fz == 100.0:
+                # The question is one of the entry's own phrasings (as folded): however common its
+                # words (「いつから助成されますか」), that is a sure answer.
+                confidence, score = max(confidence, EXACT_CONFIDENCE), max(score, top * 2)
+            results.append(Match(self.entries[i].id, score, confidence, fz, coverage))
         results.sort(key=lambda m: m.score, reverse=True)
         return results[:limit]
 
