@@ -188,3 +188,14 @@ def test_a_menu_button_in_the_middle_of_a_dialog_switches_to_it(chat):
     assert replies[-1].expecting == "municipality"
     replies = chat.click("start:copay")
     assert replies[-1].expecting == "welfare"
+
+
+@pytest.mark.parametrize("said, next_slot", [("払ってます", "income_tax"), ("かかってます", "income_tax"),
+                                             ("払ってない", "income"), ("課税世帯です", "income_tax"),
+                                             ("非課税世帯です", "income"), ("うちは非課税です", "income")])
+def test_paying_or_not_paying_the_tax_answers_the_tax_exempt_question(chat, said, next_slot):
+    chat.say("自己負担を計算したい")
+    chat.say("いいえ")  # welfare
+    chat.say("いいえ")  # ventilator
+    replies = chat.say(said)  # 「…全員が、市町村民税（住民税）非課税ですか？」
+    assert replies[-1].expecting == next_slot, chat.text(replies)
