@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import select
 import subprocess
@@ -471,11 +472,11 @@ def seen_in_json(line: str) -> Seen:
     return Seen(last["expecting"], tuple(c["value"] for c in last["choices"]), "\n".join(r["text"] for r in replies))
 
 
-def json_line(action: Action, user: str, rng: random.Random) -> str:
-    """One line of ``chat --json``: a JSON object, or (sometimes) plain text for the default user."""
+def json_line(action: Action, user: str, rng: random.Random, plain: bool = True) -> str:
+    """One line of ``chat --json``: a JSON object, or (sometimes, when ``plain``) text for the default user."""
     if isinstance(action, Tap):
         return json.dumps({"user": user, "choice": action.value})
-    if rng.random() < 0.3 and not action.text.startswith("{"):
+    if plain and rng.random() < 0.3 and not action.text.startswith("{"):
         return action.text
     return json.dumps({"user": user, "text": action.text}, ensure_ascii=False)
 
@@ -510,6 +511,21 @@ def talk_json(bot: Any, patient: Patient, user: str) -> None:
     run_json(bot, JsonPatientStdin(patient, out, user), out, user=user)  # type: ignore[arg-type]
 
 
+def talk_cli(proc: subprocess.Popen[str], patient: Patient, user: str) -> None:
+    """The installed ``nanbyo-bot chat --json``, one line written and one line read per turn."""
+    assert proc.stdin is not None and proc.stdout is not None
+    last: str | None = None
+    while (action := patient.respond(seen_in_json(last) if last is not None else None)) is not None:
+        # Every scenario shares the process, so each line names its user (no plain text for the default one).
+        proc.stdin.write(json_line(action, user, patient.rng, plain=False) + "\n")
+        proc.stdin.flush()
+        if not select.select([proc.stdout], [], [], 30)[0]:
+            raise SimulationError("chat --json wrote no line within 30 s")
+        last = proc.stdout.readline()
+        if not last:
+            raise SimulationError(f"chat --json ended: {proc.stderr.read() if proc.stderr else ''}")
+
+
 # --- running many -----------------------------------------------------------------------------------
 
 
@@ -534,10 +550,10 @@ def run_all(scenarios: list[Scenario], edge: str, talk: Callable[[Patient, str],
 # any run like 994 or 1194: the reading きゅうきゅう… is one slip from 「きゅうきゅうしゃ」) gets the 119
 # reply instead of being read. The detector (handlers/safety.py, knowledge/emergency.yaml) is
 # outside what this test's fixes may touch, so such phrasings are not typed; the count is kept.
-def alarms(bot: Any) -> Callable[[str], bool]:
+def alarms(kb: Any) -> Callable[[str], bool]:
     from handlers.safety import detect
 
-    return lambda text: detect(bot.kb, text) is not None
+    return lambda text: detect(kb, text) is not None
 
 
 # Each kind of answer the patients must have used at least once (so the test cannot pass by not trying).
@@ -549,19 +565,35 @@ needs_eval = pytest.mark.skipif(not COPAY_FILE.exists(), reason=f"{COPAY_FILE} i
 
 @needs_eval
 def test_every_eval_scenario_reaches_its_cap_in_the_terminal(bot):
-    run_all(eval_scenarios(), "text", lambda p, user: talk_text(bot, p, user), alarms(bot))
+    run_all(eval_scenarios(), "text", lambda p, user: talk_text(bot, p, user), alarms(bot.kb))
 
 
 @needs_eval
 def test_every_eval_scenario_reaches_its_cap_over_chat_json(bot):
-    run_all(eval_scenarios(), "json", lambda p, user: talk_json(bot, p, user), alarms(bot))
+    run_all(eval_scenarios(), "json", lambda p, user: talk_json(bot, p, user), alarms(bot.kb))
 
 
 def test_generated_patients_reach_the_calculators_cap_in_the_terminal(bot):
-    styles = run_all(generated_scenarios(), "text", lambda p, user: talk_text(bot, p, user), alarms(bot))
+    styles = run_all(generated_scenarios(), "text", lambda p, user: talk_text(bot, p, user), alarms(bot.kb))
     assert not [s for s in REQUIRED_STYLES if not styles[s]], styles
 
 
 def test_generated_patients_reach_the_calculators_cap_over_chat_json(bot):
-    styles = run_all(generated_scenarios(), "json", lambda p, user: talk_json(bot, p, user), alarms(bot))
+    styles = run_all(generated_scenarios(), "json", lambda p, user: talk_json(bot, p, user), alarms(bot.kb))
     assert not [s for s in REQUIRED_STYLES if not styles[s]], styles
+
+
+CLI_SCENARIOS = 6
+
+
+def test_a_few_patients_reach_their_cap_through_the_installed_chat_json_command(tmp_path: Path, kb: Any):
+    exe = Path(sys.executable).with_name("nanbyo-bot")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    with subprocess.Popen([str(exe), "chat", "--json"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env) as proc:
+        try:
+            run_all(generated_scenarios()[:CLI_SCENARIOS], "cli", lambda p, user: talk_cli(proc, p, user), alarms(kb))
+        finally:
+            proc.stdin.close()  # type: ignore[union-attr]
+            proc.wait(timeout=30)
+    assert proc.returncode == 0
