@@ -30,6 +30,26 @@ def _choices(pairs: tuple[tuple[str, str], ...]) -> tuple[Choice, ...]:
     return tuple(Choice(label, value) for label, value in pairs)
 
 
+# Not a slot: remembers, between 「夫も受給者です」 and the answer to the re-ask for the amount,
+# how many other recipients were named, so that a following 「わからない」 means "their caps are
+# unknown" (an estimated split, FACTS §3) rather than "no idea whether anyone is".
+_OTHERS_NAMED = "household_caps_others_named"
+
+
+def _forgets_named(parse: Callable[[str, Context], Any]) -> Callable[[str, Context], Any]:
+    """The parser of a question before the caps one, which also forgets the recipients named there.
+
+    Answering an earlier question means the user went back (「戻る」) after 「夫も受給者です」, so a
+    later 「わからない」 at the caps question is again "no idea whether anyone is", not "his cap is unknown".
+    """
+
+    def parse_and_forget(text: str, ctx: Context) -> Any:
+        ctx.state.slots.pop(_OTHERS_NAMED, None)
+        return parse(text, ctx)
+
+    return parse_and_forget
+
+
 def _yes_no(text: str, ctx: Context) -> Any:
     return parsers.parse_yes_no(text)
 
@@ -40,7 +60,7 @@ def _yes_no_about(about: tuple[str, ...], opposite: tuple[str, ...] = ()) -> Cal
     def parse(text: str, ctx: Context) -> Any:
         return parsers.parse_yes_no(text, about=about, opposite=opposite)
 
-    return parse
+    return _forgets_named(parse)
 
 
 _WELFARE = _yes_no_about(("生活保護", "保護"))
@@ -62,22 +82,19 @@ def _TAX_EXEMPT(text: str, ctx: Context) -> Any:
     return _TAX_EXEMPT_WORDS(text, ctx)
 
 
+@_forgets_named
 def _yen(text: str, ctx: Context) -> Any:
     return parsers.parse_yen(text)
 
 
+@_forgets_named
 def _count(text: str, ctx: Context) -> Any:
     return parsers.parse_count(text)
 
 
+@_forgets_named
 def _rate(text: str, ctx: Context) -> Any:
     return parsers.parse_rate(text)
-
-
-# Not a slot: remembers, between 「夫も受給者です」 and the answer to the re-ask for the amount,
-# how many other recipients were named, so that a following 「わからない」 means "their caps are
-# unknown" (an estimated split, FACTS §3) rather than "no idea whether anyone is".
-_OTHERS_NAMED = "household_caps_others_named"
 
 
 def _caps(text: str, ctx: Context) -> Any:
