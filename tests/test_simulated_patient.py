@@ -190,7 +190,9 @@ NO_WORDS = {
 }
 UNKNOWN_WORDS = ("わからない", "わかりません", "不明", "知らない", "分かりません", "ちょっとわからない")
 # Unreadable answers: the bot must ask the same question again and keep what it was told.
-GARBLE_ANY = ("えーと", "うーん", "", "🤔", "あ")
+# A question of its own asked meanwhile is answered, and the pending question asked again.
+GARBLE_ANY = ("えーと", "うーん", "", "🤔", "あ", "あ" * 10_000, "入院したときの食事代って上限に含まれますか",
+              "申請に必要な書類は何ですか？")
 GARBLE = {
     "yes_no": GARBLE_ANY,
     "yen": GARBLE_ANY + ("たくさん", "7万か8万", "2026年4月1日", "三割"),
@@ -329,11 +331,16 @@ class Patient:
     _garble_at: int = 0
     _garbled: set[str] = field(default_factory=set)
     _named: bool = False
+    _back_now: bool = False
 
     def __post_init__(self) -> None:
         # 生活保護 is the only question then: 「戻る」 at the first question; otherwise after 1-5 answers
         # (at least six questions are asked when not on welfare, so it is never after the last).
         self._back_at = 0 if self.scenario.facts.get("welfare") else self.rng.randint(1, 5)
+        # Or: someone named at the caps question by mistake (「夫も受給者です」), then 「戻る」.
+        self._back_via_named = not self.scenario.facts.get("welfare") and self.rng.random() < 0.25
+        if self._back_via_named:
+            self._back_at = -1
         self._garble_at = self.rng.randint(0, 5)
 
     # The turn: check what the bot did, then say the next thing (None: the conversation is over).
@@ -370,7 +377,11 @@ class Patient:
         slot = seen.slot
         assert slot is not None
         facts = self.scenario.facts
-        if not self._back_done and len(self.answered) == self._back_at:
+        if slot == "household_caps" and self._back_via_named and not self._back_done and not self._back_now:
+            self._back_now = True
+            self._expect = ("same", slot)
+            return self._pick([("named-then-back", Say(w)) for w in NAMED_ONE + NAMED_TWO], "named")
+        if not self._back_done and (len(self.answered) == self._back_at or self._back_now):
             self._back_done = True
             self._expect = ("back", self.answered.pop() if self.answered else slot)
             return self._pick([("back", Say(w)) for w in BACK_WORDS] + self._tap("back", seen), "back")
@@ -558,7 +569,7 @@ def alarms(kb: Any) -> Callable[[str], bool]:
 
 # Each kind of answer the patients must have used at least once (so the test cannot pass by not trying).
 REQUIRED_STYLES = ("tap", "label", "casual", "arabic", "comma", "full-width", "kanji", "man", "man-decimal", "unknown",
-                   "zero-word", "garble", "back", "named-first", "percent", "mistaken-then-back", "list")
+                   "zero-word", "garble", "back", "named-first", "named-then-back", "percent", "mistaken-then-back", "list")
 
 needs_eval = pytest.mark.skipif(not COPAY_FILE.exists(), reason=f"{COPAY_FILE} is not present (the shared eval set)")
 
