@@ -205,16 +205,16 @@ def _strip_trailing(t: str) -> str:
 # question is about (生活保護を, 人工呼吸器). Anything else is Invalid, and the dialog treats it
 # as a new message (safety first, then a question) before asking again.
 _NO_START: Final[re.Pattern[str]] = re.compile(
-    r"^(?:いいえ|いえ|いいや|いや|ううん|no|nope|違う|ちがう|違います|ちがいます)(?:[、。,.!ー~]|です|$)")
+    r"^(?:いいえ|いえ|いいや|いや|ううん|no|nope|ノー|違う|ちがう|違います|ちがいます)(?:[、。,.!ー~]|です|$)")
 _YES_START: Final[re.Pattern[str]] = re.compile(r"^(?:はい|うん|ええ|yes|yeah|ok|okay|おk|オッケー|おっけー)(?:[、。,.!ー~]|です|だよ|$)")
 _YES_BARE: Final[re.Pattern[str]] = re.compile(
     r"^(?:はい|はいはい|うん|ええ|そう|そうです|そうだ|そうだよ|そのとおり|その通り|そうなんです|そうなります|y|yes|yeah|ok|okay|"
-    r"おk|おっけー|true|o|○|◯|👍|あります|ある|あるよ|あり|います|いる|いるよ|該当|該当します|該当する|該当です|"
+    r"おk|おっけー|イエス|いえす|true|o|○|◯|👍|あります|ある|あるよ|あり|います|いる|いるよ|該当|該当します|該当する|該当です|"
     r"当てはまる|当てはまります|あてはまる|あてはまります|もちろん|大丈夫|だいじょうぶ|大丈夫です|だいじょうぶです|"
     r"いいです|いいよ|よい|よろしい|よろしいです|正しい|正しいです|ただしい|合ってる|あってる|合ってます|あってます|"
     r"お願いします|おねがいします|です|だ|だよ)$")
 _NO_BARE: Final[re.Pattern[str]] = re.compile(
-    r"^(?:いいえ|いえ|いや|ううん|no|n|nope|x|×|✕|false|ない|無い|ないです|ないよ|なし|無し|ありません|いません|いない|"
+    r"^(?:いいえ|いえ|いや|ううん|no|n|nope|x|×|✕|false|ない|無い|ないです|ないよ|なし|無し|なしです|ありません|いません|いない|"
     r"いないです|ではない|ではないです|ではありません|じゃない|じゃないです|じゃありません|違う|ちがう|違います|ちがいます|"
     r"非該当|該当しない|該当しません|該当なし|当てはまらない|当てはまりません|あてはまらない|あてはまりません|そうじゃない|"
     r"そうではない|そうではありません|だめ|ダメ|やめて|やめる|やめます|しない|しません)$")
@@ -231,9 +231,9 @@ _ANSWER_TAIL: Final[re.Pattern[str]] = re.compile(r"(?:[。.!?、,~ー]|よね|�
 _OBJECT_PARTICLE: Final[str] = r"(?:は|を|が|も|に|で|の)?"
 # Who the answer is about, said first: 「私は受けています」「うちは非課税です」「家族は全員非課税」.
 _TOPIC: Final[re.Pattern[str]] = re.compile(r"^(?:私|わたし|僕|ぼく|自分|本人|うち|我が家|わが家|家族|家)(?:は|も|では)")
-# はい / いいえ run into the answer without a comma (「はい受けてます」), as typed on a phone.
-_YES_WORD: Final[re.Pattern[str]] = re.compile(r"^(?:はい|うん|ええ)")
-_NO_WORD: Final[re.Pattern[str]] = re.compile(r"^(?:いいえ|いや|ううん)")
+# はい / いいえ / そうです run into the answer without a comma (「はい受けてます」), as typed on a phone.
+_YES_WORD: Final[re.Pattern[str]] = re.compile(r"^(?:はい|うん|ええ|そうです|そう)[、,.。!]*")
+_NO_WORD: Final[re.Pattern[str]] = re.compile(r"^(?:いいえ|いや|ううん|違います|ちがいます)[、,.。!]*")
 
 
 def parse_yes_no(

@@ -210,3 +210,9 @@ def test_dont_know_after_going_back_from_naming_a_recipient_means_no_idea_whethe
     chat.say("わからない")  # at the caps question asked afresh: whether anyone is, not his cap
     text = chat.text(chat.say("わからない"))  # medical cost
     assert "月の自己負担上限額：20,000円" in text and "概算" not in text, text
+
+
+def test_residence_tax_said_to_be_levied_answers_no_to_tax_exempt(chat):
+    for said in ("自己負担を計算したい", "いいえ", "いいえ"):
+        chat.say(said)
+    assert chat.say("住民税は課税です")[-1].expecting == "income_tax"

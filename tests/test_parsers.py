@@ -796,3 +796,9 @@ def test_no_income_in_one_word_is_zero_yen() -> None:
                                         ("10,000円です", [10000]), ("5000円でした", [5000])])
 def test_caps_said_person_by_person_with_de_are_a_list(text: str, caps: list[int]) -> None:
     assert parse_household_caps(text) == caps
+
+
+@pytest.mark.parametrize("text, meant", [("そうです、受けています", True), ("ちがいます、受けてません", False),
+                                         ("イエス", True), ("ノー", False), ("なしです", False)])
+def test_yes_or_no_in_other_everyday_words_is_read(text: str, meant: bool) -> None:
+    assert parse_yes_no(text) is meant
