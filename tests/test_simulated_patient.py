@@ -330,6 +330,7 @@ class Patient:
     _expect: tuple[str, str | None] = ("start", None)
     _back_at: int = 0
     _back_done: bool = False
+    _back_via_named: bool = False
     _garble_at: int = 0
     _garbled: set[str] = field(default_factory=set)
     _named: bool = False
@@ -396,12 +397,13 @@ class Patient:
             self._expect = ("same", slot)
             return self._pick([("garble", Say(t)) for t in GARBLE[_kind(slot)]], "garble")
         value = facts[slot]
-        if not self._back_done and len(self.answered) + 1 == self._back_at and slot not in ("welfare", "insurance_rate", "medical_cost") \
-                and self.rng.random() < 0.5:
+        # The answer just before 「戻る」 may be a mistake (never one that ends the dialog).
+        mistaken = not self._back_done and len(self.answered) + 1 == self._back_at \
+            and slot not in ("welfare", "insurance_rate", "medical_cost") and self.rng.random() < 0.5
+        if mistaken:
             self.styles["mistaken-then-back"] += 1
             value = _mistaken(slot, value, self.rng)
-        elif slot == "household_caps" and value and value != [None] and self.rng.random() < 0.3 \
-                or value == [None] and self.rng.random() < 0.5:
+        elif slot == "household_caps" and value and self.rng.random() < (0.5 if value == [None] else 0.3):
             self._named = True
             self._expect = ("same", slot)
             named = NAMED_ONE if len(value) == 1 else NAMED_TWO
@@ -419,7 +421,9 @@ class Patient:
             button = str(value[0])  # offered as a button once someone was named
         if button is not None:
             options += self._tap(button, seen) * max(1, len(options) // 3)
-        return self._pick(options, f"{_kind(slot)}")
+        if not options:
+            raise SimulationError(f"every phrasing of {value!r} is taken for an emergency")
+        return self._pick(options, _kind(slot))
 
     @staticmethod
     def _tap(value: str, seen: Seen) -> list[tuple[str, Action]]:
