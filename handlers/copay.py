@@ -7,6 +7,7 @@ pure modules of ``handlers.calc``, shared with ``nanbyo-bot copay``.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,26 @@ def _choices(pairs: tuple[tuple[str, str], ...]) -> tuple[Choice, ...]:
     return tuple(Choice(label, value) for label, value in pairs)
 
 
+# Not a slot: remembers, between 「夫も受給者です」 and the answer to the re-ask for the amount,
+# how many other recipients were named, so that a following 「わからない」 means "their caps are
+# unknown" (an estimated split, FACTS §3) rather than "no idea whether anyone is".
+_OTHERS_NAMED = "household_caps_others_named"
+
+
+def _forgets_named(parse: Callable[[str, Context], Any]) -> Callable[[str, Context], Any]:
+    """The parser of a question before the caps one, which also forgets the recipients named there.
+
+    Answering an earlier question means the user went back (「戻る」) after 「夫も受給者です」, so a
+    later 「わからない」 at the caps question is again "no idea whether anyone is", not "his cap is unknown".
+    """
+
+    def parse_and_forget(text: str, ctx: Context) -> Any:
+        ctx.state.slots.pop(_OTHERS_NAMED, None)
+        return parse(text, ctx)
+
+    return parse_and_forget
+
+
 def _yes_no(text: str, ctx: Context) -> Any:
     return parsers.parse_yes_no(text)
 
@@ -39,34 +60,41 @@ def _yes_no_about(about: tuple[str, ...], opposite: tuple[str, ...] = ()) -> Cal
     def parse(text: str, ctx: Context) -> Any:
         return parsers.parse_yes_no(text, about=about, opposite=opposite)
 
-    return parse
+    return _forgets_named(parse)
 
 
 _WELFARE = _yes_no_about(("生活保護", "保護"))
 _VENTILATOR = _yes_no_about(("人工呼吸器等装着者", "人工呼吸器", "呼吸器", "補助人工心臓", "装着者", "認定", "常時"))
-# 「非課税ですか？」: 「課税されてます」「住民税を払ってます」 say no.
-_TAX_EXEMPT = _yes_no_about(
-    ("市町村民税非課税", "住民税非課税", "住民税は非課税", "住民税が非課税", "全員非課税", "みんな非課税", "非課税", "全員", "みんな"),
-    ("住民税課税", "住民税", "市町村民税", "税金", "所得割", "課税"),
+# 「非課税ですか？」: 「課税されてます」「住民税を払ってます」「課税世帯です」 say no.
+_TAX_EXEMPT_WORDS = _yes_no_about(
+    ("市町村民税非課税", "住民税非課税", "住民税は非課税", "住民税が非課税", "全員非課税", "みんな非課税", "非課税世帯", "非課税",
+     "全員", "みんな"),
+    ("住民税課税", "住民税は課税", "住民税が課税", "住民税", "市町村民税", "税金", "所得割", "課税世帯", "課税"),
 )
+# Said alone, 「払ってます」「かかってます」 are about the tax itself: a no (and 「払ってない」 a yes), as
+# after 「住民税を」; without it they would read as a plain yes to 「非課税ですか？」.
+_PAYS_TAX = re.compile(r"^(?:払っ|はらっ|納め|おさめ|納付し|かかっ)")
 
 
+def _TAX_EXEMPT(text: str, ctx: Context) -> Any:
+    if isinstance(text, str) and _PAYS_TAX.match(parsers.normalize(text)):
+        text = "住民税を" + text
+    return _TAX_EXEMPT_WORDS(text, ctx)
+
+
+@_forgets_named
 def _yen(text: str, ctx: Context) -> Any:
     return parsers.parse_yen(text)
 
 
+@_forgets_named
 def _count(text: str, ctx: Context) -> Any:
     return parsers.parse_count(text)
 
 
+@_forgets_named
 def _rate(text: str, ctx: Context) -> Any:
     return parsers.parse_rate(text)
-
-
-# Not a slot: remembers, between 「夫も受給者です」 and the answer to the re-ask for the amount,
-# how many other recipients were named, so that a following 「わからない」 means "their caps are
-# unknown" (an estimated split, FACTS §3) rather than "no idea whether anyone is".
-_OTHERS_NAMED = "household_caps_others_named"
 
 
 def _caps(text: str, ctx: Context) -> Any:

@@ -205,16 +205,16 @@ def _strip_trailing(t: str) -> str:
 # question is about (生活保護を, 人工呼吸器). Anything else is Invalid, and the dialog treats it
 # as a new message (safety first, then a question) before asking again.
 _NO_START: Final[re.Pattern[str]] = re.compile(
-    r"^(?:いいえ|いえ|いいや|いや|ううん|no|nope|違う|ちがう|違います|ちがいます)(?:[、。,.!ー~]|です|$)")
+    r"^(?:いいえ|いえ|いいや|いや|ううん|no|nope|ノー|違う|ちがう|違います|ちがいます)(?:[、。,.!ー~]|です|$)")
 _YES_START: Final[re.Pattern[str]] = re.compile(r"^(?:はい|うん|ええ|yes|yeah|ok|okay|おk|オッケー|おっけー)(?:[、。,.!ー~]|です|だよ|$)")
 _YES_BARE: Final[re.Pattern[str]] = re.compile(
     r"^(?:はい|はいはい|うん|ええ|そう|そうです|そうだ|そうだよ|そのとおり|その通り|そうなんです|そうなります|y|yes|yeah|ok|okay|"
-    r"おk|おっけー|true|o|○|◯|👍|あります|ある|あるよ|あり|います|いる|いるよ|該当|該当します|該当する|該当です|"
+    r"おk|おっけー|イエス|いえす|true|o|○|◯|👍|あります|ある|あるよ|あり|います|いる|いるよ|該当|該当します|該当する|該当です|"
     r"当てはまる|当てはまります|あてはまる|あてはまります|もちろん|大丈夫|だいじょうぶ|大丈夫です|だいじょうぶです|"
     r"いいです|いいよ|よい|よろしい|よろしいです|正しい|正しいです|ただしい|合ってる|あってる|合ってます|あってます|"
     r"お願いします|おねがいします|です|だ|だよ)$")
 _NO_BARE: Final[re.Pattern[str]] = re.compile(
-    r"^(?:いいえ|いえ|いや|ううん|no|n|nope|x|×|✕|false|ない|無い|ないです|ないよ|なし|無し|ありません|いません|いない|"
+    r"^(?:いいえ|いえ|いや|ううん|no|n|nope|x|×|✕|false|ない|無い|ないです|ないよ|なし|無し|なしです|ありません|いません|いない|"
     r"いないです|ではない|ではないです|ではありません|じゃない|じゃないです|じゃありません|違う|ちがう|違います|ちがいます|"
     r"非該当|該当しない|該当しません|該当なし|当てはまらない|当てはまりません|あてはまらない|あてはまりません|そうじゃない|"
     r"そうではない|そうではありません|だめ|ダメ|やめて|やめる|やめます|しない|しません)$")
@@ -229,6 +229,11 @@ _NO_VERB: Final[re.Pattern[str]] = re.compile(
     r"ていなかった)$")
 _ANSWER_TAIL: Final[re.Pattern[str]] = re.compile(r"(?:[。.!?、,~ー]|よね|よ|ね|w)+$")
 _OBJECT_PARTICLE: Final[str] = r"(?:は|を|が|も|に|で|の)?"
+# Who the answer is about, said first: 「私は受けています」「うちは非課税です」「家族は全員非課税」.
+_TOPIC: Final[re.Pattern[str]] = re.compile(r"^(?:私|わたし|僕|ぼく|自分|本人|うち|我が家|わが家|家族|家)(?:は|も|では)")
+# はい / いいえ / そうです run into the answer without a comma (「はい受けてます」), as typed on a phone.
+_YES_WORD: Final[re.Pattern[str]] = re.compile(r"^(?:はい|うん|ええ|そうです|そう)[、,.。!]*")
+_NO_WORD: Final[re.Pattern[str]] = re.compile(r"^(?:いいえ|いや|ううん|違います|ちがいます)[、,.。!]*")
 
 
 def parse_yes_no(
@@ -266,6 +271,21 @@ def parse_yes_no(
         agrees = parse_yes_no(rest, about, opposite)
         return polarity if agrees is polarity else Invalid(HINT_YES_NO)
     t = _ANSWER_TAIL.sub("", t)
+    topic = _TOPIC.match(t)
+    if topic and t[topic.end():]:
+        t = t[topic.end():]
+    value = _read_yes_no(t, about, opposite)
+    if value is not None:
+        return value
+    # 「はい受けてます」「いいえ受けてません」: the interjection and an answer that agrees with it.
+    for word, meant in ((_NO_WORD, False), (_YES_WORD, True)):
+        found = word.match(t)
+        if found and t[found.end():] and _read_yes_no(t[found.end():], about, opposite) is meant:
+            return meant
+    return Invalid(HINT_YES_NO)
+
+
+def _read_yes_no(t: str, about: tuple[str, ...], opposite: tuple[str, ...]) -> bool | None:
     value = _bare_yes_no(t)
     if value is not None:
         return value
@@ -282,7 +302,7 @@ def parse_yes_no(
                 value = True if not remainder else _bare_yes_no(remainder)
                 if value is not None:
                     return value != inverts
-    return Invalid(HINT_YES_NO)
+    return None
 
 
 def _bare_yes_no(t: str) -> bool | None:
@@ -378,7 +398,8 @@ def _parse_number(run: str, *, bare_decimal: bool = False) -> Fraction | None:
 
 
 _NEGATIVE: Final[re.Pattern[str]] = re.compile(r"(^|[^0-9])(-|マイナス|▲|△)\s*[0-9" + "".join(_KANJI_DIGITS) + "]")
-_ZERO_WORDS: Final[re.Pattern[str]] = re.compile(r"(なし|ない|無し|無い|ゼロ|ぜろ|none|nothing|zero|nil|ありません|ないです)")
+_ZERO_WORDS: Final[re.Pattern[str]] = re.compile(
+    r"(なし|ない|無し|無い|なかった|無収入|ゼロ|ぜろ|none|nothing|zero|nil|ありません|ないです)")
 # Units that turn a number into something other than yen.
 _NOT_YEN_UNIT: Final[re.Pattern[str]] = re.compile(
     r"^(割|%|パーセント|か月|ヶ月|ヵ月|カ月|ケ月|箇月|ヶ|月|年|日|歳|才|人|名|回|件|時|分|秒|個|つ|枚|/|:|\.|-|番)"
@@ -609,7 +630,9 @@ _NOBODY: Final[re.Pattern[str]] = re.compile(
     r"|ひとりも|一人も|1人も|自分だけ|私だけ|わたしだけ|本人のみ|本人だけ)"
 )
 # A comma followed by exactly three digits groups thousands; any other comma separates items.
-_LIST_SEPARATOR: Final[re.Pattern[str]] = re.compile(r",(?![0-9]{3}(?![0-9]))|と|、|・|/|&|\+|;|and|および|及び|それと")
+# 「夫が5000円で娘が2500円」: で after 円 separates when another amount follows (「10,000円です」 is one).
+_LIST_SEPARATOR: Final[re.Pattern[str]] = re.compile(
+    r",(?![0-9]{3}(?![0-9]))|と|、|・|/|&|\+|;|and|および|及び|それと|(?<=円)で(?=.*[0-9一二三四五六七八九十百千万])")
 # Someone else in the household named as a recipient: 「夫も受給者です」「妻と子」「娘が小慢の受給者証を持ってる」.
 _FAMILY: Final[re.Pattern[str]] = re.compile(
     r"夫|妻|主人|旦那|だんな|嫁|配偶者|息子|娘|子ども|子供|こども|子|長男|長女|次男|次女|父|母|兄|弟|姉|妹|祖父|祖母|家族"

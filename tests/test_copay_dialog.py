@@ -188,3 +188,31 @@ def test_a_menu_button_in_the_middle_of_a_dialog_switches_to_it(chat):
     assert replies[-1].expecting == "municipality"
     replies = chat.click("start:copay")
     assert replies[-1].expecting == "welfare"
+
+
+@pytest.mark.parametrize("said, next_slot", [("払ってます", "income_tax"), ("かかってます", "income_tax"),
+                                             ("払ってない", "income"), ("課税世帯です", "income_tax"),
+                                             ("非課税世帯です", "income"), ("うちは非課税です", "income")])
+def test_paying_or_not_paying_the_tax_answers_the_tax_exempt_question(chat, said, next_slot):
+    chat.say("自己負担を計算したい")
+    chat.say("いいえ")  # welfare
+    chat.say("いいえ")  # ventilator
+    replies = chat.say(said)  # 「…全員が、市町村民税（住民税）非課税ですか？」
+    assert replies[-1].expecting == next_slot, chat.text(replies)
+
+
+def test_dont_know_after_going_back_from_naming_a_recipient_means_no_idea_whether_anyone_is(chat):
+    for said in ("自己負担を計算したい", "いいえ", "いいえ", "いいえ", "10万円", "0"):
+        chat.say(said)
+    assert chat.say("夫も受給者です")[-1].expecting == "household_caps"  # asked for his cap
+    assert chat.say("戻る")[-1].expecting == "high_cost_months"
+    chat.say("0")
+    chat.say("わからない")  # at the caps question asked afresh: whether anyone is, not his cap
+    text = chat.text(chat.say("わからない"))  # medical cost
+    assert "月の自己負担上限額：20,000円" in text and "概算" not in text, text
+
+
+def test_residence_tax_said_to_be_levied_answers_no_to_tax_exempt(chat):
+    for said in ("自己負担を計算したい", "いいえ", "いいえ"):
+        chat.say(said)
+    assert chat.say("住民税は課税です")[-1].expecting == "income_tax"

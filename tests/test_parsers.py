@@ -762,3 +762,43 @@ def test_a_my_number_typed_at_the_months_question_is_guarded_not_read(chat: Any,
     replies = chat.say(text)
     assert "か月分として計算します" not in chat.text(replies)
     assert replies[-1].expecting == "monthly_costs"
+
+
+# --------------------------------------------------------------------------- found by the simulated patients
+
+
+@pytest.mark.parametrize("text, meant", [("はい受けてます", True), ("いいえ受けてません", False), ("うん受けてる", True),
+                                         ("ううんつけてない", False)])
+def test_yes_or_no_typed_straight_into_the_answer_is_read(text: str, meant: bool) -> None:
+    assert parse_yes_no(text) is meant
+
+
+@pytest.mark.parametrize("text", ["はい受けてません", "いいえ受けてます"])
+def test_yes_or_no_that_contradicts_its_answer_asks_again(text: str) -> None:
+    assert isinstance(parse_yes_no(text), Invalid)
+
+
+@pytest.mark.parametrize("text, meant", [("私は受けています", True), ("うちは受けてない", False), ("自分は該当しません", False)])
+def test_who_the_answer_is_about_may_come_first(text: str, meant: bool) -> None:
+    assert parse_yes_no(text) is meant
+
+
+@pytest.mark.parametrize("parse", [parse_yen, parse_count])
+def test_nothing_said_in_the_past_tense_is_zero(parse: Callable[[str], Any]) -> None:
+    assert parse("なかった") == 0
+
+
+def test_no_income_in_one_word_is_zero_yen() -> None:
+    assert parse_yen("無収入") == 0
+
+
+@pytest.mark.parametrize("text, caps", [("夫が5000円で娘が2500円", [5000, 2500]), ("五千円で娘が二千五百円", [5000, 2500]),
+                                        ("10,000円です", [10000]), ("5000円でした", [5000])])
+def test_caps_said_person_by_person_with_de_are_a_list(text: str, caps: list[int]) -> None:
+    assert parse_household_caps(text) == caps
+
+
+@pytest.mark.parametrize("text, meant", [("そうです、受けています", True), ("ちがいます、受けてません", False),
+                                         ("イエス", True), ("ノー", False), ("なしです", False)])
+def test_yes_or_no_in_other_everyday_words_is_read(text: str, meant: bool) -> None:
+    assert parse_yes_no(text) is meant
