@@ -423,13 +423,35 @@ def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
     except MildHighCostError:
         return [Reply("金額の並びが読み取れませんでした。もう一度お試しください。", choices=(Choice("もう一度", "start:mild-high-cost"),))]
     head = "軽症高額の条件を満たしています。" if result.qualifies else "今のところ、軽症高額の条件はまだ満たしていません。"
-    lines = [_read_back(values), head, f"（今月 {ctx.today.year}年{ctx.today.month}月 を最後の月として数えました）"]
-    lines += [f"・{x}" for x in result.reasons]
+    # At most six lines: what was read, the verdict, the months that counted and the rule; the rest
+    # (how the months were counted, when the subsidy starts) behind 「くわしく」.
+    lines = [_read_back(values), head]
+    lines += [f"・{x}" for x in result.reasons if "か月" in x][:2]
     lines.append("申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。")
     lines.append(SOURCE_MILD)
     return [Reply("\n".join(lines), choices=(Choice("医療費申告書とは", "topic:medical-expense-declaration"),
                                                Choice("軽症高額とは", "topic:mild-high-cost")),
                   topic="mild-high-cost", kind="mild-result")]
+
+
+def _mild_details(a: Answers, ctx: Context) -> list[Reply]:
+    values = a.get("monthly_costs")
+    if not isinstance(values, list):
+        return []
+    year, month = ctx.today.year, ctx.today.month
+    months: list[tuple[int, int]] = []
+    for _ in values:
+        months.append((year, month))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    months.reverse()
+    try:
+        result = check_mild_high_cost([(y, m, v) for (y, m), v in zip(months, values)])
+    except MildHighCostError:
+        return []
+    listed = "、".join(f"{y}年{m}月 {v:,}円" for (y, m), v in zip(months, values))
+    text = (f"【計算の内訳】\n今月（{ctx.today.year}年{ctx.today.month}月）を最後の月として、{listed} と数えました。\n"
+            + "\n".join(f"・{x}" for x in result.reasons) + "\n\n" + SOURCE_MILD)
+    return [Reply(text, kind="mild-details", topic="mild-high-cost")]
 
 
 MILD_FORM = Form(
@@ -442,4 +464,5 @@ MILD_FORM = Form(
              parse=_months, choices=(Choice("わからない", "unknown"),)),
     ),
     finish=_mild_finish,
+    details=_mild_details,
 )

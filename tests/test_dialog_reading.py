@@ -130,3 +130,13 @@ def test_a_municipality_alone_gets_its_office_without_an_apology(chat):
     text = chat.text(chat.say("太田市"))
     assert "太田保健福祉事務所" in text
     assert "申し訳ありません" not in text
+
+
+def test_a_mild_high_cost_result_is_at_most_six_lines_and_says_what_it_read(chat):
+    replies = _to(chat, ["40,000、30,000、35,000、50,000"], start="start:mild-high-cost")
+    result = replies[-1]
+    assert result.kind == "mild-result"
+    assert _lines(result.text) <= 6, result.text
+    assert "40,000円・30,000円・35,000円・50,000円の4か月分" in result.text
+    assert "満たしています" in result.text
+    assert "【計算の内訳】" in chat.click("details")[0].text
