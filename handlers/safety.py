@@ -272,7 +272,7 @@ def _detect(kb: KnowledgeBase, text: str) -> Detection | None:
 @dataclass(frozen=True)
 class _Lexicon:
     medical: tuple[str, ...]
-    redirects: tuple[tuple[Redirect, tuple[str, ...]], ...]
+    redirects: tuple[tuple[Redirect, tuple[str, ...], tuple[str, ...]], ...]
     domain: tuple[str, ...]
 
 
@@ -287,7 +287,7 @@ def _lexicon(kb: KnowledgeBase) -> _Lexicon:
         def f(words: list[str]) -> tuple[str, ...]:
             return tuple(w for w in (fold(x) for x in words) if w)
 
-        lex = _Lexicon(f(s.medical), tuple((r, f(r.words)) for r in kb.services), f(s.domain_words))
+        lex = _Lexicon(f(s.medical), tuple((r, f(r.words), f(r.strict_words)) for r in kb.services), f(s.domain_words))
         _CACHE[id(kb.safety)] = lex
     return lex
 
@@ -317,9 +317,12 @@ def urgent_reply(kb: KnowledgeBase, found: Detection) -> str:
 
 
 def redirect_for(kb: KnowledgeBase, text: str) -> Redirect | None:
-    """The other service a message is about, if any (see ``Redirect.strict``)."""
+    """The other service a message is about, if any (see ``Redirect.strict``); one of its
+    ``strict_words`` makes it strict for this message (「生活保護の申請ってどこ？」)."""
     folded = fold(text)
-    for redirect, words in _lexicon(kb).redirects:
+    for redirect, words, strict_words in _lexicon(kb).redirects:
+        if any(w in folded for w in strict_words):
+            return redirect.model_copy(update={"strict": True})
         if any(w in folded for w in words):
             return redirect
     return None

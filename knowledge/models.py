@@ -146,6 +146,8 @@ class Redirect(_Strict):
     phrasings: list[str] = Field(default_factory=list, description="ways of asking, ranked by the matcher")
     keywords: list[str] = Field(default_factory=list)
     related: list[str] = Field(default_factory=list, description="subsidy topics offered with the reply")
+    strict_words: list[str] = Field(default_factory=list,
+                                    description="words that make the question theirs even beside this bot's own words")
 
 
 class Action(_Strict):
