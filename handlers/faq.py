@@ -42,6 +42,9 @@ IN_DIALOG_ACTION_THRESHOLD = 40.0
 SERVICE_PREFIX = "service:"
 SUGGEST_THRESHOLD = 20.0
 SUGGEST_ACTION_THRESHOLD = 25.0
+# An action this close to an answered topic (and at least this sure) is offered as its first button.
+NEAR_ACTION_THRESHOLD = 40.0
+NEAR_ACTION_MARGIN = 15.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,13 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
         threshold = 101.0 if redirect.strict else REDIRECT_THRESHOLD if mentions_domain(kb, text) else SURE_THRESHOLD
     if best is not None and best.confidence >= threshold:
         body, choices = render_topic(kb, best.id, municipality)
+        # An action nearly as close as the answer is one tap away (「…いつから対象になりますか」 → 開始日を計算).
+        near = next((m for m in ranked if m.id.startswith(understand.ACTION_PREFIX)
+                     and m.confidence >= max(NEAR_ACTION_THRESHOLD, best.confidence - NEAR_ACTION_MARGIN)), None)
+        if near is not None:
+            act = understand.action(kb, near.id.removeprefix(understand.ACTION_PREFIX))
+            if act.does not in {c.value for c in choices}:
+                choices = (understand.button(act), *choices)
         return Consultation(best.id, best.confidence, body, alternatives, choices, "answer", tuple(matches),
                             found.municipality if found else None)
 
