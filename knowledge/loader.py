@@ -4,12 +4,12 @@ Layout (relative to this package, or to ``root`` when given)::
 
     sources.yaml                    documents the answers cite
     safety.yaml                     medical-advice phrases, the 119 and crisis replies
-    services.yaml                   the services next door and who handles them
     actions.yaml                    what the bot can do (calculators, reminders, delete, office, menu …)
     emergency.yaml                  emergency and crisis concepts (handlers.safety), with examples kb check proves
     synonyms/*.yaml                 synonym and abbreviation groups
     national/*.yaml                 topics that hold everywhere in Japan
     prefectures/<id>/prefecture.yaml offices, municipalities, hours
+    prefectures/<id>/services.yaml  the services next door and who handles them there
     prefectures/<id>/*.yaml         topics specific to that prefecture
 
 Another prefecture is a new folder under ``prefectures/``; no code changes.
@@ -160,7 +160,7 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
             raise KnowledgeError(pref_path, None, f"unknown source '{sid}'")
 
     topic_paths = sorted((base / "national").glob("*.yaml")) + sorted(
-        p for p in pref_dir.glob("*.yaml") if p.name != "prefecture.yaml"
+        p for p in pref_dir.glob("*.yaml") if p.name not in ("prefecture.yaml", "services.yaml")
     )
     topics: dict[str, Topic] = {}
     files: dict[str, str] = {}
@@ -193,9 +193,11 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
         seen.add(concept.id)
     action_file = _parse(ActionFile, base / "actions.yaml")
     actions = action_file.actions
-    services = _parse(ServiceFile, base / "services.yaml").services
+    # The services next door and who handles them differ by prefecture (窓口, 相談支援センター).
+    services_path = pref_dir / "services.yaml"
+    services = _parse(ServiceFile, services_path).services
     for path, entries, field_name in ((base / "actions.yaml", actions, "offered_by"),
-                                      (base / "services.yaml", services, "related")):
+                                      (services_path, services, "related")):
         ids: set[str] = set()
         for entry in entries:
             if entry.id in ids:
