@@ -84,10 +84,6 @@ class LazyBot:
                                 reminder_offsets=self._settings.reminder_offsets_days)
             return self._bot
 
-    @property
-    def built(self) -> bool:
-        return self._bot is not None
-
     def handle(self, msg: IncomingMessage) -> list[Reply]:
         return self._real().handle(msg)
 

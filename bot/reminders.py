@@ -21,7 +21,7 @@ Exactly once, and where it is only at least once:
 - The one window left is a crash (or a lost database connection) *after* a send and
   *before* its mark commits: the next run after the lease sends it again. Every attempt
   carries the same key ``reminder-{reminder_id}-{offset}``; LINE deduplicates on it
-  (``X-Line-Retry-Key``, see ``line_retry_key``), so there the user still sees it once.
+  (``X-Line-Retry-Key``, see ``bot.channels.line``), so there the user still sees it once.
   The console/JSON sender has nothing to deduplicate with: for it the window is
   at-least-once (a consumer of the JSON lines may drop repeated keys if it must).
 """
@@ -93,11 +93,6 @@ class ConsoleSender:
     def send(self, user: str, text: str, kind: str, key: str) -> None:
         self.stream.write(json.dumps({"user": user, "text": text, "kind": kind}, ensure_ascii=False) + "\n")
         self.stream.flush()
-
-
-def line_retry_key(key: str) -> str:
-    """The delivery key as LINE wants its retry key: a UUID (stable for the same key)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"nanbyo-bot:{key}"))
 
 
 @dataclass(frozen=True)
@@ -440,5 +435,5 @@ def start_scheduler(
 
 __all__ = [
     "ConsoleSender", "DispatchSummary", "LEASE", "MAX_ATTEMPTS", "Sender", "default_worker_id", "dispatch_due",
-    "line_retry_key", "parse_now", "retry_delay", "run_due_main", "start_scheduler",
+    "parse_now", "retry_delay", "run_due_main", "start_scheduler",
 ]

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from bot.messages import Choice, IncomingMessage
 from bot.nlp.matcher import Matcher
-from bot.nlp.normalize import fold
 from bot.storage.models import UserState
 from bot.storage.repositories import UnitOfWork
 from knowledge import KnowledgeBase
@@ -51,10 +50,6 @@ def text_of(msg: IncomingMessage) -> str:
     if msg.choice is not None:
         return msg.choice
     return msg.text or ""
-
-
-def folded(msg: IncomingMessage) -> str:
-    return fold(text_of(msg))
 
 
 def topic_choice(kb: KnowledgeBase, topic_id: str) -> Choice:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import unicodedata
 from collections.abc import Iterable
 from typing import TextIO
@@ -112,6 +111,3 @@ def run_json(bot: Bot, stdin: TextIO, stdout: TextIO, user: str = "console") -> 
         stdout.flush()
     return 0
 
-
-def main_text(bot: Bot, user: str = "console") -> int:  # pragma: no cover - thin
-    return run_text(bot, sys.stdin, sys.stdout, user)

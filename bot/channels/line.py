@@ -103,7 +103,7 @@ REQUEST_TIMEOUT = (5.0, 15.0)
 # X-Line-Retry-Key values are UUIDs derived from our own delivery keys, so that the same
 # message retried (by the reminder dispatcher, or after a lost response) always carries the
 # same key and LINE delivers it at most once (it answers 409 for a key it already accepted).
-# The derivation is the one bot.reminders.line_retry_key documents: uuid5(URL, "nanbyo-bot:<key>").
+# The derivation: uuid5(URL, "nanbyo-bot:<key>").
 RETRY_KEY_NAMESPACE = uuid.NAMESPACE_URL
 RETRY_KEY_PREFIX = "nanbyo-bot:"
 
