@@ -20,7 +20,6 @@ from bot.reminders import (
     MAX_ATTEMPTS,
     ConsoleSender,
     dispatch_due,
-    line_retry_key,
     parse_now,
     retry_delay,
     start_scheduler,
@@ -445,6 +444,8 @@ def test_a_sender_that_always_fails_is_given_up_after_the_last_attempt(bot):
 
 
 def test_line_retry_key_is_a_stable_uuid():
+    from bot.channels.line import retry_key as line_retry_key
+
     key = "reminder-12-30"
     assert line_retry_key(key) == line_retry_key(key) != line_retry_key("reminder-12-7")
     assert len(line_retry_key(key)) == 36
