@@ -140,3 +140,15 @@ def test_a_mild_high_cost_result_is_at_most_six_lines_and_says_what_it_read(chat
     assert "40,000円・30,000円・35,000円・50,000円の4か月分" in result.text
     assert "満たしています" in result.text
     assert "【計算の内訳】" in chat.click("details")[0].text
+
+
+def test_every_button_label_fits_a_phone_and_the_terminal_uncut(bot):
+    for form in bot.forms.values():
+        for slot in form.slots:
+            for choice in slot.choices:
+                assert len(choice.label) <= 20, (form.name, slot.name, choice.label)
+
+
+def test_a_long_reason_typed_in_full_is_read(chat):
+    replies = _to(chat, ["2026年9月1日", "2026年11月20日", "臨個票の受け取りが遅れた"], start="start:start-date")
+    assert replies[-1].kind == "start-result"
