@@ -2,9 +2,9 @@
 
 What it is: a one-off asset generator, run by a developer when the menu's labels or look change:
 
-    pip install -e ".[assets]"          # Pillow
+    .venv/bin/pip install -e ".[assets]"   # Pillow
     apt-get install -y fonts-noto-cjk   # Noto Sans CJK JP Bold
-    python scripts/make_richmenu.py
+    .venv/bin/python scripts/make_richmenu.py
 
 It draws one coloured tile per area of ``bot.channels.line.RICH_MENU_AREAS`` (same size, same
 order, same bounds as ``richmenu_request()``), each with a simple white icon made of Pillow shapes
@@ -168,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     if size >= MAX_BYTES:
         print(f"error: {args.out} is {size} bytes; LINE accepts at most {MAX_BYTES}", file=sys.stderr)
         return 1
-    print(f"{args.out}: {img.width}x{img.height}, {size} bytes")
+    shown = args.out.resolve()
+    if shown.is_relative_to(Path.cwd()):
+        shown = shown.relative_to(Path.cwd())
+    print(f"{shown}: {img.width}x{img.height}, {size} bytes")
     return 0
 
 
