@@ -3,7 +3,7 @@
 What it is: a one-off asset generator, run by a developer when the menu's labels or look change:
 
     .venv/bin/pip install -e ".[assets]"   # Pillow
-    apt-get install -y fonts-noto-cjk   # Noto Sans CJK JP Bold
+    apt-get install -y fonts-noto-cjk      # Noto Sans CJK JP Bold
     .venv/bin/python scripts/make_richmenu.py
 
 It draws one coloured tile per area of ``bot.channels.line.RICH_MENU_AREAS`` (same size, same
