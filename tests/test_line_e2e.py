@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import json
 import struct
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -33,6 +35,7 @@ from bot.channels.line import (
     LineSender,
     retry_key,
     richmenu_image,
+    richmenu_request,
     split_text,
     to_messages,
     truncate_label,
@@ -455,9 +458,57 @@ def test_reminder_push_when_line_is_unreachable_raises(line_settings):
 
 # --- the rich menu command -----------------------------------------------------------------
 
+COMMITTED_MENU_IMAGE = Path(__file__).resolve().parent.parent / "bot" / "channels" / "assets" / "richmenu.png"
+MAX_MENU_IMAGE_BYTES = 1024 * 1024  # LINE's limit for a rich-menu image
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (type, data) chunks of a PNG, each CRC checked."""
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), "not a PNG signature"
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        tag, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert crc == zlib.crc32(tag + body) & 0xFFFFFFFF, f"bad CRC in {tag!r}"
+        chunks.append((tag, body))
+        pos += 12 + length
+    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
+    return chunks
+
+
 def _png_size(data: bytes) -> tuple[int, int]:
-    assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
+    return struct.unpack(">II", _png_chunks(data)[0][1][:8])
+
+
+def _png_pixels(data: bytes) -> list[list[tuple[int, int, int]]]:
+    """Rows of RGB pixels of an 8-bit RGB or RGBA PNG, the five row filters undone (PNG spec, section 9)."""
+    chunks = _png_chunks(data)
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert depth == 8 and colour in (2, 6) and interlace == 0, "the test decodes 8-bit RGB(A) only"
+    bpp = 3 if colour == 2 else 4
+    raw = zlib.decompress(b"".join(body for tag, body in chunks if tag == b"IDAT"))
+    stride = width * bpp
+    assert len(raw) == height * (1 + stride), "the image data does not match the declared size"
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (1 + stride)], bytearray(raw[y * (1 + stride) + 1:(y + 1) * (1 + stride)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + b) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xFF
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        rows.append([tuple(line[x * bpp:x * bpp + 3]) for x in range(width)])
+        prev = line
+    return rows
 
 
 def test_richmenu_command_installs_the_menu(fake, tmp_path: Path):
@@ -476,7 +527,9 @@ def test_richmenu_command_installs_the_menu(fake, tmp_path: Path):
     assert sum(a["bounds"]["width"] for a in menu["areas"]) == 2500
     (image,) = fake.calls(f"/v2/bot/richmenu/{menu_id}/content")
     assert image.status == 200 and image.header("Content-Type") == "image/png"
-    assert _png_size(image.body) == (2500, 843)
+    assert image.body == COMMITTED_MENU_IMAGE.read_bytes()  # the designed asset, byte for byte
+    assert _png_size(image.body) == (menu["size"]["width"], menu["size"]["height"])
+    assert len(image.body) < MAX_MENU_IMAGE_BYTES
     assert fake.default_rich_menu == menu_id
 
     # Run again: the new menu replaces the old one.
@@ -493,15 +546,45 @@ def test_richmenu_command_without_line_settings_exits_2(tmp_path: Path):
     assert "LINE_CHANNEL_ACCESS_TOKEN" in out.stderr
 
 
-def test_richmenu_image_is_a_valid_png():
+def test_richmenu_image_is_the_committed_png_of_the_menu_size():
     data = richmenu_image()
-    assert _png_size(data) == (2500, 843)
-    assert len(data) < 1024 * 1024  # LINE's limit for rich-menu images
-    idat = data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8]
-    raw = zlib.decompress(idat)
-    assert len(raw) == 843 * (1 + 2500)
-    middle = raw[(843 // 2) * 2501:(843 // 2 + 1) * 2501]
-    assert 3 in middle  # the labels are drawn in the text colour
+    assert data == COMMITTED_MENU_IMAGE.read_bytes()
+    request = richmenu_request()
+    assert _png_size(data) == (request.size.width, request.size.height)
+    assert len(data) < MAX_MENU_IMAGE_BYTES
+
+
+def test_richmenu_image_has_one_coloured_tile_with_white_label_per_area():
+    rows = _png_pixels(richmenu_image())
+    white = (255, 255, 255)
+    colours = []
+    for area in richmenu_request().areas:
+        b = area.bounds
+        centre = b.x + b.width // 2
+        colour = rows[b.y + 40][centre]  # the tile's background, above the icon
+        assert colour != white, f"no tile under the area {area.action.data}"
+        assert all(rows[b.y + 40][x] == colour for x in range(b.x + 60, b.x + b.width - 60)), \
+            f"the tile of {area.action.data} does not span its area"
+        assert rows[b.y + 40][b.x + 2] == white and rows[b.y + 40][b.x + b.width - 3] == white  # a gap between tiles
+        label_band = [px for y in range(b.y + b.height // 2, b.y + b.height - 60, 4)
+                      for px in rows[y][b.x + 40:b.x + b.width - 40]]
+        assert white in label_band, f"no white label in the tile of {area.action.data}"
+        colours.append(colour)
+    assert len(set(colours)) == len(colours)  # each area has its own colour
+
+
+def test_richmenu_script_redraws_an_image_line_accepts(tmp_path: Path):
+    pytest.importorskip("PIL", reason="Pillow is needed only to redraw the image: pip install -e '.[assets]'")
+    font = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc")
+    if not font.exists():
+        pytest.skip("the Noto CJK font is needed only to redraw the image: apt-get install fonts-noto-cjk")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_richmenu.py"
+    out = tmp_path / "richmenu.png"
+    done = subprocess.run([sys.executable, str(script), "--out", str(out), "--font", str(font)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = out.read_bytes()
+    assert _png_size(data) == (2500, 843) and len(data) < MAX_MENU_IMAGE_BYTES
 
 
 def test_line_channel_needs_its_settings(bot, settings):

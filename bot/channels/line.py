@@ -7,7 +7,8 @@ What it is: a thin adapter. ``LineChannel.handle_callback`` verifies the
 ``list[Reply]`` as LINE text messages with quick-reply buttons and sends them
 with the reply token, or by push when the token is no longer usable.
 ``LineSender`` pushes renewal reminders; ``richmenu_main`` installs the rich
-menu (``nanbyo-bot line richmenu``).
+menu (``nanbyo-bot line richmenu``) with the image shipped beside this module
+(``assets/richmenu.png``, drawn by ``scripts/make_richmenu.py``).
 
 What it is not: no dialog logic, no storage of its own and no HTTP server
 (``bot.server`` mounts ``handle_callback`` on ``POST /line/callback``). Only
@@ -33,15 +34,14 @@ import base64
 import hashlib
 import hmac
 import logging
-import struct
 import sys
 import threading
 import time
 import traceback
 import uuid
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import urllib3
@@ -553,93 +553,14 @@ RICH_MENU_AREAS: tuple[tuple[str, str], ...] = (
     ("窓口を探す", "office"),
 )
 
-# 16x16 bitmaps of the label characters (rows of 16 bits, hex), from the Shinonome bold gothic
-# font "shnmk16b" (東雲フォント, public domain: free to convert and embed), so the menu image
-# carries readable labels without Pillow or a font on the server.
-_GLYPHS: dict[str, str] = {
-    "相": "180019FE1986FF86198619FE3D863A863B8669FE6986D9861986198619FE1800",
-    "談": "00307ED600D6FF5401A87E6800CC7EB6003300D67ED666BC666866CC7E860703",
-    "す": "00C000C000FE7FC000C000C007400DC00CC00CC00DC0074000C000C001800700",
-    "る": "00000FE000C00180030006000FE01C303018600C000C070C0D980CF007C00000",
-    "自": "0300030006003FFC300C300C300C3FFC300C300C3FFC300C300C300C3FFC0000",
-    "己": "00007FF800180018001800183FF83000300030003000300C300C180C0FFC0000",
-    "負": "060007F00C6018C03FF8681818181FF818181FF8181818181FF806701C18700C",
-    "担": "300033FC330C330CFD0C330C33FC330C3D0CF30C330C33FC3000300037FF7000",
-    "を": "0300030003E03F000600060E0FB818E031C0634006C00CC00C00060003F80000",
-    "計": "00307F300030FFB000307F3001FF00307F3000307F306330633063307F300030",
-    "算": "306030603F7F6DB06618DFF818181FF818181FF818181FF80660FFFF0C601860",
-    "更": "0000FFFF01803FF8319831983FF8319831983FF80D800680030006C01C78F00F",
-    "新": "0C060C1CFF7066C036C034FFFFCC18CC18CCFF4C1CCC3ACC3B8C698CDB0C180C",
-    "の": "0000000003E00EB01998318C318C63066306660C6C0C3818003000E000000000",
-    "お": "06000600063807CC7E060603060007E01E38360C660C660C6C18387001C00000",
-    "知": "3000300030003FFE6CC66CC6CCC60CC6FFC60CC61AC61B46337E31806180C000",
-    "ら": "0300018000E0180018001800180019F01B181C0C180C0018003000E007800000",
-    "せ": "000000600C600C600C7E0FE0FC600C600C600C600CC00C00060003F800000000",
-    "窓": "03000300FFFECCC6CCC61B7E3300E6E00C383FEC0306369836CC66DAC61A03F8",
-    "口": "000000007FFC600C600C600C600C600C600C600C600C600C600C7FFC600C0000",
-    "探": "300037FE36D636D6FDB031B6331E366030603FFFF0E831AC3366366330607060",
-}
-
-# Palette: separator, two tile colours, text.
-_PALETTE = bytes((255, 255, 255, 0xE3, 0xF2, 0xEA, 0xE2, 0xEC, 0xF7, 0x1F, 0x3A, 0x4D))
-_SEPARATOR, _TEXT = 0, 3
+# The menu's picture: four tiles matching the areas above, drawn by scripts/make_richmenu.py
+# (Pillow and Noto Sans CJK JP, needed only to redraw it) and shipped as package data.
+RICH_MENU_IMAGE = "assets/richmenu.png"
 
 
-def _glyph_rows(ch: str) -> list[int]:
-    bitmap = _GLYPHS[ch]
-    return [int(bitmap[i:i + 4], 16) for i in range(0, 64, 4)]
-
-
-def png(width: int, height: int, palette: bytes, rows: Callable[[int], bytes]) -> bytes:
-    """A palette PNG (8 bits per pixel) built with zlib and struct only.
-
-    Args:
-        width, height: size in pixels.
-        palette: RGB triplets.
-        rows: returns the palette indexes of row ``y`` (``width`` bytes).
-    """
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    raw = b"".join(b"\x00" + rows(y) for y in range(height))  # filter type 0 on every row
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0))
-            + chunk(b"PLTE", palette)
-            + chunk(b"IDAT", zlib.compress(raw, 9))
-            + chunk(b"IEND", b""))
-
-
-def richmenu_image(labels: Sequence[str] = tuple(label for label, _ in RICH_MENU_AREAS),
-                   width: int = RICH_MENU_WIDTH, height: int = RICH_MENU_HEIGHT, scale: int = 5) -> bytes:
-    """The rich-menu PNG: one tile per label, side by side, the label centred in each tile."""
-    tile = width // len(labels)
-    base = bytearray()
-    for i in range(len(labels)):
-        w = tile if i < len(labels) - 1 else width - tile * (len(labels) - 1)
-        base += bytes((1 + i % 2,)) * w
-    for i in range(1, len(labels)):  # white separators between the tiles
-        base[i * tile - 4:i * tile + 4] = bytes((_SEPARATOR,)) * 8
-    base = bytes(base)
-    top = (height - 16 * scale) // 2
-    glyph_lines: list[bytes] = []
-    for gy in range(16):
-        row = bytearray(base)
-        for i, label in enumerate(labels):
-            left = i * tile + (tile - 16 * scale * len(label)) // 2
-            for n, ch in enumerate(label):
-                bits = _glyph_rows(ch)[gy]
-                for gx in range(16):
-                    if bits & (0x8000 >> gx):
-                        x = left + (n * 16 + gx) * scale
-                        row[x:x + scale] = bytes((_TEXT,)) * scale
-        glyph_lines.append(bytes(row))
-
-    def rows(y: int) -> bytes:
-        if top <= y < top + 16 * scale:
-            return glyph_lines[(y - top) // scale]
-        return base
-
-    return png(width, height, _PALETTE, rows)
+def richmenu_image() -> bytes:
+    """The rich-menu PNG shipped in the package (``bot/channels/assets/richmenu.png``)."""
+    return resources.files("bot.channels").joinpath(RICH_MENU_IMAGE).read_bytes()
 
 
 def richmenu_request() -> RichMenuRequest:
