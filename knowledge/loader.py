@@ -8,7 +8,7 @@ Layout (relative to this package, or to ``root`` when given)::
     emergency.yaml                  emergency and crisis concepts (handlers.safety), with examples kb check proves
     synonyms/*.yaml                 synonym and abbreviation groups
     national/*.yaml                 topics that hold everywhere in Japan
-    prefectures/<id>/prefecture.yaml offices, municipalities, hours
+    prefectures/<id>/prefecture.yaml offices, municipalities, hours, examples, the calculators' 出典 lines
     prefectures/<id>/services.yaml  the services next door and who handles them there
     prefectures/<id>/*.yaml         topics specific to that prefecture
 
@@ -25,7 +25,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from knowledge.models import (
+    CITATION_NAMES,
     Action,
+    Citation,
     ActionFile,
     EmergencyLexicon,
     Redirect,
@@ -72,11 +74,16 @@ class KnowledgeBase:
     personal: list[str] = field(default_factory=list)
     services: list[Redirect] = field(default_factory=list)
     topic_files: dict[str, str] = field(default_factory=dict)
+    citations: dict[str, Citation] = field(default_factory=dict)
 
     def cite(self, topic: Topic) -> str:
         """The 出典 line of a topic's answer."""
         names = "、".join(self.sources[s].cite() for s in topic.sources)
         return f"出典：{names}（{topic.checked.year}年{topic.checked.month}月{topic.checked.day}日確認）"
+
+    def citation(self, name: str) -> str:
+        """The 出典 line of a calculator's result (``CITATION_NAMES``): the prefecture's, else the national one."""
+        return self.citations[name].line()
 
 
 def _read_yaml(path: Path) -> Any:
@@ -138,7 +145,8 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
     base = root or ROOT
     sources: dict[str, Source] = {}
     sources_path = base / "sources.yaml"
-    for src in _parse(SourceFile, sources_path).sources:
+    source_file = _parse(SourceFile, sources_path)
+    for src in source_file.sources:
         if src.id in sources:
             raise KnowledgeError(sources_path, src.id, "source id defined twice")
         sources[src.id] = src
@@ -158,6 +166,18 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
     for sid in pref.sources:
         if sid not in sources:
             raise KnowledgeError(pref_path, None, f"unknown source '{sid}'")
+    # A calculator's 出典 line: the prefecture's own where it has one (it names its own page),
+    # else the national one of sources.yaml.
+    citations: dict[str, Citation] = {}
+    for path, own in ((sources_path, source_file.citations), (pref_path, pref.citations)):
+        for name, citation in own.items():
+            for sid in citation.sources:
+                if sid not in sources:
+                    raise KnowledgeError(path, f"citations.{name}", f"unknown source '{sid}'")
+            citations[name] = citation
+    missing_citations = [name for name in CITATION_NAMES if name not in citations]
+    if missing_citations:
+        raise KnowledgeError(pref_path, "citations", f"no 出典 line for {missing_citations}, here or in sources.yaml")
 
     topic_paths = sorted((base / "national").glob("*.yaml")) + sorted(
         p for p in pref_dir.glob("*.yaml") if p.name not in ("prefecture.yaml", "services.yaml")
@@ -209,4 +229,5 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
     return KnowledgeBase(
         topics=topics, sources=sources, synonyms=synonyms, prefecture=pref, safety=safety, emergency=emergency,
         actions=actions, requesting=action_file.requesting, personal=action_file.personal, services=services, topic_files=files,
+        citations=citations,
     )
