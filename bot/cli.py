@@ -73,6 +73,8 @@ def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
         print(p, file=sys.stderr)
     if problems:
         return 1
+    for link in kb.unlinked:
+        print(f"note: {kb.prefecture.id} has no topic for the national link {link}", file=sys.stderr)
     print(f"ok: {len(kb.emergency.concepts)} emergency and crisis concepts, {len(kb.topics)} topics, {len(kb.sources)} sources, {len(kb.synonyms)} synonym groups, "
           f"{len(kb.prefecture.municipalities)} municipalities of {kb.prefecture.name}")
     return 0
