@@ -19,7 +19,7 @@ from bot.core import Bot
 from bot.storage.db import make_engine
 from bot.storage.repositories import Store
 from handlers.reminders import reminder_text
-from knowledge import KnowledgeBase, load_knowledge
+from knowledge import KnowledgeBase, KnowledgeError, load_knowledge
 from knowledge.loader import ROOT
 from tests.conftest import FIXED_NOW, Chat
 
@@ -133,3 +133,42 @@ def test_gunma_provides_every_topic_the_national_data_links_to(kb):
     # A national link to a missing topic is dropped for a smaller prefecture; for Gunma there is
     # none, so a misspelt id in national data still fails here.
     assert kb.unlinked == []
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.fixture()
+def broken_root(tmp_path: Path) -> Path:
+    root = tmp_path / "knowledge"
+    shutil.copytree(ROOT, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(FICTIONAL, root / "prefectures" / "fictional")
+    return root
+
+
+def test_an_example_that_is_not_a_municipality_is_refused_naming_the_file(broken_root):
+    pref = broken_root / "prefectures" / "fictional" / "prefecture.yaml"
+    _edit(pref, "municipality_examples: [星見町, 霧ヶ丘]", "municipality_examples: [星見町, 前橋]")
+    with pytest.raises(KnowledgeError, match="prefecture.yaml.*前橋"):
+        load_knowledge("fictional", root=broken_root)
+
+
+def test_an_ambiguous_example_is_refused(broken_root):
+    pref = broken_root / "prefectures" / "fictional" / "prefecture.yaml"
+    _edit(pref, "municipality_examples: [星見町, 霧ヶ丘]", "municipality_examples: [月影]")
+    with pytest.raises(KnowledgeError, match="月影"):
+        load_knowledge("fictional", root=broken_root)
+
+
+def test_a_calculator_without_a_source_line_is_refused(broken_root):
+    pref = broken_root / "prefectures" / "fictional" / "prefecture.yaml"
+    _edit(pref, "  copay-short:\n", "  copay-shorter:\n")
+    with pytest.raises(KnowledgeError, match="prefecture.yaml"):
+        load_knowledge("fictional", root=broken_root)
+    _edit(pref, "  copay-shorter:\n", "  copay-short:\n")
+    _edit(pref, "sources: [FICTIONAL-GUIDE, MHLW-T]\n    text: 架空県・", "sources: [NOWHERE]\n    text: 架空県・")
+    with pytest.raises(KnowledgeError, match="citations.copay-short.*NOWHERE"):
+        load_knowledge("fictional", root=broken_root)
