@@ -69,12 +69,12 @@ def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
             if lacking:
                 problems.append(f"{kb.topic_files[tid]} [{tid}]: answer does not state {lacking}")
     problems += _emergency_problems(kb)
+    # The chat runs without them (the link is dropped), but a finished prefecture has them all.
+    problems += [f"{kb.prefecture.id}: no topic for the national link {link}" for link in kb.unlinked]
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
         return 1
-    for link in kb.unlinked:
-        print(f"note: {kb.prefecture.id} has no topic for the national link {link}", file=sys.stderr)
     print(f"ok: {len(kb.emergency.concepts)} emergency and crisis concepts, {len(kb.topics)} topics, {len(kb.sources)} sources, {len(kb.synonyms)} synonym groups, "
           f"{len(kb.prefecture.municipalities)} municipalities of {kb.prefecture.name}")
     return 0
