@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -66,7 +66,7 @@ class Topic(_Strict):
 # The calculators whose result ends with a 出典 line (handlers.copay). A prefecture's line replaces
 # the national one of the same name.
 CitationName = Literal["copay", "copay-short", "mild-high-cost", "start-date"]
-CITATION_NAMES: tuple[str, ...] = ("copay", "copay-short", "mild-high-cost", "start-date")
+CITATION_NAMES: tuple[str, ...] = get_args(CitationName)
 
 
 class Citation(_Strict):
