@@ -83,7 +83,7 @@ TOKEN = "xoxb-bench-token"
 TEAM_ID = "T1"
 BOT_USER_ID = "UBOT"
 QUESTIONS = REPO.parent / "shared" / "eval" / "questions.jsonl"
-FALLBACK_TEXTS = ("メニュー", "受給者証をなくしました", "自己負担の上限額はいくら？", "草津町の窓口を教えて")
+FALLBACK_TEXTS = ("メニュー", "受給者証をなくしました", "自己負担の上限額はいくら？", "{municipality}の窓口を教えて")
 START_TIMEOUT = 60.0  # seconds for a server to come up
 DRAIN_TIMEOUT = 300.0  # seconds for every answer to reach the fake API
 REQUEST_TIMEOUT = 30.0
@@ -174,7 +174,10 @@ def listen_overflows() -> int | None:
 def load_texts(path: Path = QUESTIONS) -> list[str]:
     """The evaluation questions (a realistic mix of lengths), or a few fixed texts without them."""
     if not path.exists():
-        return list(FALLBACK_TEXTS)
+        from knowledge import load_knowledge
+
+        municipality = load_knowledge().prefecture.municipalities[-1].name
+        return [t.format(municipality=municipality) for t in FALLBACK_TEXTS]
     return [json.loads(line)["q"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

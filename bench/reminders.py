@@ -62,7 +62,10 @@ class NoopSender:
 
 
 def seed(url: str, count: int) -> None:
-    """``count`` reminders, each with one delivery due at NOW."""
+    """``count`` reminders, each with one delivery due at NOW, in the prefecture's first municipality."""
+    from knowledge import load_knowledge
+
+    municipality = load_knowledge().prefecture.municipalities[0].name
     engine = make_engine(url)
     created = datetime(2026, 11, 23, tzinfo=TOKYO)
     due = mark_due_at(EXPIRY, OFFSET)
@@ -71,7 +74,7 @@ def seed(url: str, count: int) -> None:
             ids = range(start, min(start + CHUNK, count + 1))
             conn.execute(insert(Reminder), [
                 {"id": i, "user_key": f"json:B{i}", "channel": "json", "user": f"B{i}", "expiry_date": EXPIRY,
-                 "municipality": "太田市", "created_at": created, "active": True} for i in ids])
+                 "municipality": municipality, "created_at": created, "active": True} for i in ids])
             conn.execute(insert(ReminderDelivery), [
                 {"id": i, "reminder_id": i, "offset_days": OFFSET, "due_at": due, "status": "pending",
                  "attempts": 0} for i in ids])

@@ -69,6 +69,8 @@ def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
             if lacking:
                 problems.append(f"{kb.topic_files[tid]} [{tid}]: answer does not state {lacking}")
     problems += _emergency_problems(kb)
+    # The chat runs without them (the link is dropped), but a finished prefecture has them all.
+    problems += [f"{kb.prefecture.id}: no topic for the national link {link}" for link in kb.unlinked]
     for p in problems:
         print(p, file=sys.stderr)
     if problems:

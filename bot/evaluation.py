@@ -111,18 +111,23 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
 
 # --- safety: emergencies and crises, free and at every step of every dialog -------------------
 
-# One way through each dialog: the answer given at each slot. Two for the copay dialog, so that the
-# income slot (asked only of a non-taxable household) is reached too.
-SAFETY_PATHS: tuple[tuple[str, dict[str, str]], ...] = (
-    ("copay", {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "いいえ", "income_tax": "100000",
-               "high_cost_months": "0", "household_caps": "いない", "medical_cost": "50000", "insurance_rate": "3割"}),
-    ("copay", {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "はい", "income": "700000"}),
-    ("start-date", {"diagnosis_date": "2026年9月1日", "application_date": "2026年11月20日", "delay_reason": "none"}),
-    ("mild-high-cost", {}),
-    ("reminder", {"expiry_date": "2027年9月30日", "confirm_expiry": "はい", "municipality": "前橋市"}),
-    ("office", {}),
-    ("delete", {}),
-)
+def safety_paths(kb: KnowledgeBase) -> tuple[tuple[str, dict[str, str]], ...]:
+    """One way through each dialog: the answer given at each slot.
+
+    Two for the copay dialog, so that the income slot (asked only of a non-taxable household) is
+    reached too. The reminder's municipality is the prefecture's first one.
+    """
+    return (
+        ("copay", {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "いいえ", "income_tax": "100000",
+                   "high_cost_months": "0", "household_caps": "いない", "medical_cost": "50000", "insurance_rate": "3割"}),
+        ("copay", {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "はい", "income": "700000"}),
+        ("start-date", {"diagnosis_date": "2026年9月1日", "application_date": "2026年11月20日", "delay_reason": "none"}),
+        ("mild-high-cost", {}),
+        ("reminder", {"expiry_date": "2027年9月30日", "confirm_expiry": "はい",
+                      "municipality": kb.prefecture.municipalities[0].name}),
+        ("office", {}),
+        ("delete", {}),
+    )
 URGENT_KINDS = ("emergency", "crisis")
 
 
@@ -169,10 +174,10 @@ class SafetyResult:
 
 
 def _dialog_steps(bot: Any) -> list[tuple[str, str, UserState]]:
-    """Walk each path of ``SAFETY_PATHS`` and keep the state at every question: (dialog, slot, state)."""
+    """Walk each path of ``safety_paths`` and keep the state at every question: (dialog, slot, state)."""
     steps: list[tuple[str, str, UserState]] = []
     seen: set[tuple[str, str]] = set()
-    for i, (form, answers) in enumerate(SAFETY_PATHS):
+    for i, (form, answers) in enumerate(safety_paths(bot.kb)):
         user = f"safety-path-{i}"
         replies = bot.handle(IncomingMessage(channel="eval", user=user, choice=f"start:{form}"))
         for _ in range(20):

@@ -67,9 +67,14 @@ def office_hint(kb: KnowledgeBase) -> str:
     """Where to ask when the user's municipality is not known."""
     pref = kb.prefecture
     return (
-        f"詳しくは、お住まいの地域の保健福祉事務所（前橋市・高崎市にお住まいの方は市の保健所）にお問い合わせください。"
+        f"詳しくは、{pref.office_hint}にお問い合わせください。"
         f"受付は{pref.hours}です。お住まいの市町村名を送っていただければ、窓口の電話番号をお知らせします。"
     )
+
+
+def municipality_examples(kb: KnowledgeBase) -> str:
+    """「（例：…）」 with the prefecture's examples, shown wherever a municipality is asked."""
+    return "（例：" + "、".join(kb.prefecture.municipality_examples) + "）"
 
 
 def known_office(ctx: Context) -> str:

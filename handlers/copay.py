@@ -21,9 +21,8 @@ from handlers.calc.start_date import DELAY_REASONS, SCHEME_START, StartDateError
 from handlers.dialog import Answers, Form, Slot
 from handlers.parsers import UNKNOWN, Invalid
 
-SOURCE_COPAY = "出典：群馬県「特定医療費(指定難病)制度について」（2024年12月10日更新）の月額自己負担上限額表、厚生労働省の自己負担上限額表"
-SOURCE_START = "出典：難病法第7条、神奈川県・栃木県・愛知県「医療費助成の開始時期の前倒しについて」"
-SOURCE_MILD = "出典：群馬県「特定医療費(指定難病)制度について」（軽症高額特例制度）、岡山県「軽症高額該当について」"
+# The 出典 lines of the results are knowledge: ``ctx.kb.citation(name)`` gives the prefecture's own
+# line (prefecture.yaml ``citations``) or the national one (sources.yaml ``citations``).
 
 
 def _choices(pairs: tuple[tuple[str, str], ...]) -> tuple[Choice, ...]:
@@ -186,11 +185,10 @@ def _facts(a: Answers) -> CopayFacts:
     )
 
 
-SOURCE_COPAY_SHORT = "出典：群馬県・厚生労働省の自己負担上限額表"
 FINAL_SAY = "最終的な区分と上限額は、申請後に県が決めます（この結果は目安です）。"
 
 
-def _short_one(r: CopayResult) -> str:
+def _short_one(r: CopayResult, ctx: Context) -> str:
     """A result a tired reader takes in at a glance: at most six lines, the working behind 「くわしく」."""
     column = "" if r.column == "一般" else f"（{r.column}）"
     lines = [f"月の自己負担上限額：{r.cap:,}円" + ("（概算）" if r.estimate else ""), f"階層区分：{r.tier}{column}"]
@@ -201,16 +199,16 @@ def _short_one(r: CopayResult) -> str:
     lines.append(f"決め手：{r.reasons[0]}")
     # A split that is estimated, or not known to apply: one line on it (the rest is behind くわしく).
     lines += [x for x in r.reasons if "概算" in x or "按分" in x][:1]
-    lines.append(FINAL_SAY + SOURCE_COPAY)
+    lines.append(FINAL_SAY + ctx.kb.citation("copay"))
     return "\n".join(lines)
 
 
-def _short_many(results: list[CopayResult]) -> str:
+def _short_many(results: list[CopayResult], ctx: Context) -> str:
     """With unknown figures: one line per possible tier (高額かつ長期 beside it)."""
     by_tier: dict[str, list[CopayResult]] = {}
     for r in results:
         by_tier.setdefault(r.tier, []).append(r)
-    lines = [f"わからない点があるため、考えられる月の上限額をお示しします（{SOURCE_COPAY_SHORT}。最終的な区分は県が決めます）。"]
+    lines = [f"わからない点があるため、考えられる月の上限額をお示しします（{ctx.kb.citation('copay-short')}。最終的な区分は県が決めます）。"]
     for tier, rs in by_tier.items():
         rs.sort(key=lambda r: r.column != "一般")
         main = rs[0]
@@ -238,7 +236,7 @@ def _copay_finish(a: Answers, ctx: Context) -> list[Reply]:
     if results is None:
         return _copay_error(ctx)
     choices = (Choice("高額かつ長期とは", "topic:high-cost-long-term"), Choice("もう一度計算する", "start:copay"))
-    text = _short_one(results[0]) if len(results) == 1 else _short_many(results)
+    text = _short_one(results[0], ctx) if len(results) == 1 else _short_many(results, ctx)
     return [Reply(text, choices=choices, topic="copay-table", kind="copay-result")]
 
 
@@ -263,7 +261,7 @@ def _copay_details(a: Answers, ctx: Context) -> list[Reply]:
     if a.get("income_tax") is UNKNOWN:
         parts.append(HELP_INCOME_TAX)
     parts.append(FINAL_SAY)
-    parts.append(SOURCE_COPAY)
+    parts.append(ctx.kb.citation("copay"))
     return [Reply("\n\n".join(parts), choices=(Choice("上限額の表", "topic:copay-table"), Choice("もう一度計算する", "start:copay")),
                   topic="copay-table", kind="copay-details")]
 
@@ -336,7 +334,7 @@ def _start_finish(a: Answers, ctx: Context) -> list[Reply]:
         lines.append("「その他の事情」は窓口が個別に判断します。3か月までさかのぼれるかは、窓口にご確認ください。")
     lines.append("開始日より後に払った医療費は、受給者証が届いてから払い戻し（償還払い）を申請できます。")
     lines.append("最終的な開始日は県（窓口）が決めます。")
-    lines.append(SOURCE_START)
+    lines.append(ctx.kb.citation("start-date"))
     return [Reply("\n".join(lines), choices=(Choice("払い戻しについて", "topic:refund"), Choice("診断年月日とは", "topic:diagnosis-date-definition")),
                   topic="start-date-retroactive", kind="start-result")]
 
@@ -367,7 +365,7 @@ def _start_details(a: Answers, ctx: Context) -> list[Reply]:
         result = earliest_start(diagnosis, received, unavoidable_reason=accepted)
     except StartDateError:
         return []
-    text = "【計算の内訳】\n" + "\n".join(f"・{x}" for x in result.reasons) + "\n\n" + SOURCE_START
+    text = "【計算の内訳】\n" + "\n".join(f"・{x}" for x in result.reasons) + "\n\n" + ctx.kb.citation("start-date")
     return [Reply(text, kind="start-details", topic="start-date-retroactive")]
 
 
@@ -411,7 +409,7 @@ def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
     values = a.get("monthly_costs")
     if not isinstance(values, list):
         return [Reply("月ごとの医療費の総額は、自己負担上限額管理票や領収書、医療機関が出す「医療費総額の証明」でわかります。"
-                      "そろったら、もう一度お試しください。\n\n" + SOURCE_MILD, topic="mild-high-cost", kind="mild-result")]
+                      "そろったら、もう一度お試しください。\n\n" + ctx.kb.citation("mild-high-cost"), topic="mild-high-cost", kind="mild-result")]
     year, month = ctx.today.year, ctx.today.month
     months: list[tuple[int, int]] = []
     for _ in values:
@@ -428,7 +426,7 @@ def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
     lines = [_read_back(values), head]
     lines += [f"・{x}" for x in result.reasons if "か月" in x][:2]
     lines.append("申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。")
-    lines.append(SOURCE_MILD)
+    lines.append(ctx.kb.citation("mild-high-cost"))
     return [Reply("\n".join(lines), choices=(Choice("医療費申告書とは", "topic:medical-expense-declaration"),
                                                Choice("軽症高額とは", "topic:mild-high-cost")),
                   topic="mild-high-cost", kind="mild-result")]
@@ -450,7 +448,7 @@ def _mild_details(a: Answers, ctx: Context) -> list[Reply]:
         return []
     listed = "、".join(f"{y}年{m}月 {v:,}円" for (y, m), v in zip(months, values))
     text = (f"【計算の内訳】\n今月（{ctx.today.year}年{ctx.today.month}月）を最後の月として、{listed} と数えました。\n"
-            + "\n".join(f"・{x}" for x in result.reasons) + "\n\n" + SOURCE_MILD)
+            + "\n".join(f"・{x}" for x in result.reasons) + "\n\n" + ctx.kb.citation("mild-high-cost"))
     return [Reply(text, kind="mild-details", topic="mild-high-cost")]
 
 

@@ -1,9 +1,10 @@
 """Finding the user's municipality in what they typed, and naming its office.
 
-Every municipality of the prefecture data resolves: by its name (前橋市, 草津町),
-its name without 市/町/村 where that is unambiguous (前橋, 草津), its reading
-(くさつまち, くさつ), the municipalities merged into it (新田町 → 太田市), and
-the 郡 when all of its towns share one office (吾妻郡).
+Every municipality of the prefecture data resolves: by its name (〇〇市, 〇〇町),
+its name without 市/町/村 unless the prefecture lists that short form as ambiguous
+(``Prefecture.ambiguous_short``: an everyday word or another place), its reading
+(hiragana, with or without まち/むら), the municipalities merged into it (``former``),
+and the 郡 when all of its towns share one office.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from dataclasses import dataclass
 from bot.nlp.normalize import fold
 from knowledge.models import Prefecture
 
-# Short forms that are everyday words or other places (上野 in Tokyo, 昭和 the era,
-# 高山 a surname, 群馬 the prefecture itself, 赤城 the mountain): these are
-# recognised only with their 町/村 suffix.
-_AMBIGUOUS_SHORT = {"上野", "昭和", "高山", "明和", "新町", "東", "吉井", "宮城", "富士見", "群馬", "利根", "赤城", "中里", "境"}
 _SUFFIX = re.compile(r"(市|町|村|まち|むら|し|ちょう|そん)$")
 
 
@@ -40,21 +37,23 @@ class MunicipalityIndex:
             if len(f) >= 2:
                 keys.setdefault(f, set()).add(target)
 
+        # Short forms that mean something else are recognised only with their suffix (prefecture data).
+        ambiguous = set(pref.ambiguous_short)
         districts: dict[str, set[str]] = {}
         for m in pref.municipalities:
             add(m.name, m.name)
             add(m.reading, m.name)
             short = _SUFFIX.sub("", m.name)
-            if short not in _AMBIGUOUS_SHORT:
+            if short not in ambiguous:
                 add(short, m.name)
             reading_short = _SUFFIX.sub("", m.reading)
-            if len(reading_short) >= 3 and short not in _AMBIGUOUS_SHORT:
+            if len(reading_short) >= 3 and short not in ambiguous:
                 add(reading_short, m.name)
             for former in m.former:
                 plain = re.sub(r"（.*?）", "", former)
                 add(plain, m.name)
                 former_short = _SUFFIX.sub("", plain)
-                if former_short not in _AMBIGUOUS_SHORT:
+                if former_short not in ambiguous:
                     add(former_short, m.name)
             if m.district:
                 districts.setdefault(m.district, set()).add(m.name)

@@ -30,7 +30,7 @@ from handlers.base import MENU, Context, office_hint
 from handlers.dialog import Answers, Form, Slot
 from handlers.office import index_for, office_block
 from handlers.parsers import UNKNOWN, ImpossibleDate, Invalid, parse_date, parse_yes_no
-from handlers.system import parse_municipality
+from handlers.system import ask_municipality, parse_municipality
 from knowledge import KnowledgeBase
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -101,7 +101,7 @@ def _renewal_sources(kb: KnowledgeBase) -> str:
     topic = kb.topics.get("renewal")
     ids = topic.sources if topic else []
     cites = [kb.sources[s].cite() for s in ids if s in kb.sources]
-    return "出典：" + ("、".join(cites) if cites else "各都道府県の更新申請の案内") + "（群馬県の更新の時期や書類は窓口でご確認ください）"
+    return "出典：" + ("、".join(cites) if cites else "各都道府県の更新申請の案内") + f"（{kb.prefecture.name}の更新の時期や書類は窓口でご確認ください）"
 
 
 def _office(kb: KnowledgeBase, municipality: str | None) -> str:
@@ -160,6 +160,10 @@ def _user_of(ctx: Context) -> tuple[str, str]:
     """(channel, channel user id) from the state's key ``channel:user``."""
     channel, _, user = ctx.state.user_key.partition(":")
     return channel, user
+
+
+def _ask_municipality(answers: Answers, ctx: Context) -> str:
+    return "窓口の連絡先もお知らせに入れます。" + ask_municipality(answers, ctx)
 
 
 def _ask_expiry(answers: Answers, ctx: Context) -> str:
@@ -289,7 +293,7 @@ REMINDER_FORM = Form(
         Slot("confirm_expiry", ask=_ask_confirm, parse=_parse_confirm, choices=_YES_NO,
              expecting="expiry_date", reset_on_no=("expiry_date",), amends="expiry_date"),
         Slot("municipality",
-             ask="窓口の連絡先もお知らせに入れます。お住まいの市町村を教えてください（例：太田市、草津町、前橋）。",
+             ask=_ask_municipality,
              parse=parse_municipality, choices=(Choice("わからない", "unknown"),)),
     ),
     finish=_finish,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.normalize import fold, strip_fillers
 from handlers import dialog
-from handlers.base import CANCEL, Context, text_of
-from handlers.dialog import Form, Slot
+from handlers.base import CANCEL, Context, municipality_examples, text_of
+from handlers.dialog import Answers, Form, Slot
 from handlers.office import index_for, office_block
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
 
@@ -78,13 +78,17 @@ def thanks(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 # --- talk to a person: the office of the user's municipality ------------------
 
+def ask_municipality(answers: Answers, ctx: Context) -> str:
+    return f"お住まいの市町村を教えてください{municipality_examples(ctx.kb)}。"
+
+
 def parse_municipality(text: str, ctx: Context) -> object:
     found = index_for(ctx.kb.prefecture).find(text)
     if found is None:
         if fold(text) in {fold(w) for w in ("わからない", "不明", "unknown")}:
             return UNKNOWN
         return Invalid(
-            f"{ctx.kb.prefecture.name}内の市町村名で教えてください（例：太田市、草津町、前橋）。"
+            f"{ctx.kb.prefecture.name}内の市町村名で教えてください{municipality_examples(ctx.kb)}。"
             f"このチャットは{ctx.kb.prefecture.name}の制度をご案内しています。"
         )
     if found.municipality is None:
@@ -112,7 +116,7 @@ OFFICE_FORM = Form(
     name="office",
     intro="お住まいの地域の窓口（申請や相談の受付）をご案内します。",
     slots=(
-        Slot("municipality", ask="お住まいの市町村を教えてください（例：太田市、草津町、前橋）。", parse=parse_municipality,
+        Slot("municipality", ask=ask_municipality, parse=parse_municipality,
              choices=(Choice("わからない", "unknown"),)),
     ),
     finish=_office_finish,

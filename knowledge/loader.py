@@ -8,8 +8,9 @@ Layout (relative to this package, or to ``root`` when given)::
     emergency.yaml                  emergency and crisis concepts (handlers.safety), with examples kb check proves
     synonyms/*.yaml                 synonym and abbreviation groups
     national/*.yaml                 topics that hold everywhere in Japan
-    prefectures/<id>/prefecture.yaml offices, municipalities, hours
+    prefectures/<id>/prefecture.yaml offices, municipalities, hours, examples, the calculators' 出典 lines
     prefectures/<id>/services.yaml  the services next door and who handles them there
+    prefectures/<id>/sources.yaml   (optional) documents of that prefecture, beside sources.yaml
     prefectures/<id>/*.yaml         topics specific to that prefecture
 
 Another prefecture is a new folder under ``prefectures/``; no code changes.
@@ -25,7 +26,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from knowledge.models import (
+    CITATION_NAMES,
     Action,
+    Citation,
     ActionFile,
     EmergencyLexicon,
     Redirect,
@@ -72,11 +75,17 @@ class KnowledgeBase:
     personal: list[str] = field(default_factory=list)
     services: list[Redirect] = field(default_factory=list)
     topic_files: dict[str, str] = field(default_factory=dict)
+    citations: dict[str, Citation] = field(default_factory=dict)
+    unlinked: list[str] = field(default_factory=list)  # national links to topics this prefecture lacks
 
     def cite(self, topic: Topic) -> str:
         """The 出典 line of a topic's answer."""
         names = "、".join(self.sources[s].cite() for s in topic.sources)
         return f"出典：{names}（{topic.checked.year}年{topic.checked.month}月{topic.checked.day}日確認）"
+
+    def citation(self, name: str) -> str:
+        """The 出典 line of a calculator's result (``CITATION_NAMES``): the prefecture's, else the national one."""
+        return self.citations[name].line()
 
 
 def _read_yaml(path: Path) -> Any:
@@ -138,16 +147,23 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
     base = root or ROOT
     sources: dict[str, Source] = {}
     sources_path = base / "sources.yaml"
-    for src in _parse(SourceFile, sources_path).sources:
-        if src.id in sources:
-            raise KnowledgeError(sources_path, src.id, "source id defined twice")
-        sources[src.id] = src
+    source_file = _parse(SourceFile, sources_path)
+    pref_dir = base / "prefectures" / prefecture
+    # A prefecture may bring its own documents (prefectures/<id>/sources.yaml) beside the shared list.
+    own_sources_path = pref_dir / "sources.yaml"
+    own_sources = _parse(SourceFile, own_sources_path) if own_sources_path.exists() else None
+    if own_sources and own_sources.citations:
+        raise KnowledgeError(own_sources_path, "citations", "a prefecture's citations belong in its prefecture.yaml")
+    for path, file in ((sources_path, source_file), (own_sources_path, own_sources)):
+        for src in file.sources if file else ():
+            if src.id in sources:
+                raise KnowledgeError(path, src.id, "source id defined twice")
+            sources[src.id] = src
 
     synonyms: list[SynonymGroup] = []
     for path in sorted((base / "synonyms").glob("*.yaml")):
         synonyms.extend(_parse(SynonymFile, path).groups)
 
-    pref_dir = base / "prefectures" / prefecture
     pref_path = pref_dir / "prefecture.yaml"
     if not pref_path.exists():
         raise KnowledgeError(pref_path, None, f"no data for prefecture '{prefecture}'")
@@ -158,9 +174,21 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
     for sid in pref.sources:
         if sid not in sources:
             raise KnowledgeError(pref_path, None, f"unknown source '{sid}'")
+    # A calculator's 出典 line: the prefecture's own where it has one (it names its own page),
+    # else the national one of sources.yaml.
+    citations: dict[str, Citation] = {}
+    for path, own in ((sources_path, source_file.citations), (pref_path, pref.citations)):
+        for name, citation in own.items():
+            for sid in citation.sources:
+                if sid not in sources:
+                    raise KnowledgeError(path, f"citations.{name}", f"unknown source '{sid}'")
+            citations[name] = citation
+    missing_citations = [name for name in CITATION_NAMES if name not in citations]
+    if missing_citations:
+        raise KnowledgeError(pref_path, "citations", f"no 出典 line for {missing_citations}, here or in sources.yaml")
 
     topic_paths = sorted((base / "national").glob("*.yaml")) + sorted(
-        p for p in pref_dir.glob("*.yaml") if p.name not in ("prefecture.yaml", "services.yaml")
+        p for p in pref_dir.glob("*.yaml") if p.name not in ("prefecture.yaml", "services.yaml", "sources.yaml")
     )
     topics: dict[str, Topic] = {}
     files: dict[str, str] = {}
@@ -179,10 +207,19 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
     for tid in pref.office_topics:
         if tid not in topics:
             raise KnowledgeError(pref_path, tid, "office_topics names a topic that does not exist")
-    for tid, topic in topics.items():
-        for rel in topic.related:
-            if rel not in topics:
-                raise KnowledgeError(files[tid], tid, f"related topic '{rel}' does not exist")
+    # A national topic may point at a topic each prefecture is expected to have (its document
+    # list, its 窓口 …). A prefecture that has not written it yet loses the link instead of failing
+    # to load; ``unlinked`` names what was dropped (the tests require none for Gunma, so a typo
+    # still shows). A prefecture's own links must all hold.
+    national = {t for t, f in files.items() if Path(f).parent == base / "national"}
+    unlinked: list[str] = []
+    for tid, topic in list(topics.items()):
+        dangling = [rel for rel in topic.related if rel not in topics]
+        if dangling and tid not in national:
+            raise KnowledgeError(files[tid], tid, f"related topic '{dangling[0]}' does not exist")
+        if dangling:
+            unlinked += [f"{tid} -> {rel}" for rel in dangling]
+            topics[tid] = topic.model_copy(update={"related": [r for r in topic.related if r in topics]})
     safety = _parse(SafetyLexicon, base / "safety.yaml")
     emergency_path = base / "emergency.yaml"
     emergency = _parse(EmergencyLexicon, emergency_path)
@@ -192,21 +229,25 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
             raise KnowledgeError(emergency_path, concept.id, "concept id defined twice")
         seen.add(concept.id)
     action_file = _parse(ActionFile, base / "actions.yaml")
-    actions = action_file.actions
+    actions = []
+    for action in action_file.actions:  # national too: a topic the prefecture lacks offers nothing
+        unlinked += [f"action {action.id} -> {tid}" for tid in action.offered_by if tid not in topics]
+        actions.append(action.model_copy(update={"offered_by": [t for t in action.offered_by if t in topics]}))
     # The services next door and who handles them differ by prefecture (窓口, 相談支援センター).
     services_path = pref_dir / "services.yaml"
     services = _parse(ServiceFile, services_path).services
-    for path, entries, field_name in ((base / "actions.yaml", actions, "offered_by"),
-                                      (services_path, services, "related")):
+    for path, entries in ((base / "actions.yaml", actions), (services_path, services)):
         ids: set[str] = set()
         for entry in entries:
             if entry.id in ids:
                 raise KnowledgeError(path, entry.id, "id defined twice")
             ids.add(entry.id)
-            for tid in getattr(entry, field_name):
-                if tid not in topics:
-                    raise KnowledgeError(path, entry.id, f"{field_name} names a topic that does not exist: '{tid}'")
+    for service in services:
+        for tid in service.related:
+            if tid not in topics:
+                raise KnowledgeError(services_path, service.id, f"related names a topic that does not exist: '{tid}'")
     return KnowledgeBase(
         topics=topics, sources=sources, synonyms=synonyms, prefecture=pref, safety=safety, emergency=emergency,
         actions=actions, requesting=action_file.requesting, personal=action_file.personal, services=services, topic_files=files,
+        citations=citations, unlinked=unlinked,
     )

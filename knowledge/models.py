@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _ID = r"^[a-z0-9][a-z0-9-]*$"
 
@@ -62,12 +63,31 @@ class Topic(_Strict):
         return [fact for fact in self.must if fact not in self.answer]
 
 
+# The calculators whose result ends with a 出典 line (handlers.copay). A prefecture's line replaces
+# the national one of the same name.
+CitationName = Literal["copay", "copay-short", "mild-high-cost", "start-date"]
+CITATION_NAMES: tuple[str, ...] = get_args(CitationName)
+
+
+class Citation(_Strict):
+    """The 出典 line under a calculator's result: the sources it rests on, and how it names them."""
+
+    sources: list[str] = Field(min_length=1, description="ids in sources.yaml that the line names")
+    text: str = Field(min_length=2, description="what the reply prints after 出典：")
+
+    def line(self) -> str:
+        return f"出典：{self.text}"
+
+
 class TopicFile(_Strict):
     topics: list[Topic] = Field(min_length=1)
 
 
 class SourceFile(_Strict):
     sources: list[Source] = Field(min_length=1)
+    citations: dict[CitationName, Citation] = Field(
+        default_factory=dict, description="national 出典 lines of the calculators; a prefecture may replace one",
+    )
 
 
 class SynonymGroup(_Strict):
@@ -119,6 +139,21 @@ class Prefecture(_Strict):
         default_factory=list,
         description="topics whose answer is followed by the user's own office when the municipality is known",
     )
+    office_hint: str = Field(
+        min_length=5,
+        description="where to ask when the user's municipality is not known; follows 「詳しくは、」 and precedes 「にお問い合わせください」",
+    )
+    municipality_examples: list[str] = Field(
+        min_length=1, max_length=4,
+        description="shown in 「（例：…）」 when the bot asks for a municipality; each a municipality's name, or that name without 市/町/村",
+    )
+    ambiguous_short: list[str] = Field(
+        default_factory=list,
+        description="names without 市/町/村 that are everyday words or other places; recognised only with the suffix",
+    )
+    citations: dict[CitationName, Citation] = Field(
+        default_factory=dict, description="the calculators' 出典 lines that name this prefecture's own sources",
+    )
 
     @field_validator("municipalities")
     @classmethod
@@ -128,6 +163,15 @@ class Prefecture(_Strict):
         if dupes:
             raise ValueError(f"municipality listed twice: {sorted(dupes)}")
         return values
+
+    @model_validator(mode="after")
+    def _examples_are_municipalities(self) -> Prefecture:
+        names = {m.name for m in self.municipalities}
+        shorts = {re.sub(r"[市町村]$", "", n) for n in names}
+        for example in self.municipality_examples:
+            if example not in names and (example not in shorts or example in self.ambiguous_short):
+                raise ValueError(f"municipality_examples: the bot would not recognise '{example}' as a municipality")
+        return self
 
 
 PHONE_RE = re.compile(r"0\d{1,4}-\d{1,4}-\d{4}")
