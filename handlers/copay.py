@@ -405,21 +405,29 @@ def _read_back(values: list[int]) -> str:
     return "・".join(f"{v:,}円" for v in values) + f"の{len(values)}か月分として計算します。"
 
 
-def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
-    values = a.get("monthly_costs")
-    if not isinstance(values, list):
-        return [Reply("月ごとの医療費の総額は、自己負担上限額管理票や領収書、医療機関が出す「医療費総額の証明」でわかります。"
-                      "そろったら、もう一度お試しください。\n\n" + ctx.kb.citation("mild-high-cost"), topic="mild-high-cost", kind="mild-result")]
-    year, month = ctx.today.year, ctx.today.month
+def _mild_check(values: list[int], today: date) -> tuple[list[tuple[int, int]], Any] | None:
+    """The months the amounts stand for (the last one is this month) and the 軽症高額 check; None when unreadable."""
+    year, month = today.year, today.month
     months: list[tuple[int, int]] = []
     for _ in values:
         months.append((year, month))
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     months.reverse()
     try:
-        result = check_mild_high_cost([(y, m, v) for (y, m), v in zip(months, values)])
+        return months, check_mild_high_cost([(y, m, v) for (y, m), v in zip(months, values)])
     except MildHighCostError:
+        return None
+
+
+def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
+    values = a.get("monthly_costs")
+    if not isinstance(values, list):
+        return [Reply("月ごとの医療費の総額は、自己負担上限額管理票や領収書、医療機関が出す「医療費総額の証明」でわかります。"
+                      "そろったら、もう一度お試しください。\n\n" + ctx.kb.citation("mild-high-cost"), topic="mild-high-cost", kind="mild-result")]
+    checked = _mild_check(values, ctx.today)
+    if checked is None:
         return [Reply("金額の並びが読み取れませんでした。もう一度お試しください。", choices=(Choice("もう一度", "start:mild-high-cost"),))]
+    months, result = checked
     head = "軽症高額の条件を満たしています。" if result.qualifies else "今のところ、軽症高額の条件はまだ満たしていません。"
     # At most six lines: what was read, the verdict, the months that counted and the rule; the rest
     # (how the months were counted, when the subsidy starts) behind 「くわしく」.
@@ -436,16 +444,10 @@ def _mild_details(a: Answers, ctx: Context) -> list[Reply]:
     values = a.get("monthly_costs")
     if not isinstance(values, list):
         return []
-    year, month = ctx.today.year, ctx.today.month
-    months: list[tuple[int, int]] = []
-    for _ in values:
-        months.append((year, month))
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    months.reverse()
-    try:
-        result = check_mild_high_cost([(y, m, v) for (y, m), v in zip(months, values)])
-    except MildHighCostError:
+    checked = _mild_check(values, ctx.today)
+    if checked is None:
         return []
+    months, result = checked
     listed = "、".join(f"{y}年{m}月 {v:,}円" for (y, m), v in zip(months, values))
     text = (f"【計算の内訳】\n今月（{ctx.today.year}年{ctx.today.month}月）を最後の月として、{listed} と数えました。\n"
             + "\n".join(f"・{x}" for x in result.reasons) + "\n\n" + ctx.kb.citation("mild-high-cost"))
