@@ -20,10 +20,11 @@ from bot.privacy import redact
 from handlers import dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
-from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, consult, render_topic
+from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
 from handlers.parsers import Invalid
 from handlers.safety import Detection, detect, urgent_reply
 from knowledge import KnowledgeBase
+from knowledge.models import Action
 
 Handler = Callable[[IncomingMessage, Context], list[Reply]]
 
@@ -82,21 +83,30 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         return answer_topic(msg, ctx) + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     # A longer message that is clearly a question of its own gets its answer first; the
     # pending question is asked again afterwards and no answer is recorded from it.
-    # The FAQ is consulted at most once per turn, and only for typed text long enough to be a question.
-    c = consult(ctx.kb, ctx.matcher, msg.text, ctx.state.profile.get("municipality"),
-                action_threshold=IN_DIALOG_ACTION_THRESHOLD) if msg.text and len(msg.text) >= 2 else None
-    if c is not None and len(msg.text or "") >= QUESTION_MIN_CHARS and _QUESTION.search((msg.text or "").strip()):
+    # The FAQ is consulted at most once per turn: before the answer only for such a question,
+    # otherwise only when the message turned out not to be an answer.
+    text = msg.text or ""
+    c = None
+    if len(text) >= QUESTION_MIN_CHARS and _QUESTION.search(text.strip()):
+        c = _consult_mid_dialog(text, ctx)
         if c.kind in ("medical", "redirect") or (c.kind == "answer" and c.score >= MID_DIALOG_CONFIDENCE):
             return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     result = dialog.answer(form, ctx, value)
     if not isinstance(result, Invalid):
         return result
     # Not an answer: understood like any other message (a request, a question), then asked again.
+    if c is None and len(text) >= 2:
+        c = _consult_mid_dialog(text, ctx)
     if c is not None and c.kind == "action" and c.action is not None:
         return _performed(c, msg, ctx)
     if c is not None and c.kind in ("answer", "medical", "redirect"):
         return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     return dialog.reask(form, ctx, result)
+
+
+def _consult_mid_dialog(text: str, ctx: Context) -> Consultation:
+    return consult(ctx.kb, ctx.matcher, text, ctx.state.profile.get("municipality"),
+                   action_threshold=IN_DIALOG_ACTION_THRESHOLD)
 
 
 # Mid-dialog, a message this long that the FAQ answers this confidently is a question, not an answer.
@@ -105,7 +115,7 @@ _QUESTION = re.compile(r"([?？]|ですか|ますか|でしょうか|の|って|
 MID_DIALOG_CONFIDENCE = 60.0
 
 
-def _performed(c, msg: IncomingMessage, ctx: Context) -> list[Reply]:
+def _performed(c: Consultation, msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """Do the action a message asked for; a topic that was almost as close goes on the first reply as a button."""
     if c.municipality:
         ctx.state.profile["municipality"] = c.municipality
@@ -143,7 +153,7 @@ DETAILS_WORDS = system._phrases("details", "くわしく", "詳しく", "詳細"
 def _after_result(ctx: Context) -> bool:
     return ctx.state.dialog not in ctx.forms and dialog.last_answers(ctx) is not None
 
-def _action(msg: IncomingMessage, ctx: Context):  # -> Action | None
+def _action(msg: IncomingMessage, ctx: Context) -> Action | None:
     return understand.clicked(msg, ctx.kb) or understand.said(msg, ctx.kb)
 
 

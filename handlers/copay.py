@@ -316,13 +316,21 @@ def _application_date(text: str, ctx: Context) -> Any:
     return parsers.parse_date(text, ctx.today, prefer="nearest")
 
 
+def _accepted(reason: Any) -> bool:
+    """Whether a delay reason was given that the office accepts, or may accept (「その他の事情」)."""
+    if reason in (None, UNKNOWN, "none"):
+        return False
+    found = delay_reason(reason)
+    return found is not None and found.accepted is not False
+
+
 def _start_finish(a: Answers, ctx: Context) -> list[Reply]:
     diagnosis, received = a.get("diagnosis_date"), a.get("application_date")
     reason = a.get("delay_reason")
     if not isinstance(diagnosis, date) or not isinstance(received, date):
         return [Reply("日付がわからないと計算できません。診断年月日は臨床調査個人票に書かれています。\n\n" + known_office(ctx),
                       kind="start-error")]
-    accepted = reason not in (None, UNKNOWN, "none") and (delay_reason(reason).accepted is not False)
+    accepted = _accepted(reason)
     try:
         result = earliest_start(diagnosis, received, unavoidable_reason=accepted)
     except StartDateError:
@@ -330,7 +338,7 @@ def _start_finish(a: Answers, ctx: Context) -> list[Reply]:
                       choices=(Choice("もう一度計算する", "start:start-date"),), kind="start-error")]
     lines = [f"助成の開始日は、早ければ {_ja_date(result.start)} です。",
              f"決め手：{_start_rule(diagnosis, received, result.start, accepted)}"]
-    if reason not in (None, UNKNOWN, "none") and delay_reason(reason).accepted is None:
+    if _accepted(reason) and delay_reason(reason).accepted is None:  # type: ignore[union-attr]
         lines.append("「その他の事情」は窓口が個別に判断します。3か月までさかのぼれるかは、窓口にご確認ください。")
     lines.append("開始日より後に払った医療費は、受給者証が届いてから払い戻し（償還払い）を申請できます。")
     lines.append("最終的な開始日は県（窓口）が決めます。")
@@ -360,7 +368,7 @@ def _start_details(a: Answers, ctx: Context) -> list[Reply]:
     reason = a.get("delay_reason")
     if not isinstance(diagnosis, date) or not isinstance(received, date):
         return []
-    accepted = reason not in (None, UNKNOWN, "none") and (delay_reason(reason).accepted is not False)
+    accepted = _accepted(reason)
     try:
         result = earliest_start(diagnosis, received, unavoidable_reason=accepted)
     except StartDateError:

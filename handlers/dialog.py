@@ -259,8 +259,6 @@ def show_value(slot: Slot, value: Any) -> str:
     for choice in slot.choices:
         if str(value) == choice.value:
             return choice.label
-    if isinstance(value, bool):  # pragma: no cover - handled above
-        return str(value)
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, list):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from bot.messages import Choice, IncomingMessage, Reply
+from bot.nlp.matcher import Match
 from bot.nlp.normalize import fold, strip_fillers
 from handlers import dialog, reminders, system
 from handlers.base import Context, text_of
@@ -34,6 +34,10 @@ class _Index:
     by_value: dict[str, Action]
     by_id: dict[str, Action]
     offered: dict[str, tuple[Action, ...]]
+    # Folded once here, not on every message.
+    requesting: tuple[str, ...]
+    personal: tuple[str, ...]
+    cues: dict[str, tuple[str, ...]]
 
 
 _INDEXES: dict[int, _Index] = {}
@@ -50,8 +54,11 @@ def _index(kb: KnowledgeBase) -> _Index:
             for tid in action.offered_by:
                 offered.setdefault(tid, []).append(action)
         by_value = {a.does: a for a in kb.actions}
-        idx = _INDEXES[id(kb)] = _Index(by_phrase, by_value, {a.id: a for a in kb.actions},
-                                        {k: tuple(v) for k, v in offered.items()})
+        idx = _INDEXES[id(kb)] = _Index(
+            by_phrase, by_value, {a.id: a for a in kb.actions}, {k: tuple(v) for k, v in offered.items()},
+            requesting=tuple(fold(r) for r in kb.requesting), personal=tuple(fold(p) for p in kb.personal),
+            cues={a.id: tuple(fold(c) for c in a.cues) for a in kb.actions},
+        )
     return idx
 
 
@@ -75,7 +82,7 @@ def said(msg: IncomingMessage, kb: KnowledgeBase) -> Action | None:
 def requests(kb: KnowledgeBase, text: str) -> bool:
     """Whether a message asks the bot to do something (計算して, 見せて …: actions.yaml ``requesting``)."""
     folded = fold(text)
-    return any(fold(r) in folded for r in kb.requesting)
+    return any(r in folded for r in _index(kb).requesting)
 
 
 _FIGURE = re.compile(r"[0-9０-９一二三四五六七八九十]+ *(?:月|日|円|万|か月|ヶ月)")
@@ -92,17 +99,16 @@ def asks(text: str) -> bool:
 def personal(kb: KnowledgeBase, text: str) -> bool:
     """Whether a question is about one's own case (「自分の場合は」, a date or an amount given)."""
     folded = fold(text)
-    return bool(_FIGURE.search(text)) or any(fold(p) in folded for p in kb.personal)
+    return bool(_FIGURE.search(text)) or any(p in folded for p in _index(kb).personal)
 
 
-def cued(kb: KnowledgeBase, text: str, ranked: list[Any], top: Any, margin: float) -> Any:
+def cued(kb: KnowledgeBase, text: str, ranked: list[Match], top: Match, margin: float) -> Match:
     """Among actions ranked within ``margin`` of ``top``, the one whose cue words the text has, else ``top``."""
     folded = fold(text)
     for m in [top, *ranked]:  # the first action keeps its place when its own cues are there
         if not m.id.startswith(ACTION_PREFIX) or top.confidence - m.confidence >= margin:
             continue
-        a = _index(kb).by_id[m.id.removeprefix(ACTION_PREFIX)]
-        if any(fold(c) in folded for c in a.cues):
+        if any(c in folded for c in _index(kb).cues[m.id.removeprefix(ACTION_PREFIX)]):
             return m
     return top
 
@@ -113,7 +119,7 @@ def offers(kb: KnowledgeBase, topic_id: str) -> tuple[Action, ...]:
 
 def offered_by(kb: KnowledgeBase, topic_id: str) -> tuple[Choice, ...]:
     """Buttons for the actions a topic's answer leads to (the renewal topic: register a reminder)."""
-    return tuple(Choice(a.label, a.does) for a in _index(kb).offered.get(topic_id, ()))
+    return tuple(button(a) for a in offers(kb, topic_id))
 
 
 def button(a: Action) -> Choice:
