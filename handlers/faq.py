@@ -99,20 +99,13 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
 
     # A request for one of the bot's own actions (「データ全部消してほしい」), ranked with the topics.
     bar = ACTION_THRESHOLD if action_threshold is None else action_threshold
-    if top is not None and not top.id.startswith(understand.ACTION_PREFIX) and understand.requests(kb, text):
-        # 「…計算してもらえますか」: a request makes the best action first when it is nearly as close.
-        first = next((m for m in ranked if m.id.startswith(understand.ACTION_PREFIX)), None)
-        if first is not None and first.confidence >= REQUEST_ACTION_THRESHOLD \
-                and top.confidence - first.confidence < REQUEST_MARGIN:
-            top = first
-    asks = understand.asks(text) and not understand.requests(kb, text)
-    calculators = tuple(a for a in understand.offers(kb, top.id) if a.does.startswith("start:")) if top else ()
-    if top is not None and calculators and understand.requests(kb, text) and understand.personal(kb, text):
-        # 「診断されたのが3月。いつから対象？」: their own case, which the offering calculator works out.
-        offering = calculators[0]
-        top = next((m for m in ranked if m.id == understand.ACTION_PREFIX + offering.id), top)
-        if top.id.startswith(understand.ACTION_PREFIX):
-            top = replace(top, confidence=max(top.confidence, bar))
+    first = next((m for m in ranked if m.id.startswith(understand.ACTION_PREFIX)), None)
+    if top is not None and first is not None and not top.id.startswith(understand.ACTION_PREFIX) \
+            and first.confidence >= REQUEST_ACTION_THRESHOLD and top.confidence - first.confidence < REQUEST_MARGIN \
+            and understand.wants(kb, text, first.id.removeprefix(understand.ACTION_PREFIX), top.id,
+                                 top.confidence - first.confidence):
+        # A topic ranked first, but the message asks for what its neighbouring action does.
+        top = replace(first, confidence=max(first.confidence, bar))
     if top is not None and top.id.startswith(understand.ACTION_PREFIX):
         top = understand.cued(kb, text, ranked, top, CUE_MARGIN)
     if top is not None and top.id.startswith(understand.ACTION_PREFIX) and top.confidence >= bar:
@@ -120,7 +113,8 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
         # Ranked first, the action is done; a topic almost as close is offered beside it as a button.
         close = (best.id,) if best is not None and best.confidence >= ANSWER_THRESHOLD \
             and top.confidence - best.confidence < UNSURE_MARGIN else ()
-        if close and asks:
+        if close and understand.asks_fact(text) and not understand.requests(kb, text) \
+                and not understand.has_cue(kb, text, act.id) and not understand.personal(kb, text):
             # A question (「更新の時期っていつ？」) that is nearly as close to a topic: the answer, with
             # the action as its first button.
             body, choices = render_topic(kb, best.id, municipality)  # type: ignore[union-attr]

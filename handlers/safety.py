@@ -19,12 +19,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
 
-from bot.nlp.matcher import tokenizer
-from bot.nlp.normalize import fold, kata_to_hira, nfkc
+from bot.nlp.matcher import reading
+from bot.nlp.normalize import fold
 from knowledge import KnowledgeBase
 from knowledge.models import EmergencyLexicon, EmergencyRule, Redirect
 
@@ -39,24 +38,6 @@ class Safety(str, Enum):
 
 _SENTENCE_END = re.compile(r"[。．！!？?\n]+")
 _KANJI_ONLY = re.compile(r"^[\u4e00-\u9fff々]+$")
-
-
-@lru_cache(maxsize=4096)
-def reading(text: str) -> str:
-    """The folded reading of a text (「胸が苦しい」 → 「むねがくるしい」); the folded text without SudachiPy."""
-    tok = tokenizer()
-    if tok is None:  # pragma: no cover - the dependency is declared
-        return fold(text)
-    normal = nfkc(text)
-    parts: list[str] = []
-    for start in range(0, len(normal), 2000):
-        for m in tok.tokenize(normal[start : start + 2000]):
-            # Symbols and spaces are read as 「キゴウ」: keep them as they are (fold drops them).
-            # Numbers are kept as written: 994 read aloud holds 「きゅうきゅう」, and an amount is no 119.
-            pos = m.part_of_speech()
-            symbol = pos[0] in ("補助記号", "空白") or pos[1] == "数詞"
-            parts.append(m.surface() if symbol else (m.reading_form() or m.surface()))
-    return fold(kata_to_hira("".join(parts)))
 
 
 def _sentences(text: str) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from bot.messages import Choice, IncomingMessage, Reply
-from bot.nlp.matcher import Match
+from bot.nlp.matcher import KANA_QUESTION, Match, kana_share, reading
 from bot.nlp.normalize import fold, strip_fillers
 from handlers import dialog, reminders, system
 from handlers.base import Context, text_of
@@ -38,6 +38,7 @@ class _Index:
     requesting: tuple[str, ...]
     personal: tuple[str, ...]
     cues: dict[str, tuple[str, ...]]
+    cue_readings: dict[str, tuple[str, ...]]  # for messages typed in kana
 
 
 _INDEXES: dict[int, _Index] = {}
@@ -58,6 +59,7 @@ def _index(kb: KnowledgeBase) -> _Index:
             by_phrase, by_value, {a.id: a for a in kb.actions}, {k: tuple(v) for k, v in offered.items()},
             requesting=tuple(fold(r) for r in kb.requesting), personal=tuple(fold(p) for p in kb.personal),
             cues={a.id: tuple(fold(c) for c in a.cues) for a in kb.actions},
+            cue_readings={a.id: tuple(reading(c) for c in a.cues) for a in kb.actions},
         )
     return idx
 
@@ -79,10 +81,22 @@ def said(msg: IncomingMessage, kb: KnowledgeBase) -> Action | None:
     return _index(kb).by_phrase.get(key) if key else None
 
 
+# After a request word that ends in て (消して), what makes it a request rather than a state
+# (「登録してるかどうか」): the end of a clause, or a polite request form.
+_REQUEST_END = re.compile(r"$|[。．.！!？?、,\s]|く[だれ]|ほし|もら|いただ|頂|お願|おねが|ちょうだい|[よねなー〜]")
+
+
 def requests(kb: KnowledgeBase, text: str) -> bool:
     """Whether a message asks the bot to do something (計算して, 見せて …: actions.yaml ``requesting``)."""
     folded = fold(text)
-    return any(r in folded for r in _index(kb).requesting)
+    for r in _index(kb).requesting:
+        start = folded.find(r)
+        while start >= 0:
+            end = start + len(r)
+            if not r.endswith("て") or _REQUEST_END.match(folded, end):
+                return True
+            start = folded.find(r, start + 1)
+    return False
 
 
 _FIGURE = re.compile(r"[0-9０-９一二三四五六七八九十]+ *(?:月|日|円|万|か月|ヶ月)")
@@ -96,21 +110,75 @@ def asks(text: str) -> bool:
     return bool(_ASKS.search(text.strip()))
 
 
-def personal(kb: KnowledgeBase, text: str) -> bool:
-    """Whether a question is about one's own case (「自分の場合は」, a date or an amount given)."""
+# A question that asks for a fact (when, where, what, how much), not whether the bot can do something.
+_FACT = re.compile(r"いつ|どこ|何|なに|なん[での]|どう|どの|どれ|誰|だれ|なぜ|どんな|とは|って[?？]?$")
+
+
+def asks_fact(text: str) -> bool:
+    """Whether a message asks for a fact (「更新の時期っていつ？」), not for something to be done."""
+    return bool(_FACT.search(text))
+
+
+def _cues(kb: KnowledgeBase, text: str) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """The text to look for cue words in, and the cues: as read aloud for a message typed in kana."""
     folded = fold(text)
-    return bool(_FIGURE.search(text)) or any(p in folded for p in _index(kb).personal)
+    if kana_share(folded) >= KANA_QUESTION:
+        return reading(text), _index(kb).cue_readings
+    return folded, _index(kb).cues
+
+
+def has_cue(kb: KnowledgeBase, text: str, action_id: str) -> bool:
+    """Whether a message has one of the words that point to this action (its ``cues``)."""
+    haystack, cues = _cues(kb, text)
+    return any(c in haystack for c in cues[action_id])
+
+
+# A statement before the question tells the user's own situation: 「…続いてます。特例使えますか」,
+# 「…あるんだけど、…もらえる？」 (the statement itself has no question mark).
+_STORY = re.compile(r"^[^?？]{4,}?(?:けど|けれど|ので|んですが|のですが|んだが|。)")
+
+
+def personal(kb: KnowledgeBase, text: str) -> bool:
+    """Whether a question is about one's own case (「自分の場合は」, a date or an amount given, a story)."""
+    folded = fold(text)
+    return bool(_FIGURE.search(text) or _STORY.search(text.strip())) or any(p in folded for p in _index(kb).personal)
 
 
 def cued(kb: KnowledgeBase, text: str, ranked: list[Match], top: Match, margin: float) -> Match:
-    """Among actions ranked within ``margin`` of ``top``, the one whose cue words the text has, else ``top``."""
-    folded = fold(text)
-    for m in [top, *ranked]:  # the first action keeps its place when its own cues are there
+    """Among actions ranked within ``margin`` of ``top``, the one whose cue word comes last in the text.
+
+    Japanese puts what is asked at the end (「登録したリマインダーを削除したい」 is a removal, not a
+    list), so the latest cue wins, and at the same place the longest. Without any cue, ``top`` stays.
+    """
+    haystack, cues = _cues(kb, text)
+    best, best_at = top, (0, 0)
+    for m in [top, *ranked]:  # on a tie the better ranked action keeps its place
         if not m.id.startswith(ACTION_PREFIX) or top.confidence - m.confidence >= margin:
             continue
-        if any(c in folded for c in _index(kb).cues[m.id.removeprefix(ACTION_PREFIX)]):
-            return m
-    return top
+        at = max(((haystack.rfind(c) + len(c), len(c)) for c in cues[m.id.removeprefix(ACTION_PREFIX)]
+                  if c in haystack), default=(0, 0))
+        if at > best_at:
+            best, best_at = m, at
+    return best
+
+
+# Within this many points of the topic, a question about one's own case starts the calculator.
+PERSONAL_MARGIN = 8.0
+
+
+def wants(kb: KnowledgeBase, text: str, action_id: str, topic_id: str, behind: float) -> bool:
+    """Whether a message whose best match is a topic asks for a close action instead.
+
+    It does when it asks the bot to do something (計算して, 見せて); when it speaks of the
+    user's own case and the action is a calculator nearly as close (「診断されたのが3月。いつから
+    対象？」); or when it is no question of fact, has the action's own words, and the topic offers
+    that action (「保健福祉事務所の場所を知りたい」).
+    """
+    if requests(kb, text):
+        return True
+    if asks(text) and personal(kb, text) and action(kb, action_id).calculates and behind < PERSONAL_MARGIN:
+        return True
+    return not asks_fact(text) and has_cue(kb, text, action_id) and action_id in {a.id for a in offers(kb, topic_id)}
 
 
 def offers(kb: KnowledgeBase, topic_id: str) -> tuple[Action, ...]:

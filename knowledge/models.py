@@ -205,6 +205,7 @@ class Action(_Strict):
     keywords: list[str] = Field(default_factory=list)
     offered_by: list[str] = Field(default_factory=list, description="topics whose answers offer it as a button")
     cues: list[str] = Field(default_factory=list, description="words that choose it over a close neighbour")
+    calculates: bool = Field(False, description="a calculator: a question about one's own case starts it")
 
 
 class ActionFile(_Strict):

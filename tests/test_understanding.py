@@ -127,3 +127,40 @@ def test_kb_check_refuses_an_action_offered_by_a_missing_topic(tmp_path: Path):
     out = run_cli(["kb", "check", "--root", str(root)])
     assert out.returncode == 1
     assert "no-such-topic" in out.stderr
+
+
+@pytest.mark.parametrize("text,dialog", [
+    # Written all in kana: matched by how it reads (でーた = データ).
+    ("でーたを　けして　ほしい", "delete"),
+    ("りまいんだー　とうろく　したい", "reminder"),
+    # Their own case, told before the question: the calculator works it out.
+    ("診断されたのが3月なんですが、いつから助成の対象になりますか", "start-date"),
+    ("医療費総額が高い月が年に何回かあるんだけど、軽症でも助成もらえるパターン？", "mild-high-cost"),
+    # The word that asks comes last: a removal of what was registered, not a list.
+    ("登録していた更新のお知らせを止めていただけますか", None),
+])
+def test_how_people_type_a_request_still_starts_it(bot, chat, text, dialog):
+    replies = chat.say(text)
+    assert _state(bot).dialog == dialog
+    if dialog is None:
+        assert replies[0].kind == "reminder-stop"
+
+
+@pytest.mark.parametrize("text,topic", [
+    # A question about a rule is answered, with the calculator one tap away.
+    ("いつからの医療費が対象になるの？", "start-date-retroactive"),
+    ("助成の開始日って申請した日からですか？さかのぼれる？", "start-date-retroactive"),
+    # 「登録してる」 describes a state; it asks nobody to register anything.
+    ("主治医が難病指定医の登録してるかどうか、どこで確認できますか", "designated-doctor"),
+])
+def test_a_question_of_fact_is_answered_not_acted_on(bot, chat, text, topic):
+    reply = chat.say(text)[0]
+    assert (reply.kind, reply.topic) == ("answer", topic)
+    assert _state(bot).dialog is None
+
+
+def test_a_bare_date_mid_dialog_is_no_request_for_another_calculator(bot, chat):
+    chat.click("start:copay")
+    chat.say("いいえ")
+    chat.say("2026年4月1日")
+    assert _state(bot).dialog == "copay"

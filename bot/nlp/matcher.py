@@ -51,7 +51,10 @@ _STOP_WORDS = {
 
 # Weight of each kind of feature (see module docstring). Measured on the bot's question set
 # (shared/eval/questions.jsonl) and on a public FAQ benchmark (bench/localgovfaq.py).
-FEATURE_WEIGHTS = {"b": 0.45, "k": 0.45, "w": 1.2, "a": 2.1, "c": 1.2}
+FEATURE_WEIGHTS = {"b": 0.45, "k": 0.45, "w": 1.2, "a": 2.1, "c": 1.2, "r": 0.9}
+# A question written (almost) all in kana is also matched by its reading against the phrasings'
+# readings (a field of its own, so that questions with kanji rank exactly as without it).
+KANA_QUESTION = 0.85
 # IDF is raised to this power: rare words count a little more than in plain BM25.
 IDF_POWER = 1.15
 # BM25 per field: the phrasings (short, several per entry) and the answer (long).
@@ -104,6 +107,31 @@ def _sudachi():
 def tokenizer():
     """This thread's SudachiPy tokenizer (mode C), or None when SudachiPy is not installed."""
     return _sudachi()
+
+
+@lru_cache(maxsize=4096)
+def reading(text: str) -> str:
+    """The folded reading of a text (「胸が苦しい」 → 「むねがくるしい」); the folded text without SudachiPy."""
+    tok = _sudachi()
+    if tok is None:  # pragma: no cover - the dependency is declared
+        return fold(text)
+    normal = nfkc(text)
+    parts: list[str] = []
+    for start in range(0, len(normal), _CHUNK):
+        for m in tok.tokenize(normal[start : start + _CHUNK]):
+            # Symbols and spaces are read as 「キゴウ」: keep them as they are (fold drops them).
+            # Numbers are kept as written: 994 read aloud holds 「きゅうきゅう」, and an amount is no 119.
+            pos = m.part_of_speech()
+            symbol = pos[0] in ("補助記号", "空白") or pos[1] == "数詞"
+            parts.append(m.surface() if symbol else (m.reading_form() or m.surface()))
+    return fold(kata_to_hira("".join(parts)))
+
+
+def kana_share(folded: str) -> float:
+    """Share of kana among the kana and kanji of a folded text (1.0 for 「でーたけして」)."""
+    kana = sum(1 for c in folded if "\u3041" <= c <= "\u309f")
+    kanji = sum(1 for c in folded if "\u4e00" <= c <= "\u9fff")
+    return kana / (kana + kanji) if kana + kanji else 0.0
 
 
 @lru_cache(maxsize=1)
@@ -162,6 +190,11 @@ class Analyzer:
             for feature in self._words(text):
                 feats[feature] += 1
         return feats
+
+    def reading_features(self, text: str) -> Counter[str]:
+        """``r:`` character bigrams of the text as read aloud: 「でーたけして」 meets 「データを消して」."""
+        read = strip_fillers(reading(text))
+        return Counter("r:" + read[i : i + 2] for i in range(len(read) - 1))
 
     def _word(self, form: str) -> str:
         word = kata_to_hira(form)
@@ -291,6 +324,15 @@ class Matcher:
             strong.append(doc)
             self._surfaces.append([s for s in (self.analyzer.surface(p) for p in e.phrasings) if s])
         self._strong = _Field(strong, k1=STRONG_K1, b=STRONG_B)
+        readings: list[Counter[str]] = []
+        if self.analyzer._words_on:
+            for e in self.entries:
+                rdoc: Counter[str] = Counter()
+                for p in (*e.phrasings, *e.keywords):
+                    rdoc.update(self.analyzer.reading_features(p))
+                readings.append(rdoc)
+        self._reading = _Field(readings, k1=STRONG_K1, b=STRONG_B) if readings else None
+        self._reading_sets = [set(d) for d in readings]
         self._weak = _Field([self.analyzer.features(e.answer) for e in self.entries], k1=WEAK_K1, b=WEAK_B)
         self._strong_sets = [set(d) for d in strong]
         self._weak_sets = [set(d) for d in self._weak.docs]
@@ -307,18 +349,26 @@ class Matcher:
             combined[i] = v
         for i, v in s2.items():
             combined[i] = combined.get(i, 0.0) + self.answer_weight * v
+        surface = self.analyzer.surface(text)
+        read_query: Counter[str] = Counter()
+        if self._reading is not None and kana_share(surface) >= KANA_QUESTION:
+            read_query = self.analyzer.reading_features(text)
+            for i, v in self._reading.scores(read_query, FEATURE_WEIGHTS).items():
+                combined[i] = combined.get(i, 0.0) + v
         if not combined:
             return []
-        surface = self.analyzer.surface(text)
         # Fuzzy bonus only for the leading candidates: cheap, and enough to fix near-spellings.
         shortlist = sorted(combined, key=combined.get, reverse=True)[: max(limit * 3, 15)]
         top = combined[shortlist[0]] or 1.0
         term_weights = {t: FEATURE_WEIGHTS[t[0]] * self._strong.idf(t) for t in query}
+        read_weights = {t: FEATURE_WEIGHTS["r"] * self._reading.idf(t) for t in read_query} if read_query else {}
         results = []
         for i in shortlist:
             fz = max((fuzz.ratio(surface, s) for s in self._surfaces[i]), default=0.0) if surface else 0.0
             score = combined[i] + self.fuzzy_weight * top * fz / 100
             coverage = self._coverage(term_weights, i)
+            if read_weights:  # a kana question: how much of what it says aloud the entry says
+                coverage = max(coverage, self._reading_coverage(read_weights, i))
             # An entry that covers little of what the user wrote (by rarity) is trusted less, however high
             # its score: this keeps questions about neighbouring services from borrowing a topic's words.
             trust = min(1.0, coverage / self.coverage_floor) if self.coverage_floor else 1.0
@@ -334,6 +384,11 @@ class Matcher:
     def confidence_of(self, score: float) -> float:
         """Map an unbounded ranking score to 0-100 (monotonic; 50 at ``score_scale * ln 2``)."""
         return round(100.0 * (1.0 - math.exp(-max(score, 0.0) / self.score_scale)), 1)
+
+    def _reading_coverage(self, weights: dict[str, float], i: int) -> float:
+        total = sum(weights.values())
+        covered = sum(w for t, w in weights.items() if t in self._reading_sets[i])
+        return round(100.0 * covered / total, 1) if total else 0.0
 
     def _coverage(self, weights: dict[str, float], i: int) -> float:
         """Share (0-100) of the question's feature weight that entry ``i`` has (answer-only: half)."""
