@@ -42,6 +42,8 @@ IN_DIALOG_ACTION_THRESHOLD = 40.0
 SERVICE_PREFIX = "service:"
 SUGGEST_THRESHOLD = 20.0
 SUGGEST_ACTION_THRESHOLD = 25.0
+# When no topic answers, an action this close is done if the message has its cue words.
+CUED_ACTION_THRESHOLD = 25.0
 # An action this close to an answered topic (and at least this sure) is offered as its first button.
 NEAR_ACTION_THRESHOLD = 40.0
 NEAR_ACTION_MARGIN = 15.0
@@ -102,10 +104,19 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     first = next((m for m in ranked if m.id.startswith(understand.ACTION_PREFIX)), None)
     if top is not None and first is not None and not top.id.startswith(understand.ACTION_PREFIX) \
             and first.confidence >= REQUEST_ACTION_THRESHOLD and top.confidence - first.confidence < REQUEST_MARGIN \
-            and understand.wants(kb, text, first.id.removeprefix(understand.ACTION_PREFIX), top.id,
+            and understand.wants(kb, text, first.id.removeprefix(understand.ACTION_PREFIX),
+                                 tuple(m.id for m in matches if m.confidence > first.confidence),
                                  top.confidence - first.confidence):
         # A topic ranked first, but the message asks for what its neighbouring action does.
         top = replace(first, confidence=max(first.confidence, bar))
+    elif first is not None and first.confidence >= CUED_ACTION_THRESHOLD \
+            and (best is None or best.confidence < ANSWER_THRESHOLD) and redirect_for(kb, text) is None:
+        # No topic answers it, and it has an action's own words (「切れる2週間前に教えて」): that action,
+        # unless it asks for a fact.
+        first = understand.cued(kb, text, ranked, first, CUE_MARGIN)
+        aid = first.id.removeprefix(understand.ACTION_PREFIX)
+        if understand.has_cue(kb, text, aid) and (understand.requests(kb, text) or not understand.asks_fact(text)):
+            top = replace(first, confidence=max(first.confidence, bar))
     if top is not None and top.id.startswith(understand.ACTION_PREFIX):
         top = understand.cued(kb, text, ranked, top, CUE_MARGIN)
     if top is not None and top.id.startswith(understand.ACTION_PREFIX) and top.confidence >= bar:

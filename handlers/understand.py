@@ -36,6 +36,7 @@ class _Index:
     offered: dict[str, tuple[Action, ...]]
     # Folded once here, not on every message.
     requesting: tuple[str, ...]
+    requesting_readings: tuple[str, ...]  # 「けいさんして」 typed in kana
     personal: tuple[str, ...]
     cues: dict[str, tuple[str, ...]]
     cue_readings: dict[str, tuple[str, ...]]  # for messages typed in kana
@@ -57,7 +58,8 @@ def _index(kb: KnowledgeBase) -> _Index:
         by_value = {a.does: a for a in kb.actions}
         idx = _INDEXES[id(kb)] = _Index(
             by_phrase, by_value, {a.id: a for a in kb.actions}, {k: tuple(v) for k, v in offered.items()},
-            requesting=tuple(fold(r) for r in kb.requesting), personal=tuple(fold(p) for p in kb.personal),
+            requesting=tuple(fold(r) for r in kb.requesting),
+            requesting_readings=tuple(reading(r) for r in kb.requesting), personal=tuple(fold(p) for p in kb.personal),
             cues={a.id: tuple(fold(c) for c in a.cues) for a in kb.actions},
             cue_readings={a.id: tuple(reading(c) for c in a.cues) for a in kb.actions},
         )
@@ -88,14 +90,17 @@ _REQUEST_END = re.compile(r"$|[。．.！!？?、,\s]|く[だれ]|ほし|もら|
 
 def requests(kb: KnowledgeBase, text: str) -> bool:
     """Whether a message asks the bot to do something (計算して, 見せて …: actions.yaml ``requesting``)."""
-    folded = fold(text)
-    for r in _index(kb).requesting:
-        start = folded.find(r)
+    idx = _index(kb)
+    return _requests_in(fold(text), idx.requesting) or _requests_in(reading(text), idx.requesting_readings)
+
+
+def _requests_in(haystack: str, words: tuple[str, ...]) -> bool:
+    for r in words:
+        start = haystack.find(r)
         while start >= 0:
-            end = start + len(r)
-            if not r.endswith("て") or _REQUEST_END.match(folded, end):
+            if not r.endswith("て") or _REQUEST_END.match(haystack, start + len(r)):
                 return True
-            start = folded.find(r, start + 1)
+            start = haystack.find(r, start + 1)
     return False
 
 
@@ -114,9 +119,16 @@ def asks(text: str) -> bool:
 _FACT = re.compile(r"いつ|どこ|何|なに|なん[での]|どう|どの|どれ|誰|だれ|なぜ|どんな|とは|って[?？]?$")
 
 
-def asks_fact(text: str) -> bool:
-    """Whether a message asks for a fact (「更新の時期っていつ？」), not for something to be done."""
-    return bool(_FACT.search(text))
+_SENTENCES = re.compile(r"[。．.！!？?\n]+")
+
+
+def asks_fact(text: str, last: bool = False) -> bool:
+    """Whether a message asks for a fact (「更新の時期っていつ？」), not for something to be done.
+
+    With ``last``, only its last sentence counts: 「申請はどこ？近くの窓口教えて」 ends with a request.
+    """
+    sentences = [p for p in _SENTENCES.split(text) if p.strip()] if last else [text]
+    return bool(sentences) and bool(_FACT.search(sentences[-1]))
 
 
 def _cues(kb: KnowledgeBase, text: str) -> tuple[str, dict[str, tuple[str, ...]]]:
@@ -166,19 +178,21 @@ def cued(kb: KnowledgeBase, text: str, ranked: list[Match], top: Match, margin: 
 PERSONAL_MARGIN = 8.0
 
 
-def wants(kb: KnowledgeBase, text: str, action_id: str, topic_id: str, behind: float) -> bool:
+def wants(kb: KnowledgeBase, text: str, action_id: str, topic_ids: tuple[str, ...], behind: float) -> bool:
     """Whether a message whose best match is a topic asks for a close action instead.
 
     It does when it asks the bot to do something (計算して, 見せて); when it speaks of the
     user's own case and the action is a calculator nearly as close (「診断されたのが3月。いつから
     対象？」); or when it is no question of fact, has the action's own words, and the topic offers
-    that action (「保健福祉事務所の場所を知りたい」).
+    that action (「保健福祉事務所の場所を知りたい」)
+    — the topics are those as close to the message as the action.
     """
     if requests(kb, text):
         return True
     if asks(text) and personal(kb, text) and action(kb, action_id).calculates and behind < PERSONAL_MARGIN:
         return True
-    return not asks_fact(text) and has_cue(kb, text, action_id) and action_id in {a.id for a in offers(kb, topic_id)}
+    offered = {a.id for t in topic_ids for a in offers(kb, t)}
+    return not asks_fact(text, last=True) and has_cue(kb, text, action_id) and action_id in offered
 
 
 def offers(kb: KnowledgeBase, topic_id: str) -> tuple[Action, ...]:

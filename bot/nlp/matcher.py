@@ -289,6 +289,8 @@ class Matcher:
             out-of-scope ones that name another service (障害年金, 介護保険 …)
             score at most 80, below the redirect threshold (confidence 75 at 90).
             The other out-of-scope questions are caught by handlers.safety.
+        answer_b: BM25 length normalisation of the answer field (a collection of long, uneven
+            answers may want more; bench/localgovfaq.py --fit chooses it on half of its queries).
         coverage_floor: below this coverage (0-100) the confidence is scaled down in
             proportion. Measured on shared/eval and bench/heldout-questions.jsonl: 30
             loses no in-scope answer and holds more out-of-scope questions (held-out 25 → 27 of 30).
@@ -304,6 +306,7 @@ class Matcher:
         use_words: bool = True,
         score_scale: float = 65.0,
         coverage_floor: float = 30.0,
+        answer_b: float = WEAK_B,
     ) -> None:
         self.score_scale = score_scale
         self.coverage_floor = coverage_floor
@@ -333,7 +336,7 @@ class Matcher:
                 readings.append(rdoc)
         self._reading = _Field(readings, k1=STRONG_K1, b=STRONG_B) if readings else None
         self._reading_sets = [set(d) for d in readings]
-        self._weak = _Field([self.analyzer.features(e.answer) for e in self.entries], k1=WEAK_K1, b=WEAK_B)
+        self._weak = _Field([self.analyzer.features(e.answer) for e in self.entries], k1=WEAK_K1, b=answer_b)
         self._strong_sets = [set(d) for d in strong]
         self._weak_sets = [set(d) for d in self._weak.docs]
 
