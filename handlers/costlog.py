@@ -204,7 +204,7 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
     current = _ym(ctx.today)
     for rule in RULES:
         now = progress(after, current, rule)
-        lines.append(_standing(now))
+        lines.append(_standing(now, current))
         if now.qualifies and not progress(before, current, rule).qualifies:
             month = date(current[0], current[1], 1)
             if repo.schedule_notice(user_key, _channel(user_key), rule.name, month, ctx.now):
@@ -215,14 +215,16 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
     return [Reply("\n".join(lines), choices=(MORE, SHOW, MENU), kind="costlog-recorded", topic="high-cost-long-term")]
 
 
-def _standing(p: Progress) -> str:
+def _standing(p: Progress, current: YearMonth) -> str:
     rule = p.rule
     head = f"・{rule.title}（{rule.over:,}円を超えた月）：{p.count}か月"
     if p.qualifies:
         return head + f" … {rule.need}か月以上あり、条件に届いています"
     text = head + f"（あと{p.short}か月）"
-    if p.projected is not None:
+    if p.projected is not None and p.projected > current:
         text += f"、このまま続けば{_ja(p.projected)}に{rule.need}か月"
+    elif p.missing:
+        text += f"。記録のない月が{len(p.missing)}か月あります"
     return text
 
 
@@ -278,8 +280,11 @@ def table_text(entries: Sequence[Entry], today: date) -> str:
         else:
             lines.append(f"{label}　－")
     lines.append(f"◎ {high.over:,}円超　○ {mild.over:,}円超")
-    for rule in RULES:
-        lines.append(_standing(progress(totals, current, rule)))
+    for rule in RULES:  # short lines: a phone shows each whole
+        p = progress(totals, current, rule)
+        lines.append(f"{rule.title}：{p.count}/{rule.need}か月" + (" 条件に届いています" if p.qualifies else ""))
+        if not p.qualifies and p.projected is not None and p.projected > current:
+            lines.append(f"　このまま続けば{_ja(p.projected)}に届きます")
     return "\n".join(lines)
 
 
