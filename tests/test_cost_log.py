@@ -175,3 +175,21 @@ def test_another_user_does_not_see_the_log(bot, chat):
     chat.say("4月 60000")
     other = bot.handle(IncomingMessage("json", "U2", text="医療費の記録を見せて"))
     assert "記録はまだありません" in other[0].text
+
+
+def test_two_dispatchers_send_a_notice_once_on_both_databases(store):
+    from datetime import date
+
+    from bot.storage.costlog import CostLogRepository
+
+    with store.unit_of_work() as uow:
+        repo = CostLogRepository(uow.session)
+        for month in range(1, 7):
+            repo.record("json:U9", date(2027, month, 1), 51_000, "total")
+        assert repo.schedule_notice("json:U9", "json", "high-cost", date(2027, 6, 1), NOW)
+        assert not repo.schedule_notice("json:U9", "json", "high-cost", date(2027, 6, 1), NOW)  # once
+    first, second = RecordingSender(), RecordingSender()
+    dispatch_due(store, NOW, {"json": first}, worker_id="w1")
+    dispatch_due(store, NOW, {"json": second}, worker_id="w2")
+    assert [kind for *_x, kind, _k in first.sent + second.sent] == ["costlog-high-cost"]
+    assert "6か月" in first.sent[0][1]

@@ -123,8 +123,8 @@ class CostLogRepository:
             raise RuntimeError(f"unsupported database {conn.dialect.name}")
         # The unique (user_key, kind, month) says whether it exists: told once, whatever races.
         statement = maker(_NOTICE).values(**values).on_conflict_do_nothing(
-            index_elements=["user_key", "kind", "month"])
-        return (conn.execute(statement).rowcount or 0) == 1
+            index_elements=["user_key", "kind", "month"]).returning(_NOTICE.c.id)
+        return conn.execute(statement).first() is not None  # no row back: it existed already
 
     def delete_user(self, user_key: str) -> int:
         """Delete the user's months and messages. Returns the number of rows removed."""
