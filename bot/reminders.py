@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -48,7 +48,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
+from bot.storage.costlog import ClaimedNotice, CostLogRepository
 from bot.storage.repositories import ClaimedDelivery, Store, UnitOfWork, hash_user
+from handlers.costlog import message_text
 from handlers.reminders import in_sending_hours, reminder_text
 from knowledge import KnowledgeBase
 
@@ -78,6 +80,35 @@ class Sender(Protocol):
     """
 
     def send(self, user: str, text: str, kind: str, key: str) -> None: ...
+
+
+class _Ledger(Protocol):
+    """Where a dispatcher records its sends: the reminders' unit of work, or the cost log's repository."""
+
+    def mark_sent(self, job_id: int, worker_id: str, sent_at: datetime) -> bool: ...
+
+    def mark_failed(self, job_id: int, worker_id: str, error: str, retry_at: datetime | None) -> bool: ...
+
+    def release_claims(self, job_ids: Sequence[int], worker_id: str) -> int: ...
+
+
+class _Job(Protocol):
+    """A claimed message: a reminder delivery or a cost-log message."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def attempts(self) -> int: ...
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def user_key(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
 
 
 class ConsoleSender:
@@ -156,9 +187,10 @@ class _UnrecordedSends:
     that dies with entries here still falls back to the lease.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: Callable[[UnitOfWork], _Ledger] = lambda uow: uow) -> None:
         self._lock = threading.Lock()
         self._marks: dict[int, tuple[str, datetime]] = {}  # delivery id -> (worker id, sent at)
+        self._ledger = ledger  # where the marks are written: reminder deliveries, or cost-log messages
 
     def add(self, delivery_id: int, worker_id: str, sent_at: datetime) -> None:
         with self._lock:
@@ -175,24 +207,30 @@ class _UnrecordedSends:
         if not marks:
             return 0
         with store.autocommit() as uow:
+            ledger = self._ledger(uow)
             for delivery_id, (worker_id, sent_at) in marks.items():
-                uow.mark_sent(delivery_id, worker_id, sent_at)
+                ledger.mark_sent(delivery_id, worker_id, sent_at)
                 with self._lock:
                     self._marks.pop(delivery_id, None)
         log.info("reminders recorded late marks=%d", len(marks))
         return len(marks)
 
 
-# One buffer per database (a process may hold several stores, e.g. in tests).
-_UNRECORDED: weakref.WeakKeyDictionary[Store, _UnrecordedSends] = weakref.WeakKeyDictionary()
+# One buffer per database (a process may hold several stores, e.g. in tests), for reminder
+# deliveries and for cost-log messages.
+_UNRECORDED: weakref.WeakKeyDictionary[Store, tuple[_UnrecordedSends, _UnrecordedSends]] = weakref.WeakKeyDictionary()
 _UNRECORDED_LOCK = threading.Lock()
 
 
-def _unrecorded(store: Store) -> _UnrecordedSends:
+def _unrecorded_pair(store: Store) -> tuple[_UnrecordedSends, _UnrecordedSends]:
     with _UNRECORDED_LOCK:
         if store not in _UNRECORDED:
-            _UNRECORDED[store] = _UnrecordedSends()
+            _UNRECORDED[store] = (_UnrecordedSends(), _UnrecordedSends(lambda uow: CostLogRepository(uow.session)))
         return _UNRECORDED[store]
+
+
+def _unrecorded(store: Store) -> _UnrecordedSends:
+    return _unrecorded_pair(store)[0]
 
 
 def dispatch_due(
@@ -278,6 +316,34 @@ def dispatch_due(
                     gave_up += outcome == "gave_up"
         if len(claimed) < batch:
             break
+    # The cost log's messages (monthly nudge, a rule met) go out through the same claims and hours.
+    with store.unit_of_work() as uow:
+        skipped += CostLogRepository(uow.session).skip_stale_nudges(now)
+    notices_unrecorded = _unrecorded_pair(store)[1]
+    notices_unrecorded.record(store)
+    while True:
+        with store.unit_of_work() as uow:  # committed before the first send
+            notices = CostLogRepository(uow.session).claim_notices(
+                now=now, stale_before=moment() - lease, claimed_at=moment(), worker_id=worker_id, channels=channels,
+                batch=batch)
+        if not notices:
+            break
+        claim_started = time.monotonic()
+        with store.autocommit() as marks:
+            ledger = CostLogRepository(marks.session)
+            for index, notice in enumerate(notices):
+                if time.monotonic() - claim_started > lease.total_seconds() / 2:
+                    ledger.release_claims([n.id for n in notices[index:]], worker_id)
+                    break
+                outcome = _send(ledger, notice, senders[notice.channel], _notice_text(marks, notice, kb, today),
+                                kind=f"costlog-{notice.kind}", worker_id=worker_id, moment=moment,
+                                max_attempts=max_attempts, unrecorded=notices_unrecorded)
+                sent += outcome == "sent"
+                lost += outcome == "lost"
+                failed += outcome in ("failed", "gave_up")
+                gave_up += outcome == "gave_up"
+        if len(notices) < batch:
+            break
     with store.unit_of_work() as uow:
         counts = uow.count_pending(now=now, channels=channels)
     summary = DispatchSummary(sent=sent, failed=failed, skipped=skipped, not_due=counts.not_due,
@@ -303,35 +369,59 @@ def _deliver(
     max_attempts: int,
     unrecorded: _UnrecordedSends,
 ) -> str:
-    """Send one claimed delivery and record the outcome: "sent", "failed", "gave_up" or "lost".
+    """Send one claimed reminder delivery and record the outcome (see ``_send``)."""
+    text = lambda: reminder_text(kb, expiry=delivery.expiry_date, offset_days=delivery.offset_days,  # noqa: E731
+                                 municipality=delivery.municipality, today=today)
+    return _send(marks, delivery, sender, text, kind=KIND, worker_id=worker_id, moment=moment,
+                 max_attempts=max_attempts, unrecorded=unrecorded)
+
+
+def _notice_text(marks: UnitOfWork, notice: ClaimedNotice, kb: KnowledgeBase, today: date) -> Callable[[], str]:
+    """The text of a cost-log message, from the user's log and profile as they are now."""
+
+    def text() -> str:
+        entries = CostLogRepository(marks.session).entries(notice.user_key)
+        return message_text(kb, notice.kind, notice.month, entries, marks.load_state(notice.user_key).profile, today)
+
+    return text
+
+
+def _send(
+    ledger: _Ledger,
+    job: _Job,
+    sender: Sender,
+    text: Callable[[], str],
+    *,
+    kind: str,
+    worker_id: str,
+    moment: Callable[[], datetime],
+    max_attempts: int,
+    unrecorded: _UnrecordedSends,
+) -> str:
+    """Send one claimed message and record the outcome: "sent", "failed", "gave_up" or "lost".
 
     Raises:
         DBAPIError: the database went away; a send that went out is kept in ``unrecorded``.
     """
     try:
-        text = reminder_text(kb, expiry=delivery.expiry_date, offset_days=delivery.offset_days,
-                             municipality=delivery.municipality, today=today)
-        sender.send(delivery.user, text, KIND, delivery.key)
+        sender.send(job.user, text(), kind, job.key)
     except Exception as exc:  # any sender failure: record, retry later; never lose or duplicate
-        final = delivery.attempts >= max_attempts
-        retry_at = None if final else moment() + retry_delay(delivery.attempts)
-        marks.mark_failed(delivery.id, worker_id, type(exc).__name__, retry_at)
+        final = job.attempts >= max_attempts
+        retry_at = None if final else moment() + retry_delay(job.attempts)
+        ledger.mark_failed(job.id, worker_id, type(exc).__name__, retry_at)
         # The exception's text may quote the message or the user: only its type is logged.
-        log.warning("reminder send failed delivery=%d offset=%d attempt=%d/%d error=%s user=%s final=%s",
-                    delivery.id, delivery.offset_days, delivery.attempts, max_attempts, type(exc).__name__,
-                    hash_user(delivery.user_key), final)
+        log.warning("%s send failed id=%d attempt=%d/%d error=%s user=%s final=%s", kind, job.id, job.attempts,
+                    max_attempts, type(exc).__name__, hash_user(job.user_key), final)
         return "gave_up" if final else "failed"
     sent_at = moment()
     try:
-        recorded = marks.mark_sent(delivery.id, worker_id, sent_at)
+        recorded = ledger.mark_sent(job.id, worker_id, sent_at)
     except DBAPIError:
-        unrecorded.add(delivery.id, worker_id, sent_at)
-        log.error("reminder sent but not recorded (database error) delivery=%d: recorded at the next run",
-                  delivery.id)
+        unrecorded.add(job.id, worker_id, sent_at)
+        log.error("%s sent but not recorded (database error) id=%d: recorded at the next run", kind, job.id)
         raise
     if not recorded:
-        log.warning("reminder claim lost before it was marked delivery=%d user=%s", delivery.id,
-                    hash_user(delivery.user_key))
+        log.warning("%s claim lost before it was marked id=%d user=%s", kind, job.id, hash_user(job.user_key))
         return "lost"
     return "sent"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.privacy import redact
-from handlers import dialog, system, understand
+from handlers import costlog, dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
@@ -182,6 +182,10 @@ ROUTES: tuple[Route, ...] = (
     Route("fix", lambda m, c: _after_result(c) and system.matches(FIX_WORDS, m), lambda m, c: dialog.offer_fix(c)),
     Route("fix-answer", lambda m, c: _after_result(c) and text_of(m).startswith("fix:"),
           lambda m, c: dialog.reopen(c, text_of(m).removeprefix("fix:"))),
+    # The day months were logged, 「間違えた」 changes a month; months typed by a user who keeps the
+    # cost log (the answer to its monthly nudge) are logged.
+    Route("costlog-fix", lambda m, c: costlog.fixing(m, c) and system.matches(FIX_WORDS, m), costlog.fix),
+    Route("costlog-months", lambda m, c: costlog.typed_months(m, c) is not None, costlog.record_typed),
     Route("dialog", _in_dialog, continue_dialog),
     Route("topic", _topic_choice, answer_topic),
     Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m), system.greeting),

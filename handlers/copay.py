@@ -15,9 +15,11 @@ from typing import Any
 from bot.messages import Choice, Reply
 from handlers import parsers
 from handlers.base import Context, known_office
+from handlers.calc.cost_log import RULES, progress, window
 from handlers.calc.copay import CopayError, CopayFacts, CopayResult, possible_results
 from handlers.calc.mild_high_cost import MildHighCostError, check_mild_high_cost
 from handlers.calc.start_date import DELAY_REASONS, SCHEME_START, StartDateError, delay_reason, earliest_start
+from handlers.costlog import logged_totals
 from handlers.dialog import Answers, Form, Slot
 from handlers.parsers import UNKNOWN, Invalid
 
@@ -236,8 +238,46 @@ def _copay_finish(a: Answers, ctx: Context) -> list[Reply]:
     if results is None:
         return _copay_error(ctx)
     choices = (Choice("高額かつ長期とは", "topic:high-cost-long-term"), Choice("もう一度計算する", "start:copay"))
-    text = _short_one(results[0], ctx) if len(results) == 1 else _short_many(results, ctx)
-    return [Reply(text, choices=choices, topic="copay-table", kind="copay-result")]
+    if len(results) == 1:
+        # The tier, for the cost log's notice of 高額かつ長期 (the cap before and after).
+        ctx.state.profile[COPAY_RESULT] = {"tier": results[0].tier, "column": results[0].column}
+        text = _short_one(results[0], ctx)
+    else:
+        text = _short_many(results, ctx)
+    return _from_log_note(a, "high_cost_months") + [Reply(text, choices=choices, topic="copay-table", kind="copay-result")]
+
+
+# In the profile: the tier and column of the last calculation with one result.
+COPAY_RESULT = "copay_result"
+# Not a slot: the answers of these slots came from the cost log, not from a question.
+_FROM_LOG = "from_cost_log"
+
+
+def _from_log_note(a: Answers, slot: str) -> list[Reply]:
+    if slot not in (a.get(_FROM_LOG) or ()):
+        return []
+    return [Reply("医療費の記録から数えました（記録のない月は、超えていない月として数えています）。"
+                  "違っていれば「答えを直す」で直せます。", kind="costlog-used")]
+
+
+def _copay_prefill(ctx: Context) -> dict[str, Any]:
+    """The months over 50,000円 in the last 12, from the cost log when the user keeps one."""
+    totals = logged_totals(ctx)
+    if not totals:
+        return {}
+    rule = RULES[0]
+    return {"high_cost_months": progress(totals, (ctx.today.year, ctx.today.month), rule).count,
+            _FROM_LOG: ["high_cost_months"]}
+
+
+def _mild_prefill(ctx: Context) -> dict[str, Any]:
+    """The monthly totals from the cost log, from its first month in the window to this month."""
+    totals = logged_totals(ctx)
+    months = window((ctx.today.year, ctx.today.month), RULES[1].window)
+    logged = [m for m in months if m in totals]
+    if not logged:
+        return {}
+    return {"monthly_costs": [totals.get(m, 0) for m in months[months.index(logged[0]):]], _FROM_LOG: ["monthly_costs"]}
 
 
 def _copay_details(a: Answers, ctx: Context) -> list[Reply]:
@@ -291,6 +331,7 @@ COPAY_FORM = Form(
     ),
     finish=_copay_finish,
     details=_copay_details,
+    prefill=_copay_prefill,
 )
 
 
@@ -443,7 +484,7 @@ def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
     lines += [f"・{x}" for x in result.reasons if "か月" in x][:2]
     lines.append("申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。")
     lines.append(ctx.kb.citation("mild-high-cost"))
-    return [Reply("\n".join(lines), choices=(Choice("医療費申告書とは", "topic:medical-expense-declaration"),
+    return _from_log_note(a, "monthly_costs") + [Reply("\n".join(lines), choices=(Choice("医療費申告書とは", "topic:medical-expense-declaration"),
                                                Choice("軽症高額とは", "topic:mild-high-cost")),
                   topic="mild-high-cost", kind="mild-result")]
 
@@ -473,4 +514,5 @@ MILD_FORM = Form(
     ),
     finish=_mild_finish,
     details=_mild_details,
+    prefill=_mild_prefill,
 )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.nlp.matcher import KANA_QUESTION, Match, kana_share, reading
 from bot.nlp.normalize import fold, strip_fillers
-from handlers import dialog, reminders, system
+from handlers import costlog, dialog, reminders, system
 from handlers.base import Context, text_of
 from knowledge import KnowledgeBase
 from knowledge.models import Action
@@ -230,6 +230,8 @@ def perform(a: Action, msg: IncomingMessage, ctx: Context) -> list[Reply]:
         "delete": system.start_delete,
         "reminder-list": reminders.list_reminders,
         "reminder-stop": reminders.stop_reminders,
+        "costlog-show": costlog.show,
+        "costlog-stop": costlog.stop_nudge,
     }[does]
     return handler(msg, ctx)
 

@@ -198,7 +198,7 @@ class Action(_Strict):
     """Something the bot can do (actions.yaml), ranked by the same matcher as the topics."""
 
     id: str = Field(pattern=_ID)
-    does: str = Field(pattern=r"^(start:[a-z-]+|menu|cancel|restart|office|delete|reminder-list|reminder-stop)$")
+    does: str = Field(pattern=r"^(start:[a-z-]+|menu|cancel|restart|office|delete|reminder-list|reminder-stop|costlog-show|costlog-stop)$")
     label: str = Field(min_length=1, max_length=20)
     commands: list[str] = Field(default_factory=list, description="whole messages that ask for it in any state")
     phrasings: list[str] = Field(min_length=3)

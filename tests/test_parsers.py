@@ -802,3 +802,50 @@ def test_caps_said_person_by_person_with_de_are_a_list(text: str, caps: list[int
                                          ("イエス", True), ("ノー", False), ("なしです", False)])
 def test_yes_or_no_in_other_everyday_words_is_read(text: str, meant: bool) -> None:
     assert parse_yes_no(text) is meant
+
+
+# --- months with amounts (the cost log) -----------------------------------------------------------
+
+from handlers.parsers import MonthAmounts, parse_month_amounts  # noqa: E402
+
+_JUNE = date(2027, 6, 15)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("4月 52,000円、5月 61,000円", [(date(2027, 4, 1), 52_000), (date(2027, 5, 1), 61_000)]),
+        ("4月52000 5月6万1千円", [(date(2027, 4, 1), 52_000), (date(2027, 5, 1), 61_000)]),
+        ("２０２６年７月：５万円", [(date(2026, 7, 1), 50_000)]),
+        ("令和8年7月分は52000円", [(date(2026, 7, 1), 52_000)]),
+        ("先月 3万円", [(date(2027, 5, 1), 30_000)]),
+        ("12月 5万", [(date(2026, 12, 1), 50_000)]),  # no year: the latest December
+        ("5月は五万二千円です", [(date(2027, 5, 1), 52_000)]),
+        ("5月 なし", [(date(2027, 5, 1), 0)]),
+    ],
+)
+def test_months_with_amounts_are_read(text, expected):
+    value = parse_month_amounts(text, _JUNE)
+    assert isinstance(value, MonthAmounts) and list(value.amounts) == expected and not value.paid
+
+
+def test_what_was_paid_is_told_from_the_total():
+    assert parse_month_amounts("5月 自己負担 1万円", _JUNE).paid
+    assert not parse_month_amounts("5月 総額 52,000円", _JUNE).paid
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("2026年6月 5万", "直近12か月"),  # twelve months back: outside the window
+        ("2027年7月 5万", "まだ来ていない"),
+        ("13月 5万", "13月という月はありません"),
+        ("5月 52000円 5月 1000円", "同じ月が2回"),
+        ("5月 わからない", "わかる月だけ"),
+        ("40000、30000", "月と金額を組にして"),
+        ("5月に3万円払いましたが戻ってきますか", "月と金額を組にして"),  # a question, not an entry
+    ],
+)
+def test_months_that_cannot_be_logged_get_a_kind_hint(text, hint):
+    value = parse_month_amounts(text, _JUNE)
+    assert isinstance(value, Invalid) and hint in value.hint

@@ -5,11 +5,12 @@ import logging
 from sqlmodel import Session, select
 
 from bot.privacy import redact
-from bot.storage.models import ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder, ReminderDelivery
+from bot.storage.models import (CostLogEntry, CostLogNotice, ConversationState, HandledEvent, QuestionStat, RateWindow,
+                               Reminder, ReminderDelivery)
 from bot.messages import IncomingMessage
 from tests.conftest import FIXED_NOW, run_cli
 
-TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder)
+TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder, CostLogEntry, CostLogNotice)
 
 
 def _rows_of(bot, user_key):
@@ -29,10 +30,13 @@ def test_delete_my_data_removes_every_row_about_the_user(bot, chat):
     chat.say("2027年3月31日")
     chat.say("はい")
     chat.say("太田市")
+    for said in ("医療費の記録をつけたい", "はい", "はい", "9月 51000、10月 51000、11月 51000"):  # the cost log
+        chat.say(said)
     other = IncomingMessage("console", "U2", text="受給者証なくした")
     bot.handle(other)
     before = _rows_of(bot, "console:U1")
-    assert all(before[t] >= 1 for t in ("conversation_state", "handled_event", "question_stat", "reminder", "reminder_delivery"))
+    assert all(before[t] >= 1 for t in ("conversation_state", "handled_event", "question_stat", "reminder", "reminder_delivery",
+                                        "cost_log_entry", "cost_log_notice"))
     chat.say("データを削除")
     replies = chat.click("yes")
     assert "削除しました" in chat.text(replies)

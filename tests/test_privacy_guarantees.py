@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+from sqlmodel import Session, select
+
 import pytest
 
 from bot.bootstrap import QUIET_LIBRARIES, build_bot, configure_logging
@@ -29,6 +31,7 @@ from bot.messages import IncomingMessage
 from bot.privacy import redact
 from bot.server import make_server
 from bot.storage.db import make_engine
+from bot.storage.models import CostLogEntry, CostLogNotice, QuestionStat
 from bot.storage.repositories import Store
 from tests.conftest import FIXED_NOW, Chat, run_cli
 from tests.fakes.line_api import FakeLineApi
@@ -338,6 +341,31 @@ def test_deleted_user_leaves_nothing_in_the_sqlite_files(tmp_path):
     assert "削除しました" in chat.text(chat.click("yes"))
     left = files()
     assert [t for t in traces if t in left] == []
+
+
+def test_the_cost_log_stays_out_of_logs_and_statistics_and_leaves_the_files(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / "nanbyo.db"
+    bot = build_bot(Settings(database_url=f"sqlite:///{path}"), clock=lambda: FIXED_NOW)
+    chat = Chat(bot, user="costlog-user-9c2e")
+    for said in ("医療費の記録をつけたい", "はい", "はい", "9月 87,654円、10月 76,543円", "11月 65,432円"):
+        chat.say(said)
+    assert "87,654円" in chat.text(chat.say("医療費の記録を見せて"))
+    for amount in ("87,654", "87654", "76543", "65432"):
+        assert amount not in caplog.text
+    with Session(bot.store.engine) as s:
+        assert s.exec(select(QuestionStat)).all() == []  # months typed are not questions
+    key = "console:costlog-user-9c2e".encode()
+
+    def files() -> bytes:
+        return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+
+    assert key in files()
+    chat.say("データを削除")
+    assert "削除しました" in chat.text(chat.click("yes"))
+    with Session(bot.store.engine) as s:
+        assert s.exec(select(CostLogEntry)).all() == [] and s.exec(select(CostLogNotice)).all() == []
+    assert key not in files()
 
 
 # --- 8. user ids in logs are keyed hashes --------------------------------------------------------

@@ -210,3 +210,59 @@ class TurnAnswer(SQLModel, table=True):
     turn_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     replies: str = Field(sa_column=Column(Text, nullable=False))  # JSON, by part of the turn
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- the monthly cost log (issue 18) ------------------------------------------------------------
+
+# What an amount of the cost log is: the month's total medical cost (10割, what 高額かつ長期 and
+# 軽症高額 count), or only what the patient paid (自己負担), which says nothing about the total.
+COST_TOTAL = "total"
+COST_PAID = "paid"
+
+
+class CostLogEntry(SQLModel, table=True):
+    """One month of a user's cost log: personal health data, so nothing but the four columns.
+
+    ``month`` is the first day of the month. Deleted with the user's other data; never in
+    logs or statistics.
+    """
+
+    __tablename__ = "cost_log_entry"
+    __table_args__ = (UniqueConstraint("user_key", "month", "kind", name="uq_cost_log_entry"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_key: str = Field(max_length=200, index=True)
+    month: date
+    amount: int
+    kind: str = Field(default=COST_TOTAL, max_length=10)
+
+
+class CostLogNotice(SQLModel, table=True):
+    """A message of the cost log that the reminder dispatcher sends (``bot.reminders.dispatch_due``).
+
+    ``kind`` is ``nudge`` (asks for the total of ``month``), ``high-cost`` or ``mild`` (the
+    month the sixth month over 50,000円, or the third over 33,330円, arrived). The unique
+    (user_key, kind, month) is what makes each of them go out once; the claim columns work as
+    those of ``ReminderDelivery``. The channel's user id is the part of ``user_key`` after
+    the channel.
+    """
+
+    __tablename__ = "cost_log_notice"
+    __table_args__ = (
+        UniqueConstraint("user_key", "kind", "month", name="uq_cost_log_notice"),
+        Index("ix_cost_log_notice_status_due", "status", "due_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_key: str = Field(max_length=200, index=True)
+    channel: str = Field(max_length=20)
+    kind: str = Field(max_length=10)
+    month: date
+    due_at: datetime
+    status: str = Field(default=PENDING, max_length=10)
+    attempts: int = Field(default=0)
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=200)
+    next_attempt_at: datetime | None = None

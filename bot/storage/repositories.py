@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
+from bot.storage.costlog import CostLogRepository
 from bot.storage.models import (
     AppSecret,
     QuestionStat,
@@ -352,6 +353,7 @@ class UnitOfWork:
             (RateWindow, RateWindow.user_key),
         ):
             removed += self.session.execute(delete(table).where(column == user_key)).rowcount or 0
+        removed += CostLogRepository(self.session).delete_user(user_key)  # the cost log and its messages
         # Statistics carry the keyed id; rows written before it existed carry the user key.
         removed += self.session.execute(
             delete(QuestionStat).where(QuestionStat.user_key.in_([user_key, self.stats_user(user_key)]))

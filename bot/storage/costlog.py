@@ -1,0 +1,201 @@
+"""The cost log's SQL: a user's monthly amounts, and the messages the dispatcher sends about them.
+
+What this is: ``CostLogRepository`` on a unit of work's session. Within a turn it records and
+reads a user's months (``record``, ``entries``), turns the monthly nudge on and off, and
+schedules the one message that says a rule is met (``schedule_notice``); for the dispatcher
+(``bot.reminders.dispatch_due``) it claims due messages and marks them sent or failed, the way
+reminder deliveries are claimed (a unique row per message, a claim committed before the send,
+a lease after which a dead dispatcher's claim is taken over).
+
+What this is not: no wording, no counting (``handlers.calc.cost_log``), no clock.
+The rows are personal health data: nothing here logs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from bot.storage.models import CLAIMED, FAILED, PENDING, SENT, SKIPPED, CostLogEntry, CostLogNotice
+
+__all__ = ["ClaimedNotice", "CostLogRepository", "Entry", "NUDGE", "NOTICE_KINDS", "NUDGE_STALE_AFTER"]
+
+NUDGE = "nudge"
+# The messages that say a rule is met: 高額かつ長期 and 軽症高額 (``handlers.calc.cost_log.RULES``).
+NOTICE_KINDS = ("high-cost", "mild")
+# A nudge that could not go out within this long after its day asks about a month long gone: skipped.
+NUDGE_STALE_AFTER = timedelta(days=20)
+
+_ENTRY = CostLogEntry.__table__  # type: ignore[attr-defined]
+_NOTICE = CostLogNotice.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One logged month: ``month`` is its first day; ``kind`` is ``total`` (10割) or ``paid`` (自己負担)."""
+
+    month: date
+    amount: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class ClaimedNotice:
+    """A cost-log message this dispatcher has claimed: everything needed to send it."""
+
+    id: int
+    user_key: str
+    channel: str
+    kind: str
+    month: date
+    attempts: int
+
+    @property
+    def user(self) -> str:
+        """The channel's user id (``user_key`` is ``channel:user``)."""
+        return self.user_key.partition(":")[2]
+
+    @property
+    def key(self) -> str:
+        """The idempotency key, the same for every attempt (LINE's X-Line-Retry-Key)."""
+        return f"costlog-{self.id}"
+
+
+class CostLogRepository:
+    """Reads and writes the cost log on ``session`` (the turn's, or the dispatcher's)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- within a turn ---------------------------------------------------------------------
+
+    def entries(self, user_key: str) -> list[Entry]:
+        """Every logged month of the user, oldest first."""
+        rows = self.session.execute(
+            select(_ENTRY.c.month, _ENTRY.c.amount, _ENTRY.c.kind).where(_ENTRY.c.user_key == user_key)
+            .order_by(_ENTRY.c.month, _ENTRY.c.kind)
+        ).all()
+        return [Entry(*row) for row in rows]
+
+    def record(self, user_key: str, month: date, amount: int, kind: str) -> bool:
+        """Set the amount of one month and kind (a second one replaces the first). True when it replaced one."""
+        where = and_(_ENTRY.c.user_key == user_key, _ENTRY.c.month == month, _ENTRY.c.kind == kind)
+        replaced = self.session.execute(update(_ENTRY).where(where).values(amount=amount)).rowcount == 1
+        if not replaced:
+            self.session.execute(insert(_ENTRY).values(user_key=user_key, month=month, amount=amount, kind=kind))
+        return replaced
+
+    def nudging(self, user_key: str) -> bool:
+        """Whether the monthly nudge is on (a nudge is still planned)."""
+        return self.session.execute(
+            select(_NOTICE.c.id).where(_NOTICE.c.user_key == user_key, _NOTICE.c.kind == NUDGE,
+                                       _NOTICE.c.status == PENDING).limit(1)
+        ).first() is not None
+
+    def plan_nudges(self, user_key: str, channel: str, plan: Sequence[tuple[date, datetime]]) -> int:
+        """Plan nudges: (month asked about, when to send). One already planned or sent stays as it is."""
+        return sum(self._insert_new(user_key, channel, NUDGE, month, due_at) for month, due_at in plan)
+
+    def stop_nudges(self, user_key: str) -> int:
+        """Turn the nudge off: planned nudges are deleted (one being sent right now may still go out)."""
+        return self.session.execute(
+            delete(_NOTICE).where(_NOTICE.c.user_key == user_key, _NOTICE.c.kind == NUDGE, _NOTICE.c.status == PENDING)
+        ).rowcount or 0
+
+    def schedule_notice(self, user_key: str, channel: str, kind: str, month: date, due_at: datetime) -> bool:
+        """Schedule the message that a rule was met in ``month``; False when it was already scheduled."""
+        if kind not in NOTICE_KINDS:
+            raise ValueError(f"unknown notice kind {kind!r}")
+        return self._insert_new(user_key, channel, kind, month, due_at)
+
+    def _insert_new(self, user_key: str, channel: str, kind: str, month: date, due_at: datetime) -> bool:
+        values = {"user_key": user_key, "channel": channel, "kind": kind, "month": month, "due_at": due_at,
+                  "status": PENDING, "attempts": 0}
+        conn = self.session.connection()
+        maker = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(conn.dialect.name)
+        if maker is None:  # pragma: no cover - only PostgreSQL and SQLite are supported
+            raise RuntimeError(f"unsupported database {conn.dialect.name}")
+        # The unique (user_key, kind, month) says whether it exists: told once, whatever races.
+        statement = maker(_NOTICE).values(**values).on_conflict_do_nothing(
+            index_elements=["user_key", "kind", "month"]).returning(_NOTICE.c.id)
+        return conn.execute(statement).first() is not None  # no row back: it existed already
+
+    def delete_user(self, user_key: str) -> int:
+        """Delete the user's months and messages. Returns the number of rows removed."""
+        removed = self.session.execute(delete(_ENTRY).where(_ENTRY.c.user_key == user_key)).rowcount or 0
+        return removed + (self.session.execute(delete(_NOTICE).where(_NOTICE.c.user_key == user_key)).rowcount or 0)
+
+    # --- for the dispatcher (each call in its own short unit of work) --------------------------
+
+    def skip_stale_nudges(self, now: datetime) -> int:
+        """Skip nudges that could not go out in time (``NUDGE_STALE_AFTER``)."""
+        return self.session.execute(
+            update(_NOTICE).where(_NOTICE.c.kind == NUDGE, _NOTICE.c.status == PENDING,
+                                  _NOTICE.c.due_at < now - NUDGE_STALE_AFTER).values(status=SKIPPED)
+        ).rowcount or 0
+
+    def claim_notices(self, *, now: datetime, stale_before: datetime, claimed_at: datetime, worker_id: str,
+                      channels: Sequence[str], batch: int) -> list[ClaimedNotice]:
+        """Claim up to ``batch`` messages due at ``now`` on ``channels``; commit before sending.
+
+        Claimable: pending, due and past any retry wait, or claimed before ``stale_before`` by a
+        dispatcher that died. PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` then an UPDATE;
+        SQLite: one ``UPDATE … WHERE id IN (SELECT …) RETURNING`` under its write lock — as
+        ``UnitOfWork.claim_deliveries`` does for reminders.
+        """
+        if not channels or batch <= 0:
+            return []
+        due = or_(
+            and_(_NOTICE.c.status == PENDING, _NOTICE.c.due_at <= now,
+                 or_(_NOTICE.c.next_attempt_at.is_(None), _NOTICE.c.next_attempt_at <= now)),
+            and_(_NOTICE.c.status == CLAIMED, _NOTICE.c.claimed_at <= stale_before),
+        )
+        condition: ColumnElement[bool] = and_(due, _NOTICE.c.channel.in_(list(channels)))
+        pick = select(_NOTICE.c.id).where(condition).order_by(_NOTICE.c.due_at, _NOTICE.c.id).limit(batch)
+        values = {"status": CLAIMED, "claimed_by": worker_id, "claimed_at": claimed_at,
+                  "attempts": _NOTICE.c.attempts + 1}
+        columns = (_NOTICE.c.id, _NOTICE.c.user_key, _NOTICE.c.channel, _NOTICE.c.kind, _NOTICE.c.month,
+                   _NOTICE.c.attempts)
+        if self.session.get_bind().dialect.name == "postgresql":
+            ids = list(self.session.execute(pick.with_for_update(skip_locked=True)).scalars())
+            if not ids:
+                return []
+            rows = self.session.execute(update(_NOTICE).where(_NOTICE.c.id.in_(ids)).values(**values)
+                                        .returning(*columns)).all()
+        else:
+            rows = self.session.execute(update(_NOTICE).where(_NOTICE.c.id.in_(pick.scalar_subquery()))
+                                        .values(**values).returning(*columns)).all()
+        return sorted((ClaimedNotice(*row) for row in rows), key=lambda n: n.id)
+
+    def mark_sent(self, notice_id: int, worker_id: str, sent_at: datetime) -> bool:
+        """Record a message as sent. False when this worker no longer holds the claim."""
+        return (self.session.execute(
+            update(_NOTICE).where(_NOTICE.c.id == notice_id, _NOTICE.c.status == CLAIMED,
+                                  _NOTICE.c.claimed_by == worker_id)
+            .values(status=SENT, sent_at=sent_at, next_attempt_at=None)
+        ).rowcount or 0) == 1
+
+    def mark_failed(self, notice_id: int, worker_id: str, error: str, retry_at: datetime | None) -> bool:
+        """Record a failed send: pending again from ``retry_at``, or failed for good when None."""
+        return (self.session.execute(
+            update(_NOTICE).where(_NOTICE.c.id == notice_id, _NOTICE.c.status == CLAIMED,
+                                  _NOTICE.c.claimed_by == worker_id)
+            .values(status=PENDING if retry_at is not None else FAILED, last_error=error[:200],
+                    next_attempt_at=retry_at)
+        ).rowcount or 0) == 1
+
+    def release_claims(self, notice_ids: Sequence[int], worker_id: str) -> int:
+        """Give back claims this worker will not send (the attempt is not counted)."""
+        if not notice_ids:
+            return 0
+        return self.session.execute(
+            update(_NOTICE).where(_NOTICE.c.id.in_(list(notice_ids)), _NOTICE.c.status == CLAIMED,
+                                  _NOTICE.c.claimed_by == worker_id)
+            .values(status=PENDING, claimed_by=None, claimed_at=None, attempts=_NOTICE.c.attempts - 1)
+        ).rowcount or 0
