@@ -278,6 +278,8 @@ def _performed(does: str, replies: list[Any], state: UserState) -> bool:
         "restart": "restart" in kinds,
         "reminder-list": "reminder-list" in kinds,
         "reminder-stop": "reminder-stop" in kinds,
+        "costlog-show": "costlog-table" in kinds,
+        "costlog-stop": "costlog-nudge-off" in kinds,
     }[does]
 
 

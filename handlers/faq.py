@@ -93,7 +93,7 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     if found and found.municipality:
         municipality = found.municipality
 
-    ranked = matcher.rank(text, limit=12)
+    ranked = understand.applicable(kb, text, matcher.rank(text, limit=12))
     matches = [m for m in ranked if ":" not in m.id][:5]  # topics; actions and services are "kind:id"
     best = matches[0] if matches else None
     top = ranked[0] if ranked else None

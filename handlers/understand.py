@@ -40,6 +40,8 @@ class _Index:
     personal: tuple[str, ...]
     cues: dict[str, tuple[str, ...]]
     cue_readings: dict[str, tuple[str, ...]]  # for messages typed in kana
+    needs: dict[str, tuple[str, ...]]
+    need_readings: dict[str, tuple[str, ...]]
 
 
 _INDEXES: dict[int, _Index] = {}
@@ -62,6 +64,8 @@ def _index(kb: KnowledgeBase) -> _Index:
             requesting_readings=tuple(reading(r) for r in kb.requesting), personal=tuple(fold(p) for p in kb.personal),
             cues={a.id: tuple(fold(c) for c in a.cues) for a in kb.actions},
             cue_readings={a.id: tuple(reading(c) for c in a.cues) for a in kb.actions},
+            needs={a.id: tuple(fold(c) for c in a.needs) for a in kb.actions},
+            need_readings={a.id: tuple(reading(c) for c in a.needs) for a in kb.actions},
         )
     return idx
 
@@ -137,6 +141,24 @@ def _cues(kb: KnowledgeBase, text: str) -> tuple[str, dict[str, tuple[str, ...]]
     if kana_share(folded) >= KANA_QUESTION:
         return reading(text), _index(kb).cue_readings
     return folded, _index(kb).cues
+
+
+def applicable(kb: KnowledgeBase, text: str, ranked: list[Match]) -> list[Match]:
+    """``ranked`` without the actions whose ``needs`` words the message lacks.
+
+    Actions that share their verbs with others (stop the cost-log nudge, stop reminders) are told
+    apart by what they act on: 「母の分のお知らせは止めて」 says nothing of 医療費.
+    """
+    haystack, needs = _needs(kb, text)
+    return [m for m in ranked if not m.id.startswith(ACTION_PREFIX)
+            or not (words := needs[m.id.removeprefix(ACTION_PREFIX)]) or any(w in haystack for w in words)]
+
+
+def _needs(kb: KnowledgeBase, text: str) -> tuple[str, dict[str, tuple[str, ...]]]:
+    folded = fold(text)
+    if kana_share(folded) >= KANA_QUESTION:
+        return reading(text), _index(kb).need_readings
+    return folded, _index(kb).needs
 
 
 def has_cue(kb: KnowledgeBase, text: str, action_id: str) -> bool:

@@ -206,6 +206,8 @@ class Action(_Strict):
     offered_by: list[str] = Field(default_factory=list, description="topics whose answers offer it as a button")
     cues: list[str] = Field(default_factory=list, description="words that choose it over a close neighbour")
     calculates: bool = Field(False, description="a calculator: a question about one's own case starts it")
+    needs: list[str] = Field(default_factory=list,
+                             description="words one of which a message must have for this action (what it acts on)")
 
 
 class ActionFile(_Strict):
