@@ -48,7 +48,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
-from bot.storage.repositories import ClaimedDelivery, Store, UnitOfWork, hash_user
+from bot.storage.reminders import ClaimedDelivery, Reminders
+from bot.storage.repositories import Store, hash_user
 from handlers.reminders import in_sending_hours, reminder_text
 from knowledge import KnowledgeBase
 
@@ -176,7 +177,7 @@ class _UnrecordedSends:
             return 0
         with store.autocommit() as uow:
             for delivery_id, (worker_id, sent_at) in marks.items():
-                uow.mark_sent(delivery_id, worker_id, sent_at)
+                uow.reminders.mark_sent(delivery_id, worker_id, sent_at)
                 with self._lock:
                     self._marks.pop(delivery_id, None)
         log.info("reminders recorded late marks=%d", len(marks))
@@ -242,19 +243,19 @@ def dispatch_due(
     if not in_sending_hours(now):
         # Quiet hours: nobody gets a reminder at night; due marks go out at 09:00.
         with store.unit_of_work() as uow:
-            counts = uow.count_pending(now=now, channels=channels)
+            counts = uow.reminders.count_pending(now=now, channels=channels)
         log.debug("reminders quiet hours worker=%s due_waiting=%d", worker_id, counts.due)
         return DispatchSummary(not_due=counts.not_due + counts.due, no_sender=counts.no_sender, quiet=True)
 
     kb = kb or _knowledge(Settings.prefecture)
     today = now.astimezone(TOKYO).date()
     with store.unit_of_work() as uow:
-        skipped = uow.skip_stale_deliveries(now=now, stale_before=moment() - lease)
+        skipped = uow.reminders.skip_stale_deliveries(now=now, stale_before=moment() - lease)
     sent = failed = gave_up = lost = 0
     while True:
         with store.unit_of_work() as uow:  # committed before the first send
-            claimed = uow.claim_deliveries(now=now, stale_before=moment() - lease, claimed_at=moment(),
-                                           worker_id=worker_id, channels=channels, batch=batch)
+            claimed = uow.reminders.claim_deliveries(now=now, stale_before=moment() - lease, claimed_at=moment(),
+                                                     worker_id=worker_id, channels=channels, batch=batch)
         if not claimed:
             break
         claim_started = time.monotonic()
@@ -264,9 +265,9 @@ def dispatch_due(
                 if time.monotonic() - claim_started > lease.total_seconds() / 2:
                     # This batch is slow to send: give the rest back long before our lease could
                     # run out, or another dispatcher would take them over while we still send.
-                    marks.release_claims([d.id for d in claimed[index:]], worker_id)
+                    marks.reminders.release_claims([d.id for d in claimed[index:]], worker_id)
                     break
-                outcome = _deliver(marks, delivery, senders[delivery.channel], kb=kb, today=today,
+                outcome = _deliver(marks.reminders, delivery, senders[delivery.channel], kb=kb, today=today,
                                    worker_id=worker_id, moment=moment, max_attempts=max_attempts,
                                    unrecorded=unrecorded)
                 if outcome == "sent":
@@ -279,7 +280,7 @@ def dispatch_due(
         if len(claimed) < batch:
             break
     with store.unit_of_work() as uow:
-        counts = uow.count_pending(now=now, channels=channels)
+        counts = uow.reminders.count_pending(now=now, channels=channels)
     summary = DispatchSummary(sent=sent, failed=failed, skipped=skipped, not_due=counts.not_due,
                               no_sender=counts.no_sender, gave_up=gave_up, lost=lost)
     # The scheduler runs this every minute: a run that did nothing is not worth an INFO line.
@@ -292,7 +293,7 @@ def dispatch_due(
 
 
 def _deliver(
-    marks: UnitOfWork,
+    marks: Reminders,
     delivery: ClaimedDelivery,
     sender: Sender,
     *,

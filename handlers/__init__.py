@@ -131,11 +131,11 @@ def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     c = consult(ctx.kb, ctx.matcher, text_of(msg), ctx.state.profile.get("municipality"))
     if c.kind == "action" and c.action is not None:
         return _performed(c, msg, ctx)
-    if ctx.uow is not None and c.kind in ("answer", "fallback", "redirect"):
+    if c.kind in ("answer", "fallback", "redirect"):
         # Statistics for the operator: the topic, and for unanswered questions a redacted text.
         closest = c.topic or (c.candidates[0].id if c.candidates else None)
-        ctx.uow.record_question(ctx.state.user_key, ctx.today, closest, c.kind == "answer",
-                                None if c.kind == "answer" else redact(text_of(msg)))
+        ctx.questions.record(ctx.today, closest, c.kind == "answer",
+                             None if c.kind == "answer" else redact(text_of(msg)))
     if c.kind in ("answer", "office") and c.municipality:
         ctx.state.profile["municipality"] = c.municipality
     return [c.reply()]

@@ -13,6 +13,7 @@ from handlers.base import CANCEL, Context, municipality_examples, text_of
 from handlers.dialog import Answers, Form, Slot
 from handlers.office import index_for, office_block
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
+from handlers.ports import DeleteMyData
 
 
 def _phrases(*words: str) -> frozenset[str]:
@@ -129,7 +130,7 @@ OFFICE_FORM = Form(
 
 def _delete_finish(answers, ctx: Context) -> list[Reply]:
     if answers.get("confirm_delete") is True:
-        ctx.delete_requested = True  # the core deletes the rows after this turn, in the same unit of work
+        ctx.effects.append(DeleteMyData())  # the core deletes the rows after this turn, in the same transaction
         return [Reply("このチャットでお預かりしていたあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録など）をすべて削除しました。",
                       kind="deleted")]
     return [Reply("削除はしませんでした。データはそのままです。", choices=(Choice("メニュー", "menu"),), kind="cancel")]

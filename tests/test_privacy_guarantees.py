@@ -50,7 +50,7 @@ def _stats_id(url: str, user_key: str) -> str:
     engine = make_engine(url)
     try:
         with Store(engine).unit_of_work() as uow:
-            return uow.stats_user(user_key)
+            return uow.statistics.stats_user(user_key)
     finally:
         engine.dispose()
 
