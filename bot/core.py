@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.nlp.matcher import Matcher
-from bot.privacy import looks_like_my_number
+from handlers.messages import Choice, IncomingMessage, Reply
+from nlp.matcher import Matcher
+from nlp.privacy import looks_like_my_number
 from bot.storage.conversations import DuplicateEvent, StaleStateError
 from bot.storage.reminders import UserReminders
 from bot.storage.repositories import Store, UnitOfWork, hash_user

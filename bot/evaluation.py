@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from bot.messages import IncomingMessage
-from bot.nlp.matcher import Matcher
+from handlers.messages import IncomingMessage
+from nlp.matcher import Matcher
 from handlers.ports import UserState
 from handlers.faq import consult
 from knowledge import KnowledgeBase

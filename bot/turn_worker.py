@@ -74,7 +74,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
-from bot.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, IncomingMessage, Reply
 from bot.storage.models import utcnow
 from bot.storage.repositories import Store
 

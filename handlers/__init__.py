@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.privacy import redact
+from handlers.messages import Choice, IncomingMessage, Reply
+from nlp.privacy import redact
 from handlers import dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
@@ -141,13 +141,13 @@ def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     return [c.reply()]
 
 
-BACK_WORDS = system._phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正",
+BACK_WORDS = system.phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正",
                              "間違えた", "まちがえた", "間違えました", "まちがえました", "入力ミス")
 # After a result, these offer to change one answer (inside a dialog, 「戻る」 goes back one question).
-FIX_WORDS = BACK_WORDS | system._phrases("fix", "ちがう", "違う", "違います", "ちがいます", "間違い", "まちがい", "直したい",
+FIX_WORDS = BACK_WORDS | system.phrases("fix", "ちがう", "違う", "違います", "ちがいます", "間違い", "まちがい", "直したい",
                                          "なおしたい", "答えを直す", "答えを直したい", "やっぱり違う", "修正したい", "訂正したい",
                                          "直す", "なおす", "間違ってる", "まちがってる", "間違っています")
-DETAILS_WORDS = system._phrases("details", "くわしく", "詳しく", "詳細", "くわしく見る", "もっと詳しく", "内訳", "計算の内訳")
+DETAILS_WORDS = system.phrases("details", "くわしく", "詳しく", "詳細", "くわしく見る", "もっと詳しく", "内訳", "計算の内訳")
 
 
 def _after_result(ctx: Context) -> bool:

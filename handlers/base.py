@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from bot.messages import Choice, IncomingMessage
-from bot.nlp.matcher import Matcher
+from handlers.messages import Choice, IncomingMessage
+from nlp.matcher import Matcher
 from handlers.ports import Effect, QuestionLog, ReminderBook, UserState
 from knowledge import KnowledgeBase
 

@@ -12,7 +12,7 @@ from datetime import date
 from collections.abc import Callable
 from typing import Any
 
-from bot.messages import Choice, Reply
+from handlers.messages import Choice, Reply
 from handlers import parsers
 from handlers.base import Context, known_office
 from handlers.calc.copay import CopayError, CopayFacts, CopayResult, possible_results

@@ -10,9 +10,9 @@ import re
 
 from dataclasses import dataclass, field, replace
 
-from bot.messages import Choice, Reply
-from bot.nlp.matcher import Match, Matcher
-from bot.nlp.normalize import fold, strip_fillers
+from handlers.messages import Choice, Reply
+from nlp.matcher import Match, Matcher
+from nlp.normalize import fold, strip_fillers
 from handlers.base import office_hint, topic_choice
 from handlers import understand
 from handlers.office import index_for, office_block

@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, IncomingMessage, Reply
 from handlers import dialog
 from handlers.base import MENU, Context, office_hint
 from handlers.dialog import Answers, Form, Slot

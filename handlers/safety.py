@@ -23,8 +23,8 @@ from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
 
-from bot.nlp.matcher import tokenizer
-from bot.nlp.normalize import fold, kata_to_hira, nfkc
+from nlp.matcher import tokenizer
+from nlp.normalize import fold, kata_to_hira, nfkc
 from knowledge import KnowledgeBase
 from knowledge.models import EmergencyLexicon, EmergencyRule, Redirect
 

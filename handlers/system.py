@@ -6,8 +6,8 @@ message, so 「やめる」 cancels but 「薬をやめてもいい？」 does n
 
 from __future__ import annotations
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.nlp.normalize import fold, strip_fillers
+from handlers.messages import Choice, IncomingMessage, Reply
+from nlp.normalize import fold, strip_fillers
 from handlers import dialog
 from handlers.base import CANCEL, Context, municipality_examples, text_of
 from handlers.dialog import Answers, Form, Slot
@@ -16,12 +16,13 @@ from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
 from handlers.ports import DeleteMyData
 
 
-def _phrases(*words: str) -> frozenset[str]:
+def phrases(*words: str) -> frozenset[str]:
+    """Whole-message commands as the router compares them: folded, without fillers."""
     return frozenset(strip_fillers(fold(w)) for w in words)
 
 
-GREETING_WORDS = _phrases("こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "もしもし", "やあ", "hello", "hi")
-THANKS_WORDS = _phrases("ありがとう", "ありがとうございます", "ありがとうございました", "助かりました", "わかりました", "了解",
+GREETING_WORDS = phrases("こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "もしもし", "やあ", "hello", "hi")
+THANKS_WORDS = phrases("ありがとう", "ありがとうございます", "ありがとうございました", "助かりました", "わかりました", "了解",
                         "りょうかい", "ok", "thanks", "thank you", "どうも")
 
 MENU_CHOICES = (

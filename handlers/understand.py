@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.nlp.matcher import Match
-from bot.nlp.normalize import fold, strip_fillers
+from handlers.messages import Choice, IncomingMessage, Reply
+from nlp.matcher import Match
+from nlp.normalize import fold, strip_fillers
 from handlers import dialog, reminders, system
 from handlers.base import Context, text_of
 from knowledge import KnowledgeBase

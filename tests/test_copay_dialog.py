@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bot.bootstrap import build_bot
-from bot.messages import IncomingMessage
+from handlers.messages import IncomingMessage
 from handlers.copay import COPAY_FORM, MILD_FORM, START_DATE_FORM
 from handlers.parsers import Invalid
 from tests.conftest import FIXED_NOW, SHARED, Chat

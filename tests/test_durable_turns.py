@@ -285,7 +285,7 @@ def test_a_turn_answer_is_kept_until_it_is_forgotten(store) -> None:
 
 
 def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_run_again(bot) -> None:
-    from bot.messages import IncomingMessage
+    from handlers.messages import IncomingMessage
     from bot.storage.models import utcnow
     from bot.turn_worker import _CURRENT, ReplayingBot, _TurnContext
 
@@ -316,7 +316,7 @@ def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fak
 
     from bot.channels.slack import Destination
     from bot.config import Settings
-    from bot.messages import IncomingMessage
+    from handlers.messages import IncomingMessage
     from bot.storage.db import make_engine
     from bot.storage.repositories import Store
     from bot.turn_worker import TurnProcess

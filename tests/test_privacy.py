@@ -4,9 +4,9 @@ import logging
 
 from sqlmodel import Session, select
 
-from bot.privacy import redact
+from nlp.privacy import redact
 from bot.storage.models import ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder, ReminderDelivery
-from bot.messages import IncomingMessage
+from handlers.messages import IncomingMessage
 from tests.conftest import FIXED_NOW, run_cli
 
 TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder)

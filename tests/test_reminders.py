@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.bootstrap import build_bot
-from bot.messages import IncomingMessage, Reply
+from handlers.messages import IncomingMessage, Reply
 from bot.reminders import (
     LEASE,
     MAX_ATTEMPTS,

@@ -3,7 +3,7 @@
 import json
 
 from bot.bootstrap import build_bot
-from bot.messages import IncomingMessage
+from handlers.messages import IncomingMessage
 from tests.conftest import FIXED_NOW, run_cli
 
 

@@ -37,7 +37,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from bot.nlp.normalize import Synonyms, fold, kata_to_hira, nfkc, strip_fillers
+from nlp.normalize import Synonyms, fold, kata_to_hira, nfkc, strip_fillers
 
 # Parts of speech whose words carry meaning for retrieval.
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞"}
@@ -82,8 +82,8 @@ def _dictionary():
 _THREAD = threading.local()
 
 
-def _sudachi():
-    """This thread's SudachiPy tokenizer (mode C); None when not installed.
+def tokenizer():
+    """This thread's SudachiPy tokenizer (mode C); None when SudachiPy is not installed.
 
     A tokenizer must not be used by two threads at once (SudachiError "Tokenizer is
     already in use"), and the servers run turns in thread pools: one per thread, all
@@ -99,11 +99,6 @@ def _sudachi():
         make = getattr(dictionary, "tokenizer", None) or dictionary.create  # 0.7 renamed create()
         tok = _THREAD.tokenizer = make(mode=SplitMode.C)
     return tok
-
-
-def tokenizer():
-    """This thread's SudachiPy tokenizer (mode C), or None when SudachiPy is not installed."""
-    return _sudachi()
 
 
 @lru_cache(maxsize=1)
@@ -140,7 +135,7 @@ class Analyzer:
 
     def __init__(self, synonyms: Synonyms, use_words: bool = True) -> None:
         self.synonyms = synonyms
-        self._words_on = use_words and _sudachi() is not None
+        self._words_on = use_words and tokenizer() is not None
 
     def surface(self, text: str) -> str:
         """Folded, filler-free, synonym-rewritten text (used for fuzzy matching)."""
@@ -172,7 +167,7 @@ class Analyzer:
         normal = nfkc(text)
         split_a = _mode_a()
         for start in range(0, len(normal), _CHUNK):
-            for m in _sudachi().tokenize(normal[start : start + _CHUNK]):
+            for m in tokenizer().tokenize(normal[start : start + _CHUNK]):
                 pos = m.part_of_speech()
                 if pos[0] not in _CONTENT_POS or pos[1] == "非自立可能" or pos[1] == "数詞":
                     continue
