@@ -173,10 +173,12 @@ class Bot:
                 return ("rate-limited" if limited else "rate-limited-quiet"), limited
             state = uow.conversations.load_state(msg.user_key)
             ctx = self.context(uow, msg, state, now)
+            guarded: tuple[str, list[Reply]] | None
             if found is not None:
-                guarded: tuple[str, list[Reply]] | None = ("urgent", urgent(msg, ctx, found))
+                urgent_replies = urgent(msg, ctx, found)
                 if looks_like_my_number(msg.text or ""):  # read for safety only, never kept
-                    guarded[1].insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
+                    urgent_replies.insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
+                guarded = ("urgent", urgent_replies)
             else:
                 guarded = self._guard(msg, ctx)
             if guarded is not None:

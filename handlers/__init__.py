@@ -98,7 +98,7 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     if c is None and len(text) >= 2:
         c = _consult_mid_dialog(text, ctx)
     if c is not None and c.kind == "action" and c.action is not None:
-        return _performed(c, msg, ctx)
+        return _performed(c, c.action, msg, ctx)
     if c is not None and c.kind in ("answer", "medical", "redirect"):
         return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     return dialog.reask(form, ctx, result)
@@ -115,11 +115,12 @@ _QUESTION = re.compile(r"([?？]|ですか|ますか|でしょうか|の|って|
 MID_DIALOG_CONFIDENCE = 60.0
 
 
-def _performed(c: Consultation, msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    """Do the action a message asked for; a topic that was almost as close goes on the first reply as a button."""
+def _performed(c: Consultation, action_id: str, msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    """Do the action ``action_id`` a message asked for (``c.action``); a topic that was almost as
+    close goes on the first reply as a button."""
     if c.municipality:
         ctx.state.profile["municipality"] = c.municipality
-    replies = understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
+    replies = understand.perform(understand.action(ctx.kb, action_id), msg, ctx)
     if c.choices and replies:
         first = replies[0]
         replies[0] = Reply(first.text, choices=first.choices + c.choices, expecting=first.expecting,
@@ -130,7 +131,7 @@ def _performed(c: Consultation, msg: IncomingMessage, ctx: Context) -> list[Repl
 def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     c = consult(ctx.kb, ctx.matcher, text_of(msg), ctx.state.profile.get("municipality"))
     if c.kind == "action" and c.action is not None:
-        return _performed(c, msg, ctx)
+        return _performed(c, c.action, msg, ctx)
     if c.kind in ("answer", "fallback", "redirect"):
         # Statistics for the operator: the topic, and for unanswered questions a redacted text.
         closest = c.topic or (c.candidates[0].id if c.candidates else None)

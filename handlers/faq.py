@@ -84,8 +84,8 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     """
     safety = classify(kb, text)
     if safety is not None:
-        choices = () if safety is not Safety.MEDICAL else (Choice("メニュー", "menu"),)
-        return Consultation(None, 0.0, reply_text(kb, safety), kind=safety.value, choices=choices)
+        menu: tuple[Choice, ...] = (Choice("メニュー", "menu"),) if safety is Safety.MEDICAL else ()
+        return Consultation(None, 0.0, reply_text(kb, safety), kind=safety.value, choices=menu)
 
     found = index_for(kb.prefecture).find(text)
     if found and found.municipality:
@@ -120,12 +120,12 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
         # Ranked first, the action is done; a topic almost as close is offered beside it as a button.
         close = (best.id,) if best is not None and best.confidence >= ANSWER_THRESHOLD \
             and top.confidence - best.confidence < UNSURE_MARGIN else ()
-        if close and asks:
+        if close and asks and best is not None:
             # A question (「更新の時期っていつ？」) that is nearly as close to a topic: the answer, with
             # the action as its first button.
-            body, choices = render_topic(kb, best.id, municipality)  # type: ignore[union-attr]
+            body, choices = render_topic(kb, best.id, municipality)
             choices = (understand.button(act),) + tuple(c for c in choices if c.value != act.does)
-            return Consultation(best.id, best.confidence, body, alternatives, choices, "answer",  # type: ignore[union-attr]
+            return Consultation(best.id, best.confidence, body, alternatives, choices, "answer",
                                 tuple(matches), found.municipality if found else None)
         return Consultation(None, top.confidence, "", close, tuple(topic_choice(kb, t) for t in close), kind="action",
                             candidates=tuple(matches), municipality=found.municipality if found else None,

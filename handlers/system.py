@@ -100,7 +100,7 @@ def parse_municipality(text: str, ctx: Context) -> object:
     return found.municipality
 
 
-def _office_finish(answers, ctx: Context) -> list[Reply]:
+def _office_finish(answers: Answers, ctx: Context) -> list[Reply]:
     muni = answers.get("municipality")
     pref = ctx.kb.prefecture
     if not isinstance(muni, str):
@@ -129,7 +129,7 @@ OFFICE_FORM = Form(
 
 # --- delete my data -----------------------------------------------------------
 
-def _delete_finish(answers, ctx: Context) -> list[Reply]:
+def _delete_finish(answers: Answers, ctx: Context) -> list[Reply]:
     if answers.get("confirm_delete") is True:
         ctx.effects.append(DeleteMyData())  # the core deletes the rows after this turn, in the same transaction
         return [Reply("このチャットでお預かりしていたあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録など）をすべて削除しました。",

@@ -154,7 +154,8 @@ def perform(a: Action, msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 def restart_form(ctx: Context) -> dialog.Form | None:
     """The dialog 「最初から」 starts again: the open one, else the one that just gave a result."""
-    if ctx.state.dialog in ctx.forms:
-        return ctx.forms[ctx.state.dialog]  # type: ignore[index]
+    form = ctx.forms.get(ctx.state.dialog or "")
+    if form is not None:
+        return form
     last = dialog.last_answers(ctx)
     return last[0] if last else None

@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from rapidfuzz import fuzz
 
@@ -69,8 +70,9 @@ EXACT_CONFIDENCE = 90.0
 _CHUNK = 2000
 
 
+# SudachiPy ships stubs but no py.typed marker, so its objects are ``Any`` to mypy.
 @lru_cache(maxsize=1)
-def _dictionary():
+def _dictionary() -> Any:
     """The SudachiPy dictionary, loaded once per process; None when not installed."""
     try:
         from sudachipy import Dictionary
@@ -82,7 +84,7 @@ def _dictionary():
 _THREAD = threading.local()
 
 
-def tokenizer():
+def tokenizer() -> Any:
     """This thread's SudachiPy tokenizer (mode C); None when SudachiPy is not installed.
 
     A tokenizer must not be used by two threads at once (SudachiError "Tokenizer is
@@ -102,7 +104,7 @@ def tokenizer():
 
 
 @lru_cache(maxsize=1)
-def _mode_a():
+def _mode_a() -> Any:
     """SplitMode.A (sub-words of a compound), or None when SudachiPy is not installed."""
     try:
         from sudachipy import SplitMode
@@ -214,8 +216,8 @@ class _Field:
             for term, tf in doc.items():
                 self._postings.setdefault(term, []).append((i, tf * (self.k1 + 1) / (tf + norm[i])))
         n = len(self.docs)
-        self._idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER for t, df in self.df.items()}
-        self._idf_unseen = math.log(1 + (n + 0.5) / 0.5) ** IDF_POWER
+        self._idf: dict[str, float] = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER for t, df in self.df.items()}
+        self._idf_unseen: float = math.log(1 + (n + 0.5) / 0.5) ** IDF_POWER
 
     def idf(self, term: str) -> float:
         idf = self._idf.get(term)
@@ -306,7 +308,7 @@ class Matcher:
             return []
         surface = self.analyzer.surface(text)
         # Fuzzy bonus only for the leading candidates: cheap, and enough to fix near-spellings.
-        shortlist = sorted(combined, key=combined.get, reverse=True)[: max(limit * 3, 15)]
+        shortlist = sorted(combined, key=combined.__getitem__, reverse=True)[: max(limit * 3, 15)]
         top = combined[shortlist[0]] or 1.0
         term_weights = {t: FEATURE_WEIGHTS[t[0]] * self._strong.idf(t) for t in query}
         results = []

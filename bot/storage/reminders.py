@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, or_, update
+from sqlalchemy import ColumnElement, CursorResult, Result, and_, bindparam, delete, exists, func, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.storage.models import Reminder, ReminderDelivery
 from handlers.ports import CLAIMED, FAILED, PENDING, SENT, SKIPPED, MarkView, PlannedMark, Registration, ReminderView
@@ -109,7 +111,7 @@ class Reminders:
         """
         others = self.session.exec(
             select(Reminder).where(
-                Reminder.user_key == user_key, Reminder.active.is_(True), Reminder.expiry_date != expiry_date
+                col(Reminder.user_key) == user_key, col(Reminder.active).is_(True), col(Reminder.expiry_date) != expiry_date
             )
         ).all()
         replaced = tuple(sorted(r.expiry_date for r in others))
@@ -119,7 +121,7 @@ class Reminders:
         self._skip_pending([r.id for r in others if r.id is not None])
 
         row = self.session.exec(
-            select(Reminder).where(Reminder.user_key == user_key, Reminder.expiry_date == expiry_date)
+            select(Reminder).where(col(Reminder.user_key) == user_key, col(Reminder.expiry_date) == expiry_date)
         ).first()
         if row is None:
             row = Reminder(user_key=user_key, channel=channel, user=user, expiry_date=expiry_date,
@@ -132,7 +134,7 @@ class Reminders:
 
         existing = {
             d.offset_days: d
-            for d in self.session.exec(select(ReminderDelivery).where(ReminderDelivery.reminder_id == row.id)).all()
+            for d in self.session.exec(select(ReminderDelivery).where(col(ReminderDelivery.reminder_id) == row.id)).all()
         }
         delivered = {o for o, d in existing.items() if d.status in _DELIVERED}
         newest_delivered = min(delivered, default=None)
@@ -151,7 +153,7 @@ class Reminders:
                 # Conditional: a dispatcher that claimed this row meanwhile keeps it.
                 self.session.execute(
                     update(ReminderDelivery)
-                    .where(ReminderDelivery.id == old.id, ReminderDelivery.status.in_(_REPLANNABLE))
+                    .where(col(ReminderDelivery.id) == old.id, col(ReminderDelivery.status).in_(_REPLANNABLE))
                     .values(due_at=mark.due_at, status=status, attempts=0, claimed_by=None, claimed_at=None,
                             sent_at=None, last_error=None, next_attempt_at=None)
                     .execution_options(synchronize_session=False)
@@ -161,7 +163,7 @@ class Reminders:
         if dropped:  # offsets no longer configured
             self.session.execute(
                 update(ReminderDelivery)
-                .where(ReminderDelivery.id.in_(dropped), ReminderDelivery.status == PENDING)
+                .where(col(ReminderDelivery.id).in_(dropped), col(ReminderDelivery.status) == PENDING)
                 .values(status=SKIPPED)
                 .execution_options(synchronize_session=False)
             )
@@ -173,9 +175,9 @@ class Reminders:
     def active(self, user_key: str) -> ReminderView | None:
         """The user's active reminder, or None."""
         rid = self.session.exec(
-            select(Reminder.id)
-            .where(Reminder.user_key == user_key, Reminder.active.is_(True))
-            .order_by(Reminder.id.desc())  # type: ignore[union-attr]
+            select(col(Reminder.id))
+            .where(col(Reminder.user_key) == user_key, col(Reminder.active).is_(True))
+            .order_by(col(Reminder.id).desc())
         ).first()
         return None if rid is None else self._view(rid)
 
@@ -185,7 +187,7 @@ class Reminders:
         A mark a dispatcher has already claimed may still go out (it is being sent).
         """
         rows = self.session.exec(
-            select(Reminder).where(Reminder.user_key == user_key, Reminder.active.is_(True))
+            select(Reminder).where(col(Reminder.user_key) == user_key, col(Reminder.active).is_(True))
         ).all()
         for row in rows:
             row.active = False
@@ -198,7 +200,7 @@ class Reminders:
         if reminder_ids:
             self.session.execute(
                 update(ReminderDelivery)
-                .where(ReminderDelivery.reminder_id.in_(reminder_ids), ReminderDelivery.status == PENDING)
+                .where(col(ReminderDelivery.reminder_id).in_(reminder_ids), col(ReminderDelivery.status) == PENDING)
                 .values(status=SKIPPED)
                 .execution_options(synchronize_session=False)
             )
@@ -209,8 +211,8 @@ class Reminders:
             return None
         marks = self.session.exec(
             select(ReminderDelivery)
-            .where(ReminderDelivery.reminder_id == reminder_id)
-            .order_by(ReminderDelivery.due_at)  # type: ignore[arg-type]
+            .where(col(ReminderDelivery.reminder_id) == reminder_id)
+            .order_by(col(ReminderDelivery.due_at))
             .execution_options(populate_existing=True)
         ).all()
         return ReminderView(
@@ -224,11 +226,11 @@ class Reminders:
     def forget(self, user_key: str) -> int:
         """Delete the user's reminders and their deliveries. Returns the rows removed."""
         # Deliveries first: they reference the user's reminders.
-        mine = select(Reminder.id).where(Reminder.user_key == user_key)
-        removed = self.session.execute(
-            delete(ReminderDelivery).where(ReminderDelivery.reminder_id.in_(mine))
-        ).rowcount or 0
-        removed += self.session.execute(delete(Reminder).where(Reminder.user_key == user_key)).rowcount or 0
+        mine = select(col(Reminder.id)).where(col(Reminder.user_key) == user_key)
+        removed = _count(self.session.execute(
+            delete(ReminderDelivery).where(col(ReminderDelivery.reminder_id).in_(mine))
+        ))
+        removed += _count(self.session.execute(delete(Reminder).where(col(Reminder.user_key) == user_key)))
         return removed
 
     # --- for the dispatcher (each call in its own short unit of work) ---------------------------
@@ -268,7 +270,7 @@ class Reminders:
             "status": CLAIMED,
             "claimed_by": worker_id,
             "claimed_at": claimed_at,
-            "attempts": ReminderDelivery.attempts + 1,
+            "attempts": col(ReminderDelivery.attempts) + 1,
         }
         # Two picks rather than one OR: each condition then walks the (status, due_at, id)
         # index in order and stops after `batch` rows, however many rows are pending.
@@ -278,38 +280,38 @@ class Reminders:
         if not ids:
             return []
         rows = self.session.execute(
-            select(
-                ReminderDelivery.id, ReminderDelivery.reminder_id, ReminderDelivery.offset_days,
-                ReminderDelivery.attempts, Reminder.channel, Reminder.user, Reminder.user_key,
-                Reminder.expiry_date, Reminder.municipality,
+            core_select(  # sqlmodel's select is typed for up to four columns
+                col(ReminderDelivery.id), col(ReminderDelivery.reminder_id), col(ReminderDelivery.offset_days),
+                col(ReminderDelivery.attempts), col(Reminder.channel), col(Reminder.user), col(Reminder.user_key),
+                col(Reminder.expiry_date), col(Reminder.municipality),
             )
-            .join(Reminder, Reminder.id == ReminderDelivery.reminder_id)  # type: ignore[arg-type]
-            .where(ReminderDelivery.id.in_(ids))
-            .order_by(ReminderDelivery.due_at, ReminderDelivery.id)  # type: ignore[arg-type]
+            .join(Reminder, col(Reminder.id) == col(ReminderDelivery.reminder_id))
+            .where(col(ReminderDelivery.id).in_(ids))
+            .order_by(col(ReminderDelivery.due_at), col(ReminderDelivery.id))
         ).all()
         return [ClaimedDelivery(*row) for row in rows]
 
     def _claim(self, condition: ColumnElement[bool], limit: int, values: dict[str, object]) -> list[int]:
         pick = (
-            select(ReminderDelivery.id)
-            .join(Reminder, Reminder.id == ReminderDelivery.reminder_id)  # type: ignore[arg-type]
+            select(col(ReminderDelivery.id))
+            .join(Reminder, col(Reminder.id) == col(ReminderDelivery.reminder_id))
             .where(condition)
-            .order_by(ReminderDelivery.due_at, ReminderDelivery.id)  # type: ignore[arg-type]
+            .order_by(col(ReminderDelivery.due_at), col(ReminderDelivery.id))
             .limit(limit)
         )
         if self._is_postgres():
             ids = list(self.session.execute(pick.with_for_update(skip_locked=True, of=ReminderDelivery)).scalars())
             if ids:
                 self.session.execute(
-                    update(ReminderDelivery).where(ReminderDelivery.id.in_(ids)).values(**values)
+                    update(ReminderDelivery).where(col(ReminderDelivery.id).in_(ids)).values(**values)
                     .execution_options(synchronize_session=False)
                 )
             return ids
         return list(self.session.execute(
             update(ReminderDelivery)
-            .where(ReminderDelivery.id.in_(pick.correlate(None)))
+            .where(col(ReminderDelivery.id).in_(pick.correlate(None)))
             .values(**values)
-            .returning(ReminderDelivery.id)
+            .returning(col(ReminderDelivery.id))
             .execution_options(synchronize_session=False)
         ).scalars())
 
@@ -339,12 +341,12 @@ class Reminders:
             return 0
         result = self.session.execute(
             update(ReminderDelivery)
-            .where(ReminderDelivery.id.in_(list(delivery_ids)), ReminderDelivery.status == CLAIMED,
-                   ReminderDelivery.claimed_by == worker_id)
-            .values(status=PENDING, claimed_by=None, claimed_at=None, attempts=ReminderDelivery.attempts - 1)
+            .where(col(ReminderDelivery.id).in_(list(delivery_ids)), col(ReminderDelivery.status) == CLAIMED,
+                   col(ReminderDelivery.claimed_by) == worker_id)
+            .values(status=PENDING, claimed_by=None, claimed_at=None, attempts=col(ReminderDelivery.attempts) - 1)
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount or 0
+        return _count(result)
 
     def skip_stale_deliveries(self, *, now: datetime, stale_before: datetime) -> int:
         """Skip marks that must not go out any more. Returns how many.
@@ -355,32 +357,32 @@ class Reminders:
         """
         today = now.astimezone(TOKYO).date()
         waiting = or_(
-            ReminderDelivery.status == PENDING,
-            and_(ReminderDelivery.status == CLAIMED, ReminderDelivery.claimed_at <= stale_before),  # type: ignore[operator]
+            col(ReminderDelivery.status) == PENDING,
+            and_(col(ReminderDelivery.status) == CLAIMED, col(ReminderDelivery.claimed_at) <= stale_before),
         )
-        gone = ReminderDelivery.reminder_id.in_(
-            select(Reminder.id).where(or_(Reminder.expiry_date < today, Reminder.active.is_(False)))
+        gone = col(ReminderDelivery.reminder_id).in_(
+            select(col(Reminder.id)).where(or_(col(Reminder.expiry_date) < today, col(Reminder.active).is_(False)))
         )
-        pick = select(ReminderDelivery.id).where(
-            waiting, ReminderDelivery.due_at <= now, or_(_superseded(now), gone)
+        pick = select(col(ReminderDelivery.id)).where(
+            waiting, col(ReminderDelivery.due_at) <= now, or_(_superseded(now), gone)
         )
         if self._is_postgres():
             pick = pick.with_for_update(skip_locked=True)  # never wait for a claimer's rows
         result = self.session.execute(
             update(ReminderDelivery)
-            .where(ReminderDelivery.id.in_(pick.correlate(None)), waiting)
+            .where(col(ReminderDelivery.id).in_(pick.correlate(None)), waiting)
             .values(status=SKIPPED)
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount or 0
+        return _count(result)
 
     def count_pending(self, *, now: datetime, channels: Sequence[str]) -> PendingCounts:
         """How many pending deliveries of active reminders are due (with/without a sender) or not."""
         due = and_(
-            ReminderDelivery.due_at <= now,
-            or_(ReminderDelivery.next_attempt_at.is_(None), ReminderDelivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+            col(ReminderDelivery.due_at) <= now,
+            or_(col(ReminderDelivery.next_attempt_at).is_(None), col(ReminderDelivery.next_attempt_at) <= now),
         )
-        has_sender = Reminder.channel.in_(list(channels))
+        has_sender = col(Reminder.channel).in_(list(channels))
         base = (
             select(
                 func.count().filter(and_(due, has_sender)),
@@ -388,8 +390,8 @@ class Reminders:
                 func.count().filter(~due),
             )
             .select_from(ReminderDelivery)
-            .join(Reminder, Reminder.id == ReminderDelivery.reminder_id)  # type: ignore[arg-type]
-            .where(ReminderDelivery.status == PENDING, Reminder.active.is_(True))
+            .join(Reminder, col(Reminder.id) == col(ReminderDelivery.reminder_id))
+            .where(col(ReminderDelivery.status) == PENDING, col(Reminder.active).is_(True))
         )
         row = self.session.execute(base).one()
         return PendingCounts(due=row[0] or 0, no_sender=row[1] or 0, not_due=row[2] or 0)
@@ -416,13 +418,18 @@ class UserReminders:
         return self._reminders.stop(self._user_key)
 
 
+def _count(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE touched (``Session.execute`` types its result as a plain ``Result``)."""
+    return cast(CursorResult[Any], result).rowcount or 0
+
+
 def _superseded(now: datetime) -> ColumnElement[bool]:
     """A more recent mark of the same reminder is due at ``now`` (whatever its state)."""
     newer = aliased(ReminderDelivery)
     return exists().where(
-        newer.reminder_id == ReminderDelivery.reminder_id,
-        newer.offset_days < ReminderDelivery.offset_days,
-        newer.due_at <= now,
+        col(newer.reminder_id) == col(ReminderDelivery.reminder_id),
+        col(newer.offset_days) < col(ReminderDelivery.offset_days),
+        col(newer.due_at) <= now,
     )
 
 
@@ -430,18 +437,18 @@ def _deliverable(now: datetime, channels: Sequence[str]) -> ColumnElement[bool]:
     """The reminder is active and not expired, its channel has a sender, no newer mark is due."""
     today = now.astimezone(TOKYO).date()
     return and_(
-        Reminder.active.is_(True),
-        Reminder.expiry_date >= today,
-        Reminder.channel.in_(list(channels)),
+        col(Reminder.active).is_(True),
+        col(Reminder.expiry_date) >= today,
+        col(Reminder.channel).in_(list(channels)),
         ~_superseded(now),
     )
 
 
 def _due_pending(now: datetime, channels: Sequence[str]) -> ColumnElement[bool]:
     return and_(
-        ReminderDelivery.status == PENDING,
-        ReminderDelivery.due_at <= now,
-        or_(ReminderDelivery.next_attempt_at.is_(None), ReminderDelivery.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+        col(ReminderDelivery.status) == PENDING,
+        col(ReminderDelivery.due_at) <= now,
+        or_(col(ReminderDelivery.next_attempt_at).is_(None), col(ReminderDelivery.next_attempt_at) <= now),
         _deliverable(now, channels),
     )
 
@@ -449,7 +456,7 @@ def _due_pending(now: datetime, channels: Sequence[str]) -> ColumnElement[bool]:
 def _stale_claim(now: datetime, stale_before: datetime, channels: Sequence[str]) -> ColumnElement[bool]:
     """A claim whose dispatcher died (its lease ran out): another dispatcher may take it over."""
     return and_(
-        ReminderDelivery.status == CLAIMED,
-        ReminderDelivery.claimed_at <= stale_before,  # type: ignore[operator]
+        col(ReminderDelivery.status) == CLAIMED,
+        col(ReminderDelivery.claimed_at) <= stale_before,
         _deliverable(now, channels),
     )

@@ -16,7 +16,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.storage.models import AppSecret, QuestionStat
 
@@ -130,19 +130,19 @@ class Statistics:
     def question_stats(self, since: date) -> tuple[list[tuple[str | None, int, int]], list[tuple[str, int]]]:
         """Per topic (answered, not answered) counts, and the most frequent unanswered questions."""
         rows = self.session.execute(
-            select(QuestionStat.topic, QuestionStat.answered, func.count())
-            .where(QuestionStat.day >= since)
-            .group_by(QuestionStat.topic, QuestionStat.answered)
+            select(col(QuestionStat.topic), col(QuestionStat.answered), func.count())
+            .where(col(QuestionStat.day) >= since)
+            .group_by(col(QuestionStat.topic), col(QuestionStat.answered))
         ).all()
         per_topic: dict[str | None, list[int]] = {}
         for topic, answered, n in rows:
             per_topic.setdefault(topic, [0, 0])[0 if answered else 1] += n
         table = sorted(((t, a, u) for t, (a, u) in per_topic.items()), key=lambda r: (-(r[1] + r[2]), r[0] or ""))
         frequent = self.session.execute(
-            select(QuestionStat.redacted, func.count().label("n"))
-            .where(QuestionStat.day >= since, QuestionStat.answered.is_(False), QuestionStat.redacted.is_not(None))
-            .group_by(QuestionStat.redacted)
-            .order_by(func.count().desc(), QuestionStat.redacted)
+            select(col(QuestionStat.redacted), func.count().label("n"))
+            .where(col(QuestionStat.day) >= since, col(QuestionStat.answered).is_(False), col(QuestionStat.redacted).is_not(None))
+            .group_by(col(QuestionStat.redacted))
+            .order_by(func.count().desc(), col(QuestionStat.redacted))
             .limit(20)
         ).all()
         return table, [(text, n) for text, n in frequent]
