@@ -74,7 +74,7 @@ class Sender(Protocol):
     """Pushes one message to one user of a channel; raises on failure.
 
     ``key`` is the same for every attempt of the same mark. A channel that can
-    deduplicate should: the LINE sender passes ``line_retry_key(key)`` as
+    deduplicate should: the LINE sender passes ``bot.channels.line.retry_key(key)`` as
     ``X-Line-Retry-Key`` and treats its 409 (already accepted) as success.
     """
 

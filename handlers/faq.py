@@ -168,7 +168,7 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
         return Consultation(None, best.confidence if best else 0.0, redirect.reply.strip(), related,
                             tuple(topic_choice(kb, t) for t in related), "redirect", tuple(matches))
     if found and found.municipality and _names_a_place_only(text, found.municipality):
-        # 「太田市」, 「前橋に住んでます」: no question to be sorry about; here is their office.
+        # A municipality alone, or 「〇〇市に住んでます」: no question to be sorry about; here is their office.
         body = office_block(kb.prefecture, found.office, found.municipality)
         return Consultation(None, 0.0, body + "\n\n出典：" + kb.sources[kb.prefecture.sources[0]].cite(), suggestions,
                             choices, "office", tuple(matches), found.municipality)

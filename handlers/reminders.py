@@ -12,7 +12,7 @@ What this is not: no sending, no clock, no SQL. Handlers record through ``ctx.re
 ``bot.reminders.dispatch_due`` delivers.
 
 Facts (FACTS.md §9): renewal must be filed before the end date, after it a 新規申請 is
-needed (新規用 臨床調査個人票, only a 難病指定医 may write it); Gunma's end date and
+needed (新規用 臨床調査個人票, only a 難病指定医 may write it); the prefecture's end date and
 notice timing are not known, so the user gives the date printed on the card.
 """
 
