@@ -48,7 +48,7 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 from bot.bootstrap import build_matcher  # noqa: E402
-from bot.nlp.matcher import Matcher  # noqa: E402
+from nlp.matcher import Matcher  # noqa: E402
 from handlers.faq import consult  # noqa: E402
 from knowledge import KnowledgeBase, load_knowledge  # noqa: E402
 from knowledge.models import Topic  # noqa: E402

@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a plain script from anywhere
     sys.path.insert(0, str(REPO))
 
-from bot.nlp.matcher import FUZZY_WEIGHT, WEAK_B, Entry, Matcher  # noqa: E402
-from bot.nlp.normalize import Synonyms  # noqa: E402
+from nlp.matcher import FUZZY_WEIGHT, WEAK_B, Entry, Matcher  # noqa: E402
+from nlp.normalize import Synonyms  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "peer-data" / "localgovfaq"
 DEFAULT_OUT = REPO / "bench" / "out" / "localgovfaq-run.json"
@@ -42,7 +42,7 @@ FILES = ("corpus.json", "queries.json", "qrels.json")
 DEPTH = 10
 # Each FAQ has a single phrasing (its question); its answer carries most of the words a user's
 # query shares with it, so the answer field weighs as much as the question here (the bot's topics,
-# with ~9 phrasings each, use the Matcher default of 0.3). See bot/nlp/matcher.py.
+# with ~9 phrasings each, use the Matcher default of 0.3). See nlp/matcher.py.
 FAQ_ANSWER_WEIGHT = 1.5
 # Per-corpus weights tried by --fit on the development half: the answer field's weight and length
 # normalisation, and the share of the fuzzy bonus.

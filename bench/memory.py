@@ -132,7 +132,7 @@ def messages_per_turn(questions: Sequence[str]) -> dict[str, tuple[int, ...]]:
     from bot.bootstrap import build_bot
     from bot.channels.slack import render
     from bot.config import Settings
-    from bot.messages import IncomingMessage
+    from handlers.messages import IncomingMessage
 
     with tempfile.TemporaryDirectory() as tmp:
         bot = build_bot(Settings(database_url=f"sqlite:///{tmp}/reference.db"))

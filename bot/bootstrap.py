@@ -13,9 +13,9 @@ from functools import lru_cache
 
 from bot.config import Settings
 from bot.core import Bot
-from bot.messages import IncomingMessage, Reply
-from bot.nlp.matcher import Entry, Matcher
-from bot.nlp.normalize import Synonyms
+from handlers.messages import IncomingMessage, Reply
+from nlp.matcher import Entry, Matcher
+from nlp.normalize import Synonyms
 from bot.storage.db import make_engine
 from bot.storage.repositories import Store
 from handlers import DEFAULT_FORMS
@@ -129,7 +129,7 @@ def redact_log_text(text: str, *, library: bool) -> str:
             text: bodies and quoted strings go too. Our own messages carry only ids, kinds and
             durations; for them ids of people and My Number-like numbers are masked.
     """
-    from bot.privacy import fold_digits, looks_like_my_number
+    from nlp.privacy import fold_digits, looks_like_my_number
 
     if library:
         text = _BODY.sub("[withheld]", text)

@@ -20,13 +20,18 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.nlp.matcher import Matcher
-from bot.privacy import looks_like_my_number
-from bot.storage.repositories import DuplicateEvent, StaleStateError, Store, UnitOfWork, hash_user
+from handlers.messages import Choice, IncomingMessage, Reply
+from nlp.matcher import Matcher
+from nlp.privacy import looks_like_my_number
+from bot.storage.conversations import DuplicateEvent, StaleStateError
+from bot.storage.costlog import UserCostLog
+from bot.storage.reminders import UserReminders
+from bot.storage.repositories import Store, UnitOfWork, hash_user
+from bot.storage.statistics import UserQuestions
 from handlers import dialog, route, urgent, urgent_in
 from handlers.base import Context
 from handlers.dialog import Form
+from handlers.ports import DeleteMyData, UserState
 from knowledge import KnowledgeBase
 
 log = logging.getLogger("nanbyo.turn")
@@ -154,9 +159,9 @@ class Bot:
               keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> tuple[str, list[Reply]]:
         with self.store.unit_of_work() as uow:
             if msg.event_id:
-                uow.claim_event(msg.channel, msg.event_id, msg.user_key)
+                uow.conversations.claim_event(msg.channel, msg.event_id, msg.user_key)
             now = self.clock()
-            sent = uow.count_message(msg.user_key, now)
+            sent = uow.conversations.count_message(msg.user_key, now)
             # Safety first: an emergency or a crisis is answered in every state, before the flood
             # limit and the guards (a My Number, a very long text), and the dialog stays where it was.
             found = urgent_in(msg, self.kb)
@@ -167,20 +172,14 @@ class Bot:
                 if keep is not None:
                     keep(uow, limited)
                 return ("rate-limited" if limited else "rate-limited-quiet"), limited
-            state = uow.load_state(msg.user_key)
-            ctx = Context(
-                kb=self.kb,
-                matcher=self.matcher,
-                state=state,
-                now=now,
-                forms=self.forms,
-                reminder_offsets=self.reminder_offsets,
-                uow=uow,
-            )
+            state = uow.conversations.load_state(msg.user_key)
+            ctx = self.context(uow, msg, state, now)
+            guarded: tuple[str, list[Reply]] | None
             if found is not None:
-                guarded: tuple[str, list[Reply]] | None = ("urgent", urgent(msg, ctx, found))
+                urgent_replies = urgent(msg, ctx, found)
                 if looks_like_my_number(msg.text or ""):  # read for safety only, never kept
-                    guarded[1].insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
+                    urgent_replies.insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
+                guarded = ("urgent", urgent_replies)
             else:
                 guarded = self._guard(msg, ctx)
             if guarded is not None:
@@ -189,13 +188,29 @@ class Bot:
                 name, replies = route(msg, ctx)
                 if msg.attachment and msg.choice is None:  # text with a photo or file: say what was read
                     replies = [Reply(ATTACHMENT_NOTE, kind="attachment-note"), *replies]
-            if ctx.delete_requested:
-                uow.delete_user(msg.user_key)
+            if any(isinstance(effect, DeleteMyData) for effect in ctx.effects):
+                uow.delete_user(msg.user_key)  # and the state is not saved again
             else:
-                uow.save_state(state)
+                uow.conversations.save_state(state)
             if keep is not None:
                 keep(uow, replies)
             return name, replies
+
+    def context(self, uow: UnitOfWork, msg: IncomingMessage, state: UserState, now: datetime) -> Context:
+        """What the handlers get for the turn of ``msg``: its user's ports on ``uow``, no more."""
+        return Context(
+            kb=self.kb,
+            matcher=self.matcher,
+            state=state,
+            now=now,
+            channel=msg.channel,
+            user=msg.user,
+            reminders=UserReminders(uow.reminders, msg.channel, msg.user, msg.user_key),
+            cost_log=UserCostLog(uow.cost_log, msg.channel, msg.user_key),
+            questions=UserQuestions(uow.statistics, msg.user_key),
+            forms=self.forms,
+            reminder_offsets=self.reminder_offsets,
+        )
 
     def delete_user(self, user_key: str) -> int:
         """Delete everything stored about a user (e.g. a LINE unfollow). Returns rows removed."""

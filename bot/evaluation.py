@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from bot.messages import IncomingMessage
-from bot.nlp.matcher import Matcher
-from bot.storage.models import UserState
+from handlers.messages import IncomingMessage
+from nlp.matcher import Matcher
+from handlers.ports import UserState
 from handlers.faq import consult
 from knowledge import KnowledgeBase
 
@@ -185,7 +185,7 @@ def _dialog_steps(bot: Any) -> list[tuple[str, str, UserState]]:
             if slot is None:
                 break
             with bot.store.unit_of_work() as uow:
-                state = uow.load_state(f"eval:{user}")
+                state = uow.conversations.load_state(f"eval:{user}")
             if state.dialog == form and (form, slot) not in seen:
                 seen.add((form, slot))
                 steps.append((form, slot, state))
@@ -222,8 +222,9 @@ def evaluate_safety(bot: Any, path: Path) -> SafetyResult:
         for s, (form, slot, state) in enumerate(steps):
             user = f"step-{n}-{s}"
             with bot.store.unit_of_work() as uow:
-                uow.save_state(UserState(user_key=f"eval:{user}", dialog=state.dialog, slots=dict(state.slots),
-                                         history=list(state.history), profile=dict(state.profile)))
+                uow.conversations.save_state(UserState(
+                    user_key=f"eval:{user}", dialog=state.dialog, slots=dict(state.slots),
+                    history=list(state.history), profile=dict(state.profile)))
             replies = bot.handle(IncomingMessage(channel="eval", user=user, text=text))
             alarmed = bool(replies) and replies[0].kind in URGENT_KINDS
             kept = bool(replies) and replies[-1].expecting == slot
@@ -301,7 +302,7 @@ def evaluate_actions(bot: Any, path: Path) -> ActionResult:
             bot.handle(IncomingMessage(channel="eval", user=user, text="いいえ"))
         replies = bot.handle(IncomingMessage(channel="eval", user=user, text=text))
         with bot.store.unit_of_work() as uow:
-            state = uow.load_state(f"eval:{user}")
+            state = uow.conversations.load_state(f"eval:{user}")
         if _performed(does[action], replies, state):
             direct += 1
             one_click += 1

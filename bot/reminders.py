@@ -48,8 +48,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
-from bot.storage.costlog import ClaimedNotice, CostLogRepository
-from bot.storage.repositories import ClaimedDelivery, Store, UnitOfWork, hash_user
+from bot.storage.costlog import ClaimedNotice
+from bot.storage.reminders import ClaimedDelivery, Reminders
+from bot.storage.repositories import Store, UnitOfWork, hash_user
 from handlers.costlog import message_text
 from handlers.reminders import in_sending_hours, reminder_text
 from knowledge import KnowledgeBase
@@ -75,7 +76,7 @@ class Sender(Protocol):
     """Pushes one message to one user of a channel; raises on failure.
 
     ``key`` is the same for every attempt of the same mark. A channel that can
-    deduplicate should: the LINE sender passes ``line_retry_key(key)`` as
+    deduplicate should: the LINE sender passes ``bot.channels.line.retry_key(key)`` as
     ``X-Line-Retry-Key`` and treats its 409 (already accepted) as success.
     """
 
@@ -83,7 +84,7 @@ class Sender(Protocol):
 
 
 class _Ledger(Protocol):
-    """Where a dispatcher records its sends: the reminders' unit of work, or the cost log's repository."""
+    """Where a dispatcher records its sends: the reminders' repository, or the cost log's."""
 
     def mark_sent(self, job_id: int, worker_id: str, sent_at: datetime) -> bool: ...
 
@@ -187,7 +188,7 @@ class _UnrecordedSends:
     that dies with entries here still falls back to the lease.
     """
 
-    def __init__(self, ledger: Callable[[UnitOfWork], _Ledger] = lambda uow: uow) -> None:
+    def __init__(self, ledger: Callable[[UnitOfWork], _Ledger] = lambda uow: uow.reminders) -> None:
         self._lock = threading.Lock()
         self._marks: dict[int, tuple[str, datetime]] = {}  # delivery id -> (worker id, sent at)
         self._ledger = ledger  # where the marks are written: reminder deliveries, or cost-log messages
@@ -225,7 +226,7 @@ _UNRECORDED_LOCK = threading.Lock()
 def _unrecorded_pair(store: Store) -> tuple[_UnrecordedSends, _UnrecordedSends]:
     with _UNRECORDED_LOCK:
         if store not in _UNRECORDED:
-            _UNRECORDED[store] = (_UnrecordedSends(), _UnrecordedSends(lambda uow: CostLogRepository(uow.session)))
+            _UNRECORDED[store] = (_UnrecordedSends(), _UnrecordedSends(lambda uow: uow.cost_log))
         return _UNRECORDED[store]
 
 
@@ -280,19 +281,19 @@ def dispatch_due(
     if not in_sending_hours(now):
         # Quiet hours: nobody gets a reminder at night; due marks go out at 09:00.
         with store.unit_of_work() as uow:
-            counts = uow.count_pending(now=now, channels=channels)
+            counts = uow.reminders.count_pending(now=now, channels=channels)
         log.debug("reminders quiet hours worker=%s due_waiting=%d", worker_id, counts.due)
         return DispatchSummary(not_due=counts.not_due + counts.due, no_sender=counts.no_sender, quiet=True)
 
     kb = kb or _knowledge(Settings.prefecture)
     today = now.astimezone(TOKYO).date()
     with store.unit_of_work() as uow:
-        skipped = uow.skip_stale_deliveries(now=now, stale_before=moment() - lease)
+        skipped = uow.reminders.skip_stale_deliveries(now=now, stale_before=moment() - lease)
     sent = failed = gave_up = lost = 0
     while True:
         with store.unit_of_work() as uow:  # committed before the first send
-            claimed = uow.claim_deliveries(now=now, stale_before=moment() - lease, claimed_at=moment(),
-                                           worker_id=worker_id, channels=channels, batch=batch)
+            claimed = uow.reminders.claim_deliveries(now=now, stale_before=moment() - lease, claimed_at=moment(),
+                                                     worker_id=worker_id, channels=channels, batch=batch)
         if not claimed:
             break
         claim_started = time.monotonic()
@@ -302,9 +303,9 @@ def dispatch_due(
                 if time.monotonic() - claim_started > lease.total_seconds() / 2:
                     # This batch is slow to send: give the rest back long before our lease could
                     # run out, or another dispatcher would take them over while we still send.
-                    marks.release_claims([d.id for d in claimed[index:]], worker_id)
+                    marks.reminders.release_claims([d.id for d in claimed[index:]], worker_id)
                     break
-                outcome = _deliver(marks, delivery, senders[delivery.channel], kb=kb, today=today,
+                outcome = _deliver(marks.reminders, delivery, senders[delivery.channel], kb=kb, today=today,
                                    worker_id=worker_id, moment=moment, max_attempts=max_attempts,
                                    unrecorded=unrecorded)
                 if outcome == "sent":
@@ -318,19 +319,19 @@ def dispatch_due(
             break
     # The cost log's messages (monthly nudge, a rule met) go out through the same claims and hours.
     with store.unit_of_work() as uow:
-        skipped += CostLogRepository(uow.session).skip_stale_nudges(now)
+        skipped += uow.cost_log.skip_stale_nudges(now)
     notices_unrecorded = _unrecorded_pair(store)[1]
     notices_unrecorded.record(store)
     while True:
         with store.unit_of_work() as uow:  # committed before the first send
-            notices = CostLogRepository(uow.session).claim_notices(
+            notices = uow.cost_log.claim_notices(
                 now=now, stale_before=moment() - lease, claimed_at=moment(), worker_id=worker_id, channels=channels,
                 batch=batch)
         if not notices:
             break
         claim_started = time.monotonic()
         with store.autocommit() as marks:
-            ledger = CostLogRepository(marks.session)
+            ledger = marks.cost_log
             for index, notice in enumerate(notices):
                 if time.monotonic() - claim_started > lease.total_seconds() / 2:
                     ledger.release_claims([n.id for n in notices[index:]], worker_id)
@@ -345,7 +346,7 @@ def dispatch_due(
         if len(notices) < batch:
             break
     with store.unit_of_work() as uow:
-        counts = uow.count_pending(now=now, channels=channels)
+        counts = uow.reminders.count_pending(now=now, channels=channels)
     summary = DispatchSummary(sent=sent, failed=failed, skipped=skipped, not_due=counts.not_due,
                               no_sender=counts.no_sender, gave_up=gave_up, lost=lost)
     # The scheduler runs this every minute: a run that did nothing is not worth an INFO line.
@@ -358,7 +359,7 @@ def dispatch_due(
 
 
 def _deliver(
-    marks: UnitOfWork,
+    marks: Reminders,
     delivery: ClaimedDelivery,
     sender: Sender,
     *,
@@ -380,8 +381,8 @@ def _notice_text(marks: UnitOfWork, notice: ClaimedNotice, kb: KnowledgeBase, to
     """The text of a cost-log message, from the user's log and profile as they are now."""
 
     def text() -> str:
-        entries = CostLogRepository(marks.session).entries(notice.user_key)
-        return message_text(kb, notice.kind, notice.month, entries, marks.load_state(notice.user_key).profile, today)
+        entries = marks.cost_log.entries(notice.user_key)
+        return message_text(kb, notice.kind, notice.month, entries, marks.conversations.load_state(notice.user_key).profile, today)
 
     return text
 

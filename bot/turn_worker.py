@@ -74,7 +74,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
-from bot.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, IncomingMessage, Reply
 from bot.storage.models import utcnow
 from bot.storage.repositories import Store
 
@@ -192,7 +192,7 @@ class ReplayingBot:
         if ctx.retry and ctx.kept is None:
             try:
                 with self._bot.store.unit_of_work() as uow:
-                    raw = uow.turn_replies(ctx.turn_id)
+                    raw = uow.turns.turn_replies(ctx.turn_id)
                 ctx.kept = json.loads(raw) if raw else {}
             except DBAPIError:
                 ctx.kept = {}  # the turn below fails the same way and apologises
@@ -203,7 +203,7 @@ class ReplayingBot:
 
         def keep(uow: Any, replies: list[Reply]) -> None:
             kept = {**(ctx.kept or {}), index: encode_replies(replies)}
-            uow.keep_turn_replies(ctx.turn_id, json.dumps(kept, ensure_ascii=False))
+            uow.turns.keep_turn_replies(ctx.turn_id, json.dumps(kept, ensure_ascii=False))
             committed.clear()
             committed.update(kept)
 
@@ -263,7 +263,7 @@ class _Recorder:
                 batch, self._queue[:] = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
             try:
                 with self._store.unit_of_work() as uow:
-                    ids = uow.add_pending_turns([(e.kind, e.user_key, e.payload) for e in batch], owner=self._owner,
+                    ids = uow.turns.add_pending_turns([(e.kind, e.user_key, e.payload) for e in batch], owner=self._owner,
                                                 now=utcnow())
                 for entry, turn_id in zip(batch, ids, strict=True):
                     entry.turn_id = turn_id
@@ -482,11 +482,11 @@ class TurnProcess:
         if self.store is not None:
             with self.store.unit_of_work() as uow:
                 # Answers left by a crash between deleting a turn and its answer.
-                uow.purge_turn_answers(before=now - ANSWER_RETENTION)
+                uow.turns.purge_turn_answers(before=now - ANSWER_RETENTION)
         with self.queue.unit_of_work() as uow:
             if mine:
-                uow.renew_turns(self.owner, mine, now)
-            adopted = uow.adopt_turns(owner=self.owner, stale_before=now - timedelta(seconds=self.lease),
+                uow.turns.renew_turns(self.owner, mine, now)
+            adopted = uow.turns.adopt_turns(owner=self.owner, stale_before=now - timedelta(seconds=self.lease),
                                       now=now, limit=room)
         dead: list[int] = []
         for turn in adopted:
@@ -525,9 +525,9 @@ class TurnProcess:
             return
         try:
             with self.queue.unit_of_work() as uow:
-                uow.finish_turns(turn_ids)
+                uow.turns.finish_turns(turn_ids)
             with self.store.unit_of_work() as uow:
-                uow.forget_turn_answers(turn_ids)
+                uow.turns.forget_turn_answers(turn_ids)
         except Exception as exc:
             log.error("dropped turns not deleted error=%s", type(exc).__name__)
 
@@ -637,7 +637,7 @@ def _child_main(conn: Connection, settings: Settings, threads: int, niceness: in
                 # posted again). Reported done only once deleted: until then its lease is renewed.
                 try:
                     with queue.autocommit() as uow:
-                        uow.finish_turn(seq)
+                        uow.turns.finish_turn(seq)
                 except Exception as exc:  # the database is away: the lease runs out, the turn is re-run
                     log.error("answered turn not deleted turn=%d error=%s", seq, type(exc).__name__)
                 report([seq])
@@ -718,6 +718,6 @@ class _Forgetter:
                 batch, self._done = self._done, []
             try:
                 with self._store.autocommit() as uow:
-                    uow.forget_turn_answers(batch)
+                    uow.turns.forget_turn_answers(batch)
             except Exception as exc:
                 log.warning("kept answers not deleted count=%d error=%s", len(batch), type(exc).__name__)

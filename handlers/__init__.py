@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.privacy import redact
+from handlers.messages import Choice, IncomingMessage, Reply
+from nlp.privacy import redact
 from handlers import costlog, dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
@@ -98,7 +98,7 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     if c is None and len(text) >= 2:
         c = _consult_mid_dialog(text, ctx)
     if c is not None and c.kind == "action" and c.action is not None:
-        return _performed(c, msg, ctx)
+        return _performed(c, c.action, msg, ctx)
     if c is not None and c.kind in ("answer", "medical", "redirect"):
         return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     return dialog.reask(form, ctx, result)
@@ -115,11 +115,12 @@ _QUESTION = re.compile(r"([?？]|ですか|ますか|でしょうか|の|って|
 MID_DIALOG_CONFIDENCE = 60.0
 
 
-def _performed(c: Consultation, msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    """Do the action a message asked for; a topic that was almost as close goes on the first reply as a button."""
+def _performed(c: Consultation, action_id: str, msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    """Do the action ``action_id`` a message asked for (``c.action``); a topic that was almost as
+    close goes on the first reply as a button."""
     if c.municipality:
         ctx.state.profile["municipality"] = c.municipality
-    replies = understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
+    replies = understand.perform(understand.action(ctx.kb, action_id), msg, ctx)
     if c.choices and replies:
         first = replies[0]
         replies[0] = Reply(first.text, choices=first.choices + c.choices, expecting=first.expecting,
@@ -130,24 +131,24 @@ def _performed(c: Consultation, msg: IncomingMessage, ctx: Context) -> list[Repl
 def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     c = consult(ctx.kb, ctx.matcher, text_of(msg), ctx.state.profile.get("municipality"))
     if c.kind == "action" and c.action is not None:
-        return _performed(c, msg, ctx)
-    if ctx.uow is not None and c.kind in ("answer", "fallback", "redirect"):
+        return _performed(c, c.action, msg, ctx)
+    if c.kind in ("answer", "fallback", "redirect"):
         # Statistics for the operator: the topic, and for unanswered questions a redacted text.
         closest = c.topic or (c.candidates[0].id if c.candidates else None)
-        ctx.uow.record_question(ctx.state.user_key, ctx.today, closest, c.kind == "answer",
-                                None if c.kind == "answer" else redact(text_of(msg)))
+        ctx.questions.record(ctx.today, closest, c.kind == "answer",
+                             None if c.kind == "answer" else redact(text_of(msg)))
     if c.kind in ("answer", "office") and c.municipality:
         ctx.state.profile["municipality"] = c.municipality
     return [c.reply()]
 
 
-BACK_WORDS = system._phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正",
+BACK_WORDS = system.phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正",
                              "間違えた", "まちがえた", "間違えました", "まちがえました", "入力ミス")
 # After a result, these offer to change one answer (inside a dialog, 「戻る」 goes back one question).
-FIX_WORDS = BACK_WORDS | system._phrases("fix", "ちがう", "違う", "違います", "ちがいます", "間違い", "まちがい", "直したい",
+FIX_WORDS = BACK_WORDS | system.phrases("fix", "ちがう", "違う", "違います", "ちがいます", "間違い", "まちがい", "直したい",
                                          "なおしたい", "答えを直す", "答えを直したい", "やっぱり違う", "修正したい", "訂正したい",
                                          "直す", "なおす", "間違ってる", "まちがってる", "間違っています")
-DETAILS_WORDS = system._phrases("details", "くわしく", "詳しく", "詳細", "くわしく見る", "もっと詳しく", "内訳", "計算の内訳")
+DETAILS_WORDS = system.phrases("details", "くわしく", "詳しく", "詳細", "くわしく見る", "もっと詳しく", "内訳", "計算の内訳")
 
 
 def _after_result(ctx: Context) -> bool:

@@ -2,7 +2,8 @@
 
 A handler is ``(message, context) -> list[Reply]``. It may change
 ``context.state`` (the user's conversation state, saved by the core after the
-turn); it never sends, commits or reads the environment.
+turn), use the narrow ports of ``handlers.ports`` the context carries, and ask
+the core for an effect; it never sends, commits or reads the environment.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from bot.messages import Choice, IncomingMessage
-from bot.nlp.matcher import Matcher
-from bot.storage.models import UserState
-from bot.storage.repositories import UnitOfWork
+from handlers.messages import Choice, IncomingMessage
+from nlp.matcher import Matcher
+from handlers.ports import CostLogBook, Effect, QuestionLog, ReminderBook, UserState
 from knowledge import KnowledgeBase
 
 if TYPE_CHECKING:
@@ -27,18 +27,26 @@ MENU = Choice("メニュー", "menu")
 
 @dataclass
 class Context:
-    """Everything a handler may use during one turn."""
+    """Everything a handler may use during one turn.
+
+    ``channel`` and ``user`` name who is talking ("line", the LINE user id). ``reminders`` and
+    ``questions`` and ``cost_log`` are bound to that user and write in the turn's transaction: the core commits
+    them together with the state, or not at all. ``effects`` are what the handler asks the core
+    to do once it has returned (``handlers.ports.DeleteMyData``).
+    """
 
     kb: KnowledgeBase
     matcher: Matcher
     state: UserState
     now: datetime  # timezone-aware, Asia/Tokyo
+    channel: str
+    user: str
+    reminders: ReminderBook
+    questions: QuestionLog
+    cost_log: CostLogBook
     forms: dict[str, Form] = field(default_factory=dict)
     reminder_offsets: tuple[int, ...] = (60, 30, 7)
-    delete_requested: bool = False
-    # The turn's unit of work: handlers may read through it and record writes
-    # (e.g. a reminder); the core commits them together with the state, or not at all.
-    uow: UnitOfWork | None = None
+    effects: list[Effect] = field(default_factory=list)
 
     @property
     def today(self) -> date:

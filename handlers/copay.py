@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from datetime import date
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
-from bot.messages import Choice, Reply
+from handlers.messages import Choice, Reply
 from handlers import parsers
 from handlers.base import Context, known_office
 from handlers.calc.cost_log import RULES, progress, window
@@ -357,9 +357,9 @@ def _application_date(text: str, ctx: Context) -> Any:
     return parsers.parse_date(text, ctx.today, prefer="nearest")
 
 
-def _accepted(reason: Any) -> bool:
+def _accepted(reason: object) -> TypeGuard[str]:
     """Whether a delay reason was given that the office accepts, or may accept (「その他の事情」)."""
-    if reason in (None, UNKNOWN, "none"):
+    if not isinstance(reason, str) or reason == "none":
         return False
     found = delay_reason(reason)
     return found is not None and found.accepted is not False
@@ -379,7 +379,7 @@ def _start_finish(a: Answers, ctx: Context) -> list[Reply]:
                       choices=(Choice("もう一度計算する", "start:start-date"),), kind="start-error")]
     lines = [f"助成の開始日は、早ければ {_ja_date(result.start)} です。",
              f"決め手：{_start_rule(diagnosis, received, result.start, accepted)}"]
-    if _accepted(reason) and delay_reason(reason).accepted is None:  # type: ignore[union-attr]
+    if _accepted(reason) and (found := delay_reason(reason)) is not None and found.accepted is None:
         lines.append("「その他の事情」は窓口が個別に判断します。3か月までさかのぼれるかは、窓口にご確認ください。")
     lines.append("開始日より後に払った医療費は、受給者証が届いてから払い戻し（償還払い）を申請できます。")
     lines.append("最終的な開始日は県（窓口）が決めます。")

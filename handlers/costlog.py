@@ -19,9 +19,8 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.storage.costlog import NUDGE, CostLogRepository, Entry
-from bot.storage.models import COST_PAID, COST_TOTAL
+from handlers.messages import Choice, IncomingMessage, Reply
+from handlers.ports import COST_PAID, COST_TOTAL, NUDGE, CostEntry
 from handlers import dialog
 from handlers.base import MENU, Context, office_hint, office_text
 from handlers.calc.copay import TIERS
@@ -68,25 +67,16 @@ def _sources(kb: KnowledgeBase, topic_id: str) -> str:
     return "出典：" + "、".join(cites)
 
 
-def _repo(ctx: Context) -> CostLogRepository:
-    assert ctx.uow is not None, "the core gives every turn a unit of work"
-    return CostLogRepository(ctx.uow.session)
-
-
-def _channel(user_key: str) -> str:
-    return user_key.partition(":")[0]
-
-
-def totals_of(entries: Sequence[Entry]) -> dict[YearMonth, int]:
+def totals_of(entries: Sequence[CostEntry]) -> dict[YearMonth, int]:
     """The logged totals (10割) by month; amounts only paid (自己負担) are not totals."""
     return {_ym(e.month): e.amount for e in entries if e.kind == COST_TOTAL}
 
 
 def logged_totals(ctx: Context) -> dict[YearMonth, int]:
     """The user's logged totals, for the calculators (empty when the user keeps no log)."""
-    if ctx.uow is None or not ctx.state.profile.get(CONSENT):
+    if not ctx.state.profile.get(CONSENT):
         return {}
-    return totals_of(_repo(ctx).entries(ctx.state.user_key))
+    return totals_of(ctx.cost_log.entries())
 
 
 # --- the nudge's plan (pure) ---------------------------------------------------------------------
@@ -126,7 +116,7 @@ def _months(text: str, ctx: Context) -> Any:
 def _prefill(ctx: Context) -> dict[str, Any]:
     if not ctx.state.profile.get(CONSENT):
         return {}
-    return {"costlog_consent": True, "costlog_nudge": _repo(ctx).nudging(ctx.state.user_key)}
+    return {"costlog_consent": True, "costlog_nudge": ctx.cost_log.nudging()}
 
 
 Q_CONSENT = (
@@ -147,11 +137,11 @@ def _finish(answers: Answers, ctx: Context) -> list[Reply]:
     if not _consented(answers):
         return [Reply("わかりました。記録はしません。始めたくなったら「医療費の記録をつけたい」と送ってください。",
                       choices=(MENU,), kind="costlog-declined")]
-    repo = _repo(ctx)
+    repo = ctx.cost_log
     ctx.state.profile[CONSENT] = True
     replies: list[Reply] = []
-    if answers.get("costlog_nudge") is True and not repo.nudging(ctx.state.user_key):
-        repo.plan_nudges(ctx.state.user_key, _channel(ctx.state.user_key), nudge_plan(ctx.now))
+    if answers.get("costlog_nudge") is True and not repo.nudging():
+        repo.plan_nudges(nudge_plan(ctx.now))
         replies.append(Reply(f"毎月{NUDGE_DAY}日の午前9時ごろに、先月の医療費の総額をおたずねします。", kind="costlog-nudge-on"))
     value = answers.get("costlog_months")
     if not isinstance(value, dict):
@@ -179,14 +169,13 @@ COSTLOG_FORM = Form(
 
 def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
     """Record the months typed, then say what was recorded and where the user stands."""
-    repo = _repo(ctx)
-    user_key = ctx.state.user_key
-    before = totals_of(repo.entries(user_key))
+    repo = ctx.cost_log
+    before = totals_of(repo.entries())
     kind = COST_PAID if value.paid else COST_TOTAL
     changed = []
     for month, amount in value.amounts:
         old = before.get(_ym(month)) if kind == COST_TOTAL else None
-        repo.record(user_key, month, amount, kind)
+        repo.record(month, amount, kind)
         if old is not None and old != amount:
             changed.append(f"{month.month}月：{old:,}円 → {amount:,}円")
     ctx.state.profile.pop(dialog.LAST, None)  # 「間違えた」 now means these months, not a calculation
@@ -200,14 +189,14 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
     lines = [f"記録しました：{typed}"]
     if changed:
         lines.append("直した月：" + "、".join(changed))
-    after = totals_of(repo.entries(user_key))
+    after = totals_of(repo.entries())
     current = _ym(ctx.today)
     for rule in RULES:
         now = progress(after, current, rule)
         lines.append(_standing(now, current))
         if now.qualifies and not progress(before, current, rule).qualifies:
             month = date(current[0], current[1], 1)
-            if repo.schedule_notice(user_key, _channel(user_key), rule.name, month, ctx.now):
+            if repo.schedule_notice(rule.name, month, ctx.now):
                 lines.append(f"→ {rule.title}の条件に届きました。上限額や申請の手続きを、このあと「お知らせ」でお送りします"
                              "（9時〜20時）。")
     lines.append("数えるのは今月を含む直近12か月で、ちょうど5万円・33,330円の月は数えません。最終的な判断は県（窓口）が行います。")
@@ -253,15 +242,15 @@ def record_typed(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     value = typed_months(msg, ctx)
     assert value is not None
     replies = record(ctx, value)
-    repo = _repo(ctx)
-    if repo.nudging(ctx.state.user_key):  # keep a year of nudges ahead
-        repo.plan_nudges(ctx.state.user_key, _channel(ctx.state.user_key), nudge_plan(ctx.now))
+    repo = ctx.cost_log
+    if repo.nudging():  # keep a year of nudges ahead
+        repo.plan_nudges(nudge_plan(ctx.now))
     return replies
 
 
 # --- 「医療費の記録を見せて」「医療費のお知らせをやめて」 -----------------------------------------------
 
-def table_text(entries: Sequence[Entry], today: date) -> str:
+def table_text(entries: Sequence[CostEntry], today: date) -> str:
     """The last 12 months as short lines a phone shows whole: month, total, and a mark for the lines."""
     current = _ym(today)
     high, mild = RULES
@@ -290,7 +279,7 @@ def table_text(entries: Sequence[Entry], today: date) -> str:
 
 def show(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """「医療費の記録を見せて」: the table of the last 12 months and where the user stands."""
-    entries = _repo(ctx).entries(ctx.state.user_key) if ctx.state.profile.get(CONSENT) else []
+    entries = ctx.cost_log.entries() if ctx.state.profile.get(CONSENT) else []
     if not entries:
         replies = [Reply("医療費の記録はまだありません。「医療費の記録をつけたい」と送ると始められます。",
                          choices=(Choice("記録をつける", "start:costlog"), MENU), kind="costlog-table")]
@@ -302,7 +291,7 @@ def show(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 def stop_nudge(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """「医療費のお知らせをやめて」: at once, like stopping a reminder (the log itself stays)."""
-    stopped = _repo(ctx).stop_nudges(ctx.state.user_key) if ctx.uow else 0
+    stopped = ctx.cost_log.stop_nudges()
     text = ("毎月の医療費のお知らせを止めました。記録はそのまま残っています（消すときは「データを削除」）。"
             if stopped else "毎月の医療費のお知らせは、いま届く設定になっていません。")
     return [Reply(text, choices=(SHOW, MENU), kind="costlog-nudge-off")] + _continue(ctx)
@@ -322,7 +311,7 @@ def nudge_text(kb: KnowledgeBase, month: date) -> str:
             "このお知らせを止めるときは「医療費のお知らせをやめて」と送ってください。")
 
 
-def notice_text(kb: KnowledgeBase, kind: str, entries: Sequence[Entry], profile: dict[str, Any], today: date) -> str:
+def notice_text(kb: KnowledgeBase, kind: str, entries: Sequence[CostEntry], profile: dict[str, Any], today: date) -> str:
     """The one message that says 高額かつ長期 (``high-cost``) or 軽症高額 (``mild``) is met: what it
     means, what to apply for, what to bring, the office — with the counts as logged today."""
     rule: Rule = next(r for r in RULES if r.name == kind)
@@ -364,7 +353,7 @@ def known_office_of(kb: KnowledgeBase, profile: dict[str, Any]) -> str:
     return office_hint(kb)
 
 
-def message_text(kb: KnowledgeBase, kind: str, month: date, entries: Sequence[Entry], profile: dict[str, Any],
+def message_text(kb: KnowledgeBase, kind: str, month: date, entries: Sequence[CostEntry], profile: dict[str, Any],
                  today: date) -> str:
     """The text of one cost-log message the dispatcher sends."""
     if kind == NUDGE:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from bot.messages import Choice, Reply
-from bot.nlp.normalize import fold
+from handlers.messages import Choice, Reply
+from nlp.normalize import fold
 from handlers.base import BACK, CANCEL, Context
 from handlers.parsers import UNKNOWN, Invalid
 

@@ -10,9 +10,9 @@ import re
 
 from dataclasses import dataclass, field, replace
 
-from bot.messages import Choice, Reply
-from bot.nlp.matcher import Match, Matcher
-from bot.nlp.normalize import fold, strip_fillers
+from handlers.messages import Choice, Reply
+from nlp.matcher import Match, Matcher
+from nlp.normalize import fold, strip_fillers
 from handlers.base import office_hint, topic_choice
 from handlers import understand
 from handlers.office import index_for, office_block
@@ -86,8 +86,8 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     """
     safety = classify(kb, text)
     if safety is not None:
-        choices = () if safety is not Safety.MEDICAL else (Choice("メニュー", "menu"),)
-        return Consultation(None, 0.0, reply_text(kb, safety), kind=safety.value, choices=choices)
+        menu: tuple[Choice, ...] = (Choice("メニュー", "menu"),) if safety is Safety.MEDICAL else ()
+        return Consultation(None, 0.0, reply_text(kb, safety), kind=safety.value, choices=menu)
 
     found = index_for(kb.prefecture).find(text)
     if found and found.municipality:
@@ -124,13 +124,13 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
         # Ranked first, the action is done; a topic almost as close is offered beside it as a button.
         close = (best.id,) if best is not None and best.confidence >= ANSWER_THRESHOLD \
             and top.confidence - best.confidence < UNSURE_MARGIN else ()
-        if close and understand.asks_fact(text) and not understand.requests(kb, text) \
+        if close and best is not None and understand.asks_fact(text) and not understand.requests(kb, text) \
                 and not understand.has_cue(kb, text, act.id) and not understand.personal(kb, text):
             # A question (「更新の時期っていつ？」) that is nearly as close to a topic: the answer, with
             # the action as its first button.
-            body, choices = render_topic(kb, best.id, municipality)  # type: ignore[union-attr]
+            body, choices = render_topic(kb, best.id, municipality)
             choices = (understand.button(act),) + tuple(c for c in choices if c.value != act.does)
-            return Consultation(best.id, best.confidence, body, alternatives, choices, "answer",  # type: ignore[union-attr]
+            return Consultation(best.id, best.confidence, body, alternatives, choices, "answer",
                                 tuple(matches), found.municipality if found else None)
         return Consultation(None, top.confidence, "", close, tuple(topic_choice(kb, t) for t in close), kind="action",
                             candidates=tuple(matches), municipality=found.municipality if found else None,
@@ -173,7 +173,7 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
         return Consultation(None, best.confidence if best else 0.0, redirect.reply.strip(), related,
                             tuple(topic_choice(kb, t) for t in related), "redirect", tuple(matches))
     if found and found.municipality and _names_a_place_only(text, found.municipality):
-        # 「太田市」, 「前橋に住んでます」: no question to be sorry about; here is their office.
+        # A municipality alone, or 「〇〇市に住んでます」: no question to be sorry about; here is their office.
         body = office_block(kb.prefecture, found.office, found.municipality)
         return Consultation(None, 0.0, body + "\n\n出典：" + kb.sources[kb.prefecture.sources[0]].cite(), suggestions,
                             choices, "office", tuple(matches), found.municipality)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.nlp.normalize import fold
+from nlp.normalize import fold
 from knowledge.models import Prefecture
 
 _SUFFIX = re.compile(r"(市|町|村|まち|むら|し|ちょう|そん)$")

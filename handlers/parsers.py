@@ -74,7 +74,10 @@ class Invalid:
     options: tuple[tuple[str, str], ...] = ()
 
 
-Rate = Literal[0.1, 0.2, 0.3]
+# 「〜」「～」 and the wave dash all become "~"; the long-vowel bar variants become "ー".
+_DASHES = str.maketrans("〜～−‐–—―", "~~----ー")
+
+Rate = float  # one of 0.1, 0.2, 0.3 (a Literal cannot hold floats)
 
 # Button (label, value) pairs. Values are plain ASCII and parse with the matching parser.
 UNKNOWN_CHOICE: Final[tuple[str, str]] = ("わからない", "unknown")
@@ -132,9 +135,7 @@ def normalize(text: str) -> str:
     Returns:
         The normalised text; commas are kept (their meaning depends on the question).
     """
-    folded = unicodedata.normalize("NFKC", text).lower()
-    # 「〜」「～」 and the wave dash all become "~"; the long-vowel bar variants become "ー".
-    folded = folded.translate(str.maketrans({"〜": "~", "～": "~", "−": "-", "‐": "-", "–": "-", "—": "-", "―": "ー"}))
+    folded = unicodedata.normalize("NFKC", text).lower().translate(_DASHES)
     return re.sub(r"\s+", "", folded)
 
 
@@ -973,13 +974,13 @@ def parse_date(text: str, today: date, *, prefer: Prefer = "future") -> date | U
         year = _era_year(era, match.group("year"))
         if year is None:
             return _no_such_era_year(era)
-        found = _dated(year, int(match.group("month")), int(match.group("day")))
-        if isinstance(found, date) and found < _ERAS[era][0]:
+        dated = _dated(year, int(match.group("month")), int(match.group("day")))
+        if isinstance(dated, date) and dated < _ERAS[era][0]:
             first = _ERAS[era][0]
             return ImpossibleDate(
                 f"{_ERA_NAMES[era]}は{first.year}年{first.month}月{first.day}日からなので、その日付はありません。" + HINT_DATE
             )
-        return found
+        return dated
     match = _WESTERN_DATE.search(t) or _COMPACT_DATE.search(t)
     if match and _only_this(t, match):
         return _dated(int(match.group("year")), int(match.group("month")), int(match.group("day")))

@@ -7,11 +7,12 @@ recorded through the turn's unit of work; the commands 「通知を確認」 and
 the plan itself (``plan_marks``, pure) and the text of a reminder (``reminder_text``),
 which the dispatcher in ``bot.reminders`` sends.
 
-What this is not: no sending, no clock, no SQL. Handlers record through ``ctx.uow``
-and the core commits with the state; ``bot.reminders.dispatch_due`` delivers.
+What this is not: no sending, no clock, no SQL. Handlers record through ``ctx.reminders``
+(``handlers.ports.ReminderBook``) and the core commits with the state;
+``bot.reminders.dispatch_due`` delivers.
 
 Facts (FACTS.md §9): renewal must be filed before the end date, after it a 新規申請 is
-needed (新規用 臨床調査個人票, only a 難病指定医 may write it); Gunma's end date and
+needed (新規用 臨床調査個人票, only a 難病指定医 may write it); the prefecture's end date and
 notice timing are not known, so the user gives the date printed on the card.
 """
 
@@ -22,14 +23,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.storage.models import CLAIMED, FAILED, PENDING, SENT, SKIPPED
-from bot.storage.repositories import PlannedMark, Registration, ReminderView
+from handlers.messages import Choice, IncomingMessage, Reply
 from handlers import dialog
 from handlers.base import MENU, Context, office_hint
 from handlers.dialog import Answers, Form, Slot
 from handlers.office import index_for, office_block
 from handlers.parsers import UNKNOWN, ImpossibleDate, Invalid, parse_date, parse_yes_no
+from handlers.ports import CLAIMED, FAILED, PENDING, SENT, SKIPPED, PlannedMark, Registration, ReminderView
 from handlers.system import ask_municipality, parse_municipality
 from knowledge import KnowledgeBase
 
@@ -156,12 +156,6 @@ def reminder_text(kb: KnowledgeBase, *, expiry: date, offset_days: int, municipa
 
 # --- the registration dialog ---------------------------------------------------------------
 
-def _user_of(ctx: Context) -> tuple[str, str]:
-    """(channel, channel user id) from the state's key ``channel:user``."""
-    channel, _, user = ctx.state.user_key.partition(":")
-    return channel, user
-
-
 def _ask_municipality(answers: Answers, ctx: Context) -> str:
     return "窓口の連絡先もお知らせに入れます。" + ask_municipality(answers, ctx)
 
@@ -172,7 +166,7 @@ def _ask_expiry(answers: Answers, ctx: Context) -> str:
         f"受給者証に書かれている有効期間の終わりの日（有効期限）を教えてください。期限の{days}にお知らせします。\n"
         "例：2027年3月31日、令和9年3月31日、R9.3.31、2027/3/31"
     )
-    current = ctx.uow.active_reminder(ctx.state.user_key) if ctx.uow else None
+    current = ctx.reminders.active()
     if current is not None:
         text += f"\n（いま登録されているお知らせ（有効期限 {format_date(current.expiry_date)}）は、新しい日付で置き換えます）"
     return text
@@ -255,11 +249,9 @@ def _finish(answers: Answers, ctx: Context) -> list[Reply]:
             choices=(Choice("新しい日付で登録", "start:reminder"), MENU),
             kind="reminder-lapsed",
         )]
-    assert ctx.uow is not None, "the core gives every turn a unit of work"
-    channel, user = _user_of(ctx)
-    registration = ctx.uow.register_reminder(
-        user_key=ctx.state.user_key, channel=channel, user=user, expiry_date=expiry,
-        municipality=municipality, marks=plan_marks(expiry, ctx.reminder_offsets, ctx.now), now=ctx.now,
+    registration = ctx.reminders.register(
+        expiry_date=expiry, municipality=municipality, marks=plan_marks(expiry, ctx.reminder_offsets, ctx.now),
+        now=ctx.now,
     )
     return [Reply(_registered_text(registration, ctx), choices=(Choice("通知を確認", "reminder:list"), MENU),
                   kind="reminder-registered")]
@@ -314,7 +306,7 @@ def _continue_open_dialog(ctx: Context) -> list[Reply]:
 
 def list_reminders(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """「通知を確認」: the active reminder, its date and marks."""
-    view = ctx.uow.active_reminder(ctx.state.user_key) if ctx.uow else None
+    view = ctx.reminders.active()
     if view is None:
         days = "・".join(f"{o}日前" for o in ctx.reminder_offsets)
         replies = [Reply(
@@ -341,7 +333,7 @@ def stop_reminders(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """
     if ctx.state.dialog == REMINDER_FORM.name:
         dialog.end(ctx)  # the user would rather not be reminded: leave the registration too
-    stopped = ctx.uow.stop_reminders(ctx.state.user_key) if ctx.uow else 0
+    stopped = ctx.reminders.stop()
     if stopped:
         text = ("更新のお知らせを停止しました（確認なしで、すぐに停止しています）。これ以降、お知らせはお送りしません。\n"
                 "また受け取りたいときは「更新のお知らせ」と送ってください。")

@@ -22,8 +22,8 @@ from enum import Enum
 
 from rapidfuzz.distance import Levenshtein
 
-from bot.nlp.matcher import reading
-from bot.nlp.normalize import fold
+from nlp.matcher import reading
+from nlp.normalize import fold
 from knowledge import KnowledgeBase
 from knowledge.models import EmergencyLexicon, EmergencyRule, Redirect
 

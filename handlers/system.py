@@ -6,21 +6,23 @@ message, so 「やめる」 cancels but 「薬をやめてもいい？」 does n
 
 from __future__ import annotations
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.nlp.normalize import fold, strip_fillers
+from handlers.messages import Choice, IncomingMessage, Reply
+from nlp.normalize import fold, strip_fillers
 from handlers import dialog
 from handlers.base import CANCEL, Context, municipality_examples, text_of
 from handlers.dialog import Answers, Form, Slot
 from handlers.office import index_for, office_block
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
+from handlers.ports import DeleteMyData
 
 
-def _phrases(*words: str) -> frozenset[str]:
+def phrases(*words: str) -> frozenset[str]:
+    """Whole-message commands as the router compares them: folded, without fillers."""
     return frozenset(strip_fillers(fold(w)) for w in words)
 
 
-GREETING_WORDS = _phrases("こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "もしもし", "やあ", "hello", "hi")
-THANKS_WORDS = _phrases("ありがとう", "ありがとうございます", "ありがとうございました", "助かりました", "わかりました", "了解",
+GREETING_WORDS = phrases("こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "もしもし", "やあ", "hello", "hi")
+THANKS_WORDS = phrases("ありがとう", "ありがとうございます", "ありがとうございました", "助かりました", "わかりました", "了解",
                         "りょうかい", "ok", "thanks", "thank you", "どうも")
 
 MENU_CHOICES = (
@@ -98,7 +100,7 @@ def parse_municipality(text: str, ctx: Context) -> object:
     return found.municipality
 
 
-def _office_finish(answers, ctx: Context) -> list[Reply]:
+def _office_finish(answers: Answers, ctx: Context) -> list[Reply]:
     muni = answers.get("municipality")
     pref = ctx.kb.prefecture
     if not isinstance(muni, str):
@@ -127,9 +129,9 @@ OFFICE_FORM = Form(
 
 # --- delete my data -----------------------------------------------------------
 
-def _delete_finish(answers, ctx: Context) -> list[Reply]:
+def _delete_finish(answers: Answers, ctx: Context) -> list[Reply]:
     if answers.get("confirm_delete") is True:
-        ctx.delete_requested = True  # the core deletes the rows after this turn, in the same unit of work
+        ctx.effects.append(DeleteMyData())  # the core deletes the rows after this turn, in the same transaction
         return [Reply("このチャットでお預かりしていたあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録など）をすべて削除しました。",
                       kind="deleted")]
     return [Reply("削除はしませんでした。データはそのままです。", choices=(Choice("メニュー", "menu"),), kind="cancel")]

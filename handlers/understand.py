@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.messages import Choice, IncomingMessage, Reply
-from bot.nlp.matcher import KANA_QUESTION, Match, kana_share, reading
-from bot.nlp.normalize import fold, strip_fillers
+from handlers.messages import Choice, IncomingMessage, Reply
+from nlp.matcher import KANA_QUESTION, Match, kana_share, reading
+from nlp.normalize import fold, strip_fillers
 from handlers import costlog, dialog, reminders, system
 from handlers.base import Context, text_of
 from knowledge import KnowledgeBase
@@ -260,7 +260,8 @@ def perform(a: Action, msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 def restart_form(ctx: Context) -> dialog.Form | None:
     """The dialog 「最初から」 starts again: the open one, else the one that just gave a result."""
-    if ctx.state.dialog in ctx.forms:
-        return ctx.forms[ctx.state.dialog]  # type: ignore[index]
+    form = ctx.forms.get(ctx.state.dialog or "")
+    if form is not None:
+        return form
     last = dialog.last_answers(ctx)
     return last[0] if last else None

@@ -29,7 +29,7 @@ class Source(_Strict):
     updated: str | None = Field(default=None, description="date the source itself was last updated, as it states it")
 
     def cite(self) -> str:
-        """Japanese citation line, e.g. 群馬県「特定医療費(指定難病)制度について」（2024年12月10日更新）."""
+        """Japanese citation line, e.g. 〇〇県「特定医療費(指定難病)制度について」（2024年12月10日更新）."""
         text = f"{self.publisher}「{self.title}」"
         if self.updated:
             text += f"（{self.updated}）"

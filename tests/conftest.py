@@ -16,7 +16,7 @@ import pytest
 
 from bot.bootstrap import build_bot, knowledge_and_matcher
 from bot.config import Settings
-from bot.messages import IncomingMessage, Reply
+from handlers.messages import IncomingMessage, Reply
 from bot.storage.db import make_engine
 from bot.storage.repositories import Store
 from tests.fakes.slack_api import FakeSlackAPI

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bot.bootstrap import build_bot
-from bot.messages import IncomingMessage
+from handlers.messages import IncomingMessage
 from handlers.copay import COPAY_FORM, MILD_FORM, START_DATE_FORM
 from handlers.parsers import Invalid
 from tests.conftest import FIXED_NOW, SHARED, Chat
@@ -72,10 +72,9 @@ def test_every_offered_choice_parses_with_its_slot(bot):
     chat = Chat(bot)
     for form in (COPAY_FORM, START_DATE_FORM, MILD_FORM):
         ctx_replies = chat.click(f"start:{form.name}")
-        from handlers.base import Context
-
         with bot.store.unit_of_work() as uow:
-            ctx = Context(kb=bot.kb, matcher=bot.matcher, state=uow.load_state("console:U1"), now=FIXED_NOW)
+            ctx = bot.context(uow, IncomingMessage("console", "U1"), uow.conversations.load_state("console:U1"),
+                              FIXED_NOW)
         for slot in form.slots:
             for choice in slot.choices:
                 assert not isinstance(slot.parse(choice.value, ctx), Invalid), (form.name, slot.name, choice)

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.bootstrap import build_bot
-from bot.messages import IncomingMessage
+from handlers.messages import IncomingMessage
 from bot.reminders import dispatch_due
 from bot.storage.models import CostLogEntry, CostLogNotice
 from handlers.costlog import nudge_plan
@@ -183,7 +183,7 @@ def test_two_dispatchers_send_a_notice_once_on_both_databases(store):
     from bot.storage.costlog import CostLogRepository
 
     with store.unit_of_work() as uow:
-        repo = CostLogRepository(uow.session)
+        repo = uow.cost_log
         for month in range(1, 7):
             repo.record("json:U9", date(2027, month, 1), 51_000, "total")
         assert repo.schedule_notice("json:U9", "json", "high-cost", date(2027, 6, 1), NOW)

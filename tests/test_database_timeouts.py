@@ -94,7 +94,7 @@ def test_a_turn_gets_the_apology_when_sqlite_stays_locked(tmp_path: Path) -> Non
     locker = sqlite3.connect(tmp_path / "nanbyo.db", isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")  # another process writing, and not finishing
     try:
-        from bot.messages import IncomingMessage
+        from handlers.messages import IncomingMessage
 
         started = time.monotonic()
         replies = bot.handle(IncomingMessage(channel="console", user="U1", text="受給者証なくした"))

@@ -239,9 +239,9 @@ def test_turns_of_a_dead_instance_are_taken_over_once_by_instances_racing_for_th
 
     now = utcnow()
     with store.unit_of_work() as uow:
-        dead = [uow.add_pending_turn(kind="slack", user_key=f"slack:U{n}", payload="{}", owner="dead",
+        dead = [uow.turns.add_pending_turn(kind="slack", user_key=f"slack:U{n}", payload="{}", owner="dead",
                                      now=now - timedelta(minutes=5)) for n in range(12)]
-        alive = uow.add_pending_turn(kind="slack", user_key="slack:U99", payload="{}", owner="alive", now=now)
+        alive = uow.turns.add_pending_turn(kind="slack", user_key="slack:U99", payload="{}", owner="alive", now=now)
     taken: dict[str, list[int]] = {}
     barrier = threading.Barrier(4)
 
@@ -250,7 +250,7 @@ def test_turns_of_a_dead_instance_are_taken_over_once_by_instances_racing_for_th
         mine: list[int] = []
         while True:
             with store.unit_of_work() as uow:
-                got = uow.adopt_turns(owner=owner, stale_before=now - timedelta(minutes=1), now=utcnow(), limit=2)
+                got = uow.turns.adopt_turns(owner=owner, stale_before=now - timedelta(minutes=1), now=utcnow(), limit=2)
             if not got:
                 break
             mine += [t.id for t in got]
@@ -266,31 +266,31 @@ def test_turns_of_a_dead_instance_are_taken_over_once_by_instances_racing_for_th
     assert sorted(everything) == dead, "each dead turn taken over exactly once"
     assert alive not in everything, "a live instance's turn is left alone"
     with store.unit_of_work() as uow:
-        assert uow.count_pending_turns() == 13
-        assert all(uow.finish_turn(turn_id) for turn_id in dead)
-        assert uow.count_pending_turns() == 1
+        assert uow.turns.count_pending_turns() == 13
+        assert all(uow.turns.finish_turn(turn_id) for turn_id in dead)
+        assert uow.turns.count_pending_turns() == 1
 
 
 def test_a_turn_answer_is_kept_until_it_is_forgotten(store) -> None:
     with store.unit_of_work() as uow:
-        assert uow.turn_replies(7) is None
-        uow.keep_turn_replies(7, '{"0": []}')
+        assert uow.turns.turn_replies(7) is None
+        uow.turns.keep_turn_replies(7, '{"0": []}')
     with store.unit_of_work() as uow:
-        assert uow.turn_replies(7) == '{"0": []}'
-        uow.keep_turn_replies(7, '{"0": [], "1": []}')  # the next event of the same LINE turn
+        assert uow.turns.turn_replies(7) == '{"0": []}'
+        uow.turns.keep_turn_replies(7, '{"0": [], "1": []}')  # the next event of the same LINE turn
     with store.unit_of_work() as uow:
-        assert uow.turn_replies(7) == '{"0": [], "1": []}'
-        assert uow.forget_turn_answers([7, 8]) == 1
-        assert uow.turn_replies(7) is None
+        assert uow.turns.turn_replies(7) == '{"0": [], "1": []}'
+        assert uow.turns.forget_turn_answers([7, 8]) == 1
+        assert uow.turns.turn_replies(7) is None
 
 
 def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_run_again(bot) -> None:
-    from bot.messages import IncomingMessage
+    from handlers.messages import IncomingMessage
     from bot.storage.models import utcnow
     from bot.turn_worker import _CURRENT, ReplayingBot, _TurnContext
 
     with bot.store.unit_of_work() as uow:
-        turn_id = uow.add_pending_turn(kind="slack", user_key="slack:U1", payload="{}", owner="me", now=utcnow())
+        turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U1", payload="{}", owner="me", now=utcnow())
     replaying = ReplayingBot(bot)
     msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
 
@@ -305,7 +305,7 @@ def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_
     assert [r.expecting for r in again] == [r.expecting for r in first]
     assert bot.handle(msg) == [], "the event is claimed: run again without the kept answer, it would say nothing"
     with bot.store.unit_of_work() as uow:
-        assert uow.load_state("slack:U1").version == 1, "the dialog advanced once"
+        assert uow.conversations.load_state("slack:U1").version == 1, "the dialog advanced once"
 
 
 def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fake_slack: FakeSlackAPI,
@@ -316,7 +316,7 @@ def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fak
 
     from bot.channels.slack import Destination
     from bot.config import Settings
-    from bot.messages import IncomingMessage
+    from handlers.messages import IncomingMessage
     from bot.storage.db import make_engine
     from bot.storage.repositories import Store
     from bot.turn_worker import TurnProcess

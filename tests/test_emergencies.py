@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.messages import IncomingMessage
+from handlers.messages import IncomingMessage
 from handlers.safety import detect
 from tests.conftest import REPO, Chat, run_cli
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from bot.storage.repositories import DuplicateEvent, Store
+from bot.storage.conversations import DuplicateEvent
+from bot.storage.repositories import Store
 
 
 def claim(store: Store, event_id: str, channel: str = "slack") -> bool:
     try:
         with store.unit_of_work() as uow:
-            uow.claim_event(channel, event_id, f"{channel}:U1")
+            uow.conversations.claim_event(channel, event_id, f"{channel}:U1")
     except DuplicateEvent:
         return False
     return True

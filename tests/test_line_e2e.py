@@ -41,7 +41,7 @@ from bot.channels.line import (
     truncate_label,
 )
 from bot.config import Settings
-from bot.messages import Choice, Reply
+from handlers.messages import Choice, Reply
 from handlers.system import MENU_CHOICES
 from tests.conftest import FIXED_NOW, run_cli
 from tests.fakes.line_api import FakeLineApi

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.nlp.normalize import Synonyms, fold, strip_fillers
+from nlp.normalize import Synonyms, fold, strip_fillers
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ import logging
 
 from sqlmodel import Session, select
 
-from bot.privacy import redact
+from nlp.privacy import redact
 from bot.storage.models import (CostLogEntry, CostLogNotice, ConversationState, HandledEvent, QuestionStat, RateWindow,
                                Reminder, ReminderDelivery)
-from bot.messages import IncomingMessage
+from handlers.messages import IncomingMessage
 from tests.conftest import FIXED_NOW, run_cli
 
 TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder, CostLogEntry, CostLogNotice)
@@ -15,7 +15,7 @@ TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder, C
 
 def _rows_of(bot, user_key):
     with bot.store.unit_of_work() as uow:
-        stats_id = uow.stats_user(user_key)  # statistics record users under a keyed id
+        stats_id = uow.statistics.stats_user(user_key)  # statistics record users under a keyed id
     with Session(bot.store.engine) as s:
         counts = {t.__tablename__: len(s.exec(select(t).where(t.user_key.in_([user_key, stats_id]))).all())
                   for t in TABLES}
@@ -99,7 +99,7 @@ def test_questions_also_purge_old_statistics_once_a_day(bot):
     """Without anyone running `stats`, a day's first question deletes rows past the retention."""
     from datetime import date
 
-    from bot.storage.repositories import STATS_RETENTION_DAYS
+    from bot.storage.statistics import STATS_RETENTION_DAYS
 
     today = FIXED_NOW.date()
     with Session(bot.store.engine) as s:

@@ -27,8 +27,8 @@ from bot.bootstrap import QUIET_LIBRARIES, build_bot, configure_logging
 from bot.channels.slack import ACTION_PREFIX
 from bot.config import Settings
 from bot.core import MY_NUMBER_TEXT, RATE_LIMIT_TEXT
-from bot.messages import IncomingMessage
-from bot.privacy import redact
+from handlers.messages import IncomingMessage
+from nlp.privacy import redact
 from bot.server import make_server
 from bot.storage.db import make_engine
 from bot.storage.models import CostLogEntry, CostLogNotice, QuestionStat
@@ -53,7 +53,7 @@ def _stats_id(url: str, user_key: str) -> str:
     engine = make_engine(url)
     try:
         with Store(engine).unit_of_work() as uow:
-            return uow.stats_user(user_key)
+            return uow.statistics.stats_user(user_key)
     finally:
         engine.dispose()
 

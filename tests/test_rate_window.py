@@ -6,13 +6,14 @@ import threading
 from datetime import timedelta
 
 
-from bot.storage.repositories import StaleStateError, Store
+from bot.storage.conversations import StaleStateError
+from bot.storage.repositories import Store
 from tests.conftest import FIXED_NOW
 
 
 def count(store: Store, user: str, at) -> int:
     with store.unit_of_work() as uow:
-        return uow.count_message(user, at)
+        return uow.conversations.count_message(user, at)
 
 
 def test_messages_are_counted_per_minute_and_per_user(store: Store) -> None:

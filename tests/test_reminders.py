@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.bootstrap import build_bot
-from bot.messages import Reply
+from handlers.messages import IncomingMessage, Reply
 from bot.reminders import (
     LEASE,
     MAX_ATTEMPTS,
@@ -177,7 +177,7 @@ def test_municipality_is_not_asked_when_known(bot):
 def test_municipality_given_is_remembered_for_later(bot):
     register(bot, channel="console", municipality="草津町")
     with bot.store.unit_of_work() as uow:
-        assert uow.load_state("console:U1").profile["municipality"] == "草津町"
+        assert uow.conversations.load_state("console:U1").profile["municipality"] == "草津町"
 
 
 def test_an_unknown_municipality_still_registers_and_names_where_to_ask(bot):
@@ -192,12 +192,12 @@ def test_an_unknown_municipality_still_registers_and_names_where_to_ask(bot):
     assert "保健福祉事務所" in sender.sent[0][1]
 
 
-def test_every_offered_choice_parses(kb, matcher):
-    from bot.storage.models import UserState
-    from handlers.base import Context
+def test_every_offered_choice_parses(bot):
     from handlers.parsers import Invalid
+    from handlers.ports import UserState
 
-    ctx = Context(kb=kb, matcher=matcher, state=UserState(user_key="json:U1"), now=FIXED_NOW)
+    with bot.store.unit_of_work() as uow:
+        ctx = bot.context(uow, IncomingMessage("json", "U1"), UserState(user_key="json:U1"), FIXED_NOW)
     offered = [(slot, choice) for slot in REMINDER_FORM.slots for choice in slot.choices]
     assert {slot.name for slot, _ in offered} == {"confirm_expiry", "municipality"}
     for slot, choice in offered:
@@ -348,7 +348,7 @@ def test_a_claim_whose_dispatcher_died_is_sent_once_after_the_lease(bot):
     register(bot)
     t = jst(2027, 1, 30, 9)
     with bot.store.unit_of_work() as uow:  # a dispatcher claims, commits, then dies before sending
-        claimed = uow.claim_deliveries(now=t, stale_before=t - LEASE, claimed_at=t, worker_id="dead",
+        claimed = uow.reminders.claim_deliveries(now=t, stale_before=t - LEASE, claimed_at=t, worker_id="dead",
                                        channels=["json"], batch=10)
     assert len(claimed) == 1
     sender = RecordingSender()
@@ -384,11 +384,11 @@ def test_a_send_the_database_could_not_record_is_recorded_next_run_not_sent_agai
     """The database goes away between a send and its mark: the next run records it, nobody resends."""
     from sqlalchemy.exc import OperationalError
 
-    from bot.storage.repositories import UnitOfWork
+    from bot.storage.reminders import Reminders
 
     register(bot)
     t = jst(2027, 1, 30, 9)
-    real_mark_sent = UnitOfWork.mark_sent
+    real_mark_sent = Reminders.mark_sent
     outage = {"marks_refused": 0}
 
     def mark_sent_during_outage(self, *args, **kwargs):
@@ -397,7 +397,7 @@ def test_a_send_the_database_could_not_record_is_recorded_next_run_not_sent_agai
             raise OperationalError("UPDATE reminder_delivery", {}, Exception("database is down"))
         return real_mark_sent(self, *args, **kwargs)
 
-    monkeypatch.setattr(UnitOfWork, "mark_sent", mark_sent_during_outage)
+    monkeypatch.setattr(Reminders, "mark_sent", mark_sent_during_outage)
     sender = RecordingSender()
     with pytest.raises(OperationalError):
         run(bot, t, sender)

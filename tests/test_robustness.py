@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from bot.bootstrap import build_bot
 from bot.config import Settings
-from bot.messages import IncomingMessage
+from handlers.messages import IncomingMessage
 from tests.conftest import FIXED_NOW
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from bot.channels.console import LETTERS, run_json, run_text
-from bot.messages import Choice
+from handlers.messages import Choice
 from handlers.base import BACK, CANCEL
 from handlers.calc.copay import CopayFacts, existing_caps, possible_results
 from handlers.copay import COPAY_FORM

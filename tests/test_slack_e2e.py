@@ -43,7 +43,7 @@ from bot.channels.slack import (
     to_plain,
 )
 from bot.config import Settings
-from bot.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, IncomingMessage, Reply
 from bot.server import build_senders, make_server
 from bot.storage.repositories import Store
 from handlers.system import MENU_CHOICES

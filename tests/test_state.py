@@ -3,7 +3,7 @@
 import json
 
 from bot.bootstrap import build_bot
-from bot.messages import IncomingMessage
+from handlers.messages import IncomingMessage
 from tests.conftest import FIXED_NOW, run_cli
 
 
@@ -52,5 +52,5 @@ def test_delete_my_data_removes_the_state(chat, bot):
     assert replies[-1].expecting == "confirm_delete"
     chat.click("yes")
     with bot.store.unit_of_work() as uow:
-        state = uow.load_state("console:U1")
+        state = uow.conversations.load_state("console:U1")
     assert state.version == 0 and state.profile == {}

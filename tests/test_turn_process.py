@@ -246,7 +246,7 @@ def test_a_turn_that_kills_its_children_is_dropped_and_the_next_turns_are_answer
         tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
     from bot.channels.slack import Destination
     from bot.config import Settings
-    from bot.messages import IncomingMessage
+    from handlers.messages import IncomingMessage
     from bot.turn_worker import MAX_DELIVERIES, TurnProcess
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'poison.db'}", slack_bot_token=TOKEN,

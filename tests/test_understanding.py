@@ -13,7 +13,7 @@ from tests.conftest import REPO, run_cli
 
 def _state(bot, user: str = "console:U1"):
     with bot.store.unit_of_work() as uow:
-        return uow.load_state(user)
+        return uow.conversations.load_state(user)
 
 
 @pytest.mark.parametrize("text,dialog", [

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from bot.core import Bot
-from bot.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, IncomingMessage, Reply
 
 log = logging.getLogger("nanbyo.console")
 

@@ -75,7 +75,7 @@ from linebot.v3.webhooks import (
 )
 
 from bot.config import Settings
-from bot.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, IncomingMessage, Reply
 from bot.storage.repositories import hash_user
 
 if TYPE_CHECKING:

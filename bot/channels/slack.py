@@ -44,7 +44,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.signature import SignatureVerifier
 
 from bot.config import Settings
-from bot.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, IncomingMessage, Reply
 from bot.storage.repositories import hash_user
 
 if TYPE_CHECKING:  # pragma: no cover - typing only

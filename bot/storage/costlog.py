@@ -16,17 +16,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
-from bot.storage.models import CLAIMED, FAILED, PENDING, SENT, SKIPPED, CostLogEntry, CostLogNotice
+from bot.storage.models import CostLogEntry, CostLogNotice
+from handlers.ports import CLAIMED, FAILED, NUDGE, PENDING, SENT, SKIPPED, CostEntry
 
-__all__ = ["ClaimedNotice", "CostLogRepository", "Entry", "NUDGE", "NOTICE_KINDS", "NUDGE_STALE_AFTER"]
+__all__ = ["ClaimedNotice", "CostLogRepository", "Entry", "NUDGE", "NOTICE_KINDS", "NUDGE_STALE_AFTER", "UserCostLog"]
 
-NUDGE = "nudge"
 # The messages that say a rule is met: 高額かつ長期 and 軽症高額 (``handlers.calc.cost_log.RULES``).
 NOTICE_KINDS = ("high-cost", "mild")
 # A nudge that could not go out within this long after its day asks about a month long gone: skipped.
@@ -36,13 +39,7 @@ _ENTRY = CostLogEntry.__table__  # type: ignore[attr-defined]
 _NOTICE = CostLogNotice.__table__  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One logged month: ``month`` is its first day; ``kind`` is ``total`` (10割) or ``paid`` (自己負担)."""
-
-    month: date
-    amount: int
-    kind: str
+Entry = CostEntry  # the value the handlers' port hands out
 
 
 @dataclass(frozen=True)
@@ -73,27 +70,31 @@ class CostLogRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def _run(self, statement: Executable) -> CursorResult[Any]:
+        """Execute in the session; typed as what it is for DML, a cursor result with ``rowcount``."""
+        return cast(CursorResult[Any], self.session.execute(statement))
+
     # --- within a turn ---------------------------------------------------------------------
 
     def entries(self, user_key: str) -> list[Entry]:
         """Every logged month of the user, oldest first."""
-        rows = self.session.execute(
+        rows = self._run(
             select(_ENTRY.c.month, _ENTRY.c.amount, _ENTRY.c.kind).where(_ENTRY.c.user_key == user_key)
             .order_by(_ENTRY.c.month, _ENTRY.c.kind)
         ).all()
-        return [Entry(*row) for row in rows]
+        return [Entry(**row._mapping) for row in rows]
 
     def record(self, user_key: str, month: date, amount: int, kind: str) -> bool:
         """Set the amount of one month and kind (a second one replaces the first). True when it replaced one."""
         where = and_(_ENTRY.c.user_key == user_key, _ENTRY.c.month == month, _ENTRY.c.kind == kind)
-        replaced = self.session.execute(update(_ENTRY).where(where).values(amount=amount)).rowcount == 1
+        replaced: bool = self._run(update(_ENTRY).where(where).values(amount=amount)).rowcount == 1
         if not replaced:
-            self.session.execute(insert(_ENTRY).values(user_key=user_key, month=month, amount=amount, kind=kind))
+            self._run(insert(_ENTRY).values(user_key=user_key, month=month, amount=amount, kind=kind))
         return replaced
 
     def nudging(self, user_key: str) -> bool:
         """Whether the monthly nudge is on (a nudge is still planned)."""
-        return self.session.execute(
+        return self._run(
             select(_NOTICE.c.id).where(_NOTICE.c.user_key == user_key, _NOTICE.c.kind == NUDGE,
                                        _NOTICE.c.status == PENDING).limit(1)
         ).first() is not None
@@ -104,7 +105,7 @@ class CostLogRepository:
 
     def stop_nudges(self, user_key: str) -> int:
         """Turn the nudge off: planned nudges are deleted (one being sent right now may still go out)."""
-        return self.session.execute(
+        return self._run(
             delete(_NOTICE).where(_NOTICE.c.user_key == user_key, _NOTICE.c.kind == NUDGE, _NOTICE.c.status == PENDING)
         ).rowcount or 0
 
@@ -122,20 +123,20 @@ class CostLogRepository:
         if maker is None:  # pragma: no cover - only PostgreSQL and SQLite are supported
             raise RuntimeError(f"unsupported database {conn.dialect.name}")
         # The unique (user_key, kind, month) says whether it exists: told once, whatever races.
-        statement = maker(_NOTICE).values(**values).on_conflict_do_nothing(
+        statement = maker(_NOTICE).values(**values).on_conflict_do_nothing(  # type: ignore[attr-defined]
             index_elements=["user_key", "kind", "month"]).returning(_NOTICE.c.id)
         return conn.execute(statement).first() is not None  # no row back: it existed already
 
     def delete_user(self, user_key: str) -> int:
         """Delete the user's months and messages. Returns the number of rows removed."""
-        removed = self.session.execute(delete(_ENTRY).where(_ENTRY.c.user_key == user_key)).rowcount or 0
-        return removed + (self.session.execute(delete(_NOTICE).where(_NOTICE.c.user_key == user_key)).rowcount or 0)
+        removed = self._run(delete(_ENTRY).where(_ENTRY.c.user_key == user_key)).rowcount or 0
+        return removed + (self._run(delete(_NOTICE).where(_NOTICE.c.user_key == user_key)).rowcount or 0)
 
     # --- for the dispatcher (each call in its own short unit of work) --------------------------
 
     def skip_stale_nudges(self, now: datetime) -> int:
         """Skip nudges that could not go out in time (``NUDGE_STALE_AFTER``)."""
-        return self.session.execute(
+        return self._run(
             update(_NOTICE).where(_NOTICE.c.kind == NUDGE, _NOTICE.c.status == PENDING,
                                   _NOTICE.c.due_at < now - NUDGE_STALE_AFTER).values(status=SKIPPED)
         ).rowcount or 0
@@ -163,19 +164,19 @@ class CostLogRepository:
         columns = (_NOTICE.c.id, _NOTICE.c.user_key, _NOTICE.c.channel, _NOTICE.c.kind, _NOTICE.c.month,
                    _NOTICE.c.attempts)
         if self.session.get_bind().dialect.name == "postgresql":
-            ids = list(self.session.execute(pick.with_for_update(skip_locked=True)).scalars())
+            ids = list(self._run(pick.with_for_update(skip_locked=True)).scalars())
             if not ids:
                 return []
-            rows = self.session.execute(update(_NOTICE).where(_NOTICE.c.id.in_(ids)).values(**values)
+            rows = self._run(update(_NOTICE).where(_NOTICE.c.id.in_(ids)).values(**values)
                                         .returning(*columns)).all()
         else:
-            rows = self.session.execute(update(_NOTICE).where(_NOTICE.c.id.in_(pick.scalar_subquery()))
+            rows = self._run(update(_NOTICE).where(_NOTICE.c.id.in_(pick.scalar_subquery()))
                                         .values(**values).returning(*columns)).all()
-        return sorted((ClaimedNotice(*row) for row in rows), key=lambda n: n.id)
+        return sorted((ClaimedNotice(**r._mapping) for r in rows), key=lambda n: n.id)
 
     def mark_sent(self, notice_id: int, worker_id: str, sent_at: datetime) -> bool:
         """Record a message as sent. False when this worker no longer holds the claim."""
-        return (self.session.execute(
+        return (self._run(
             update(_NOTICE).where(_NOTICE.c.id == notice_id, _NOTICE.c.status == CLAIMED,
                                   _NOTICE.c.claimed_by == worker_id)
             .values(status=SENT, sent_at=sent_at, next_attempt_at=None)
@@ -183,7 +184,7 @@ class CostLogRepository:
 
     def mark_failed(self, notice_id: int, worker_id: str, error: str, retry_at: datetime | None) -> bool:
         """Record a failed send: pending again from ``retry_at``, or failed for good when None."""
-        return (self.session.execute(
+        return (self._run(
             update(_NOTICE).where(_NOTICE.c.id == notice_id, _NOTICE.c.status == CLAIMED,
                                   _NOTICE.c.claimed_by == worker_id)
             .values(status=PENDING if retry_at is not None else FAILED, last_error=error[:200],
@@ -194,8 +195,35 @@ class CostLogRepository:
         """Give back claims this worker will not send (the attempt is not counted)."""
         if not notice_ids:
             return 0
-        return self.session.execute(
+        return self._run(
             update(_NOTICE).where(_NOTICE.c.id.in_(list(notice_ids)), _NOTICE.c.status == CLAIMED,
                                   _NOTICE.c.claimed_by == worker_id)
             .values(status=PENDING, claimed_by=None, claimed_at=None, attempts=_NOTICE.c.attempts - 1)
         ).rowcount or 0
+
+
+class UserCostLog:
+    """``handlers.ports.CostLogBook`` for one user: the cost log bound to the turn's user."""
+
+    def __init__(self, repo: CostLogRepository, channel: str, user_key: str) -> None:
+        self._repo = repo
+        self._channel = channel
+        self._user_key = user_key
+
+    def entries(self) -> list[CostEntry]:
+        return self._repo.entries(self._user_key)
+
+    def record(self, month: date, amount: int, kind: str) -> bool:
+        return self._repo.record(self._user_key, month, amount, kind)
+
+    def nudging(self) -> bool:
+        return self._repo.nudging(self._user_key)
+
+    def plan_nudges(self, plan: Sequence[tuple[date, datetime]]) -> int:
+        return self._repo.plan_nudges(self._user_key, self._channel, plan)
+
+    def stop_nudges(self) -> int:
+        return self._repo.stop_nudges(self._user_key)
+
+    def schedule_notice(self, kind: str, month: date, due_at: datetime) -> bool:
+        return self._repo.schedule_notice(self._user_key, self._channel, kind, month, due_at)

@@ -19,6 +19,7 @@ bytes); ``/healthz`` guards against that with a deadline of its own (``bot.serve
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -44,7 +45,7 @@ def create_db_engine(url: str) -> Engine:
                                connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+        def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
@@ -66,7 +67,7 @@ def create_db_engine(url: str) -> Engine:
     if url.startswith("postgresql"):
 
         @event.listens_for(engine, "connect")
-        def _pg_timeouts(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+        def _pg_timeouts(dbapi_conn: Any, _record: object) -> None:  # pragma: no cover - trivial
             # Per connection rather than in ``options``: the URL may carry options of its own
             # (a search_path), which connect_args would replace.
             autocommit = dbapi_conn.autocommit

@@ -8,12 +8,13 @@ turn waits to run (``PendingTurn``), and deleted once it ran.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from handlers.ports import PENDING
 
 
 def utcnow() -> datetime:
@@ -38,21 +39,6 @@ class ConversationState(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-@dataclass
-class UserState:
-    """One user's conversation state as the handlers see it: a plain copy of a
-    ``conversation_state`` row (``version`` 0 when the user has none yet), which they
-    may change freely; ``UnitOfWork.save_state`` writes it back."""
-
-    user_key: str
-    dialog: str | None = None
-    slots: dict[str, Any] = field(default_factory=dict)
-    history: list[str] = field(default_factory=list)
-    profile: dict[str, Any] = field(default_factory=dict)
-    version: int = 0
-    updated_at: datetime | None = None
-
-
 class HandledEvent(SQLModel, table=True):
     """A channel event already answered: the unique key makes a redelivery a no-op."""
 
@@ -67,16 +53,6 @@ class HandledEvent(SQLModel, table=True):
 
 
 # --- renewal reminders ---------------------------------------------------------------------
-
-# Delivery states. A delivery moves pending → claimed → sent; a failed send goes back to
-# pending with a later next_attempt_at, and to failed after the last attempt; a mark that
-# is superseded (a newer mark is already due), stopped, replaced or past the expiry is skipped.
-PENDING = "pending"
-CLAIMED = "claimed"
-SENT = "sent"
-FAILED = "failed"
-SKIPPED = "skipped"
-
 
 class Reminder(SQLModel, table=True):
     """A renewal reminder a user asked for: one row per user and certificate (expiry date).
@@ -116,7 +92,7 @@ class ReminderDelivery(SQLModel, table=True):
     reminder_id: int = Field(foreign_key="reminder.id")
     offset_days: int
     due_at: datetime  # 09:00 Asia/Tokyo on the mark's day, stored in UTC
-    status: str = Field(default=PENDING, max_length=10)
+    status: str = Field(default=PENDING, max_length=10)  # see handlers.ports for the states
     attempts: int = Field(default=0)
     claimed_by: str | None = Field(default=None, max_length=100)
     claimed_at: datetime | None = None
@@ -130,7 +106,7 @@ class QuestionStat(SQLModel, table=True):
 
     Only unanswered questions keep their text, and only after redaction (digits
     and personal names removed). ``user_key`` holds a keyed hash of the user key
-    (``UnitOfWork.stats_user``), never the channel's user id. Rows are kept for a
+    (``Statistics.stats_user``), never the channel's user id. Rows are kept for a
     bounded time and deleted with the user's other data.
     """
 
@@ -149,7 +125,7 @@ class AppSecret(SQLModel, table=True):
     """A random secret made once per database, shared by every process and instance using it.
 
     ``stats``: the key of the keyed user ids in ``question_stat`` (see
-    ``UnitOfWork.stats_user``); it lives beside the rows it keys, so that deletion finds them
+    ``Statistics.stats_user``); it lives beside the rows it keys, so that deletion finds them
     from any process, whatever LOG_HASH_KEY says.
     """
 
@@ -216,8 +192,7 @@ class TurnAnswer(SQLModel, table=True):
 
 # What an amount of the cost log is: the month's total medical cost (10割, what 高額かつ長期 and
 # 軽症高額 count), or only what the patient paid (自己負担), which says nothing about the total.
-COST_TOTAL = "total"
-COST_PAID = "paid"
+from handlers.ports import COST_PAID, COST_TOTAL  # noqa: E402  (the kinds of a logged amount)
 
 
 class CostLogEntry(SQLModel, table=True):

@@ -20,7 +20,7 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Mapping
+from typing import Any, Final, Literal, Mapping, TypeGuard
 
 import yaml
 
@@ -249,7 +249,7 @@ class CopayResult:
     hints: tuple[str, ...]
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -34,10 +34,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from rapidfuzz import fuzz
 
-from bot.nlp.normalize import Synonyms, fold, kata_to_hira, nfkc, strip_fillers
+from nlp.normalize import Synonyms, fold, kata_to_hira, nfkc, strip_fillers
 
 # Parts of speech whose words carry meaning for retrieval.
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞"}
@@ -72,8 +73,9 @@ EXACT_CONFIDENCE = 90.0
 _CHUNK = 2000
 
 
+# SudachiPy ships stubs but no py.typed marker, so its objects are ``Any`` to mypy.
 @lru_cache(maxsize=1)
-def _dictionary():
+def _dictionary() -> Any:
     """The SudachiPy dictionary, loaded once per process; None when not installed."""
     try:
         from sudachipy import Dictionary
@@ -85,8 +87,8 @@ def _dictionary():
 _THREAD = threading.local()
 
 
-def _sudachi():
-    """This thread's SudachiPy tokenizer (mode C); None when not installed.
+def tokenizer() -> Any:
+    """This thread's SudachiPy tokenizer (mode C); None when SudachiPy is not installed.
 
     A tokenizer must not be used by two threads at once (SudachiError "Tokenizer is
     already in use"), and the servers run turns in thread pools: one per thread, all
@@ -104,15 +106,10 @@ def _sudachi():
     return tok
 
 
-def tokenizer():
-    """This thread's SudachiPy tokenizer (mode C), or None when SudachiPy is not installed."""
-    return _sudachi()
-
-
 @lru_cache(maxsize=4096)
 def reading(text: str) -> str:
     """The folded reading of a text (「胸が苦しい」 → 「むねがくるしい」); the folded text without SudachiPy."""
-    tok = _sudachi()
+    tok = tokenizer()
     if tok is None:  # pragma: no cover - the dependency is declared
         return fold(text)
     normal = nfkc(text)
@@ -135,7 +132,7 @@ def kana_share(folded: str) -> float:
 
 
 @lru_cache(maxsize=1)
-def _mode_a():
+def _mode_a() -> Any:
     """SplitMode.A (sub-words of a compound), or None when SudachiPy is not installed."""
     try:
         from sudachipy import SplitMode
@@ -168,7 +165,7 @@ class Analyzer:
 
     def __init__(self, synonyms: Synonyms, use_words: bool = True) -> None:
         self.synonyms = synonyms
-        self._words_on = use_words and _sudachi() is not None
+        self._words_on = use_words and tokenizer() is not None
 
     def surface(self, text: str) -> str:
         """Folded, filler-free, synonym-rewritten text (used for fuzzy matching)."""
@@ -205,7 +202,7 @@ class Analyzer:
         normal = nfkc(text)
         split_a = _mode_a()
         for start in range(0, len(normal), _CHUNK):
-            for m in _sudachi().tokenize(normal[start : start + _CHUNK]):
+            for m in tokenizer().tokenize(normal[start : start + _CHUNK]):
                 pos = m.part_of_speech()
                 if pos[0] not in _CONTENT_POS or pos[1] == "非自立可能" or pos[1] == "数詞":
                     continue
@@ -252,8 +249,8 @@ class _Field:
             for term, tf in doc.items():
                 self._postings.setdefault(term, []).append((i, tf * (self.k1 + 1) / (tf + norm[i])))
         n = len(self.docs)
-        self._idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER for t, df in self.df.items()}
-        self._idf_unseen = math.log(1 + (n + 0.5) / 0.5) ** IDF_POWER
+        self._idf: dict[str, float] = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER for t, df in self.df.items()}
+        self._idf_unseen: float = math.log(1 + (n + 0.5) / 0.5) ** IDF_POWER
 
     def idf(self, term: str) -> float:
         idf = self._idf.get(term)
@@ -361,10 +358,12 @@ class Matcher:
         if not combined:
             return []
         # Fuzzy bonus only for the leading candidates: cheap, and enough to fix near-spellings.
-        shortlist = sorted(combined, key=combined.get, reverse=True)[: max(limit * 3, 15)]
+        shortlist = sorted(combined, key=combined.__getitem__, reverse=True)[: max(limit * 3, 15)]
         top = combined[shortlist[0]] or 1.0
         term_weights = {t: FEATURE_WEIGHTS[t[0]] * self._strong.idf(t) for t in query}
-        read_weights = {t: FEATURE_WEIGHTS["r"] * self._reading.idf(t) for t in read_query} if read_query else {}
+        reading_field = self._reading
+        read_weights = ({t: FEATURE_WEIGHTS["r"] * reading_field.idf(t) for t in read_query}
+                        if read_query and reading_field is not None else {})
         results = []
         for i in shortlist:
             fz = max((fuzz.ratio(surface, s) for s in self._surfaces[i]), default=0.0) if surface else 0.0

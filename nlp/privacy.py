@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from bot.nlp.matcher import _sudachi
+from nlp.matcher import tokenizer
 
 MAX_KEPT = 100
 _EMAIL = re.compile(r"\S+@\S+")
@@ -79,7 +79,7 @@ def redact(text: str) -> str:
     at most 100 characters."""
     text = fold_digits(text, kanji=False)
     text = _EMAIL.sub("＊", text)
-    tok = _sudachi()
+    tok = tokenizer()
     if tok is not None:
         parts = []
         for m in tok.tokenize(text[:2000]):

@@ -1,0 +1,166 @@
+"""Question statistics for the operator (``nanbyo-bot stats``): one row per FAQ question, the
+user under a keyed id, the text only of unanswered questions and only redacted, kept for
+``STATS_RETENTION_DAYS``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from sqlalchemy import bindparam, delete, func, insert
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, col, select
+
+from bot.storage.models import AppSecret, QuestionStat
+
+# Question statistics are kept this long (see ``Statistics.record_question`` and ``nanbyo-bot stats``).
+STATS_RETENTION_DAYS = 90
+
+_STAT = QuestionStat.__table__  # type: ignore[attr-defined]
+_SECRET = AppSecret.__table__  # type: ignore[attr-defined]
+_INSERT_STAT = insert(_STAT)
+_INSERT_SECRET_IF_NEW = {
+    "postgresql": pg_insert(_SECRET).on_conflict_do_nothing(index_elements=["name"]),
+    "sqlite": sqlite_insert(_SECRET).on_conflict_do_nothing(index_elements=["name"]),
+}
+_SELECT_SECRET = core_select(_SECRET.c.value).where(_SECRET.c.name == bindparam("b_name"))
+
+
+class StatsKey:
+    """The database's statistics secret once read from a committed row (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: bytes | None = None
+
+    def get(self) -> bytes | None:
+        with self._lock:
+            return self._key
+
+    def set(self, key: bytes) -> None:
+        with self._lock:
+            self._key = key
+
+
+class Retention:
+    """Remembers the last day this process purged old statistics (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._purged_on: date | None = None
+
+    def due(self, day: date) -> bool:
+        with self._lock:
+            return self._purged_on != day
+
+    def done(self, day: date) -> None:
+        """Called once the purge of ``day`` is committed (a turn that rolls back leaves it due)."""
+        with self._lock:
+            self._purged_on = day
+
+
+class Statistics:
+    """The question statistics, on the unit of work's session.
+
+    ``after_commit`` is the unit of work's list of actions run once it has committed: the
+    secret and the day's purge are remembered only when they are surely in the database.
+    """
+
+    def __init__(self, session: Session, after_commit: list[Callable[[], None]],
+                 retention: Retention | None = None, stats_key: StatsKey | None = None) -> None:
+        self.session = session
+        self._after_commit = after_commit
+        self._retention = retention
+        self._stats_key = stats_key if stats_key is not None else StatsKey()
+
+    def _conn(self) -> Connection:
+        return self.session.connection()
+
+    def stats_user(self, user_key: str) -> str:
+        """The id of ``user_key`` in the statistics: an HMAC-SHA256 with the database's own secret.
+
+        Not ``hash_user``: its key may be random per run, while a statistics row must be found
+        by the deletion of its user from any process, at any later time. The secret lives in the
+        database (``app_secret``), so the id is stable for as long as the rows are; it keeps the
+        channel's user id out of the statistics, not out of reach of whoever holds the database.
+        """
+        key = self._stats_key.get()
+        if key is None:
+            conn = self._conn()
+            statement = _INSERT_SECRET_IF_NEW.get(conn.dialect.name)
+            values = {"name": "stats", "value": secrets.token_hex(32)}
+            if statement is not None:
+                conn.execute(statement, values)
+            elif conn.execute(_SELECT_SECRET, {"b_name": "stats"}).first() is None:
+                conn.execute(insert(_SECRET), values)
+            value = conn.execute(_SELECT_SECRET, {"b_name": "stats"}).scalar_one()
+            read: bytes = value.encode("utf-8")
+            holder = self._stats_key
+            self._after_commit.append(lambda: holder.set(read))  # once it is surely in the database
+            key = read
+        return "s-" + hmac.new(key, user_key.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+    def record_question(self, user_key: str, day: date, topic: str | None, answered: bool,
+                        redacted: str | None) -> None:
+        """Record one FAQ question for the statistics (text only when unanswered, already redacted);
+        the user is recorded as ``stats_user(user_key)``."""
+        self._conn().execute(_INSERT_STAT, {
+            "day": day, "user_key": self.stats_user(user_key), "topic": topic, "answered": answered,
+            "redacted": None if answered else redacted,
+        })
+        # Bounded retention without a separate job: once a day per process, the first question
+        # of the day deletes what has grown older than the limit.
+        if self._retention is None or self._retention.due(day):
+            self.purge_stats(day - timedelta(days=STATS_RETENTION_DAYS))
+            if self._retention is not None:
+                retention = self._retention
+                self._after_commit.append(lambda: retention.done(day))
+
+    def purge_stats(self, before: date) -> int:
+        """Delete statistics older than ``before`` (the retention limit)."""
+        return self._conn().execute(delete(_STAT).where(_STAT.c.day < before)).rowcount or 0
+
+    def question_stats(self, since: date) -> tuple[list[tuple[str | None, int, int]], list[tuple[str, int]]]:
+        """Per topic (answered, not answered) counts, and the most frequent unanswered questions."""
+        rows = self.session.execute(
+            select(col(QuestionStat.topic), col(QuestionStat.answered), func.count())
+            .where(col(QuestionStat.day) >= since)
+            .group_by(col(QuestionStat.topic), col(QuestionStat.answered))
+        ).all()
+        per_topic: dict[str | None, list[int]] = {}
+        for topic, answered, n in rows:
+            per_topic.setdefault(topic, [0, 0])[0 if answered else 1] += n
+        table = sorted(((t, a, u) for t, (a, u) in per_topic.items()), key=lambda r: (-(r[1] + r[2]), r[0] or ""))
+        frequent = self.session.execute(
+            select(col(QuestionStat.redacted), func.count().label("n"))
+            .where(col(QuestionStat.day) >= since, col(QuestionStat.answered).is_(False), col(QuestionStat.redacted).is_not(None))
+            .group_by(col(QuestionStat.redacted))
+            .order_by(func.count().desc(), col(QuestionStat.redacted))
+            .limit(20)
+        ).all()
+        return table, [(text, n) for text, n in frequent]
+
+    def forget(self, user_key: str) -> int:
+        """Delete the user's statistics rows. They carry the keyed id; rows written before it
+        existed carry the user key."""
+        return self._conn().execute(
+            delete(_STAT).where(_STAT.c.user_key.in_([user_key, self.stats_user(user_key)]))
+        ).rowcount or 0
+
+
+class UserQuestions:
+    """``handlers.ports.QuestionLog`` for one user: the statistics bound to the turn's user."""
+
+    def __init__(self, statistics: Statistics, user_key: str) -> None:
+        self._statistics = statistics
+        self._user_key = user_key
+
+    def record(self, day: date, topic: str | None, answered: bool, redacted: str | None) -> None:
+        self._statistics.record_question(self._user_key, day, topic, answered, redacted)

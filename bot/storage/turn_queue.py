@@ -1,0 +1,116 @@
+"""Turns acknowledged and not yet answered (``bot.turn_worker``), and the answers they
+committed; each call its own short unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, func, insert, update
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from bot.storage.models import PendingTurn, TurnAnswer, utcnow
+
+_TURN = PendingTurn.__table__  # type: ignore[attr-defined]
+_ANSWER = TurnAnswer.__table__  # type: ignore[attr-defined]
+_INSERT_TURN = insert(_TURN).returning(_TURN.c.id, sort_by_parameter_order=True)
+_UPDATE_ANSWER = update(_ANSWER).where(_ANSWER.c.turn_id == bindparam("b_id"))
+_INSERT_ANSWER = insert(_ANSWER)
+_DELETE_TURN = delete(_TURN).where(_TURN.c.id == bindparam("b_id"))
+
+
+@dataclass(frozen=True)
+class AdoptedTurn:
+    """A pending turn this instance took over from one whose lease ran out (``adopt_turns``)."""
+
+    id: int
+    kind: str
+    payload: str
+    attempts: int
+
+
+
+class TurnQueue:
+    """Pending turns and their kept answers, on the unit of work's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _conn(self) -> Connection:
+        return self.session.connection()
+
+    def add_pending_turn(self, *, kind: str, user_key: str, payload: str, owner: str, now: datetime) -> int:
+        """Record a turn before it is acknowledged; ``owner`` runs it. Returns its id."""
+        return self.add_pending_turns([(kind, user_key, payload)], owner=owner, now=now)[0]
+
+    def add_pending_turns(self, turns: Sequence[tuple[str, str, str]], *, owner: str, now: datetime) -> list[int]:
+        """Record several turns ``(kind, user_key, payload)`` at once (one statement); their ids, in order."""
+        rows = [{"kind": kind, "user_key": user_key, "payload": payload, "owner": owner, "lease_at": now,
+                 "attempts": 1, "created_at": now} for kind, user_key, payload in turns]
+        return [int(turn_id) for turn_id in self._conn().execute(_INSERT_TURN, rows).scalars()]
+
+    def finish_turns(self, turn_ids: Sequence[int]) -> int:
+        """Delete turns whose answers are posted (one statement). Returns how many were there."""
+        return self._conn().execute(delete(_TURN).where(_TURN.c.id.in_(list(turn_ids)))).rowcount or 0
+
+    def keep_turn_replies(self, turn_id: int, replies: str) -> None:
+        """Store the answer of a recorded turn, in the turn's own transaction (see ``TurnAnswer``)."""
+        conn = self._conn()
+        if (conn.execute(_UPDATE_ANSWER, {"b_id": turn_id, "replies": replies}).rowcount or 0) == 0:
+            conn.execute(_INSERT_ANSWER, {"turn_id": turn_id, "replies": replies, "created_at": utcnow()})
+
+    def turn_replies(self, turn_id: int) -> str | None:
+        """The answer a turn committed before, or None (not run yet, or already finished)."""
+        return self._conn().execute(
+            core_select(_ANSWER.c.replies).where(_ANSWER.c.turn_id == turn_id)
+        ).scalar()
+
+    def purge_turn_answers(self, before: datetime) -> int:
+        """Delete kept answers older than ``before`` (left by a crash after their turn was deleted)."""
+        return self._conn().execute(delete(_ANSWER).where(_ANSWER.c.created_at < before)).rowcount or 0
+
+    def forget_turn_answers(self, turn_ids: Sequence[int]) -> int:
+        """Delete the kept answers of turns whose answers are posted. Returns how many."""
+        return self._conn().execute(delete(_ANSWER).where(_ANSWER.c.turn_id.in_(list(turn_ids)))).rowcount or 0
+
+    def finish_turn(self, turn_id: int) -> bool:
+        """Delete a turn once its answer is posted (its message text goes with it)."""
+        return (self._conn().execute(_DELETE_TURN, {"b_id": turn_id}).rowcount or 0) == 1
+
+    def renew_turns(self, owner: str, turn_ids: Sequence[int], now: datetime) -> int:
+        """Renew the lease of turns ``owner`` still runs: it is alive. Returns how many."""
+        return self._conn().execute(
+            update(_TURN).where(_TURN.c.owner == owner, _TURN.c.id.in_(list(turn_ids))).values(lease_at=now)
+        ).rowcount or 0
+
+    def adopt_turns(self, *, owner: str, stale_before: datetime, now: datetime, limit: int) -> list[AdoptedTurn]:
+        """Take over up to ``limit`` turns whose owner died (lease older than ``stale_before``).
+
+        As the reminder dispatcher claims deliveries: PostgreSQL ``SELECT … FOR UPDATE SKIP
+        LOCKED`` then an UPDATE, so two instances never take the same turn nor wait for each
+        other; SQLite one ``UPDATE … WHERE id IN (SELECT …) RETURNING``, atomic under its write lock.
+        Oldest first, so that a user's turns keep their order.
+        """
+        if limit <= 0:
+            return []
+        pick = core_select(_TURN.c.id).where(_TURN.c.lease_at < stale_before).order_by(_TURN.c.id).limit(limit)
+        values = {"owner": owner, "lease_at": now, "attempts": _TURN.c.attempts + 1}
+        conn = self._conn()
+        if conn.dialect.name == "postgresql":
+            ids = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
+            if not ids:
+                return []
+            rows = conn.execute(update(_TURN).where(_TURN.c.id.in_(ids)).values(**values)
+                                .returning(_TURN.c.id, _TURN.c.kind, _TURN.c.payload, _TURN.c.attempts)).all()
+        else:
+            rows = conn.execute(update(_TURN).where(_TURN.c.id.in_(pick.scalar_subquery())).values(**values)
+                                .returning(_TURN.c.id, _TURN.c.kind, _TURN.c.payload, _TURN.c.attempts)).all()
+        return sorted((AdoptedTurn(*row) for row in rows), key=lambda t: t.id)
+
+    def count_pending_turns(self) -> int:
+        """Turns acked and not yet answered, on every instance."""
+        return int(self._conn().execute(core_select(func.count()).select_from(_TURN)).scalar_one())
+

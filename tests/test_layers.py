@@ -1,0 +1,54 @@
+"""The layers point one way: channels → core → handlers → knowledge, with the text processing
+(``nlp``) beside knowledge. A module of a lower layer that imported a higher one would make a
+newcomer read the whole tree to follow one message; these tests name the import at fault."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What each package may not import (the layers above it).
+FORBIDDEN = {
+    "handlers": ("bot",),
+    "knowledge": ("bot", "handlers"),
+    "nlp": ("bot", "handlers"),
+}
+
+
+def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, module, names) of every import in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module, [alias.name for alias in node.names]))
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_a_lower_layer_never_imports_a_higher_one(package):
+    faults = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line, module, _ in _imports(path)
+        if module.split(".")[0] in FORBIDDEN[package]
+    ]
+    assert not faults, faults
+
+
+def test_no_module_imports_another_modules_private_names():
+    faults = [
+        f"{path.relative_to(ROOT)}:{line} imports {name} from {module}"
+        for package in ("bot", "handlers", "knowledge", "nlp")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line, module, names in _imports(path)
+        if module.split(".")[0] in ("bot", "handlers", "knowledge", "nlp")
+        for name in names
+        if name.startswith("_")
+    ]
+    assert not faults, faults
