@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.messages import Choice, IncomingMessage, Reply
 from bot.privacy import redact
@@ -122,8 +122,7 @@ def _performed(c: Consultation, msg: IncomingMessage, ctx: Context) -> list[Repl
     replies = understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
     if c.choices and replies:
         first = replies[0]
-        replies[0] = Reply(first.text, choices=first.choices + c.choices, expecting=first.expecting,
-                           topic=first.topic, kind=first.kind)
+        replies[0] = replace(first, choices=first.choices + c.choices)
     return replies
 
 
