@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import quote
+
+MAP_SEARCH = "https://www.google.com/maps/search/"
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,19 @@ class Office:
     hours: str
     fax: str | None = None
     serves: str | None = None
+
+    @property
+    def tel_uri(self) -> str:
+        """The phone as a ``tel:`` URI (「0279-75-3303」 → ``tel:0279753303``): a tap calls it."""
+        return "tel:" + "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
+
+    @property
+    def map_url(self) -> str:
+        """A map search for the address, opening Google Maps (the app or the browser) on any phone.
+
+        The path form has no ``&``: Slack's iOS app breaks links with one (slackapi/bolt-js#2103).
+        """
+        return MAP_SEARCH + quote(self.address, safe="")
 
 
 @dataclass(frozen=True)
