@@ -459,7 +459,7 @@ def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
     counted = [x for x in result.reasons if "か月" in x][:2]
     apply = "申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。"
     lines = [_read_back(values), head, *(f"・{x}" for x in counted), apply, ctx.kb.citation("mild-high-cost")]
-    card = Result("軽症高額の判定", "該当します" if result.qualifies else "まだ該当しません", subtitle=_read_back(values),
+    card = Result("軽症高額の条件", "満たしています" if result.qualifies else "まだ満たしていません", subtitle=_read_back(values),
                   rule="\n".join(counted), notes=(apply,))
     return [Reply("\n".join(lines), choices=(Choice("医療費申告書とは", "topic:medical-expense-declaration"),
                                                Choice("軽症高額とは", "topic:mild-high-cost")),

@@ -126,6 +126,7 @@ class FakeLineApi:
     access_token: str = "test-access-token"
     invalid_reply_tokens: set[str] = field(default_factory=set)
     push_status: int | None = None  # answer every push with this status instead (e.g. 500)
+    loading_status: int | None = None  # answer every loading-animation call with this status instead
     requests: list[Recorded] = field(default_factory=list)
     accepted_retry_keys: set[str] = field(default_factory=set)
     rich_menus: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -228,6 +229,8 @@ class FakeLineApi:
             seconds = body.get("loadingSeconds", 20)
             if not body.get("chatId") or not isinstance(seconds, int) or not 5 <= seconds <= 60 or seconds % 5:
                 return 400, {"message": "The request body has error(s)"}, {}
+            if self.loading_status is not None:
+                return self.loading_status, {"message": "fake failure"}, {}
             return 202, {}, {}
         if method == "POST" and path == "/v2/bot/richmenu":
             menu = rec.json
