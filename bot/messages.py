@@ -97,6 +97,7 @@ class Office:
         hours: when it answers (「平日 8:30〜17:15」).
         fax: the fax number, or None.
         serves: whom it serves (「草津町にお住まいの方の窓口」), or None.
+        area: the prefecture (「群馬県」), put before an address that does not start with it for the map.
     """
 
     name: str
@@ -105,6 +106,7 @@ class Office:
     hours: str
     fax: str | None = None
     serves: str | None = None
+    area: str = ""
 
     @property
     def tel_uri(self) -> str:
@@ -117,7 +119,8 @@ class Office:
 
         The path form has no ``&``: Slack's iOS app breaks links with one (slackapi/bolt-js#2103).
         """
-        return MAP_SEARCH + quote(self.address, safe="")
+        where = self.address if self.address.startswith(self.area) else self.area + self.address
+        return MAP_SEARCH + quote(where, safe="")
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def office_card(pref: Prefecture, office_id: str, municipality: str | None, name
     """The office of ``office_block`` as a card (name, address, phone, hours) for LINE and Slack."""
     office = pref.offices[office_id]
     return Office(office.name, office.address, office.phone, pref.hours, fax=office.fax,
-                  serves=f"{_who(municipality, names)}の窓口")
+                  serves=f"{_who(municipality, names)}の窓口", area=pref.name)
 
 
 def office_block(pref: Prefecture, office_id: str, municipality: str | None, names: tuple[str, ...] = ()) -> str:

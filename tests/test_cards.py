@@ -15,6 +15,7 @@ import json
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from linebot.v3.messaging import FlexMessage, TextMessage
@@ -179,7 +180,8 @@ def test_line_office_card_calls_and_opens_the_map(chat: Chat) -> None:
     assert message_problems([message]) == []
     call, where = flex_buttons(message)
     assert (call["label"], call["type"], call["uri"]) == ("電話する", "uri", "tel:0279753303")
-    assert where["label"] == "地図" and where["uri"].startswith("https://www.google.com/maps/search/")
+    assert where["label"] == "地図"
+    assert where["uri"] == "https://www.google.com/maps/search/" + quote("群馬県吾妻郡中之条町大字西中之条183-1")
     assert "吾妻保健福祉事務所" in [t["text"] for t in flex_texts(message["contents"])]
 
 

@@ -77,7 +77,7 @@ def _row(fact: Fact) -> FlexBox:
 
 
 def _source(source: Source | None) -> list[FlexComponent]:
-    return [_text(source.text, "xxs", MUTED, margin="lg")] if source is not None else []
+    return [_text(source.text, "xs", MUTED, margin="lg")] if source is not None else []
 
 
 def _figure_size(figure: str) -> str:
