@@ -45,7 +45,10 @@ MAP_LABEL = "地図"
 
 
 def _units(text: str) -> int:
-    """Length as LINE counts it, conservatively: UTF-16 code units (an emoji may count twice)."""
+    """Length as LINE counts it, conservatively: UTF-16 code units (an emoji may count twice).
+
+    As ``bot.channels.line._units``: that module imports this one, so this one cannot import it.
+    """
     return len(text.encode("utf-16-le")) // 2
 
 

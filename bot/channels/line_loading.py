@@ -48,14 +48,25 @@ def loading_while_slow(after: float | None, show: Callable[[], None]) -> Iterato
         _safely(show)
         yield
         return
-    timer = threading.Timer(after, _safely, (show,))
+    # The lock orders the two ends: either the timer fires first and the body's end waits for
+    # ``show`` to finish, or the body ends first and the timer, firing late, does nothing.
+    lock = threading.Lock()
+    done = False
+
+    def fire() -> None:
+        with lock:
+            if not done:
+                _safely(show)
+
+    timer = threading.Timer(after, fire)
     timer.daemon = True
     timer.start()
     try:
         yield
     finally:
         timer.cancel()
-        timer.join()
+        with lock:
+            done = True
 
 
 __all__ = ["LOADING_SECONDS", "loading_while_slow"]
