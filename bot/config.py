@@ -18,6 +18,19 @@ def _offsets(raw: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def _seconds_or_off(name: str, raw: str | None, default: float | None) -> float | None:
+    """A number of seconds, or None for "off" (``off``, ``none`` or a negative number)."""
+    if raw is None:
+        return default
+    if raw.strip().lower() in {"off", "none", "no", "false"}:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds or 'off', got {raw!r}") from None
+    return None if value < 0 else value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///nanbyo.db"
@@ -29,6 +42,7 @@ class Settings:
     line_channel_secret: str | None = None
     line_channel_access_token: str | None = None
     line_api_url: str = "https://api.line.me"
+    line_loading_after_seconds: float | None = 1.0  # None: never show LINE's loading animation
     port: int = 3000
     reminder_offsets_days: tuple[int, ...] = (60, 30, 7)
     log_level: str = "INFO"
@@ -62,6 +76,8 @@ class Settings:
             line_channel_secret=get("LINE_CHANNEL_SECRET"),
             line_channel_access_token=get("LINE_CHANNEL_ACCESS_TOKEN"),
             line_api_url=get("LINE_API_URL") or cls.line_api_url,
+            line_loading_after_seconds=_seconds_or_off("LINE_LOADING_AFTER_SECONDS", get("LINE_LOADING_AFTER_SECONDS"),
+                                                       cls.line_loading_after_seconds),
             port=int(get("PORT") or cls.port),
             reminder_offsets_days=_offsets(get("REMINDER_OFFSETS_DAYS") or "60,30,7"),
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),

@@ -74,7 +74,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
-from handlers.messages import Choice, IncomingMessage, Reply
+from handlers.messages import IncomingMessage, Reply
 from bot.storage.models import utcnow
 from bot.storage.repositories import Store
 
@@ -146,12 +146,11 @@ def decode_job(kind: str, payload: str) -> tuple[Any, ...]:
 
 
 def encode_replies(replies: list[Reply]) -> list[dict[str, Any]]:
-    return [{**r.to_json(), "kind": r.kind} for r in replies]
+    return [r.to_record() for r in replies]
 
 
 def decode_replies(raw: list[dict[str, Any]]) -> list[Reply]:
-    return [Reply(r["text"], tuple(Choice(c["label"], c["value"]) for c in r["choices"]), r.get("expecting"),
-                  r.get("topic"), kind=r.get("kind") or "answer") for r in raw]
+    return [Reply.from_record(r) for r in raw]
 
 
 @dataclasses.dataclass

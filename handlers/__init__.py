@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from handlers.messages import Choice, IncomingMessage, Reply
 from nlp.privacy import redact
@@ -123,8 +123,7 @@ def _performed(c: Consultation, action_id: str, msg: IncomingMessage, ctx: Conte
     replies = understand.perform(understand.action(ctx.kb, action_id), msg, ctx)
     if c.choices and replies:
         first = replies[0]
-        replies[0] = Reply(first.text, choices=first.choices + c.choices, expecting=first.expecting,
-                           topic=first.topic, kind=first.kind)
+        replies[0] = replace(first, choices=first.choices + c.choices)
     return replies
 
 

@@ -12,7 +12,7 @@ from datetime import date
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
-from handlers.messages import Choice, Reply
+from handlers.messages import Choice, Fact, Reply, Result, Source
 from handlers import parsers
 from handlers.base import Context, known_office
 from handlers.calc.cost_log import RULES, progress, window
@@ -190,34 +190,46 @@ def _facts(a: Answers) -> CopayFacts:
 FINAL_SAY = "最終的な区分と上限額は、申請後に県が決めます（この結果は目安です）。"
 
 
-def _short_one(r: CopayResult, ctx: Context) -> str:
-    """A result a tired reader takes in at a glance: at most six lines, the working behind 「くわしく」."""
+def _short_one(r: CopayResult, ctx: Context) -> tuple[str, Result]:
+    """A result a tired reader takes in at a glance: at most six lines, the working behind 「くわしく」.
+
+    Returns the text and the same result as a card (``Result``), made from the same pieces.
+    """
     column = "" if r.column == "一般" else f"（{r.column}）"
-    lines = [f"月の自己負担上限額：{r.cap:,}円" + ("（概算）" if r.estimate else ""), f"階層区分：{r.tier}{column}"]
+    unit = "円" + ("（概算）" if r.estimate else "")
+    tier = f"階層区分：{r.tier}{column}"
+    details: list[Fact] = []
     if r.cap == 0:
-        lines.append("今月お支払いになる額の目安：0円（指定難病の医療の自己負担はありません）")
+        details.append(Fact("今月お支払いになる額の目安", "0円（指定難病の医療の自己負担はありません）"))
     elif r.payment is not None:
-        lines.append(f"今月お支払いになる額の目安：{r.payment:,}円")
-    lines.append(f"決め手：{r.reasons[0]}")
+        details.append(Fact("今月お支払いになる額の目安", f"{r.payment:,}円"))
     # A split that is estimated, or not known to apply: one line on it (the rest is behind くわしく).
-    lines += [x for x in r.reasons if "概算" in x or "按分" in x][:1]
-    lines.append(FINAL_SAY + ctx.kb.citation("copay"))
-    return "\n".join(lines)
+    split = [x for x in r.reasons if "概算" in x or "按分" in x][:1]
+    card = Result("月の自己負担上限額", f"{r.cap:,}", unit, tier, r.reasons[0], tuple(details), (*split, FINAL_SAY))
+    lines = [f"{card.label}：{card.figure}{unit}", tier, *(f"{d.label}：{d.value}" for d in details),
+             f"決め手：{r.reasons[0]}", *split, FINAL_SAY + ctx.kb.citation("copay")]
+    return "\n".join(lines), card
 
 
-def _short_many(results: list[CopayResult], ctx: Context) -> str:
-    """With unknown figures: one line per possible tier (高額かつ長期 beside it)."""
+def _short_many(results: list[CopayResult], ctx: Context) -> tuple[str, Result]:
+    """With unknown figures: one line per possible tier (高額かつ長期 beside it), and the same as a card."""
     by_tier: dict[str, list[CopayResult]] = {}
     for r in results:
         by_tier.setdefault(r.tier, []).append(r)
-    lines = [f"わからない点があるため、考えられる月の上限額をお示しします（{ctx.kb.citation('copay-short')}。最終的な区分は県が決めます）。"]
+    details: list[Fact] = []
     for tier, rs in by_tier.items():
         rs.sort(key=lambda r: r.column != "一般")
         main = rs[0]
         pay = f"、今月の目安 {main.payment:,}円" if main.payment is not None else ""
         extra = "".join(f"／{r.column}なら {r.cap:,}円" for r in rs[1:])
-        lines.append(f"・{tier}なら 月{main.cap:,}円{pay}{extra}")
-    return "\n".join(lines)
+        details.append(Fact(f"{tier}なら", f"月{main.cap:,}円{pay}{extra}"))
+    lines = [f"わからない点があるため、考えられる月の上限額をお示しします（{ctx.kb.citation('copay-short')}。最終的な区分は県が決めます）。"]
+    lines += [f"・{d.label} {d.value}" for d in details]
+    caps = sorted({r.cap for r in results})
+    figure = f"{caps[0]:,}" if len(caps) == 1 else f"{caps[0]:,}〜{caps[-1]:,}"
+    card = Result("月の自己負担上限額（考えられる額）", figure, "円", "わからない点があるため、考えられる額をお示しします。",
+                  details=tuple(details), notes=("最終的な区分は県が決めます。",))
+    return "\n".join(lines), card
 
 
 def _copay_results(a: Answers) -> list[CopayResult] | None:
@@ -241,10 +253,10 @@ def _copay_finish(a: Answers, ctx: Context) -> list[Reply]:
     if len(results) == 1:
         # The tier, for the cost log's notice of 高額かつ長期 (the cap before and after).
         ctx.state.profile[COPAY_RESULT] = {"tier": results[0].tier, "column": results[0].column}
-        text = _short_one(results[0], ctx)
-    else:
-        text = _short_many(results, ctx)
-    return _from_log_note(a, "high_cost_months") + [Reply(text, choices=choices, topic="copay-table", kind="copay-result")]
+    text, card = _short_one(results[0], ctx) if len(results) == 1 else _short_many(results, ctx)
+    return _from_log_note(a, "high_cost_months") + [
+        Reply(text, choices=choices, topic="copay-table", kind="copay-result", result=card,
+              source=Source(ctx.kb.citation("copay-short" if len(results) > 1 else "copay")))]
 
 
 # In the profile: the tier and column of the last calculation with one result.
@@ -377,15 +389,19 @@ def _start_finish(a: Answers, ctx: Context) -> list[Reply]:
     except StartDateError:
         return [Reply("診断年月日が申請日より後になっています。日付をご確認のうえ、もう一度お試しください。",
                       choices=(Choice("もう一度計算する", "start:start-date"),), kind="start-error")]
-    lines = [f"助成の開始日は、早ければ {_ja_date(result.start)} です。",
-             f"決め手：{_start_rule(diagnosis, received, result.start, accepted)}"]
+    rule = _start_rule(diagnosis, received, result.start, accepted)
+    notes = []
     if _accepted(reason) and (found := delay_reason(reason)) is not None and found.accepted is None:
-        lines.append("「その他の事情」は窓口が個別に判断します。3か月までさかのぼれるかは、窓口にご確認ください。")
-    lines.append("開始日より後に払った医療費は、受給者証が届いてから払い戻し（償還払い）を申請できます。")
-    lines.append("最終的な開始日は県（窓口）が決めます。")
-    lines.append(ctx.kb.citation("start-date"))
+        notes.append("「その他の事情」は窓口が個別に判断します。3か月までさかのぼれるかは、窓口にご確認ください。")
+    notes.append("開始日より後に払った医療費は、受給者証が届いてから払い戻し（償還払い）を申請できます。")
+    notes.append("最終的な開始日は県（窓口）が決めます。")
+    lines = [f"助成の開始日は、早ければ {_ja_date(result.start)} です。", f"決め手：{rule}", *notes,
+             ctx.kb.citation("start-date")]
+    card = Result("助成の開始日", _ja_date(result.start), subtitle="早ければこの日から助成されます", rule=rule,
+                  notes=tuple(notes))
     return [Reply("\n".join(lines), choices=(Choice("払い戻しについて", "topic:refund"), Choice("診断年月日とは", "topic:diagnosis-date-definition")),
-                  topic="start-date-retroactive", kind="start-result")]
+                  topic="start-date-retroactive", kind="start-result", result=card,
+                  source=Source(ctx.kb.citation("start-date")))]
 
 
 def _ja_date(d: date) -> str:
@@ -480,13 +496,15 @@ def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
     head = "軽症高額の条件を満たしています。" if result.qualifies else "今のところ、軽症高額の条件はまだ満たしていません。"
     # At most six lines: what was read, the verdict, the months that counted and the rule; the rest
     # (how the months were counted, when the subsidy starts) behind 「くわしく」.
-    lines = [_read_back(values), head]
-    lines += [f"・{x}" for x in result.reasons if "か月" in x][:2]
-    lines.append("申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。")
-    lines.append(ctx.kb.citation("mild-high-cost"))
+    counted = [x for x in result.reasons if "か月" in x][:2]
+    apply = "申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。"
+    lines = [_read_back(values), head, *(f"・{x}" for x in counted), apply, ctx.kb.citation("mild-high-cost")]
+    card = Result("軽症高額の条件", "満たしています" if result.qualifies else "まだ満たしていません", subtitle=_read_back(values),
+                  rule="\n".join(counted), notes=(apply,))
     return _from_log_note(a, "monthly_costs") + [Reply("\n".join(lines), choices=(Choice("医療費申告書とは", "topic:medical-expense-declaration"),
                                                Choice("軽症高額とは", "topic:mild-high-cost")),
-                  topic="mild-high-cost", kind="mild-result")]
+                  topic="mild-high-cost", kind="mild-result", result=card,
+                  source=Source(ctx.kb.citation("mild-high-cost")))]
 
 
 def _mild_details(a: Answers, ctx: Context) -> list[Reply]:

@@ -26,7 +26,7 @@ from handlers.base import MENU, Context, office_hint, office_text
 from handlers.calc.copay import TIERS
 from handlers.calc.cost_log import RULES, Progress, Rule, YearMonth, cap_change, month_add, progress
 from handlers.dialog import Answers, Form, Slot
-from handlers.parsers import UNKNOWN, YES_NO_CHOICES, Invalid, MonthAmounts, parse_month_amounts, parse_yes_no
+from handlers.parsers import UNKNOWN, Invalid, MonthAmounts, parse_month_amounts, parse_yes_no
 from handlers.reminders import SEND_HOUR
 from knowledge import KnowledgeBase
 

@@ -14,7 +14,7 @@ chains: which question comes next follows from the answers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -150,8 +150,7 @@ def ask(form: Form, ctx: Context, prefix: str | None = None, options: tuple[Choi
         if form.details is not None and replies:
             ctx.state.profile[LAST] = {"form": form.name, "slots": {k: encode(v) for k, v in answers.items()}}
             last = replies[-1]
-            replies[-1] = Reply(last.text, choices=(DETAILS, FIX) + last.choices, expecting=last.expecting,
-                                topic=last.topic, kind=last.kind)
+            replies[-1] = replace(last, choices=(DETAILS, FIX) + last.choices)
         if ctx.state.dialog == form.name:  # finish may have started another dialog
             end(ctx)
         return ([Reply(prefix)] if prefix else []) + replies

@@ -10,12 +10,12 @@ import re
 
 from dataclasses import dataclass, field, replace
 
-from handlers.messages import Choice, Reply
+from handlers.messages import Choice, Office, Reply, Source
 from nlp.matcher import Match, Matcher
 from nlp.normalize import fold, strip_fillers
 from handlers.base import office_hint, topic_choice
 from handlers import understand
-from handlers.office import index_for, office_block
+from handlers.office import index_for, office_block, office_card
 from handlers.safety import Safety, classify, mentions_domain, redirect_for, reply_text
 from knowledge import KnowledgeBase
 
@@ -60,9 +60,12 @@ class Consultation:
     candidates: tuple[Match, ...] = field(default=(), compare=False)  # topics only, best first
     municipality: str | None = None  # named in the question, if any
     action: str | None = None  # kind "action": the id of the action the message asks for
+    office: Office | None = None  # kind "office": the office as a card
+    source: Source | None = None
 
     def reply(self) -> Reply:
-        return Reply(self.text, choices=self.choices, topic=self.topic, kind=self.kind)
+        return Reply(self.text, choices=self.choices, topic=self.topic, kind=self.kind, office=self.office,
+                     source=self.source)
 
 
 def render_topic(kb: KnowledgeBase, topic_id: str, municipality: str | None = None) -> tuple[str, tuple[Choice, ...]]:
@@ -175,8 +178,10 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | 
     if found and found.municipality and _names_a_place_only(text, found.municipality):
         # A municipality alone, or 「〇〇市に住んでます」: no question to be sorry about; here is their office.
         body = office_block(kb.prefecture, found.office, found.municipality)
-        return Consultation(None, 0.0, body + "\n\n出典：" + kb.sources[kb.prefecture.sources[0]].cite(), suggestions,
-                            choices, "office", tuple(matches), found.municipality)
+        source = "出典：" + kb.sources[kb.prefecture.sources[0]].cite()
+        return Consultation(None, 0.0, body + "\n\n" + source, suggestions, choices, "office", tuple(matches),
+                            found.municipality, office=office_card(kb.prefecture, found.office, found.municipality),
+                            source=Source(source))
     lines = ["申し訳ありません。そのご質問に確かにお答えできる情報が、手元の資料には見つかりませんでした。推測でお答えすることは控えます。"]
     if suggestions:
         lines.append("もしかすると、次のどれかのことでしょうか。下のボタンからお選びください。")

@@ -2,12 +2,20 @@
 
 Channels convert their payloads into ``IncomingMessage`` and render
 ``list[Reply]``; nothing else crosses the boundary between a channel and the core.
+
+A reply's ``text`` is always the whole answer in plain text (the terminal shows it, and
+it is the fallback of every other rendering). A reply may also carry its structure — a
+calculator's ``Result``, an ``Office``, its ``Source`` — which LINE (Flex Message) and
+Slack (Block Kit) render as cards; a channel that knows no cards ignores it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import quote
+
+MAP_SEARCH = "https://www.google.com/maps/search/"
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,81 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True)
+class Fact:
+    """One labelled line of a card: 「今月お支払いになる額の目安」「20,000円」."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """A calculator's result: one figure in large type, what decided it, and a few lines more.
+
+    Attributes:
+        label: what the figure is (「月の自己負担上限額」).
+        figure: the figure as shown (「20,000」, 「2025年6月1日」, 「該当します」).
+        unit: after the figure (「円」), or "".
+        subtitle: the line under the figure (「階層区分：一般所得2」), or None.
+        rule: the one rule that decided it (the 決め手), or None.
+        details: labelled lines (this month's payment, one line per possible tier ...).
+        notes: short sentences after them (who decides finally, what to do next).
+    """
+
+    label: str
+    figure: str
+    unit: str = ""
+    subtitle: str | None = None
+    rule: str | None = None
+    details: tuple[Fact, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Office:
+    """An office to call or visit, as a card with 「電話する」 and 「地図」.
+
+    Attributes:
+        name: the office (「吾妻保健福祉事務所」).
+        address: its postal address (also what the map link searches for).
+        phone: the phone number as printed (「0279-75-3303」).
+        hours: when it answers (「平日 8:30〜17:15」).
+        fax: the fax number, or None.
+        serves: whom it serves (「草津町にお住まいの方の窓口」), or None.
+        area: the prefecture (「群馬県」), put before an address that does not start with it for the map.
+    """
+
+    name: str
+    address: str
+    phone: str
+    hours: str
+    fax: str | None = None
+    serves: str | None = None
+    area: str = ""
+
+    @property
+    def tel_uri(self) -> str:
+        """The phone as a ``tel:`` URI (「0279-75-3303」 → ``tel:0279753303``): a tap calls it."""
+        return "tel:" + "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
+
+    @property
+    def map_url(self) -> str:
+        """A map search for the address, opening Google Maps (the app or the browser) on any phone.
+
+        The path form has no ``&``: Slack's iOS app breaks links with one (slackapi/bolt-js#2103).
+        """
+        where = self.address if self.address.startswith(self.area) else self.area + self.address
+        return MAP_SEARCH + quote(where, safe="")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the facts of a reply come from: the 出典 line as the text shows it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Reply:
     """One message of the bot.
 
@@ -56,6 +139,10 @@ class Reply:
         choices: buttons offered after this message.
         expecting: the contract slot the bot waits for (see CONTRACT.md), or None.
         topic: the knowledge-base topic id this reply answers, or None.
+        kind: what the reply is, for logs and tests ("answer", "copay-result", "office" ...).
+        result: the structure of a calculator's result, for channels that render cards.
+        office: the structure of an office answer, for channels that render cards.
+        source: the 出典 of a card (the text names it too).
     """
 
     text: str
@@ -63,6 +150,9 @@ class Reply:
     expecting: str | None = None
     topic: str | None = None
     kind: str = field(default="answer", compare=False)
+    result: Result | None = field(default=None, compare=False)
+    office: Office | None = field(default=None, compare=False)
+    source: Source | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,3 +161,28 @@ class Reply:
             "expecting": self.expecting,
             "topic": self.topic,
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything of the reply as JSON-ready data (a kept turn answer, an outbox row)."""
+        record = {**self.to_json(), "kind": self.kind}
+        if self.result is not None:
+            record["result"] = asdict(self.result)
+        if self.office is not None:
+            record["office"] = asdict(self.office)
+        if self.source is not None:
+            record["source"] = asdict(self.source)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Reply:
+        """The reply ``to_record`` wrote (records without cards, written before they existed, too)."""
+        result = record.get("result")
+        if result is not None:
+            result = Result(**{**result, "details": tuple(Fact(**f) for f in result.get("details", ())),
+                               "notes": tuple(result.get("notes", ()))})
+        office = record.get("office")
+        source = record.get("source")
+        return cls(record["text"], tuple(Choice(c["label"], c["value"]) for c in record.get("choices", ())),
+                   record.get("expecting"), record.get("topic"), kind=record.get("kind") or "answer",
+                   result=result, office=Office(**office) if office is not None else None,
+                   source=Source(**source) if source is not None else None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from handlers.messages import Office
 from nlp.normalize import fold
 from knowledge.models import Prefecture
 
@@ -96,10 +97,21 @@ def index_for(pref: Prefecture) -> MunicipalityIndex:
     return idx
 
 
+def _who(municipality: str | None, names: tuple[str, ...]) -> str:
+    return f"{municipality}にお住まいの方" if municipality else "、".join(names) + "にお住まいの方"
+
+
+def office_card(pref: Prefecture, office_id: str, municipality: str | None, names: tuple[str, ...] = ()) -> Office:
+    """The office of ``office_block`` as a card (name, address, phone, hours) for LINE and Slack."""
+    office = pref.offices[office_id]
+    return Office(office.name, office.address, office.phone, pref.hours, fax=office.fax,
+                  serves=f"{_who(municipality, names)}の窓口", area=pref.name)
+
+
 def office_block(pref: Prefecture, office_id: str, municipality: str | None, names: tuple[str, ...] = ()) -> str:
     """Text naming an office, its address, phone and fax."""
     office = pref.offices[office_id]
-    who = f"{municipality}にお住まいの方" if municipality else "、".join(names) + "にお住まいの方"
+    who = _who(municipality, names)
     return (
         f"{who}の窓口は「{office.name}」です。\n"
         f"・所在地：{office.address}\n"

@@ -6,12 +6,12 @@ message, so 「やめる」 cancels but 「薬をやめてもいい？」 does n
 
 from __future__ import annotations
 
-from handlers.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, IncomingMessage, Reply, Source
 from nlp.normalize import fold, strip_fillers
 from handlers import dialog
 from handlers.base import CANCEL, Context, municipality_examples, text_of
 from handlers.dialog import Answers, Form, Slot
-from handlers.office import index_for, office_block
+from handlers.office import index_for, office_block, office_card
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
 from handlers.ports import DeleteMyData
 
@@ -108,10 +108,12 @@ def _office_finish(answers: Answers, ctx: Context) -> list[Reply]:
         return [Reply(f"{pref.name}の窓口の一覧です。お住まいの地域の窓口にお電話ください（{pref.hours}）。\n{offices}",
                       kind="office")]
     ctx.state.profile["municipality"] = muni
-    block = office_block(pref, index_for(pref).office_of(muni), muni)
-    return [Reply(f"{block}\n\n担当の方と直接お話しになりたいときは、こちらにお電話ください。\n出典：{ctx.kb.sources[pref.sources[0]].cite()}",
+    office = index_for(pref).office_of(muni)
+    block = office_block(pref, office, muni)
+    source = f"出典：{ctx.kb.sources[pref.sources[0]].cite()}"
+    return [Reply(f"{block}\n\n担当の方と直接お話しになりたいときは、こちらにお電話ください。\n{source}",
                   choices=(Choice("申請に必要な書類", "topic:new-application-documents"), Choice("メニュー", "menu")),
-                  kind="office")]
+                  kind="office", office=office_card(pref, office, muni), source=Source(source))]
 
 
 OFFICE_FORM = Form(

@@ -136,7 +136,8 @@ def deliver(channel: LineChannel, body: bytes, signature: str | None = None) -> 
 
 
 def texts(rec) -> list[str]:
-    return [m["text"] for m in rec.json["messages"]]
+    """The text of each message: a text message's text, a Flex card's altText (its plain rendering)."""
+    return [m.get("text") or m["altText"] for m in rec.json["messages"]]
 
 
 def quick_replies(rec) -> list[dict[str, Any]]:

@@ -143,8 +143,10 @@ def click(message: Call, value: str, response_url: str, user: str = "U1") -> str
 
 
 def texts(calls: list[Call]) -> str:
-    return "\n".join(block["text"]["text"] for c in calls for block in c.args.get("blocks") or []
-                     if block["type"] == "section")
+    """What the posted messages show: section texts and fields, and headers (a card's figure or office)."""
+    return "\n".join(t["text"] for c in calls for block in c.args.get("blocks") or []
+                     if block["type"] in ("section", "header")
+                     for t in ([block["text"]] if "text" in block else []) + block.get("fields", []))
 
 
 def button_values(call: Call) -> list[str]:

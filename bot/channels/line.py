@@ -53,6 +53,7 @@ from linebot.v3.messaging import (
     Configuration,
     MessagingApi,
     MessagingApiBlob,
+    Message,
     PostbackAction,
     PushMessageRequest,
     QuickReply,
@@ -62,6 +63,7 @@ from linebot.v3.messaging import (
     RichMenuBounds,
     RichMenuRequest,
     RichMenuSize,
+    ShowLoadingAnimationRequest,
     TextMessage,
 )
 from linebot.v3.webhooks import (
@@ -74,6 +76,8 @@ from linebot.v3.webhooks import (
     UserSource,
 )
 
+from bot.channels.line_cards import flex_message
+from bot.channels.line_loading import LOADING_SECONDS, loading_while_slow
 from bot.config import Settings
 from handlers.messages import Choice, IncomingMessage, Reply
 from bot.storage.repositories import hash_user
@@ -99,6 +103,8 @@ DEFAULT_DATA_API_URL = "https://api-data.line.me"
 
 # Timeouts of one LINE API call (connect, read) in seconds: a hung API must not pin a worker.
 REQUEST_TIMEOUT = (5.0, 15.0)
+# The loading animation is a courtesy: it may not hold a turn up for long.
+LOADING_TIMEOUT = (2.0, 3.0)
 
 # X-Line-Retry-Key values are UUIDs derived from our own delivery keys, so that the same
 # message retried (by the reminder dispatcher, or after a lost response) always carries the
@@ -181,8 +187,8 @@ def quick_reply_items(choices: Sequence[Choice]) -> list[QuickReplyItem]:
     return items
 
 
-def to_messages(replies: Sequence[Reply]) -> list[TextMessage]:
-    """Render replies as LINE text messages.
+def to_messages(replies: Sequence[Reply]) -> list[Message]:
+    """Render replies as LINE messages: text, or a Flex card for a reply with a result or an office.
 
     Long texts are split into several messages. LINE shows quick replies only on the
     last message of a batch, so the choices of the last reply that offers any go there.
@@ -193,14 +199,16 @@ def to_messages(replies: Sequence[Reply]) -> list[TextMessage]:
     Returns:
         The messages in order (may be more than 5; the caller batches them).
     """
-    texts = [part for r in replies for part in split_text(r.text)]
-    if not texts:
+    messages: list[Message] = []
+    for r in replies:
+        card = flex_message(r)  # a result or an office as a Flex card, its text as the altText
+        messages += [card] if card is not None else [TextMessage(text=part) for part in split_text(r.text)]
+    if not messages:
         return []
     choices = next((r.choices for r in reversed(replies) if r.choices), ())
-    messages = [TextMessage(text=t) for t in texts]
     items = quick_reply_items(choices)
     if items:
-        messages[-1] = TextMessage(text=texts[-1], quick_reply=QuickReply(items=items))
+        messages[-1].quick_reply = QuickReply(items=items)
     return messages
 
 
@@ -209,7 +217,7 @@ def retry_key(key: str) -> str:
     return str(uuid.uuid5(RETRY_KEY_NAMESPACE, RETRY_KEY_PREFIX + key))
 
 
-def _batches(messages: Sequence[TextMessage]) -> list[list[TextMessage]]:
+def _batches(messages: Sequence[Message]) -> list[list[Message]]:
     return [list(messages[i:i + MAX_MESSAGES]) for i in range(0, len(messages), MAX_MESSAGES)]
 
 
@@ -257,12 +265,12 @@ class LineApi:
         self._client = ApiClient(_configuration(settings))
         self._api = MessagingApi(self._client)
 
-    def reply(self, reply_token: str, messages: Sequence[TextMessage]) -> None:
+    def reply(self, reply_token: str, messages: Sequence[Message]) -> None:
         """Send up to 5 messages with a reply token. Raises ApiException as the SDK does."""
         self._api.reply_message(ReplyMessageRequest(reply_token=reply_token, messages=list(messages)),
                                 _request_timeout=REQUEST_TIMEOUT)
 
-    def push(self, to: str, messages: Sequence[TextMessage], key: str | None = None) -> bool:
+    def push(self, to: str, messages: Sequence[Message], key: str | None = None) -> bool:
         """Push up to 5 messages to a user.
 
         Args:
@@ -287,6 +295,11 @@ class LineApi:
         except urllib3.exceptions.HTTPError as exc:
             raise LineDeliveryError(None, f"push ({type(exc).__name__})") from None
         return True
+
+    def show_loading(self, user_id: str, seconds: int = LOADING_SECONDS) -> None:
+        """Show the loading animation in the user's chat until our next message (or ``seconds``)."""
+        self._api.show_loading_animation(ShowLoadingAnimationRequest(chat_id=user_id, loading_seconds=seconds),
+                                         _request_timeout=LOADING_TIMEOUT)
 
     def close(self) -> None:
         self._client.close()
@@ -337,6 +350,7 @@ class LineChannel:
         self._secret = settings.line_channel_secret
         self._parser = WebhookParser(settings.line_channel_secret)
         self._api = LineApi(settings)
+        self._loading_after = settings.line_loading_after_seconds
         # Threads start on the first submit, not here.
         self._turns = turns
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="line") \
@@ -474,13 +488,15 @@ class LineChannel:
 
     def _turn(self, msg: IncomingMessage) -> list[Reply]:
         try:
-            return self.bot.handle(msg)
+            # A turn that takes longer than a moment shows LINE's loading animation meanwhile.
+            with loading_while_slow(self._loading_after, lambda: self._api.show_loading(msg.user)):
+                return self.bot.handle(msg)
         except Exception as exc:
             log.error("turn failed channel=line user=%s error=%s\n%s", hash_user(msg.user_key), type(exc).__name__,
                       "".join(traceback.format_tb(exc.__traceback__)))
             return [Reply(ERROR_TEXT, kind="error")]
 
-    def _deliver(self, user_id: str, reply_token: str | None, messages: list[TextMessage],
+    def _deliver(self, user_id: str, reply_token: str | None, messages: list[Message],
                  event_id: str | None) -> None:
         """Reply with the token (free, and the answer appears at once); push what cannot go that way.
 

@@ -43,6 +43,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.signature import SignatureVerifier
 
+from bot.channels.slack_blocks import card_blocks
 from bot.config import Settings
 from handlers.messages import Choice, IncomingMessage, Reply
 from bot.storage.repositories import hash_user
@@ -171,12 +172,15 @@ def render(replies: Iterable[Reply]) -> list[dict[str, Any]]:
     One reply becomes one message, or several when it needs more than 50 blocks. Its text
     becomes mrkdwn sections of at most 3,000 characters; its choices become buttons, at
     most 25 per actions block, whose ``value`` is the choice value and whose
-    ``action_id`` is unique in the message. ``text`` is the plain fallback Slack shows in
-    notifications.
+    ``action_id`` is unique in the message. A reply with a result or an office is rendered
+    as Block Kit fields instead of its text (``bot.channels.slack_blocks``). ``text`` is the
+    plain fallback Slack shows in notifications (for a card, the reply's whole text).
     """
     messages: list[dict[str, Any]] = []
     for reply in replies:
-        blocks: list[dict[str, Any]] = [
+        # A result or an office as Block Kit fields; anything else as text sections.
+        card = card_blocks(reply)
+        blocks: list[dict[str, Any]] = card or [
             {"type": "section", "text": {"type": "mrkdwn", "text": escape(piece)}}
             for piece in split_text(reply.text)
         ]
@@ -193,7 +197,8 @@ def render(replies: Iterable[Reply]) -> list[dict[str, Any]]:
             ]})
         for start in range(0, len(blocks), BLOCKS_PER_MESSAGE):
             part = blocks[start:start + BLOCKS_PER_MESSAGE]
-            messages.append({"text": _fallback(part), "blocks": part})
+            fallback = _truncate(escape(reply.text), FALLBACK_TEXT_LIMIT) if card else _fallback(part)
+            messages.append({"text": fallback, "blocks": part})
     return messages
 
 

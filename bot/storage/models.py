@@ -192,7 +192,7 @@ class TurnAnswer(SQLModel, table=True):
 
 # What an amount of the cost log is: the month's total medical cost (10割, what 高額かつ長期 and
 # 軽症高額 count), or only what the patient paid (自己負担), which says nothing about the total.
-from handlers.ports import COST_PAID, COST_TOTAL  # noqa: E402  (the kinds of a logged amount)
+from handlers.ports import COST_TOTAL  # noqa: E402  (the kinds of a logged amount: handlers.ports)
 
 
 class CostLogEntry(SQLModel, table=True):

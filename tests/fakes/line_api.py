@@ -1,9 +1,10 @@
 """A recording fake of the LINE Messaging API on 127.0.0.1 (port 0), for tests.
 
-What it is: an ``http.server`` that answers the calls the bot makes (reply, push, rich
-menu create / image / default / list / delete) as LINE does, checks LINE's limits
-(5 messages, 5,000 characters, 13 quick replies, 20-character labels, 300-character
-postback data) and the bearer token, and records every request for assertions.
+What it is: an ``http.server`` that answers the calls the bot makes (reply, push, the
+loading animation, rich menu create / image / default / list / delete) as LINE does, checks
+LINE's limits (5 messages, 5,000 characters, 13 quick replies, 20-character labels,
+300-character postback data; Flex: altText, bubble size, text sizes, URI actions; loading
+seconds 5 to 60 in steps of 5) and the bearer token, and records every request for assertions.
 Pushes honour ``X-Line-Retry-Key``: a key already accepted gets 409. Reply tokens
 listed in ``invalid_reply_tokens`` get 400 "Invalid reply token", like an expired one.
 
@@ -50,12 +51,15 @@ def message_problems(messages: Any) -> list[str]:
     if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
         return ["messages must be 1 to 5"]
     for i, m in enumerate(messages):
-        if m.get("type") != "text":
+        if m.get("type") == "flex":
+            problems += flex_problems(m, f"messages[{i}]")
+        elif m.get("type") == "text":
+            text = m.get("text") or ""
+            if not text or _units(text) > 5000:
+                problems.append(f"messages[{i}].text length {_units(text)}")
+        else:
             problems.append(f"messages[{i}].type")
             continue
-        text = m.get("text") or ""
-        if not text or _units(text) > 5000:
-            problems.append(f"messages[{i}].text length {_units(text)}")
         items = (m.get("quickReply") or {}).get("items") or []
         if len(items) > 13:
             problems.append(f"messages[{i}].quickReply.items > 13")
@@ -68,6 +72,53 @@ def message_problems(messages: Any) -> list[str]:
     return problems
 
 
+# The URI schemes LINE's URI action opens, and the Flex sizes and layouts it knows.
+URI_SCHEMES = ("http://", "https://", "tel:", "line://")
+FLEX_SIZES = {"xxs", "xs", "sm", "md", "lg", "xl", "xxl", "3xl", "4xl", "5xl"}
+MAX_BUBBLE_BYTES = 30_000  # one bubble's JSON
+
+
+def _components(node: Any) -> list[dict[str, Any]]:
+    """Every Flex component of a bubble (or box), depth first."""
+    found = [node] if isinstance(node, dict) and "type" in node else []
+    if isinstance(node, dict):
+        for key in ("header", "hero", "body", "footer"):
+            if key in node:
+                found += _components(node[key])
+        for child in node.get("contents") or []:
+            found += _components(child)
+    return found
+
+
+def flex_problems(message: dict[str, Any], where: str) -> list[str]:
+    """What LINE would refuse in a Flex message: altText (1 to 400 here), bubble size, texts, actions."""
+    problems: list[str] = []
+    alt = message.get("altText") or ""
+    if not 1 <= _units(alt) <= 400:
+        problems.append(f"{where}.altText length {_units(alt)}")
+    bubble = message.get("contents") or {}
+    if bubble.get("type") != "bubble":
+        return problems + [f"{where}.contents.type"]
+    if len(json.dumps(bubble, ensure_ascii=False).encode("utf-8")) > MAX_BUBBLE_BYTES:
+        problems.append(f"{where}.contents size")
+    for component in _components(bubble):
+        kind = component["type"]
+        if kind == "text" and not component.get("text"):
+            problems.append(f"{where}: an empty text")
+        if kind in ("text", "span") and component.get("size") not in FLEX_SIZES | {None}:
+            problems.append(f"{where}: text size {component.get('size')}")
+        if kind == "box" and component.get("layout") not in ("vertical", "horizontal", "baseline"):
+            problems.append(f"{where}: box layout")
+        action = component.get("action")
+        if action:
+            if not 1 <= _units(action.get("label") or "") <= 20:
+                problems.append(f"{where}: action label {action.get('label')!r}")
+            uri = action.get("uri") or ""
+            if action.get("type") == "uri" and (not uri.startswith(URI_SCHEMES) or len(uri) > 1000):
+                problems.append(f"{where}: action uri {uri[:40]!r}")
+    return problems
+
+
 @dataclass
 class FakeLineApi:
     """Start with ``FakeLineApi.start()`` (or as a context manager); ``url`` is its base URL."""
@@ -75,6 +126,7 @@ class FakeLineApi:
     access_token: str = "test-access-token"
     invalid_reply_tokens: set[str] = field(default_factory=set)
     push_status: int | None = None  # answer every push with this status instead (e.g. 500)
+    loading_status: int | None = None  # answer every loading-animation call with this status instead
     requests: list[Recorded] = field(default_factory=list)
     accepted_retry_keys: set[str] = field(default_factory=set)
     rich_menus: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -127,13 +179,17 @@ class FakeLineApi:
                 self._cond.wait(left)
             return self.calls(path)
 
-    def sent_texts(self) -> list[str]:
-        """Every text message delivered (reply and push, accepted ones only), in order."""
-        out: list[str] = []
+    def sent_messages(self) -> list[dict[str, Any]]:
+        """Every message delivered (reply and push, accepted ones only), in order, as sent."""
+        out: list[dict[str, Any]] = []
         for r in list(self.requests):
             if r.path in ("/v2/bot/message/reply", "/v2/bot/message/push") and r.status == 200:
-                out += [m["text"] for m in r.json["messages"]]
+                out += r.json["messages"]
         return out
+
+    def sent_texts(self) -> list[str]:
+        """The text of every message delivered (a Flex card's altText), in order."""
+        return [m.get("text") or m.get("altText") for m in self.sent_messages()]
 
     # -- answering ----------------------------------------------------------------------------
 
@@ -168,6 +224,14 @@ class FakeLineApi:
                                  "sentMessages": [{"id": "already"}]}, {"x-line-accepted-request-id": "req-1"}
                 self.accepted_retry_keys.add(key)
             return 200, {"sentMessages": [{"id": uuid.uuid4().hex} for _ in body["messages"]]}, {}
+        if method == "POST" and path == "/v2/bot/chat/loading/start":
+            body = rec.json
+            seconds = body.get("loadingSeconds", 20)
+            if not body.get("chatId") or not isinstance(seconds, int) or not 5 <= seconds <= 60 or seconds % 5:
+                return 400, {"message": "The request body has error(s)"}, {}
+            if self.loading_status is not None:
+                return self.loading_status, {"message": "fake failure"}, {}
+            return 202, {}, {}
         if method == "POST" and path == "/v2/bot/richmenu":
             menu = rec.json
             size = menu.get("size") or {}
