@@ -291,6 +291,7 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
     scheduler = None
     senders: dict[str, Any] = {}
     try:
+        _create_schema(settings.database_url)  # once here, not by workers racing each other
         if not getattr(args, "no_scheduler", False):
             # One scheduler per instance, in this process (uvicorn's supervisor when there are workers).
             senders = build_outboxes(settings)
@@ -309,7 +310,7 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
         print(", ".join(parts), file=sys.stderr, flush=True)
         server = uvicorn.Server(config)
         if workers > 1:
-            Multiprocess(config, target=server.run, sockets=[sock]).run()
+            Multiprocess(config, sockets=[sock]).run()
         else:
             server.run(sockets=[sock])
         return 0
@@ -328,6 +329,14 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(sig, handler)
         sock.close()
         print("nanbyo-bot: stopped", file=sys.stderr, flush=True)
+
+
+def _create_schema(database_url: str) -> None:
+    from bot.storage.db import make_engine, make_turn_queue_engine, turn_queue_url
+
+    make_engine(database_url).dispose()
+    if turn_queue_url(database_url) is not None:
+        make_turn_queue_engine(database_url).dispose()
 
 
 def _step(name: str, action: Callable[[], Any]) -> None:
