@@ -28,6 +28,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any
 from sqlalchemy import text as sql_text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -82,6 +84,33 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
     await asyncio.wait_for(read(), BODY_TIMEOUT_SECONDS)
     return b"".join(chunks)
+
+
+class AccessLog:
+    """One log line per request: method, path, status, duration. Ours rather than uvicorn's access
+    log, which names the client's address and the query string; no body is ever logged."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = scope.get("path", "")
+            log.log(logging.DEBUG if path == HEALTH_PATH else logging.INFO, "http method=%s path=%s status=%d ms=%.1f",
+                    scope.get("method"), path, status[0], (time.perf_counter() - started) * 1000)
 
 
 @dataclass
@@ -182,7 +211,7 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
                 await run_in_threadpool(handler.close)
             await run_in_threadpool(service.close)
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLog)])
     app.state.paths = sorted({r.path for r in routes})
     return app
 

@@ -136,9 +136,9 @@ class InlineRunner:
 # --- what is stored: the turns, and their answers ------------------------------------------------
 
 def encode_turns(turns: Sequence[Turn]) -> str:
-    """One user's turns as stored in ``pending_turn.payload``."""
-    return json.dumps([{"msg": dataclasses.asdict(m), "address": dataclasses.asdict(a)} for m, a in turns],
-                      ensure_ascii=False)
+    """One user's turns as stored in ``pending_turn.payload``: ASCII JSON, so that any text the
+    platform sent (a lone surrogate, NUL) is storable as it is; the core makes it readable later."""
+    return json.dumps([{"msg": dataclasses.asdict(m), "address": dataclasses.asdict(a)} for m, a in turns])
 
 
 def decode_turns(payload: str) -> list[Turn]:
