@@ -10,9 +10,8 @@ was asked and answering it in free text; all users run in parallel threads.
 The server is ``serve``'s app on uvicorn (``bot.server.start_in_thread``) on port 0 with a
 SQLite file, and again on PostgreSQL when ``TEST_DATABASE_URL`` is set. The PostgreSQL run is the
 one where turns really run side by side: on SQLite, a turn's first write takes the database's
-single write lock until its commit, so the turns take turns. Each runs twice: with the turns run
-before the ack (``bot.turns.InlineRunner``), and as ``nanbyo-bot serve`` runs them, recorded
-before the ack and answered on a thread pool (``bot.turns.PooledRunner``).
+single write lock until its commit, so the turns take turns. The turns run as ``nanbyo-bot
+serve`` runs them: recorded before the ack and answered on a thread pool (``bot.turns.PooledRunner``).
 
 A request that fails is sent again with ``X-Slack-Retry-Num``, as Slack does; the event id is
 the same, so it must still be answered once.
@@ -263,14 +262,12 @@ def converse(url: str, inboxes: Inboxes, s: Scenario) -> list[str]:
 
 # --- the servers -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("turns", ["inline", "pooled"])
-def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: str, turns: str) -> None:
-    """``turns="pooled"`` is what ``nanbyo-bot serve`` runs: recorded and acked, then answered on a pool."""
+def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: str) -> None:
     fake = FakeSlackAPI()
     settings = Settings(database_url=database_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake.api_url)
     bot = build_bot(settings)
-    server = start_in_thread(build_service(settings, bot=bot, pooled=turns == "pooled"))
+    server = start_in_thread(build_service(settings, bot=bot))
     url = server.url + "/slack/events"
     scenarios = [scenario(i, uuid.uuid4().hex[:4].upper()) for i in range(USERS)]
     inboxes = Inboxes(fake, [s.channel for s in scenarios])
