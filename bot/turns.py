@@ -274,14 +274,6 @@ class _Forgetter:
                 log.warning("kept answers not deleted count=%d error=%s", len(batch), type(exc).__name__)
 
 
-def _lower_priority() -> None:
-    """Linux schedules threads one by one: a turn thread at nice +10 leaves the CPU to the acks."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):
-        pass
-
-
 class PooledRunner:
     """Records turns (when given a store), then runs them on a thread pool.
 
@@ -315,7 +307,7 @@ class PooledRunner:
         self._closing = False
         self._stopping = threading.Event()
         self._db_paused_until = 0.0
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="turn", initializer=_lower_priority)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="turn")
         self._recorder = _Recorder(self.queue, self.owner) if self.queue is not None else None
         self._forgetter = _Forgetter(store) if store is not None else None
         self._leaser: threading.Thread | None = None

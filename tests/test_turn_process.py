@@ -140,8 +140,9 @@ def test_a_worker_that_dies_is_restarted_and_its_turns_are_answered(
         for user in users:
             assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
         time.sleep(1.0)  # the turns are running (their answers wait for the slow Web API)
-        os.kill(first[0], signal.SIGKILL)
-        while set(serve.workers()) & set(first) != {first[1]} or len(serve.workers()) < 2:
+        for pid in first:  # both: whichever took the requests dies with its turns
+            os.kill(pid, signal.SIGKILL)
+        while set(serve.workers()) & set(first) or len(serve.workers()) < 2:
             assert time.monotonic() < deadline + 30, "the dead worker was not replaced\n" + serve.stderr()
             time.sleep(0.1)
         fake_slack.delay = 0.0
@@ -153,7 +154,7 @@ def test_a_worker_that_dies_is_restarted_and_its_turns_are_answered(
     finally:
         code = serve.stop()
     assert code == 0, serve.stderr()
-    assert "turn taken over" in serve.stderr(), "the dead worker's turns were answered by another worker"
+    assert "turn taken over" in serve.stderr(), "the dead workers' turns were answered by the new ones"
     assert not serve.workers(), "the workers end with serve"
 
 
