@@ -1,8 +1,8 @@
 """Benchmark: resident memory of ``nanbyo-bot serve`` after 10,000 conversations.
 
 What it measures: the VmRSS (and the peak, VmHWM) of the real server, read from
-``/proc/<pid>/status``, summed over the server process and the child process that runs its
-Slack turns (``bot.turn_worker``), with their Pss (``smaps_rollup``: pages both map, such as
+``/proc/<pid>/status``, summed over ``serve``'s processes (one, or uvicorn's supervisor and
+its ``--workers``), with their Pss (``smaps_rollup``: pages both map, such as
 the Sudachi dictionary file, counted once), at start, after a warm-up, every 1,000
 conversations and at the end; then the growth per conversation. A
 conversation is one new Slack user sending three signed DM events, each after the previous
@@ -93,7 +93,7 @@ def _one_status(pid: int) -> dict[str, int]:
 
 
 def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (``serve`` runs its Slack turns in a child process)."""
+    """``pid`` and its descendants (uvicorn's worker processes, when ``serve --workers N``)."""
     tree, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     print("summary")
     print(f"  RSS before (after warm-up) {mib(warm['VmRSS'])}, after {total:,} conversations {mib(end['VmRSS'])}, "
           f"peak {mib(end['VmHWM'])}; Pss after {mib(end['Pss'])} ({end['processes']} processes summed: serve, "
-          f"the child that runs its Slack turns, multiprocessing's resource tracker)")
+          f"its worker processes, if any)")
     print(f"  growth {mib(grown)}: {grown * 1024 / total:.0f} bytes per conversation "
           f"({grown * 1024 / (total * TURNS):.0f} bytes per event)")
     if len(samples) > 1:  # after the first report, once pools and allocator arenas have settled

@@ -1,19 +1,21 @@
-"""Wiring: builds the knowledge base, matcher, storage and bot from settings.
+"""Wiring: builds the knowledge base, matcher, storage, bot, outboxes, turn runner and channels
+from settings, and the process's logging.
 
-The only place that decides which concrete pieces are used. Importing it does
-nothing; call ``build_bot``.
+The only place that decides which concrete pieces are used: ``serve`` (``bot.server``), the CLI
+and the tests all build through here. Importing it does nothing; call ``build_bot`` (the core
+alone) or ``build_service`` (everything ``serve`` runs).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from bot.config import Settings
 from bot.core import Bot
-from handlers.messages import IncomingMessage, Reply
 from nlp.matcher import Entry, Matcher
 from nlp.normalize import Synonyms
 from bot.storage.db import make_engine
@@ -62,34 +64,83 @@ def build_bot(settings: Settings, clock=None) -> Bot:
     return Bot(kb, matcher, store, dialog_forms(), reminder_offsets=settings.reminder_offsets_days, **kwargs)
 
 
-class LazyBot:
-    """A ``Bot`` whose knowledge base and matcher are built on first use, with its store at once.
+@dataclass
+class Service:
+    """Everything a running bot is made of, as ``serve`` and the tests use it.
 
-    For ``serve`` when its turns run in a child process: the server process then only needs the
-    database (``/healthz``) and never ranks a question, so it does not hold a second copy of the
-    matcher (about 55 MiB beside the shared dictionary pages). Should a turn run here after all,
-    it works: the real ``Bot`` is built then.
+    Attributes:
+        bot: the core.
+        outboxes: the configured channels' outboxes by channel name (they send reminders too).
+        runner: where the channels hand their turns (``bot.turns``).
+        slack: the Slack intake when Slack is configured (over HTTP, or Socket Mode), else None.
+        line: the LINE webhook when LINE is configured, else None.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self.store = Store(make_engine(settings.database_url))
-        self._bot: Bot | None = None
-        self._lock = threading.Lock()
+    bot: Bot
+    outboxes: dict[str, Any]
+    runner: Any
+    slack: Any = None
+    line: Any = None
 
-    def _real(self) -> Bot:
-        with self._lock:
-            if self._bot is None:
-                kb, matcher = knowledge_and_matcher(self._settings.prefecture)
-                self._bot = Bot(kb, matcher, self.store, dialog_forms(),
-                                reminder_offsets=self._settings.reminder_offsets_days)
-            return self._bot
+    def close(self) -> None:
+        """Refuse new turns, finish those accepted, then close the outboxes' connections."""
+        self.runner.close()
+        for outbox in self.outboxes.values():
+            close = getattr(outbox, "close", None)
+            if close is not None:
+                close()
 
-    def handle(self, msg: IncomingMessage) -> list[Reply]:
-        return self._real().handle(msg)
 
-    def delete_user(self, user_key: str) -> int:
-        return self._real().delete_user(user_key)
+def build_outboxes(settings: Settings) -> dict[str, Any]:
+    """The outboxes of the configured channels: ``{"slack": SlackOutbox, "line": LineOutbox}``.
+
+    They are also the reminder dispatcher's senders (``send(user, text, kind, key)``).
+    """
+    outboxes: dict[str, Any] = {}
+    if settings.slack_bot_token:
+        from bot.channels.slack import SlackOutbox
+
+        outboxes["slack"] = SlackOutbox(settings)
+    if settings.line_channel_secret and settings.line_channel_access_token:
+        from bot.channels.line import LineOutbox
+
+        outboxes["line"] = LineOutbox(settings)
+    return outboxes
+
+
+def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = True, durable: bool = True,
+                  socket_mode: bool = False, threads: int = 8) -> Service:
+    """The bot, its outboxes, a turn runner and the configured channels' intakes.
+
+    Args:
+        settings: what is configured decides what is built.
+        bot: a ready core (tests pass one with a fixed clock or a stand-in); default ``build_bot``.
+        pooled: True for ``serve`` (``PooledRunner``: the ack does not wait for the turn), False
+            to run each turn before the request is answered (``InlineRunner``).
+        durable: with ``pooled``, record each turn in the database before the ack.
+        socket_mode: Slack reaches the bot over Socket Mode (no signing secret needed).
+        threads: turns a pooled runner runs at once.
+    """
+    from bot.turns import InlineRunner, PooledRunner
+
+    bot = bot or build_bot(settings)
+    outboxes = build_outboxes(settings)
+    if pooled:
+        runner: Any = PooledRunner(bot, outboxes, store=bot.store if durable else None,
+                                   database_url=settings.database_url, threads=threads,
+                                   limit=settings.turn_queue_limit, lease=settings.turn_lease_seconds)
+    else:
+        runner = InlineRunner(bot, outboxes)
+    service = Service(bot, outboxes, runner)
+    if settings.slack_bot_token and (settings.slack_signing_secret or socket_mode):
+        from bot.channels.slack import SlackIntake
+
+        service.slack = SlackIntake(settings, runner, outboxes["slack"].client, socket_mode=socket_mode)
+    if "line" in outboxes:
+        from bot.channels.line import LineWebhook
+
+        service.line = LineWebhook(settings, runner)
+    return service
 
 
 class _RequestIdFilter(logging.Filter):
@@ -107,7 +158,7 @@ class _RequestIdFilter(logging.Filter):
 # SDK their requests, SQLAlchemy statements with their parameters and result rows (INFO/DEBUG).
 # Whatever LOG_LEVEL says, they speak only from WARNING up, and then redacted.
 QUIET_LIBRARIES = ("slack_bolt", "slack_sdk", "slack", "linebot", "urllib3", "requests", "websocket",
-                   "sqlalchemy", "apscheduler", "nanbyo.slack.bolt")
+                   "sqlalchemy", "apscheduler", "uvicorn", "nanbyo.slack.bolt")
 
 # What may identify a person even in a library's warning: Slack user ids (U/W + 8 or more),
 # LINE user ids (U + 32 hex), e-mail addresses, and numbers of four digits or more.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
@@ -230,9 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scheduler", action="store_true", help="do not run the reminder scheduler here")
     serve.add_argument("--port", type=int, help="override PORT")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--turns", choices=("process", "threads"), default="process",
-                       help="where Slack and LINE turns run after the ack: a child process (default; the acks "
-                            "keep the server's CPU) or threads of the server process")
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 1),
+                       help="worker processes uvicorn runs and restarts (default WEB_CONCURRENCY or 1); each "
+                            "answers the turns it acked on a thread pool")
     serve.set_defaults(func=_cmd_serve)
 
     line = sub.add_parser("line", help="LINE tools")

@@ -1,9 +1,11 @@
 """The core of a turn: guards, state, router, save. Channel-agnostic.
 
-adapter → ``Bot.handle(msg)`` → dedupe on event id → guards (empty, very
+turn runner → ``Bot.answer(msg)`` → dedupe on event id → guards (empty, very
 long, My Number) → load state → router → handler → save → replies.
 
-Nothing here knows Slack or LINE. Message text is never logged or stored.
+Also the events that are not messages (``handlers.messages.FOLLOW``, ``UNFOLLOW``, ``HOME_OPENED``)
+and the apology when a turn fails. Nothing here knows Slack or LINE. Message text is never
+logged or stored.
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
-from handlers.messages import Choice, IncomingMessage, Reply
+from handlers.messages import FOLLOW, HOME_OPENED, UNFOLLOW, Choice, IncomingMessage, Reply
 from nlp.matcher import Matcher
-from nlp.privacy import looks_like_my_number
+from nlp.privacy import hash_user, looks_like_my_number
 from bot.storage.conversations import DuplicateEvent, StaleStateError
 from bot.storage.costlog import UserCostLog
 from bot.storage.reminders import UserReminders
-from bot.storage.repositories import Store, UnitOfWork, hash_user
+from bot.storage.repositories import Store, UnitOfWork
 from bot.storage.statistics import UserQuestions
+from bot.texts import ERROR_TEXT, HOME_CHOICES, HOME_TEXT, WELCOME_TEXT
 from handlers import dialog, route, urgent, urgent_in
 from handlers.base import Context
 from handlers.dialog import Form
@@ -117,14 +120,35 @@ class Bot:
         self.clock = clock
         self.reminder_offsets = reminder_offsets
 
+    def answer(self, msg: IncomingMessage,
+               keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> list[Reply]:
+        """``handle``, with an apology instead of an exception: what every channel's turn calls."""
+        try:
+            return self.handle(msg, keep)
+        except Exception:  # the user gets an apology; the log names the error, never the text
+            log.exception("turn failed channel=%s user=%s", msg.channel, hash_user(msg.user_key))
+            return [Reply(ERROR_TEXT, kind="error")]
+
     def handle(self, msg: IncomingMessage,
                keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> list[Reply]:
-        """Answer one incoming message. Returns [] for an event already handled.
+        """Answer one incoming message or event. Returns [] for an event already handled.
 
         ``keep``, when given, is called with the turn's unit of work and its replies just before
-        the turn commits: the turn queue (``bot.turn_worker``) stores the answer with the turn,
+        the turn commits: the durable turn runner (``bot.turns``) stores the answer with the turn,
         so that a turn re-run after a crash posts the same answer rather than none.
         """
+        if msg.event == HOME_OPENED:  # the same for everyone: nothing to read or store
+            return [Reply(HOME_TEXT, choices=HOME_CHOICES, kind="home")]
+        if msg.event == UNFOLLOW:  # blocked: nothing can be sent any more, and what we kept goes
+            self.delete_user(msg.user_key)
+            return []
+        if msg.event == FOLLOW:
+            # Through the menu turn, so that a redelivered follow greets once; its choices are the menu's.
+            def welcome(replies: list[Reply]) -> list[Reply]:
+                return [Reply(WELCOME_TEXT, choices=replies[-1].choices, kind="welcome")] if replies else []
+
+            kept = None if keep is None else (lambda uow, replies: keep(uow, welcome(replies)))
+            return welcome(self.handle(dataclasses.replace(msg, event=None, choice="menu", text=None), kept))
         started = time.perf_counter()
         REQUEST_ID.set(uuid.uuid4().hex[:12])
         if _UNENCODABLE.search(msg.text or "") or _UNENCODABLE.search(msg.choice or ""):

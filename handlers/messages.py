@@ -1,7 +1,9 @@
-"""The channel-agnostic message types: what comes in, what goes out.
+"""The channel-agnostic message types: what comes in, where it goes back, what goes out.
 
-Channels convert their payloads into ``IncomingMessage`` and render
-``list[Reply]``; nothing else crosses the boundary between a channel and the core.
+A channel turns a verified request into ``(IncomingMessage, Address)`` pairs and renders
+``list[Reply]`` to an ``Address``; nothing else crosses the boundary between a channel and the
+core. All three are frozen: a turn can be recorded (``bot.turns``), run on any thread, and run
+again after a crash.
 
 A reply's ``text`` is always the whole answer in plain text (the terminal shows it, and
 it is the fallback of every other rendering). A reply may also carry its structure — a
@@ -16,6 +18,11 @@ from typing import Any
 from urllib.parse import quote
 
 MAP_SEARCH = "https://www.google.com/maps/search/"
+
+# Events that are not a message but that the core answers (``IncomingMessage.event``).
+FOLLOW = "follow"  # a LINE user added the account (or unblocked it): the welcome
+UNFOLLOW = "unfollow"  # a LINE user blocked the account: their data is deleted, nothing is sent
+HOME_OPENED = "home-opened"  # a Slack user opened the App Home tab: the home text and menu
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class IncomingMessage:
         event_id: the channel's id of this delivery, used to answer a redelivered event only once.
         attachment: what came besides or instead of text ("image", "file", "sticker", "video",
             "audio", "location" ...), or None. Never its content: the bot does not download it.
+        event: ``FOLLOW``, ``UNFOLLOW`` or ``HOME_OPENED`` for those events, else None.
     """
 
     channel: str
@@ -49,10 +57,39 @@ class IncomingMessage:
     choice: str | None = None
     event_id: str | None = None
     attachment: str | None = None
+    event: str | None = None
 
     @property
     def user_key(self) -> str:
         return f"{self.channel}:{self.user}"
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a turn's replies go; only the channel's outbox reads the fields it needs.
+
+    Attributes:
+        channel: the channel whose outbox delivers ("slack", "line").
+        user: the channel's user id.
+        conversation: the conversation to post in (a Slack channel or DM id), or None for the
+            user's direct messages (opened when needed).
+        thread: the thread to answer in (Slack ``thread_ts``), or None.
+        reply_token: LINE's reply token of the event, or None.
+        home: True when the replies are the user's Slack App Home tab, not a message.
+        clicked: the clicked Slack message, ``(channel, ts, label, blocks as JSON)``: its buttons
+            give way to a note of what was chosen. None otherwise.
+        pointer_url: a Slack ``response_url`` that gets an ephemeral pointer to the DM (a
+            ``/nanbyo`` command typed elsewhere), or None.
+    """
+
+    channel: str
+    user: str
+    conversation: str | None = None
+    thread: str | None = None
+    reply_token: str | None = None
+    home: bool = False
+    clicked: tuple[str, str, str, str] | None = None
+    pointer_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,18 @@
 any form people (or their keyboards) produce — full width, other Unicode digit scripts,
 kanji numerals, separators, zero-width characters. ``redact`` removes digits (in those same
 forms), e-mail addresses and personal names before an unanswered question is kept for the
-operator's statistics; nothing else of a user's text is ever stored or logged.
+operator's statistics; nothing else of a user's text is ever stored or logged. ``hash_user``
+is the id a user has in logs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
+import secrets
+import threading
 import unicodedata
 
 from nlp.matcher import tokenizer
@@ -89,3 +95,35 @@ def redact(text: str) -> str:
     text = re.sub(r"[0-9]+", "#", text)
     text = _KANJI_NUMBER.sub("#", text)
     return _SPACE.sub(" ", text).strip()[:MAX_KEPT]
+
+
+# --- user ids in logs ------------------------------------------------------------------------
+
+# The secret of ``hash_user``: LOG_HASH_KEY, or a random key made once per process tree.
+_LOG_HASH_KEY: bytes | None = None
+_LOG_HASH_LOCK = threading.Lock()
+
+
+def _log_hash_key() -> bytes:
+    """LOG_HASH_KEY from the environment; when unset, a random key, made on first use and put
+    into this process's environment so that the worker processes ``serve`` starts use it too (the
+    log lines of one user then carry the same id in every worker)."""
+    global _LOG_HASH_KEY
+    with _LOG_HASH_LOCK:
+        if _LOG_HASH_KEY is None:
+            value = os.environ.get("LOG_HASH_KEY") or ""
+            if not value:
+                value = secrets.token_hex(32)
+                os.environ["LOG_HASH_KEY"] = value
+            _LOG_HASH_KEY = value.encode("utf-8")
+        return _LOG_HASH_KEY
+
+
+def hash_user(user_key: str) -> str:
+    """A short id of a user for logs (HMAC-SHA256 with LOG_HASH_KEY), never the channel's user id.
+
+    A plain hash of ``slack:U…`` could be reversed by hashing every known Slack or LINE id; the
+    keyed hash cannot without the key. With LOG_HASH_KEY set the id is stable across restarts
+    and instances (logs of one user can be followed); without it, only within one run.
+    """
+    return hmac.new(_log_hash_key(), user_key.encode("utf-8"), hashlib.sha256).hexdigest()[:12]

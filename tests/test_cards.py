@@ -21,7 +21,8 @@ import pytest
 from linebot.v3.messaging import FlexMessage, TextMessage
 from slack_sdk.models.blocks import Block
 
-from bot.channels.line import LineChannel, to_messages
+from bot.bootstrap import build_service
+from bot.channels.line import to_messages
 from bot.channels.line_cards import MAX_ALT_TEXT, alt_text
 from bot.channels.slack import BLOCKS_PER_MESSAGE, FALLBACK_TEXT_LIMIT, escape, render
 from bot.config import Settings
@@ -250,6 +251,17 @@ def line_fake() -> Iterator[FakeLineApi]:
         yield api
 
 
+class LineChannel:
+    """LINE's webhook on an inline turn runner (its turns are answered when a callback returns)."""
+
+    def __init__(self, bot: Any, settings: Settings) -> None:
+        self._service = build_service(settings, bot=bot, pooled=False)
+        self.handle_callback = self._service.line.handle_callback
+
+    def close(self) -> None:
+        self._service.close()
+
+
 def line_channel(bot: Any, settings: Settings, fake: FakeLineApi, loading_after: float | None = 30.0) -> LineChannel:
     return LineChannel(bot, dataclasses.replace(
         settings, line_channel_secret=LINE_SECRET, line_channel_access_token=fake.access_token, line_api_url=fake.url,
@@ -307,10 +319,10 @@ class SlowBot:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._bot, name)
 
-    def handle(self, msg: Any) -> list[Reply]:
+    def answer(self, msg: Any, keep: Any = None) -> list[Reply]:
         self._fake.wait_for(LOADING, timeout=10)
         self.waited.set()
-        return self._bot.handle(msg)
+        return self._bot.answer(msg, keep=keep)
 
 
 def test_a_slow_line_turn_shows_the_loading_animation_before_the_answer(bot: Any, settings: Settings,

@@ -7,12 +7,11 @@ of the dialog (answered, then the pending question again). Each user sends their
 one as signed DM events, reading the bot's last message in their own DM to know which question
 was asked and answering it in free text; all users run in parallel threads.
 
-The server is ``make_server`` on port 0 with a SQLite file, and again on PostgreSQL when
-``TEST_DATABASE_URL`` is set. The PostgreSQL run is the one where turns really run side by side:
-on SQLite, a turn's first write takes the database's single write lock until its commit, so
-bolt's listener threads take turns. Each runs twice: with the turns on bolt's listener threads
-in the server's process, and as ``nanbyo-bot serve`` runs them, in a child process
-(``bot.turn_worker.TurnProcess``) while the server process only acks.
+The server is ``serve``'s app on uvicorn (``bot.server.start_in_thread``) on port 0 with a
+SQLite file, and again on PostgreSQL when ``TEST_DATABASE_URL`` is set. The PostgreSQL run is the
+one where turns really run side by side: on SQLite, a turn's first write takes the database's
+single write lock until its commit, so the turns take turns. The turns run as ``nanbyo-bot
+serve`` runs them: recorded before the ack and answered on a thread pool (``bot.turns.PooledRunner``).
 
 A request that fails is sent again with ``X-Slack-Retry-Num``, as Slack does; the event id is
 the same, so it must still be answered once.
@@ -27,14 +26,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import pytest
 
-from bot.bootstrap import build_bot
-from bot.channels.slack import ERROR_TEXT
+from bot.bootstrap import build_bot, build_service
 from bot.config import Settings
 from bot.core import DB_DOWN_TEXT
-from bot.server import make_server
-from bot.turn_worker import TurnProcess
+from bot.server import start_in_thread
+from bot.texts import ERROR_TEXT
 from handlers.calc.copay import CopayFacts, CopayResult, calculate
 from handlers.copay import COPAY_FORM
 from tests.fakes.slack_api import FakeSlackAPI
@@ -264,16 +261,13 @@ def converse(url: str, inboxes: Inboxes, s: Scenario) -> list[str]:
 
 # --- the servers -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("turns", ["threads", "process"])
-def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: str, turns: str) -> None:
-    """``turns="process"`` is what ``nanbyo-bot serve`` runs: the acks here, the turns in a child process."""
+def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: str) -> None:
     fake = FakeSlackAPI()
     settings = Settings(database_url=database_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake.api_url)
     bot = build_bot(settings)
-    turn_process = TurnProcess(settings) if turns == "process" else None
-    server, shutdown = make_server(bot, settings, "127.0.0.1", 0, turns=turn_process)
-    url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+    server = start_in_thread(build_service(settings, bot=bot))
+    url = server.url + "/slack/events"
     scenarios = [scenario(i, uuid.uuid4().hex[:4].upper()) for i in range(USERS)]
     inboxes = Inboxes(fake, [s.channel for s in scenarios])
     try:
@@ -286,9 +280,7 @@ def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: 
                 inboxes.abort.set()
                 raise
     finally:
-        shutdown()  # waits for every acked turn: a late duplicate would be posted before the counts below
-        if turn_process is not None:
-            turn_process.close()  # the child answers everything it was handed, then exits
+        server.stop()  # waits for every acked turn: a late duplicate would be posted before the counts below
         inboxes.close()
         fake.close()
         bot.store.engine.dispose()

@@ -180,7 +180,6 @@ def test_another_user_does_not_see_the_log(bot, chat):
 def test_two_dispatchers_send_a_notice_once_on_both_databases(store):
     from datetime import date
 
-    from bot.storage.costlog import CostLogRepository
 
     with store.unit_of_work() as uow:
         repo = uow.cost_log

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from bot.bootstrap import build_bot, dialog_forms, knowledge_and_matcher
+from bot.bootstrap import build_bot, build_service, dialog_forms, knowledge_and_matcher
 from bot.config import Settings
 from bot.core import DB_DOWN_TEXT, Bot
-from bot.server import make_server
+from bot.server import start_in_thread
 from bot.storage.db import CONNECT_TIMEOUT_SECONDS, SQLITE_BUSY_TIMEOUT_SECONDS, create_db_engine, make_engine
 from bot.storage.repositories import Store
 from tests.fakes.hanging_db import HangingDatabase
@@ -49,9 +49,9 @@ def test_a_hung_postgresql_server_fails_within_the_connect_timeout(hanging_db: H
 
 
 def test_healthz_answers_503_within_a_second_while_the_database_hangs(hanging_db: HangingDatabase) -> None:
-    server, shutdown = make_server(_bot_on(hanging_db.url), Settings(), "127.0.0.1", 0)
+    server = start_in_thread(build_service(Settings(), bot=_bot_on(hanging_db.url), durable=False))
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+        url = f"{server.url}/healthz"
         for _ in range(3):  # the first starts the check; the next ones find it still hanging
             started = time.monotonic()
             result = get(url)
@@ -59,33 +59,33 @@ def test_healthz_answers_503_within_a_second_while_the_database_hangs(hanging_db
             assert result.status == 503
             assert json.loads(result.body)["database"] in ("timeout", "error")
     finally:
-        shutdown()
+        server.stop()
 
 
 def test_healthz_is_ok_again_when_the_database_answers(db_url: str) -> None:
-    server, shutdown = make_server(build_bot(Settings(database_url=db_url)), Settings(), "127.0.0.1", 0)
+    server = start_in_thread(build_service(Settings(), bot=build_bot(Settings(database_url=db_url)), durable=False))
     try:
-        result = get(f"http://127.0.0.1:{server.server_address[1]}/healthz")
+        result = get(f"{server.url}/healthz")
         assert result.status == 200 and json.loads(result.body) == {"status": "ok"}
     finally:
-        shutdown()
+        server.stop()
 
 
 def test_slack_user_gets_the_apology_while_postgresql_hangs(hanging_db: HangingDatabase,
                                                             fake_slack: FakeSlackAPI) -> None:
     settings = Settings(database_url=hanging_db.url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake_slack.api_url)
-    server, shutdown = make_server(_bot_on(hanging_db.url), settings, "127.0.0.1", 0)
+    server = start_in_thread(build_service(settings, bot=_bot_on(hanging_db.url), durable=False))
     try:
         started = time.monotonic()
-        acked = post_signed(f"http://127.0.0.1:{server.server_address[1]}/slack/events", dm("受給者証なくした"))
+        acked = post_signed(f"{server.url}/slack/events", dm("受給者証なくした"))
         assert acked.status == 200
         assert time.monotonic() - started < 1.0, "Slack wants its ack within 3 seconds"
         answer = answers_to(fake_slack, "D1")
         assert DB_DOWN_TEXT in texts(answer)
         assert time.monotonic() - started < CONNECT_TIMEOUT_SECONDS + 3
     finally:
-        shutdown()
+        server.stop()
 
 
 def test_a_turn_gets_the_apology_when_sqlite_stays_locked(tmp_path: Path) -> None:
@@ -113,11 +113,11 @@ def test_line_user_gets_the_apology_with_the_reply_token_while_postgresql_hangs(
     with FakeLineApi.start() as line_api:
         settings = Settings(database_url=hanging_db.url, line_channel_secret=LINE_SECRET,
                             line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
-        server, shutdown = make_server(_bot_on(hanging_db.url), settings, "127.0.0.1", 0)
+        server = start_in_thread(build_service(settings, bot=_bot_on(hanging_db.url), durable=False))
         try:
             body = webhook(text_event("受給者証なくした", reply_token="rt-hang"))
             started = time.monotonic()
-            request = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/line/callback", data=body,
+            request = urllib.request.Request(f"{server.url}/line/callback", data=body,
                                              method="POST", headers={"Content-Type": "application/json",
                                                                      "X-Line-Signature": sign(body)})
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -128,4 +128,4 @@ def test_line_user_gets_the_apology_with_the_reply_token_while_postgresql_hangs(
             assert reply.json["replyToken"] == "rt-hang"
             assert line_texts(reply) == [DB_DOWN_TEXT]
         finally:
-            shutdown()
+            server.stop()

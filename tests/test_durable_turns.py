@@ -12,7 +12,6 @@ the only repeats. And a queue that is full answers 503 rather than acking.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
 from tests.test_slack_e2e import SECRET, TOKEN, _free_port, _wait_healthy, dm, post_signed
 
-CHILD_THREADS = 8  # bot.turn_worker.TurnProcess's default: turns a child runs at once
+RUNNER_THREADS = 8  # bot.turns.PooledRunner's default: turns a worker runs at once
 LEASE_SECONDS = 2
 
 
@@ -52,7 +51,7 @@ class Serve:
     log: Path
 
     def kill_all(self) -> None:
-        """SIGKILL to every process of serve (the server and its turn process) at once."""
+        """SIGKILL to every process of serve at once."""
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
@@ -180,8 +179,8 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
     answered = slack_answers(fake_slack) + line_answers(line_api)
     repeated = sorted(u for u in acked if answered[u] > 1)
     # Only an answer being posted at the kill is posted again (replayed from the database, the
-    # turn does not run twice): no more of them than the child runs turns at once.
-    assert len(repeated) <= 2 * CHILD_THREADS, repeated
+    # turn does not run twice): no more of them than the worker runs turns at once.
+    assert len(repeated) <= 2 * RUNNER_THREADS, repeated
     assert all(answered[u] == 2 for u in repeated), {u: answered[u] for u in repeated}
     slack_posts = fake_slack.calls_to("chat.postMessage", ok_only=False)
     for user in repeated:
@@ -197,37 +196,51 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
             assert sent[0][1] == sent[1][1]
             assert sent[0][0] < posted_at_kill[1]
     # Answers are forgotten with their turns; only a kill between the two can leave one behind
-    # (purged by the lease loop after bot.turn_worker.ANSWER_RETENTION).
-    assert kept_answers(database_url) <= 2 * CHILD_THREADS
+    # (purged by the lease loop after bot.turns.ANSWER_RETENTION).
+    assert kept_answers(database_url) <= 2 * RUNNER_THREADS
     assert "turn taken over" in second.log.read_text(errors="replace")
     # The acked events were recorded before the ack, and answered: nothing else was answered.
     assert set(answered) <= {f"U{5000 + n}" if n % 2 else f"L{5000 + n}" for n in range(total)}
 
 
 def test_a_full_queue_answers_503_and_the_turns_it_took_are_answered(
-        tmp_path: Path, db_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:
-    serve = start_serve(tmp_path, db_url, fake_slack, line_api, "full", TURN_QUEUE_LIMIT="3")
-    child = int(re.search(r"turns in process (\d+)", serve.log.read_text()).group(1))
-    os.kill(child, signal.SIGSTOP)  # the turn process stops working: turns pile up
+        db_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:
+    from bot.bootstrap import build_bot, build_service
+    from bot.config import Settings
+    from bot.server import start_in_thread
+
+    settings = Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, line_api_url=line_api.url, line_channel_secret=LINE_SECRET,
+                        line_channel_access_token=line_api.access_token, turn_queue_limit=3)
+    bot = build_bot(settings)
+    gate = threading.Event()
+    handle = bot.handle
+
+    def stuck(msg, keep=None):  # the turns stop getting anywhere: they pile up
+        gate.wait(30)
+        return handle(msg, keep)
+
+    bot.handle = stuck
+    server = start_in_thread(build_service(settings, bot=bot))
     try:
-        statuses = [post_signed(serve.url + "/slack/events", dm("受給者証なくした", user=f"U{6000 + n}")).status
+        statuses = [post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U{6000 + n}")).status
                     for n in range(4)]
-        line_status = post_line(serve.url, "L6100")
+        line_status = post_line(server.url, "L6100")
+        gate.set()
+        assert statuses == [200, 200, 200, 503], "three wait; the fourth is refused, and Slack sends it again"
+        assert line_status == 503
+        deadline = time.monotonic() + 30
+        while sorted(slack_answers(fake_slack)) != ["U6000", "U6001", "U6002"] or pending_turns(db_url):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        # Once there is room again, Slack's retry is taken.
+        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U6003")).status == 200
     finally:
-        os.kill(child, signal.SIGCONT)
-    assert statuses == [200, 200, 200, 503], "three wait; the fourth is refused, and Slack sends it again"
-    assert line_status == 503
-    deadline = time.monotonic() + 30
-    while sorted(slack_answers(fake_slack)) != ["U6000", "U6001", "U6002"] or pending_turns(db_url):
-        assert time.monotonic() < deadline, serve.log.read_text(errors="replace")
-        time.sleep(0.1)
-    # Once there is room again, Slack's retry is taken.
-    assert post_signed(serve.url + "/slack/events", dm("受給者証なくした", user="U6003")).status == 200
-    assert serve.stop() == 0
+        gate.set()
+        server.stop()
     assert slack_answers(fake_slack) == Counter({"U6000": 1, "U6001": 1, "U6002": 1, "U6003": 1})
     assert pending_turns(db_url) == 0, "message text is deleted once its turn ran"
     assert kept_answers(db_url) == 0
-
 
 
 # --- the repository: taking over the turns of a dead instance ----------------------------------------
@@ -284,28 +297,41 @@ def test_a_turn_answer_is_kept_until_it_is_forgotten(store) -> None:
         assert uow.turns.turn_replies(7) is None
 
 
-def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_run_again(bot) -> None:
-    from handlers.messages import IncomingMessage
+def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_run_again(
+        bot, fake_slack: FakeSlackAPI) -> None:
+    import json
+    from datetime import timedelta
+
+    from bot.channels.slack import SlackOutbox
+    from bot.config import Settings
+    from handlers.messages import Address, IncomingMessage
     from bot.storage.models import utcnow
-    from bot.turn_worker import _CURRENT, ReplayingBot, _TurnContext
+    from bot.turns import PooledRunner, encode_replies, encode_turns, turn_queue
 
-    with bot.store.unit_of_work() as uow:
-        turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U1", payload="{}", owner="me", now=utcnow())
-    replaying = ReplayingBot(bot)
     msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
+    url = bot.store.engine.url.render_as_string(hide_password=False)
+    with turn_queue(bot.store, url).unit_of_work() as uow:  # recorded by a worker that then died ...
+        turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U1", payload=encode_turns([(msg, Address("slack", "U1", "D1"))]),
+                                       owner="dead", now=utcnow() - timedelta(minutes=5))
+    # ... after the turn committed with its answer, before the answer was posted.
+    first = bot.answer(msg, keep=lambda uow, replies: uow.turns.keep_turn_replies(
+        turn_id, json.dumps({"0": encode_replies(replies)}, ensure_ascii=False)))
+    assert first and bot.handle(msg) == [], "the event is claimed: run again, the turn would say nothing"
 
-    token = _CURRENT.set(_TurnContext(turn_id, retry=False))
-    first = replaying.handle(msg)  # committed with its answer; then the process "died" before posting
-    _CURRENT.reset(token)
-    token = _CURRENT.set(_TurnContext(turn_id, retry=True))
-    again = replaying.handle(msg)
-    _CURRENT.reset(token)
-
-    assert first and again == first
-    assert [r.expecting for r in again] == [r.expecting for r in first]
-    assert bot.handle(msg) == [], "the event is claimed: run again without the kept answer, it would say nothing"
+    outbox = SlackOutbox(Settings(slack_bot_token=TOKEN, slack_api_url=fake_slack.api_url))
+    runner = PooledRunner(bot, {"slack": outbox}, store=bot.store, database_url=url, lease=0.3)
+    try:
+        [posted] = answers_to_d1(fake_slack)
+    finally:
+        runner.close()
+    assert posted.args["text"].startswith(first[0].text[:20]), "the committed answer, taken over and posted"
     with bot.store.unit_of_work() as uow:
         assert uow.conversations.load_state("slack:U1").version == 1, "the dialog advanced once"
+    assert runner.adopted == 1
+
+
+def answers_to_d1(fake: FakeSlackAPI):
+    return fake.wait_for("chat.postMessage", 1, timeout=30, where=lambda c: c.args.get("channel") == "D1")
 
 
 def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fake_slack: FakeSlackAPI,
@@ -314,15 +340,12 @@ def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fak
 
     from sqlalchemy.exc import OperationalError
 
-    from bot.channels.slack import Destination
+    from bot.bootstrap import build_service
     from bot.config import Settings
-    from handlers.messages import IncomingMessage
-    from bot.storage.db import make_engine
-    from bot.storage.repositories import Store
-    from bot.turn_worker import TurnProcess
+    from handlers.messages import Address, IncomingMessage
 
     class RefusingStore:
-        """The database refuses the write of the record (the child's own database still works)."""
+        """The database refuses the write of the record (the turn's own database still works)."""
 
         @contextmanager
         def unit_of_work(self):
@@ -332,16 +355,16 @@ def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fak
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
     settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake_slack.api_url)
-    turns = TurnProcess(settings, store=Store(make_engine(url)))
+    service = build_service(settings)
     try:
-        turns._recorder._store = RefusingStore()  # type: ignore[union-attr]
+        service.runner._recorder._store = RefusingStore()
         for n in range(2):
             started = time.monotonic()
-            turns.submit("slack", IncomingMessage("slack", f"U{7000 + n}", text="受給者証なくした",
-                                                  event_id=f"EvDOWN{n}"), Destination(f"D{7000 + n}"))
+            service.runner.submit([(IncomingMessage("slack", f"U{7000 + n}", text="受給者証なくした",
+                                                    event_id=f"EvDOWN{n}"), Address("slack", f"U{7000 + n}", f"D{7000 + n}"))])
             assert time.monotonic() - started < 1.0, "the ack is not held up"
         fake_slack.wait_for("chat.postMessage", 2, timeout=30)
     finally:
-        turns.close()
-    assert "turn not recorded, handed over in memory" in caplog.text
+        service.close()
+    assert "turn not recorded, queued in memory" in caplog.text
     assert caplog.text.count("turn not recorded") == 1, "the next turns skip the database for a while"

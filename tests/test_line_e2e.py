@@ -1,8 +1,10 @@
 """The LINE channel end to end: signed webhooks with real bytes in, a recording fake LINE API out.
 
 Webhooks are signed exactly as LINE signs them (base64 HMAC-SHA256 of the raw body with the
-channel secret) and go through ``LineChannel.handle_callback``; the fake answers and checks
-the Messaging API calls (limits, bearer token, retry keys) on 127.0.0.1, port 0.
+channel secret) and go through ``LineWebhook.handle_callback`` (with the inline turn runner, so
+that a webhook's turns are answered when it returns, unless a test says otherwise) or through the
+HTTP server; the fake answers and checks the Messaging API calls (limits, bearer token, retry
+keys) on 127.0.0.1, port 0.
 """
 
 from __future__ import annotations
@@ -28,20 +30,21 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.bootstrap import build_bot
+from bot.bootstrap import build_bot, build_service
 from bot.channels.line import (
-    LineChannel,
+    MAX_TEXT,
     LineDeliveryError,
     LineSender,
+    LineWebhook,
     retry_key,
     richmenu_image,
     richmenu_request,
-    split_text,
     to_messages,
     truncate_label,
 )
 from bot.config import Settings
 from handlers.messages import Choice, Reply
+from bot.texts import split_text
 from handlers.system import MENU_CHOICES
 from tests.conftest import FIXED_NOW, run_cli
 from tests.fakes.line_api import FakeLineApi
@@ -122,17 +125,15 @@ def line_settings(settings: Settings, fake: FakeLineApi) -> Settings:
 
 
 @pytest.fixture()
-def channel(bot, line_settings: Settings) -> Iterator[LineChannel]:
-    ch = LineChannel(bot, line_settings)
-    yield ch
-    ch.close()
+def channel(bot, line_settings: Settings) -> Iterator[LineWebhook]:
+    service = build_service(line_settings, bot=bot, pooled=False)
+    yield service.line
+    service.close()
 
 
-def deliver(channel: LineChannel, body: bytes, signature: str | None = None) -> tuple[int, str]:
-    """POST one webhook as LINE does, then wait for the turns it started."""
-    result = channel.handle_callback(body, sign(body) if signature is None else signature)
-    assert channel.drain(timeout=20), "events still running after 20 s"
-    return result
+def deliver(channel: LineWebhook, body: bytes, signature: str | None = None) -> tuple[int, str]:
+    """POST one webhook as LINE does (its turns are answered when it returns)."""
+    return channel.handle_callback(body, sign(body) if signature is None else signature)
 
 
 def texts(rec) -> list[str]:
@@ -206,9 +207,9 @@ def test_redelivered_event_is_not_answered_twice(channel, fake, line_settings):
     assert deliver(channel, webhook(again)) == (200, "OK")  # LINE must get 200, or it redelivers again
 
     # Another instance of the server (its own Bot, the same database) gets the redelivery too.
-    other = LineChannel(build_bot(line_settings, clock=lambda: FIXED_NOW), line_settings)
+    other = build_service(line_settings, bot=build_bot(line_settings, clock=lambda: FIXED_NOW), pooled=False)
     try:
-        assert deliver(other, webhook(again)) == (200, "OK")
+        assert deliver(other.line, webhook(again)) == (200, "OK")
     finally:
         other.close()
     assert len(fake.calls(REPLY)) == 1
@@ -223,10 +224,10 @@ def test_two_events_of_one_webhook_are_answered_in_order(channel, fake):
 
 
 def test_webhook_through_the_http_server(bot, line_settings, fake):
-    from bot.server import make_server
+    from bot.server import start_in_thread
 
-    server, shutdown = make_server(bot, line_settings, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.server_address[1]}/line/callback"
+    server = start_in_thread(build_service(line_settings, bot=bot))
+    url = server.url + "/line/callback"
     try:
         body = webhook(text_event("受給者証をなくしてしまいました"))
         request = urllib.request.Request(url, data=body, method="POST", headers={
@@ -240,7 +241,7 @@ def test_webhook_through_the_http_server(bot, line_settings, fake):
         (rec,) = fake.wait_for(REPLY)
         assert "再交付" in "\n".join(texts(rec))
     finally:
-        shutdown()
+        server.stop()
 
 
 # --- the webhook's edges -------------------------------------------------------------------
@@ -285,21 +286,25 @@ def test_verify_button_and_unknown_events_get_200_and_no_message(channel, fake):
     assert fake.requests == []
 
 
-def test_webhook_is_answered_before_the_turn_runs(channel, fake, bot):
+def test_webhook_is_answered_before_the_turn_runs(fake, bot, line_settings):
     gate = threading.Event()
     handle = bot.handle
 
-    def slow_handle(msg):
+    def slow_handle(msg, keep=None):
         gate.wait(10)
-        return handle(msg)
+        return handle(msg, keep)
 
     bot.handle = slow_handle
-    started = time.monotonic()
-    assert channel.handle_callback(*_signed(webhook(text_event("こんにちは")))) == (200, "OK")
-    assert time.monotonic() - started < 2
-    assert fake.requests == []  # LINE has its 200; the answer follows
-    gate.set()
-    fake.wait_for(REPLY)
+    service = build_service(line_settings, bot=bot)  # as serve runs it: recorded, then answered on a pool
+    try:
+        started = time.monotonic()
+        assert service.line.handle_callback(*_signed(webhook(text_event("こんにちは")))) == (200, "OK")
+        assert time.monotonic() - started < 2
+        assert fake.requests == []  # LINE has its 200; the answer follows
+        gate.set()
+        fake.wait_for(REPLY)
+    finally:
+        service.close()
 
 
 def _signed(body: bytes) -> tuple[bytes, str]:
@@ -391,7 +396,7 @@ def test_long_answers_are_split_and_the_sixth_message_is_pushed(channel, fake, b
     long_replies = [Reply("長い説明です。\n" * 900), Reply("二つ目。" * 3000),
                     Reply("最後の質問です。", choices=tuple(Choice(f"とても長い選択肢の名前です。その番号は{i}番です", f"v{i}")
                                                       for i in range(20)))]
-    bot.handle = lambda msg: long_replies
+    bot.handle = lambda msg, keep=None: long_replies
     deliver(channel, webhook(text_event("こんにちは")))
 
     (reply,) = fake.calls(REPLY)
@@ -409,9 +414,9 @@ def test_long_answers_are_split_and_the_sixth_message_is_pushed(channel, fake, b
 def test_rendering_respects_line_limits():
     assert truncate_label("申請に必要な書類について詳しく") == "申請に必要な書類について詳しく"
     assert truncate_label("あ" * 25) == "あ" * 19 + "…"
-    assert all(len(p) <= 5000 for p in split_text("い" * 12_001))
-    assert "".join(split_text("い" * 12_001)) == "い" * 12_001
-    assert split_text("😀" * 3000)[0] == "😀" * 2500  # an emoji counts twice in LINE's UTF-16 count
+    assert all(len(p) <= 5000 for p in split_text("い" * 12_001, MAX_TEXT))
+    assert "".join(split_text("い" * 12_001, MAX_TEXT)) == "い" * 12_001
+    assert split_text("😀" * 3000, MAX_TEXT)[0] == "😀" * 2500  # an emoji counts twice in LINE's UTF-16 count
     messages = to_messages([Reply("a", choices=(Choice("x", "same"), Choice("y", "same"), Choice("z", "v" * 301)))])
     assert [i.action.data for i in messages[-1].quick_reply.items] == ["same"]
 
@@ -588,6 +593,6 @@ def test_richmenu_script_redraws_an_image_line_accepts(tmp_path: Path):
     assert _png_size(data) == (2500, 843) and len(data) < MAX_MENU_IMAGE_BYTES
 
 
-def test_line_channel_needs_its_settings(bot, settings):
+def test_line_channel_needs_its_settings(settings):
     with pytest.raises(ValueError, match="LINE_CHANNEL_SECRET"):
-        LineChannel(bot, settings)
+        LineWebhook(settings, runner=None)

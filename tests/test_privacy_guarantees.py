@@ -23,13 +23,13 @@ from sqlmodel import Session, select
 
 import pytest
 
-from bot.bootstrap import QUIET_LIBRARIES, build_bot, configure_logging
+from bot.bootstrap import QUIET_LIBRARIES, build_bot, build_service, configure_logging
 from bot.channels.slack import ACTION_PREFIX
 from bot.config import Settings
 from bot.core import MY_NUMBER_TEXT, RATE_LIMIT_TEXT
 from handlers.messages import IncomingMessage
 from nlp.privacy import redact
-from bot.server import make_server
+from bot.server import start_in_thread
 from bot.storage.db import make_engine
 from bot.storage.models import CostLogEntry, CostLogNotice, QuestionStat
 from bot.storage.repositories import Store
@@ -94,8 +94,8 @@ def test_debug_logs_carry_no_body_message_text_user_id_or_my_number(process_logg
         settings = Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SLACK_SECRET,
                             slack_api_url=fake_slack.api_url, line_channel_secret=LINE_SECRET,
                             line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
-        server, shutdown = make_server(build_bot(settings), settings, "127.0.0.1", 0)
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+        server = start_in_thread(build_service(settings))
+        base = server.url
         try:
             events = base + "/slack/events"
             assert post_signed(events, dm(PRIVATE_TEXT, user=SLACK_USER)).status == 200
@@ -125,7 +125,7 @@ def test_debug_logs_carry_no_body_message_text_user_id_or_my_number(process_logg
                     assert err.code == 400
             _wait(lambda: len(line_api.calls(REPLY)) >= 1)
         finally:
-            shutdown()
+            server.stop()
     log = capsys.readouterr().err
     assert "status=401" in log and "status=400" in log and "path=/line/callback" in log  # the log was captured
     for secret in (PRIVATE_TEXT, "山田", "受給者証", SLACK_USER, LINE_USER, MY_NUMBER, "123456789012", "5678",
@@ -265,9 +265,9 @@ def test_redaction_removes_every_digit_form():
 def slack_server(db_url, fake_slack) -> Iterator[str]:
     settings = Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SLACK_SECRET,
                         slack_api_url=fake_slack.api_url)
-    server, shutdown = make_server(build_bot(settings), settings, "127.0.0.1", 0)
-    yield f"http://127.0.0.1:{server.server_address[1]}/slack/events"
-    shutdown()
+    server = start_in_thread(build_service(settings))
+    yield server.url + "/slack/events"
+    server.stop()
 
 
 MALFORMED = [
@@ -296,19 +296,16 @@ def test_signed_malformed_slack_body_gets_400_not_a_retried_500(slack_server, ca
 
 def test_line_text_with_a_lone_surrogate_gets_an_answer(bot, settings):
     with FakeLineApi.start() as api:
-        from bot.channels.line import LineChannel
-
         line_settings = dataclasses.replace(settings, line_channel_secret=LINE_SECRET,
                                             line_channel_access_token=api.access_token, line_api_url=api.url)
-        channel = LineChannel(bot, line_settings)
+        service = build_service(line_settings, bot=bot)
         try:
             # json.dumps escapes the surrogate (\ud800), as a JSON sender may.
             body = json.dumps({"destination": "Ubot", "events": [
                 text_event("受給者証の色\ud800は何色\x00ですか", reply_token="rt-odd")]}).encode()
-            assert channel.handle_callback(body, sign(body)) == (200, "OK")
-            assert channel.drain(timeout=20)
+            assert service.line.handle_callback(body, sign(body)) == (200, "OK")
         finally:
-            channel.close()
+            service.close()  # every accepted turn is answered first
         (rec,) = api.calls(REPLY)
     assert rec.status == 200 and rec.json["messages"][0]["text"]
     assert "エラー" not in rec.json["messages"][0]["text"]
@@ -424,17 +421,15 @@ def test_a_flood_gets_one_notice_per_window_and_then_silence(database_url):
 
 def test_a_flood_of_line_events_gets_one_notice(bot, settings):
     with FakeLineApi.start() as api:
-        from bot.channels.line import LineChannel
-
-        channel = LineChannel(bot, dataclasses.replace(settings, line_channel_secret=LINE_SECRET,
-                                                       line_channel_access_token=api.access_token, line_api_url=api.url))
+        service = build_service(dataclasses.replace(settings, line_channel_secret=LINE_SECRET,
+                                                    line_channel_access_token=api.access_token, line_api_url=api.url),
+                                bot=bot)
         try:
             for _ in range(10):  # 100 events, ten per webhook as LINE batches them
                 body = webhook(*(text_event("受給者証なくした", user="UFLOOD") for _ in range(10)))
-                assert channel.handle_callback(body, sign(body)) == (200, "OK")
-            assert channel.drain(timeout=60)
+                assert service.line.handle_callback(body, sign(body)) == (200, "OK")
         finally:
-            channel.close()
+            service.close()  # every accepted turn is answered first
         sent = [m["text"] for path in (REPLY, "/v2/bot/message/push") for rec in api.calls(path)
                 for m in rec.json["messages"]]
     assert sent.count(RATE_LIMIT_TEXT) == 1

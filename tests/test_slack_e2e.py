@@ -1,10 +1,11 @@
 """Slack end to end: requests signed as Slack signs them, to the real server, against a fake Web API.
 
-The server is ``bot.server.make_server`` in this process (port 0, a SQLite file per test),
-or the installed ``nanbyo-bot serve`` in a subprocess. Bolt answers the HTTP request first
-and runs the listener afterwards, so tests wait on the fake's calls with a timeout; to
-assert that something did NOT happen, they stop the server first (``shutdown()`` waits for
-every turn already acked), then count.
+The server is the app of ``nanbyo-bot serve`` on uvicorn in this process
+(``bot.server.start_in_thread``, port 0, a SQLite file per test), or the installed
+``nanbyo-bot serve`` in a subprocess. The request is acked once the turn is recorded and the
+turn runs afterwards, so tests wait on the fake's calls with a timeout; to assert that something
+did NOT happen, they stop the server first (``shutdown()`` waits for every turn already acked),
+then count.
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import create_engine
 
-from bot.bootstrap import build_bot
+from bot.bootstrap import build_bot, build_outboxes, build_service
 from bot.channels.slack import (
     ACTIONS_PER_BLOCK,
     BLOCKS_PER_MESSAGE,
     BUTTON_TEXT_LIMIT,
-    HOME_CHOICES,
     SECTION_TEXT_LIMIT,
     SlackSender,
     escape,
@@ -44,8 +44,9 @@ from bot.channels.slack import (
 )
 from bot.config import Settings
 from handlers.messages import Choice, IncomingMessage, Reply
-from bot.server import build_senders, make_server
+from bot.server import start_in_thread
 from bot.storage.repositories import Store
+from bot.texts import HOME_CHOICES
 from handlers.system import MENU_CHOICES
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, Call, FakeSlackAPI
 
@@ -177,9 +178,9 @@ def start_server(slack_settings: Settings) -> Iterator[Callable[..., Running]]:
 
     def start(settings: Settings | None = None, bot: Any = None) -> Running:
         settings = settings or slack_settings
-        server, shutdown = make_server(bot or build_bot(settings), settings, "127.0.0.1", 0)
-        stops.append(shutdown)
-        return Running(f"http://127.0.0.1:{server.server_address[1]}", shutdown)
+        server = start_in_thread(build_service(settings, bot=bot or build_bot(settings)))
+        stops.append(server.stop)
+        return Running(server.url, server.stop)
 
     yield start
     for stop in stops:
@@ -427,10 +428,11 @@ def test_nanbyo_command_with_text_is_answered_like_a_message(server: Running, fa
 class LongAnswerBot:
     """Answers everything with one very long reply and many choices (no knowledge base needed)."""
 
-    def __init__(self, text: str, choices: tuple[Choice, ...]) -> None:
+    def __init__(self, text: str, choices: tuple[Choice, ...], store: Store) -> None:
         self.reply = Reply(text, choices=choices)
+        self.store = store
 
-    def handle(self, msg: IncomingMessage) -> list[Reply]:
+    def answer(self, msg: IncomingMessage, keep: Any = None) -> list[Reply]:
         return [self.reply]
 
 
@@ -455,11 +457,11 @@ def assert_within_limits(messages: list[dict[str, Any]]) -> None:
                 assert all(len(e["text"]["text"]) <= BUTTON_TEXT_LIMIT for e in block["elements"])
 
 
-def test_long_answer_is_split_within_block_limits(start_server: Callable[..., Running],
+def test_long_answer_is_split_within_block_limits(start_server: Callable[..., Running], slack_settings: Settings,
                                                   fake_slack: FakeSlackAPI) -> None:
     text = _long_text()
     choices = tuple(Choice(f"選択肢{i}" + "あ" * (100 if i == 0 else 0), f"v{i}") for i in range(60))
-    server = start_server(bot=LongAnswerBot(text, choices))
+    server = start_server(bot=LongAnswerBot(text, choices, build_bot(slack_settings).store))
 
     post_signed(server.events, dm("長い答えをください"))
     server.shutdown()
@@ -577,8 +579,8 @@ def test_rate_limited_beyond_the_retries_raises(slack_settings: Settings, fake_s
 
 
 def test_server_gives_the_scheduler_a_slack_sender(slack_settings: Settings) -> None:
-    assert isinstance(build_senders(slack_settings)["slack"], SlackSender)
-    assert build_senders(Settings(database_url=slack_settings.database_url)) == {}
+    assert isinstance(build_outboxes(slack_settings)["slack"], SlackSender)
+    assert build_outboxes(Settings(database_url=slack_settings.database_url)) == {}
 
 
 # --- the installed command ----------------------------------------------------------------------
@@ -649,15 +651,13 @@ def test_socket_mode_request_is_answered_without_a_signature(slack_settings: Set
 
     from slack_bolt import BoltRequest
 
-    from bot.channels.slack import SlackChannel
-
     settings = replace(slack_settings, slack_signing_secret=None)
-    channel = SlackChannel(build_bot(settings), settings, socket_mode=True)
-    assert channel.socket_mode_handler("xapp-test").app is channel.app
+    service = build_service(settings, pooled=False, socket_mode=True)
+    assert service.slack.socket_mode_handler("xapp-test").app is service.slack.app
 
     # What SocketModeHandler hands to bolt for an events_api envelope.
-    response = channel.app.dispatch(BoltRequest(body=json.loads(dm("メニュー")), mode="socket_mode"))
-    channel.close()
+    response = service.slack.app.dispatch(BoltRequest(body=json.loads(dm("メニュー")), mode="socket_mode"))
+    service.close()
 
     assert response.status == 200
     assert MENU_TEXT_START in texts(fake_slack.calls_to("chat.postMessage"))
@@ -666,26 +666,10 @@ def test_socket_mode_request_is_answered_without_a_signature(slack_settings: Set
 def test_slack_over_http_needs_the_signing_secret(slack_settings: Settings) -> None:
     from dataclasses import replace
 
-    from bot.channels.slack import SlackChannel
+    from bot.channels.slack import SlackIntake
 
     with pytest.raises(ValueError, match="SLACK_SIGNING_SECRET"):
-        SlackChannel(object(), replace(slack_settings, slack_signing_secret=None))  # type: ignore[arg-type]
-
-
-class FakeLineChannel:
-    calls: list[tuple[bytes, str]] = []
-
-    def __init__(self, bot: Any, settings: Settings, turns: Any = None) -> None:
-        self.bot = bot
-
-    def handle_callback(self, body: bytes, signature: str) -> tuple[int, str]:
-        FakeLineChannel.calls.append((body, signature))
-        return (400, "invalid signature") if signature != "good" else (200, "OK")
-
-
-class FakeLineSender:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        SlackIntake(replace(slack_settings, slack_signing_secret=None), runner=object())  # type: ignore[arg-type]
 
 
 @pytest.fixture()
@@ -695,37 +679,11 @@ def line_settings(slack_settings: Settings) -> Settings:
     return replace(slack_settings, line_channel_secret="line-secret", line_channel_access_token="line-token")
 
 
-def test_line_callback_is_mounted_when_line_is_configured(monkeypatch: pytest.MonkeyPatch, line_settings: Settings,
-                                                          start_server: Callable[..., Running]) -> None:
-    import types
+def test_the_scheduler_gets_a_sender_per_configured_channel(line_settings: Settings) -> None:
+    from bot.channels.line import LineSender
 
-    module = types.ModuleType("bot.channels.line")
-    module.LineChannel = FakeLineChannel  # type: ignore[attr-defined]
-    module.LineSender = FakeLineSender  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.channels.line", module)
-    FakeLineChannel.calls.clear()
-    server = start_server(settings=line_settings)
-
-    body = '{"destination":"U0","events":[]}'
-    ok = _open(urllib.request.Request(server.url + "/line/callback", data=body.encode(), method="POST",
-                                      headers={"X-Line-Signature": "good", "Content-Type": "application/json"}))
-    bad = _open(urllib.request.Request(server.url + "/line/callback", data=b"{}", method="POST",
-                                       headers={"X-Line-Signature": "forged"}))
-
-    assert (ok.status, ok.body) == (200, "OK")
-    assert bad.status == 400
-    assert FakeLineChannel.calls[0] == (body.encode(), "good"), "the raw bytes, as signed"
-    assert isinstance(build_senders(line_settings)["line"], FakeLineSender)
-
-
-def test_missing_line_module_is_skipped(monkeypatch: pytest.MonkeyPatch, line_settings: Settings,
-                                        start_server: Callable[..., Running]) -> None:
-    monkeypatch.setitem(sys.modules, "bot.channels.line", None)  # as if the file did not exist
-    server = start_server(settings=line_settings)
-
-    assert _open(urllib.request.Request(server.url + "/line/callback", data=b"{}", method="POST")).status == 404
-    assert get(server.url + "/healthz").status == 200
-    assert set(build_senders(line_settings)) == {"slack"}
+    senders = build_outboxes(line_settings)
+    assert isinstance(senders["slack"], SlackSender) and isinstance(senders["line"], LineSender)
 
 
 def test_scheduler_is_started_with_the_senders(monkeypatch: pytest.MonkeyPatch, slack_settings: Settings) -> None:
@@ -737,13 +695,10 @@ def test_scheduler_is_started_with_the_senders(monkeypatch: pytest.MonkeyPatch, 
     module = types.ModuleType("bot.reminders")
     module.start_scheduler = lambda settings, senders: started.append((settings, senders)) or "scheduler"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "bot.reminders", module)
-    senders = build_senders(slack_settings)
+    senders = build_outboxes(slack_settings)
 
     assert start_reminders(slack_settings, senders) == "scheduler"
     assert started == [(slack_settings, senders)]
-
-    monkeypatch.setitem(sys.modules, "bot.reminders", None)
-    assert start_reminders(slack_settings, senders) is None, "a missing module is logged, not fatal"
 
 
 def test_manifest_matches_what_the_server_handles(server: Running) -> None:
@@ -776,7 +731,6 @@ def test_each_home_button_gets_its_own_answer(chat: Any, choice: Choice) -> None
 
 def test_real_line_channel_is_mounted_and_refuses_a_forged_signature(line_settings: Settings,
                                                                      start_server: Callable[..., Running]) -> None:
-    pytest.importorskip("bot.channels.line")
     server = start_server(settings=line_settings)
 
     forged = _open(urllib.request.Request(server.url + "/line/callback", data=b'{"events":[]}', method="POST",

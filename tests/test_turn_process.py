@@ -1,15 +1,16 @@
-"""``nanbyo-bot serve`` acks Slack in its own process and runs the turns in a child process.
+"""``nanbyo-bot serve`` on uvicorn: every acked turn is answered, on SIGTERM and when a worker dies.
 
-Through the installed command, with requests signed as Slack signs them and the fake Web API
-on 127.0.0.1: the child really is another process, every turn acked before a SIGTERM is
-still answered, and a child that dies is replaced at once without the server going down.
+Through the installed command, with requests signed as Slack and LINE sign them and the fake
+APIs on 127.0.0.1: every turn acked before a SIGTERM is still answered before the exit; with
+``--workers 2`` a worker killed mid-work is restarted by uvicorn's supervisor and its turns are
+taken over; Socket Mode over a real websocket; and a turn that kills every worker that takes
+it over is dropped after ``bot.turns.MAX_DELIVERIES`` attempts.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -38,10 +39,18 @@ class Serve:
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def child_pid(self) -> int:
-        found = re.search(r"turns in process (\d+)", self.stderr())
-        assert found, self.stderr()
-        return int(found.group(1))
+    def workers(self) -> list[int]:
+        """The worker processes uvicorn's supervisor runs (children of serve)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and entry.name != str(self.proc.pid):
+                try:
+                    if _parent_of(int(entry.name)) == self.proc.pid and _running(int(entry.name)) \
+                            and b"spawn_main" in (entry / "cmdline").read_bytes():  # not the resource tracker
+                        found.append(int(entry.name))
+                except (FileNotFoundError, ProcessLookupError, ValueError):
+                    continue
+        return sorted(found)
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -52,8 +61,7 @@ class Serve:
             raise
 
 
-@pytest.fixture()
-def serve(tmp_path: Path, fake_slack: FakeSlackAPI) -> Iterator[Serve]:
+def start(tmp_path: Path, fake_slack: FakeSlackAPI, *args: str) -> Serve:
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "SLACK_BOT_TOKEN": TOKEN,
            "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.api_url, "LOG_LEVEL": "INFO"}
@@ -62,11 +70,18 @@ def serve(tmp_path: Path, fake_slack: FakeSlackAPI) -> Iterator[Serve]:
     log = tmp_path / "serve.stderr"
     exe = Path(sys.executable).with_name("nanbyo-bot")
     with log.open("w") as err:  # a file: the logs of both processes must never block on a full pipe
-        proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
-                                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler",
+                                 *args], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
     running = Serve(proc, f"http://127.0.0.1:{port}", log)
+    _wait_healthy(running.url, proc)
+    return running
+
+
+@pytest.fixture()
+def serve(tmp_path: Path, fake_slack: FakeSlackAPI) -> Iterator[Serve]:
+    running = start(tmp_path, fake_slack)
+    proc = running.proc
     try:
-        _wait_healthy(running.url, proc)
         yield running
     finally:
         if proc.poll() is None:
@@ -97,10 +112,7 @@ def _parent_of(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def test_turns_run_in_a_child_process_and_every_acked_turn_is_answered_on_sigterm(
-        serve: Serve, fake_slack: FakeSlackAPI) -> None:
-    child = serve.child_pid()
-    assert child != serve.proc.pid and _parent_of(child) == serve.proc.pid
+def test_every_acked_turn_is_answered_on_sigterm(serve: Serve, fake_slack: FakeSlackAPI) -> None:
     users = [f"U{700 + i}" for i in range(20)]
     for user in users:  # acked at once; most answers are still to come when the signal arrives
         assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
@@ -110,36 +122,39 @@ def test_turns_run_in_a_child_process_and_every_acked_turn_is_answered_on_sigter
     answered = {c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")}
     assert answered == {"D" + u.removeprefix("U") for u in users}, "every acked turn was answered before the exit"
     assert "再交付" in texts(fake_slack.calls_to("chat.postMessage"))
-    assert not _alive(child), "the child ends with the server"
 
 
-def test_a_child_that_dies_is_replaced_and_the_next_message_is_answered(
-        serve: Serve, fake_slack: FakeSlackAPI) -> None:
-    assert post_signed(serve.events, dm("メニュー", user="U81")).status == 200
-    answers_to(fake_slack, "D81")
-    first = serve.child_pid()
-
-    os.kill(first, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while _running(first):
-        assert time.monotonic() < deadline, "the killed child did not die"
-        time.sleep(0.05)
-
-    assert post_signed(serve.events, dm("受給者証なくした", user="U82")).status == 200
+def test_a_worker_that_dies_is_restarted_and_its_turns_are_answered(
+        tmp_path: Path, fake_slack: FakeSlackAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TURN_LEASE_SECONDS", "2")
+    serve = start(tmp_path, fake_slack, "--workers", "2")
     try:
-        [answer] = answers_to(fake_slack, "D82")  # after the new child has started
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- serve's log:\n{serve.stderr()}") from None
-    assert "再交付" in texts([answer])
-    assert get(serve.url + "/healthz").status == 200
-    assert "turn process gone" in serve.stderr()
-    assert serve.stop() == 0, serve.stderr()
-    # The child was killed right after posting D81's answer, maybe before deleting its turn: the
-    # new child then posts the answer the turn committed (the turn itself does not run again).
-    posts = fake_slack.calls_to("chat.postMessage", ok_only=False)
-    to_d81 = [c for c in posts if c.args["channel"] == "D81"]
-    assert len([c for c in posts if c.args["channel"] == "D82"]) == 1
-    assert 1 <= len(to_d81) <= 2 and len({json.dumps(c.args["blocks"]) for c in to_d81}) == 1
+        deadline = time.monotonic() + 60
+        while len(serve.workers()) < 2:
+            assert time.monotonic() < deadline, serve.stderr()
+            time.sleep(0.1)
+        first = serve.workers()
+        fake_slack.delay = 3.0  # the Web API is slow: the turns are still running when a worker dies
+        users = [f"U{810 + i}" for i in range(8)]
+        for user in users:
+            assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
+        time.sleep(1.0)  # the turns are running (their answers wait for the slow Web API)
+        for pid in first:  # both: whichever took the requests dies with its turns
+            os.kill(pid, signal.SIGKILL)
+        while set(serve.workers()) & set(first) or len(serve.workers()) < 2:
+            assert time.monotonic() < deadline + 30, "the dead worker was not replaced\n" + serve.stderr()
+            time.sleep(0.1)
+        fake_slack.delay = 0.0
+        deadline = time.monotonic() + 60
+        while {c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")} != {"D" + u[1:] for u in users}:
+            assert time.monotonic() < deadline, "acked turns lost with their worker\n" + serve.stderr()[-3000:]
+            time.sleep(0.2)
+        assert get(serve.url + "/healthz").status == 200
+    finally:
+        code = serve.stop()
+    assert code == 0, serve.stderr()
+    assert "turn taken over" in serve.stderr(), "the dead workers' turns were answered by the new ones"
+    assert not serve.workers(), "the workers end with serve"
 
 
 # --- Socket Mode: the same server over a WebSocket instead of /slack/events -------------------------
@@ -165,12 +180,12 @@ def test_socket_mode_over_a_real_websocket_answers_once_and_closes_on_sigterm(
         _wait_healthy(serve.url, proc)
         socket_mode.wait_connected()
         deadline = time.monotonic() + 30
-        while "listening on" not in serve.stderr():  # printed once the socket is connected
+        while "slack connected over socket mode" not in serve.stderr():
             assert time.monotonic() < deadline, serve.stderr()
             time.sleep(0.05)
         [opened] = fake_slack.calls_to("apps.connections.open")
         assert opened.headers["authorization"] == "Bearer xapp-test-token", "the app-level token opens the socket"
-        assert "slack over socket mode" in serve.stderr() and "turns in process" in serve.stderr()
+        assert "slack over socket mode" in serve.stderr()
 
         body = json.loads(dm("受給者証なくした", user="U91", event_id="EvSOCKET1"))
         first = socket_mode.send_event(body)
@@ -189,9 +204,9 @@ def test_socket_mode_over_a_real_websocket_answers_once_and_closes_on_sigterm(
     assert "受給者証なくした" not in serve.stderr()
 
 
-# --- LINE: the webhook answered by the server process, the events handled in the child ----------------
+# --- LINE: the webhook answered at once, the events handled after it, all of them before the exit ------
 
-def test_line_webhook_events_are_handled_in_the_child_and_drained_on_sigterm(tmp_path: Path) -> None:
+def test_line_webhook_events_are_answered_after_the_200_and_drained_on_sigterm(tmp_path: Path) -> None:
     from tests.fakes.line_api import FakeLineApi
     from tests.test_line_e2e import REPLY, SECRET as LINE_SECRET, sign, text_event, texts, webhook
 
@@ -214,7 +229,6 @@ def test_line_webhook_events_are_handled_in_the_child_and_drained_on_sigterm(tmp
             while "listening on" not in serve.stderr():
                 assert time.monotonic() < deadline, serve.stderr()
                 time.sleep(0.05)
-            child = serve.child_pid()
             users = [f"U{800 + i}" for i in range(10)]
             for user in users:
                 body = webhook(text_event("受給者証なくした", user=user))
@@ -229,45 +243,48 @@ def test_line_webhook_events_are_handled_in_the_child_and_drained_on_sigterm(tmp
         replies = line_api.calls(REPLY)
         assert len(replies) == len(users), "every accepted event was answered before the exit"
         assert all("再交付" in "\n".join(texts(r)) for r in replies)
-        assert not _alive(child)
-        assert "line event kind=message" in serve.stderr()
+        assert "line turn event=" in serve.stderr()
 
 
-# --- the turn process on its own: a turn that kills every child it reaches ----------------------------
+# --- a turn that kills every worker that takes it over ----------------------------------------------
 
-class _KillsTheChild:
-    """Unpickling this in the child ends the child at once, as a native crash would."""
-
-    def __reduce__(self):
-        return (os._exit, (3,))
-
-
-def test_a_turn_that_kills_its_children_is_dropped_and_the_next_turns_are_answered(
+def test_a_turn_taken_over_too_often_is_dropped_and_the_next_turns_are_answered(
         tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
-    from bot.channels.slack import Destination
+    from datetime import timedelta
+
+    from sqlalchemy import text as sql
+
+    from bot.bootstrap import build_service
     from bot.config import Settings
-    from handlers.messages import IncomingMessage
-    from bot.turn_worker import MAX_DELIVERIES, TurnProcess
+    from handlers.messages import Address, IncomingMessage
+    from bot.storage.models import utcnow
+    from bot.turns import MAX_DELIVERIES, encode_turns
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'poison.db'}", slack_bot_token=TOKEN,
-                        slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url)
-    turns = TurnProcess(settings)
+                        slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, turn_lease_seconds=0.3)
+    poison = (IncomingMessage("slack", "U94", text="受給者証なくした", event_id="EvPOISON"), Address("slack", "U94", "D94"))
+    service = build_service(settings)
+    runner = service.runner
     try:
-        first_child = turns.pid
-        started = time.monotonic()
-        turns.submit("slack", _KillsTheChild(), Destination("D0"))
-        assert time.monotonic() - started < 1, "submit only queues, it never waits for a child"
-        deadline = time.monotonic() + 60
-        # Handed to MAX_DELIVERIES children, all killed by it; the next child starts without it.
-        while not (turns.dropped == 1 and turns.restarts == MAX_DELIVERIES):
-            assert time.monotonic() < deadline, (turns.dropped, turns.restarts)
+        # A turn whose earlier owners all died with it: taken over MAX_DELIVERIES times already.
+        with runner.queue.unit_of_work() as uow:
+            turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U94", payload=encode_turns([poison]),
+                                           owner="dead", now=utcnow() - timedelta(minutes=5))
+        with runner.queue.engine.begin() as conn:
+            conn.execute(sql("UPDATE pending_turn SET attempts = :n WHERE id = :id"), {"n": MAX_DELIVERIES, "id": turn_id})
+        deadline = time.monotonic() + 30
+        while True:
+            with runner.queue.unit_of_work() as uow:
+                if uow.turns.count_pending_turns() == 0:
+                    break
+            assert time.monotonic() < deadline, "the poisonous turn was never dropped"
             time.sleep(0.1)
-        assert turns.pid != first_child
 
-        turns.submit("slack", IncomingMessage("slack", "U95", text="受給者証なくした", event_id="EvAFTER"),
-                     Destination("D95"))
+        runner.submit([(IncomingMessage("slack", "U95", text="受給者証なくした", event_id="EvAFTER"),
+                        Address("slack", "U95", "D95"))])
         [answer] = answers_to(fake_slack, "D95")
         assert "再交付" in texts([answer])
     finally:
-        turns.close()
-    assert turns.pending == 0
+        service.close()
+    assert runner.pending == 0
+    assert all(c.args["channel"] != "D94" for c in fake_slack.calls_to("chat.postMessage")), "dropped, never run"

@@ -6,22 +6,20 @@ the second button.
 JSON mode follows CONTRACT.md: each stdin line is a JSON object
 ``{"user": ..., "text"|"choice": ...}`` or plain text, and exactly one JSON
 line ``{"replies": [...]}`` is written and flushed for each.
+
+The terminal is a channel without a network: each line is answered on the spot (``Bot.answer``,
+which apologises for a failed turn), so it needs no turn runner and no outbox.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import unicodedata
 from collections.abc import Iterable
 from typing import TextIO
 
 from bot.core import Bot
 from handlers.messages import Choice, IncomingMessage, Reply
-
-log = logging.getLogger("nanbyo.console")
-
-ERROR_TEXT = "申し訳ありません。内部でエラーが起きました。少し時間をおいて、もう一度送ってください。"
 
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -70,11 +68,7 @@ def run_text(bot: Bot, stdin: TextIO, stdout: TextIO, user: str = "console") -> 
             break
         choice = picked(text, last_choices)
         msg = IncomingMessage(channel="console", user=user, text=None if choice else text, choice=choice)
-        try:
-            replies = bot.handle(msg)
-        except Exception:  # keep the chat alive; the log names the error, not the text
-            log.exception("turn failed")
-            replies = [Reply(ERROR_TEXT, kind="error")]
+        replies = bot.answer(msg)  # a turn that fails is an apology: the chat stays alive
         out, last_choices = render_text(replies)
         stdout.write(("bot> " if interactive else "") + out + "\n")
         stdout.flush()
@@ -102,11 +96,7 @@ def parse_line(line: str, default_user: str) -> IncomingMessage:
 
 def run_json(bot: Bot, stdin: TextIO, stdout: TextIO, user: str = "console") -> int:
     for line in stdin:
-        try:
-            replies = bot.handle(parse_line(line, user))
-        except Exception:
-            log.exception("turn failed")
-            replies = [Reply(ERROR_TEXT, kind="error")]
+        replies = bot.answer(parse_line(line, user))
         stdout.write(json.dumps({"replies": [r.to_json() for r in replies]}, ensure_ascii=False) + "\n")
         stdout.flush()
     return 0

@@ -1,48 +1,36 @@
-"""The LINE channel: the webhook in, replies and push messages out (Messaging API, line-bot-sdk v3).
+"""The LINE channel: webhooks in (``to_incoming``), replies and pushes out (``LineOutbox``),
+with line-bot-sdk v3.
 
-What it is: a thin adapter. ``LineChannel.handle_callback`` verifies the
-``X-Line-Signature`` of a webhook, parses the events with the SDK's
-``WebhookParser`` and turns each into an ``IncomingMessage`` for ``Bot.handle``
-(typed text, a tapped quick reply / rich-menu postback); it renders the
-``list[Reply]`` as LINE text messages with quick-reply buttons and sends them
-with the reply token, or by push when the token is no longer usable.
-``LineSender`` pushes renewal reminders; ``richmenu_main`` installs the rich
-menu (``nanbyo-bot line richmenu``) with the image shipped beside this module
+In: ``LineWebhook.handle_callback`` verifies ``X-Line-Signature`` over the raw body, parses the
+events with the SDK's ``WebhookParser`` and turns them into ``(IncomingMessage, Address)`` pairs
+(``to_incoming``, pure) for the turn runner (``bot.turns``); it answers 200 once the runner has
+taken (recorded) them. LINE expects a quick answer and recommends processing events
+asynchronously, and does not redeliver a webhook that got 200.
+
+Out: ``LineOutbox.deliver`` renders replies (``to_messages``: text messages with quick-reply
+buttons) and sends them with the event's reply token, or by push when the token is no longer
+usable; ``send`` pushes reminders. ``richmenu_main`` installs the rich menu
+(``nanbyo-bot line richmenu``) with the image shipped beside this module
 (``assets/richmenu.png``, drawn by ``scripts/make_richmenu.py``).
 
-What it is not: no dialog logic, no storage of its own and no HTTP server
-(``bot.server`` mounts ``handle_callback`` on ``POST /line/callback``). Only
-``bot/channels/`` knows LINE exists. Message text and LINE user ids are never
-logged; logs carry event kinds, hashed user keys, HTTP statuses and durations.
-
-Threading choice: ``handle_callback`` answers 200 as soon as the signature is
-checked and the events are parsed, and the turns run in a small thread pool
-(4 workers by default, one task per user and webhook so a user's events keep
-their order). LINE expects the webhook to be answered within a few seconds and
-recommends processing events asynchronously; a turn plus the reply call is
-usually well under a second, but a webhook may carry several events and the
-LINE API may be slow. The cost: an event accepted with 200 and lost in a crash
-is not redelivered by LINE. ``LineChannel(..., workers=0)`` processes
-synchronously instead (the answer waits for the turns). ``nanbyo-bot serve`` passes
-``turns``: the same per-user tasks then run in its child process (``bot.turn_worker``),
-which calls ``process``.
+What it is not: no dialog logic, no wording (``bot.texts``), no storage and no HTTP server
+(``bot.server`` mounts ``handle_callback`` on ``POST /line/callback``). Message text and LINE
+user ids are never logged; logs carry event kinds, hashed user keys, HTTP statuses and durations.
 """
 
 from __future__ import annotations
+
+from contextlib import AbstractContextManager
 
 import base64
 import hashlib
 import hmac
 import logging
 import sys
-import threading
-import time
-import traceback
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import urllib3
 from linebot.v3 import WebhookParser
@@ -79,11 +67,9 @@ from linebot.v3.webhooks import (
 from bot.channels.line_cards import flex_message
 from bot.channels.line_loading import LOADING_SECONDS, loading_while_slow
 from bot.config import Settings
-from handlers.messages import Choice, IncomingMessage, Reply
-from bot.storage.repositories import hash_user
-
-if TYPE_CHECKING:
-    from bot.core import Bot
+from handlers.messages import FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
+from nlp.privacy import hash_user
+from bot.texts import RICH_MENU_CHOICES, split_text
 
 log = logging.getLogger("nanbyo.line")
 
@@ -113,19 +99,6 @@ LOADING_TIMEOUT = (2.0, 3.0)
 RETRY_KEY_NAMESPACE = uuid.NAMESPACE_URL
 RETRY_KEY_PREFIX = "nanbyo-bot:"
 
-WELCOME_TEXT = (
-    "友だち追加ありがとうございます。指定難病の医療費助成（特定医療費）についてご案内するチャットです。\n"
-    "【できること】制度や申請についてのご質問に資料をもとにお答えします（出典つき）。"
-    "自己負担の月額上限の計算、受給者証の更新のお知らせ、お住まいの地域の窓口のご案内もできます。\n"
-    "【できないこと】病気や薬についての医学的な判断・助言はできません。"
-    "急な症状など緊急のときは、ためらわず119番に電話してください。\n"
-    "【お願い】マイナンバー（個人番号）は、このチャットに送らないでください。\n"
-    "下のメニューやボタンからも選べます。ブロックすると、このチャットでお預かりしたあなたのデータは削除されます。"
-)
-
-ERROR_TEXT = "申し訳ありません。内部でエラーが起きました。少し時間をおいて、もう一度送ってください。"
-
-
 # --- rendering: Reply → LINE text messages ------------------------------------------------
 
 def _units(text: str) -> int:
@@ -143,28 +116,6 @@ def truncate_label(label: str, limit: int = MAX_LABEL) -> str:
             break
         out += ch
     return out + "…"
-
-
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split a long text into messages of at most ``limit`` characters, at line breaks when possible."""
-    parts: list[str] = []
-    rest = text
-    while _units(rest) > limit:
-        cut = 0
-        for i, ch in enumerate(rest):  # the longest prefix that fits
-            cut += 2 if ord(ch) > 0xFFFF else 1
-            if cut > limit:
-                cut = i
-                break
-        # Prefer a paragraph or line break in the second half of the piece, so sentences stay whole.
-        brk = max(rest.rfind("\n\n", 0, cut), rest.rfind("\n", 0, cut))
-        if brk >= cut // 2:
-            cut = brk + 1
-        parts.append(rest[:cut].rstrip("\n"))
-        rest = rest[cut:].lstrip("\n")
-    if rest.strip():
-        parts.append(rest)
-    return [p for p in parts if p.strip()]
 
 
 def quick_reply_items(choices: Sequence[Choice]) -> list[QuickReplyItem]:
@@ -188,7 +139,8 @@ def quick_reply_items(choices: Sequence[Choice]) -> list[QuickReplyItem]:
 
 
 def to_messages(replies: Sequence[Reply]) -> list[Message]:
-    """Render replies as LINE messages: text, or a Flex card for a reply with a result or an office.
+    """The one rendering step of this channel: text messages, or a Flex card for a reply with a
+    result or an office (its text as the altText).
 
     Long texts are split into several messages. LINE shows quick replies only on the
     last message of a batch, so the choices of the last reply that offers any go there.
@@ -202,7 +154,7 @@ def to_messages(replies: Sequence[Reply]) -> list[Message]:
     messages: list[Message] = []
     for r in replies:
         card = flex_message(r)  # a result or an office as a Flex card, its text as the altText
-        messages += [card] if card is not None else [TextMessage(text=part) for part in split_text(r.text)]
+        messages += [card] if card is not None else [TextMessage(text=part) for part in split_text(r.text, MAX_TEXT)]
     if not messages:
         return []
     choices = next((r.choices for r in reversed(replies) if r.choices), ())
@@ -330,33 +282,58 @@ def _kind(event: Any) -> str:
     return str(getattr(event, "type", type(event).__name__))
 
 
-class LineChannel:
-    """The LINE webhook: verify, parse, convert, answer.
+def to_incoming(events: Sequence[Any]) -> list[tuple[IncomingMessage, Address]]:
+    """The turns in a verified webhook's events (the SDK's typed events), in order.
+
+    Pure. Typed text, a tapped quick reply or rich-menu postback, a sticker or photo (never
+    downloaded: the core says only text is read), following and blocking the account. Ignored:
+    standby events (another channel module is active), group and room chats (answers about a
+    person's illness and income are only given in the 1:1 chat), and events the bot does not
+    answer (join, leave, beacon, unknown future events).
+    """
+    turns: list[tuple[IncomingMessage, Address]] = []
+    for event in events:
+        if getattr(event, "mode", None) == EventMode.STANDBY:
+            log.info("line event ignored kind=%s reason=standby", _kind(event))
+            continue
+        if not isinstance(getattr(event, "source", None), UserSource) or not event.source.user_id:
+            log.info("line event ignored kind=%s reason=not-a-user-chat", _kind(event))
+            continue
+        user: str = event.source.user_id
+        # The same webhookEventId comes back when LINE redelivers (deliveryContext.isRedelivery);
+        # the core records it with the turn, so a redelivered event is answered once, on any instance.
+        event_id: str | None = getattr(event, "webhook_event_id", None)
+        if isinstance(event, UnfollowEvent):
+            msg = IncomingMessage(CHANNEL, user, event=UNFOLLOW, event_id=event_id)
+        elif isinstance(event, FollowEvent):
+            msg = IncomingMessage(CHANNEL, user, event=FOLLOW, event_id=event_id)
+        elif isinstance(event, PostbackEvent):
+            msg = IncomingMessage(CHANNEL, user, choice=event.postback.data, event_id=event_id)
+        elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
+            msg = IncomingMessage(CHANNEL, user, text=event.message.text, event_id=event_id)
+        elif isinstance(event, MessageEvent):
+            kind = str(getattr(event.message, "type", None) or "unknown")
+            msg = IncomingMessage(CHANNEL, user, attachment=kind, event_id=event_id)
+        else:
+            continue
+        turns.append((msg, Address(CHANNEL, user, reply_token=getattr(event, "reply_token", None))))
+    return turns
+
+
+class LineWebhook:
+    """``POST /line/callback``: verify, parse, convert, hand the turns to the runner.
 
     Args:
-        bot: the core (``Bot.handle``, ``Bot.delete_user``, ``Bot.store`` for event claims).
-        settings: needs ``line_channel_secret``, ``line_channel_access_token``, ``line_api_url``.
-        workers: threads that run the turns after the webhook was answered; 0 processes
-            every event before ``handle_callback`` returns.
-        turns: where the turns run instead, when given: ``submit("line", events)`` with one
-            user's events of a webhook (``serve`` passes a ``bot.turn_worker.TurnProcess``,
-            whose child process calls ``process``).
+        settings: needs ``line_channel_secret``.
+        runner: where the turns go (``bot.turns``).
     """
 
-    def __init__(self, bot: Bot, settings: Settings, workers: int = 4, turns: Any = None) -> None:
+    def __init__(self, settings: Settings, runner: Any) -> None:
         if not settings.line_channel_secret or not settings.line_channel_access_token:
             raise ValueError("LINE is not configured: set LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN")
-        self.bot = bot
         self._secret = settings.line_channel_secret
         self._parser = WebhookParser(settings.line_channel_secret)
-        self._api = LineApi(settings)
-        self._loading_after = settings.line_loading_after_seconds
-        # Threads start on the first submit, not here.
-        self._turns = turns
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="line") \
-            if workers > 0 and turns is None else None
-        self._pending: set[Future[None]] = set()
-        self._lock = threading.Lock()
+        self.runner = runner
 
     def handle_callback(self, body: bytes, signature: str) -> tuple[int, str]:
         """Handle one POST /line/callback.
@@ -366,9 +343,10 @@ class LineChannel:
             signature: the X-Line-Signature header ("" when missing).
 
         Returns:
-            (HTTP status, response text): 200 once the events are accepted, 400 for a
-            missing or wrong signature or a body that is not a LINE webhook, 503 while
-            shutting down (LINE then redelivers, when redelivery is on).
+            (HTTP status, response text): 200 once the runner took the events (recorded), 400
+            for a missing or wrong signature or a body that is not a LINE webhook, 503 when the
+            runner refused them (full, or shutting down: LINE then redelivers, when
+            redelivery is on).
         """
         if not verify_signature(self._secret, body, signature or ""):
             log.warning("line callback refused: invalid signature bytes=%d", len(body))
@@ -380,147 +358,18 @@ class LineChannel:
         except (UnicodeDecodeError, ValueError, KeyError, TypeError, InvalidSignatureError):
             log.warning("line callback refused: not a webhook body bytes=%d", len(body))
             return 400, "bad request"
-
-        by_user: dict[str, list[Any]] = {}
-        for event in events:
-            if self._wanted(event):
-                by_user.setdefault(event.source.user_id, []).append(event)
-        for user_events in by_user.values():
-            if self._turns is not None:
-                try:
-                    self._turns.submit(CHANNEL, user_events)
-                except RuntimeError:  # shutting down: let LINE redeliver to a live instance
-                    return 503, "shutting down"
-                continue
-            if self._pool is None:
-                self.process(user_events)
-                continue
+        turns = to_incoming(events)
+        if turns:
             try:
-                future = self._pool.submit(self.process, user_events)
-            except RuntimeError:  # the pool is shut down: let LINE redeliver to a live instance
-                return 503, "shutting down"
-            with self._lock:
-                self._pending.add(future)
-            future.add_done_callback(self._forget)
+                self.runner.submit(turns)
+            except RuntimeError as exc:  # full or shutting down: let LINE redeliver
+                log.warning("line turns refused error=%s", type(exc).__name__)
+                return 503, "busy"
         return 200, "OK"
 
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until the events accepted so far are processed. True when none is left."""
-        with self._lock:
-            pending = set(self._pending)
-        if not pending:
-            return True
-        _, not_done = wait(pending, timeout=timeout)
-        return not not_done
 
-    def close(self) -> None:
-        """Finish the accepted events, then release the threads and connections."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        self._api.close()
-
-    # -- inside ---------------------------------------------------------------------------
-
-    def _forget(self, future: Future[None]) -> None:
-        with self._lock:
-            self._pending.discard(future)
-
-    @staticmethod
-    def _wanted(event: Any) -> bool:
-        # Standby events belong to another channel module that is active; group and room events
-        # are ignored because answers about a person's illness and income must not go to a group.
-        if getattr(event, "mode", None) == EventMode.STANDBY:
-            log.info("line event ignored kind=%s reason=standby", _kind(event))
-            return False
-        if not isinstance(getattr(event, "source", None), UserSource) or not event.source.user_id:
-            log.info("line event ignored kind=%s reason=not-a-user-chat", _kind(event))
-            return False
-        return True
-
-    def process(self, events: list[Any]) -> None:
-        """Handle one user's events of a webhook, in order; a failing event does not stop the rest."""
-        for event in events:
-            started = time.perf_counter()
-            user_key = f"{CHANNEL}:{event.source.user_id}"
-            try:
-                self._process(event)
-            except Exception as exc:  # one bad event must not stop the others; no text in the log
-                status = getattr(exc, "status", None)
-                log.error("line event failed kind=%s user=%s error=%s status=%s\n%s", _kind(event),
-                          hash_user(user_key), type(exc).__name__, status,
-                          "".join(traceback.format_tb(exc.__traceback__)))
-            else:
-                redelivery = bool(getattr(getattr(event, "delivery_context", None), "is_redelivery", False))
-                log.info("line event kind=%s user=%s redelivery=%s ms=%.1f", _kind(event), hash_user(user_key),
-                         redelivery, (time.perf_counter() - started) * 1000)
-
-    def _process(self, event: Any) -> None:
-        user_id: str = event.source.user_id
-        user_key = f"{CHANNEL}:{user_id}"
-        # The same webhookEventId comes back when LINE redelivers (deliveryContext.isRedelivery);
-        # the core records it with the turn, so a redelivered event is answered once, on any instance.
-        event_id: str | None = getattr(event, "webhook_event_id", None)
-
-        if isinstance(event, UnfollowEvent):
-            # Blocked or removed: nothing can be sent any more, and what we kept about them goes.
-            self.bot.delete_user(user_key)
-            return
-        if isinstance(event, FollowEvent):
-            # Through the core's menu turn, so a redelivered follow greets once; its choices are the menu's.
-            replies = self.bot.handle(IncomingMessage(channel=CHANNEL, user=user_id, choice="menu", event_id=event_id))
-            replies = [Reply(WELCOME_TEXT, choices=replies[-1].choices, kind="welcome")] if replies else []
-        elif isinstance(event, PostbackEvent):
-            # A tapped quick reply or rich-menu area: the choice value, exactly like a clicked button.
-            replies = self._turn(IncomingMessage(channel=CHANNEL, user=user_id, choice=event.postback.data,
-                                                 event_id=event_id))
-        elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
-            replies = self._turn(IncomingMessage(channel=CHANNEL, user=user_id, text=event.message.text,
-                                                 event_id=event_id))
-        elif isinstance(event, MessageEvent):
-            # Stickers, images, files ...: never downloaded. The core answers that only text is
-            # read (or asks a dialog's question again), and counts it like any message.
-            kind = str(getattr(event.message, "type", None) or "unknown")
-            replies = self._turn(IncomingMessage(channel=CHANNEL, user=user_id, attachment=kind, event_id=event_id))
-        else:
-            return  # join, leave, beacon, unknown future events: nothing to say
-        if replies:
-            self._deliver(user_id, getattr(event, "reply_token", None), to_messages(replies), event_id)
-
-    def _turn(self, msg: IncomingMessage) -> list[Reply]:
-        try:
-            # A turn that takes longer than a moment shows LINE's loading animation meanwhile.
-            with loading_while_slow(self._loading_after, lambda: self._api.show_loading(msg.user)):
-                return self.bot.handle(msg)
-        except Exception as exc:
-            log.error("turn failed channel=line user=%s error=%s\n%s", hash_user(msg.user_key), type(exc).__name__,
-                      "".join(traceback.format_tb(exc.__traceback__)))
-            return [Reply(ERROR_TEXT, kind="error")]
-
-    def _deliver(self, user_id: str, reply_token: str | None, messages: list[Message],
-                 event_id: str | None) -> None:
-        """Reply with the token (free, and the answer appears at once); push what cannot go that way.
-
-        A reply call takes at most 5 messages: the rest follows by push. A reply token expires
-        about a minute after the event (a slow turn, a late redelivery): then everything goes by push.
-        Pushes carry a retry key derived from the event id, so a retried push is delivered once.
-        """
-        for n, batch in enumerate(_batches(messages)):
-            if n == 0 and reply_token:
-                try:
-                    self._api.reply(reply_token, batch)
-                    continue
-                except ApiException as exc:
-                    if not _is_invalid_reply_token(exc):
-                        raise LineDeliveryError(exc.status, "reply") from None
-                    log.info("line reply token refused, pushing instead user=%s", hash_user(f"{CHANNEL}:{user_id}"))
-            key = retry_key(f"line-event:{event_id}:{n}") if event_id else None
-            self._api.push(user_id, batch, key)
-
-
-# --- reminders ------------------------------------------------------------------------------
-
-class LineSender:
-    """Pushes reminder messages to LINE users (the reminder dispatcher's sender for channel "line").
+class LineOutbox:
+    """Delivers replies to a LINE address, and reminders to a user (the dispatcher's ``Sender``).
 
     Args:
         settings: needs ``line_channel_access_token`` and ``line_api_url``.
@@ -528,9 +377,37 @@ class LineSender:
 
     def __init__(self, settings: Settings) -> None:
         self._api = LineApi(settings)
+        self._loading_after = settings.line_loading_after_seconds
+
+    def while_working(self, address: Address) -> AbstractContextManager[None]:
+        """Around a turn: LINE's loading animation once it has run ``LINE_LOADING_AFTER_SECONDS``."""
+        return loading_while_slow(self._loading_after, lambda: self._api.show_loading(address.user))
+
+    def deliver(self, address: Address, replies: Sequence[Reply], key: str | None = None) -> None:
+        """Reply with the token (free, and the answer appears at once); push what cannot go that way.
+
+        A reply call takes at most 5 messages: the rest follows by push. A reply token expires
+        about a minute after the event (a slow turn, a late redelivery): then everything goes by
+        push. Pushes carry a retry key derived from ``key`` (the event id), so a retried push is
+        delivered once.
+
+        Raises:
+            LineDeliveryError: LINE refused a message or could not be reached.
+        """
+        for n, batch in enumerate(_batches(to_messages(replies))):
+            if n == 0 and address.reply_token:
+                try:
+                    self._api.reply(address.reply_token, batch)
+                    continue
+                except ApiException as exc:
+                    if not _is_invalid_reply_token(exc):
+                        raise LineDeliveryError(exc.status, "reply") from None
+                    log.info("line reply token refused, pushing instead user=%s",
+                             hash_user(f"{CHANNEL}:{address.user}"))
+            self._api.push(address.user, batch, retry_key(f"line-event:{key}:{n}") if key else None)
 
     def send(self, user: str, text: str, kind: str, key: str) -> None:
-        """Push ``text`` to ``user`` exactly once per ``key``.
+        """A reminder: push ``text`` to ``user`` exactly once per ``key``.
 
         Each push request carries X-Line-Retry-Key = uuid5(``key``): LINE delivers a key once and
         answers 409 to a repeat, which counts as success here, so the dispatcher may retry freely
@@ -546,8 +423,7 @@ class LineSender:
             LineDeliveryError: LINE refused the message or could not be reached (``permanent``
                 says whether a retry can help).
         """
-        messages = [TextMessage(text=part) for part in split_text(text)]
-        for n, batch in enumerate(_batches(messages)):
+        for n, batch in enumerate(_batches(to_messages([Reply(text, kind=kind)]))):
             accepted = self._api.push(user, batch, retry_key(key if n == 0 else f"{key}#{n}"))
             log.info("line push kind=%s user=%s part=%d %s", kind, hash_user(f"{CHANNEL}:{user}"), n,
                      "sent" if accepted else "already-accepted")
@@ -556,18 +432,17 @@ class LineSender:
         self._api.close()
 
 
+# The reminder dispatcher's name for it.
+LineSender = LineOutbox
+
+
 # --- the rich menu --------------------------------------------------------------------------
 
 RICH_MENU_NAME = "nanbyo-bot main menu"
 RICH_MENU_WIDTH = 2500
 RICH_MENU_HEIGHT = 843  # LINE's "compact" size; 1686 is the full one
 # Label and postback data (the core's choice values) of each area, left to right.
-RICH_MENU_AREAS: tuple[tuple[str, str], ...] = (
-    ("相談する", "menu"),
-    ("自己負担を計算", "start:copay"),
-    ("更新のお知らせ", "start:reminder"),
-    ("窓口を探す", "office"),
-)
+RICH_MENU_AREAS: tuple[tuple[str, str], ...] = tuple((c.label, c.value) for c in RICH_MENU_CHOICES)
 
 # The menu's picture: four tiles matching the areas above, drawn by scripts/make_richmenu.py
 # (Pillow and Noto Sans CJK JP, needed only to redraw it) and shipped as package data.
@@ -640,5 +515,5 @@ def richmenu_main(args: Any, settings: Settings) -> int:
     return 0
 
 
-__all__ = ["LineApi", "LineChannel", "LineDeliveryError", "LineSender", "richmenu_main", "to_messages",
-           "verify_signature"]
+__all__ = ["LineApi", "LineDeliveryError", "LineOutbox", "LineSender", "LineWebhook", "richmenu_main", "to_incoming",
+           "to_messages", "verify_signature"]

@@ -16,11 +16,6 @@ Only ``bot.storage`` reads and writes SQL.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
-import secrets
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -33,36 +28,7 @@ from bot.storage.costlog import CostLogRepository
 from bot.storage.reminders import Reminders
 from bot.storage.statistics import Retention, Statistics, StatsKey
 from bot.storage.turn_queue import TurnQueue
-
-
-# The secret of ``hash_user``: LOG_HASH_KEY, or a random key made once per process tree.
-_LOG_HASH_KEY: bytes | None = None
-_LOG_HASH_LOCK = threading.Lock()
-
-
-def _log_hash_key() -> bytes:
-    """LOG_HASH_KEY from the environment; when unset, a random key, made on first use and put
-    into this process's environment so that the turn process ``serve`` spawns uses it too (the
-    server's and the child's log lines of one user then carry the same id)."""
-    global _LOG_HASH_KEY
-    with _LOG_HASH_LOCK:
-        if _LOG_HASH_KEY is None:
-            value = os.environ.get("LOG_HASH_KEY") or ""
-            if not value:
-                value = secrets.token_hex(32)
-                os.environ["LOG_HASH_KEY"] = value
-            _LOG_HASH_KEY = value.encode("utf-8")
-        return _LOG_HASH_KEY
-
-
-def hash_user(user_key: str) -> str:
-    """A short id of a user for logs (HMAC-SHA256 with LOG_HASH_KEY), never the channel's user id.
-
-    A plain hash of ``slack:U…`` could be reversed by hashing every known Slack or LINE id; the
-    keyed hash cannot without the key. With LOG_HASH_KEY set the id is stable across restarts
-    and instances (logs of one user can be followed); without it, only within one run.
-    """
-    return hmac.new(_log_hash_key(), user_key.encode("utf-8"), hashlib.sha256).hexdigest()[:12]
+from nlp.privacy import hash_user  # noqa: F401 - re-exported for older imports
 
 
 def checkpoint_sqlite(engine: Engine) -> None:

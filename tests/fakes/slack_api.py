@@ -48,6 +48,7 @@ class FakeSlackAPI:
         self._limited: list[tuple[str | None, float]] = []  # (method or None for any, retry_after)
         self._ts = 0
         self.socket_mode_url: str | None = None  # what apps.connections.open hands out (FakeSocketMode.url)
+        self.delay = 0.0  # seconds chat.postMessage takes before it answers (a slow Web API)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -120,6 +121,8 @@ class FakeSlackAPI:
             args = dict(parse_qsl(raw) + parse_qsl(h.path.partition("?")[2]))
         method = path.removeprefix("/api/") if path.startswith("/api/") else "respond"
         headers = {k.lower(): v for k, v in h.headers.items()}
+        if method == "chat.postMessage" and self.delay:
+            time.sleep(self.delay)
         with self._changed:
             limit = next((i for i, (m, _) in enumerate(self._limited) if m in (None, method)), None)
             retry_after = self._limited.pop(limit)[1] if limit is not None else None
