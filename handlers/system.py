@@ -134,7 +134,7 @@ OFFICE_FORM = Form(
 def _delete_finish(answers: Answers, ctx: Context) -> list[Reply]:
     if answers.get("confirm_delete") is True:
         ctx.effects.append(DeleteMyData())  # the core deletes the rows after this turn, in the same transaction
-        return [Reply("このチャットでお預かりしていたあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録など）をすべて削除しました。",
+        return [Reply("このチャットでお預かりしていたあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録、医療費の記録など）をすべて削除しました。",
                       kind="deleted")]
     return [Reply("削除はしませんでした。データはそのままです。", choices=(Choice("メニュー", "menu"),), kind="cancel")]
 
@@ -148,7 +148,7 @@ def _parse_confirm(text: str, ctx: Context) -> object:
 
 DELETE_FORM = Form(
     name="delete",
-    intro="このチャットでお預かりしているあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録）を削除できます。",
+    intro="このチャットでお預かりしているあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録、医療費の記録）を削除できます。",
     slots=(
         Slot("confirm_delete", ask="すべて削除します。よろしいですか？元には戻せません。", parse=_parse_confirm,
              choices=(Choice("はい、削除する", "yes"), Choice("いいえ", "no"))),
