@@ -52,8 +52,10 @@ WHERE_TOTAL = (
     "領収書をとっておいてください。入院中の食事代は含めません。"
 )
 HELP_MONTHS = "わかる月だけで大丈夫です。" + WHERE_TOTAL
-# The table's marks, and what every count says about the lines and the final say.
-LEGEND = f"◎ {RULES[0].over:,}円超　○ {RULES[1].over:,}円超"
+# The table's marks: a month over 高額かつ長期's line (50,000円), else over 軽症高額's (33,330円);
+# and what every count says about the lines and the final say.
+MARKS = {"high-cost": "◎", "mild": "○"}
+LEGEND = "　".join(f"{MARKS[rule.name]} {rule.over:,}円超" for rule in RULES)
 NOT_COUNTED = "ちょうど5万円・33,330円の月は数えません。最終的な判断は県（窓口）が行います。"
 
 
@@ -267,14 +269,14 @@ class _Month:
 def _months_of(entries: Sequence[CostEntry], today: date) -> list[_Month]:
     """The 12 months that end with this month, oldest first, as logged."""
     current = _ym(today)
-    high, mild = RULES
     totals = totals_of(entries)
     paid = {_ym(e.month): e.amount for e in entries if e.kind == COST_PAID}
     rows = []
-    for k in range(high.window - 1, -1, -1):
+    for k in range(RULES[0].window - 1, -1, -1):
         month = month_add(current, -k)
         total = totals.get(month)
-        mark = "" if total is None else "◎" if total > high.over else "○" if total > mild.over else ""
+        # RULES is highest line first: a month over both gets 高額かつ長期's mark.
+        mark = next((MARKS[r.name] for r in RULES if total is not None and total > r.over), "")
         rows.append(_Month(month, total, paid.get(month), mark))
     return rows
 
@@ -313,7 +315,7 @@ def table_card(entries: Sequence[CostEntry], today: date) -> Table:
     summary, notes = [], [LEGEND]
     for rule in RULES:
         p = progress(totals, current, rule)
-        label = f"{rule.title}（{'◎' if rule is RULES[0] else '○'}が{rule.need}か月以上）"
+        label = f"{rule.title}（{MARKS[rule.name]}が{rule.need}か月以上）"
         summary.append(Fact(label, f"{p.count}か月" + (" 条件に届いています" if p.qualifies else f"（あと{p.short}か月）")))
         if not p.qualifies and p.projected is not None and p.projected > current:
             notes.append(f"{rule.title}：このまま続けば{_ja(p.projected)}に{rule.need}か月になります。")
