@@ -15,11 +15,12 @@ database only, never to a log line or the statistics.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, Fact, IncomingMessage, Reply, Row, Source, Table
 from handlers.ports import COST_PAID, COST_TOTAL, NUDGE, CostEntry
 from handlers import dialog
 from handlers.base import MENU, Context, office_hint, office_text
@@ -51,6 +52,11 @@ WHERE_TOTAL = (
     "領収書をとっておいてください。入院中の食事代は含めません。"
 )
 HELP_MONTHS = "わかる月だけで大丈夫です。" + WHERE_TOTAL
+# The table's marks: a month over 高額かつ長期's line (50,000円), else over 軽症高額's (33,330円);
+# and what every count says about the lines and the final say.
+MARKS = {"high-cost": "◎", "mild": "○"}
+LEGEND = "　".join(f"{MARKS[rule.name]} {rule.over:,}円超" for rule in RULES)
+NOT_COUNTED = "ちょうど5万円・33,330円の月は数えません。最終的な判断は県（窓口）が行います。"
 
 
 def _ym(d: date) -> YearMonth:
@@ -199,7 +205,7 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
             if repo.schedule_notice(rule.name, month, ctx.now):
                 lines.append(f"→ {rule.title}の条件に届きました。上限額や申請の手続きを、このあと「お知らせ」でお送りします"
                              "（9時〜20時）。")
-    lines.append("数えるのは今月を含む直近12か月で、ちょうど5万円・33,330円の月は数えません。最終的な判断は県（窓口）が行います。")
+    lines.append("数えるのは今月を含む直近12か月で、" + NOT_COUNTED)
     lines.append(_sources(ctx.kb, "high-cost-long-term"))
     return [Reply("\n".join(lines), choices=(MORE, SHOW, MENU), kind="costlog-recorded", topic="high-cost-long-term")]
 
@@ -250,25 +256,45 @@ def record_typed(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 # --- 「医療費の記録を見せて」「医療費のお知らせをやめて」 -----------------------------------------------
 
-def table_text(entries: Sequence[CostEntry], today: date) -> str:
-    """The last 12 months as short lines a phone shows whole: month, total, and a mark for the lines."""
+@dataclass(frozen=True)
+class _Month:
+    """One month of the table: its total (10割) or only what was paid, and its mark."""
+
+    month: YearMonth
+    total: int | None
+    paid: int | None
+    mark: str  # "◎" over 50,000円, "○" over 33,330円, else ""
+
+
+def _months_of(entries: Sequence[CostEntry], today: date) -> list[_Month]:
+    """The 12 months that end with this month, oldest first, as logged."""
     current = _ym(today)
-    high, mild = RULES
     totals = totals_of(entries)
     paid = {_ym(e.month): e.amount for e in entries if e.kind == COST_PAID}
-    lines = ["月　　　　総額（10割）"]
-    for k in range(high.window - 1, -1, -1):
+    rows = []
+    for k in range(RULES[0].window - 1, -1, -1):
         month = month_add(current, -k)
-        label = f"{month[0] % 100:02d}年{month[1]:>2}月"
-        if month in totals:
-            amount = totals[month]
-            mark = "◎" if amount > high.over else ("○" if amount > mild.over else "")
-            lines.append(f"{label}　{amount:>9,}円 {mark}".rstrip())
-        elif month in paid:
-            lines.append(f"{label}　総額未入力（自己負担 {paid[month]:,}円）")
+        total = totals.get(month)
+        # RULES is highest line first: a month over both gets 高額かつ長期's mark.
+        mark = next((MARKS[r.name] for r in RULES if total is not None and total > r.over), "")
+        rows.append(_Month(month, total, paid.get(month), mark))
+    return rows
+
+
+def table_text(entries: Sequence[CostEntry], today: date) -> str:
+    """The last 12 months as short lines a phone shows whole: month, total, and a mark for the lines."""
+    lines = ["月　　　　総額（10割）"]
+    for m in _months_of(entries, today):
+        label = f"{m.month[0] % 100:02d}年{m.month[1]:>2}月"
+        if m.total is not None:
+            lines.append(f"{label}　{m.total:>9,}円 {m.mark}".rstrip())
+        elif m.paid is not None:
+            lines.append(f"{label}　総額未入力（自己負担 {m.paid:,}円）")
         else:
             lines.append(f"{label}　－")
-    lines.append(f"◎ {high.over:,}円超　○ {mild.over:,}円超")
+    lines.append(LEGEND)
+    current = _ym(today)
+    totals = totals_of(entries)
     for rule in RULES:  # short lines: a phone shows each whole
         p = progress(totals, current, rule)
         lines.append(f"{rule.title}：{p.count}/{rule.need}か月" + (" 条件に届いています" if p.qualifies else ""))
@@ -277,15 +303,37 @@ def table_text(entries: Sequence[CostEntry], today: date) -> str:
     return "\n".join(lines)
 
 
+def table_card(entries: Sequence[CostEntry], today: date) -> Table:
+    """The same months as a card's table (LINE, Slack): month, total, mark; the counts under it."""
+    rows = []
+    for m in _months_of(entries, today):
+        amount = (f"{m.total:,}円" if m.total is not None
+                  else f"総額未入力（自己負担 {m.paid:,}円）" if m.paid is not None else "－")
+        rows.append(Row((_ja(m.month), amount, m.mark), strong=bool(m.mark)))
+    current = _ym(today)
+    totals = totals_of(entries)
+    summary, notes = [], [LEGEND]
+    for rule in RULES:
+        p = progress(totals, current, rule)
+        label = f"{rule.title}（{MARKS[rule.name]}が{rule.need}か月以上）"
+        summary.append(Fact(label, f"{p.count}か月" + (" 条件に届いています" if p.qualifies else f"（あと{p.short}か月）")))
+        if not p.qualifies and p.projected is not None and p.projected > current:
+            notes.append(f"{rule.title}：このまま続けば{_ja(p.projected)}に{rule.need}か月になります。")
+    notes.append(NOT_COUNTED)
+    return Table("医療費の記録（直近12か月）", ("月", "総額（10割）", ""), tuple(rows), tuple(summary), tuple(notes))
+
+
 def show(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    """「医療費の記録を見せて」: the table of the last 12 months and where the user stands."""
+    """「医療費の記録を見せて」: the table of the last 12 months and where the user stands (a card on LINE and Slack)."""
     entries = ctx.cost_log.entries() if ctx.state.profile.get(CONSENT) else []
     if not entries:
         replies = [Reply("医療費の記録はまだありません。「医療費の記録をつけたい」と送ると始められます。",
                          choices=(Choice("記録をつける", "start:costlog"), MENU), kind="costlog-table")]
     else:
-        text = "医療費の記録（直近12か月）\n" + table_text(entries, ctx.today) + "\n" + _sources(ctx.kb, "high-cost-long-term")
-        replies = [Reply(text, choices=(MORE, MENU), kind="costlog-table", topic="high-cost-long-term")]
+        source = _sources(ctx.kb, "high-cost-long-term")
+        text = "医療費の記録（直近12か月）\n" + table_text(entries, ctx.today) + "\n" + source
+        replies = [Reply(text, choices=(MORE, MENU), kind="costlog-table", topic="high-cost-long-term",
+                         table=table_card(entries, ctx.today), source=Source(source))]
     return replies + _continue(ctx)
 
 
@@ -362,4 +410,4 @@ def message_text(kb: KnowledgeBase, kind: str, month: date, entries: Sequence[Co
 
 
 __all__ = ["COSTLOG_FORM", "fix", "fixing", "logged_totals", "message_text", "nudge_plan", "record_typed", "show",
-           "stop_nudge", "table_text", "typed_months"]
+           "stop_nudge", "table_card", "table_text", "typed_months"]

@@ -7,8 +7,9 @@ again after a crash.
 
 A reply's ``text`` is always the whole answer in plain text (the terminal shows it, and
 it is the fallback of every other rendering). A reply may also carry its structure — a
-calculator's ``Result``, an ``Office``, its ``Source`` — which LINE (Flex Message) and
-Slack (Block Kit) render as cards; a channel that knows no cards ignores it.
+calculator's ``Result``, an ``Office``, a small ``Table`` (the cost log), its ``Source`` — which
+LINE (Flex Message) and Slack (Block Kit) render as cards, and the terminal as an aligned block; a
+channel that knows no cards ignores it.
 """
 
 from __future__ import annotations
@@ -161,6 +162,35 @@ class Office:
 
 
 @dataclass(frozen=True)
+class Row:
+    """One row of a ``Table``: its cells, left to right; ``strong`` when the row stands out (a month over a line)."""
+
+    cells: tuple[str, ...]
+    strong: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small table that a phone shows whole (the cost log's months), and labelled lines after it.
+
+    The first column names the row (a month); the others are figures and marks, read right-aligned.
+
+    Attributes:
+        title: what the table is (「医療費の記録（直近12か月）」).
+        columns: the column headings, one per cell of a row ("" for a column of marks).
+        rows: the rows in order.
+        summary: labelled lines under the table (the counts: 「高額かつ長期」「4か月（あと2か月）」).
+        notes: short lines after them (what the marks mean, what is not counted).
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[Row, ...]
+    summary: tuple[Fact, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Source:
     """Where the facts of a reply come from: the 出典 line as the text shows it."""
 
@@ -179,6 +209,7 @@ class Reply:
         kind: what the reply is, for logs and tests ("answer", "copay-result", "office" ...).
         result: the structure of a calculator's result, for channels that render cards.
         office: the structure of an office answer, for channels that render cards.
+        table: a small table (the cost log), for channels that render cards.
         source: the 出典 of a card (the text names it too).
     """
 
@@ -189,6 +220,7 @@ class Reply:
     kind: str = field(default="answer", compare=False)
     result: Result | None = field(default=None, compare=False)
     office: Office | None = field(default=None, compare=False)
+    table: Table | None = field(default=None, compare=False)
     source: Source | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -206,6 +238,8 @@ class Reply:
             record["result"] = asdict(self.result)
         if self.office is not None:
             record["office"] = asdict(self.office)
+        if self.table is not None:
+            record["table"] = asdict(self.table)
         if self.source is not None:
             record["source"] = asdict(self.source)
         return record
@@ -218,8 +252,13 @@ class Reply:
             result = Result(**{**result, "details": tuple(Fact(**f) for f in result.get("details", ())),
                                "notes": tuple(result.get("notes", ()))})
         office = record.get("office")
+        table = record.get("table")
+        if table is not None:
+            table = Table(table["title"], tuple(table["columns"]),
+                          tuple(Row(tuple(r["cells"]), r.get("strong", False)) for r in table["rows"]),
+                          tuple(Fact(**f) for f in table.get("summary", ())), tuple(table.get("notes", ())))
         source = record.get("source")
         return cls(record["text"], tuple(Choice(c["label"], c["value"]) for c in record.get("choices", ())),
                    record.get("expecting"), record.get("topic"), kind=record.get("kind") or "answer",
-                   result=result, office=Office(**office) if office is not None else None,
+                   result=result, office=Office(**office) if office is not None else None, table=table,
                    source=Source(**source) if source is not None else None)

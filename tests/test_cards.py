@@ -23,10 +23,10 @@ from slack_sdk.models.blocks import Block
 
 from bot.bootstrap import build_service
 from bot.channels.line import to_messages
-from bot.channels.line_cards import MAX_ALT_TEXT, alt_text
+from bot.channels.line_cards import ACCENT, MAX_ALT_TEXT, alt_text
 from bot.channels.slack import BLOCKS_PER_MESSAGE, FALLBACK_TEXT_LIMIT, escape, render
 from bot.config import Settings
-from handlers.messages import Fact, Reply, Result, Source
+from handlers.messages import Fact, Reply, Result, Row, Source, Table
 from tests.conftest import Chat
 from tests.fakes.line_api import FakeLineApi, message_problems
 from tests.fakes.slack_api import FakeSlackAPI
@@ -56,6 +56,12 @@ CALCULATORS = {
     "start-date": (START, "2025年7月20日", "", "早ければこの日から助成されます"),
     "mild-high-cost": (MILD, "満たしています", "", "6か月分として計算します"),
 }
+
+
+# The cost log as a user keeps it (FIXED_NOW is 2026-11-23: the table runs from 2025年12月 to 2026年11月).
+COSTLOG = ["医療費の記録をつけたい", "はい", "いいえ", "5月 52,000円、6月 33,331円、7月 33,330円、8月 61,000円",
+           "9月 自己負担 10,000円"]
+SHOW_LOG = "医療費の記録を見せて"
 
 
 def finish(chat: Chat, script: list[str]) -> Reply:
@@ -149,6 +155,11 @@ def test_a_kept_answer_keeps_its_card() -> None:
                   source=Source("出典：群馬県"), kind="copay-result")
     back = Reply.from_record(json.loads(json.dumps(reply.to_record(), ensure_ascii=False)))
     assert (back, back.result, back.source, back.kind) == (reply, reply.result, reply.source, reply.kind)
+    table = Reply("医療費の記録", table=Table("医療費の記録（直近12か月）", ("月", "総額（10割）", ""),
+                                             (Row(("2026年5月", "52,000円", "◎"), strong=True), Row(("2026年6月", "－", ""))),
+                                             (Fact("高額かつ長期", "1か月"),), ("◎ 50,000円超",)), kind="costlog-table")
+    back = Reply.from_record(json.loads(json.dumps(table.to_record(), ensure_ascii=False)))
+    assert back.table == table.table
     old = {"text": "ok", "choices": [], "expecting": None, "topic": None, "kind": "answer"}  # kept before cards
     assert Reply.from_record(old) == Reply("ok")
 
@@ -243,6 +254,79 @@ def test_slack_many_possible_tiers_fit_in_sections_of_ten_fields() -> None:
     assert [len(s["fields"]) for s in sections] == [10, 10, 3]
 
 
+# --- the cost log's table -------------------------------------------------------------------------
+
+def show_log(chat: Chat) -> Reply:
+    finish(chat, COSTLOG)
+    [table] = chat.say(SHOW_LOG)
+    return table
+
+
+def test_the_cost_log_table_carries_its_months_marks_and_counts_beside_the_text(chat: Chat) -> None:
+    reply = show_log(chat)
+    table = reply.table
+    assert table is not None and reply.source is not None and reply.source.text in reply.text
+    assert [r.cells[0] for r in table.rows] == [f"2025年12月"] + [f"2026年{m}月" for m in range(1, 12)]
+    by_month = {r.cells[0]: r for r in table.rows}
+    assert by_month["2026年5月"].cells[1:] == ("52,000円", "◎") and by_month["2026年5月"].strong
+    assert by_month["2026年6月"].cells[1:] == ("33,331円", "○")
+    assert by_month["2026年7月"].cells[1:] == ("33,330円", "") and not by_month["2026年7月"].strong, "exactly the line"
+    assert by_month["2026年9月"].cells[1] == "総額未入力（自己負担 10,000円）"
+    assert by_month["2026年10月"].cells[1] == "－"
+    assert [f.value for f in table.summary] == ["2か月（あと4か月）", "3か月 条件に届いています"]
+    # The text stays the whole answer: the same months and counts, as short lines.
+    assert "26年 5月　   52,000円 ◎" in reply.text and "軽症高額：3/3か月 条件に届いています" in reply.text
+
+
+def test_line_cost_log_table_is_a_flex_card_that_reads_on_a_phone(chat: Chat) -> None:
+    reply = show_log(chat)
+    [message] = line_dicts([reply])
+    assert FlexMessage.from_dict(message).to_dict() == message, "a valid line-bot-sdk FlexMessage"
+    assert message_problems([message]) == [], "within LINE's limits"
+    body = message["contents"]["body"]["contents"]
+    lines = [c for c in body if c["type"] == "box" and c["layout"] == "horizontal"]
+    heading, *months = lines
+    assert [t.get("text") for t in heading["contents"]] == ["月", "総額（10割）", None]
+    assert len(months) == 12 and all(len(line["contents"]) == 3 for line in months)
+    may = next(line["contents"] for line in months if line["contents"][0]["text"] == "2026年5月")
+    assert (may[1]["text"], may[1]["weight"], may[1]["color"], may[2]["text"]) == ("52,000円", "bold", ACCENT, "◎")
+    assert may[1]["align"] == "end", "amounts right-aligned, so that their digits line up"
+    july = next(line["contents"] for line in months if line["contents"][0]["text"] == "2026年7月")
+    assert july[1]["text"] == "33,330円" and "weight" not in july[1], "exactly the line does not stand out"
+    # A phone shows each month whole: the month and the amount in body type, none longer than a short line.
+    assert all(c["size"] == "md" for line in months for c in line["contents"] if c["type"] == "text")
+    assert all(len(line["contents"][0]["text"]) <= 8 for line in months)
+    shown = [t["text"] for t in flex_texts(message["contents"])]
+    assert "3か月 条件に届いています" in shown and reply.source.text in shown, "the counts and the source"
+    assert message["altText"] == alt_text(reply.text)
+    assert [i["action"]["data"] for i in message["quickReply"]["items"]] == ["start:costlog", "menu"]
+
+
+def test_slack_cost_log_table_is_fields_a_row_with_the_counts_and_the_source(chat: Chat) -> None:
+    reply = show_log(chat)
+    [message] = render([reply])
+    check_slack_limits(message)
+    header, *rest = message["blocks"]
+    assert header["text"]["text"] == "医療費の記録（直近12か月）"
+    sections = [b for b in rest if b["type"] == "section"]
+    cells = [f["text"] for s in sections[:-1] for f in s["fields"]]
+    rows = dict(zip(cells[::2], cells[1::2]))  # two columns: the month, then its amount and mark
+    assert len(rows) == 12 and list(rows)[0] == "2025年12月"
+    assert rows["2026年5月"] == "*52,000円 ◎*" and rows["2026年7月"] == "33,330円"
+    assert [f["text"] for f in sections[-1]["fields"]] == [
+        "*高額かつ長期（◎が6か月以上）*\n2か月（あと4か月）", "*軽症高額（○が3か月以上）*\n3か月 条件に届いています"]
+    context = [b for b in rest if b["type"] == "context"][-1]
+    assert context["elements"][-1]["text"] == escape(reply.source.text)
+    assert [e["value"] for b in rest if b["type"] == "actions" for e in b["elements"]] == ["start:costlog", "menu"]
+    assert message["text"] == escape(reply.text), "the plain text is the fallback"
+
+
+def test_an_empty_cost_log_is_a_text_without_a_card(chat: Chat) -> None:
+    [reply] = chat.say(SHOW_LOG)
+    assert reply.table is None and "記録はまだありません" in reply.text
+    assert isinstance(to_messages([reply])[0], TextMessage)
+
+
 # --- end to end: what the fake LINE and Slack APIs receive ------------------------------------------
 
 @pytest.fixture()
@@ -305,6 +389,35 @@ def test_slack_office_answer_reaches_slack_as_block_kit(server: Running, fake_sl
     assert "*電話*\n0279-75-3303" in texts([office])
     assert "吾妻保健福祉事務所" in office.args["text"] and "0279-75-3303" in office.args["text"], "text fallback"
     assert "topic:new-application-documents" in button_values(office)
+
+
+def test_line_cost_log_table_reaches_line_as_a_flex_card(bot: Any, settings: Settings, line_fake: FakeLineApi) -> None:
+    channel = line_channel(bot, settings, line_fake)
+    try:
+        for said in [*COSTLOG, SHOW_LOG]:
+            deliver(channel, webhook(text_event(said)))
+    finally:
+        channel.close()
+    last = line_fake.calls(REPLY)[-1]
+    assert last.status == 200, last.json
+    [card] = last.json["messages"]
+    assert card["type"] == "flex" and card["altText"].startswith("医療費の記録（直近12か月）")
+    shown = [t["text"] for t in flex_texts(card["contents"])]
+    assert shown.count("2026年5月") == 1 and "52,000円" in shown and "3か月 条件に届いています" in shown
+
+
+def test_slack_cost_log_table_reaches_slack_as_block_kit(server: Running, fake_slack: FakeSlackAPI) -> None:
+    # Each message's answer ends with these words: wait for it before sending the next.
+    ends = ["記録を始めますか", "お知らせを送りましょうか", "月と金額の組で", "記録しました：5月", "自己負担）として記録しました",
+            "医療費の記録（直近12か月）"]
+    for said, end in zip([*COSTLOG, SHOW_LOG], ends, strict=True):
+        post_signed(server.events, dm(said))
+        [table] = fake_slack.wait_for("chat.postMessage", where=lambda c: end in (c.args.get("text") or ""))
+    check_slack_limits({"text": table.args["text"], "blocks": table.args["blocks"]})
+    assert table.args["blocks"][0]["text"]["text"] == "医療費の記録（直近12か月）"
+    assert "2026年5月\n*52,000円 ◎*" in texts([table]), "the month, then its amount, as fields"
+    assert table.args["text"].startswith("医療費の記録（直近12か月）"), "text fallback"
+    assert button_values(table) == ["start:costlog", "menu"]
 
 
 # --- LINE's loading animation ------------------------------------------------------------------------

@@ -56,6 +56,18 @@ def test_cost_log_phrases_start_the_opt_in(chat, phrase):
     assert "月と金額だけ" in replies[-1].text
 
 
+def test_the_menu_offers_the_cost_log(chat):
+    menu = chat.say("メニュー")[-1]
+    assert "医療費を記録" in menu.text
+    entry = next(c for c in menu.choices if c.label == "医療費の記録")
+    assert chat.click(entry.value)[-1].expecting == "costlog_consent"
+    chat.say("はい")
+    chat.say("いいえ")
+    chat.say("5月 40,000円")
+    # Someone who already keeps the log goes straight to the months.
+    assert chat.click(entry.value)[-1].expecting == "monthly_costs"
+
+
 def test_declining_stores_nothing(bot, chat):
     chat.say("医療費の記録をつけたい")
     replies = chat.say("いいえ")

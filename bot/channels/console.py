@@ -2,7 +2,9 @@
 
 Text mode prints choices with letters — [a] はい [b] いいえ — and typing the letter (or the
 label) clicks it. Letters, not numbers: a typed 「2」 at 「何か月ありますか？」 is two months, never
-the second button.
+the second button. A reply with a calculator's result or an office is printed from its structure
+as a short block — the figure, the tier, the rule, ``label：value`` lines with their colons in one
+column, the source — as LINE and Slack show it as a card (``terminal_text``).
 JSON mode follows CONTRACT.md: each stdin line is a JSON object
 ``{"user": ..., "text"|"choice": ...}`` or plain text, and exactly one JSON
 line ``{"replies": [...]}`` is written and flushed for each.
@@ -15,14 +17,66 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 from bot.core import Bot
-from handlers.messages import Choice, IncomingMessage, Reply
+from handlers.messages import Choice, Fact, IncomingMessage, Office, Reply, Result, Source
 
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives ``text``: wide and fullwidth characters (kanji, kana, 「：」) take two.
+
+    The standard library's East Asian Width is enough for the labels here (Japanese and ASCII, no
+    emoji or combining marks), so no ``wcwidth`` dependency for it.
+    """
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def aligned(facts: Sequence[Fact]) -> list[str]:
+    """``label：value`` lines whose colons stand in one column; a value's further lines start under it."""
+    width = max((_width(f.label) for f in facts), default=0)
+    lines = []
+    for fact in facts:
+        pad = width - _width(fact.label)
+        first, *rest = fact.value.split("\n")
+        lines.append(fact.label + "　" * (pad // 2) + " " * (pad % 2) + "：" + first)
+        lines += [" " * (width + 2) + more for more in rest]
+    return lines
+
+
+def result_block(result: Result, source: Source | None) -> list[str]:
+    """A calculator's result: the figure with its label, the tier, the rule, the details, notes, source."""
+    lines = [f"{result.label}：{result.figure}{result.unit}"]
+    if result.subtitle:
+        lines.append(result.subtitle)
+    if result.rule:  # a rule of two sentences goes on under its first
+        lines.append("決め手：" + result.rule.replace("\n", "\n" + " " * _width("決め手：")))
+    lines += aligned(result.details)
+    lines += [f"※{note}" for note in result.notes]
+    return lines + ([source.text] if source is not None else [])
+
+
+def office_block(office: Office, source: Source | None) -> list[str]:
+    """An office: whom it serves and its name, then address, phone, fax and hours, aligned; the source."""
+    lines = [f"{office.serves}：{office.name}" if office.serves else office.name]
+    facts = [Fact("所在地", office.address), Fact("電話", office.phone)]
+    if office.fax:
+        facts.append(Fact("FAX", office.fax))
+    lines += aligned([*facts, Fact("受付", office.hours)])
+    return lines + ([source.text] if source is not None else [])
+
+
+def terminal_text(reply: Reply) -> str:
+    """What the terminal prints for a reply: its result or office as a short block, else its text."""
+    if reply.result is not None:
+        return "\n".join(result_block(reply.result, reply.source))
+    if reply.office is not None:
+        return "\n".join(office_block(reply.office, reply.source))
+    return reply.text
 
 
 def render_text(replies: Iterable[Reply]) -> tuple[str, list[Choice]]:
@@ -30,7 +84,7 @@ def render_text(replies: Iterable[Reply]) -> tuple[str, list[Choice]]:
     lines: list[str] = []
     choices: list[Choice] = []
     for reply in replies:
-        lines.append(reply.text)
+        lines.append(terminal_text(reply))
         for choice in reply.choices:
             if len(choices) == len(LETTERS):
                 break

@@ -3,7 +3,9 @@
 What it is: pure functions ``Reply -> FlexMessage`` built from line-bot-sdk v3's Flex models,
 so the SDK checks every field while the card is made. A calculator's ``Result`` becomes a
 bubble with the figure in large type and the tier under it; an ``Office`` becomes a bubble
-with 「電話する」 (a ``tel:`` URI) and 「地図」 (a map search for the address). The reply's plain
+with 「電話する」 (a ``tel:`` URI) and 「地図」 (a map search for the address); a ``Table`` (the
+cost log) becomes a bubble of aligned rows, the rows that stand out in bold colour, and its
+counts under it. The reply's plain
 text is the ``altText`` (what the chat list, notifications and old LINE versions show), cut
 to ``MAX_ALT_TEXT`` characters.
 
@@ -25,7 +27,7 @@ from linebot.v3.messaging import (
     URIAction,
 )
 
-from handlers.messages import Fact, Office, Reply, Result, Source
+from handlers.messages import Fact, Office, Reply, Result, Source, Table
 
 # LINE limits (https://developers.line.biz/en/reference/messaging-api/#flex-message): the
 # altText is capped at 400 characters here (LINE once documented 400, now 1,500: the lower
@@ -134,8 +136,49 @@ def office_bubble(office: Office, source: Source | None = None) -> FlexBubble:
                       footer=FlexBox(layout="vertical", contents=buttons))
 
 
+# A column's share of the width follows its longest cell, within these bounds: a long cell wraps
+# rather than squeezing the month column of a phone-wide bubble.
+MIN_COLUMN_WEIGHT = 1
+MAX_COLUMN_WEIGHT = 8
+
+
+def _weights(table: Table) -> list[int]:
+    cells = [table.columns, *(row.cells for row in table.rows)]
+    return [min(max(MIN_COLUMN_WEIGHT, *(len(c[i]) for c in cells)), MAX_COLUMN_WEIGHT)
+            for i in range(len(table.columns))]
+
+
+def _table_row(cells: tuple[str, ...], weights: list[int], size: str, color: str, bold: bool = False) -> FlexBox:
+    """One line of the table: the first cell on the left, the others right-aligned (figures, marks)."""
+    contents: list[FlexComponent] = [
+        # An empty cell is an empty box, which keeps its column's width: LINE refuses an empty text.
+        _text(cell, size, color, bold=bold and i > 0, flex=weight, align="start" if i == 0 else "end") if cell
+        else FlexBox(layout="vertical", flex=weight, contents=[])
+        for i, (cell, weight) in enumerate(zip(cells, weights))
+    ]
+    return FlexBox(layout="horizontal", spacing="sm", margin="sm", contents=contents)
+
+
+def table_bubble(table: Table, source: Source | None = None) -> FlexBubble:
+    """A small table: the title, the headings, one aligned line per row, then the summary, notes and source."""
+    weights = _weights(table)
+    body: list[FlexComponent] = [
+        _text(table.title, "md", INK, bold=True),
+        _table_row(table.columns, weights, "xs", MUTED),
+        FlexSeparator(margin="sm"),
+    ]
+    body += [_table_row(row.cells, weights, "md", ACCENT if row.strong else INK, bold=row.strong)
+             for row in table.rows]
+    if table.summary:
+        body.append(FlexSeparator(margin="lg"))
+        body += [_row(fact) for fact in table.summary]
+    body += [_text(note, "xs", MUTED, margin="md") for note in table.notes]
+    body += _source(source)
+    return FlexBubble(size="mega", body=FlexBox(layout="vertical", contents=body))
+
+
 def flex_message(reply: Reply) -> FlexMessage | None:
-    """The reply as a Flex Message card, or None when it carries no structure (it goes out as text).
+    """The reply as a Flex Message card (a result, an office or a table), or None when it carries no structure (it goes out as text).
 
     The reply's text is the ``altText``. No quick reply here: the caller adds it to the last message.
     """
@@ -143,9 +186,11 @@ def flex_message(reply: Reply) -> FlexMessage | None:
         bubble = result_bubble(reply.result, reply.source)
     elif reply.office is not None:
         bubble = office_bubble(reply.office, reply.source)
+    elif reply.table is not None:
+        bubble = table_bubble(reply.table, reply.source)
     else:
         return None
     return FlexMessage(alt_text=alt_text(reply.text), contents=bubble)
 
 
-__all__ = ["MAX_ALT_TEXT", "alt_text", "flex_message", "office_bubble", "result_bubble"]
+__all__ = ["MAX_ALT_TEXT", "alt_text", "flex_message", "office_bubble", "result_bubble", "table_bubble"]

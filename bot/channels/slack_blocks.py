@@ -5,7 +5,8 @@ What it is: pure functions ``Reply -> list of blocks`` built with slack_sdk's bl
 A calculator's ``Result`` becomes a header with the figure (Slack's largest type), a section
 with the tier and the rule, a section of fields for the details, and a context line for the
 notes and the source; an ``Office`` becomes a header with its name and a section of fields
-(address with a map link, phone, fax, hours).
+(address with a map link, phone, fax, hours); a ``Table`` (the cost log) becomes a header and
+fields in two columns, one row per line, then its summary as fields and its notes as context.
 
 What it is not: no buttons (``bot.channels.slack.render`` adds the reply's choices after these
 blocks, as for any reply) and no sending. A reply without structure gets ``None``: it is
@@ -26,7 +27,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from handlers.messages import Fact, Office, Reply, Result, Source
+from handlers.messages import Fact, Office, Reply, Result, Source, Table
 
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks).
 HEADER_TEXT_LIMIT = 150
@@ -100,15 +101,43 @@ def office_blocks(office: Office, source: Source | None = None) -> list[Block]:
     return blocks
 
 
+def table_blocks(table: Table, source: Source | None = None) -> list[Block]:
+    """A small table: the title as the header, then two fields a row (its first cell, then the others).
+
+    Fields, not Slack's ``table`` block: fields show in two columns on every Slack client, phones
+    included, which is all a table of months and amounts needs; a ``table`` block is newer, one per
+    message, and shown after everything else.
+    """
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=_cut(table.title, HEADER_TEXT_LIMIT), emoji=False))]
+    cells: list[MarkdownTextObject] = []
+    for row in table.rows:
+        name, rest = _escape(row.cells[0]), _escape(" ".join(c for c in row.cells[1:] if c))
+        cells.append(MarkdownTextObject(text=_cut(name, FIELD_TEXT_LIMIT)))
+        cells.append(MarkdownTextObject(text=_cut(f"*{rest}*" if row.strong and rest else rest or "－", FIELD_TEXT_LIMIT)))
+    heading = " ".join(c for c in table.columns[1:] if c)
+    if heading:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_cut(
+            f"{_escape(table.columns[0])} ／ {_escape(heading)}", SECTION_TEXT_LIMIT))]))
+    blocks += _fields(cells)
+    if table.summary:
+        blocks.append(DividerBlock())
+        blocks += _fields([_field(fact) for fact in table.summary])
+    blocks += _context([*table.notes, *_source(source)])
+    return blocks
+
+
 def card_blocks(reply: Reply) -> list[dict[str, Any]] | None:
-    """The reply's structure as Block Kit blocks (dicts, checked by slack_sdk), or None when it has none."""
+    """The reply's structure (a result, an office or a table) as Block Kit blocks (dicts, checked by
+    slack_sdk), or None when it has none."""
     if reply.result is not None:
         blocks = result_blocks(reply.result, reply.source)
     elif reply.office is not None:
         blocks = office_blocks(reply.office, reply.source)
+    elif reply.table is not None:
+        blocks = table_blocks(reply.table, reply.source)
     else:
         return None
     return [block.to_dict() for block in blocks]
 
 
-__all__ = ["card_blocks", "office_blocks", "result_blocks"]
+__all__ = ["card_blocks", "office_blocks", "result_blocks", "table_blocks"]
