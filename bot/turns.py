@@ -157,7 +157,13 @@ class InlineRunner:
 def encode_turns(turns: Sequence[Turn]) -> str:
     """One user's turns as stored in ``pending_turn.payload``: ASCII JSON, so that any text the
     platform sent (a lone surrogate, NUL) is storable as it is; the core makes it readable later."""
-    return json.dumps([{"msg": dataclasses.asdict(m), "address": dataclasses.asdict(a)} for m, a in turns])
+    return json.dumps([{"msg": _fields(m), "address": _fields(a)} for m, a in turns])
+
+
+def _fields(frozen: Any) -> dict[str, Any]:
+    """A flat dataclass's fields: ``dataclasses.asdict`` deep-copies each value, and on the ack's
+    path that was a fifth of the request's CPU (bench/http_load.py --profile cpu)."""
+    return {f.name: getattr(frozen, f.name) for f in dataclasses.fields(frozen)}
 
 
 def decode_turns(payload: str) -> list[Turn]:
@@ -266,20 +272,23 @@ class _Recorder:
                 self._on_recorded()
 
 
-class _Forgetter:
-    """Deletes the kept answers of answered turns (``turn_answer``), several per statement.
+class _Finisher:
+    """Deletes answered turns (``pending_turn``, and with them the message text), then their kept
+    answers (``turn_answer``), several per statement.
 
-    Off the turn's thread and batched, so that it takes the database's write lock once for many
-    turns. A crash before it ran leaves a few answers, which the lease loop purges later (their
-    turns are gone, so they are never delivered).
+    Off the turn's thread and batched, so that it takes the queue's write lock (on SQLite shared
+    with the HTTP processes recording turns) once for many turns. A crash before it ran leaves
+    those turns to be taken over: they deliver their kept answer again (at least once). A crash
+    between the two deletes leaves a few answers, which the lease loop purges later.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, queue: Store | None, store: Store | None) -> None:
+        self._queue = queue
         self._store = store
         self._cond = threading.Condition()
         self._done: list[int] = []
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name="turn-answers", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="turn-finish", daemon=True)
         self._thread.start()
 
     def add(self, turn_id: int) -> None:
@@ -302,8 +311,16 @@ class _Forgetter:
                     return
                 batch, self._done = self._done, []
             try:
-                with self._store.autocommit() as uow:
-                    uow.turns.forget_turn_answers(batch)
+                if self._queue is not None:
+                    with self._queue.autocommit() as uow:
+                        uow.turns.finish_turns(batch)
+            except Exception as exc:  # the database is away: the leases run out, the turns are re-run
+                log.error("answered turns not deleted count=%d error=%s", len(batch), type(exc).__name__)
+                continue
+            try:
+                if self._store is not None:
+                    with self._store.autocommit() as uow:
+                        uow.turns.forget_turn_answers(batch)
             except Exception as exc:
                 log.warning("kept answers not deleted count=%d error=%s", len(batch), type(exc).__name__)
 
@@ -441,7 +458,7 @@ class TurnConsumer:
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="turn")
-        self._forgetter = _Forgetter(store) if store is not None else None
+        self._finisher = _Finisher(queue, store) if queue is not None else None
         self._threads: list[threading.Thread] = []
         if queue is not None:
             self._threads = [threading.Thread(target=self._take_loop, name="turn-take", daemon=True),
@@ -479,8 +496,8 @@ class TurnConsumer:
         for thread in self._threads:
             thread.join()
         self._pool.shutdown(wait=True)
-        if self._forgetter is not None:
-            self._forgetter.close()
+        if self._finisher is not None:
+            self._finisher.close()
         if self.pending:
             log.error("turn runner stopped with %d turns unanswered", self.pending)
         return finished
@@ -586,17 +603,10 @@ class TurnConsumer:
         except Exception:  # a bug in a channel: logged, and the turn is finished anyway
             log.exception("turn failed")
         finally:
-            if seq > 0:
+            if seq > 0 and self._finisher is not None:
                 # Answered: the row goes at once, and the message text with it — the fewer answers
-                # delivered and not yet recorded, the fewer a crash repeats. Until it is deleted,
-                # its lease is renewed.
-                try:
-                    with self.queue.autocommit() as uow:  # type: ignore[union-attr]
-                        uow.turns.finish_turn(seq)
-                except Exception as exc:  # the database is away: the lease runs out, the turn is re-run
-                    log.error("answered turn not deleted turn=%d error=%s", seq, type(exc).__name__)
-                if self._forgetter is not None:
-                    self._forgetter.add(seq)
+                # delivered and not yet recorded, the fewer a crash repeats.
+                self._finisher.add(seq)
             with self._lock:
                 self._pending.discard(seq)
 
