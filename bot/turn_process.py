@@ -124,8 +124,9 @@ def main() -> int:
     configure_logging(settings.log_level)
     bot = build_bot(settings)
     outboxes = build_outboxes(settings)
-    consumer = TurnConsumer(bot, outboxes, store=bot.store, queue=turn_queue(bot.store, settings.database_url),
-                            threads=settings.turn_threads, lease=settings.turn_lease_seconds)
+    queue = turn_queue(bot.store, settings.database_url, consumer=True)
+    consumer = TurnConsumer(bot, outboxes, store=bot.store, queue=queue, threads=settings.turn_threads,
+                            lease=settings.turn_lease_seconds)
     log.info("turn process ready pid=%d", os.getpid())
     while not stop.wait(0.5):
         if os.getppid() != parent:

@@ -187,14 +187,31 @@ def decode_replies(raw: list[dict[str, Any]]) -> list[Reply]:
     return [Reply.from_record(r) for r in raw]
 
 
-def turn_queue(store: Store, database_url: str) -> Store:
+def turn_queue(store: Store, database_url: str, *, consumer: bool = False) -> Store:
     """Where ``pending_turn`` is: the database itself (PostgreSQL), or on SQLite a file of its own
-    beside it (``bot.storage.db.turn_queue_url``)."""
+    beside it (``bot.storage.db.turn_queue_url``).
+
+    ``consumer``: for a process that only takes, renews and deletes turns (the turn process), on
+    SQLite with commits not flushed to disk (``synchronous=NORMAL``; the HTTP processes' records
+    are). Losing such a commit to a power cut loses no turn: a lost take makes the turn be taken
+    again, a lost delete makes it be taken over, and either delivers its kept answer or, the event
+    being claimed already, nothing. Unflushed, it holds the write lock the HTTP processes record
+    under for a moment only, also when the turn process, at its lower priority, is descheduled.
+    """
+    from sqlalchemy import event
+
     from bot.storage.db import make_turn_queue_engine, turn_queue_url
 
     if turn_queue_url(database_url) is None:
         return store
-    return Store(make_turn_queue_engine(database_url))
+    engine = make_turn_queue_engine(database_url)
+    if consumer:
+        @event.listens_for(engine, "connect")
+        def _unflushed(dbapi_conn: Any, _record: object) -> None:
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+        engine.dispose()  # connections opened while creating the table were flushed ones
+    return Store(engine)
 
 
 @dataclasses.dataclass
