@@ -124,7 +124,7 @@ def main() -> int:
     configure_logging(settings.log_level)
     bot = build_bot(settings)
     outboxes = build_outboxes(settings)
-    queue = turn_queue(bot.store, settings.database_url, consumer=True)
+    queue = turn_queue(bot.store, settings.database_url)
     consumer = TurnConsumer(bot, outboxes, store=bot.store, queue=queue, threads=settings.turn_threads,
                             lease=settings.turn_lease_seconds)
     log.info("turn process ready pid=%d", os.getpid())

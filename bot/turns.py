@@ -187,31 +187,14 @@ def decode_replies(raw: list[dict[str, Any]]) -> list[Reply]:
     return [Reply.from_record(r) for r in raw]
 
 
-def turn_queue(store: Store, database_url: str, *, consumer: bool = False) -> Store:
+def turn_queue(store: Store, database_url: str) -> Store:
     """Where ``pending_turn`` is: the database itself (PostgreSQL), or on SQLite a file of its own
-    beside it (``bot.storage.db.turn_queue_url``).
-
-    ``consumer``: for a process that only takes, renews and deletes turns (the turn process), on
-    SQLite with commits not flushed to disk (``synchronous=NORMAL``; the HTTP processes' records
-    are). Losing such a commit to a power cut loses no turn: a lost take makes the turn be taken
-    again, a lost delete makes it be taken over, and either delivers its kept answer or, the event
-    being claimed already, nothing. Unflushed, it holds the write lock the HTTP processes record
-    under for a moment only, also when the turn process, at its lower priority, is descheduled.
-    """
-    from sqlalchemy import event
-
+    beside it (``bot.storage.db.turn_queue_url``)."""
     from bot.storage.db import make_turn_queue_engine, turn_queue_url
 
     if turn_queue_url(database_url) is None:
         return store
-    engine = make_turn_queue_engine(database_url)
-    if consumer:
-        @event.listens_for(engine, "connect")
-        def _unflushed(dbapi_conn: Any, _record: object) -> None:
-            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-
-        engine.dispose()  # connections opened while creating the table were flushed ones
-    return Store(engine)
+    return Store(make_turn_queue_engine(database_url))
 
 
 @dataclasses.dataclass
@@ -230,8 +213,8 @@ class _Recorder:
     Under a burst, many request threads submit at once; each waiting for a commit of its own
     would queue them on the database's write lock (SQLite has one per database) behind each
     other. One thread here takes whatever is waiting, inserts it in one statement and one
-    commit, and wakes each submitter with its row id. The same transaction counts the turns
-    waiting in the queue (``waiting``), for the limit.
+    commit, and wakes each submitter with its row id. ``waiting`` is an upper bound of the
+    turns in the queue (the last count, plus what was recorded since), for the limit.
     """
 
     MAX_BATCH = 200
@@ -242,8 +225,7 @@ class _Recorder:
         self._on_recorded = on_recorded
         self._cond = threading.Condition()
         self._queue: list[_Entry] = []
-        self.waiting = 0  # turns in the queue at the last commit (or count)
-        self.counted_at = 0.0  # time.monotonic() of that count
+        self.waiting = 0  # turns in the queue at the last count, plus those recorded since
         threading.Thread(target=self._run, name="turn-recorder", daemon=True).start()
 
     def record(self, kind: str, user_key: str, payload: str) -> int:
@@ -263,7 +245,6 @@ class _Recorder:
         """Count the turns in the queue now."""
         with self._store.unit_of_work() as uow:
             self.waiting = uow.turns.count_pending_turns()
-        self.counted_at = time.monotonic()
         return self.waiting
 
     def _run(self) -> None:
@@ -276,10 +257,9 @@ class _Recorder:
                 with self._store.unit_of_work() as uow:
                     ids = uow.turns.add_pending_turns([(e.kind, e.user_key, e.payload) for e in batch], owner=None,
                                                       now=utcnow())
-                    waiting = uow.turns.count_pending_turns()
                 for entry, turn_id in zip(batch, ids, strict=True):
                     entry.turn_id = turn_id
-                self.waiting, self.counted_at = waiting, time.monotonic()
+                self.waiting += len(batch)  # at most: the consumer deletes what it answered (see count)
             except Exception as exc:
                 for entry in batch:
                     entry.error = exc
@@ -299,9 +279,10 @@ class _Finisher:
     between the two deletes leaves a few answers, which the lease loop purges later.
     """
 
-    def __init__(self, queue: Store | None, store: Store | None) -> None:
+    def __init__(self, queue: Store | None, store: Store | None, finished: Callable[[list[int]], None]) -> None:
         self._queue = queue
         self._store = store
+        self._finished = finished  # told once the rows are deleted (or could not be)
         self._cond = threading.Condition()
         self._done: list[int] = []
         self._closing = False
@@ -333,7 +314,9 @@ class _Finisher:
                         uow.turns.finish_turns(batch)
             except Exception as exc:  # the database is away: the leases run out, the turns are re-run
                 log.error("answered turns not deleted count=%d error=%s", len(batch), type(exc).__name__)
+                self._finished(batch)
                 continue
+            self._finished(batch)
             try:
                 if self._store is not None:
                     with self._store.autocommit() as uow:
@@ -413,8 +396,8 @@ class TurnRecorder:
             close()
 
     def _admit(self) -> None:
-        """Raise ``TurnsBusy`` when the queue is full. The count of the last commit decides; only
-        when it says full is the queue counted again (the consumer may have emptied it since)."""
+        """Raise ``TurnsBusy`` when the queue is full. The upper bound decides; only when it says
+        full is the queue counted (the consumer may have emptied it since)."""
         if self._recorder.waiting < self.limit or time.monotonic() < self._db_paused_until:
             return
         try:
@@ -475,7 +458,7 @@ class TurnConsumer:
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="turn")
-        self._finisher = _Finisher(queue, store) if queue is not None else None
+        self._finisher = _Finisher(queue, store, self._finished) if queue is not None else None
         self._threads: list[threading.Thread] = []
         if queue is not None:
             self._threads = [threading.Thread(target=self._take_loop, name="turn-take", daemon=True),
@@ -548,7 +531,7 @@ class TurnConsumer:
         with self.queue.unit_of_work() as uow:
             if not uow.turns.any_to_adopt(stale_before):
                 return 0
-        with self.queue.unit_of_work() as uow:
+        with self._writing() as uow:
             taken = uow.turns.adopt_turns(owner=self.owner, stale_before=stale_before, now=now, limit=room)
         dead: list[int] = []
         for turn in taken:
@@ -576,6 +559,19 @@ class TurnConsumer:
         if dead:
             self._drop(dead)
         return len(taken)
+
+    def _writing(self) -> AbstractContextManager[Any]:
+        """Where this consumer writes to the queue. On SQLite each of its writes is one statement
+        committing by itself (``Store.autocommit``, not flushed to disk: a lost take or renewal
+        only makes a turn be taken again, which delivers its kept answer): its write lock, which
+        the HTTP processes record under, is held within that statement only — not across Python
+        work in a process of lower priority that may be descheduled meanwhile (measured: acks
+        waited 52 ms on average for their record, bench/http_load.py --profile wall). On
+        PostgreSQL, a transaction (``adopt_turns`` locks rows, then updates them)."""
+        assert self.queue is not None
+        if self.queue.engine.dialect.name == "sqlite":
+            return self.queue.autocommit()
+        return self.queue.unit_of_work()
 
     def _drop(self, dead: list[int]) -> None:
         assert self.queue is not None and self.store is not None
@@ -606,7 +602,6 @@ class TurnConsumer:
                     del self._users[user]
                     break
                 seq, group, retry = waiting.popleft()
-        self._wake.set()  # room for more
 
     # -- running one -----------------------------------------------------------------------------
 
@@ -622,10 +617,16 @@ class TurnConsumer:
         finally:
             if seq > 0 and self._finisher is not None:
                 # Answered: the row goes at once, and the message text with it — the fewer answers
-                # delivered and not yet recorded, the fewer a crash repeats.
+                # delivered and not yet recorded, the fewer a crash repeats. It stays pending here
+                # until it is deleted: its lease is renewed, and it is not taken again meanwhile.
                 self._finisher.add(seq)
-            with self._lock:
-                self._pending.discard(seq)
+            else:
+                self._finished([seq])
+
+    def _finished(self, seqs: list[int]) -> None:
+        with self._lock:
+            self._pending.difference_update(seqs)
+        self._wake.set()  # room for more
 
     def _kept(self, seq: int) -> dict[str, Any]:
         """The answers a dead consumer committed for this turn, by index within the row."""
@@ -673,7 +674,7 @@ class TurnConsumer:
             # Answers left by a crash between deleting a turn and its answer.
             uow.turns.purge_turn_answers(before=now - ANSWER_RETENTION)
         if mine:
-            with self.queue.unit_of_work() as uow:
+            with self._writing() as uow:
                 uow.turns.renew_turns(self.owner, mine, now)
 
 
