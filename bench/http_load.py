@@ -14,7 +14,7 @@ each waiting for its answer before sending the next, each request on a new TCP c
 (as Slack's deliveries arrive). Printed per server: requests per second and latency (p50,
 p99, max) of the HTTP acknowledgement; for ours also the **end-to-end drain** — from the first
 request until the last ``chat.postMessage`` reached the fake Slack Web API, because our server
-records the turn, acks, and does the work afterwards on its turn runner's threads. Then the
+records the turn, acks, and its turn process does the work afterwards. Then the
 ratios bare/ours (targets: throughput within 1.5x, p99 within 2x).
 
 The fake Web API is ``tests.fakes.slack_api.FakeSlackAPI`` in its own process (so that it
@@ -27,7 +27,7 @@ thing in the servers for a run, without editing them: ``--backlog`` (the listen 
 each overflow costs a client a 1 s SYN retry or a reset connection — the bench counts them),
 and, in ``serve`` only, ``--runner-threads``, ``--switch-interval`` and ``--ack-only`` (no turn
 is taken: the ack path alone). ``--profile cpu|wall`` prints where ``serve``'s process spends
-its time, per kind of thread (the event loop and its request threads, the turn runner's threads).
+its time, per kind of thread (the event loop and its request threads; the turn process is not profiled).
 
 What it is not: a test (nothing is asserted), nor a measure of Slack's own latency.
 
@@ -318,8 +318,7 @@ def run_bare_server(api_url: str, log_level: str, backlog: int | None) -> int:
         def dispatch(self, body: str, headers: dict[str, str], query: str = "") -> Any:
             return app.dispatch(BoltRequest(body=body, query=query, headers=dict(headers)))
 
-    service = SimpleNamespace(bot=SimpleNamespace(store=SimpleNamespace(engine=None)), slack=Intake(), line=None,
-                              close=lambda: None)
+    service = SimpleNamespace(store=SimpleNamespace(engine=None), slack=Intake(), line=None, close=lambda: None)
     if backlog:
         bot.server.BACKLOG = backlog
     sock = socket.socket()
@@ -337,7 +336,7 @@ class Experiment:
     """One thing changed in ``serve`` for a run, to try a fix without editing the server."""
 
     backlog: int | None = None  # the listen queue (bot.server.BACKLOG)
-    runner_threads: int | None = None  # turns a worker runs at once (bot.turns.PooledRunner's default is 8)
+    runner_threads: int | None = None  # turns the turn process runs at once (TURN_THREADS, default 8)
     switch_interval: float | None = None  # sys.setswitchinterval, seconds (Python's default 0.005)
     ack_only: bool = False  # the requests are verified and acked, but no turn is taken: the ack path alone
 
@@ -350,14 +349,13 @@ class Experiment:
         return out
 
     def apply(self) -> None:
-        import bot.bootstrap
         import bot.channels.slack
         import bot.server
 
         if self.backlog:
             bot.server.BACKLOG = self.backlog
         if self.runner_threads:
-            bot.bootstrap.build_service.__kwdefaults__["threads"] = self.runner_threads
+            os.environ["TURN_THREADS"] = str(self.runner_threads)  # the turn process inherits it
         if self.switch_interval:
             sys.setswitchinterval(self.switch_interval)
         if self.ack_only:
@@ -523,8 +521,11 @@ def start_ours(api_url: str, database_url: str, workdir: Path, log_level: str,
                                 stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", stderr_path.read_text(errors="replace"))
-        if found and get(int(found.group(1)), "/healthz") == 200:
+        started = stderr_path.read_text(errors="replace")
+        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", started)
+        # Ready once its turn process is: that one loads the knowledge base and the matcher (seconds
+        # of CPU), which would otherwise land on the first requests measured.
+        if found and "turn process ready" in started and get(int(found.group(1)), "/healthz") == 200:
             return Server("nanbyo-bot serve", int(found.group(1)), proc, stderr_path, shlex.join(args))
         if proc.poll() is not None:
             break

@@ -69,14 +69,16 @@ class Service:
     """Everything a running bot is made of, as ``serve`` and the tests use it.
 
     Attributes:
-        bot: the core.
+        bot: the core; None in ``serve``'s HTTP processes (the turn process runs the turns).
+        store: the database (``/healthz`` asks it).
         outboxes: the configured channels' outboxes by channel name (they send reminders too).
         runner: where the channels hand their turns (``bot.turns``).
         slack: the Slack intake when Slack is configured (over HTTP, or Socket Mode), else None.
         line: the LINE webhook when LINE is configured, else None.
     """
 
-    bot: Bot
+    bot: Bot | None
+    store: Store
     outboxes: dict[str, Any]
     runner: Any
     slack: Any = None
@@ -109,29 +111,40 @@ def build_outboxes(settings: Settings) -> dict[str, Any]:
 
 
 def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = True, durable: bool = True,
-                  socket_mode: bool = False, threads: int = 8) -> Service:
+                  socket_mode: bool = False, threads: int = 8, record_only: bool = False) -> Service:
     """The bot, its outboxes, a turn runner and the configured channels' intakes.
 
     Args:
         settings: what is configured decides what is built.
         bot: a ready core (tests pass one with a fixed clock or a stand-in); default ``build_bot``.
-        pooled: True for ``serve`` (``PooledRunner``: the ack does not wait for the turn), False
-            to run each turn before the request is answered (``InlineRunner``).
+        pooled: True to answer the request before the turn runs (``PooledRunner``: recorded,
+            then run on a thread pool here), False to run each turn before the request is
+            answered (``InlineRunner``).
         durable: with ``pooled``, record each turn in the database before the ack.
         socket_mode: Slack reaches the bot over Socket Mode (no signing secret needed).
         threads: turns a pooled runner runs at once.
+        record_only: ``serve``'s HTTP processes: no core at all, the turns are recorded
+            (``TurnRecorder``) for the turn process (``bot.turn_process``) to run.
     """
-    from bot.turns import InlineRunner, PooledRunner
+    from bot.turns import Apologies, InlineRunner, PooledRunner, TurnRecorder, turn_queue
 
-    bot = bot or build_bot(settings)
     outboxes = build_outboxes(settings)
-    if pooled:
-        runner: Any = PooledRunner(bot, outboxes, store=bot.store if durable else None,
-                                   database_url=settings.database_url, threads=threads,
-                                   limit=settings.turn_queue_limit, lease=settings.turn_lease_seconds)
+    runner: Any
+    if record_only:
+        bot = None
+        store = Store(make_engine(settings.database_url))
+        runner = TurnRecorder(turn_queue(store, settings.database_url), limit=settings.turn_queue_limit,
+                              unrecorded=Apologies(outboxes))
     else:
-        runner = InlineRunner(bot, outboxes)
-    service = Service(bot, outboxes, runner)
+        bot = bot or build_bot(settings)
+        store = bot.store
+        if pooled:
+            runner = PooledRunner(bot, outboxes, store=bot.store if durable else None,
+                                  database_url=settings.database_url, threads=threads,
+                                  limit=settings.turn_queue_limit, lease=settings.turn_lease_seconds)
+        else:
+            runner = InlineRunner(bot, outboxes)
+    service = Service(bot, store, outboxes, runner)
     if settings.slack_bot_token and (settings.slack_signing_secret or socket_mode):
         from bot.channels.slack import SlackIntake
 

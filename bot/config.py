@@ -48,6 +48,7 @@ class Settings:
     log_level: str = "INFO"
     turn_queue_limit: int = 5000
     turn_lease_seconds: float = 30.0
+    turn_threads: int = 8  # turns the turn process runs at once
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: bool = True) -> Settings:
@@ -83,4 +84,5 @@ class Settings:
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
             turn_queue_limit=int(get("TURN_QUEUE_LIMIT") or cls.turn_queue_limit),
             turn_lease_seconds=float(get("TURN_LEASE_SECONDS") or cls.turn_lease_seconds),
+            turn_threads=int(get("TURN_THREADS") or cls.turn_threads),
         )

@@ -8,10 +8,13 @@ over a websocket instead of ``/slack/events``; the web app then still serves ``/
 
 uvicorn does the serving: HTTP/1.1 keep-alive and its timeout, the listen backlog, a cap on
 concurrent connections (503 beyond it), graceful shutdown on SIGTERM/SIGINT (no new
-connections; requests in flight finish, then the app's shutdown lets every accepted turn be
-answered), and ``--workers N`` worker processes it starts, watches and restarts. What it does
-not do is done here, and only that: a limit on the request body (413; uvicorn has none) with a
-deadline for reading it (uvicorn's timeouts do not cover a client that stops sending mid-body).
+connections; requests in flight finish), and ``--workers N`` worker processes it starts, watches
+and restarts. The HTTP processes only verify, record and ack (``bot.turns.TurnRecorder``); the
+turns run in one turn process (``bot.turn_process``), which ``serve`` starts, restarts when it
+dies and, after uvicorn's shutdown, lets finish what is recorded. What uvicorn does not do is
+done here, and only that: that turn process (uvicorn manages HTTP workers, not a background
+consumer), a limit on the request body (413; uvicorn has none) with a deadline for reading it
+(uvicorn's timeouts do not cover a client that stops sending mid-body).
 
 What it is not: no TLS (put a reverse proxy in front), no wording, no Slack or LINE logic beyond
 mounting their intakes. Request bodies are never logged.
@@ -43,6 +46,7 @@ from starlette.routing import Route
 
 from bot.bootstrap import Service, build_outboxes, build_service
 from bot.config import Settings
+from bot.turn_process import TurnProcess
 
 log = logging.getLogger("nanbyo.http")
 serve_log = logging.getLogger("nanbyo.serve")
@@ -160,9 +164,10 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
     """The web app of one worker: the routes of what ``service`` has configured.
 
     Its shutdown (after uvicorn has finished the requests in flight) closes Socket Mode and the
-    service: every turn accepted is answered before the worker exits.
+    service: every turn accepted is recorded (``serve``'s processes) or answered (a service that
+    runs its turns) before the worker exits.
     """
-    check = health_check(service.bot.store.engine)
+    check = health_check(service.store.engine)
 
     async def health(request: Request) -> Response:
         status, body = await run_in_threadpool(check)
@@ -274,7 +279,8 @@ def worker_app() -> Starlette:
             print("nanbyo-bot: slack connected over socket mode", file=sys.stderr, flush=True)
         serve_log.info("worker ready pid=%d", os.getpid())
 
-    return create_app(build_service(settings, socket_mode=socket_mode), socket_mode=socket_mode, on_ready=ready)
+    return create_app(build_service(settings, socket_mode=socket_mode, record_only=True), socket_mode=socket_mode,
+                      on_ready=ready)
 
 
 def start_reminders(settings: Settings, senders: dict[str, Any]) -> Any:
@@ -318,8 +324,13 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     scheduler = None
     senders: dict[str, Any] = {}
+    turns: TurnProcess | None = None
     try:
         _create_schema(settings.database_url)  # once here, not by workers racing each other
+        # The turns run in a process of their own (see bot.turn_process for why, and why it is ours
+        # to manage); until it is ready, the HTTP processes ack and the turns wait in the queue.
+        turns = TurnProcess()
+        turns.start()
         if not getattr(args, "no_scheduler", False):
             # One scheduler per instance, in this process (uvicorn's supervisor when there are workers).
             senders = build_outboxes(settings)
@@ -347,6 +358,8 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
+        if turns is not None:  # uvicorn has finished: every turn acked is recorded; now answer them
+            _step("turn process stop", turns.stop)
         if scheduler is not None:
             _step("scheduler shutdown", scheduler.shutdown)  # waits for a dispatch in progress
         for sender in senders.values():

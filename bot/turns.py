@@ -5,38 +5,44 @@ No channel knows how turns are scheduled; ``bot.bootstrap`` picks the runner:
 
 - ``InlineRunner`` runs a turn on the caller's thread before ``submit`` returns (the console,
   the CLI, the tests that want an answer at once).
-- ``PooledRunner`` is ``serve``'s: ``submit`` records the turns durably and returns (the channel
-  acks), and a thread pool runs them. Slack wants an answer within 3 seconds and retries
-  otherwise; LINE wants a quick 200 and does not redeliver a webhook that got one.
+- ``TurnRecorder`` is what ``serve``'s HTTP processes hand their turns to: ``submit`` records
+  them in ``pending_turn`` and returns (the channel acks). Nothing else: the turns run in the
+  turn process (``bot.turn_process``), whose ``TurnConsumer`` takes them from that table. Slack
+  wants an answer within 3 seconds and retries otherwise; LINE wants a quick 200 and does not
+  redeliver a webhook that got one; a turn costs milliseconds of CPU, and run in the HTTP
+  process it holds the GIL against the threads that ack. The row is the hand-off: no pipe,
+  nothing pickled.
+- ``PooledRunner`` is both in one process (the tests that run the server in a thread; and
+  without a store, turns in memory only).
 
-Why the database (``PooledRunner`` with a store): Slack and LINE do not send an acknowledged
-event again, so a turn held only in memory is lost when the process dies. ``submit`` first
-writes the turn to ``pending_turn`` and only then queues it; the turns of concurrent acks share
-one transaction (``_Recorder``, a group commit), committed before the channel acks. On SQLite
-the table is in a file of its own beside the database (``turn_queue``), so that this write
-never queues behind the turns holding the database's one write lock. The row is deleted as soon
-as the answer is delivered. The row names its owner (this worker process), whose lease a thread
-here renews; a worker whose lease ran out is dead, and any worker (a restarted one, or another
-instance sharing the database) takes its turns over — ``SELECT … FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, an atomic ``UPDATE … RETURNING`` on SQLite, as the reminder dispatcher claims
-deliveries. A worker that dies is restarted by the HTTP server's process manager (uvicorn's
-supervisor); the turns it held are taken over once its lease ran out.
+Why the database: Slack and LINE do not send an acknowledged event again, so a turn held only
+in memory is lost when the process dies. ``submit`` writes the turn to ``pending_turn``; the
+turns of concurrent acks share one transaction (``_Recorder``, a group commit), committed
+before the channel acks. On SQLite the table is in a file of its own beside the database
+(``turn_queue``), so that this write never queues behind the turns holding the database's one
+write lock. A recorded turn has no owner; a ``TurnConsumer`` takes it (``adopt_turns``: its name
+and a lease, which a thread renews), runs it, and deletes the row as soon as the answer is
+delivered. A consumer whose lease ran out is dead, and any consumer (the restarted turn
+process, or another instance's sharing the database) takes its turns over — ``SELECT … FOR
+UPDATE SKIP LOCKED`` on PostgreSQL, an atomic ``UPDATE … RETURNING`` on SQLite, as the reminder
+dispatcher claims deliveries.
 
 What is guaranteed, and what is not:
 
 - A turn is recorded before the ack, or refused: ``submit`` raises ``TurnsBusy`` when ``limit``
-  turns already wait here, and the channel answers 503 so that Slack or LINE delivers the event
-  again later. The only exception: when the database itself fails, the turn is queued in
-  memory, unrecorded (at most once), so that the user still gets an answer — the apology,
-  while the database is down.
+  turns already wait in the queue, and the channel answers 503 so that Slack or LINE delivers
+  the event again later. The only exception: when the database itself fails, the turn is not
+  recorded (at most once) and the user gets the apology at once (``PooledRunner``: the turn is
+  run in memory, and apologises the same way while the database is down).
 - The turn itself runs once: the core's claim of the event id (``handled_event``) commits with
   the turn, and with it the answer (``turn_answer``, through ``Bot.answer(keep=...)``). A turn
   re-run after a crash finds that answer and delivers it instead of running the dialog again.
 - Its answer is delivered at least once: twice only when the process dies between delivering
   the answer and deleting the row (Slack has no idempotency key; a LINE push carries
   ``X-Line-Retry-Key`` and arrives once, a LINE reply does not).
-- A turn taken over ``MAX_DELIVERIES`` times without being finished (each time its worker died)
-  is dropped and logged, so that one poisonous turn cannot keep killing workers.
+- A turn given to ``MAX_DELIVERIES`` consumers without being finished (each time its process
+  died) is dropped and logged, so that one poisonous turn cannot keep killing turn processes.
+- One user's turns run one after the other, in the order recorded.
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
@@ -66,11 +73,13 @@ log = logging.getLogger("nanbyo.turns")
 
 Turn = tuple[IncomingMessage, Address]
 
-MAX_DELIVERIES = 3  # workers a turn may be handed to; each of them died before finishing it
-DEFAULT_LIMIT = 5000  # turns waiting per worker before new ones are refused (503)
+MAX_DELIVERIES = 3  # consumers a turn may be given to; each of them died before finishing it
+DEFAULT_LIMIT = 5000  # turns waiting in the queue before new ones are refused (503)
 DEFAULT_LEASE_SECONDS = 30.0  # an owner that has not renewed its turns for this long is dead
 ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this belongs to a finished turn
-DB_PAUSE_SECONDS = 5.0  # after a failed write, turns are queued in memory for this long before trying again
+DB_PAUSE_SECONDS = 5.0  # after a failed write, turns are not recorded for this long before trying again
+POLL_SECONDS = 0.02  # how often an idle consumer looks for new turns (a read of one row at most)
+CLOSE_SECONDS = 60.0  # on close, how long a consumer goes on taking the turns still in the queue
 
 
 class Outbox(Protocol):
@@ -148,7 +157,13 @@ class InlineRunner:
 def encode_turns(turns: Sequence[Turn]) -> str:
     """One user's turns as stored in ``pending_turn.payload``: ASCII JSON, so that any text the
     platform sent (a lone surrogate, NUL) is storable as it is; the core makes it readable later."""
-    return json.dumps([{"msg": dataclasses.asdict(m), "address": dataclasses.asdict(a)} for m, a in turns])
+    return json.dumps([{"msg": _fields(m), "address": _fields(a)} for m, a in turns])
+
+
+def _fields(frozen: Any) -> dict[str, Any]:
+    """A flat dataclass's fields: ``dataclasses.asdict`` deep-copies each value, and on the ack's
+    path that was a fifth of the request's CPU (bench/http_load.py --profile cpu)."""
+    return {f.name: getattr(frozen, f.name) for f in dataclasses.fields(frozen)}
 
 
 def decode_turns(payload: str) -> list[Turn]:
@@ -198,17 +213,19 @@ class _Recorder:
     Under a burst, many request threads submit at once; each waiting for a commit of its own
     would queue them on the database's write lock (SQLite has one per database) behind each
     other. One thread here takes whatever is waiting, inserts it in one statement and one
-    commit, and wakes each submitter with its row id.
+    commit, and wakes each submitter with its row id. ``waiting`` is an upper bound of the
+    turns in the queue (the last count, plus what was recorded since), for the limit.
     """
 
     MAX_BATCH = 200
     WAIT_SECONDS = 10.0  # beyond the database's own timeouts: only a hung commit gets here
 
-    def __init__(self, store: Any, owner: str) -> None:
+    def __init__(self, store: Any, on_recorded: Callable[[], None] | None = None) -> None:
         self._store = store
-        self._owner = owner
+        self._on_recorded = on_recorded
         self._cond = threading.Condition()
         self._queue: list[_Entry] = []
+        self.waiting = 0  # turns in the queue at the last count, plus those recorded since
         threading.Thread(target=self._run, name="turn-recorder", daemon=True).start()
 
     def record(self, kind: str, user_key: str, payload: str) -> int:
@@ -224,6 +241,12 @@ class _Recorder:
         assert entry.turn_id is not None
         return entry.turn_id
 
+    def count(self) -> int:
+        """Count the turns in the queue now."""
+        with self._store.unit_of_work() as uow:
+            self.waiting = uow.turns.count_pending_turns()
+        return self.waiting
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -232,31 +255,38 @@ class _Recorder:
                 batch, self._queue[:] = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
             try:
                 with self._store.unit_of_work() as uow:
-                    ids = uow.turns.add_pending_turns([(e.kind, e.user_key, e.payload) for e in batch], owner=self._owner,
-                                                now=utcnow())
+                    ids = uow.turns.add_pending_turns([(e.kind, e.user_key, e.payload) for e in batch], owner=None,
+                                                      now=utcnow())
                 for entry, turn_id in zip(batch, ids, strict=True):
                     entry.turn_id = turn_id
+                self.waiting += len(batch)  # at most: the consumer deletes what it answered (see count)
             except Exception as exc:
                 for entry in batch:
                     entry.error = exc
             for entry in batch:
                 entry.done.set()
+            if self._on_recorded is not None:
+                self._on_recorded()
 
 
-class _Forgetter:
-    """Deletes the kept answers of answered turns (``turn_answer``), several per statement.
+class _Finisher:
+    """Deletes answered turns (``pending_turn``, and with them the message text), then their kept
+    answers (``turn_answer``), several per statement.
 
-    Off the turn's thread and batched, so that it takes the database's write lock once for many
-    turns. A crash before it ran leaves a few answers, which the lease loop purges later (their
-    turns are gone, so they are never delivered).
+    Off the turn's thread and batched, so that it takes the queue's write lock (on SQLite shared
+    with the HTTP processes recording turns) once for many turns. A crash before it ran leaves
+    those turns to be taken over: they deliver their kept answer again (at least once). A crash
+    between the two deletes leaves a few answers, which the lease loop purges later.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, queue: Store | None, store: Store | None, finished: Callable[[list[int]], None]) -> None:
+        self._queue = queue
         self._store = store
+        self._finished = finished  # told once the rows are deleted (or could not be)
         self._cond = threading.Condition()
         self._done: list[int] = []
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name="turn-answers", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="turn-finish", daemon=True)
         self._thread.start()
 
     def add(self, turn_id: int) -> None:
@@ -279,112 +309,301 @@ class _Forgetter:
                     return
                 batch, self._done = self._done, []
             try:
-                with self._store.autocommit() as uow:
-                    uow.turns.forget_turn_answers(batch)
+                if self._queue is not None:
+                    with self._queue.autocommit() as uow:
+                        uow.turns.finish_turns(batch)
+            except Exception as exc:  # the database is away: the leases run out, the turns are re-run
+                log.error("answered turns not deleted count=%d error=%s", len(batch), type(exc).__name__)
+                self._finished(batch)
+                continue
+            self._finished(batch)
+            try:
+                if self._store is not None:
+                    with self._store.autocommit() as uow:
+                        uow.turns.forget_turn_answers(batch)
             except Exception as exc:
                 log.warning("kept answers not deleted count=%d error=%s", len(batch), type(exc).__name__)
 
 
-class PooledRunner:
-    """Records turns (when given a store), then runs them on a thread pool.
+class Apologies:
+    """What ``serve``'s HTTP processes do with turns the database could not record: the apology
+    the turn itself would give while the database is down, delivered on a thread of its own (the
+    ack does not wait for the platform). Events (follow, App Home …) get nothing."""
+
+    def __init__(self, outboxes: Mapping[str, Outbox]) -> None:
+        self.outboxes = outboxes
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turn-apology")
+
+    def __call__(self, group: list[Turn]) -> None:
+        self._pool.submit(self._send, group)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _send(self, group: list[Turn]) -> None:
+        from bot.core import DB_DOWN_TEXT
+
+        for msg, address in group:
+            if msg.event is None:
+                deliver(self.outboxes, msg, address, [Reply(DB_DOWN_TEXT, kind="error")])
+
+
+class TurnRecorder:
+    """``serve``'s HTTP side: ``submit`` records the turns in ``pending_turn`` and returns (the
+    channel acks); a ``TurnConsumer`` (the turn process) takes them from there.
 
     Args:
-        bot: the core.
-        outboxes: the configured channels' outboxes, by channel name.
-        store: the database's store (``Bot.store``): turns are recorded before ``submit``
-            returns, in ``pending_turn`` (on SQLite in a file of its own, see ``turn_queue``);
-            None keeps them in memory only (lost if the process dies).
-        database_url: where ``store`` is (to find the turn queue's file on SQLite).
-        threads: turns run at once (they mostly wait for the database and the platform's API).
-        limit: turns that may wait here (recorded, not yet answered); one more is refused with
-            ``TurnsBusy``.
-        lease: seconds after which the turns of an owner that stopped renewing them are taken over.
+        queue: where ``pending_turn`` is (``turn_queue``).
+        limit: turns that may wait in the queue (recorded, not yet answered); one more is
+            refused with ``TurnsBusy``.
+        unrecorded: what becomes of a turn the database could not record (``Apologies``, or
+            ``PooledRunner``'s pool); closed with the recorder if it has a ``close``.
+        on_recorded: called after each commit (``PooledRunner`` wakes its consumer).
     """
 
-    def __init__(self, bot: Any, outboxes: Mapping[str, Outbox], *, store: Store | None = None,
-                 database_url: str = "", threads: int = 8, limit: int = DEFAULT_LIMIT,
-                 lease: float = DEFAULT_LEASE_SECONDS) -> None:
-        self.bot = bot
-        self.outboxes = outboxes
-        self.store = store
-        self.queue = turn_queue(store, database_url) if store is not None else None
+    def __init__(self, queue: Store, *, limit: int = DEFAULT_LIMIT, unrecorded: Callable[[list[Turn]], None],
+                 on_recorded: Callable[[], None] | None = None) -> None:
+        self.queue = queue
         self.limit = limit
-        self.lease = lease
-        self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.adopted = 0
-        self._lock = threading.Lock()  # guards _pending, _seq, _closing
-        self._pending: set[int] = set()  # recorded turns have their row id, unrecorded ones a negative number
-        self._seq = 0
+        self._unrecorded = unrecorded
+        self._recorder = _Recorder(queue, on_recorded)
+        self._lock = threading.Lock()
         self._closing = False
-        self._stopping = threading.Event()
         self._db_paused_until = 0.0
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="turn")
-        self._recorder = _Recorder(self.queue, self.owner) if self.queue is not None else None
-        self._forgetter = _Forgetter(store) if store is not None else None
-        self._leaser: threading.Thread | None = None
-        if self.queue is not None:
-            self._leaser = threading.Thread(target=self._lease_loop, name="turn-lease", daemon=True)
-            self._leaser.start()
-
-    @property
-    def pending(self) -> int:
-        """Turns accepted and not yet answered."""
-        with self._lock:
-            return len(self._pending)
 
     def submit(self, turns: Sequence[Turn]) -> None:
-        """Record the turns (one job per user, in order), then queue them. When it returns, they are
-        recorded (see the module docstring for the one exception) and the channel may ack.
+        """Record the turns (one row per user, in order). When it returns, they are recorded
+        (see the module docstring for the one exception) and the channel may ack.
 
         Raises:
             TurnsBusy: ``limit`` turns wait already; the channel answers 503.
-            RuntimeError: the runner is closed (shutting down); the channel answers 503.
+            RuntimeError: shutting down; the channel answers 503.
         """
         for group in by_user(turns):
             with self._lock:
                 if self._closing:
                     raise RuntimeError("the turn runner is closed")
-                if len(self._pending) >= self.limit:
-                    raise TurnsBusy(f"{len(self._pending)} turns wait already")
-            seq = self._record(group)
-            with self._lock:
-                if seq is None:
-                    self._seq -= 1
-                    seq = self._seq
-                self._pending.add(seq)
-            self._pool.submit(self._run, seq, group, False)
+            self._admit()
+            if not self._record(group):
+                self._unrecorded(group)
 
     def close(self) -> None:
-        """Refuse new turns, let those accepted finish and be delivered, then stop. Idempotent."""
+        """Refuse new turns (those recorded stay in the queue for the consumer)."""
         with self._lock:
-            if self._closing:
-                return
             self._closing = True
-        self._stopping.set()
-        if self._leaser is not None:
-            self._leaser.join()
-        self._pool.shutdown(wait=True)
-        if self._forgetter is not None:
-            self._forgetter.close()
-        with self._lock:
-            if self._pending:
-                log.error("turn runner stopped with %d turns unanswered", len(self._pending))
+        close = getattr(self._unrecorded, "close", None)
+        if close is not None:
+            close()
 
-    # -- inside ---------------------------------------------------------------------------------
+    def _admit(self) -> None:
+        """Raise ``TurnsBusy`` when the queue is full. The upper bound decides; only when it says
+        full is the queue counted (the consumer may have emptied it since)."""
+        if self._recorder.waiting < self.limit or time.monotonic() < self._db_paused_until:
+            return
+        try:
+            waiting = self._recorder.count()
+        except Exception:  # the database is away: the record below fails the same way
+            return
+        if waiting >= self.limit:
+            raise TurnsBusy(f"{waiting} turns wait already")
 
-    def _record(self, group: list[Turn]) -> int | None:
-        """Write one user's turns to ``pending_turn``; the row id, or None when it could not be written."""
-        if self._recorder is None or time.monotonic() < self._db_paused_until:
-            return None
+    def _record(self, group: list[Turn]) -> bool:
+        """Write one user's turns to ``pending_turn``; False when they could not be written."""
+        if time.monotonic() < self._db_paused_until:
+            return False
         msg, address = group[0]
         try:
-            return self._recorder.record(address.channel, msg.user_key, encode_turns(group))
+            self._recorder.record(address.channel, msg.user_key, encode_turns(group))
+            return True
         except (DBAPIError, TimeoutError) as exc:
-            # The database is down: the turn will apologise (it cannot run either). Trying again
-            # for every event would hold each ack for the connect timeout.
+            # The database is down: the turn could not run either. Trying again for every event
+            # would hold each ack for the connect timeout.
             self._db_paused_until = time.monotonic() + DB_PAUSE_SECONDS
-            log.error("turn not recorded, queued in memory error=%s", type(exc).__name__)
-            return None
+            log.error("turn not recorded, answered without the database error=%s", type(exc).__name__)
+            return False
+
+
+class TurnConsumer:
+    """The turn side: takes turns from ``pending_turn`` (or, without a queue, from ``push``),
+    runs them on a thread pool, delivers their answers and deletes them.
+
+    Args:
+        bot: the core.
+        outboxes: the configured channels' outboxes, by channel name.
+        store: the database's store (``Bot.store``), where turn answers are kept; None for
+            turns in memory only.
+        queue: where ``pending_turn`` is (``turn_queue``); None takes no recorded turns.
+        threads: turns run at once (they mostly wait for the database and the platform's API).
+        lease: seconds after which the turns of a consumer that stopped renewing them are
+            taken over.
+        poll: seconds between looks for new turns when idle (``wake`` looks at once).
+    """
+
+    def __init__(self, bot: Any, outboxes: Mapping[str, Outbox], *, store: Store | None, queue: Store | None,
+                 threads: int = 8, lease: float = DEFAULT_LEASE_SECONDS, poll: float = POLL_SECONDS) -> None:
+        self.bot = bot
+        self.outboxes = outboxes
+        self.store = store
+        self.queue = queue
+        self.lease = lease
+        self.poll = poll
+        self.capacity = threads * 4  # turns taken at once: enough to keep every thread busy
+        self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.adopted = 0  # turns taken over from a consumer that died
+        self._lock = threading.Lock()  # guards _pending, _users, _seq
+        self._pending: set[int] = set()  # recorded turns have their row id, unrecorded ones a negative number
+        self._users: dict[str, deque[tuple[int, list[Turn], bool]]] = {}  # users with a turn running: the next ones
+        self._seq = 0
+        self._wake = threading.Event()
+        self._draining = threading.Event()
+        self._stopped = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="turn")
+        self._finisher = _Finisher(queue, store, self._finished) if queue is not None else None
+        self._threads: list[threading.Thread] = []
+        if queue is not None:
+            self._threads = [threading.Thread(target=self._take_loop, name="turn-take", daemon=True),
+                             threading.Thread(target=self._lease_loop, name="turn-lease", daemon=True)]
+            for thread in self._threads:
+                thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Turns taken and not yet answered."""
+        with self._lock:
+            return len(self._pending)
+
+    def wake(self) -> None:
+        """Look for new turns now."""
+        self._wake.set()
+
+    def push(self, group: list[Turn]) -> None:
+        """Run one user's turns that are not recorded (memory only: lost if the process dies)."""
+        with self._lock:
+            self._seq -= 1
+            seq = self._seq
+            self._pending.add(seq)
+        self._dispatch(seq, group, False)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Finish: take and answer every turn still in the queue (and those pushed), then stop.
+        After ``timeout`` seconds, stop taking (what is left waits for the next consumer).
+        True when nothing was left. Idempotent."""
+        self._draining.set()
+        self._wake.set()
+        finished = self._stopped.wait(timeout) if self._threads else True
+        self._stopped.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join()
+        self._pool.shutdown(wait=True)
+        if self._finisher is not None:
+            self._finisher.close()
+        if self.pending:
+            log.error("turn runner stopped with %d turns unanswered", self.pending)
+        return finished
+
+    # -- taking turns ---------------------------------------------------------------------------
+
+    def _take_loop(self) -> None:
+        """Take new turns (and those of dead consumers) while there is room; when draining, stop
+        once the queue has nothing left to take and every turn taken is answered."""
+        while not self._stopped.is_set():
+            self._wake.clear()
+            try:
+                taken = self._take()
+            except Exception as exc:  # the database is away: try again a little later
+                log.warning("turns not taken error=%s", type(exc).__name__)
+                taken = -1
+            if taken == 0 and self._draining.is_set() and self.pending == 0:
+                self._stopped.set()
+                return
+            if taken <= 0 or self.pending >= self.capacity:
+                self._wake.wait(self.poll if taken == 0 else 1.0)
+
+    def _take(self) -> int:
+        """Take as many turns as there is room for; how many (0: none to take, or no room)."""
+        assert self.queue is not None
+        room = self.capacity - self.pending
+        if room <= 0:
+            return 0
+        now = utcnow()
+        stale_before = now - timedelta(seconds=self.lease)
+        with self.queue.unit_of_work() as uow:
+            if not uow.turns.any_to_adopt(stale_before):
+                return 0
+        with self._writing() as uow:
+            taken = uow.turns.adopt_turns(owner=self.owner, stale_before=stale_before, now=now, limit=room)
+        dead: list[int] = []
+        for turn in taken:
+            with self._lock:
+                if turn.id in self._pending:
+                    continue  # ours, still running: the lease loop was late to renew it, nobody died
+            if turn.attempts > MAX_DELIVERIES:
+                log.error("turn dropped turn=%d: taken over %d times without being answered", turn.id,
+                          turn.attempts - 1)
+                dead.append(turn.id)
+                continue
+            try:
+                group = decode_turns(turn.payload)
+            except Exception:
+                log.exception("turn dropped turn=%d: unreadable", turn.id)
+                dead.append(turn.id)
+                continue
+            retry = turn.attempts > 1
+            with self._lock:
+                self._pending.add(turn.id)
+                self.adopted += retry
+            if retry:
+                log.warning("turn taken over turn=%d kind=%s attempt=%d", turn.id, turn.kind, turn.attempts)
+            self._dispatch(turn.id, group, retry)
+        if dead:
+            self._drop(dead)
+        return len(taken)
+
+    def _writing(self) -> AbstractContextManager[Any]:
+        """Where this consumer writes to the queue. On SQLite each of its writes is one statement
+        committing by itself (``Store.autocommit``, not flushed to disk: a lost take or renewal
+        only makes a turn be taken again, which delivers its kept answer): its write lock, which
+        the HTTP processes record under, is held within that statement only — not across Python
+        work in a process of lower priority that may be descheduled meanwhile (measured: acks
+        waited 52 ms on average for their record, bench/http_load.py --profile wall). On
+        PostgreSQL, a transaction (``adopt_turns`` locks rows, then updates them)."""
+        assert self.queue is not None
+        if self.queue.engine.dialect.name == "sqlite":
+            return self.queue.autocommit()
+        return self.queue.unit_of_work()
+
+    def _drop(self, dead: list[int]) -> None:
+        assert self.queue is not None and self.store is not None
+        try:
+            with self.queue.unit_of_work() as uow:
+                uow.turns.finish_turns(dead)
+            with self.store.unit_of_work() as uow:
+                uow.turns.forget_turn_answers(dead)
+        except Exception as exc:
+            log.error("dropped turns not deleted error=%s", type(exc).__name__)
+
+    def _dispatch(self, seq: int, group: list[Turn], retry: bool) -> None:
+        """Run a user's turns after those of theirs already running (in order, one at a time)."""
+        user = group[0][0].user_key
+        with self._lock:
+            if user in self._users:
+                self._users[user].append((seq, group, retry))
+                return
+            self._users[user] = deque()
+        self._pool.submit(self._run_user, user, seq, group, retry)
+
+    def _run_user(self, user: str, seq: int, group: list[Turn], retry: bool) -> None:
+        while True:
+            self._run(seq, group, retry)
+            with self._lock:
+                waiting = self._users[user]
+                if not waiting:
+                    del self._users[user]
+                    break
+                seq, group, retry = waiting.popleft()
+
+    # -- running one -----------------------------------------------------------------------------
 
     def _run(self, seq: int, group: list[Turn], retry: bool) -> None:
         try:
@@ -396,22 +615,21 @@ class PooledRunner:
         except Exception:  # a bug in a channel: logged, and the turn is finished anyway
             log.exception("turn failed")
         finally:
-            if seq > 0:
+            if seq > 0 and self._finisher is not None:
                 # Answered: the row goes at once, and the message text with it — the fewer answers
-                # delivered and not yet recorded, the fewer a crash repeats. Until it is deleted,
-                # its lease is renewed.
-                try:
-                    with self.queue.autocommit() as uow:  # type: ignore[union-attr]
-                        uow.turns.finish_turn(seq)
-                except Exception as exc:  # the database is away: the lease runs out, the turn is re-run
-                    log.error("answered turn not deleted turn=%d error=%s", seq, type(exc).__name__)
-                if self._forgetter is not None:
-                    self._forgetter.add(seq)
-            with self._lock:
-                self._pending.discard(seq)
+                # delivered and not yet recorded, the fewer a crash repeats. It stays pending here
+                # until it is deleted: its lease is renewed, and it is not taken again meanwhile.
+                self._finisher.add(seq)
+            else:
+                self._finished([seq])
+
+    def _finished(self, seqs: list[int]) -> None:
+        with self._lock:
+            self._pending.difference_update(seqs)
+        self._wake.set()  # room for more
 
     def _kept(self, seq: int) -> dict[str, Any]:
-        """The answers a dead worker committed for this turn, by index within the job."""
+        """The answers a dead consumer committed for this turn, by index within the row."""
         try:
             with self.store.unit_of_work() as uow:  # type: ignore[union-attr]
                 raw = uow.turns.turn_replies(seq)
@@ -436,60 +654,79 @@ class PooledRunner:
         kept[index] = encode_replies(replies)
         return replies
 
-    # -- leases: this worker's turns, and those of workers that died ----------------------------
+    # -- leases: this consumer is alive -----------------------------------------------------------
 
     def _lease_loop(self) -> None:
-        """Renew this worker's leases and take over the turns of dead ones, every third of a lease."""
-        while True:
+        """Renew the leases of the turns taken here, every third of a lease, and purge answers left
+        by a crash."""
+        while not self._stopped.wait(self.lease / 3):
             try:
-                self._renew_and_adopt()
+                self._renew()
             except Exception as exc:  # the database is away: try again next time
                 log.warning("turn leases not renewed error=%s", type(exc).__name__)
-            if self._stopping.wait(self.lease / 3):
-                return
 
-    def _renew_and_adopt(self) -> None:
+    def _renew(self) -> None:
         assert self.queue is not None and self.store is not None
         now = utcnow()
         with self._lock:
-            room = self.limit - len(self._pending)
             mine = [seq for seq in self._pending if seq > 0]
         with self.store.unit_of_work() as uow:
             # Answers left by a crash between deleting a turn and its answer.
             uow.turns.purge_turn_answers(before=now - ANSWER_RETENTION)
-        with self.queue.unit_of_work() as uow:
-            if mine:
+        if mine:
+            with self._writing() as uow:
                 uow.turns.renew_turns(self.owner, mine, now)
-            adopted = uow.turns.adopt_turns(owner=self.owner, stale_before=now - timedelta(seconds=self.lease),
-                                      now=now, limit=max(room, 0))
-        dead: list[int] = []
-        for turn in adopted:
-            with self._lock:
-                if turn.id in self._pending:
-                    continue  # ours, still running: this loop was late to renew it, nobody died
-            if turn.attempts > MAX_DELIVERIES:
-                log.error("turn dropped turn=%d: taken over %d times without being answered", turn.id,
-                          turn.attempts - 1)
-                dead.append(turn.id)
-                continue
-            try:
-                group = decode_turns(turn.payload)
-            except Exception:
-                log.exception("turn dropped turn=%d: unreadable", turn.id)
-                dead.append(turn.id)
-                continue
-            with self._lock:
-                if self._closing:
-                    break  # left to the next owner (its lease runs out)
-                self._pending.add(turn.id)
-                self.adopted += 1
-            log.warning("turn taken over turn=%d kind=%s attempt=%d", turn.id, turn.kind, turn.attempts)
-            self._pool.submit(self._run, turn.id, group, True)
-        if dead:
-            try:
-                with self.queue.unit_of_work() as uow:
-                    uow.turns.finish_turns(dead)
-                with self.store.unit_of_work() as uow:
-                    uow.turns.forget_turn_answers(dead)
-            except Exception as exc:
-                log.error("dropped turns not deleted error=%s", type(exc).__name__)
+
+
+class PooledRunner:
+    """A ``TurnRecorder`` and a ``TurnConsumer`` in one process: turns recorded, then run on a
+    thread pool here (the tests that serve in a thread). Without a store, turns are run from
+    memory only (lost if the process dies).
+
+    Args:
+        bot: the core.
+        outboxes: the configured channels' outboxes, by channel name.
+        store: the database's store (``Bot.store``); None keeps turns in memory only.
+        database_url: where ``store`` is (to find the turn queue's file on SQLite).
+        threads: turns run at once.
+        limit: turns that may wait (recorded, not yet answered); one more is refused with ``TurnsBusy``.
+        lease: seconds after which the turns of a consumer that stopped renewing them are taken over.
+    """
+
+    def __init__(self, bot: Any, outboxes: Mapping[str, Outbox], *, store: Store | None = None,
+                 database_url: str = "", threads: int = 8, limit: int = DEFAULT_LIMIT,
+                 lease: float = DEFAULT_LEASE_SECONDS) -> None:
+        self.queue = turn_queue(store, database_url) if store is not None else None
+        self.limit = limit
+        self.consumer = TurnConsumer(bot, outboxes, store=store, queue=self.queue, threads=threads, lease=lease)
+        self.recorder = TurnRecorder(self.queue, limit=limit, unrecorded=self.consumer.push,
+                                     on_recorded=self.consumer.wake) if self.queue is not None else None
+        self._closing = False
+
+    @property
+    def pending(self) -> int:
+        """Turns taken and not yet answered."""
+        return self.consumer.pending
+
+    @property
+    def adopted(self) -> int:
+        return self.consumer.adopted
+
+    def submit(self, turns: Sequence[Turn]) -> None:
+        """Record the turns, then they run here; as ``TurnRecorder.submit``."""
+        if self.recorder is not None:
+            self.recorder.submit(turns)
+            return
+        for group in by_user(turns):
+            if self._closing:
+                raise RuntimeError("the turn runner is closed")
+            if self.consumer.pending >= self.limit:
+                raise TurnsBusy(f"{self.consumer.pending} turns wait already")
+            self.consumer.push(group)
+
+    def close(self) -> None:
+        """Refuse new turns, let those accepted finish and be delivered, then stop. Idempotent."""
+        self._closing = True
+        if self.recorder is not None:
+            self.recorder.close()
+        self.consumer.close(timeout=CLOSE_SECONDS)

@@ -34,7 +34,7 @@ from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
 from tests.test_slack_e2e import SECRET, TOKEN, _free_port, _wait_healthy, dm, post_signed
 
-RUNNER_THREADS = 8  # bot.turns.PooledRunner's default: turns a worker runs at once
+RUNNER_THREADS = 8  # Settings.turn_threads' default: turns the turn process runs at once
 LEASE_SECONDS = 2
 
 
@@ -77,7 +77,7 @@ def start_serve(tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, lin
     serve = Serve(proc, f"http://127.0.0.1:{port}", log)
     _wait_healthy(serve.url, proc)
     deadline = time.monotonic() + 60
-    while "listening on" not in log.read_text(errors="replace"):
+    while "turn process ready" not in log.read_text(errors="replace"):  # turns are taken from now on
         assert time.monotonic() < deadline, log.read_text(errors="replace")
         time.sleep(0.05)
     return serve
@@ -336,16 +336,19 @@ def answers_to_d1(fake: FakeSlackAPI):
 
 def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fake_slack: FakeSlackAPI,
                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """As serve's HTTP processes do it: no turn process can run what is not recorded, so the
+    user gets the apology the turn would give while the database is down, at once."""
     from contextlib import contextmanager
 
     from sqlalchemy.exc import OperationalError
 
     from bot.bootstrap import build_service
     from bot.config import Settings
-    from handlers.messages import Address, IncomingMessage
+    from bot.core import DB_DOWN_TEXT
+    from bot.server import start_in_thread
 
     class RefusingStore:
-        """The database refuses the write of the record (the turn's own database still works)."""
+        """The database refuses the write of the record."""
 
         @contextmanager
         def unit_of_work(self):
@@ -355,16 +358,20 @@ def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fak
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
     settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake_slack.api_url)
-    service = build_service(settings)
+    service = build_service(settings, record_only=True)
+    assert service.bot is None, "the HTTP side runs no turn"
+    service.runner._recorder._store = RefusingStore()
+    server = start_in_thread(service)
     try:
-        service.runner._recorder._store = RefusingStore()
         for n in range(2):
             started = time.monotonic()
-            service.runner.submit([(IncomingMessage("slack", f"U{7000 + n}", text="受給者証なくした",
-                                                    event_id=f"EvDOWN{n}"), Address("slack", f"U{7000 + n}", f"D{7000 + n}"))])
+            assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U{7000 + n}")).status == 200
             assert time.monotonic() - started < 1.0, "the ack is not held up"
-        fake_slack.wait_for("chat.postMessage", 2, timeout=30)
+        posts = fake_slack.wait_for("chat.postMessage", 2, timeout=30)
     finally:
-        service.close()
-    assert "turn not recorded, queued in memory" in caplog.text
+        server.stop()
+    assert sorted(c.args["channel"] for c in posts) == ["D7000", "D7001"]
+    assert all(c.args["text"].startswith(DB_DOWN_TEXT[:15]) for c in posts), "the apology, not silence"
+    assert "turn not recorded" in caplog.text
     assert caplog.text.count("turn not recorded") == 1, "the next turns skip the database for a while"
+    assert pending_turns(url) == 0

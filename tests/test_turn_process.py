@@ -1,10 +1,13 @@
-"""``nanbyo-bot serve`` on uvicorn: every acked turn is answered, on SIGTERM and when a worker dies.
+"""``nanbyo-bot serve``: uvicorn acks, the turn process answers; every acked turn is answered,
+on SIGTERM, when the turn process dies, and while it is down.
 
 Through the installed command, with requests signed as Slack and LINE sign them and the fake
-APIs on 127.0.0.1: every turn acked before a SIGTERM is still answered before the exit; with
-``--workers 2`` a worker killed mid-work is restarted by uvicorn's supervisor and its turns are
-taken over; Socket Mode over a real websocket; and a turn that kills every worker that takes
-it over is dropped after ``bot.turns.MAX_DELIVERIES`` attempts.
+APIs on 127.0.0.1: every turn acked before a SIGTERM is still answered before the exit; the
+turn process killed mid-work is restarted by ``serve`` and its turns are taken over, none run
+twice; while it is down the server still acks, and those turns are answered once when it is
+back; with ``--workers 2`` an HTTP worker killed is restarted by uvicorn's supervisor; Socket
+Mode over a real websocket; and a turn that kills every turn process that takes it over is
+dropped after ``bot.turns.MAX_DELIVERIES`` attempts.
 """
 
 from __future__ import annotations
@@ -40,17 +43,32 @@ class Serve:
         return self.log.read_text(errors="replace")
 
     def workers(self) -> list[int]:
-        """The worker processes uvicorn's supervisor runs (children of serve)."""
+        """The HTTP worker processes uvicorn's supervisor runs (children of serve)."""
+        return self._children(b"spawn_main")  # not the resource tracker, not the turn process
+
+    def turn_processes(self) -> list[int]:
+        """The turn process serve runs (a list: empty while it is down)."""
+        return self._children(b"bot.turn_process")
+
+    def _children(self, marker: bytes) -> list[int]:
         found = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and entry.name != str(self.proc.pid):
                 try:
                     if _parent_of(int(entry.name)) == self.proc.pid and _running(int(entry.name)) \
-                            and b"spawn_main" in (entry / "cmdline").read_bytes():  # not the resource tracker
+                            and marker in (entry / "cmdline").read_bytes():
                         found.append(int(entry.name))
                 except (FileNotFoundError, ProcessLookupError, ValueError):
                     continue
         return sorted(found)
+
+    def wait_turn_process_ready(self, times: int = 1) -> int:
+        """Wait until the turn process has said it is ready ``times`` times (started or restarted)."""
+        deadline = time.monotonic() + 60
+        while self.stderr().count("turn process ready") < times or not self.turn_processes():
+            assert time.monotonic() < deadline, self.stderr()[-3000:]
+            time.sleep(0.05)
+        return self.turn_processes()[0]
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -113,20 +131,81 @@ def _parent_of(pid: int) -> int:
 
 
 def test_every_acked_turn_is_answered_on_sigterm(serve: Serve, fake_slack: FakeSlackAPI) -> None:
+    serve.wait_turn_process_ready()
+    fake_slack.delay = 1.0  # each answer takes a while: most are still to come when the signal arrives
     users = [f"U{700 + i}" for i in range(20)]
-    for user in users:  # acked at once; most answers are still to come when the signal arrives
+    for user in users:
         assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
+    assert len(fake_slack.calls_to("chat.postMessage")) < len(users)
 
     assert serve.stop() == 0, serve.stderr()
 
-    answered = {c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")}
-    assert answered == {"D" + u.removeprefix("U") for u in users}, "every acked turn was answered before the exit"
+    answered = [c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")]
+    assert sorted(answered) == sorted("D" + u.removeprefix("U") for u in users), "each acked turn answered once"
+    assert "再交付" in texts(fake_slack.calls_to("chat.postMessage"))
+    assert "turn process stopped" in serve.stderr() and not serve.turn_processes()
+
+
+def test_a_turn_process_that_dies_is_restarted_and_its_turns_are_answered_without_running_twice(
+        tmp_path: Path, fake_slack: FakeSlackAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TURN_LEASE_SECONDS", "2")
+    serve = start(tmp_path, fake_slack)
+    try:
+        first = serve.wait_turn_process_ready()
+        fake_slack.delay = 3.0  # the Web API is slow: the turns are still running when the process dies
+        users = [f"U{810 + i}" for i in range(8)]
+        for user in users:
+            assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
+        time.sleep(1.0)  # the turns are running (their answers wait for the slow Web API)
+        os.kill(first, signal.SIGKILL)
+        second = serve.wait_turn_process_ready(times=2)
+        assert second != first, "serve started a new turn process"
+        fake_slack.delay = 0.0
+        deadline = time.monotonic() + 60
+        while {c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")} != {"D" + u[1:] for u in users}:
+            assert time.monotonic() < deadline, "acked turns lost with the turn process\n" + serve.stderr()[-3000:]
+            time.sleep(0.2)
+        assert get(serve.url + "/healthz").status == 200
+    finally:
+        code = serve.stop()
+    assert code == 0, serve.stderr()
+    log = serve.stderr()
+    assert "turn process died" in log and "turn taken over" in log, "the dead process's turns were taken over"
+    posts = fake_slack.calls_to("chat.postMessage")
+    for user in users:
+        mine = [c.args["text"] for c in posts if c.args["channel"] == "D" + user[1:]]
+        # An answer the dead process was posting may be posted again: the same answer, kept with
+        # the turn and replayed, never a second run of the turn.
+        assert len(mine) in (1, 2) and len(set(mine)) == 1, mine
+    repeats = sum(1 for user in users if sum(c.args["channel"] == "D" + user[1:] for c in posts) == 2)
+    assert log.count("turn answer replayed") == repeats
+    assert not serve.turn_processes(), "the turn process ends with serve"
+
+
+def test_the_server_acks_while_the_turn_process_is_down_and_answers_once_it_is_back(
+        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    serve = start(tmp_path, fake_slack)
+    try:
+        os.kill(serve.wait_turn_process_ready(), signal.SIGKILL)
+        users = [f"U{830 + i}" for i in range(6)]
+        for user in users:  # serve restarts it at once, and it takes seconds to load: these arrive meanwhile
+            assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
+        assert serve.stderr().count("turn process ready") == 1, "acked while no turn process was running"
+        serve.wait_turn_process_ready(times=2)
+        deadline = time.monotonic() + 60
+        while len(fake_slack.calls_to("chat.postMessage")) < len(users):
+            assert time.monotonic() < deadline, serve.stderr()[-3000:]
+            time.sleep(0.1)
+    finally:
+        code = serve.stop()
+    assert code == 0, serve.stderr()
+    answered = [c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")]
+    assert sorted(answered) == sorted("D" + u[1:] for u in users), "each answered once"
     assert "再交付" in texts(fake_slack.calls_to("chat.postMessage"))
 
 
-def test_a_worker_that_dies_is_restarted_and_its_turns_are_answered(
-        tmp_path: Path, fake_slack: FakeSlackAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TURN_LEASE_SECONDS", "2")
+def test_an_http_worker_that_dies_is_restarted_by_uvicorn_and_the_acks_go_on(
+        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
     serve = start(tmp_path, fake_slack, "--workers", "2")
     try:
         deadline = time.monotonic() + 60
@@ -134,27 +213,24 @@ def test_a_worker_that_dies_is_restarted_and_its_turns_are_answered(
             assert time.monotonic() < deadline, serve.stderr()
             time.sleep(0.1)
         first = serve.workers()
-        fake_slack.delay = 3.0  # the Web API is slow: the turns are still running when a worker dies
-        users = [f"U{810 + i}" for i in range(8)]
-        for user in users:
-            assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
-        time.sleep(1.0)  # the turns are running (their answers wait for the slow Web API)
-        for pid in first:  # both: whichever took the requests dies with its turns
+        turns = serve.turn_processes()
+        for pid in first:
             os.kill(pid, signal.SIGKILL)
         while set(serve.workers()) & set(first) or len(serve.workers()) < 2:
-            assert time.monotonic() < deadline + 30, "the dead worker was not replaced\n" + serve.stderr()
+            assert time.monotonic() < deadline + 30, "the dead workers were not replaced\n" + serve.stderr()
             time.sleep(0.1)
-        fake_slack.delay = 0.0
+        users = [f"U{850 + i}" for i in range(4)]
+        for user in users:
+            assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
         deadline = time.monotonic() + 60
-        while {c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")} != {"D" + u[1:] for u in users}:
-            assert time.monotonic() < deadline, "acked turns lost with their worker\n" + serve.stderr()[-3000:]
-            time.sleep(0.2)
-        assert get(serve.url + "/healthz").status == 200
+        while len(fake_slack.calls_to("chat.postMessage")) < len(users):
+            assert time.monotonic() < deadline, serve.stderr()[-3000:]
+            time.sleep(0.1)
+        assert serve.turn_processes() == turns, "the turn process is not the HTTP workers' business"
     finally:
         code = serve.stop()
     assert code == 0, serve.stderr()
-    assert "turn taken over" in serve.stderr(), "the dead workers' turns were answered by the new ones"
-    assert not serve.workers(), "the workers end with serve"
+    assert not serve.workers() and not serve.turn_processes(), "the workers and the turn process end with serve"
 
 
 # --- Socket Mode: the same server over a WebSocket instead of /slack/events -------------------------

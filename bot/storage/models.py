@@ -146,15 +146,16 @@ class RateWindow(SQLModel, table=True):
 
 
 class PendingTurn(SQLModel, table=True):
-    """A Slack or LINE turn acknowledged to the platform and not answered yet (``bot.turn_worker``).
+    """A Slack or LINE turn acknowledged to the platform and not answered yet (``bot.turns``).
 
     Written before the acknowledgement, so that a crash of every process loses nothing Slack
     or LINE will not send again; deleted as soon as the answer is posted. It is the one place
     where a message's text is stored, for as long as its turn takes (usually well under a
     second; longer only while the database or the turn process is down).
 
-    ``owner`` is the instance that runs the turn; it renews ``lease_at`` while it lives, and
-    another instance takes over a turn whose lease ran out. On SQLite the table lives in a file
+    The HTTP server writes it with no ``owner`` (``""``); a turn runner takes it (``owner``, the
+    runner's name), renews ``lease_at`` while it lives, and another runner (a restarted turn
+    process, or another instance's) takes over a turn whose lease ran out. On SQLite the table lives in a file
     of its own beside the database (``bot.storage.db.turn_queue_url``), so that recording a turn
     before the ack never waits for the database's one write lock behind the turns being run.
     Ids are never reused (``AUTOINCREMENT``): a ``TurnAnswer`` names its turn by id.

@@ -1,11 +1,11 @@
-"""Turns acknowledged and not yet answered (``bot.turn_worker``), and the answers they
-committed; each call its own short unit of work."""
+"""Turns acknowledged and not yet answered (``bot.turns``), and the answers they committed;
+each call its own short unit of work."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy import select as core_select
@@ -21,10 +21,14 @@ _UPDATE_ANSWER = update(_ANSWER).where(_ANSWER.c.turn_id == bindparam("b_id"))
 _INSERT_ANSWER = insert(_ANSWER)
 _DELETE_TURN = delete(_TURN).where(_TURN.c.id == bindparam("b_id"))
 
+# The lease of a turn recorded and not yet taken by a turn runner: long run out, so that the
+# first runner to look takes it (``adopt_turns``), as it takes the turns of a dead one.
+UNCLAIMED = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
 
 @dataclass(frozen=True)
 class AdoptedTurn:
-    """A pending turn this instance took over from one whose lease ran out (``adopt_turns``)."""
+    """A pending turn a runner took (``adopt_turns``): new, or from a runner whose lease ran out."""
 
     id: int
     kind: str
@@ -42,14 +46,20 @@ class TurnQueue:
     def _conn(self) -> Connection:
         return self.session.connection()
 
-    def add_pending_turn(self, *, kind: str, user_key: str, payload: str, owner: str, now: datetime) -> int:
+    def add_pending_turn(self, *, kind: str, user_key: str, payload: str, owner: str | None, now: datetime) -> int:
         """Record a turn before it is acknowledged; ``owner`` runs it. Returns its id."""
         return self.add_pending_turns([(kind, user_key, payload)], owner=owner, now=now)[0]
 
-    def add_pending_turns(self, turns: Sequence[tuple[str, str, str]], *, owner: str, now: datetime) -> list[int]:
-        """Record several turns ``(kind, user_key, payload)`` at once (one statement); their ids, in order."""
-        rows = [{"kind": kind, "user_key": user_key, "payload": payload, "owner": owner, "lease_at": now,
-                 "attempts": 1, "created_at": now} for kind, user_key, payload in turns]
+    def add_pending_turns(self, turns: Sequence[tuple[str, str, str]], *, owner: str | None,
+                          now: datetime) -> list[int]:
+        """Record several turns ``(kind, user_key, payload)`` at once (one statement); their ids, in order.
+
+        ``owner`` None leaves them to whichever turn runner takes them first (``adopt_turns``,
+        ``attempts`` 0); a name makes them that runner's, running (``attempts`` 1).
+        """
+        rows = [{"kind": kind, "user_key": user_key, "payload": payload, "owner": owner or "",
+                 "lease_at": now if owner else UNCLAIMED, "attempts": 1 if owner else 0, "created_at": now}
+                for kind, user_key, payload in turns]
         return [int(turn_id) for turn_id in self._conn().execute(_INSERT_TURN, rows).scalars()]
 
     def finish_turns(self, turn_ids: Sequence[int]) -> int:
@@ -86,8 +96,16 @@ class TurnQueue:
             update(_TURN).where(_TURN.c.owner == owner, _TURN.c.id.in_(list(turn_ids))).values(lease_at=now)
         ).rowcount or 0
 
+    def any_to_adopt(self, stale_before: datetime) -> bool:
+        """Whether ``adopt_turns`` would find a turn: a read only, so that a turn runner looking for
+        work does not take the write lock when there is none."""
+        return self._conn().execute(
+            core_select(_TURN.c.id).where(_TURN.c.lease_at < stale_before).limit(1)
+        ).first() is not None
+
     def adopt_turns(self, *, owner: str, stale_before: datetime, now: datetime, limit: int) -> list[AdoptedTurn]:
-        """Take over up to ``limit`` turns whose owner died (lease older than ``stale_before``).
+        """Take up to ``limit`` turns nobody runs: recorded and not taken yet, or whose owner died
+        (lease older than ``stale_before``). ``attempts`` counts the runners a turn was given to.
 
         As the reminder dispatcher claims deliveries: PostgreSQL ``SELECT … FOR UPDATE SKIP
         LOCKED`` then an UPDATE, so two instances never take the same turn nor wait for each
