@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from bot.config import Settings
-from bot.core import Bot
+from bot.core import Bot, now_tokyo
 from nlp.matcher import Entry, Matcher
 from nlp.normalize import Synonyms
 from bot.storage.db import make_engine
@@ -57,11 +59,12 @@ def dialog_forms() -> dict[str, Form]:
     return forms
 
 
-def build_bot(settings: Settings, clock=None) -> Bot:
+def build_bot(settings: Settings, clock: Callable[[], datetime] | None = None) -> Bot:
+    """The core on the configured database; ``clock`` (the time in Asia/Tokyo) is fixed by the tests."""
     kb, matcher = knowledge_and_matcher(settings.prefecture)
     store = Store(make_engine(settings.database_url))
-    kwargs = {"clock": clock} if clock is not None else {}
-    return Bot(kb, matcher, store, dialog_forms(), reminder_offsets=settings.reminder_offsets_days, **kwargs)
+    return Bot(kb, matcher, store, dialog_forms(), reminder_offsets=settings.reminder_offsets_days,
+               clock=now_tokyo if clock is None else clock)
 
 
 @dataclass

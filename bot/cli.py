@@ -7,8 +7,12 @@ import os
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    from knowledge import KnowledgeBase
 
 
 def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,7 +36,7 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _emergency_problems(kb) -> list[str]:
+def _emergency_problems(kb: KnowledgeBase) -> list[str]:
     """Every emergency concept detects its examples and none of its near misses."""
     from handlers.safety import detect
 

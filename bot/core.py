@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from handlers.messages import FOLLOW, HOME_OPENED, UNFOLLOW, Choice, IncomingMessage, Reply
 from nlp.matcher import Matcher
 from nlp.privacy import hash_user, looks_like_my_number
+from nlp.text import Text
 from bot.storage.conversations import DuplicateEvent, StaleStateError
 from bot.storage.costlog import UserCostLog
 from bot.storage.reminders import UserReminders
@@ -32,7 +33,7 @@ from bot.storage.repositories import Store, UnitOfWork
 from bot.storage.statistics import UserQuestions
 from bot.texts import ERROR_TEXT, HOME_CHOICES, HOME_TEXT, WELCOME_TEXT
 from handlers import dialog, route, urgent, urgent_in
-from handlers.base import Context
+from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.ports import DeleteMyData, UserState
 from knowledge import KnowledgeBase
@@ -153,9 +154,10 @@ class Bot:
         REQUEST_ID.set(uuid.uuid4().hex[:12])
         if _UNENCODABLE.search(msg.text or "") or _UNENCODABLE.search(msg.choice or ""):
             msg = dataclasses.replace(msg, text=_encodable(msg.text), choice=_encodable(msg.choice))
+        text = Text(text_of(msg))  # the message's forms, folded and read once for the whole turn
         for attempt in range(3):
             try:
-                name, replies = self._turn(msg, keep)
+                name, replies = self._turn(msg, text, keep)
                 break
             except DuplicateEvent:
                 log.info("duplicate event channel=%s user=%s", msg.channel, hash_user(msg.user_key))
@@ -179,7 +181,7 @@ class Bot:
         )
         return replies
 
-    def _turn(self, msg: IncomingMessage,
+    def _turn(self, msg: IncomingMessage, text: Text,
               keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> tuple[str, list[Reply]]:
         with self.store.unit_of_work() as uow:
             if msg.event_id:
@@ -188,7 +190,7 @@ class Bot:
             sent = uow.conversations.count_message(msg.user_key, now)
             # Safety first: an emergency or a crisis is answered in every state, before the flood
             # limit and the guards (a My Number, a very long text), and the dialog stays where it was.
-            found = urgent_in(msg, self.kb)
+            found = urgent_in(msg, text, self.kb)
             if sent > self.max_per_minute and found is None:
                 # A flood from one user (or a stuck client): one polite notice per window, then
                 # silence until the window ends; nothing else is touched.
@@ -197,7 +199,7 @@ class Bot:
                     keep(uow, limited)
                 return ("rate-limited" if limited else "rate-limited-quiet"), limited
             state = uow.conversations.load_state(msg.user_key)
-            ctx = self.context(uow, msg, state, now)
+            ctx = self.context(uow, msg, state, now, text)
             guarded: tuple[str, list[Reply]] | None
             if found is not None:
                 urgent_replies = urgent(msg, ctx, found)
@@ -220,8 +222,9 @@ class Bot:
                 keep(uow, replies)
             return name, replies
 
-    def context(self, uow: UnitOfWork, msg: IncomingMessage, state: UserState, now: datetime) -> Context:
-        """What the handlers get for the turn of ``msg``: its user's ports on ``uow``, no more."""
+    def context(self, uow: UnitOfWork, msg: IncomingMessage, state: UserState, now: datetime,
+                text: Text | None = None) -> Context:
+        """What the handlers get for the turn of ``msg``: its text's forms and its user's ports on ``uow``, no more."""
         return Context(
             kb=self.kb,
             matcher=self.matcher,
@@ -231,6 +234,7 @@ class Bot:
             user=msg.user,
             reminders=UserReminders(uow.reminders, msg.channel, msg.user, msg.user_key),
             cost_log=UserCostLog(uow.cost_log, msg.channel, msg.user_key),
+            text=Text(text_of(msg)) if text is None else text,
             questions=UserQuestions(uow.statistics, msg.user_key),
             forms=self.forms,
             reminder_offsets=self.reminder_offsets,

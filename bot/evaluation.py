@@ -25,7 +25,20 @@ from knowledge import KnowledgeBase
 
 
 @dataclass(frozen=True)
-class EvalResult:
+class Report:
+    """What ``nanbyo-bot eval`` prints: the misses, then the figures of the measurement."""
+
+    misses: tuple[str, ...]
+
+    def figures(self) -> list[str]:
+        raise NotImplementedError
+
+    def report(self) -> str:
+        return "\n".join([*(f"miss: {m}" for m in self.misses), *self.figures()])
+
+
+@dataclass(frozen=True)
+class EvalResult(Report):
     in_scope: int
     top1: int
     top3: int
@@ -34,33 +47,21 @@ class EvalResult:
     must_ok: int
     p50_ms: float
     p99_ms: float
-    misses: tuple[str, ...]
 
-    @property
-    def top1_rate(self) -> float:
-        return self.top1 / self.in_scope if self.in_scope else 1.0
-
-    @property
-    def top3_rate(self) -> float:
-        return self.top3 / self.in_scope if self.in_scope else 1.0
-
-    @property
-    def held_rate(self) -> float:
-        return self.held / self.out_scope if self.out_scope else 1.0
-
-    @property
-    def must_rate(self) -> float:
-        return self.must_ok / self.top1 if self.top1 else 1.0
-
-    def report(self) -> str:
-        lines = [f"miss: {m}" for m in self.misses]
-        lines += [
+    def figures(self) -> list[str]:
+        """Top-1 and top-3 over the questions in scope, those out of scope held back, the ``must``
+        facts of the right answers, and the time per question."""
+        return [
             f"questions: {self.in_scope} in scope, {self.out_scope} out of scope",
-            f"top-1: {self.top1_rate:.1%} ({self.top1}/{self.in_scope})   top-3: {self.top3_rate:.1%} ({self.top3}/{self.in_scope})",
-            f"out-of-scope held: {self.held_rate:.1%} ({self.held}/{self.out_scope})   must facts complete: {self.must_rate:.1%} ({self.must_ok}/{self.top1})",
+            f"top-1: {_share(self.top1, self.in_scope)}   top-3: {_share(self.top3, self.in_scope)}",
+            f"out-of-scope held: {_share(self.held, self.out_scope)}   must facts complete: {_share(self.must_ok, self.top1)}",
             f"latency per question: p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms",
         ]
-        return "\n".join(lines)
+
+
+def _share(part: int, whole: int, empty: float = 1.0) -> str:
+    """A share with its counts, 「98.3% (174/177)」; ``empty`` when there is nothing to count."""
+    return f"{part / whole if whole else empty:.1%} ({part}/{whole})"
 
 
 def load_spec_must(spec: Path | None) -> dict[str, list[str]]:
@@ -104,8 +105,8 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
     times.sort()
     p99_index = min(len(times) - 1, max(0, round(0.99 * len(times)) - 1))
     return EvalResult(
-        in_scope, top1, top3, out_scope, held, must_ok,
-        statistics.median(times) if times else 0.0, times[p99_index] if times else 0.0, tuple(misses),
+        tuple(misses), in_scope, top1, top3, out_scope, held, must_ok,
+        statistics.median(times) if times else 0.0, times[p99_index] if times else 0.0,
     )
 
 
@@ -132,7 +133,7 @@ URGENT_KINDS = ("emergency", "crisis")
 
 
 @dataclass(frozen=True)
-class SafetyResult:
+class SafetyResult(Report):
     urgent: int
     ordinary: int
     caught: int
@@ -140,37 +141,17 @@ class SafetyResult:
     steps: int
     caught_mid: int
     false_alarms_mid: int
-    misses: tuple[str, ...]
 
-    @property
-    def recall(self) -> float:
-        return self.caught / self.urgent if self.urgent else 1.0
-
-    @property
-    def false_alarm_rate(self) -> float:
-        return self.false_alarms / self.ordinary if self.ordinary else 0.0
-
-    @property
-    def recall_mid(self) -> float:
-        n = self.urgent * self.steps
-        return self.caught_mid / n if n else 1.0
-
-    @property
-    def false_alarm_rate_mid(self) -> float:
-        n = self.ordinary * self.steps
-        return self.false_alarms_mid / n if n else 0.0
-
-    def report(self) -> str:
-        lines = [f"miss: {m}" for m in self.misses]
-        lines += [
+    def figures(self) -> list[str]:
+        """Recall and false alarms of free messages, then of the same messages at every dialog step."""
+        urgent_mid, ordinary_mid = self.urgent * self.steps, self.ordinary * self.steps
+        kept = f"{self.caught_mid / urgent_mid if urgent_mid else 1.0:.1%} ({self.caught_mid}/{urgent_mid}, the dialog kept its place)"
+        return [
             f"messages: {self.urgent} emergency or crisis, {self.ordinary} ordinary; {self.steps} dialog steps",
-            f"free:       recall {self.recall:.1%} ({self.caught}/{self.urgent})   "
-            f"false alarms {self.false_alarm_rate:.1%} ({self.false_alarms}/{self.ordinary})",
-            f"mid-dialog: recall {self.recall_mid:.1%} ({self.caught_mid}/{self.urgent * self.steps}, "
-            f"the dialog kept its place)   false alarms {self.false_alarm_rate_mid:.1%} "
-            f"({self.false_alarms_mid}/{self.ordinary * self.steps})",
+            f"free:       recall {_share(self.caught, self.urgent)}   "
+            f"false alarms {_share(self.false_alarms, self.ordinary, empty=0.0)}",
+            f"mid-dialog: recall {kept}   false alarms {_share(self.false_alarms_mid, ordinary_mid, empty=0.0)}",
         ]
-        return "\n".join(lines)
 
 
 def _dialog_steps(bot: Any) -> list[tuple[str, str, UserState]]:
@@ -195,6 +176,15 @@ def _dialog_steps(bot: Any) -> list[tuple[str, str, UserState]]:
     return steps
 
 
+def _outcome(expected: bool, alarmed: bool, text: str, missed: str, false_alarm: str, misses: list[str]) -> tuple[int, int]:
+    """(caught, false alarms) of one message, 0 or 1 each; a miss of either kind is noted in ``misses``."""
+    if expected and not alarmed:
+        misses.append(f"[{missed}] {text}")
+    elif alarmed and not expected:
+        misses.append(f"[{false_alarm}] {text}")
+    return int(expected and alarmed), int(alarmed and not expected)
+
+
 def evaluate_safety(bot: Any, path: Path) -> SafetyResult:
     """Send every message of a JSONL file (``{"text", "kind"}``) free and at every dialog step.
 
@@ -212,13 +202,9 @@ def evaluate_safety(bot: Any, path: Path) -> SafetyResult:
         ordinary += not expected
         replies = bot.handle(IncomingMessage(channel="eval", user=f"free-{n}", text=text))
         alarmed = bool(replies) and replies[0].kind in URGENT_KINDS
-        if expected and alarmed:
-            caught += 1
-        elif expected:
-            misses.append(f"[missed {row.get('concept', kind)}] {text}")
-        elif alarmed:
-            false_alarms += 1
-            misses.append(f"[false alarm] {text}")
+        hit, alarm = _outcome(expected, alarmed, text, f"missed {row.get('concept', kind)}", "false alarm", misses)
+        caught += hit
+        false_alarms += alarm
         for s, (form, slot, state) in enumerate(steps):
             user = f"step-{n}-{s}"
             with bot.store.unit_of_work() as uow:
@@ -228,42 +214,29 @@ def evaluate_safety(bot: Any, path: Path) -> SafetyResult:
             replies = bot.handle(IncomingMessage(channel="eval", user=user, text=text))
             alarmed = bool(replies) and replies[0].kind in URGENT_KINDS
             kept = bool(replies) and replies[-1].expecting == slot
-            if expected and alarmed and kept:
-                caught_mid += 1
-            elif expected:
-                misses.append(f"[missed at {form}/{slot}] {text}")
-            elif alarmed:
-                false_alarms_mid += 1
-                misses.append(f"[false alarm at {form}/{slot}] {text}")
-    return SafetyResult(urgent, ordinary, caught, false_alarms, len(steps), caught_mid, false_alarms_mid,
-                        tuple(misses))
+            # Mid-dialog an emergency is caught only when the dialog also kept its place.
+            hit, alarm = _outcome(expected, alarmed and (kept or not expected), text,
+                                  f"missed at {form}/{slot}", f"false alarm at {form}/{slot}", misses)
+            caught_mid += hit
+            false_alarms_mid += alarm
+    return SafetyResult(tuple(misses), urgent, ordinary, caught, false_alarms, len(steps), caught_mid, false_alarms_mid)
 
 
 # --- actions: requests for what the bot does ------------------------------------------------
 
 @dataclass(frozen=True)
-class ActionResult:
+class ActionResult(Report):
     total: int
     direct: int
     one_click: int
-    misses: tuple[str, ...]
 
-    @property
-    def direct_rate(self) -> float:
-        return self.direct / self.total if self.total else 1.0
-
-    @property
-    def one_click_rate(self) -> float:
-        return self.one_click / self.total if self.total else 1.0
-
-    def report(self) -> str:
-        lines = [f"miss: {m}" for m in self.misses]
-        lines += [
+    def figures(self) -> list[str]:
+        """The requests the message itself started, and those a button of the reply starts."""
+        return [
             f"requests: {self.total}",
-            f"action started by the message itself: {self.direct_rate:.1%} ({self.direct}/{self.total})   "
-            f"within one click: {self.one_click_rate:.1%} ({self.one_click}/{self.total})",
+            f"action started by the message itself: {_share(self.direct, self.total)}   "
+            f"within one click: {_share(self.one_click, self.total)}",
         ]
-        return "\n".join(lines)
 
 
 def _performed(does: str, replies: list[Any], state: UserState) -> bool:
@@ -312,4 +285,4 @@ def evaluate_actions(bot: Any, path: Path) -> ActionResult:
         else:
             got = ",".join(sorted({r.kind for r in replies})) + (f" dialog={state.dialog}" if state.dialog else "")
             misses.append(f"[{action}: got {got}] {text}")
-    return ActionResult(len(rows), direct, one_click, tuple(misses))
+    return ActionResult(tuple(misses), len(rows), direct, one_click)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from handlers.messages import Choice, IncomingMessage, Reply
 from nlp.privacy import redact
+from nlp.text import Text
 from handlers import costlog, dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
@@ -52,11 +53,15 @@ def _topic_choice(msg: IncomingMessage, ctx: Context) -> bool:
 URGENT_MAX_CHARS = 10_000
 
 
-def urgent_in(msg: IncomingMessage, kb: KnowledgeBase) -> Detection | None:
-    """The emergency or crisis a typed message reports; checked before anything else, in every state."""
+def urgent_in(msg: IncomingMessage, text: Text, kb: KnowledgeBase) -> Detection | None:
+    """The emergency or crisis a typed message reports; checked before anything else, in every state.
+
+    ``text`` is the turn's ``Text`` of the message; only a message too long to answer anyway is
+    read again, cut to its first ``URGENT_MAX_CHARS``.
+    """
     if msg.text is None or msg.choice is not None:
         return None
-    return detect(kb, msg.text[:URGENT_MAX_CHARS])
+    return detect(kb, text if len(text.raw) <= URGENT_MAX_CHARS else Text(text.raw[:URGENT_MAX_CHARS]))
 
 
 def urgent(msg: IncomingMessage, ctx: Context, found: Detection) -> list[Reply]:
@@ -77,7 +82,7 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """Feed the message to the open dialog; a question asked meanwhile gets its answer, then the pending question."""
     form: Form = ctx.forms[ctx.state.dialog]  # type: ignore[index]
     value = text_of(msg)
-    if value == "back" or system.matches(BACK_WORDS, msg):
+    if value == "back" or system.matches(BACK_WORDS, msg, ctx):
         return dialog.back(form, ctx)
     if _topic_choice(msg, ctx):
         return answer_topic(msg, ctx) + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
@@ -85,18 +90,18 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     # pending question is asked again afterwards and no answer is recorded from it.
     # The FAQ is consulted at most once per turn: before the answer only for such a question,
     # otherwise only when the message turned out not to be an answer.
-    text = msg.text or ""
+    text = msg.text or ""  # typed: ctx.text has its forms (a message has text or a choice, never both)
     c = None
     if len(text) >= QUESTION_MIN_CHARS and _QUESTION.search(text.strip()):
-        c = _consult_mid_dialog(text, ctx)
+        c = _consult_mid_dialog(ctx)
         if c.kind in ("medical", "redirect") or (c.kind == "answer" and c.score >= MID_DIALOG_CONFIDENCE):
             return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
-    result = dialog.answer(form, ctx, value)
+    result = dialog.answer(form, ctx, ctx.text)
     if not isinstance(result, Invalid):
         return result
     # Not an answer: understood like any other message (a request, a question), then asked again.
     if c is None and len(text) >= 2:
-        c = _consult_mid_dialog(text, ctx)
+        c = _consult_mid_dialog(ctx)
     if c is not None and c.kind == "action" and c.action is not None:
         return _performed(c, c.action, msg, ctx)
     if c is not None and c.kind in ("answer", "medical", "redirect"):
@@ -104,8 +109,8 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     return dialog.reask(form, ctx, result)
 
 
-def _consult_mid_dialog(text: str, ctx: Context) -> Consultation:
-    return consult(ctx.kb, ctx.matcher, text, ctx.state.profile.get("municipality"),
+def _consult_mid_dialog(ctx: Context) -> Consultation:
+    return consult(ctx.kb, ctx.matcher, ctx.text, ctx.state.profile.get("municipality"),
                    action_threshold=IN_DIALOG_ACTION_THRESHOLD)
 
 
@@ -128,7 +133,7 @@ def _performed(c: Consultation, action_id: str, msg: IncomingMessage, ctx: Conte
 
 
 def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    c = consult(ctx.kb, ctx.matcher, text_of(msg), ctx.state.profile.get("municipality"))
+    c = consult(ctx.kb, ctx.matcher, ctx.text, ctx.state.profile.get("municipality"))
     if c.kind == "action" and c.action is not None:
         return _performed(c, c.action, msg, ctx)
     if c.kind in ("answer", "fallback", "redirect"):
@@ -154,7 +159,7 @@ def _after_result(ctx: Context) -> bool:
     return ctx.state.dialog not in ctx.forms and dialog.last_answers(ctx) is not None
 
 def _action(msg: IncomingMessage, ctx: Context) -> Action | None:
-    return understand.clicked(msg, ctx.kb) or understand.said(msg, ctx.kb)
+    return understand.clicked(msg, ctx.kb) or understand.said(msg, ctx)
 
 
 def do_action(msg: IncomingMessage, ctx: Context) -> list[Reply]:
@@ -177,19 +182,19 @@ ROUTES: tuple[Route, ...] = (
     Route("action", lambda m, c: _action(m, c) is not None, do_action),
     Route("start", _start_button, start_button),
     # After a result: 「くわしく」 shows the working; 「間違えた」 offers to change one answer.
-    Route("details", lambda m, c: _after_result(c) and system.matches(DETAILS_WORDS, m),
+    Route("details", lambda m, c: _after_result(c) and system.matches(DETAILS_WORDS, m, c),
           lambda m, c: dialog.details(c)),
-    Route("fix", lambda m, c: _after_result(c) and system.matches(FIX_WORDS, m), lambda m, c: dialog.offer_fix(c)),
+    Route("fix", lambda m, c: _after_result(c) and system.matches(FIX_WORDS, m, c), lambda m, c: dialog.offer_fix(c)),
     Route("fix-answer", lambda m, c: _after_result(c) and text_of(m).startswith("fix:"),
           lambda m, c: dialog.reopen(c, text_of(m).removeprefix("fix:"))),
     # The day months were logged, 「間違えた」 changes a month; months typed by a user who keeps the
     # cost log (the answer to its monthly nudge) are logged.
-    Route("costlog-fix", lambda m, c: costlog.fixing(m, c) and system.matches(FIX_WORDS, m), costlog.fix),
+    Route("costlog-fix", lambda m, c: costlog.fixing(m, c) and system.matches(FIX_WORDS, m, c), costlog.fix),
     Route("costlog-months", lambda m, c: costlog.typed_months(m, c) is not None, costlog.record_typed),
     Route("dialog", _in_dialog, continue_dialog),
     Route("topic", _topic_choice, answer_topic),
-    Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m), system.greeting),
-    Route("thanks", lambda m, c: system.matches(system.THANKS_WORDS, m), system.thanks),
+    Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m, c), system.greeting),
+    Route("thanks", lambda m, c: system.matches(system.THANKS_WORDS, m, c), system.thanks),
     Route("faq", lambda m, c: True, faq),
 )
 

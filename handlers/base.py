@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from handlers.messages import Choice, IncomingMessage
 from nlp.matcher import Matcher
+from nlp.text import Text
 from handlers.ports import CostLogBook, Effect, QuestionLog, ReminderBook, UserState
 from knowledge import KnowledgeBase
 
@@ -29,7 +30,9 @@ MENU = Choice("メニュー", "menu")
 class Context:
     """Everything a handler may use during one turn.
 
-    ``channel`` and ``user`` name who is talking ("line", the LINE user id). ``reminders`` and
+    ``channel`` and ``user`` name who is talking ("line", the LINE user id). ``text`` is what they
+    said (``text_of`` the message) in the forms the understanding compares, made once for the turn
+    (``nlp.text.Text``): handlers read its forms rather than folding the text again. ``reminders`` and
     ``questions`` and ``cost_log`` are bound to that user and write in the turn's transaction: the core commits
     them together with the state, or not at all. ``effects`` are what the handler asks the core
     to do once it has returned (``handlers.ports.DeleteMyData``).
@@ -44,6 +47,7 @@ class Context:
     reminders: ReminderBook
     questions: QuestionLog
     cost_log: CostLogBook
+    text: Text
     forms: dict[str, Form] = field(default_factory=dict)
     reminder_offsets: tuple[int, ...] = (60, 30, 7)
     effects: list[Effect] = field(default_factory=list)

@@ -20,6 +20,7 @@ from typing import Any
 
 from handlers.messages import Choice, Reply
 from nlp.normalize import fold
+from nlp.text import Text
 from handlers.base import BACK, CANCEL, Context
 from handlers.parsers import UNKNOWN, Invalid
 
@@ -190,8 +191,8 @@ def pending(form: Form, ctx: Context) -> Slot | None:
     return next_slot(form, answers_of(ctx))
 
 
-def answer(form: Form, ctx: Context, text: str) -> list[Reply] | Invalid:
-    """Feed one answer to the pending slot.
+def answer(form: Form, ctx: Context, said: Text) -> list[Reply] | Invalid:
+    """Feed one answer (what the user typed or clicked) to the pending slot.
 
     Returns the next replies, or the parser's ``Invalid`` (untouched state) so
     that the caller can check whether the user asked a question instead.
@@ -199,7 +200,7 @@ def answer(form: Form, ctx: Context, text: str) -> list[Reply] | Invalid:
     slot = pending(form, ctx)
     if slot is None:
         return ask(form, ctx)
-    text = picked(slot, text)
+    text = picked(slot, said)
     value = slot.parse(text, ctx)
     if isinstance(value, Invalid) and slot.amends is not None:
         corrected = form.slot(slot.amends).parse(text, ctx)
@@ -226,13 +227,13 @@ def reask(form: Form, ctx: Context, invalid: Invalid) -> list[Reply]:
     return ask(form, ctx, prefix=invalid.hint, options=tuple(Choice(label, value) for label, value in invalid.options))
 
 
-def picked(slot: Slot, text: str) -> str:
+def picked(slot: Slot, said: Text) -> str:
     """A button's label typed instead of tapped is that button (「仕事が忙しかった」 → its value)."""
-    typed = fold(text)
+    typed = said.folded
     for choice in slot.choices:
         if typed and typed == fold(choice.label):
             return choice.value
-    return text
+    return said.raw
 
 
 # --- after a result: details, changing one answer --------------------------------

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 
 from handlers.messages import Choice, Office, Reply, Source
 from nlp.matcher import Match, Matcher
-from nlp.normalize import fold, strip_fillers
+from nlp.normalize import fold
+from nlp.text import Text, as_text
 from handlers.base import office_hint, topic_choice
 from handlers import understand
 from handlers.office import index_for, office_block, office_card
@@ -80,13 +81,15 @@ def render_topic(kb: KnowledgeBase, topic_id: str, municipality: str | None = No
     return "\n\n".join(parts), choices
 
 
-def consult(kb: KnowledgeBase, matcher: Matcher, text: str, municipality: str | None = None,
+def consult(kb: KnowledgeBase, matcher: Matcher, text: Text | str, municipality: str | None = None,
             action_threshold: float | None = None) -> Consultation:
     """Answer ``text`` from the knowledge base (see module docstring).
 
     Args:
+        text: the question; a chat turn passes its ``Text``, whose forms every check below shares.
         municipality: the user's municipality if known; the answer then names their office.
     """
+    text = as_text(text)
     safety = classify(kb, text)
     if safety is not None:
         menu: tuple[Choice, ...] = (Choice("メニュー", "menu"),) if safety is Safety.MEDICAL else ()
@@ -201,8 +204,8 @@ _PLACE_ONLY = re.compile(r"^(?:私は|わたしは|うちは|家は|住所は|�
                          r"の窓口は|の窓口はどこ|の窓口を教えて|の担当|の保健所)?(?:ですか|か)?$")
 
 
-def _names_a_place_only(text: str, municipality: str) -> bool:
+def _names_a_place_only(text: Text, municipality: str) -> bool:
     """Whether a message says no more than a municipality (and where it lives, or its office)."""
-    folded = strip_fillers(fold(text))
+    folded = text.plain
     short = fold(re.sub(r"(市|町|村)$", "", municipality))
     return bool(re.match(_PLACE_ONLY.pattern.replace("{name}", re.escape(short)), folded))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from handlers.messages import Office
 from nlp.normalize import fold
+from nlp.text import Text, as_text
 from knowledge.models import Prefecture
 
 _SUFFIX = re.compile(r"(市|町|村|まち|むら|し|ちょう|そん)$")
@@ -66,10 +67,9 @@ class MunicipalityIndex:
     def office_of(self, name: str) -> str:
         return next(m.office for m in self.pref.municipalities if m.name == name)
 
-    def find(self, text: str) -> Found | None:
+    def find(self, text: Text | str) -> Found | None:
         """The first municipality (or district) named in ``text``, or None."""
-        folded = fold(text)
-        for match in self._re.finditer(folded):
+        for match in self._re.finditer(as_text(text).folded):
             key = match.group(0)
             if key in self._keys:
                 names = sorted(self._keys[key])

@@ -22,8 +22,8 @@ from enum import Enum
 
 from rapidfuzz.distance import Levenshtein
 
-from nlp.matcher import reading
 from nlp.normalize import fold
+from nlp.text import Text, as_text, reading
 from knowledge import KnowledgeBase
 from knowledge.models import EmergencyLexicon, EmergencyRule, Redirect
 
@@ -36,18 +36,12 @@ class Safety(str, Enum):
 
 # --- text forms -------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"[。．！!？?\n]+")
 _KANJI_ONLY = re.compile(r"^[\u4e00-\u9fff々]+$")
 
 
-def _sentences(text: str) -> list[tuple[str, str]]:
+def _sentences(text: Text) -> list[tuple[str, str]]:
     """Each sentence as (folded, reading); a symptom's frame never reaches past its sentence."""
-    out = []
-    for sentence in _SENTENCE_END.split(text):
-        folded = fold(sentence)
-        if folded:
-            out.append((folded, reading(sentence)))
-    return out
+    return [(sentence.folded, sentence.reading) for sentence in text.sentences]
 
 
 def _forms(words: list[str], read: bool = False) -> list[str]:
@@ -207,14 +201,15 @@ def _slipped(det: _Detector, text: str) -> bool:
     return False
 
 
-def detect(kb: KnowledgeBase, text: str) -> Detection | None:
+def detect(kb: KnowledgeBase, text: Text | str) -> Detection | None:
     """The emergency or crisis a message reports, or None for an ordinary message."""
-    if not text or not text.strip():
+    text = as_text(text)
+    if not text.raw.strip():
         return None
     return _detect(kb, text)
 
 
-def _detect(kb: KnowledgeBase, text: str) -> Detection | None:
+def _detect(kb: KnowledgeBase, text: Text) -> Detection | None:
     det = _detector(kb)
     sentences = _sentences(text)
     if not sentences:
@@ -225,7 +220,7 @@ def _detect(kb: KnowledgeBase, text: str) -> Detection | None:
     # says that something is happening now; a weak rule (「助けて」) always yields to it. A crisis
     # does not: 「医療費が払えなくて死にたい」 is a crisis.
     mentions_subsidy = bool(det.subsidy.search(whole))
-    about_subsidy = mentions_subsidy and bool(det.asking.search(whole) or "?" in text or "？" in text)
+    about_subsidy = mentions_subsidy and bool(det.asking.search(whole) or "?" in text.raw or "？" in text.raw)
     pressing = bool(det.urgency.search(whole))
     found: dict[str, Safety] = {}
     for rule in det.rules:
@@ -273,13 +268,12 @@ def _lexicon(kb: KnowledgeBase) -> _Lexicon:
     return lex
 
 
-def classify(kb: KnowledgeBase, text: str) -> Safety | None:
+def classify(kb: KnowledgeBase, text: Text) -> Safety | None:
     """Which safety path a message needs, most urgent first; None for an ordinary message."""
     found = detect(kb, text)
     if found is not None:
         return found.kind
-    folded = fold(text)
-    if any(p in folded for p in _lexicon(kb).medical):
+    if any(p in text.folded for p in _lexicon(kb).medical):
         return Safety.MEDICAL
     return None
 
@@ -297,10 +291,10 @@ def urgent_reply(kb: KnowledgeBase, found: Detection) -> str:
     return text
 
 
-def redirect_for(kb: KnowledgeBase, text: str) -> Redirect | None:
+def redirect_for(kb: KnowledgeBase, text: Text) -> Redirect | None:
     """The other service a message is about, if any (see ``Redirect.strict``); one of its
     ``strict_words`` makes it strict for this message (「生活保護の申請ってどこ？」)."""
-    folded = fold(text)
+    folded = text.folded
     for redirect, words, strict_words in _lexicon(kb).redirects:
         if any(w in folded for w in strict_words):
             return redirect.model_copy(update={"strict": True})
@@ -309,7 +303,6 @@ def redirect_for(kb: KnowledgeBase, text: str) -> Redirect | None:
     return None
 
 
-def mentions_domain(kb: KnowledgeBase, text: str) -> bool:
+def mentions_domain(kb: KnowledgeBase, text: Text) -> bool:
     """Whether the text uses this bot's own vocabulary (難病, 受給者証, 上限額 …)."""
-    folded = fold(text)
-    return any(w in folded for w in _lexicon(kb).domain)
+    return any(w in text.folded for w in _lexicon(kb).domain)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from handlers.messages import Choice, IncomingMessage, Reply, Source
 from nlp.normalize import fold, strip_fillers
 from handlers import dialog
-from handlers.base import CANCEL, Context, municipality_examples, text_of
+from handlers.base import CANCEL, Context, municipality_examples
 from handlers.dialog import Answers, Form, Slot
 from handlers.office import index_for, office_block, office_card
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
@@ -47,10 +47,9 @@ MENU_TEXT = (
 )
 
 
-def matches(words: frozenset[str], msg: IncomingMessage) -> bool:
-    if msg.choice is not None:
-        return fold(msg.choice) in words
-    return strip_fillers(fold(msg.text or "")) in words
+def matches(words: frozenset[str], msg: IncomingMessage, ctx: Context) -> bool:
+    """Whether the message is one of ``words``: a clicked value folded, a typed text also without fillers."""
+    return (ctx.text.folded if msg.choice is not None else ctx.text.plain) in words
 
 
 def menu_reply(available: set[str] | None = None) -> Reply:
@@ -160,7 +159,7 @@ DELETE_FORM = Form(
 
 
 def start_office(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    found = index_for(ctx.kb.prefecture).find(text_of(msg))
+    found = index_for(ctx.kb.prefecture).find(ctx.text)
     if found and found.municipality:
         ctx.state.profile["municipality"] = found.municipality
     return dialog.start(OFFICE_FORM, ctx)

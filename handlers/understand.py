@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 
 from handlers.messages import Choice, IncomingMessage, Reply
-from nlp.matcher import KANA_QUESTION, Match, kana_share, reading
+from nlp.matcher import KANA_QUESTION, Match
 from nlp.normalize import fold, strip_fillers
+from nlp.text import Text, kana_share, reading
 from handlers import costlog, dialog, reminders, system
 from handlers.base import Context, text_of
 from knowledge import KnowledgeBase
@@ -79,12 +80,12 @@ def clicked(msg: IncomingMessage, kb: KnowledgeBase) -> Action | None:
     return _index(kb).by_value.get(text_of(msg).strip())
 
 
-def said(msg: IncomingMessage, kb: KnowledgeBase) -> Action | None:
+def said(msg: IncomingMessage, ctx: Context) -> Action | None:
     """The action a whole typed message is (one of its commands or phrasings, however spelt)."""
     if msg.text is None:
         return None
-    key = _key(msg.text)
-    return _index(kb).by_phrase.get(key) if key else None
+    key = ctx.text.plain  # the typed text: a message has text or a choice, never both
+    return _index(ctx.kb).by_phrase.get(key) if key else None
 
 
 # After a request word that ends in て (消して), what makes it a request rather than a state
@@ -92,10 +93,10 @@ def said(msg: IncomingMessage, kb: KnowledgeBase) -> Action | None:
 _REQUEST_END = re.compile(r"$|[。．.！!？?、,\s]|く[だれ]|ほし|もら|いただ|頂|お願|おねが|ちょうだい|[よねなー〜]")
 
 
-def requests(kb: KnowledgeBase, text: str) -> bool:
+def requests(kb: KnowledgeBase, text: Text) -> bool:
     """Whether a message asks the bot to do something (計算して, 見せて …: actions.yaml ``requesting``)."""
     idx = _index(kb)
-    return _requests_in(fold(text), idx.requesting) or _requests_in(reading(text), idx.requesting_readings)
+    return _requests_in(text.folded, idx.requesting) or _requests_in(text.reading, idx.requesting_readings)
 
 
 def _requests_in(haystack: str, words: tuple[str, ...]) -> bool:
@@ -114,9 +115,9 @@ _FIGURE = re.compile(r"[0-9０-９一二三四五六七八九十]+ *(?:月|日|�
 _ASKS = re.compile(r"(?:[?？]|か|かな|の|っけ|ますか|ですか)[。.!！\s]*$|いつ|どこ|何|なに|どう|どれ|誰|だれ")
 
 
-def asks(text: str) -> bool:
+def asks(text: Text) -> bool:
     """Whether a message is put as a question (「いつ？」「…ですか」), rather than as a request or a statement."""
-    return bool(_ASKS.search(text.strip()))
+    return bool(_ASKS.search(text.raw.strip()))
 
 
 # A question that asks for a fact (when, where, what, how much), not whether the bot can do something.
@@ -126,24 +127,23 @@ _FACT = re.compile(r"いつ|どこ|何|なに|なん[での]|どう|どの|ど�
 _SENTENCES = re.compile(r"[。．.！!？?\n]+")
 
 
-def asks_fact(text: str, last: bool = False) -> bool:
+def asks_fact(text: Text, last: bool = False) -> bool:
     """Whether a message asks for a fact (「更新の時期っていつ？」), not for something to be done.
 
     With ``last``, only its last sentence counts: 「申請はどこ？近くの窓口教えて」 ends with a request.
     """
-    sentences = [p for p in _SENTENCES.split(text) if p.strip()] if last else [text]
+    sentences = [p for p in _SENTENCES.split(text.raw) if p.strip()] if last else [text.raw]
     return bool(sentences) and bool(_FACT.search(sentences[-1]))
 
 
-def _cues(kb: KnowledgeBase, text: str) -> tuple[str, dict[str, tuple[str, ...]]]:
+def _cues(kb: KnowledgeBase, text: Text) -> tuple[str, dict[str, tuple[str, ...]]]:
     """The text to look for cue words in, and the cues: as read aloud for a message typed in kana."""
-    folded = fold(text)
-    if kana_share(folded) >= KANA_QUESTION:
-        return reading(text), _index(kb).cue_readings
-    return folded, _index(kb).cues
+    if kana_share(text.folded) >= KANA_QUESTION:
+        return text.reading, _index(kb).cue_readings
+    return text.folded, _index(kb).cues
 
 
-def applicable(kb: KnowledgeBase, text: str, ranked: list[Match]) -> list[Match]:
+def applicable(kb: KnowledgeBase, text: Text, ranked: list[Match]) -> list[Match]:
     """``ranked`` without the actions whose ``needs`` words the message lacks.
 
     Actions that share their verbs with others (stop the cost-log nudge, stop reminders) are told
@@ -154,14 +154,13 @@ def applicable(kb: KnowledgeBase, text: str, ranked: list[Match]) -> list[Match]
             or not (words := needs[m.id.removeprefix(ACTION_PREFIX)]) or any(w in haystack for w in words)]
 
 
-def _needs(kb: KnowledgeBase, text: str) -> tuple[str, dict[str, tuple[str, ...]]]:
-    folded = fold(text)
-    if kana_share(folded) >= KANA_QUESTION:
-        return reading(text), _index(kb).need_readings
-    return folded, _index(kb).needs
+def _needs(kb: KnowledgeBase, text: Text) -> tuple[str, dict[str, tuple[str, ...]]]:
+    if kana_share(text.folded) >= KANA_QUESTION:
+        return text.reading, _index(kb).need_readings
+    return text.folded, _index(kb).needs
 
 
-def has_cue(kb: KnowledgeBase, text: str, action_id: str) -> bool:
+def has_cue(kb: KnowledgeBase, text: Text, action_id: str) -> bool:
     """Whether a message has one of the words that point to this action (its ``cues``)."""
     haystack, cues = _cues(kb, text)
     return any(c in haystack for c in cues[action_id])
@@ -172,13 +171,13 @@ def has_cue(kb: KnowledgeBase, text: str, action_id: str) -> bool:
 _STORY = re.compile(r"^[^?？]{4,}?(?:けど|けれど|ので|んですが|のですが|んだが|。)")
 
 
-def personal(kb: KnowledgeBase, text: str) -> bool:
+def personal(kb: KnowledgeBase, text: Text) -> bool:
     """Whether a question is about one's own case (「自分の場合は」, a date or an amount given, a story)."""
-    folded = fold(text)
-    return bool(_FIGURE.search(text) or _STORY.search(text.strip())) or any(p in folded for p in _index(kb).personal)
+    return bool(_FIGURE.search(text.raw) or _STORY.search(text.raw.strip())) \
+        or any(p in text.folded for p in _index(kb).personal)
 
 
-def cued(kb: KnowledgeBase, text: str, ranked: list[Match], top: Match, margin: float) -> Match:
+def cued(kb: KnowledgeBase, text: Text, ranked: list[Match], top: Match, margin: float) -> Match:
     """Among actions ranked within ``margin`` of ``top``, the one whose cue word comes last in the text.
 
     Japanese puts what is asked at the end (「登録したリマインダーを削除したい」 is a removal, not a
@@ -200,7 +199,7 @@ def cued(kb: KnowledgeBase, text: str, ranked: list[Match], top: Match, margin: 
 PERSONAL_MARGIN = 8.0
 
 
-def wants(kb: KnowledgeBase, text: str, action_id: str, topic_ids: tuple[str, ...], behind: float) -> bool:
+def wants(kb: KnowledgeBase, text: Text, action_id: str, topic_ids: tuple[str, ...], behind: float) -> bool:
     """Whether a message whose best match is a topic asks for a close action instead.
 
     It does when it asks the bot to do something (計算して, 見せて); when it speaks of the

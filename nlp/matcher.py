@@ -29,7 +29,6 @@ Pure and in-process: build once, then ``rank`` is read-only and thread-safe.
 from __future__ import annotations
 
 import math
-import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from nlp.normalize import Synonyms, fold, kata_to_hira, nfkc, strip_fillers
+from nlp.text import CHUNK, Text, kana_share, tokenizer
 
 # Parts of speech whose words carry meaning for retrieval.
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞"}
@@ -69,66 +69,6 @@ ANSWER_WEIGHT = 0.3
 FUZZY_WEIGHT = 0.6
 # Confidence of a question that is, folded, one of an entry's phrasings.
 EXACT_CONFIDENCE = 90.0
-# Longest text handed to the tokenizer at once (it has an input limit).
-_CHUNK = 2000
-
-
-# SudachiPy ships stubs but no py.typed marker, so its objects are ``Any`` to mypy.
-@lru_cache(maxsize=1)
-def _dictionary() -> Any:
-    """The SudachiPy dictionary, loaded once per process; None when not installed."""
-    try:
-        from sudachipy import Dictionary
-    except ImportError:  # pragma: no cover - the dependency is declared
-        return None
-    return Dictionary(dict="core")
-
-
-_THREAD = threading.local()
-
-
-def tokenizer() -> Any:
-    """This thread's SudachiPy tokenizer (mode C); None when SudachiPy is not installed.
-
-    A tokenizer must not be used by two threads at once (SudachiError "Tokenizer is
-    already in use"), and the servers run turns in thread pools: one per thread, all
-    sharing the one dictionary.
-    """
-    tok = getattr(_THREAD, "tokenizer", None)
-    if tok is None:
-        dictionary = _dictionary()
-        if dictionary is None:  # pragma: no cover
-            return None
-        from sudachipy import SplitMode
-
-        make = getattr(dictionary, "tokenizer", None) or dictionary.create  # 0.7 renamed create()
-        tok = _THREAD.tokenizer = make(mode=SplitMode.C)
-    return tok
-
-
-@lru_cache(maxsize=4096)
-def reading(text: str) -> str:
-    """The folded reading of a text (「胸が苦しい」 → 「むねがくるしい」); the folded text without SudachiPy."""
-    tok = tokenizer()
-    if tok is None:  # pragma: no cover - the dependency is declared
-        return fold(text)
-    normal = nfkc(text)
-    parts: list[str] = []
-    for start in range(0, len(normal), _CHUNK):
-        for m in tok.tokenize(normal[start : start + _CHUNK]):
-            # Symbols and spaces are read as 「キゴウ」: keep them as they are (fold drops them).
-            # Numbers are kept as written: 994 read aloud holds 「きゅうきゅう」, and an amount is no 119.
-            pos = m.part_of_speech()
-            symbol = pos[0] in ("補助記号", "空白") or pos[1] == "数詞"
-            parts.append(m.surface() if symbol else (m.reading_form() or m.surface()))
-    return fold(kata_to_hira("".join(parts)))
-
-
-def kana_share(folded: str) -> float:
-    """Share of kana among the kana and kanji of a folded text (1.0 for 「でーたけして」)."""
-    kana = sum(1 for c in folded if "\u3041" <= c <= "\u309f")
-    kanji = sum(1 for c in folded if "\u4e00" <= c <= "\u9fff")
-    return kana / (kana + kanji) if kana + kanji else 0.0
 
 
 @lru_cache(maxsize=1)
@@ -167,12 +107,13 @@ class Analyzer:
         self.synonyms = synonyms
         self._words_on = use_words and tokenizer() is not None
 
-    def surface(self, text: str) -> str:
+    def surface(self, text: Text) -> str:
         """Folded, filler-free, synonym-rewritten text (used for fuzzy matching)."""
-        return self.synonyms.rewrite(strip_fillers(fold(text)))
+        return self.synonyms.rewrite(text.plain)
 
-    def features(self, text: str) -> Counter[str]:
-        rewritten = self.surface(text)
+    def features(self, text: Text, surface: str | None = None) -> Counter[str]:
+        """The features of ``text``; ``surface`` is its ``surface`` when the caller has it already."""
+        rewritten = self.surface(text) if surface is None else surface
         feats: Counter[str] = Counter()
         if len(rewritten) == 1:
             feats["b:" + rewritten] += 1
@@ -184,13 +125,13 @@ class Analyzer:
         for concept in self.synonyms.concepts(rewritten):
             feats["c:" + concept] += 1
         if self._words_on:
-            for feature in self._words(text):
+            for feature in self._words(text.raw):
                 feats[feature] += 1
         return feats
 
-    def reading_features(self, text: str) -> Counter[str]:
+    def reading_features(self, text: Text) -> Counter[str]:
         """``r:`` character bigrams of the text as read aloud: 「でーたけして」 meets 「データを消して」."""
-        read = strip_fillers(reading(text))
+        read = strip_fillers(text.reading)
         return Counter("r:" + read[i : i + 2] for i in range(len(read) - 1))
 
     def _word(self, form: str) -> str:
@@ -201,8 +142,8 @@ class Analyzer:
         """``w:`` content words (mode C) and ``a:`` their mode A units."""
         normal = nfkc(text)
         split_a = _mode_a()
-        for start in range(0, len(normal), _CHUNK):
-            for m in tokenizer().tokenize(normal[start : start + _CHUNK]):
+        for start in range(0, len(normal), CHUNK):
+            for m in tokenizer().tokenize(normal[start : start + CHUNK]):
                 pos = m.part_of_speech()
                 if pos[0] not in _CONTENT_POS or pos[1] == "非自立可能" or pos[1] == "数詞":
                     continue
@@ -315,31 +256,39 @@ class Matcher:
         self._surfaces: list[list[str]] = []
         for e in self.entries:
             doc: Counter[str] = Counter()
-            for p in e.phrasings:
-                doc.update(self.analyzer.features(p))
+            surfaces = [self.analyzer.surface(Text(p)) for p in e.phrasings]
+            for p, surface in zip(e.phrasings, surfaces):
+                doc.update(self.analyzer.features(Text(p), surface))
             for k in e.keywords:
-                kf = self.analyzer.features(k)
+                kf = self.analyzer.features(Text(k))
                 doc.update(kf)
                 doc.update(kf)  # keywords count twice: they are what makes the entry distinct
             strong.append(doc)
-            self._surfaces.append([s for s in (self.analyzer.surface(p) for p in e.phrasings) if s])
+            self._surfaces.append([s for s in surfaces if s])
         self._strong = _Field(strong, k1=STRONG_K1, b=STRONG_B)
         readings: list[Counter[str]] = []
         if self.analyzer._words_on:
             for e in self.entries:
                 rdoc: Counter[str] = Counter()
                 for p in (*e.phrasings, *e.keywords):
-                    rdoc.update(self.analyzer.reading_features(p))
+                    rdoc.update(self.analyzer.reading_features(Text(p)))
                 readings.append(rdoc)
         self._reading = _Field(readings, k1=STRONG_K1, b=STRONG_B) if readings else None
         self._reading_sets = [set(d) for d in readings]
-        self._weak = _Field([self.analyzer.features(e.answer) for e in self.entries], k1=WEAK_K1, b=answer_b)
+        self._weak = _Field([self.analyzer.features(Text(e.answer)) for e in self.entries], k1=WEAK_K1, b=answer_b)
         self._strong_sets = [set(d) for d in strong]
         self._weak_sets = [set(d) for d in self._weak.docs]
 
-    def rank(self, text: str, limit: int = 5) -> list[Match]:
-        """Best entries for ``text``, best first (empty when nothing matches at all)."""
-        query = self.analyzer.features(text)
+    def rank(self, text: Text | str, limit: int = 5) -> list[Match]:
+        """Best entries for ``text``, best first (empty when nothing matches at all).
+
+        A chat turn passes its ``Text`` (folded and read once for the whole turn); a plain string is
+        analysed here (the benchmarks, ``nanbyo-bot ask``).
+        """
+        if isinstance(text, str):
+            text = Text(text)
+        surface = self.analyzer.surface(text)
+        query = self.analyzer.features(text, surface)
         if not query:
             return []
         s1 = self._strong.scores(query, FEATURE_WEIGHTS)
@@ -349,7 +298,6 @@ class Matcher:
             combined[i] = v
         for i, v in s2.items():
             combined[i] = combined.get(i, 0.0) + self.answer_weight * v
-        surface = self.analyzer.surface(text)
         read_query: Counter[str] = Counter()
         if self._reading is not None and kana_share(surface) >= KANA_QUESTION:
             read_query = self.analyzer.reading_features(text)

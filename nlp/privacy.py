@@ -18,7 +18,7 @@ import secrets
 import threading
 import unicodedata
 
-from nlp.matcher import tokenizer
+from nlp.text import tokenizer
 
 MAX_KEPT = 100
 _EMAIL = re.compile(r"\S+@\S+")

@@ -74,7 +74,22 @@ class Reminder(SQLModel, table=True):
     active: bool = Field(default=True)
 
 
-class ReminderDelivery(SQLModel, table=True):
+class DispatchColumns(SQLModel):
+    """The columns of a message the reminder dispatcher sends exactly once (``bot.reminders``):
+    when it is due, its status (see ``handlers.ports`` for the states), and the claim — which
+    dispatcher took it and when, its attempts, the last error and when to try again."""
+
+    due_at: datetime  # stored in UTC
+    status: str = Field(default=PENDING, max_length=10)
+    attempts: int = Field(default=0)
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=200)
+    next_attempt_at: datetime | None = None
+
+
+class ReminderDelivery(DispatchColumns, table=True):
     """One message of a reminder (a mark, e.g. 30 days before expiry).
 
     The unique (reminder_id, offset_days) means a mark exists once; the status and
@@ -90,15 +105,7 @@ class ReminderDelivery(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     reminder_id: int = Field(foreign_key="reminder.id")
-    offset_days: int
-    due_at: datetime  # 09:00 Asia/Tokyo on the mark's day, stored in UTC
-    status: str = Field(default=PENDING, max_length=10)  # see handlers.ports for the states
-    attempts: int = Field(default=0)
-    claimed_by: str | None = Field(default=None, max_length=100)
-    claimed_at: datetime | None = None
-    sent_at: datetime | None = None
-    last_error: str | None = Field(default=None, max_length=200)
-    next_attempt_at: datetime | None = None
+    offset_days: int  # due at 09:00 Asia/Tokyo on the mark's day
 
 
 class QuestionStat(SQLModel, table=True):
@@ -213,13 +220,13 @@ class CostLogEntry(SQLModel, table=True):
     kind: str = Field(default=COST_TOTAL, max_length=10)
 
 
-class CostLogNotice(SQLModel, table=True):
+class CostLogNotice(DispatchColumns, table=True):
     """A message of the cost log that the reminder dispatcher sends (``bot.reminders.dispatch_due``).
 
     ``kind`` is ``nudge`` (asks for the total of ``month``), ``high-cost`` or ``mild`` (the
     month the sixth month over 50,000円, or the third over 33,330円, arrived). The unique
-    (user_key, kind, month) is what makes each of them go out once; the claim columns work as
-    those of ``ReminderDelivery``. The channel's user id is the part of ``user_key`` after
+    (user_key, kind, month) is what makes each of them go out once; the claim columns are those
+    of ``ReminderDelivery`` (``DispatchColumns``). The channel's user id is the part of ``user_key`` after
     the channel.
     """
 
@@ -234,11 +241,3 @@ class CostLogNotice(SQLModel, table=True):
     channel: str = Field(max_length=20)
     kind: str = Field(max_length=10)
     month: date
-    due_at: datetime
-    status: str = Field(default=PENDING, max_length=10)
-    attempts: int = Field(default=0)
-    claimed_by: str | None = Field(default=None, max_length=100)
-    claimed_at: datetime | None = None
-    sent_at: datetime | None = None
-    last_error: str | None = Field(default=None, max_length=200)
-    next_attempt_at: datetime | None = None

@@ -184,20 +184,9 @@ def earliest_start(diagnosis: date, received: date, *, unavoidable_reason: bool 
     """
     if diagnosis > received:
         raise StartDateError(f"diagnosis date {diagnosis} is after the receipt date {received}")
-    if received < SCHEME_START:
-        return _before_scheme(received)
-    months, limit, adjusted, reasons = _limit(received, unavoidable_reason)
-    if diagnosis >= limit:
-        reasons.insert(0, f"診断年月日（{_ja(diagnosis)}）から助成が始まります。")
-        candidate = diagnosis
-    else:
-        reasons.insert(
-            0,
-            f"診断年月日（{_ja(diagnosis)}）が申請の受付日（{_ja(received)}）の{months}か月前より前のため、"
-            f"{_ja(limit)}からになります。",
-        )
-        candidate = limit
-    return _finish(candidate, months, limit, adjusted, reasons)
+    return _from_day_or_limit(diagnosis, received, unavoidable_reason,
+                              starts=f"診断年月日（{_ja(diagnosis)}）から助成が始まります。",
+                              day_named=f"診断年月日（{_ja(diagnosis)}）")
 
 
 def mild_high_cost_start(met_on: date, received: date, *, unavoidable_reason: bool = False) -> StartDate:
@@ -207,35 +196,35 @@ def mild_high_cost_start(met_on: date, received: date, *, unavoidable_reason: bo
     month's 10割 total passed 33,330円 — which day counts as "met" is our reading,
     FACTS §12.2 D6 [NV]) and the same look-back limit as ``earliest_start``.
 
-    Args:
-        met_on: the day the 軽症高額 criterion was met.
-        received: the day the office received the application.
-        unavoidable_reason: True only when the office accepts a やむを得ない理由.
-
-    Returns:
-        The start date with Japanese reasons.
-
-    Raises:
-        StartDateError: the criterion was met after the receipt date.
+    The arguments, the result and the error are those of ``earliest_start``, with ``met_on``, the
+    day the 軽症高額 criterion was met, in place of the diagnosis date.
     """
     if met_on > received:
         raise StartDateError(f"the criterion was met on {met_on}, after the receipt date {received}")
+    day_after = met_on + timedelta(days=1)
+    return _from_day_or_limit(day_after, received, unavoidable_reason,
+                              starts=f"軽症高額の基準を満たした日（{_ja(met_on)}）の翌日、{_ja(day_after)}から助成が始まります。",
+                              day_named=f"軽症高額の基準を満たした日の翌日（{_ja(day_after)}）",
+                              note="基準を満たした日をいつとするかは窓口の判断によるため、目安としてご覧ください。")
+
+
+def _from_day_or_limit(day: date, received: date, unavoidable_reason: bool, *, starts: str, day_named: str,
+                       note: str | None = None) -> StartDate:
+    """The start of both kinds of application: ``day``, or the look-back limit when ``day`` is before it.
+
+    ``starts`` is the first reason when ``day`` is the start; ``day_named`` names ``day`` in the
+    reason given when the limit is; ``note``, if any, follows that first reason.
+    """
     if received < SCHEME_START:
         return _before_scheme(received)
-    day_after = met_on + timedelta(days=1)
     months, limit, adjusted, reasons = _limit(received, unavoidable_reason)
-    if day_after >= limit:
-        reasons.insert(0, f"軽症高額の基準を満たした日（{_ja(met_on)}）の翌日、{_ja(day_after)}から助成が始まります。")
-        candidate = day_after
+    if day >= limit:
+        first = starts
     else:
-        reasons.insert(
-            0,
-            f"軽症高額の基準を満たした日の翌日（{_ja(day_after)}）が申請の受付日（{_ja(received)}）の"
-            f"{months}か月前より前のため、{_ja(limit)}からになります。",
-        )
-        candidate = limit
-    reasons.insert(1, "基準を満たした日をいつとするかは窓口の判断によるため、目安としてご覧ください。")
-    return _finish(candidate, months, limit, adjusted, reasons)
+        first = (f"{day_named}が申請の受付日（{_ja(received)}）の{months}か月前より前のため、"
+                 f"{_ja(limit)}からになります。")
+    reasons[0:0] = [first] if note is None else [first, note]
+    return _finish(max(day, limit), months, limit, adjusted, reasons)
 
 
 def delay_reason(value: str) -> DelayReason | None:

@@ -1,0 +1,122 @@
+"""A message's text in the forms the understanding compares, made once per turn.
+
+``Text`` holds what the user said (``raw``) and, computed on first use and then kept, its
+forms: ``folded`` (``nlp.normalize.fold``: width, case, katakana, long vowels and punctuation
+folded), ``plain`` (folded, without fillers and polite endings), ``reading`` (read aloud by
+SudachiPy, folded: 「胸が苦しい」 → 「むねがくるしい」) and its ``sentences``. The core builds one
+``Text`` a turn and hands it to the safety check, the route table and the matcher, so that a
+message is folded and read once, however many handlers look at it.
+
+The SudachiPy tokenizer and ``reading`` live here too, since a text's reading is one of its forms.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from typing import Any
+
+from nlp.normalize import fold, kata_to_hira, nfkc, strip_fillers
+
+# Longest text handed to the tokenizer at once (it has an input limit).
+CHUNK = 2000
+# Where a sentence ends: a symptom's frame (「〜たら」) never reaches past it (handlers.safety).
+_SENTENCE_END = re.compile(r"[。．！!？?\n]+")
+
+
+@dataclass(frozen=True)
+class Text:
+    """What the user said and its forms (see module docstring); each form is computed at most once.
+
+    ``functools.cached_property`` stores into the instance's ``__dict__``, which a frozen
+    dataclass allows: the value stays immutable from the outside.
+    """
+
+    raw: str
+
+    @cached_property
+    def folded(self) -> str:
+        return fold(self.raw)
+
+    @cached_property
+    def plain(self) -> str:
+        """Folded, without fillers anywhere and polite endings at the end: what commands are compared with."""
+        return strip_fillers(self.folded)
+
+    @cached_property
+    def reading(self) -> str:
+        return reading(self.raw)
+
+    @cached_property
+    def sentences(self) -> tuple[Text, ...]:
+        """The sentences that have something left once folded, each a ``Text`` of its own (a text
+        of one sentence is its own sentence, and shares its forms)."""
+        parts = _SENTENCE_END.split(self.raw)
+        if parts == [self.raw]:
+            return (self,) if self.folded else ()
+        return tuple(t for t in (Text(s) for s in parts) if t.folded)
+
+
+def as_text(text: Text | str) -> Text:
+    """``text`` itself, or a ``Text`` of a plain string (for callers outside a chat turn)."""
+    return text if isinstance(text, Text) else Text(text)
+
+
+# SudachiPy ships stubs but no py.typed marker, so its objects are ``Any`` to mypy.
+@lru_cache(maxsize=1)
+def _dictionary() -> Any:
+    """The SudachiPy dictionary, loaded once per process; None when not installed."""
+    try:
+        from sudachipy import Dictionary
+    except ImportError:  # pragma: no cover - the dependency is declared
+        return None
+    return Dictionary(dict="core")
+
+
+_THREAD = threading.local()
+
+
+def tokenizer() -> Any:
+    """This thread's SudachiPy tokenizer (mode C); None when SudachiPy is not installed.
+
+    A tokenizer must not be used by two threads at once (SudachiError "Tokenizer is
+    already in use"), and the servers run turns in thread pools: one per thread, all
+    sharing the one dictionary.
+    """
+    tok = getattr(_THREAD, "tokenizer", None)
+    if tok is None:
+        dictionary = _dictionary()
+        if dictionary is None:  # pragma: no cover
+            return None
+        from sudachipy import SplitMode
+
+        make = getattr(dictionary, "tokenizer", None) or dictionary.create  # 0.7 renamed create()
+        tok = _THREAD.tokenizer = make(mode=SplitMode.C)
+    return tok
+
+
+@lru_cache(maxsize=4096)
+def reading(text: str) -> str:
+    """The folded reading of a text (「胸が苦しい」 → 「むねがくるしい」); the folded text without SudachiPy."""
+    tok = tokenizer()
+    if tok is None:  # pragma: no cover - the dependency is declared
+        return fold(text)
+    normal = nfkc(text)
+    parts: list[str] = []
+    for start in range(0, len(normal), CHUNK):
+        for m in tok.tokenize(normal[start : start + CHUNK]):
+            # Symbols and spaces are read as 「キゴウ」: keep them as they are (fold drops them).
+            # Numbers are kept as written: 994 read aloud holds 「きゅうきゅう」, and an amount is no 119.
+            pos = m.part_of_speech()
+            symbol = pos[0] in ("補助記号", "空白") or pos[1] == "数詞"
+            parts.append(m.surface() if symbol else (m.reading_form() or m.surface()))
+    return fold(kata_to_hira("".join(parts)))
+
+
+def kana_share(folded: str) -> float:
+    """Share of kana among the kana and kanji of a folded text (1.0 for 「でーたけして」)."""
+    kana = sum(1 for c in folded if "\u3041" <= c <= "\u309f")
+    kanji = sum(1 for c in folded if "\u4e00" <= c <= "\u9fff")
+    return kana / (kana + kanji) if kana + kanji else 0.0
