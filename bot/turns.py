@@ -441,12 +441,9 @@ class TurnConsumer:
 
     def __init__(self, bot: Any, outboxes: Mapping[str, Outbox], *, store: Store | None, queue: Store | None,
                  threads: int = 8, lease: float = DEFAULT_LEASE_SECONDS, poll: float = POLL_SECONDS) -> None:
-        self.bot = bot
-        self.outboxes = outboxes
-        self.store = store
-        self.queue = queue
-        self.lease = lease
-        self.poll = poll
+        self.bot, self.outboxes = bot, outboxes
+        self.store, self.queue = store, queue  # turn answers are kept in the one, turns wait in the other
+        self.lease, self.poll = lease, poll
         self.capacity = threads * 4  # turns taken at once: enough to keep every thread busy
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.adopted = 0  # turns taken over from a consumer that died

@@ -223,6 +223,11 @@ class Reply:
     table: Table | None = field(default=None, compare=False)
     source: Source | None = field(default=None, compare=False)
 
+    @property
+    def card(self) -> Result | Office | Table | None:
+        """The one structure the reply carries (a channel renders it as a card), or None."""
+        return self.result or self.office or self.table
+
     def to_json(self) -> dict[str, Any]:
         return {
             "text": self.text,

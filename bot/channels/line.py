@@ -64,7 +64,8 @@ from linebot.v3.webhooks import (
     UserSource,
 )
 
-from bot.channels.line_cards import flex_message
+from bot.channels.line_cards import cut_to, flex_message
+from bot.channels.line_cards import units as _units
 from bot.channels.line_loading import LOADING_SECONDS, loading_while_slow
 from bot.config import Settings
 from handlers.messages import FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
@@ -101,21 +102,9 @@ RETRY_KEY_PREFIX = "nanbyo-bot:"
 
 # --- rendering: Reply → LINE text messages ------------------------------------------------
 
-def _units(text: str) -> int:
-    """Length as LINE counts it, conservatively: UTF-16 code units (an emoji may count twice)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
 def truncate_label(label: str, limit: int = MAX_LABEL) -> str:
     """A label cut to ``limit`` characters, ending in "…" when it was cut."""
-    if _units(label) <= limit:
-        return label
-    out = ""
-    for ch in label:
-        if _units(out + ch) > limit - 1:
-            break
-        out += ch
-    return out + "…"
+    return label if _units(label) <= limit else cut_to(label, limit) + "…"
 
 
 def quick_reply_items(choices: Sequence[Choice]) -> list[QuickReplyItem]:

@@ -46,23 +46,26 @@ CALL_LABEL = "電話する"
 MAP_LABEL = "地図"
 
 
-def _units(text: str) -> int:
-    """Length as LINE counts it, conservatively: UTF-16 code units (an emoji may count twice).
-
-    As ``bot.channels.line._units``: that module imports this one, so this one cannot import it.
-    """
+def units(text: str) -> int:
+    """Length as LINE counts it, conservatively: UTF-16 code units (an emoji may count twice)."""
     return len(text.encode("utf-16-le")) // 2
+
+
+def cut_to(text: str, limit: int) -> str:
+    """The longest beginning of ``text`` that leaves room for "…" within ``limit`` units."""
+    out = ""
+    for ch in text:
+        if units(out + ch) > limit - 1:
+            break
+        out += ch
+    return out
 
 
 def alt_text(text: str, limit: int = MAX_ALT_TEXT) -> str:
     """The plain text cut to ``limit`` characters, at a line break when one is in the second half, then "…"."""
-    if _units(text) <= limit:
+    if units(text) <= limit:
         return text
-    cut = ""
-    for ch in text:
-        if _units(cut + ch) > limit - 1:
-            break
-        cut += ch
+    cut = cut_to(text, limit)
     brk = cut.rfind("\n")
     if brk >= len(cut) // 2:
         cut = cut[:brk]
@@ -182,14 +185,11 @@ def flex_message(reply: Reply) -> FlexMessage | None:
 
     The reply's text is the ``altText``. No quick reply here: the caller adds it to the last message.
     """
-    if reply.result is not None:
-        bubble = result_bubble(reply.result, reply.source)
-    elif reply.office is not None:
-        bubble = office_bubble(reply.office, reply.source)
-    elif reply.table is not None:
-        bubble = table_bubble(reply.table, reply.source)
-    else:
+    card = reply.card
+    if card is None:
         return None
+    bubble = (result_bubble(card, reply.source) if isinstance(card, Result)
+              else office_bubble(card, reply.source) if isinstance(card, Office) else table_bubble(card, reply.source))
     return FlexMessage(alt_text=alt_text(reply.text), contents=bubble)
 
 

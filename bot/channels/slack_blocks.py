@@ -129,14 +129,11 @@ def table_blocks(table: Table, source: Source | None = None) -> list[Block]:
 def card_blocks(reply: Reply) -> list[dict[str, Any]] | None:
     """The reply's structure (a result, an office or a table) as Block Kit blocks (dicts, checked by
     slack_sdk), or None when it has none."""
-    if reply.result is not None:
-        blocks = result_blocks(reply.result, reply.source)
-    elif reply.office is not None:
-        blocks = office_blocks(reply.office, reply.source)
-    elif reply.table is not None:
-        blocks = table_blocks(reply.table, reply.source)
-    else:
+    card = reply.card
+    if card is None:
         return None
+    blocks = (result_blocks(card, reply.source) if isinstance(card, Result)
+              else office_blocks(card, reply.source) if isinstance(card, Office) else table_blocks(card, reply.source))
     return [block.to_dict() for block in blocks]
 
 
