@@ -105,6 +105,7 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: Text | str, municipality:
     top = ranked[0] if ranked else None
     alternatives = tuple(m.id for m in matches[1:3])
 
+    redirect = redirect_for(kb, text)  # another service named in the question, if any
     # A request for one of the bot's own actions (「データ全部消してほしい」), ranked with the topics.
     bar = ACTION_THRESHOLD if action_threshold is None else action_threshold
     first = next((m for m in ranked if m.id.startswith(understand.ACTION_PREFIX)), None)
@@ -116,7 +117,7 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: Text | str, municipality:
         # A topic ranked first, but the message asks for what its neighbouring action does.
         top = replace(first, confidence=max(first.confidence, bar))
     elif first is not None and first.confidence >= CUED_ACTION_THRESHOLD \
-            and (best is None or best.confidence < ANSWER_THRESHOLD) and redirect_for(kb, text) is None:
+            and (best is None or best.confidence < ANSWER_THRESHOLD) and redirect is None:
         # No topic answers it, and it has an action's own words (「切れる2週間前に教えて」): that action,
         # unless it asks for a fact.
         first = understand.cued(kb, text, ranked, first, CUE_MARGIN)
@@ -142,7 +143,6 @@ def consult(kb: KnowledgeBase, matcher: Matcher, text: Text | str, municipality:
                             candidates=tuple(matches), municipality=found.municipality if found else None,
                             action=act.id)
 
-    redirect = redirect_for(kb, text)
     if redirect is None and top is not None and top.id.startswith(SERVICE_PREFIX) and top.confidence >= SERVICE_THRESHOLD \
             and (best is None or top.confidence - best.confidence >= UNSURE_MARGIN or not mentions_domain(kb, text)):
         # A question for the service next door, in words its lexicon does not list: ranked first, it is

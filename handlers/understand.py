@@ -136,11 +136,18 @@ def asks_fact(text: Text, last: bool = False) -> bool:
     return bool(sentences) and bool(_FACT.search(sentences[-1]))
 
 
-def _cues(kb: KnowledgeBase, text: Text) -> tuple[str, dict[str, tuple[str, ...]]]:
-    """The text to look for cue words in, and the cues: as read aloud for a message typed in kana."""
+def _spelled(text: Text, folded: dict[str, tuple[str, ...]],
+             read: dict[str, tuple[str, ...]]) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """The text to look for an action's words in, and those words: as read aloud for a message
+    typed in kana (「りまいんだー　とうろく　したい」), else as folded."""
     if kana_share(text.folded) >= KANA_QUESTION:
-        return text.reading, _index(kb).cue_readings
-    return text.folded, _index(kb).cues
+        return text.reading, read
+    return text.folded, folded
+
+
+def _cues(kb: KnowledgeBase, text: Text) -> tuple[str, dict[str, tuple[str, ...]]]:
+    idx = _index(kb)
+    return _spelled(text, idx.cues, idx.cue_readings)
 
 
 def applicable(kb: KnowledgeBase, text: Text, ranked: list[Match]) -> list[Match]:
@@ -155,9 +162,8 @@ def applicable(kb: KnowledgeBase, text: Text, ranked: list[Match]) -> list[Match
 
 
 def _needs(kb: KnowledgeBase, text: Text) -> tuple[str, dict[str, tuple[str, ...]]]:
-    if kana_share(text.folded) >= KANA_QUESTION:
-        return text.reading, _index(kb).need_readings
-    return text.folded, _index(kb).needs
+    idx = _index(kb)
+    return _spelled(text, idx.needs, idx.need_readings)
 
 
 def has_cue(kb: KnowledgeBase, text: Text, action_id: str) -> bool:
