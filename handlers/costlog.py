@@ -27,7 +27,7 @@ from handlers.base import MENU, Context, office_hint, office_text
 from handlers.calc.copay import TIERS
 from handlers.calc.cost_log import RULES, Progress, Rule, YearMonth, cap_change, month_add, progress
 from handlers.dialog import Answers, Form, Slot
-from handlers.parsers import UNKNOWN, Invalid, MonthAmounts, parse_month_amounts, parse_yes_no
+from handlers.parsers import Invalid, MonthAmounts, parse_month_amounts, parse_yes_no
 from handlers.reminders import SEND_HOUR
 from knowledge import KnowledgeBase
 
@@ -108,8 +108,10 @@ def _consented(answers: Answers) -> bool:
 
 
 def _yes_no(text: str, ctx: Context) -> Any:
+    # Both questions are offers the user decides on: 「わからない」 is no answer to them, and the
+    # hint says only what is.
     value = parse_yes_no(text)
-    return Invalid("「はい」か「いいえ」で教えてください。") if value is UNKNOWN else value
+    return value if isinstance(value, bool) else Invalid("「はい」か「いいえ」で教えてください。")
 
 
 def _months(text: str, ctx: Context) -> Any:

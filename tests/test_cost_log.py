@@ -204,3 +204,8 @@ def test_two_dispatchers_send_a_notice_once_on_both_databases(store):
     dispatch_due(store, NOW, {"json": second}, worker_id="w2")
     assert [kind for *_x, kind, _k in first.sent + second.sent] == ["costlog-high-cost"]
     assert "6か月" in first.sent[0][1]
+
+
+def test_a_sentence_of_consent_is_a_yes(chat) -> None:
+    chat.say("医療費の記録をつけたい")
+    assert "お知らせを送りましょうか" in chat.text(chat.say("うん、おねがい"))

@@ -43,7 +43,7 @@ def parse_date_today(text: str) -> Any:
 @pytest.mark.parametrize(
     "text",
     ["はい", "うん", "ええ", "そう", "そうです", "受けてます", "受けている", "受けています", "あります", "yes", "Y", "ok",
-     "ＯＫ", "はい、受けています", "装着しています", "yes"],
+     "ＯＫ", "はい、受けています", "装着しています", "yes", "うん、おねがい", "お願い", "よろしくお願いします"],
 )  # fmt: skip
 def test_yes_answers_are_read_as_yes(text: str) -> None:
     assert parse_yes_no(text) is True
