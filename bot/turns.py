@@ -203,7 +203,6 @@ class _Entry:
     user_key: str
     payload: str
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    turn_id: int | None = None
     error: Exception | None = None
 
 
@@ -213,7 +212,7 @@ class _Recorder:
     Under a burst, many request threads submit at once; each waiting for a commit of its own
     would queue them on the database's write lock (SQLite has one per database) behind each
     other. One thread here takes whatever is waiting, inserts it in one statement and one
-    commit, and wakes each submitter with its row id. ``waiting`` is an upper bound of the
+    commit, and wakes each submitter. ``waiting`` is an upper bound of the
     turns in the queue (the last count, plus what was recorded since), for the limit.
     """
 
@@ -228,8 +227,8 @@ class _Recorder:
         self.waiting = 0  # turns in the queue at the last count, plus those recorded since
         threading.Thread(target=self._run, name="turn-recorder", daemon=True).start()
 
-    def record(self, kind: str, user_key: str, payload: str) -> int:
-        """The committed row id of this turn. Raises what the database raised, or TimeoutError."""
+    def record(self, kind: str, user_key: str, payload: str) -> None:
+        """Returns once this turn is committed. Raises what the database raised, or TimeoutError."""
         entry = _Entry(kind, user_key, payload)
         with self._cond:
             self._queue.append(entry)
@@ -238,8 +237,6 @@ class _Recorder:
             raise TimeoutError("the turn was not recorded in time")
         if entry.error is not None:
             raise entry.error
-        assert entry.turn_id is not None
-        return entry.turn_id
 
     def count(self) -> int:
         """Count the turns in the queue now."""
@@ -255,10 +252,7 @@ class _Recorder:
                 batch, self._queue[:] = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
             try:
                 with self._store.unit_of_work() as uow:
-                    ids = uow.turns.add_pending_turns([(e.kind, e.user_key, e.payload) for e in batch], owner=None,
-                                                      now=utcnow())
-                for entry, turn_id in zip(batch, ids, strict=True):
-                    entry.turn_id = turn_id
+                    uow.turns.enqueue_turns([(e.kind, e.user_key, e.payload) for e in batch], now=utcnow())
                 self.waiting += len(batch)  # at most: the consumer deletes what it answered (see count)
             except Exception as exc:
                 for entry in batch:

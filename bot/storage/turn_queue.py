@@ -26,6 +26,12 @@ _DELETE_TURN = delete(_TURN).where(_TURN.c.id == bindparam("b_id"))
 UNCLAIMED = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
+def _rows(turns: Sequence[tuple[str, str, str]], owner: str | None, now: datetime) -> list[dict[str, object]]:
+    return [{"kind": kind, "user_key": user_key, "payload": payload, "owner": owner or "",
+             "lease_at": now if owner else UNCLAIMED, "attempts": 1 if owner else 0, "created_at": now}
+            for kind, user_key, payload in turns]
+
+
 @dataclass(frozen=True)
 class AdoptedTurn:
     """A pending turn a runner took (``adopt_turns``): new, or from a runner whose lease ran out."""
@@ -57,10 +63,17 @@ class TurnQueue:
         ``owner`` None leaves them to whichever turn runner takes them first (``adopt_turns``,
         ``attempts`` 0); a name makes them that runner's, running (``attempts`` 1).
         """
-        rows = [{"kind": kind, "user_key": user_key, "payload": payload, "owner": owner or "",
-                 "lease_at": now if owner else UNCLAIMED, "attempts": 1 if owner else 0, "created_at": now}
-                for kind, user_key, payload in turns]
-        return [int(turn_id) for turn_id in self._conn().execute(_INSERT_TURN, rows).scalars()]
+        return [int(turn_id) for turn_id in self._conn().execute(_INSERT_TURN, _rows(turns, owner, now)).scalars()]
+
+    def enqueue_turns(self, turns: Sequence[tuple[str, str, str]], *, now: datetime) -> None:
+        """Record turns ``(kind, user_key, payload)`` for whichever turn runner takes them first, as
+        ``add_pending_turns`` with no owner, without reading their ids back.
+
+        This is the write every ack waits for (``bot.turns``' group commit): with no ``RETURNING``
+        the driver sends the rows as one ``executemany`` (about a tenth of the time on SQLite,
+        where ``RETURNING`` in order costs a statement per row).
+        """
+        self._conn().execute(_TURN.insert(), _rows(turns, None, now))
 
     def finish_turns(self, turn_ids: Sequence[int]) -> int:
         """Delete turns whose answers are posted (one statement). Returns how many were there."""
