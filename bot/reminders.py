@@ -163,7 +163,8 @@ class DispatchSummary:
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff after the ``attempts``-th failed attempt."""
-    return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_CAP)
+    delay: timedelta = RETRY_BASE * (2 ** max(attempts - 1, 0))
+    return min(delay, RETRY_CAP)
 
 
 def default_worker_id() -> str:

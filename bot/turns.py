@@ -433,7 +433,7 @@ class TurnConsumer:
         poll: seconds between looks for new turns when idle (``wake`` looks at once).
     """
 
-    def __init__(self, bot: Any, outboxes: Mapping[str, Outbox], *, store: Store | None, queue: Store | None,
+    def __init__(self, bot: Answers, outboxes: Mapping[str, Outbox], *, store: Store | None, queue: Store | None,
                  threads: int = 8, lease: float = DEFAULT_LEASE_SECONDS, poll: float = POLL_SECONDS) -> None:
         self.bot, self.outboxes = bot, outboxes
         self.store, self.queue = store, queue  # turn answers are kept in the one, turns wait in the other
@@ -684,7 +684,7 @@ class PooledRunner:
         lease: seconds after which the turns of a consumer that stopped renewing them are taken over.
     """
 
-    def __init__(self, bot: Any, outboxes: Mapping[str, Outbox], *, store: Store | None = None,
+    def __init__(self, bot: Answers, outboxes: Mapping[str, Outbox], *, store: Store | None = None,
                  database_url: str = "", threads: int = 8, limit: int = DEFAULT_LIMIT,
                  lease: float = DEFAULT_LEASE_SECONDS) -> None:
         self.queue = turn_queue(store, database_url) if store is not None else None

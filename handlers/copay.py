@@ -22,6 +22,7 @@ from handlers.calc.start_date import DELAY_REASONS, SCHEME_START, StartDateError
 from handlers.costlog import logged_totals
 from handlers.dialog import Answers, Form, Slot
 from handlers.parsers import UNKNOWN, Invalid
+from nlp.text import Text
 
 # The 出典 lines of the results are knowledge: ``ctx.kb.citation(name)`` gives the prefecture's own
 # line (prefecture.yaml ``citations``) or the national one (sources.yaml ``citations``).
@@ -37,28 +38,28 @@ def _choices(pairs: tuple[tuple[str, str], ...]) -> tuple[Choice, ...]:
 _OTHERS_NAMED = "household_caps_others_named"
 
 
-def _forgets_named(parse: Callable[[str, Context], Any]) -> Callable[[str, Context], Any]:
+def _forgets_named(parse: Callable[[Text, Context], Any]) -> Callable[[Text, Context], Any]:
     """The parser of a question before the caps one, which also forgets the recipients named there.
 
     Answering an earlier question means the user went back (「戻る」) after 「夫も受給者です」, so a
     later 「わからない」 at the caps question is again "no idea whether anyone is", not "his cap is unknown".
     """
 
-    def parse_and_forget(text: str, ctx: Context) -> Any:
+    def parse_and_forget(text: Text, ctx: Context) -> Any:
         ctx.state.slots.pop(_OTHERS_NAMED, None)
         return parse(text, ctx)
 
     return parse_and_forget
 
 
-def _yes_no(text: str, ctx: Context) -> Any:
+def _yes_no(text: Text, ctx: Context) -> Any:
     return parsers.parse_yes_no(text)
 
 
-def _yes_no_about(about: tuple[str, ...], opposite: tuple[str, ...] = ()) -> Callable[[str, Context], Any]:
+def _yes_no_about(about: tuple[str, ...], opposite: tuple[str, ...] = ()) -> Callable[[Text, Context], Any]:
     """A yes/no parser for a question about ``about`` (see ``parsers.parse_yes_no``)."""
 
-    def parse(text: str, ctx: Context) -> Any:
+    def parse(text: Text, ctx: Context) -> Any:
         return parsers.parse_yes_no(text, about=about, opposite=opposite)
 
     return _forgets_named(parse)
@@ -77,28 +78,28 @@ _TAX_EXEMPT_WORDS = _yes_no_about(
 _PAYS_TAX = re.compile(r"^(?:払っ|はらっ|納め|おさめ|納付し|かかっ)")
 
 
-def _TAX_EXEMPT(text: str, ctx: Context) -> Any:
-    if isinstance(text, str) and _PAYS_TAX.match(parsers.normalize(text)):
-        text = "住民税を" + text
+def _TAX_EXEMPT(text: Text, ctx: Context) -> Any:
+    if _PAYS_TAX.match(text.compact):
+        text = Text("住民税を" + text.raw)
     return _TAX_EXEMPT_WORDS(text, ctx)
 
 
 @_forgets_named
-def _yen(text: str, ctx: Context) -> Any:
+def _yen(text: Text, ctx: Context) -> Any:
     return parsers.parse_yen(text)
 
 
 @_forgets_named
-def _count(text: str, ctx: Context) -> Any:
+def _count(text: Text, ctx: Context) -> Any:
     return parsers.parse_count(text)
 
 
 @_forgets_named
-def _rate(text: str, ctx: Context) -> Any:
+def _rate(text: Text, ctx: Context) -> Any:
     return parsers.parse_rate(text)
 
 
-def _caps(text: str, ctx: Context) -> Any:
+def _caps(text: Text, ctx: Context) -> Any:
     value = parsers.parse_household_caps(text)
     if isinstance(value, parsers.CapsNeeded):
         ctx.state.slots[_OTHERS_NAMED] = value.people
@@ -111,7 +112,7 @@ def _caps(text: str, ctx: Context) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def _date(text: str, ctx: Context) -> Any:
+def _date(text: Text, ctx: Context) -> Any:
     # Asked for the 診断年月日, a day already past: 「4/1」 without a year is the last 4月1日.
     return parsers.parse_date(text, ctx.today, prefer="past")
 
@@ -350,10 +351,10 @@ COPAY_FORM = Form(
 
 # --- subsidy start date (前倒し) -----------------------------------------------
 
-def _reason(text: str, ctx: Context) -> Any:
-    if text.strip() in ("none", "特になし", "なし", "ない"):
+def _reason(text: Text, ctx: Context) -> Any:
+    if text.compact in ("none", "特になし", "なし", "ない"):
         return "none"
-    found = delay_reason(text.strip())
+    found = delay_reason(text.raw.strip())
     if found is not None:
         return found.value
     yes = parsers.parse_yes_no(text)
@@ -364,7 +365,7 @@ def _reason(text: str, ctx: Context) -> Any:
     return Invalid("下のボタンから、いちばん近いものを選んでください。")
 
 
-def _application_date(text: str, ctx: Context) -> Any:
+def _application_date(text: Text, ctx: Context) -> Any:
     # Filed or about to be filed: 「今日」「昨日」, and 「4/1」 without a year is the nearer 4月1日.
     return parsers.parse_date(text, ctx.today, prefer="nearest")
 
@@ -460,7 +461,7 @@ START_DATE_FORM = Form(
 
 # --- 軽症高額 check -------------------------------------------------------------
 
-def _months(text: str, ctx: Context) -> Any:
+def _months(text: Text, ctx: Context) -> Any:
     # Up to the 12 months of the 軽症高額 window (FACTS §4), oldest first.
     return parsers.parse_yen_list(text, max_items=12)
 

@@ -30,6 +30,7 @@ from handlers.dialog import Answers, Form, Slot
 from handlers.parsers import Invalid, MonthAmounts, parse_month_amounts, parse_yes_no
 from handlers.reminders import SEND_HOUR
 from knowledge import KnowledgeBase
+from nlp.text import Text
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -107,14 +108,14 @@ def _consented(answers: Answers) -> bool:
     return answers.get("costlog_consent") is True
 
 
-def _yes_no(text: str, ctx: Context) -> Any:
+def _yes_no(text: Text, ctx: Context) -> Any:
     # Both questions are offers the user decides on: 「わからない」 is no answer to them, and the
     # hint says only what is.
     value = parse_yes_no(text)
     return value if isinstance(value, bool) else Invalid("「はい」か「いいえ」で教えてください。")
 
 
-def _months(text: str, ctx: Context) -> Any:
+def _months(text: Text, ctx: Context) -> Any:
     value = parse_month_amounts(text, ctx.today)
     if isinstance(value, MonthAmounts):  # answers are JSON: months as ISO dates
         return {"months": [[m.isoformat(), amount] for m, amount in value.amounts], "paid": value.paid}

@@ -25,7 +25,7 @@ from handlers.base import BACK, CANCEL, Context
 from handlers.parsers import UNKNOWN, Invalid
 
 Answers = Mapping[str, Any]
-Parser = Callable[[str, Context], Any]
+Parser = Callable[[Text, Context], Any]
 
 
 def always(_answers: Answers) -> bool:
@@ -227,13 +227,13 @@ def reask(form: Form, ctx: Context, invalid: Invalid) -> list[Reply]:
     return ask(form, ctx, prefix=invalid.hint, options=tuple(Choice(label, value) for label, value in invalid.options))
 
 
-def picked(slot: Slot, said: Text) -> str:
+def picked(slot: Slot, said: Text) -> Text:
     """A button's label typed instead of tapped is that button (「仕事が忙しかった」 → its value)."""
     typed = said.folded
     for choice in slot.choices:
         if typed and typed == fold(choice.label):
-            return choice.value
-    return said.raw
+            return Text(choice.value)
+    return said
 
 
 # --- after a result: details, changing one answer --------------------------------

@@ -20,11 +20,13 @@ from __future__ import annotations
 import calendar
 import enum
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
 from typing import Final, Literal
+
+from nlp.normalize import compact
+from nlp.text import Text, as_text
 
 __all__ = [
     "COUNT_CHOICES",
@@ -38,7 +40,6 @@ __all__ = [
     "Invalid",
     "Unknown",
     "is_unknown_answer",
-    "normalize",
     "other_recipients",
     "parse_count",
     "parse_date",
@@ -75,8 +76,6 @@ class Invalid:
 
 
 # 「〜」「～」 and the wave dash all become "~"; the long-vowel bar variants become "ー".
-_DASHES = str.maketrans("〜～−‐–—―", "~~----ー")
-
 Rate = float  # one of 0.1, 0.2, 0.3 (a Literal cannot hold floats)
 
 # Button (label, value) pairs. Values are plain ASCII and parse with the matching parser.
@@ -126,19 +125,6 @@ HINT_TOO_LONG: Final[str] = "短いお返事で教えてください。"
 # --------------------------------------------------------------------------- normalising
 
 
-def normalize(text: str) -> str:
-    """NFKC (full-width digits and letters to ASCII), lower case, no whitespace, trimmed.
-
-    Args:
-        text: what the user typed.
-
-    Returns:
-        The normalised text; commas are kept (their meaning depends on the question).
-    """
-    folded = unicodedata.normalize("NFKC", text).lower().translate(_DASHES)
-    return re.sub(r"\s+", "", folded)
-
-
 _UNKNOWN_MARKERS: Final[tuple[str, ...]] = (
     "わから",
     "分から",
@@ -167,10 +153,26 @@ _UNKNOWN_MARKERS: Final[tuple[str, ...]] = (
 )
 
 
-def is_unknown_answer(text: str) -> bool:
+def is_unknown_answer(text: Text | str) -> bool:
     """Whether the (raw or normalised) text says the user does not know."""
-    t = normalize(text)
+    return _says_unknown(as_text(text).compact)
+
+
+def _says_unknown(t: str) -> bool:
+    """``is_unknown_answer`` of a text already in its ``compact`` form."""
     return t in ("?", "??", "unknown") or any(marker in t for marker in _UNKNOWN_MARKERS)
+
+
+# Units typed in kana after a number (「7まん」, ７マン, 「5せんえん」), read as their kanji; 「えん」
+# after a number or a unit is 円. Only after a digit, so that 「いません」 stays what it is.
+_KANA_UNITS: Final[dict[str, str]] = {"まん": "万", "せん": "千", "ひゃく": "百", "びゃく": "百", "ぴゃく": "百",
+                                        "ねん": "年", "がつ": "月"}
+_KANA_UNIT: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9])(?:" + "|".join(_KANA_UNITS) + ")")
+_KANA_YEN: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9万千百])えん")
+
+
+def _kana_units(t: str) -> str:
+    return _KANA_YEN.sub("円", _KANA_UNIT.sub(lambda m: _KANA_UNITS[m.group()], t))
 
 
 def _start(text: object, hint: str) -> str | Unknown | Invalid:
@@ -178,16 +180,16 @@ def _start(text: object, hint: str) -> str | Unknown | Invalid:
 
     Returns the normalised text, ``UNKNOWN``, or ``Invalid`` carrying ``hint``.
     """
-    if not isinstance(text, str):
+    if not isinstance(text, (str, Text)):
         return Invalid(hint)
-    t = normalize(text)
+    t = as_text(text).compact
     if not t:
         return Invalid(hint)
     if len(t) > MAX_ANSWER_CHARS:
         return Invalid(HINT_TOO_LONG + hint)
-    if is_unknown_answer(t):
+    if _says_unknown(t):
         return UNKNOWN
-    return t
+    return _kana_units(t)
 
 
 _TRAILING: Final[re.Pattern[str]] = re.compile(r"[。.!?、,~ー]+$")
@@ -206,11 +208,11 @@ def _strip_trailing(t: str) -> str:
 # question is about (生活保護を, 人工呼吸器). Anything else is Invalid, and the dialog treats it
 # as a new message (safety first, then a question) before asking again.
 _NO_START: Final[re.Pattern[str]] = re.compile(
-    r"^(?:いいえ|いえ|いいや|いや|ううん|no|nope|ノー|違う|ちがう|違います|ちがいます)(?:[、。,.!ー~]|です|$)")
-_YES_START: Final[re.Pattern[str]] = re.compile(r"^(?:はい|うん|ええ|yes|yeah|ok|okay|おk|オッケー|おっけー)(?:[、。,.!ー~]|です|だよ|$)")
+    r"^(?:いいえ|いえ|いいや|いや|ううん|no|nope|のー|違う|ちがう|違います|ちがいます)(?:[、。,.!ー~]|です|$)")
+_YES_START: Final[re.Pattern[str]] = re.compile(r"^(?:はい|うん|ええ|yes|yeah|ok|okay|おk|おっけー)(?:[、。,.!ー~]|です|だよ|$)")
 _YES_BARE: Final[re.Pattern[str]] = re.compile(
     r"^(?:はい|はいはい|うん|ええ|そう|そうです|そうだ|そうだよ|そのとおり|その通り|そうなんです|そうなります|y|yes|yeah|ok|okay|"
-    r"おk|おっけー|イエス|いえす|true|o|○|◯|👍|あります|ある|あるよ|あり|います|いる|いるよ|該当|該当します|該当する|該当です|"
+    r"おk|おっけー|いえす|true|o|○|◯|👍|あります|ある|あるよ|あり|います|いる|いるよ|該当|該当します|該当する|該当です|"
     r"当てはまる|当てはまります|あてはまる|あてはまります|もちろん|大丈夫|だいじょうぶ|大丈夫です|だいじょうぶです|"
     r"いいです|いいよ|よい|よろしい|よろしいです|正しい|正しいです|ただしい|合ってる|あってる|合ってます|あってます|"
     r"お願いします|おねがいします|お願い|おねがい|お願いね|おねがいね|よろしく|よろしくお願いします|頼みます|たのみます|"
@@ -219,7 +221,7 @@ _NO_BARE: Final[re.Pattern[str]] = re.compile(
     r"^(?:いいえ|いえ|いや|ううん|no|n|nope|x|×|✕|false|ない|無い|ないです|ないよ|なし|無し|なしです|ありません|いません|いない|"
     r"いないです|ではない|ではないです|ではありません|じゃない|じゃないです|じゃありません|違う|ちがう|違います|ちがいます|"
     r"非該当|該当しない|該当しません|該当なし|当てはまらない|当てはまりません|あてはまらない|あてはまりません|そうじゃない|"
-    r"そうではない|そうではありません|だめ|ダメ|やめて|やめる|やめます|しない|しません)$")
+    r"そうではない|そうではありません|だめ|やめて|やめる|やめます|しない|しません)$")
 # A verb of the question, then a yes or a no ending: 受け|てます, 入っ|てない, 認定され|ています.
 _STEMS: Final[str] = (
     r"(?:受け|うけ|もらっ|貰っ|入っ|はいっ|加入し|かにゅうし|該当し|がいとうし|持っ|もっ|使っ|つかっ|つけ|付け|着け|装着し|"
@@ -239,7 +241,7 @@ _NO_WORD: Final[re.Pattern[str]] = re.compile(r"^(?:いいえ|いや|ううん|�
 
 
 def parse_yes_no(
-    text: str, about: tuple[str, ...] = (), opposite: tuple[str, ...] = ()
+    text: Text | str, about: tuple[str, ...] = (), opposite: tuple[str, ...] = ()
 ) -> bool | Unknown | Invalid:
     """Read a yes/no answer, and only an answer.
 
@@ -260,14 +262,13 @@ def parse_yes_no(
     t = _start(text, HINT_YES_NO)
     if not isinstance(t, str):
         return t
-    spaced = unicodedata.normalize("NFKC", text).lower().strip()
-    spaced = re.sub(r"\s+", "、", spaced)
+    spaced = re.sub(r"\s+", "、", _kana_units(as_text(text).spaced))
     for start, polarity in ((_NO_START, False), (_YES_START, True)):
         m = start.search(spaced)
         if m is None:
             continue
         # 「はい、受けています」 is a yes; 「ちがう、最初から」 is no answer at all (a new message).
-        rest = _ANSWER_TAIL.sub("", normalize(spaced[m.end():]).lstrip("、。,.!ー~"))
+        rest = _ANSWER_TAIL.sub("", compact(spaced[m.end():]).lstrip("、。,.!ー~"))
         if not rest:
             return polarity
         agrees = parse_yes_no(rest, about, opposite)
@@ -295,7 +296,7 @@ def _read_yes_no(t: str, about: tuple[str, ...], opposite: tuple[str, ...]) -> b
     # (「非課税です」, 「生活保護を受けてます」); an opposite word inverts it.
     for words, inverts in ((about, False), (opposite, True)):
         for word in sorted(words, key=len, reverse=True):
-            w = normalize(word)
+            w = compact(word)
             if not w or not t.startswith(w):
                 continue
             rest = t[len(w):]
@@ -399,12 +400,12 @@ def _parse_number(run: str, *, bare_decimal: bool = False) -> Fraction | None:
     return total + rest
 
 
-_NEGATIVE: Final[re.Pattern[str]] = re.compile(r"(^|[^0-9])(-|マイナス|▲|△)\s*[0-9" + "".join(_KANJI_DIGITS) + "]")
+_NEGATIVE: Final[re.Pattern[str]] = re.compile(r"(^|[^0-9])(-|まいなす|▲|△)\s*[0-9" + "".join(_KANJI_DIGITS) + "]")
 _ZERO_WORDS: Final[re.Pattern[str]] = re.compile(
-    r"(なし|ない|無し|無い|なかった|無収入|ゼロ|ぜろ|none|nothing|zero|nil|ありません|ないです)")
+    r"(なし|ない|無し|無い|なかった|無収入|ぜろ|none|nothing|zero|nil|ありません|ないです)")
 # Units that turn a number into something other than yen.
 _NOT_YEN_UNIT: Final[re.Pattern[str]] = re.compile(
-    r"^(割|%|パーセント|か月|ヶ月|ヵ月|カ月|ケ月|箇月|ヶ|月|年|日|歳|才|人|名|回|件|時|分|秒|個|つ|枚|/|:|\.|-|番)"
+    r"^(割|%|ぱーせんと|か月|ヶ月|ヵ月|け月|箇月|ヶ|月|年|日|歳|才|人|名|回|件|時|分|秒|個|つ|枚|/|:|\.|-|番)"
 )
 
 
@@ -425,7 +426,7 @@ def _single_number(t: str, *, bare_decimal: bool = False) -> tuple[Fraction, str
     return value, t[: match.start()], t[match.end() :]
 
 
-def parse_yen(text: str) -> int | Unknown | Invalid:
+def parse_yen(text: Text | str) -> int | Unknown | Invalid:
     """Read an amount of yen.
 
     Accepts "７万円", "7万1千円", "71,000", "71000円", "約25万", "25万くらい", "二十五万三千",
@@ -470,15 +471,15 @@ _AMOUNT_SEPARATORS: Final[re.Pattern[str]] = re.compile(r"[、・/;|]|と|\s+|(?
 _THOUSANDS_COMMA: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
 
 
-def _split_amounts(text: str) -> list[str]:
+def _split_amounts(text: Text) -> list[str]:
     """Split a typed list of amounts into the pieces a person would read as separate amounts."""
-    t = unicodedata.normalize("NFKC", text).lower().strip()
+    t = _kana_units(text.spaced)
     t = _THOUSANDS_COMMA.sub("", t)  # what is left of the commas separates items
     t = t.replace(",", "、")
     return [p for p in _AMOUNT_SEPARATORS.split(t) if p and p.strip()]
 
 
-def parse_yen_list(text: str, *, max_items: int = 12) -> list[int] | Unknown | Invalid:
+def parse_yen_list(text: Text | str, *, max_items: int = 12) -> list[int] | Unknown | Invalid:
     """Read a list of amounts of yen, e.g. monthly medical totals.
 
     Items may be separated by 、 , ・ / ; newlines or spaces, or follow each other after 円:
@@ -493,11 +494,12 @@ def parse_yen_list(text: str, *, max_items: int = 12) -> list[int] | Unknown | I
     Returns:
         The amounts in whole yen, in the order typed; ``UNKNOWN``; or ``Invalid(hint)``.
     """
-    if not isinstance(text, str):
+    if not isinstance(text, (str, Text)):
         return Invalid(HINT_YEN_LIST)
-    if len(text) > MAX_ANSWER_CHARS * 3:
+    said = as_text(text)
+    if len(said.raw) > MAX_ANSWER_CHARS * 3:
         return Invalid(HINT_TOO_LONG + HINT_YEN_LIST)
-    pieces = _split_amounts(text)
+    pieces = _split_amounts(said)
     if not pieces:
         return Invalid(HINT_YEN_LIST)
     if len(pieces) == 1 and is_unknown_answer(pieces[0]):
@@ -539,10 +541,10 @@ def _kana_count(t: str) -> str:
     return t
 
 
-_COUNT_UNIT: Final[re.Pattern[str]] = re.compile(r"^(か月|ヶ月|ヵ月|カ月|ケ月|箇月|ヶ|月|回|つ|度)?")
+_COUNT_UNIT: Final[re.Pattern[str]] = re.compile(r"^(か月|ヶ月|ヵ月|け月|箇月|ヶ|月|回|つ|度)?")
 
 
-def parse_count(text: str) -> int | Unknown | Invalid:
+def parse_count(text: Text | str) -> int | Unknown | Invalid:
     """Read a number of months (0–12), e.g. months over 50,000円 in the last 12.
 
     Accepts "6", "６か月", "六か月", "6ヶ月", "6かげつ", "ふたつき" (2), "みっつ" (3),
@@ -588,7 +590,7 @@ def parse_count(text: str) -> int | Unknown | Invalid:
 _RATES: Final[dict[Fraction, Rate]] = {Fraction(1, 10): 0.1, Fraction(2, 10): 0.2, Fraction(3, 10): 0.3}
 
 
-def parse_rate(text: str) -> Rate | Unknown | Invalid:
+def parse_rate(text: Text | str) -> Rate | Unknown | Invalid:
     """Read the usual insurance copay rate.
 
     "3割" / "３割" / "30%" / "0.3" / "3" → 0.3; likewise 2割 → 0.2 and 1割 → 0.1.
@@ -609,7 +611,7 @@ def parse_rate(text: str) -> Rate | Unknown | Invalid:
     value, _before, after = found
     if after.startswith("割"):
         rate = value / 10
-    elif after.startswith(("%", "パーセント")):
+    elif after.startswith(("%", "ぱーせんと")):
         rate = value / 100
     elif re.match(r"^[^円月年日人回か]*$", after):
         if value in _RATES:
@@ -628,7 +630,7 @@ def parse_rate(text: str) -> Rate | Unknown | Invalid:
 # --------------------------------------------------------------------------- household caps
 
 _NOBODY: Final[re.Pattern[str]] = re.compile(
-    r"(いない|いません|おりません|居ない|居ません|なし|無し|ない|ゼロ|none|nobody|0人"
+    r"(いない|いません|おりません|居ない|居ません|なし|無し|ない|ぜろ|none|nobody|0人"
     r"|ひとりも|一人も|1人も|自分だけ|私だけ|わたしだけ|本人のみ|本人だけ)"
 )
 # A comma followed by exactly three digits groups thousands; any other comma separates items.
@@ -673,14 +675,14 @@ def _hint_cap_values(allowed: frozenset[int]) -> str:
     )
 
 
-def other_recipients(text: str) -> int:
+def other_recipients(text: Text | str) -> int:
     """How many other recipients the answer names without giving their caps (0 when none).
 
     「夫も受給者です」 → 1, 「夫と娘」 → 2, 「2人います」 → 2, 「はい」 → 1; 「いない」 → 0.
     """
-    if not isinstance(text, str):
+    if not isinstance(text, (str, Text)):
         return 0
-    t = normalize(text)[:MAX_ANSWER_CHARS]
+    t = as_text(text).compact[:MAX_ANSWER_CHARS]
     if _WHETHER.search(t):
         return 0
     counted = _PEOPLE_COUNT.search(t)
@@ -696,7 +698,7 @@ def other_recipients(text: str) -> int:
     return 0
 
 
-def parse_household_caps(text: str, allowed: frozenset[int] | None = None) -> list[int | None] | Unknown | Invalid:
+def parse_household_caps(text: Text | str, allowed: frozenset[int] | None = None) -> list[int | None] | Unknown | Invalid:
     """Read the caps on the other household members' certificates.
 
     "いない" / "いません" / "なし" → []; "10,000円" → [10000]; "5000円と2500円" or
@@ -720,10 +722,10 @@ def parse_household_caps(text: str, allowed: frozenset[int] | None = None) -> li
         from handlers.calc.copay import existing_caps
 
         allowed = existing_caps()
-    if not isinstance(text, str):
+    if not isinstance(text, (str, Text)):
         return Invalid(HINT_HOUSEHOLD_CAPS)
     # Whitespace separates items here ("5000 2500"), so split before normalising it away.
-    spaced = re.sub(r"(?<=[0-9円万千])\s+(?=[0-9])", "、", unicodedata.normalize("NFKC", text).strip())
+    spaced = re.sub(r"(?<=[0-9円万千])\s+(?=[0-9])", "、", _kana_units(as_text(text).spaced))
     t = _start(spaced, HINT_HOUSEHOLD_CAPS)
     if t is UNKNOWN:
         # 「夫も受給者ですが、上限額はわからない」: someone is, the amount is what is not known.
@@ -938,7 +940,7 @@ def _read_kana(t: str) -> str:
     return t
 
 
-def parse_date(text: str, today: date, *, prefer: Prefer = "future") -> date | Unknown | Invalid:
+def parse_date(text: Text | str, today: date, *, prefer: Prefer = "future") -> date | Unknown | Invalid:
     """Read a date.
 
     Accepts 2027年3月31日, 2027/3/31, 2027-03-31, 2027.3.31, 20270331, 令和9年3月31日,
@@ -1044,7 +1046,7 @@ _AMOUNT_FILLERS: Final[re.Pattern[str]] = re.compile(
     r"医療費の?総額|医療費|総額|合計|10割|十割|自己負担額?|窓口で?|支払った|払った|支払いました|払いました|かかった|かかりました"
     r"|でした|です|約|およそ|くらい|ぐらい|ほど|[\s:：、,，。.・/はのがでにもを()（）]"
 )
-_AMOUNT_ONLY: Final[re.Pattern[str]] = re.compile(r"[0-9" + "".join(_KANJI_DIGITS) + r"万千百十円]+|なし|ない|ゼロ")
+_AMOUNT_ONLY: Final[re.Pattern[str]] = re.compile(r"[0-9" + "".join(_KANJI_DIGITS) + r"万千百十円]+|なし|ない|ぜろ")
 # Said about what the patient paid at the counter, not the month's total (10割).
 _PAID_WORDS: Final[re.Pattern[str]] = re.compile(r"自己負担|払った|払いました|支払|窓口")
 _TOTAL_WORDS: Final[re.Pattern[str]] = re.compile(r"総額|10割|十割")
@@ -1084,7 +1086,7 @@ def _month_of(match: re.Match[str], today: date) -> date | Invalid:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def parse_month_amounts(text: str, today: date) -> MonthAmounts | Unknown | Invalid:
+def parse_month_amounts(text: Text | str, today: date) -> MonthAmounts | Unknown | Invalid:
     """Read months with their amounts, for the cost log.
 
     Accepts 「4月 52,000円、5月 61,000円」, 「4月52000 5月6万1千円」, 「2026年4月：5万円」,
@@ -1102,11 +1104,12 @@ def parse_month_amounts(text: str, today: date) -> MonthAmounts | Unknown | Inva
         ``MonthAmounts`` (``paid`` when the text says 自己負担／払った／窓口 without 総額／10割),
         ``UNKNOWN`` or ``Invalid(hint)``.
     """
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, (str, Text)) or not as_text(text).spaced:
         return Invalid(HINT_MONTH_AMOUNTS)
-    if len(text) > MAX_ANSWER_CHARS * 4:
+    said = as_text(text)
+    if len(said.raw) > MAX_ANSWER_CHARS * 4:
         return Invalid(HINT_TOO_LONG + HINT_MONTH_AMOUNTS)
-    t = unicodedata.normalize("NFKC", text).lower()
+    t = _kana_units(said.spaced)
     t = _THOUSANDS_COMMA.sub("", t)
     tokens = list(_MONTH_TOKEN.finditer(t))
     if not tokens:

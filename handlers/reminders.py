@@ -32,6 +32,7 @@ from handlers.parsers import UNKNOWN, ImpossibleDate, Invalid, parse_date, parse
 from handlers.ports import CLAIMED, FAILED, PENDING, SENT, SKIPPED, PlannedMark, Registration, ReminderView
 from handlers.system import ask_municipality, parse_municipality
 from knowledge import KnowledgeBase
+from nlp.text import Text
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -172,7 +173,7 @@ def _ask_expiry(answers: Answers, ctx: Context) -> str:
     return text
 
 
-def _parse_expiry(text: str, ctx: Context) -> Any:
+def _parse_expiry(text: Text, ctx: Context) -> Any:
     value = parse_date(text, ctx.today)
     if isinstance(value, date) and (value - ctx.today).days > MAX_DAYS_AHEAD:
         return Invalid(
@@ -194,7 +195,7 @@ def _ask_confirm(answers: Answers, ctx: Context) -> str:
     return f"有効期限は {format_date(expiry)} ですね（{left}）。この日付でよろしいですか？"
 
 
-def _parse_confirm(text: str, ctx: Context) -> Any:
+def _parse_confirm(text: Text, ctx: Context) -> Any:
     value = parse_yes_no(text, about=("その日付", "この日付", "その日", "この日", "日付", "それ", "これ"))
     if value is UNKNOWN:
         return Invalid("この日付でよければ「はい」、違っていれば「いいえ」を送ってください。")

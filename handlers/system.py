@@ -14,6 +14,7 @@ from handlers.dialog import Answers, Form, Slot
 from handlers.office import index_for, office_block, office_card
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
 from handlers.ports import DeleteMyData
+from nlp.text import Text
 
 
 def phrases(*words: str) -> frozenset[str]:
@@ -85,10 +86,10 @@ def ask_municipality(answers: Answers, ctx: Context) -> str:
     return f"お住まいの市町村を教えてください{municipality_examples(ctx.kb)}。"
 
 
-def parse_municipality(text: str, ctx: Context) -> object:
+def parse_municipality(text: Text, ctx: Context) -> object:
     found = index_for(ctx.kb.prefecture).find(text)
     if found is None:
-        if fold(text) in {fold(w) for w in ("わからない", "不明", "unknown")}:
+        if text.folded in {fold(w) for w in ("わからない", "不明", "unknown")}:
             return UNKNOWN
         return Invalid(
             f"{ctx.kb.prefecture.name}内の市町村名で教えてください{municipality_examples(ctx.kb)}。"
@@ -140,7 +141,7 @@ def _delete_finish(answers: Answers, ctx: Context) -> list[Reply]:
     return [Reply("削除はしませんでした。データはそのままです。", choices=(Choice("メニュー", "menu"),), kind="cancel")]
 
 
-def _parse_confirm(text: str, ctx: Context) -> object:
+def _parse_confirm(text: Text, ctx: Context) -> object:
     value = parse_yes_no(text, about=("全部削除", "すべて削除", "削除", "全部消", "消", "データ", "お願い"))
     if value is UNKNOWN:
         return Invalid("削除してよければ「はい」、やめるなら「いいえ」を送ってください。")

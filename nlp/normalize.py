@@ -19,6 +19,9 @@ _SMALL = str.maketrans("ぁぃぅぇぉっゃゅょゎゕゖ", "あいうえお�
 # Keep letters, digits, kana and kanji; everything else separates words.
 _NON_WORD = re.compile(r"[^\w\u3040-\u309f\u30a0-\u30ff\u4e00-\u9fff々〆]+")
 _LONG = re.compile(r"[ー〜~－―‐-]")
+# Dashes and waves as typed on phones, made one of each (「3/1〜3/31」, 「2027−3−31」).
+_DASHES = str.maketrans("〜～−‐–—―", "~~----ー")
+_SPACE = re.compile(r"\s+")
 
 
 def kata_to_hira(text: str) -> str:
@@ -29,6 +32,20 @@ def kata_to_hira(text: str) -> str:
 def nfkc(text: str) -> str:
     """NFKC and lower case: ﾏｲﾅ→マイナ, ＡＢＣ１２３→abc123."""
     return unicodedata.normalize("NFKC", text).lower()
+
+
+def answer_form(text: str) -> str:
+    """The form answers are read in (``handlers.parsers``): NFKC, lower case, katakana as hiragana
+    (ﾊｲ and ハイ are はい, ７マン is 7まん), dashes made one, trimmed. Unlike ``fold`` it keeps
+    punctuation, spaces, small kana and the counters ヵ ヶ (「6ヶ月」), since a comma, a slash, a dot
+    or a space carries meaning in an amount, a list or a date (「40,000」, 「R9.3.31」, 「5000 2500」)."""
+    text = nfkc(text).translate(_DASHES)
+    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヴ" else c for c in text).strip()
+
+
+def compact(text: str) -> str:
+    """``answer_form`` without whitespace."""
+    return _SPACE.sub("", answer_form(text))
 
 
 def fold(text: str) -> str:

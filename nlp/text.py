@@ -2,9 +2,10 @@
 
 ``Text`` holds what the user said (``raw``) and, computed on first use and then kept, its
 forms: ``folded`` (``nlp.normalize.fold``: width, case, katakana, long vowels and punctuation
-folded), ``plain`` (folded, without fillers and polite endings), ``reading`` (read aloud by
+folded), ``spaced`` and ``compact`` (what the dialogs' answer parsers read), ``plain`` (folded, without fillers and polite endings), ``reading`` (read aloud by
 SudachiPy, folded: 「胸が苦しい」 → 「むねがくるしい」) and its ``sentences``. The core builds one
-``Text`` a turn and hands it to the safety check, the route table and the matcher, so that a
+``Text`` a turn and hands it to the safety check, the route table, the dialogs' answer parsers
+and the matcher, so that a
 message is folded and read once, however many handlers look at it.
 
 The SudachiPy tokenizer and ``reading`` live here too, since a text's reading is one of its forms.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
+from nlp import normalize
 from nlp.normalize import fold, kata_to_hira, nfkc, strip_fillers
 
 # Longest text handed to the tokenizer at once (it has an input limit).
@@ -39,6 +41,17 @@ class Text:
     @cached_property
     def folded(self) -> str:
         return fold(self.raw)
+
+    @cached_property
+    def spaced(self) -> str:
+        """``nlp.normalize.answer_form``: what the dialogs' answer parsers read, with its spaces
+        (where they separate the items of an answer: 「5000 2500」)."""
+        return normalize.answer_form(self.raw)
+
+    @cached_property
+    def compact(self) -> str:
+        """``spaced`` without whitespace (``nlp.normalize.compact``)."""
+        return normalize.compact(self.raw)
 
     @cached_property
     def plain(self) -> str:

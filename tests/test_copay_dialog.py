@@ -8,6 +8,7 @@ from bot.bootstrap import build_bot
 from handlers.messages import IncomingMessage
 from handlers.copay import COPAY_FORM, MILD_FORM, START_DATE_FORM
 from handlers.parsers import Invalid
+from nlp.text import Text
 from tests.conftest import FIXED_NOW, SHARED, Chat
 
 COPAY_FILE = SHARED / "eval" / "copay.jsonl"
@@ -77,7 +78,7 @@ def test_every_offered_choice_parses_with_its_slot(bot):
                               FIXED_NOW)
         for slot in form.slots:
             for choice in slot.choices:
-                assert not isinstance(slot.parse(choice.value, ctx), Invalid), (form.name, slot.name, choice)
+                assert not isinstance(slot.parse(Text(choice.value), ctx), Invalid), (form.name, slot.name, choice)
         assert ctx_replies
         chat.say("やめる")
 

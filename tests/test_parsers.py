@@ -19,9 +19,11 @@ from handlers.parsers import (
     YES_NO_CHOICES,
     ImpossibleDate,
     Invalid,
+    MonthAmounts,
     parse_count,
     parse_date,
     parse_household_caps,
+    parse_month_amounts,
     parse_rate,
     parse_yen,
     parse_yen_list,
@@ -849,3 +851,35 @@ def test_what_was_paid_is_told_from_the_total():
 def test_months_that_cannot_be_logged_get_a_kind_hint(text, hint):
     value = parse_month_amounts(text, _JUNE)
     assert isinstance(value, Invalid) and hint in value.hint
+
+
+# --- katakana and kana units, as typed on older phones ---------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("ハイ", True), ("ﾊｲ", True), ("ウン", True), ("オッケー", True), ("イイエ", False), ("ｲｲｴ", False),
+    ("ノー", False), ("ダメ", False), ("ワカラナイ", UNKNOWN), ("ﾜｶﾗﾅｲ", UNKNOWN),
+])
+def test_yes_no_typed_in_katakana_is_read_as_in_hiragana(text: str, expected: object) -> None:
+    assert parse_yes_no(text) == expected
+
+
+@pytest.mark.parametrize("text, yen", [
+    ("７マン", 70_000), ("7まん", 70_000), ("7まんえん", 70_000), ("5せんえん", 5_000), ("1まん2せん", 12_000),
+    ("ゼロ", 0), ("7ﾏﾝ5ｾﾝｴﾝ", 75_000), ("7まんくらい", 70_000),
+])
+def test_amounts_with_units_in_kana_are_read_as_with_kanji(text: str, yen: int | None) -> None:
+    # 「7まん」 was once read as 7円: a number followed by a unit in kana is that unit, never dropped.
+    value = parse_yen(text)
+    assert value == yen if yen is not None else isinstance(value, Invalid)
+
+
+def test_kana_units_in_lists_caps_and_months() -> None:
+    assert parse_yen_list("4まんえん3まんえん") == [40_000, 30_000]
+    assert parse_household_caps("5せんえん　2せん5ひゃくえん") == [5_000, 2_500]
+    assert parse_household_caps("イナイ") == []
+    assert parse_count("6カ月") == parse_count("ロッカゲツ") == 6
+    assert parse_rate("30パーセント") == 0.3
+    assert parse_date("2027ねん3がつ31にち", date(2026, 11, 30)) == date(2027, 3, 31)
+    read = parse_month_amounts("4がつ 5まんえん", date(2026, 11, 30))
+    assert isinstance(read, MonthAmounts) and read.amounts == ((date(2026, 4, 1), 50_000),)
+    assert parse_yes_no("いません") is False  # 「せん」 after no digit is no unit

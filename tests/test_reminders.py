@@ -195,13 +195,14 @@ def test_an_unknown_municipality_still_registers_and_names_where_to_ask(bot):
 def test_every_offered_choice_parses(bot):
     from handlers.parsers import Invalid
     from handlers.ports import UserState
+    from nlp.text import Text
 
     with bot.store.unit_of_work() as uow:
         ctx = bot.context(uow, IncomingMessage("json", "U1"), UserState(user_key="json:U1"), FIXED_NOW)
     offered = [(slot, choice) for slot in REMINDER_FORM.slots for choice in slot.choices]
     assert {slot.name for slot, _ in offered} == {"confirm_expiry", "municipality"}
     for slot, choice in offered:
-        assert not isinstance(slot.parse(choice.value, ctx), Invalid), (slot.name, choice.value)
+        assert not isinstance(slot.parse(Text(choice.value), ctx), Invalid), (slot.name, choice.value)
 
 
 def test_a_past_date_is_explained_and_nothing_is_scheduled(bot):

@@ -69,3 +69,37 @@ def test_the_forms_of_a_text():
     assert one.plain == "受給者証をなくしたん"  # the polite ending is dropped
     assert one.sentences == (one,)  # one sentence: the same forms, not computed again
     assert Text("。。").sentences == ()
+
+
+@pytest.mark.parametrize("answer", ["いいえ、受けていません", "ｲｲｴ　うけてない"])
+def test_a_dialog_answer_is_normalised_once(chat, monkeypatch, answer):
+    """An answer in a dialog is read by the safety check, the dialog's parser (whose form is
+    ``Text.compact``) and the check for a question: each form is made once."""
+    import nlp.normalize
+
+    chat.say("上限額を計算したい")
+    compacts: Counter[str] = Counter()
+    compact_of = nlp.normalize.compact
+
+    def counted(text: str) -> str:
+        compacts[text] += 1
+        return compact_of(text)
+
+    for module_name, module in list(sys.modules.items()):
+        if module_name.split(".")[0] in ("bot", "handlers", "nlp") and getattr(module, "compact", None) is compact_of:
+            monkeypatch.setattr(module, "compact", counted)
+    folds, _readings = _count_calls(monkeypatch)
+
+    replies = chat.say(answer)
+
+    assert "人工呼吸器" in replies[-1].text  # read as a no: the next question
+    assert compacts[answer] == 1, compacts
+    assert folds[answer] == 1, folds
+
+
+def test_the_answer_forms_of_a_text():
+    text = Text(" ７万　５千円〜 ")
+    assert text.spaced == "7万 5千円~"  # spaces kept: they may separate items (「5000 2500」)
+    assert text.compact == "7万5千円~"
+    assert Text("R9．3．31").compact == "r9.3.31"
+    assert Text("ﾊｲ、６ヶ月").compact == "はい、6ヶ月"  # katakana as hiragana; the counter ヶ kept
