@@ -22,7 +22,7 @@ from handlers import costlog, dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
-from handlers.parsers import Invalid
+from handlers.parsers import Invalid, only_unsure
 from handlers.safety import Detection, detect, urgent_reply
 from knowledge import KnowledgeBase
 from knowledge.models import Action
@@ -99,11 +99,15 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     result = dialog.answer(form, ctx, ctx.text)
     if not isinstance(result, Invalid):
         return result
+    # 「わからない」 where the question does not take it (an offer to decide on): the question
+    # again with what it does take, not the menu that 「使い方がわからない」 would bring.
+    if only_unsure(ctx.text):
+        return dialog.reask(form, ctx, result)
     # Not an answer: understood like any other message (a request, a question), then asked again.
     if c is None and len(text) >= 2:
         c = _consult_mid_dialog(ctx)
     if c is not None and c.kind == "action" and c.action is not None:
-        return _performed(c, c.action, msg, ctx)
+        return _still_open(ctx, _performed(c, c.action, msg, ctx))
     if c is not None and c.kind in ("answer", "medical", "redirect"):
         return [c.reply()] + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
     return dialog.reask(form, ctx, result)
@@ -118,6 +122,17 @@ def _consult_mid_dialog(ctx: Context) -> Consultation:
 QUESTION_MIN_CHARS = 15
 _QUESTION = re.compile(r"([?？]|ですか|ますか|でしょうか|の|って|かな)$|どう|何|なに|いつ|どこ|いくら|どれ|なぜ|なんで")
 MID_DIALOG_CONFIDENCE = 60.0
+
+
+def _still_open(ctx: Context, replies: list[Reply]) -> list[Reply]:
+    """An action that answered (the menu, the list of reminders …) and left a dialog open is
+    followed by the dialog's pending question: else the next 「はい」 would answer a question that
+    is no longer on the screen."""
+    if ctx.state.dialog in ctx.forms and replies and replies[-1].expecting is None:
+        form = ctx.forms[ctx.state.dialog]
+        if dialog.pending(form, ctx) is not None:
+            return replies + dialog.ask(form, ctx, prefix="では、先ほどの続きです。")
+    return replies
 
 
 def _performed(c: Consultation, action_id: str, msg: IncomingMessage, ctx: Context) -> list[Reply]:
@@ -165,7 +180,7 @@ def _action(msg: IncomingMessage, ctx: Context) -> Action | None:
 def do_action(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     found = _action(msg, ctx)
     assert found is not None
-    return understand.perform(found, msg, ctx)
+    return _still_open(ctx, understand.perform(found, msg, ctx))
 
 
 def _start_button(msg: IncomingMessage, ctx: Context) -> bool:

@@ -49,6 +49,7 @@ class Slot:
             valid answer to that slot replaces it, and the confirmation is asked again
             (「2027年4月30日」 typed at 「この日付でよろしいですか？」 corrects the date).
         label: a short name of the answer, on the buttons that offer to change it after a result.
+        unit: what a number answered here counts, said after it on those buttons (円, か月).
     """
 
     name: str
@@ -62,6 +63,7 @@ class Slot:
     reset_on_no: tuple[str, ...] = ()
     amends: str | None = None
     label: str = ""
+    unit: str = ""
 
     def question(self, answers: Answers, ctx: Context) -> str:
         return self.ask(answers, ctx) if callable(self.ask) else self.ask
@@ -260,9 +262,9 @@ def show_value(slot: Slot, value: Any) -> str:
         if str(value) == choice.value:
             return choice.label
     if isinstance(value, int):
-        return f"{value:,}"
+        return f"{value:,}{slot.unit}"
     if isinstance(value, list):
-        return "・".join(f"{v:,}" if isinstance(v, int) else str(v) for v in value) or "なし"
+        return "・".join(f"{v:,}{slot.unit}" if isinstance(v, int) else str(v) for v in value) or "なし"
     return str(value)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "Invalid",
     "Unknown",
     "is_unknown_answer",
+    "only_unsure",
     "other_recipients",
     "parse_count",
     "parse_date",
@@ -156,6 +157,20 @@ _UNKNOWN_MARKERS: Final[tuple[str, ...]] = (
 def is_unknown_answer(text: Text | str) -> bool:
     """Whether the (raw or normalised) text says the user does not know."""
     return _says_unknown(as_text(text).compact)
+
+
+# A message that says only "I don't know" (「わからない」, 「よくわかりません」, 「知らないです」), as
+# opposed to one that says what is not known (「使い方がわからない」).
+_ONLY_UNSURE: Final[re.Pattern[str]] = re.compile(
+    r"^(?:よく|ちょっと|まだ|全然|ぜんぜん|さっぱり|うーん|えーと|えっと|[、。,.!?…~ー])*"
+    r"(?:わから|分から|判ら|解ら|わかん|分かん|知ら|しら|わかりません|分かりません|知りません|しりません|不明)"
+    r"(?:ない|ん|なかった|なくて)?(?:です|ですね|な|ね|よ|けど|[、。,.!?…~ー])*$"
+)
+
+
+def only_unsure(text: Text | str) -> bool:
+    """Whether the message says nothing but that the user does not know."""
+    return bool(_ONLY_UNSURE.match(as_text(text).compact))
 
 
 def _says_unknown(t: str) -> bool:

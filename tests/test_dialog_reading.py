@@ -51,7 +51,7 @@ def test_after_a_result_one_answer_can_be_changed_and_the_result_is_new(chat):
     assert "月の自己負担上限額：20,000円" in chat.text(replies)
     offer = chat.say("間違えました")
     labels = [c.label for c in offer[-1].choices]
-    assert "所得割：100,000" in labels and "生活保護：いいえ" in labels
+    assert "所得割：100,000円" in labels and "生活保護：いいえ" in labels  # an amount says it is yen
     asked = chat.click("fix:income_tax")
     assert asked[-1].expecting == "income_tax"
     result = chat.say("5万円")
@@ -152,3 +152,26 @@ def test_every_button_label_fits_a_phone_and_the_terminal_uncut(bot):
 def test_a_long_reason_typed_in_full_is_read(chat):
     replies = _to(chat, ["2026年9月1日", "2026年11月20日", "臨個票の受け取りが遅れた"], start="start:start-date")
     assert replies[-1].kind == "start-result"
+
+
+@pytest.mark.parametrize("unsure", ["わからない", "ワカラナイ", "よくわかりません"])
+def test_unsure_at_an_offer_asks_the_offer_again_not_the_menu(chat, unsure):
+    chat.say("医療費の記録をつけたい")
+
+    replies = chat.say(unsure)
+
+    assert len(replies) == 1
+    assert "「はい」か「いいえ」" in replies[0].text and "記録を始めますか" in replies[0].text
+    assert "制度について" not in [c.label for c in replies[0].choices]  # not the menu
+    assert "毎月3日" in chat.say("はい")[-1].text  # the offer is still what はい answers
+
+
+@pytest.mark.parametrize("request_", ["メニュー", "使い方がわからない"])
+def test_the_menu_asked_mid_dialog_is_followed_by_the_pending_question(chat, request_):
+    chat.say("医療費の記録をつけたい")
+
+    replies = chat.say(request_)
+
+    assert "自己負担を計算" in [c.label for c in replies[0].choices]  # the menu
+    assert replies[-1].text.startswith("では、先ほどの続きです。") and "記録を始めますか" in replies[-1].text
+    assert "毎月3日" in chat.say("はい")[-1].text
