@@ -68,6 +68,7 @@ from handlers.messages import Address, IncomingMessage, Reply
 from nlp.privacy import hash_user
 from bot.storage.models import utcnow
 from bot.storage.repositories import Store
+from bot.storage.turn_queue import TurnWriter
 
 log = logging.getLogger("nanbyo.turns")
 
@@ -78,6 +79,10 @@ DEFAULT_LIMIT = 5000  # turns waiting in the queue before new ones are refused (
 DEFAULT_LEASE_SECONDS = 30.0  # an owner that has not renewed its turns for this long is dead
 ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this belongs to a finished turn
 DB_PAUSE_SECONDS = 5.0  # after a failed write, turns are not recorded for this long before trying again
+# Turns a consumer holds at once per thread (running, waiting behind a turn of the same user, or
+# answered and not yet deleted): enough to keep every thread busy. After a crash, at most these
+# many answers are delivered again.
+TAKEN_PER_THREAD = 4
 POLL_SECONDS = 0.02  # how often an idle consumer looks for new turns (a read of one row at most)
 CLOSE_SECONDS = 60.0  # on close, how long a consumer goes on taking the turns still in the queue
 
@@ -221,6 +226,7 @@ class _Recorder:
 
     def __init__(self, store: Any, on_recorded: Callable[[], None] | None = None) -> None:
         self._store = store
+        self._writer = TurnWriter(store.engine)
         self._on_recorded = on_recorded
         self._cond = threading.Condition()
         self._queue: list[_Entry] = []
@@ -251,8 +257,7 @@ class _Recorder:
                     self._cond.wait()
                 batch, self._queue[:] = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
             try:
-                with self._store.unit_of_work() as uow:
-                    uow.turns.enqueue_turns([(e.kind, e.user_key, e.payload) for e in batch], now=utcnow())
+                self._writer.enqueue([(e.kind, e.user_key, e.payload) for e in batch], now=utcnow())
                 self.waiting += len(batch)  # at most: the consumer deletes what it answered (see count)
             except Exception as exc:
                 for entry in batch:
@@ -438,7 +443,7 @@ class TurnConsumer:
         self.bot, self.outboxes = bot, outboxes
         self.store, self.queue = store, queue  # turn answers are kept in the one, turns wait in the other
         self.lease, self.poll = lease, poll
-        self.capacity = threads * 4  # turns taken at once: enough to keep every thread busy
+        self.capacity = threads * TAKEN_PER_THREAD
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.adopted = 0  # turns taken over from a consumer that died
         self._lock = threading.Lock()  # guards _pending, _users, _seq

@@ -29,6 +29,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.storage.db import turn_queue_url
+from bot.turns import TAKEN_PER_THREAD
 from tests.fakes.line_api import FakeLineApi
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
@@ -178,9 +179,9 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
 
     answered = slack_answers(fake_slack) + line_answers(line_api)
     repeated = sorted(u for u in acked if answered[u] > 1)
-    # Only an answer being posted at the kill is posted again (replayed from the database, the
-    # turn does not run twice): no more of them than the worker runs turns at once.
-    assert len(repeated) <= 2 * RUNNER_THREADS, repeated
+    # Only an answer posted and not yet deleted at the kill is posted again (replayed from the
+    # database, the turn does not run twice): no more of them than the turn process holds at once.
+    assert len(repeated) <= TAKEN_PER_THREAD * RUNNER_THREADS, repeated
     assert all(answered[u] == 2 for u in repeated), {u: answered[u] for u in repeated}
     slack_posts = fake_slack.calls_to("chat.postMessage", ok_only=False)
     for user in repeated:
@@ -197,7 +198,7 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
             assert sent[0][0] < posted_at_kill[1]
     # Answers are forgotten with their turns; only a kill between the two can leave one behind
     # (purged by the lease loop after bot.turns.ANSWER_RETENTION).
-    assert kept_answers(database_url) <= 2 * RUNNER_THREADS
+    assert kept_answers(database_url) <= TAKEN_PER_THREAD * RUNNER_THREADS
     assert "turn taken over" in second.log.read_text(errors="replace")
     # The acked events were recorded before the ack, and answered: nothing else was answered.
     assert set(answered) <= {f"U{5000 + n}" if n % 2 else f"L{5000 + n}" for n in range(total)}
@@ -338,8 +339,6 @@ def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fak
                                                              caplog: pytest.LogCaptureFixture) -> None:
     """As serve's HTTP processes do it: no turn process can run what is not recorded, so the
     user gets the apology the turn would give while the database is down, at once."""
-    from contextlib import contextmanager
-
     from sqlalchemy.exc import OperationalError
 
     from bot.bootstrap import build_service
@@ -347,20 +346,18 @@ def test_a_turn_the_database_cannot_record_is_still_answered(tmp_path: Path, fak
     from bot.core import DB_DOWN_TEXT
     from bot.server import start_in_thread
 
-    class RefusingStore:
+    class RefusingWriter:
         """The database refuses the write of the record."""
 
-        @contextmanager
-        def unit_of_work(self):
+        def enqueue(self, turns, *, now):
             raise OperationalError("INSERT INTO pending_turn", {}, ConnectionError("gone"))
-            yield
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
     settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake_slack.api_url)
     service = build_service(settings, record_only=True)
     assert service.bot is None, "the HTTP side runs no turn"
-    service.runner._recorder._store = RefusingStore()
+    service.runner._recorder._writer = RefusingWriter()
     server = start_in_thread(service)
     try:
         for n in range(2):
