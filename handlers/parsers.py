@@ -13,6 +13,10 @@ Range checks that belong to the rules (e.g. contradictions between answers) live
 
 Every value a button sends (``*_CHOICES`` below: ASCII values such as ``"yes"``,
 ``"unknown"``, ``"0.3"``) parses with the same parser as typed text.
+
+Each parser takes the turn's ``nlp.text.Text`` (or a plain string, made into one) and reads its
+answer forms, computed once per turn: width, case and katakana folded (ﾊｲ is はい), and units
+typed in kana after a number read as their kanji (7まん is 7万).
 """
 
 from __future__ import annotations
@@ -76,7 +80,6 @@ class Invalid:
     options: tuple[tuple[str, str], ...] = ()
 
 
-# 「〜」「～」 and the wave dash all become "~"; the long-vowel bar variants become "ー".
 Rate = float  # one of 0.1, 0.2, 0.3 (a Literal cannot hold floats)
 
 # Button (label, value) pairs. Values are plain ASCII and parse with the matching parser.
@@ -123,7 +126,8 @@ HINT_DATE_DAY: Final[str] = "日にちまで教えてください（月末なら
 HINT_TOO_LONG: Final[str] = "短いお返事で教えてください。"
 
 
-# --------------------------------------------------------------------------- normalising
+# --------------------------------------------------------------------------- reading the answer
+# (its forms come from the turn's ``nlp.text.Text``: ``spaced`` and ``compact``)
 
 
 _UNKNOWN_MARKERS: Final[tuple[str, ...]] = (
@@ -191,9 +195,9 @@ def _kana_units(t: str) -> str:
 
 
 def _start(text: object, hint: str) -> str | Unknown | Invalid:
-    """Common start of every parser: type guard, normalise, length guard, わからない.
+    """Common start of every parser: type guard, the ``compact`` form, length guard, わからない.
 
-    Returns the normalised text, ``UNKNOWN``, or ``Invalid`` carrying ``hint``.
+    Returns the compact text with kana units read, ``UNKNOWN``, or ``Invalid`` carrying ``hint``.
     """
     if not isinstance(text, (str, Text)):
         return Invalid(hint)
