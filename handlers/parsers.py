@@ -164,11 +164,12 @@ def is_unknown_answer(text: Text | str) -> bool:
 
 
 # A message that says only "I don't know" (「わからない」, 「よくわかりません」, 「知らないです」), as
-# opposed to one that says what is not known (「使い方がわからない」).
+# opposed to one that says what is not known (「使い方がわからない」): one of the markers above,
+# with nothing around it but fillers and endings.
 _ONLY_UNSURE: Final[re.Pattern[str]] = re.compile(
     r"^(?:よく|ちょっと|まだ|全然|ぜんぜん|さっぱり|うーん|えーと|えっと|[、。,.!?…~ー])*"
-    r"(?:わから|分から|判ら|解ら|わかん|分かん|知ら|しら|わかりません|分かりません|知りません|しりません|不明)"
-    r"(?:ない|ん|なかった|なくて)?(?:です|ですね|な|ね|よ|けど|[、。,.!?…~ー])*$"
+    r"(?:" + "|".join(re.escape(m) for m in sorted(_UNKNOWN_MARKERS, key=len, reverse=True)) + ")"
+    r"(?:い|ない|ん|なかった|なくて)?(?:です|ですね|な|ね|よ|けど|[、。,.!?…~ー])*$"
 )
 
 

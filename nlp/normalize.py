@@ -24,9 +24,14 @@ _DASHES = str.maketrans("〜～−‐–—―", "~~----ー")
 _SPACE = re.compile(r"\s+")
 
 
-def kata_to_hira(text: str) -> str:
-    """Fold katakana (ァ..ヶ) to hiragana; other characters are kept."""
-    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in text)
+_KATA = {c: c - 0x60 for c in range(ord("ァ"), ord("ヴ") + 1)}
+_KATA_AND_COUNTERS = {**_KATA, ord("ヵ"): ord("ゕ"), ord("ヶ"): ord("ゖ")}
+
+
+def kata_to_hira(text: str, *, counters: bool = True) -> str:
+    """Fold katakana (ァ..ヶ) to hiragana; other characters are kept. ``counters=False`` keeps ヵ
+    and ヶ, which are as often the counter of 「6ヶ月」 as kana."""
+    return text.translate(_KATA_AND_COUNTERS if counters else _KATA)
 
 
 def nfkc(text: str) -> str:
@@ -39,8 +44,7 @@ def answer_form(text: str) -> str:
     (ﾊｲ and ハイ are はい, ７マン is 7まん), dashes made one, trimmed. Unlike ``fold`` it keeps
     punctuation, spaces, small kana and the counters ヵ ヶ (「6ヶ月」), since a comma, a slash, a dot
     or a space carries meaning in an amount, a list or a date (「40,000」, 「R9.3.31」, 「5000 2500」)."""
-    text = nfkc(text).translate(_DASHES)
-    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヴ" else c for c in text).strip()
+    return kata_to_hira(nfkc(text).translate(_DASHES), counters=False).strip()
 
 
 def compact(text: str) -> str:

@@ -2,11 +2,11 @@
 
 ``Text`` holds what the user said (``raw``) and, computed on first use and then kept, its
 forms: ``folded`` (``nlp.normalize.fold``: width, case, katakana, long vowels and punctuation
-folded), ``spaced`` and ``compact`` (what the dialogs' answer parsers read), ``plain`` (folded, without fillers and polite endings), ``reading`` (read aloud by
-SudachiPy, folded: 「胸が苦しい」 → 「むねがくるしい」) and its ``sentences``. The core builds one
-``Text`` a turn and hands it to the safety check, the route table, the dialogs' answer parsers
-and the matcher, so that a
-message is folded and read once, however many handlers look at it.
+folded), ``spaced`` and ``compact`` (what the dialogs' answer parsers read), ``plain`` (folded,
+without fillers and polite endings), ``reading`` (read aloud by SudachiPy, folded: 「胸が苦しい」 →
+「むねがくるしい」) and its ``sentences``. The core builds one ``Text`` a turn and hands it to the
+safety check, the route table, the dialogs' answer parsers and the matcher, so that a message is
+folded and read once, however many handlers look at it.
 
 The SudachiPy tokenizer and ``reading`` live here too, since a text's reading is one of its forms.
 """
