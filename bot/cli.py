@@ -91,6 +91,9 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.safety or args.actions:
         return _eval_with_bot(args, settings)
+    if not args.file:
+        print("eval: a question file is needed (only --safety runs without one)", file=sys.stderr)
+        return 2
     kb, matcher = knowledge_and_matcher(settings.prefecture)
     spec = Path(args.spec) if args.spec else None
     result = evaluate(kb, matcher, Path(args.file), spec)
@@ -106,13 +109,22 @@ def _eval_with_bot(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.bootstrap import build_bot
     from bot.core import TOKYO
-    from bot.evaluation import evaluate_actions, evaluate_safety
+    from bot.evaluation import Report, evaluate_actions, evaluate_false_alarms, evaluate_safety, ordinary_corpora
 
     with tempfile.TemporaryDirectory() as tmp:
         fixed = datetime(2026, 11, 30, 10, 0, tzinfo=TOKYO)
         bot = build_bot(Settings(database_url=f"sqlite:///{tmp}/eval.db", prefecture=settings.prefecture),
                         clock=lambda: fixed)
-        result = evaluate_safety(bot, Path(args.file)) if args.safety else evaluate_actions(bot, Path(args.file))
+        result: Report
+        if args.safety and not args.file:
+            result = evaluate_false_alarms(bot, ordinary_corpora(bot.kb, Path(args.localgovfaq)))
+        elif args.safety:
+            result = evaluate_safety(bot, Path(args.file))
+        elif args.file:
+            result = evaluate_actions(bot, Path(args.file))
+        else:
+            print("eval --actions: a file of requests is needed", file=sys.stderr)
+            return 2
         bot.store.engine.dispose()
     print(result.report())
     return 0
@@ -208,13 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_kb_check)
 
     ev = sub.add_parser("eval", help="measure the matcher on a JSONL question file")
-    ev.add_argument("file")
+    ev.add_argument("file", nargs="?", help="the JSONL file (with --safety: optional, see --localgovfaq)")
     ev.add_argument("--spec", help="topics.yaml whose must facts to check (default: each topic's own)")
     ev.add_argument("--actions", action="store_true",
                     help='the file holds {"q", "action"} lines: measure requests started directly and within one click')
     ev.add_argument("--safety", action="store_true",
                     help='the file holds {"text", "kind"} lines: measure emergency and crisis recall and false alarms, '
-                         "free and at every dialog step")
+                         "free and at every dialog step; without a file, count false alarms on the ordinary corpora "
+                         "(generated patient sentences, the knowledge base's own examples, localgovFAQ)")
+    ev.add_argument("--localgovfaq", default="../shared/peer-data/localgovfaq",
+                    help="folder of the localgovFAQ collection, an ordinary corpus of --safety (skipped when absent)")
     ev.set_defaults(func=_cmd_eval)
 
     copay = sub.add_parser("copay", help="monthly copay cap from JSON facts on stdin")

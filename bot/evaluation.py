@@ -222,6 +222,80 @@ def evaluate_safety(bot: Any, path: Path) -> SafetyResult:
     return SafetyResult(tuple(misses), urgent, ordinary, caught, false_alarms, len(steps), caught_mid, false_alarms_mid)
 
 
+# --- safety: false alarms on ordinary texts ----------------------------------------------------
+
+# The generated ordinary patient sentences: every document the knowledge base names (its synonym
+# groups of documents, with their variants) × a particle × an everyday verb, in kanji and read aloud.
+# A danger list matched as letters fails on exactly these (しんせいしょを ⊃ いしょを).
+DOCUMENT_ENDINGS = ("書", "証", "票", "届", "表", "証明")
+EXTRA_DOCUMENTS = ("申請書", "証明書", "意見書", "医療意見書", "診断書", "領収書", "届出書", "通知書", "決定通知書", "遺族年金の請求書")
+PARTICLES = ("を", "は", "って")
+VERBS = ("郵送したい", "出せばいいの？", "出すのはいつ？", "書けない", "なくした", "待ってます", "送りました", "もらいたい",
+         "取りに行きたい", "まだ届かない", "どこで手に入る？", "書き方がわからない", "コピーしてもいい？", "返したい",
+         "持っていくの？", "首を長くして待ってます", "切れそう", "捨ててしまった", "破いてしまった", "燃やしてもいい？")
+
+
+def generated_ordinary(kb: KnowledgeBase) -> list[str]:
+    """Ordinary sentences about the knowledge base's documents (see ``DOCUMENT_ENDINGS``)."""
+    from nlp.text import hiragana
+
+    documents = set(EXTRA_DOCUMENTS)
+    for group in kb.synonyms:
+        if group.canonical.endswith(DOCUMENT_ENDINGS):
+            documents |= {group.canonical, *(v for v in group.variants if v.endswith(DOCUMENT_ENDINGS))}
+    sentences = [f"{d}{p}{v}" for d in sorted(documents) for p in PARTICLES for v in VERBS]
+    return sentences + [hiragana(s) for s in sentences]
+
+
+def knowledge_examples(kb: KnowledgeBase) -> list[str]:
+    """Every question the knowledge base itself gives as an example: the phrasings of its topics,
+    services and actions, and each emergency concept's near misses."""
+    texts = [p for t in kb.topics.values() for p in (t.title, *t.phrasings)]
+    texts += [p for s in kb.services for p in s.phrasings]
+    texts += [p for a in kb.actions for p in a.phrasings]
+    texts += [m for c in kb.emergency.concepts for m in c.near_misses]
+    return texts
+
+
+def localgovfaq_texts(folder: Path) -> list[str]:
+    """The queries and the FAQ titles of the localgovFAQ collection (ordinary municipal questions)."""
+    queries = json.loads((folder / "queries.json").read_text(encoding="utf-8"))
+    corpus = json.loads((folder / "corpus.json").read_text(encoding="utf-8"))
+    titles = [str(c).split("\n")[0].removeprefix("Question: ") for c in corpus.values()]
+    return [str(q) for q in queries.values()] + titles
+
+
+def ordinary_corpora(kb: KnowledgeBase, localgovfaq: Path | None) -> dict[str, list[str]]:
+    """The false-alarm corpora of ``eval --safety``; localgovFAQ only where its folder is there."""
+    corpora = {"generated patient sentences": generated_ordinary(kb), "knowledge-base examples": knowledge_examples(kb)}
+    if localgovfaq is not None and (localgovfaq / "queries.json").is_file():
+        corpora["localgovFAQ questions and titles"] = localgovfaq_texts(localgovfaq)
+    return corpora
+
+
+@dataclass(frozen=True)
+class FalseAlarmResult(Report):
+    counts: tuple[tuple[str, int, int], ...]  # (corpus, texts, false alarms)
+
+    def figures(self) -> list[str]:
+        return [f"false alarms on {name}: {alarms} of {total}" for name, total, alarms in self.counts]
+
+
+def evaluate_false_alarms(bot: Any, corpora: dict[str, list[str]]) -> FalseAlarmResult:
+    """Send every ordinary text as a free message; any answered as an emergency or a crisis is a false alarm."""
+    counts: list[tuple[str, int, int]] = []
+    misses: list[str] = []
+    for name, texts in corpora.items():
+        alarms = 0
+        for n, text in enumerate(texts):
+            replies = bot.handle(IncomingMessage(channel="eval", user=f"ordinary-{len(counts)}-{n}", text=text))
+            if replies and replies[0].kind in URGENT_KINDS:
+                alarms += 1
+                misses.append(f"[false alarm, {name}] {text}")
+        counts.append((name, len(texts), alarms))
+    return FalseAlarmResult(tuple(misses), tuple(counts))
+
+
 # --- actions: requests for what the bot does ------------------------------------------------
 
 @dataclass(frozen=True)

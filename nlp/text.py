@@ -128,6 +128,16 @@ def reading(text: str) -> str:
     return fold(kata_to_hira("".join(parts)))
 
 
+def hiragana(text: str) -> str:
+    """The text as a person typing only hiragana writes it (「申請書を出す」 → 「しんせいしょをだす」): SudachiPy's
+    reading in hiragana, with small kana, long vowels and punctuation kept (unlike ``reading``)."""
+    tok = tokenizer()
+    if tok is None:  # pragma: no cover - the dependency is declared
+        return text
+    return "".join(kata_to_hira(m.reading_form() or m.surface()) if m.part_of_speech()[0] != "補助記号" else m.surface()
+                   for m in tok.tokenize(nfkc(text)[:CHUNK]))
+
+
 def kana_share(folded: str) -> float:
     """Share of kana among the kana and kanji of a folded text (1.0 for 「でーたけして」)."""
     kana = sum(1 for c in folded if "\u3041" <= c <= "\u309f")
