@@ -259,6 +259,21 @@ def test_redaction_removes_every_digit_form():
     assert "一部負担" in kept  # a lone 一 of a word is not a number
 
 
+def test_redaction_removes_daiji_keycaps_and_romanised_names_whole():
+    kept = redact("壱弐参肆の件、弐千弐拾七年、4\ufe0f\u20e32\ufe0f\u20e3 と Hanako Yamada さん、YAMADA Hanako より")
+    for piece in ("壱弐参肆", "弐千弐拾七", "4", "2", "Hanako", "Yamada", "YAMADA"):
+        assert piece not in kept, kept
+    assert "＊ Yamada" not in kept and "件" in kept and "より" in kept
+
+
+def test_statistics_keep_no_daiji_number_or_romanised_name(chat, settings):
+    chat.say("Hanako Yamada です。壱弐参肆伍陸の書類について、ゾウの飼い方を教えてください")
+    kept = " ".join(r[0] for r in _rows(settings.database_url, "SELECT redacted FROM question_stat"))
+    assert kept, "the unanswered question is counted"
+    for piece in ("Hanako", "Yamada", "壱弐参", "伍陸"):
+        assert piece not in kept, kept
+
+
 # --- 6. odd bodies and odd text ------------------------------------------------------------------
 
 @pytest.fixture()
