@@ -203,7 +203,7 @@ class Bot:
             guarded: tuple[str, list[Reply]] | None
             if found is not None:
                 urgent_replies = urgent(msg, ctx, found)
-                if looks_like_my_number(msg.text or ""):  # read for safety only, never kept
+                if msg.my_number or looks_like_my_number(msg.text or ""):  # read for safety only, never kept
                     urgent_replies.insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
                 guarded = ("urgent", urgent_replies)
             else:
@@ -254,7 +254,7 @@ class Bot:
         get the My Number check and a length limit of their own.
         """
         pending = ctx.forms.get(ctx.state.dialog or "")
-        if looks_like_my_number(msg.choice if msg.choice is not None else msg.text or ""):
+        if msg.my_number or looks_like_my_number(msg.choice if msg.choice is not None else msg.text or ""):
             replies = [Reply(MY_NUMBER_TEXT, kind="mynumber")]
             if pending:
                 replies += dialog.ask(pending, ctx)
