@@ -121,6 +121,12 @@ _LOG_HASH_KEY: bytes | None = None
 _LOG_HASH_LOCK = threading.Lock()
 
 
+def ensure_log_hash_key() -> None:
+    """Make the key now (``serve``, before it starts any process): every turn process it starts
+    or restarts, and every worker, then inherits the same one."""
+    _log_hash_key()
+
+
 def _log_hash_key() -> bytes:
     """LOG_HASH_KEY from the environment; when unset, a random key, made on first use and put
     into this process's environment so that the worker processes ``serve`` starts use it too (the

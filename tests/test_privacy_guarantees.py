@@ -466,3 +466,21 @@ def test_statistics_carry_a_keyed_id_that_every_process_can_delete(database_url)
     # … and deletes every row of the user, including those the first one wrote.
     assert second.delete_user("slack:U012AB3CD") > 0
     assert _rows(database_url, "SELECT 1 FROM question_stat") == []
+
+
+def test_a_restarted_turn_process_gets_the_same_log_hash_key(tmp_path, monkeypatch):
+    """Without LOG_HASH_KEY, serve makes one key before its first turn process and hands it to
+    every restart: a user's id in the logs stays the same when the turn process dies."""
+    from bot.turn_process import TurnProcess
+    from nlp import privacy
+
+    monkeypatch.delenv("LOG_HASH_KEY", raising=False)
+    monkeypatch.setattr(privacy, "_LOG_HASH_KEY", None)
+    seen = tmp_path / "keys"
+    code = f"import os; open({str(seen)!r}, 'a').write(os.environ.get('LOG_HASH_KEY', '-') + '\\n')"
+    turns = TurnProcess([sys.executable, "-c", code])  # exits at once: restarted after 0 s, then 1 s
+    turns.start()
+    _wait(lambda: seen.exists() and len(seen.read_text().split()) >= 2)
+    turns.stop(timeout=5)
+    first, second = seen.read_text().split()[:2]
+    assert first == second and first != "-"
