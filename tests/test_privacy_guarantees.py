@@ -484,3 +484,27 @@ def test_a_restarted_turn_process_gets_the_same_log_hash_key(tmp_path, monkeypat
     turns.stop(timeout=5)
     first, second = seen.read_text().split()[:2]
     assert first == second and first != "-"
+
+
+# --- issue 24: a LINE unfollow leaves a tombstone, not the user id --------------------------------
+
+def test_a_turn_run_after_the_unfollow_recreates_nothing_until_the_user_unblocks(database_url):
+    """Two instances: a text the user sent before blocking is run after the unfollow's deletion
+    (here in that order on one bot, as the other instance would). It is dropped, writes nothing
+    about them, and the tombstone holds a keyed hash, not their id; a follow undoes it."""
+    from handlers.messages import FOLLOW, UNFOLLOW
+
+    bot = build_bot(Settings(database_url=database_url), clock=lambda: FIXED_NOW)
+    key = f"line:{LINE_USER}"
+    for said in ("更新を忘れないように通知して", "2027年3月31日"):
+        bot.handle(IncomingMessage("line", LINE_USER, text=said, event_id=f"e-{said}"))
+    assert _user_rows(database_url, key)["conversation_state"] == 1  # the test can fail
+    bot.handle(IncomingMessage("line", LINE_USER, event=UNFOLLOW))
+    late = bot.handle(IncomingMessage("line", LINE_USER, text="はい", event_id="e-late"))
+    assert late == []
+    assert set(_user_rows(database_url, key).values()) == {0}
+    tombstones = [r[0] for r in _rows(database_url, "SELECT key FROM unfollowed_user")]
+    assert tombstones == [_stats_id(database_url, key)] and LINE_USER not in tombstones[0]
+    welcome = bot.handle(IncomingMessage("line", LINE_USER, event=FOLLOW, event_id="e-follow"))
+    assert welcome and _rows(database_url, "SELECT key FROM unfollowed_user") == []
+    assert bot.handle(IncomingMessage("line", LINE_USER, text="受給者証なくした", event_id="e-back"))
