@@ -1,6 +1,7 @@
-"""Issue 24, "nothing left behind": through ``serve`` with a SQLite database, a LINE user who
-typed a phone number, an amount and a My Number in many forms, then blocked the bot, leaves none
-of it — nor their user id — in any file the bot wrote, after a clean shutdown. The My Number is
+"""Issue 24, "nothing left behind": through ``serve``, a LINE user who typed a phone number, an
+amount and a My Number in many forms, then blocked the bot, leaves none of it — nor their user
+id — in any file the bot wrote (SQLite; the log too), nor in any live row (PostgreSQL), after a
+clean shutdown. The My Number is
 refused before the turn is recorded (``bot.turns.encode_turns``), and the turn queue's WAL is
 checkpointed and truncated (``TurnConsumer``), besides the database's after the deletion.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import time
 import urllib.request
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 from bot.core import MY_NUMBER_TEXT
 from tests.fakes.line_api import FakeLineApi
@@ -41,9 +44,22 @@ def _traces() -> list[bytes]:
     return out
 
 
+def _table_text(url: str) -> bytes:
+    """Every live row of every table of the (PostgreSQL) database, as text."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars()
+            return "\n".join(str(row[0]) for table in list(tables)
+                             for row in conn.execute(text(f'SELECT t::text FROM "{table}" t'))).encode()
+    finally:
+        engine.dispose()
+
+
 def test_a_line_user_who_blocks_leaves_nothing_in_any_file_after_a_clean_shutdown(
-        tmp_path: Path, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:  # noqa: F811
-    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+        tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:  # noqa: F811
+    url = database_url
+    postgres = url.startswith("postgresql")
     serve = start_serve(tmp_path, url, fake_slack, line_api, "serve")
     try:
         replies = 0
@@ -56,8 +72,8 @@ def test_a_line_user_who_blocks_leaves_nothing_in_any_file_after_a_clean_shutdow
             texts = [m.get("text") or m.get("altText") for m in messages]
             assert texts[0].startswith(MY_NUMBER_TEXT[:20]) and len(texts) >= 2, texts
         files = [p for p in tmp_path.iterdir() if p.is_file()]
-        assert any(b"8765" in p.read_bytes() or USER.encode() in p.read_bytes() for p in files), \
-            "the test can fail: the user's data is there before the deletion"
+        before = _table_text(url) if postgres else b"".join(p.read_bytes() for p in files)
+        assert b"8765" in before or USER.encode() in before, "the test can fail: the data is there before the deletion"
         _post(serve.url, unfollow_event(user=USER))
         deadline = time.monotonic() + 30
         while pending_turns(url) and time.monotonic() < deadline:
@@ -65,5 +81,9 @@ def test_a_line_user_who_blocks_leaves_nothing_in_any_file_after_a_clean_shutdow
     finally:
         assert serve.stop() == 0
     left = {p.name: [t for t in _traces() if t in p.read_bytes()] for p in tmp_path.iterdir() if p.is_file()}
+    if postgres:  # the rows are deleted, not marked: no live row of any table holds any of it
+        left["(every PostgreSQL table)"] = [t for t in _traces() if t in _table_text(url)]
+        assert _table_text(url)  # the tables were there to search
+    else:
+        assert {"nanbyo.db", "nanbyo-turns.db"} <= set(left)  # the files were there to search
     assert {name: found for name, found in left.items() if found} == {}
-    assert {"nanbyo.db", "nanbyo-turns.db"} <= set(left)  # the files were there to search
