@@ -22,6 +22,7 @@ from nlp.matcher import Entry, Matcher
 from nlp.normalize import Synonyms
 from bot.storage.db import make_engine
 from bot.storage.repositories import Store
+from bot.storage.statistics import Retention
 from handlers import DEFAULT_FORMS
 from handlers.dialog import Form
 from knowledge import KnowledgeBase, load_knowledge
@@ -59,10 +60,16 @@ def dialog_forms() -> dict[str, Form]:
     return forms
 
 
+def retention(settings: Settings) -> Retention:
+    """The retention periods the operator set (README "Privacy")."""
+    return Retention(dialog_hours=settings.dialog_retention_hours, event_days=settings.event_retention_days,
+                     stats_days=settings.stats_retention_days)
+
+
 def build_bot(settings: Settings, clock: Callable[[], datetime] | None = None) -> Bot:
     """The core on the configured database; ``clock`` (the time in Asia/Tokyo) is fixed by the tests."""
     kb, matcher = knowledge_and_matcher(settings.prefecture)
-    store = Store(make_engine(settings.database_url))
+    store = Store(make_engine(settings.database_url), retention(settings))
     return Bot(kb, matcher, store, dialog_forms(), reminder_offsets=settings.reminder_offsets_days,
                clock=now_tokyo if clock is None else clock)
 

@@ -176,15 +176,15 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core import now_tokyo
     from bot.storage.db import make_engine
     from bot.storage.repositories import Store
-    from bot.storage.statistics import STATS_RETENTION_DAYS
 
     kb, _ = knowledge_and_matcher(settings.prefecture)
     today = now_tokyo().date()
     store = Store(make_engine(settings.database_url))
+    kept = settings.stats_retention_days
     with store.unit_of_work() as uow:
-        purged = uow.statistics.purge_stats(today - timedelta(days=STATS_RETENTION_DAYS))
+        purged = uow.statistics.purge_stats(today - timedelta(days=kept))
         table, frequent = uow.statistics.question_stats(today - timedelta(days=args.days))
-    print(f"questions of the last {args.days} days (kept {STATS_RETENTION_DAYS} days; {purged} older rows removed now)")
+    print(f"questions of the last {args.days} days (kept {kept} days; {purged} older rows removed now)")
     print(f"{'topic':<34} {'answered':>8} {'not answered':>12}")
     for topic, answered, unanswered in table:
         name = topic if topic is None or topic not in kb.topics else f"{topic} ({kb.topics[topic].label})"

@@ -31,6 +31,24 @@ def _seconds_or_off(name: str, raw: str | None, default: float | None) -> float 
     return None if value < 0 else value
 
 
+# Handled event ids must outlive LINE's redelivery (about a day) or a redelivered event would be
+# answered twice: a shorter EVENT_RETENTION_DAYS is raised to this.
+MIN_EVENT_RETENTION_DAYS = 2.0
+
+
+def _positive(name: str, raw: str | None, default: float) -> float:
+    """A retention period: a positive number (hours or days, as the name says)."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///nanbyo.db"
@@ -49,6 +67,11 @@ class Settings:
     turn_queue_limit: int = 5000
     turn_lease_seconds: float = 30.0
     turn_threads: int = 8  # turns the turn process runs at once
+    # Retention (README "Privacy"): an abandoned dialog's answers, handled event ids and unfollow
+    # tombstones (beyond Slack's and LINE's redelivery windows), the statistics and their text.
+    dialog_retention_hours: float = 24.0
+    event_retention_days: float = 7.0
+    stats_retention_days: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: bool = True) -> Settings:
@@ -85,4 +108,10 @@ class Settings:
             turn_queue_limit=int(get("TURN_QUEUE_LIMIT") or cls.turn_queue_limit),
             turn_lease_seconds=float(get("TURN_LEASE_SECONDS") or cls.turn_lease_seconds),
             turn_threads=int(get("TURN_THREADS") or cls.turn_threads),
+            dialog_retention_hours=_positive("DIALOG_RETENTION_HOURS", get("DIALOG_RETENTION_HOURS"),
+                                             cls.dialog_retention_hours),
+            event_retention_days=max(_positive("EVENT_RETENTION_DAYS", get("EVENT_RETENTION_DAYS"),
+                                               cls.event_retention_days), MIN_EVENT_RETENTION_DAYS),
+            stats_retention_days=int(_positive("STATS_RETENTION_DAYS", get("STATS_RETENTION_DAYS"),
+                                               cls.stats_retention_days)),
         )

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +28,7 @@ from nlp.privacy import hash_user, looks_like_my_number
 from nlp.text import Text
 from bot.storage.conversations import DuplicateEvent, StaleStateError
 from bot.storage.costlog import UserCostLog
+from bot.storage.models import utcnow
 from bot.storage.reminders import UserReminders
 from bot.storage.repositories import Store, UnitOfWork
 from bot.storage.statistics import UserQuestions
@@ -52,6 +53,23 @@ MAX_CHOICE_CHARS = 100
 # Lone surrogates (not encodable as UTF-8: the database and the tokenizer refuse them) and NUL
 # (PostgreSQL text refuses it) become U+FFFD, so that any text, however odd, gets an answer.
 _UNENCODABLE = re.compile("[\ud800-\udfff\x00]")
+
+
+DIALOG_EXPIRED_TEXT = ("前回のお問い合わせの途中から時間がたったため、途中までにお答えいただいた内容は"
+                       "消去しました（個人情報を長く残さないためです）。お手数ですが、必要でしたらもう一度はじめからどうぞ。")
+
+
+def end_expired_dialog(state: UserState, period: timedelta) -> bool:
+    """End a dialog the user left more than ``period`` ago (``Retention.dialog``): its answers
+    (income, dates) go. True when it did; the turn then says so kindly. The hourly sweep
+    (``UnitOfWork.sweep_expired``) does the same for users who do not come back."""
+    if state.dialog is None or state.updated_at is None:
+        return False
+    updated = state.updated_at if state.updated_at.tzinfo else state.updated_at.replace(tzinfo=timezone.utc)
+    if utcnow() - updated <= period:
+        return False
+    state.dialog, state.slots = None, {}
+    return True
 
 
 def now_tokyo() -> datetime:
@@ -141,9 +159,11 @@ class Bot:
         if msg.event == HOME_OPENED:  # the same for everyone: nothing to read or store
             return [Reply(HOME_TEXT, choices=HOME_CHOICES, kind="home")]
         if msg.event == UNFOLLOW:  # blocked: nothing can be sent any more, and what we kept goes
-            self.delete_user(msg.user_key)
+            self.delete_user(msg.user_key, unfollowed=True)
             return []
         if msg.event == FOLLOW:
+            with self.store.unit_of_work() as uow:  # unblocked: their turns are run again
+                uow.clear_unfollowed(msg.user_key)
             # Through the menu turn, so that a redelivered follow greets once; its choices are the menu's.
             def welcome(replies: list[Reply]) -> list[Reply]:
                 return [Reply(WELCOME_TEXT, choices=replies[-1].choices, kind="welcome")] if replies else []
@@ -184,6 +204,13 @@ class Bot:
     def _turn(self, msg: IncomingMessage, text: Text,
               keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> tuple[str, list[Reply]]:
         with self.store.unit_of_work() as uow:
+            if msg.channel == "line" and uow.unfollowed(msg.user_key):
+                # Recorded before the user blocked the bot, run after the deletion: dropped before
+                # anything (event claim, flood window, state) is written about them again.
+                if keep is not None:
+                    keep(uow, [])
+                return "unfollowed", []
+            uow.sweep_expired(utcnow())
             if msg.event_id:
                 uow.conversations.claim_event(msg.channel, msg.event_id, msg.user_key)
             now = self.clock()
@@ -199,11 +226,12 @@ class Bot:
                     keep(uow, limited)
                 return ("rate-limited" if limited else "rate-limited-quiet"), limited
             state = uow.conversations.load_state(msg.user_key)
+            expired = end_expired_dialog(state, self.store.retention.dialog)
             ctx = self.context(uow, msg, state, now, text)
             guarded: tuple[str, list[Reply]] | None
             if found is not None:
                 urgent_replies = urgent(msg, ctx, found)
-                if looks_like_my_number(msg.text or ""):  # read for safety only, never kept
+                if msg.my_number or looks_like_my_number(msg.text or ""):  # read for safety only, never kept
                     urgent_replies.insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
                 guarded = ("urgent", urgent_replies)
             else:
@@ -214,6 +242,8 @@ class Bot:
                 name, replies = route(msg, ctx)
                 if msg.attachment and msg.choice is None:  # text with a photo or file: say what was read
                     replies = [Reply(ATTACHMENT_NOTE, kind="attachment-note"), *replies]
+            if expired and found is None:
+                replies = [Reply(DIALOG_EXPIRED_TEXT, kind="dialog-expired"), *replies]
             if any(isinstance(effect, DeleteMyData) for effect in ctx.effects):
                 uow.delete_user(msg.user_key)  # and the state is not saved again
             else:
@@ -240,10 +270,13 @@ class Bot:
             reminder_offsets=self.reminder_offsets,
         )
 
-    def delete_user(self, user_key: str) -> int:
-        """Delete everything stored about a user (e.g. a LINE unfollow). Returns rows removed."""
+    def delete_user(self, user_key: str, *, unfollowed: bool = False) -> int:
+        """Delete everything stored about a user. Returns rows removed. ``unfollowed`` (a LINE
+        unfollow) leaves a tombstone too (``UnfollowedUser``), in the same transaction."""
         with self.store.unit_of_work() as uow:
             removed = uow.delete_user(user_key)
+            if unfollowed:
+                uow.mark_unfollowed(user_key)
         log.info("deleted user=%s rows=%d", hash_user(user_key), removed)
         return removed
 
@@ -254,7 +287,7 @@ class Bot:
         get the My Number check and a length limit of their own.
         """
         pending = ctx.forms.get(ctx.state.dialog or "")
-        if looks_like_my_number(msg.choice if msg.choice is not None else msg.text or ""):
+        if msg.my_number or looks_like_my_number(msg.choice if msg.choice is not None else msg.text or ""):
             replies = [Reply(MY_NUMBER_TEXT, kind="mynumber")]
             if pending:
                 replies += dialog.ask(pending, ctx)

@@ -63,6 +63,12 @@ class TurnProcess:
             return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def start(self) -> None:
+        # Without LOG_HASH_KEY, the random key must be in this process's environment before the
+        # first start: else each (re)started turn process makes its own, and a user's id in the
+        # logs changes with every restart.
+        from nlp.privacy import ensure_log_hash_key
+
+        ensure_log_hash_key()
         self._thread.start()
 
     def stop(self, timeout: float = DRAIN_SECONDS + 15) -> int | None:

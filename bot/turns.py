@@ -65,9 +65,9 @@ from typing import Any, Protocol
 from sqlalchemy.exc import DBAPIError
 
 from handlers.messages import Address, IncomingMessage, Reply
-from nlp.privacy import hash_user
+from nlp.privacy import hash_user, looks_like_my_number, without_numbers
 from bot.storage.models import utcnow
-from bot.storage.repositories import Store
+from bot.storage.repositories import Store, checkpoint_sqlite
 from bot.storage.turn_queue import TurnWriter
 
 log = logging.getLogger("nanbyo.turns")
@@ -78,6 +78,7 @@ MAX_DELIVERIES = 3  # consumers a turn may be given to; each of them died before
 DEFAULT_LIMIT = 5000  # turns waiting in the queue before new ones are refused (503)
 DEFAULT_LEASE_SECONDS = 30.0  # an owner that has not renewed its turns for this long is dead
 ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this belongs to a finished turn
+QUEUE_CHECKPOINT_SECONDS = 30.0  # SQLite: the queue's WAL is truncated this often, and at shutdown
 DB_PAUSE_SECONDS = 5.0  # after a failed write, turns are not recorded for this long before trying again
 # Turns a consumer holds at once per thread (running, waiting behind a turn of the same user, or
 # answered and not yet deleted): enough to keep every thread busy. After a crash, at most these
@@ -161,8 +162,21 @@ class InlineRunner:
 
 def encode_turns(turns: Sequence[Turn]) -> str:
     """One user's turns as stored in ``pending_turn.payload``: ASCII JSON, so that any text the
-    platform sent (a lone surrogate, NUL) is storable as it is; the core makes it readable later."""
-    return json.dumps([{"msg": _fields(m), "address": _fields(a)} for m, a in turns])
+    platform sent (a lone surrogate, NUL) is storable as it is; the core makes it readable later.
+
+    The My Number guard runs first (``without_my_number``): a number the core would refuse is
+    never written, not even to the queue or its WAL."""
+    return json.dumps([{"msg": _fields(without_my_number(m)), "address": _fields(a)} for m, a in turns])
+
+
+def without_my_number(msg: IncomingMessage) -> IncomingMessage:
+    """``msg`` as it may be recorded: when its text or choice holds a My Number, the choice goes,
+    the text keeps its words without any number (``without_numbers``: an emergency written in the
+    same message is still answered) and ``my_number`` tells the core to refuse it."""
+    if msg.my_number or not (looks_like_my_number(msg.text or "") or looks_like_my_number(msg.choice or "")):
+        return msg
+    return dataclasses.replace(msg, text=without_numbers(msg.text) if msg.text else None, choice=None,
+                               my_number=True)
 
 
 def _fields(frozen: Any) -> dict[str, Any]:
@@ -494,6 +508,7 @@ class TurnConsumer:
         self._pool.shutdown(wait=True)
         if self._finisher is not None:
             self._finisher.close()
+        self._checkpoint()
         if self.pending:
             log.error("turn runner stopped with %d turns unanswered", self.pending)
         return finished
@@ -655,11 +670,26 @@ class TurnConsumer:
     def _lease_loop(self) -> None:
         """Renew the leases of the turns taken here, every third of a lease, and purge answers left
         by a crash."""
+        checkpointed = time.monotonic()
         while not self._stopped.wait(self.lease / 3):
             try:
                 self._renew()
             except Exception as exc:  # the database is away: try again next time
                 log.warning("turn leases not renewed error=%s", type(exc).__name__)
+            if time.monotonic() - checkpointed >= QUEUE_CHECKPOINT_SECONDS:
+                checkpointed = time.monotonic()
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """On SQLite, copy the queue's WAL into its file and truncate it: the turns answered since
+        (their message text, their user's id: a deleted user's too) leave no copy in ``-wal``
+        (the file itself overwrites deleted rows, ``secure_delete``)."""
+        if self.queue is None or self.queue.engine.dialect.name != "sqlite":
+            return
+        try:
+            checkpoint_sqlite(self.queue.engine)
+        except Exception as exc:  # busy or away: the next one does it
+            log.warning("turn queue not checkpointed error=%s", type(exc).__name__)
 
     def _renew(self) -> None:
         assert self.queue is not None and self.store is not None

@@ -50,6 +50,9 @@ class IncomingMessage:
         attachment: what came besides or instead of text ("image", "file", "sticker", "video",
             "audio", "location" ...), or None. Never its content: the bot does not download it.
         event: ``FOLLOW``, ``UNFOLLOW`` or ``HOME_OPENED`` for those events, else None.
+        my_number: True when the text or choice held a My Number and was taken out before the
+            turn was recorded (``bot.turns.encode_turns``): the turn carries only that fact, and
+            the core refuses it as it refuses the number itself.
     """
 
     channel: str
@@ -59,6 +62,7 @@ class IncomingMessage:
     event_id: str | None = None
     attachment: str | None = None
     event: str | None = None
+    my_number: bool = False
 
     @property
     def user_key(self) -> str:

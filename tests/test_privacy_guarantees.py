@@ -259,6 +259,21 @@ def test_redaction_removes_every_digit_form():
     assert "一部負担" in kept  # a lone 一 of a word is not a number
 
 
+def test_redaction_removes_daiji_keycaps_and_romanised_names_whole():
+    kept = redact("壱弐参肆の件、弐千弐拾七年、4\ufe0f\u20e32\ufe0f\u20e3 と Hanako Yamada さん、YAMADA Hanako より")
+    for piece in ("壱弐参肆", "弐千弐拾七", "4", "2", "Hanako", "Yamada", "YAMADA"):
+        assert piece not in kept, kept
+    assert "＊ Yamada" not in kept and "件" in kept and "より" in kept
+
+
+def test_statistics_keep_no_daiji_number_or_romanised_name(chat, settings):
+    chat.say("Hanako Yamada です。壱弐参肆伍陸の書類について、ゾウの飼い方を教えてください")
+    kept = " ".join(r[0] for r in _rows(settings.database_url, "SELECT redacted FROM question_stat"))
+    assert kept, "the unanswered question is counted"
+    for piece in ("Hanako", "Yamada", "壱弐参", "伍陸"):
+        assert piece not in kept, kept
+
+
 # --- 6. odd bodies and odd text ------------------------------------------------------------------
 
 @pytest.fixture()
@@ -451,3 +466,45 @@ def test_statistics_carry_a_keyed_id_that_every_process_can_delete(database_url)
     # … and deletes every row of the user, including those the first one wrote.
     assert second.delete_user("slack:U012AB3CD") > 0
     assert _rows(database_url, "SELECT 1 FROM question_stat") == []
+
+
+def test_a_restarted_turn_process_gets_the_same_log_hash_key(tmp_path, monkeypatch):
+    """Without LOG_HASH_KEY, serve makes one key before its first turn process and hands it to
+    every restart: a user's id in the logs stays the same when the turn process dies."""
+    from bot.turn_process import TurnProcess
+    from nlp import privacy
+
+    monkeypatch.delenv("LOG_HASH_KEY", raising=False)
+    monkeypatch.setattr(privacy, "_LOG_HASH_KEY", None)
+    seen = tmp_path / "keys"
+    code = f"import os; open({str(seen)!r}, 'a').write(os.environ.get('LOG_HASH_KEY', '-') + '\\n')"
+    turns = TurnProcess([sys.executable, "-c", code])  # exits at once: restarted after 0 s, then 1 s
+    turns.start()
+    _wait(lambda: seen.exists() and len(seen.read_text().split()) >= 2)
+    turns.stop(timeout=5)
+    first, second = seen.read_text().split()[:2]
+    assert first == second and first != "-"
+
+
+# --- issue 24: a LINE unfollow leaves a tombstone, not the user id --------------------------------
+
+def test_a_turn_run_after_the_unfollow_recreates_nothing_until_the_user_unblocks(database_url):
+    """Two instances: a text the user sent before blocking is run after the unfollow's deletion
+    (here in that order on one bot, as the other instance would). It is dropped, writes nothing
+    about them, and the tombstone holds a keyed hash, not their id; a follow undoes it."""
+    from handlers.messages import FOLLOW, UNFOLLOW
+
+    bot = build_bot(Settings(database_url=database_url), clock=lambda: FIXED_NOW)
+    key = f"line:{LINE_USER}"
+    for said in ("更新を忘れないように通知して", "2027年3月31日"):
+        bot.handle(IncomingMessage("line", LINE_USER, text=said, event_id=f"e-{said}"))
+    assert _user_rows(database_url, key)["conversation_state"] == 1  # the test can fail
+    bot.handle(IncomingMessage("line", LINE_USER, event=UNFOLLOW))
+    late = bot.handle(IncomingMessage("line", LINE_USER, text="はい", event_id="e-late"))
+    assert late == []
+    assert set(_user_rows(database_url, key).values()) == {0}
+    tombstones = [r[0] for r in _rows(database_url, "SELECT key FROM unfollowed_user")]
+    assert tombstones == [_stats_id(database_url, key)] and LINE_USER not in tombstones[0]
+    welcome = bot.handle(IncomingMessage("line", LINE_USER, event=FOLLOW, event_id="e-follow"))
+    assert welcome and _rows(database_url, "SELECT key FROM unfollowed_user") == []
+    assert bot.handle(IncomingMessage("line", LINE_USER, text="受給者証なくした", event_id="e-back"))

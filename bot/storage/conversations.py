@@ -145,6 +145,18 @@ class Conversations:
             raise StaleStateError(user_key) from exc
         return 1
 
+    def purge(self, *, events_before: datetime, dialogs_before: datetime) -> int:
+        """Delete handled event ids older than ``events_before`` (past every redelivery window),
+        and end dialogs left since before ``dialogs_before``: their answers go, the dialog is
+        gone (the user's profile and history stay). Returns the rows touched."""
+        conn = self._conn()
+        removed = conn.execute(delete(_EVENT).where(_EVENT.c.created_at < events_before)).rowcount or 0
+        removed += conn.execute(
+            update(_STATE).where(_STATE.c.dialog.is_not(None), _STATE.c.updated_at < dialogs_before)
+            .values(dialog=None, slots={}, version=_STATE.c.version + 1)
+        ).rowcount or 0
+        return removed
+
     def forget(self, user_key: str) -> int:
         """Delete the user's state and flood window; returns the rows touched.
 

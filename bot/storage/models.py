@@ -52,6 +52,22 @@ class HandledEvent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class UnfollowedUser(SQLModel, table=True):
+    """A LINE user who blocked the bot, as a tombstone: a turn of theirs recorded before the
+    unfollow and run after its deletion (by another instance, or later in the queue) is dropped
+    instead of creating their rows again (``bot.core``); a follow (unblocking) removes it.
+
+    ``key`` is not the user id — that would keep exactly what the deletion removes — but its
+    keyed hash (``Statistics.stats_user``: HMAC-SHA256 with the database's own secret, the same
+    in every process and instance, which a plain hash of known LINE ids would not protect).
+    """
+
+    __tablename__ = "unfollowed_user"
+
+    key: str = Field(primary_key=True, max_length=80)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 # --- renewal reminders ---------------------------------------------------------------------
 
 class Reminder(SQLModel, table=True):

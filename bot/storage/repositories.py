@@ -18,17 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.storage.conversations import Conversations
 from bot.storage.costlog import CostLogRepository
+from bot.storage.models import UnfollowedUser, utcnow
 from bot.storage.reminders import Reminders
 from bot.storage.statistics import Retention, Statistics, StatsKey
 from bot.storage.turn_queue import TurnQueue
 from nlp.privacy import hash_user  # noqa: F401 - re-exported for older imports
+
+_UNFOLLOWED = UnfollowedUser.__table__  # type: ignore[attr-defined]
 
 
 def checkpoint_sqlite(engine: Engine) -> None:
@@ -52,6 +56,7 @@ class UnitOfWork:
     def __init__(self, session: Session, retention: Retention | None = None,
                  stats_key: StatsKey | None = None) -> None:
         self.session = session
+        self.retention = retention
         self.after_commit: list[Callable[[], None]] = []
         self.conversations = Conversations(session)
         self.statistics = Statistics(session, self.after_commit, retention, stats_key)
@@ -76,13 +81,45 @@ class UnitOfWork:
             self.after_commit.append(lambda: checkpoint_sqlite(engine))
         return removed
 
+    def sweep_expired(self, now: datetime) -> int:
+        """Once an hour per process (the first turn of the hour): delete what outlived its
+        retention period (``Retention``): handled event ids and unfollow tombstones, and the
+        answers of abandoned dialogs. Returns the rows touched."""
+        retention = self.retention
+        if retention is None or not retention.sweep_due(now):
+            return 0
+        removed = self.conversations.purge(events_before=now - retention.events,
+                                           dialogs_before=now - retention.dialog)
+        removed += self.session.connection().execute(
+            delete(_UNFOLLOWED).where(_UNFOLLOWED.c.created_at < now - retention.events)).rowcount or 0
+        self.after_commit.append(lambda: retention.swept(now))
+        return removed
+
+    def mark_unfollowed(self, user_key: str) -> None:
+        """Leave the tombstone of a user who blocked the bot (``UnfollowedUser``: a keyed hash)."""
+        key = self.statistics.stats_user(user_key)
+        conn = self.session.connection()
+        conn.execute(delete(_UNFOLLOWED).where(_UNFOLLOWED.c.key == key))
+        conn.execute(insert(_UNFOLLOWED).values(key=key, created_at=utcnow()))
+
+    def unfollowed(self, user_key: str) -> bool:
+        """Whether the user blocked the bot and has not unblocked it since."""
+        key = self.statistics.stats_user(user_key)
+        return self.session.connection().execute(
+            select(_UNFOLLOWED.c.key).where(_UNFOLLOWED.c.key == key)).first() is not None
+
+    def clear_unfollowed(self, user_key: str) -> int:
+        """Remove the tombstone (the user unblocked the bot: a LINE follow)."""
+        key = self.statistics.stats_user(user_key)
+        return self.session.connection().execute(delete(_UNFOLLOWED).where(_UNFOLLOWED.c.key == key)).rowcount or 0
+
 
 class Store:
     """Opens units of work on one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, retention: Retention | None = None) -> None:
         self.engine = engine
-        self.retention = Retention()
+        self.retention = retention or Retention()
         self.stats_key = StatsKey()
 
     @contextmanager

@@ -9,7 +9,7 @@ import hmac
 import secrets
 import threading
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import bindparam, delete, func, insert
 from sqlalchemy import select as core_select
@@ -21,7 +21,12 @@ from sqlmodel import Session, col, select
 from bot.storage.models import AppSecret, QuestionStat
 
 # Question statistics are kept this long (see ``Statistics.record_question`` and ``nanbyo-bot stats``).
-STATS_RETENTION_DAYS = 90
+STATS_RETENTION_DAYS = 90  # the statistics (and their redacted free text), by default
+# An abandoned dialog's answers (income, dates), by default: a day, then the dialog is gone.
+DIALOG_RETENTION_HOURS = 24.0
+# Handled event ids (exactly-once for redeliveries) and unfollow tombstones, by default. Slack
+# retries within minutes and LINE redelivers within about a day: a week is well beyond both.
+EVENT_RETENTION_DAYS = 7.0
 
 _STAT = QuestionStat.__table__  # type: ignore[attr-defined]
 _SECRET = AppSecret.__table__  # type: ignore[attr-defined]
@@ -50,11 +55,22 @@ class StatsKey:
 
 
 class Retention:
-    """Remembers the last day this process purged old statistics (thread-safe)."""
+    """How long what users leave behind is kept, and when this process last purged (thread-safe).
 
-    def __init__(self) -> None:
+    The periods are the operator's (``Settings``: ``DIALOG_RETENTION_HOURS``,
+    ``EVENT_RETENTION_DAYS``, ``STATS_RETENTION_DAYS``; README "Privacy"). The statistics are
+    purged by a day's first question (``Statistics.record_question``); abandoned dialogs, handled
+    event ids and unfollow tombstones by the first turn of each hour (``UnitOfWork.sweep_expired``).
+    """
+
+    def __init__(self, *, dialog_hours: float = DIALOG_RETENTION_HOURS, event_days: float = EVENT_RETENTION_DAYS,
+                 stats_days: int = STATS_RETENTION_DAYS) -> None:
+        self.dialog = timedelta(hours=dialog_hours)
+        self.events = timedelta(days=event_days)
+        self.stats_days = stats_days
         self._lock = threading.Lock()
         self._purged_on: date | None = None
+        self._swept_hour: datetime | None = None
 
     def due(self, day: date) -> bool:
         with self._lock:
@@ -64,6 +80,15 @@ class Retention:
         """Called once the purge of ``day`` is committed (a turn that rolls back leaves it due)."""
         with self._lock:
             self._purged_on = day
+
+    def sweep_due(self, now: datetime) -> bool:
+        with self._lock:
+            return self._swept_hour != now.replace(minute=0, second=0, microsecond=0)
+
+    def swept(self, now: datetime) -> None:
+        """Called once the sweep of ``now``'s hour is committed."""
+        with self._lock:
+            self._swept_hour = now.replace(minute=0, second=0, microsecond=0)
 
 
 class Statistics:
@@ -117,11 +142,12 @@ class Statistics:
         })
         # Bounded retention without a separate job: once a day per process, the first question
         # of the day deletes what has grown older than the limit.
-        if self._retention is None or self._retention.due(day):
+        if self._retention is None:
             self.purge_stats(day - timedelta(days=STATS_RETENTION_DAYS))
-            if self._retention is not None:
-                retention = self._retention
-                self._after_commit.append(lambda: retention.done(day))
+        elif self._retention.due(day):
+            retention = self._retention
+            self.purge_stats(day - timedelta(days=retention.stats_days))
+            self._after_commit.append(lambda: retention.done(day))
 
     def purge_stats(self, before: date) -> int:
         """Delete statistics older than ``before`` (the retention limit)."""
