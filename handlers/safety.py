@@ -5,13 +5,18 @@ before the My Number and length guards), with the words kept as data: the concep
 ``knowledge/emergency.yaml`` for emergencies and crises, ``knowledge/safety.yaml`` for
 medical judgement and the services next door.
 
-How an emergency is recognised (``detect``): each sentence of the message is compared in two
-forms, as typed (folded) and as read aloud (SudachiPy's reading, folded), so that kanji,
-hiragana, katakana and full width are one text. A concept's rule is a *what* (breathing, the
-chest) followed by a *state* (can't, hurts, won't stop) joined only by particles and adverbs,
-or a state alone. A hit framed as hypothetical, general or past (「〜たら」「〜病気」「去年」) is a
-question, not an emergency. This is a rule engine of our own: no library detects emergencies in
-Japanese chat, and the rules must stay readable and checkable as data.
+How an emergency is recognised (``detect``): each sentence of the message is cut into words by
+SudachiPy, and compared in two forms, as typed (folded) and as read aloud (each word's reading,
+folded), so that kanji, hiragana, katakana and full width are one text. A concept's rule is a
+*what* (breathing, the chest) followed by a *state* (can't, hurts, won't stop) joined only by
+particles and adverbs, or a state alone. Words, not letters: a hit must begin where a word of the
+message begins, and its *what* must end where a word ends, so 「申請書を」 (しんせいしょを) holds no
+「遺書を」 and 「息子」 no 「息」; only a state's last word may be a stem (苦し of 苦しい). Before the
+words are cut, a second form of the message has the ways people really write made standard
+(``spoken`` in the data: 「でぎない」 → 「できない」, 「いだい」 → 「いたい」, 「〜ねえ」, 🆘); both forms are
+read. A hit framed as hypothetical, general or past (「〜たら」「〜病気」「去年」) is a question, not an
+emergency. This is a rule engine of our own: no library detects emergencies in Japanese chat, and
+the rules must stay readable and checkable as data.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from enum import Enum
 
 from rapidfuzz.distance import Levenshtein
 
-from nlp.normalize import fold
+from nlp.normalize import fold, kata_to_hira, nfkc
 from nlp.text import Text, as_text, reading
 from knowledge import KnowledgeBase
 from knowledge.models import EmergencyLexicon, EmergencyRule, Redirect
@@ -37,11 +42,36 @@ class Safety(str, Enum):
 # --- text forms -------------------------------------------------------------------
 
 _KANJI_ONLY = re.compile(r"^[\u4e00-\u9fff々]+$")
+_KATAKANA = re.compile("[\u30a1-\u30fa]")
+_LETTERS = re.compile("[\u3041-\u309f\u30a1-\u30fa\u4e00-\u9fff]")
 
 
-def _sentences(text: Text) -> list[tuple[str, str]]:
-    """Each sentence as (folded, reading); a symptom's frame never reaches past its sentence."""
-    return [(sentence.folded, sentence.reading) for sentence in text.sentences]
+def _mostly_katakana(text: str) -> bool:
+    letters = len(_LETTERS.findall(text))
+    return letters > 0 and len(_KATAKANA.findall(text)) > letters / 2
+
+
+@dataclass(frozen=True)
+class _View:
+    """A sentence in one form (as typed, or read aloud): the offsets where its words begin, and the
+    spans of its figures of speech."""
+
+    text: str
+    starts: frozenset[int]
+    figures: tuple[tuple[int, int], ...]
+
+
+def _views(det: _Detector, sentence: Text) -> tuple[_View, _View]:
+    """A sentence as typed and as read aloud, word by word; a symptom's frame never reaches past it."""
+    views = []
+    for parts in ([w.surface for w in sentence.words], [w.reading for w in sentence.words]):
+        offsets, at = [], 0
+        for part in parts:
+            offsets.append(at)
+            at += len(part)
+        text = "".join(parts)
+        views.append(_View(text, frozenset([*offsets, at]), tuple(f.span() for f in det.figures.finditer(text))))
+    return views[0], views[1]
 
 
 def _forms(words: list[str], read: bool = False) -> list[str]:
@@ -50,6 +80,34 @@ def _forms(words: list[str], read: bool = False) -> list[str]:
     if read:
         out |= {reading(w) for w in words if _KANJI_ONLY.match(w) and len(reading(w)) >= 2}
     return sorted((f for f in out if f), key=len, reverse=True)
+
+
+_Node = dict[str, "_Node"]
+
+
+def _trie(words: set[str]) -> str:
+    """One regular expression for many literal words, as a trie (「胸|胸痛|胸の奥」 → 「胸(?:痛|の奥)?」).
+
+    Python's ``re`` tries each branch of an alternation in turn at every position; a trie branches
+    on one letter at a time, so a scan for hundreds of words costs about what a scan for one does.
+    (Written here since it is a dozen lines; no dependency needed for it.)
+    """
+    tree: _Node = {}
+    for word in words:
+        node = tree
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: _Node) -> str:
+        ends = "" in node
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        return f"(?:{body})?" if ends else body
+
+    return emit(tree)
 
 
 def _alt(forms: list[str]) -> str:
@@ -63,6 +121,9 @@ def _alt(forms: list[str]) -> str:
 
 @dataclass(frozen=True)
 class _Rule:
+    """A rule as one pattern, inside a lookahead so that every hit is seen, overlapping ones too:
+    the hit (group ``hit``) is kept only where a word begins (see ``_at_words``)."""
+
     concept: str
     kind: Safety
     pattern: re.Pattern[str]
@@ -81,6 +142,11 @@ class _Detector:
     fuzzy: tuple[str, ...]
     ending: re.Pattern[str]
     leading: re.Pattern[str]
+    spoken: tuple[tuple[re.Pattern[str], str], ...]
+    starters: re.Pattern[str]
+    starting: dict[str, frozenset[int]]
+    things: re.Pattern[str]
+    figures: re.Pattern[str]
 
 
 # Polite endings that may follow a fragment such as 「たすけて」 (and nothing else may).
@@ -88,21 +154,26 @@ _ENDINGS = ["ください", "下さい", "くださ", "くれ", "よ", "ね", "�
             "欲しい", "です", "ます", "はやく", "早く", "すぐ", "すぐに", "きて", "来て", "を", "お"]
 _LEADING = ["はやく", "早く", "すぐ", "すぐに", "急いで", "いそいで", "だれか", "誰か", "お願い", "おねがい"]
 _TOPICAL_WINDOW = 14
+_WHOLE_WORD_BELOW = 3
 
 
 def _build(lex: EmergencyLexicon) -> _Detector:
     joiner = f"(?:{_alt(_forms(lex.joiners))})"
-    rules = []
+    rules: list[_Rule] = []
+    starting: dict[str, set[int]] = {}
     for concept in lex.concepts:
         for spec in concept.rules:
             state = f"(?:{_alt(_forms(spec.state))})"
             if not spec.what:
                 pattern = state
             else:
-                what = f"(?:{_alt(_forms(spec.what, read=True))})"
+                what = f"(?P<what>{_alt(_forms(spec.what, read=True))})"
                 link = f".{{0,{spec.gap}}}?" if spec.gap else f"{joiner}{{0,3}}"
                 pattern = f"{what}{link}{state}"
-            rules.append(_Rule(concept.id, Safety(concept.kind), re.compile(pattern), spec))
+            if not spec.whole:
+                for word in _forms(spec.what, read=True) if spec.what else _forms(spec.state):
+                    starting.setdefault(word, set()).add(len(rules))
+            rules.append(_Rule(concept.id, Safety(concept.kind), re.compile(f"(?=(?P<hit>{pattern}))"), spec))
     # A conditional follows the symptom's own ending (at most three kana: 苦し|くなっ|たら), but
     # 「〜したらいい？」 asks what to do now, so it is no frame.
     conditional = re.compile(
@@ -118,6 +189,16 @@ def _build(lex: EmergencyLexicon) -> _Detector:
         fuzzy=tuple(_forms(lex.fuzzy)),
         ending=re.compile(f"^(?:{_alt(_forms(_ENDINGS))})*$"),
         leading=re.compile(f"^(?:{_alt(_forms(_LEADING))})*$"),
+        spoken=tuple((re.compile(f.pattern), f.standard) for f in lex.spoken),
+        # Most messages hold none of the words a rule begins with, or a few: one scan for them all
+        # tells which rules are worth trying.
+        starters=re.compile(f"(?=({_trie(set(starting))}))"),
+        starting={word: frozenset(ids) for word, ids in starting.items()},
+        figures=re.compile(_alt(sorted({*_forms(lex.figures_of_speech), *map(reading, lex.figures_of_speech)},
+                                       key=len, reverse=True)) or "(?!)"),
+        # The subject right before the hit is an animal or a thing (「ねこが道端で倒れてる」); one
+        # with anything else between it and the hit (「犬の散歩中に母が倒れた」) is not.
+        things=re.compile(f"(?:{_alt(_forms(lex.things, read=True))})(?:が|は|も)[^がはも]{{0,8}}$" if lex.things else "(?!)"),
     )
 
 
@@ -145,44 +226,76 @@ class Detection:
 _GAP_FRAME = re.compile("とき|(?<![0-9])時(?!間)|場合|ばあい|際")
 
 
-def _framed(det: _Detector, text: str, m: re.Match[str], window: int) -> bool:
+def _framed(det: _Detector, text: str, start: int, end: int, window: int) -> bool:
     """Whether a hit is talked about (hypothetical, general, past) rather than happening now.
 
     Crises are never framed away: 「死んだら楽になれるかな」 is said in the conditional.
     """
-    after = text[m.end():]
+    after = text[end:]
     return bool(
         det.conditional.match(after)
         or det.topical.search(after[:window])
-        or det.before.search(text[: m.start()])
-        or _GAP_FRAME.search(m.group(0)[1:-1])
+        or det.before.search(text[:start])
+        or _GAP_FRAME.search(text[start + 1 : end - 1])
     )
 
 
-def _hits(det: _Detector, rule: _Rule, whole: str, sentences: list[tuple[str, str]]) -> bool:
+def _at_words(det: _Detector, rule: _Rule, view: _View) -> list[tuple[int, int]]:
+    """Where the rule's hits begin at a word of the view and its *what* ends at one, outside a figure
+    of speech: (start, end)."""
+    found = []
+    for m in rule.pattern.finditer(view.text):
+        start = m.start("hit")
+        if start not in view.starts or any(a <= start < b for a, b in view.figures):
+            continue
+        # A short *what* must be a whole word (息 is not 息子, いき not いきなり); a long one is
+        # specific enough as letters, and SudachiPy cuts unknown kana oddly (じんま|しんと).
+        what = m.group("what") if rule.spec.what else None
+        if what is not None and len(what) < _WHOLE_WORD_BELOW and m.end("what") not in view.starts:
+            continue
+        found.append((start, m.end("hit")))
+    return found
+
+
+def _hits(det: _Detector, rule: _Rule, whole: str, sentences: list[tuple[_View, _View]]) -> bool:
     spec = rule.spec
     if spec.whole:
         for m in rule.pattern.finditer(whole):
-            if det.leading.match(whole[: m.start()]) and det.ending.match(whole[m.end():]):
+            start, end = m.start("hit"), m.end("hit")
+            if det.leading.match(whole[:start]) and det.ending.match(whole[end:]):
                 return True
         return False
-    for forms in sentences:
+    for views in sentences:
         # The reading is consulted only when the text as typed does not say it (「むねがくるしい」
         # typed in kana says it in both); a hit framed as typed stays framed. A reading is longer
         # than the text it reads (病気 → びょうき): the window grows with it.
-        for text, window in zip(forms, (_TOPICAL_WINDOW, 2 * _TOPICAL_WINDOW)):
-            matches = [m for m in rule.pattern.finditer(text)
-                       if not spec.ends or det.ending.match(text[m.end():])]
+        for view, window in zip(views, (_TOPICAL_WINDOW, 2 * _TOPICAL_WINDOW)):
+            text = view.text
+            matches = [(s, e) for s, e in _at_words(det, rule, view) if not spec.ends or det.ending.match(text[e:])]
             if not matches:
                 continue
-            for m in matches:
-                if rule.kind is Safety.EMERGENCY and _framed(det, text, m, window):
+            for start, end in matches:
+                if rule.kind is Safety.EMERGENCY and (_framed(det, text, start, end, window)
+                                                      or det.things.search(text[:start])):
                     continue
-                if spec.urgent_only and not det.urgency.search(forms[0]):
+                if spec.urgent_only and not det.urgency.search(views[0].text):
                     continue
                 return True
             break
     return False
+
+
+def _candidates(det: _Detector, sentences: list[tuple[_View, _View]]) -> set[int]:
+    """The rules whose first words occur in the message (a longer word found at a place also
+    stands for its shorter prefixes: 「胸の奥」 for 「胸」)."""
+    rules: set[int] = set()
+    for views in sentences:
+        for view in views:
+            for m in det.starters.finditer(view.text):
+                word = m.group(1)
+                for end in range(len(word), 0, -1):
+                    rules |= det.starting.get(word[:end], frozenset())
+    return rules
 
 
 def _slipped(det: _Detector, text: str) -> bool:
@@ -201,21 +314,53 @@ def _slipped(det: _Detector, text: str) -> bool:
     return False
 
 
+def spoken_standard(kb: KnowledgeBase, raw: str) -> str | None:
+    """The message with the ways people really write made standard (``spoken`` in the data), or
+    None when it has none of them. A message in katakana (「イキガデキナイ」, the only script of some
+    phones) is one: SudachiPy cuts kana words right only in hiragana."""
+    typed = nfkc(raw)
+    text = kata_to_hira(typed, counters=False)
+    changed = _mostly_katakana(typed)
+    for pattern, standard in _detector(kb).spoken:
+        text, n = pattern.subn(standard, text)
+        changed = changed or n > 0
+    return text if changed else None
+
+
 def detect(kb: KnowledgeBase, text: Text | str) -> Detection | None:
-    """The emergency or crisis a message reports, or None for an ordinary message."""
+    """The emergency or crisis a message reports, or None for an ordinary message.
+
+    The message is read as typed and with its spoken forms made standard; what either reports counts.
+    """
     text = as_text(text)
     if not text.raw.strip():
         return None
-    return _detect(kb, text)
+    found = _detect(kb, text)
+    standard = spoken_standard(kb, text.raw)
+    if standard is not None:
+        again = _detect(kb, Text(standard))
+        if again is not None and (found is None or set(again.concepts) - set(found.concepts)):
+            found = _merge(found, again)
+    return found
+
+
+def _merge(a: Detection | None, b: Detection) -> Detection:
+    if a is None:
+        return b
+    kinds = {a.kind, b.kind} | ({Safety.CRISIS} if a.crisis_too or b.crisis_too else set())
+    emergency = Safety.EMERGENCY in kinds
+    return Detection(kind=Safety.EMERGENCY if emergency else Safety.CRISIS,
+                     concepts=tuple(dict.fromkeys(a.concepts + b.concepts)),
+                     crisis_too=emergency and Safety.CRISIS in kinds)
 
 
 def _detect(kb: KnowledgeBase, text: Text) -> Detection | None:
     det = _detector(kb)
-    sentences = _sentences(text)
+    sentences = [_views(det, sentence) for sentence in text.sentences]
     if not sentences:
         return None
-    whole = "".join(f for f, _ in sentences)
-    whole_reading = "".join(r for _, r in sentences)
+    whole = "".join(typed.text for typed, _ in sentences)
+    whole_reading = "".join(read.text for _, read in sentences)
     # A message that talks about the subsidy asks about it (「倒れた時の医療費は」), unless it also
     # says that something is happening now; a weak rule (「助けて」) always yields to it. A crisis
     # does not: 「医療費が払えなくて死にたい」 is a crisis.
@@ -223,8 +368,9 @@ def _detect(kb: KnowledgeBase, text: Text) -> Detection | None:
     about_subsidy = mentions_subsidy and bool(det.asking.search(whole) or "?" in text.raw or "？" in text.raw)
     pressing = bool(det.urgency.search(whole))
     found: dict[str, Safety] = {}
-    for rule in det.rules:
-        if rule.concept in found:
+    candidates = _candidates(det, sentences)
+    for n, rule in enumerate(det.rules):
+        if rule.concept in found or not (n in candidates or rule.spec.whole):
             continue
         if (rule.spec.weak and mentions_subsidy) or (about_subsidy and rule.kind is Safety.EMERGENCY and not pressing):
             continue
@@ -288,6 +434,10 @@ def urgent_reply(kb: KnowledgeBase, found: Detection) -> str:
     text = reply_text(kb, found.kind)
     if found.crisis_too:
         text += "\n\n" + kb.safety.crisis_reply
+    notes = {c.id: c.note for c in kb.emergency.concepts if c.note}
+    for concept in found.concepts:
+        if concept in notes:
+            text += "\n\n" + notes[concept]
     return text
 
 

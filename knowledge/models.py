@@ -258,6 +258,23 @@ class EmergencyConcept(_Strict):
     rules: list[EmergencyRule] = Field(min_length=1)
     examples: list[str] = Field(min_length=2, description="messages this concept must detect")
     near_misses: list[str] = Field(default_factory=list, description="messages that must stay ordinary")
+    note: str | None = Field(default=None, description="said after the reply when this concept is found, naming its source")
+
+
+class SpokenForm(_Strict):
+    """A way people really write, made standard before the words are matched (「でぎない」 → 「できない」)."""
+
+    pattern: str = Field(min_length=1, description="a regular expression over the text after NFKC")
+    standard: str = Field(description="what it stands for (re.sub's replacement)")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
 
 
 class EmergencyLexicon(_Strict):
@@ -271,4 +288,8 @@ class EmergencyLexicon(_Strict):
     subsidy: list[str] = Field(min_length=1, description="the subsidy's vocabulary; weak rules yield to it")
     asking: list[str] = Field(min_length=1, description="forms that ask something (か, 教えて, 対象 …)")
     fuzzy: list[str] = Field(default_factory=list, description="help words also recognised with one slip")
+    spoken: list[SpokenForm] = Field(default_factory=list, description="dialect, elongation and emoji, made standard")
+    things: list[str] = Field(default_factory=list, description="animals and things: as the subject of a hit, no person is in danger")
+    figures_of_speech: list[str] = Field(default_factory=list,
+                                         description="idioms that sound like a symptom (気が遠くなるような): a hit inside one is none")
     concepts: list[EmergencyConcept] = Field(min_length=1)

@@ -60,7 +60,13 @@ class Text:
 
     @cached_property
     def reading(self) -> str:
-        return reading(self.raw)
+        """``reading`` of the text, from its words (the text is cut into words once)."""
+        return "".join(w.reading for w in self.words)
+
+    @cached_property
+    def words(self) -> tuple[Word, ...]:
+        """SudachiPy's words of the text (mode C), each folded as typed and as read aloud."""
+        return words(self.raw)
 
     @cached_property
     def sentences(self) -> tuple[Text, ...]:
@@ -70,6 +76,14 @@ class Text:
         if parts == [self.raw]:
             return (self,) if self.folded else ()
         return tuple(t for t in (Text(s) for s in parts) if t.folded)
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word of a text: as typed (folded) and as read aloud (folded; numbers and symbols as typed)."""
+
+    surface: str
+    reading: str
 
 
 def as_text(text: Text | str) -> Text:
@@ -110,6 +124,30 @@ def tokenizer() -> Any:
     return tok
 
 
+def _read(m: Any) -> str:
+    """A morpheme read aloud. Symbols and spaces are read as 「キゴウ」: keep them as they are (fold drops
+    them). Numbers are kept as written: 994 read aloud holds 「きゅうきゅう」, and an amount is no 119."""
+    pos = m.part_of_speech()
+    symbol = pos[0] in ("補助記号", "空白") or pos[1] == "数詞"
+    return str(m.surface() if symbol else (m.reading_form() or m.surface()))
+
+
+@lru_cache(maxsize=4096)
+def words(text: str) -> tuple[Word, ...]:
+    """The words of a text (see ``Word``); one word per character without SudachiPy."""
+    tok = tokenizer()
+    normal = nfkc(text)
+    if tok is None:  # pragma: no cover - the dependency is declared
+        return tuple(Word(fold(c), fold(c)) for c in normal)
+    out: list[Word] = []
+    for start in range(0, len(normal), CHUNK):
+        for m in tok.tokenize(normal[start : start + CHUNK]):
+            surface = fold(m.surface())
+            if surface:
+                out.append(Word(surface, fold(kata_to_hira(_read(m)))))
+    return tuple(out)
+
+
 @lru_cache(maxsize=4096)
 def reading(text: str) -> str:
     """The folded reading of a text (「胸が苦しい」 → 「むねがくるしい」); the folded text without SudachiPy."""
@@ -119,12 +157,7 @@ def reading(text: str) -> str:
     normal = nfkc(text)
     parts: list[str] = []
     for start in range(0, len(normal), CHUNK):
-        for m in tok.tokenize(normal[start : start + CHUNK]):
-            # Symbols and spaces are read as 「キゴウ」: keep them as they are (fold drops them).
-            # Numbers are kept as written: 994 read aloud holds 「きゅうきゅう」, and an amount is no 119.
-            pos = m.part_of_speech()
-            symbol = pos[0] in ("補助記号", "空白") or pos[1] == "数詞"
-            parts.append(m.surface() if symbol else (m.reading_form() or m.surface()))
+        parts += [_read(m) for m in tok.tokenize(normal[start : start + CHUNK])]
     return fold(kata_to_hira("".join(parts)))
 
 
