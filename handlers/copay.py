@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from handlers.messages import Choice, Fact, Reply, Result, Source
-from handlers import parsers
+from handlers import amounts, parsers
 from handlers.base import Context, known_office
 from handlers.calc.cost_log import RULES, progress, window
 from handlers.calc.copay import CopayError, CopayFacts, CopayResult, possible_results
@@ -82,11 +82,6 @@ def _TAX_EXEMPT(text: Text, ctx: Context) -> Any:
     if _PAYS_TAX.match(text.compact):
         text = Text("住民税を" + text.raw)
     return _TAX_EXEMPT_WORDS(text, ctx)
-
-
-@_forgets_named
-def _yen(text: Text, ctx: Context) -> Any:
-    return parsers.parse_yen(text)
 
 
 @_forgets_named
@@ -329,15 +324,15 @@ COPAY_FORM = Form(
              ask_if=_not_welfare),
         Slot("tax_exempt", label="住民税非課税", ask=Q_TAX_EXEMPT, parse=_TAX_EXEMPT, choices=_choices(parsers.YES_NO_CHOICES),
              ask_if=_not_welfare, unknown_help=HELP_TAX_EXEMPT),
-        Slot("income", label="本人の収入", unit="円", ask=Q_INCOME, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+        Slot("income", label="本人の収入", unit="円", ask=Q_INCOME, parse=_forgets_named(amounts.slot_parser("income")), choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_exempt_or_unknown, unknown_help=HELP_INCOME),
-        Slot("income_tax", label="所得割", unit="円", ask=Q_INCOME_TAX, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+        Slot("income_tax", label="所得割", unit="円", ask=Q_INCOME_TAX, parse=_forgets_named(amounts.slot_parser("income_tax")), choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_taxed_or_unknown, unknown_help=HELP_INCOME_TAX),
         Slot("high_cost_months", label="5万円超の月数", unit="か月", ask=Q_HIGH_COST, parse=_count, choices=_choices(parsers.COUNT_CHOICES),
              ask_if=_high_cost_matters, unknown_help=HELP_HIGH_COST),
         Slot("household_caps", label="ほかの受給者", unit="円", ask=Q_CAPS, parse=_caps, choices=_choices(parsers.HOUSEHOLD_CAPS_CHOICES),
              ask_if=_not_welfare, unknown_help=HELP_CAPS),
-        Slot("medical_cost", label="今月の医療費", unit="円", ask=Q_COST, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+        Slot("medical_cost", label="今月の医療費", unit="円", ask=Q_COST, parse=_forgets_named(amounts.slot_parser("medical_cost")), choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_not_welfare, unknown_help=HELP_COST),
         Slot("insurance_rate", label="負担割合", ask=Q_RATE, parse=_rate, choices=_choices(parsers.RATE_CHOICES),
              ask_if=_cost_known, unknown_help=HELP_RATE),
