@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import Any, Final, TypeGuard
 
 from handlers.messages import Choice, Fact, Reply, Result, Source
 from handlers import amounts, parsers
@@ -162,6 +162,27 @@ HELP_HIGH_COST = ("月ごとの医療費の総額は、「自己負担上限額�
 HELP_CAPS = "わからなければ、ひとまず按分（世帯内での分け合い）はないものとして計算します。"
 HELP_COST = "医療費がわからなければ、上限額だけをお示しします。"
 HELP_RATE = "わからなければ、受給者証がある方の標準の2割で計算します。"
+
+
+# A child named in the message that starts the copay dialog: 「うちの子」, 「息子」「娘」, 「子ども」, or an age under 18.
+_CHILD: Final = re.compile(r"うちの子|子ども|子供|こども|息子|娘|小学|中学|高校生|乳児|幼児|赤ちゃん")
+_AGE: Final = re.compile(r"([0-9]{1,2})(?:歳|さい|才)")
+NOTE_CHILD: Final = (
+    "お子さん（18歳未満）のことでしたら、指定難病ではなく「小児慢性特定疾病」の医療費助成の対象になる場合があり、"
+    "上限額の表も指定難病とは別です。ここでの計算は指定難病の上限額で、小児慢性の上限額はこの計算では出せません。"
+    "小児慢性の助成は新しく申請できるのが18歳未満まで、引き続き受けられるのが20歳になるまでです。"
+    "小児慢性の上限額と申請は、お住まいの地域の保健福祉事務所（前橋市・高崎市は市の保健所）にお尋ねください。"
+    "（出典：広島県「小児慢性特定疾病から指定難病への移行について」）"
+)
+
+
+def _child_named(ctx: Context) -> str | None:
+    """The 小児慢性特定疾病 note when the starting message names a child (issue 25: never the adult calculator silently)."""
+    t = ctx.text.compact
+    ages = [int(m.group(1)) for m in _AGE.finditer(t)]
+    if (_CHILD.search(t) and not any(age >= 20 for age in ages)) or any(age < 18 for age in ages):
+        return NOTE_CHILD
+    return None
 
 
 def _facts(a: Answers) -> CopayFacts:
@@ -338,6 +359,7 @@ COPAY_FORM = Form(
              ask_if=_cost_known, unknown_help=HELP_RATE),
     ),
     finish=_copay_finish,
+    situation=_child_named,
     details=_copay_details,
     prefill=_copay_prefill,
 )

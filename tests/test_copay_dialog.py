@@ -268,3 +268,19 @@ def test_a_counter_payment_is_not_taken_as_the_total_medical_cost(chat):
     assert replies[-1].expecting == "medical_cost"
     replies = chat.say("窓口で3,000円払いました")
     assert replies[-1].expecting == "medical_cost" and "10割" in chat.text(replies)
+
+
+@pytest.mark.parametrize("said", ["うちの子の場合の上限額は？", "10歳の娘の自己負担いくらになるか知りたい",
+                                  "息子の医療費の上限を計算したい"])
+def test_a_child_named_at_the_copay_calculator_hears_of_shoman_first(chat, said):
+    """Issue 25: a child got the adult calculator silently; now 小児慢性特定疾病, its ages and the office come first."""
+    replies = chat.say(said)
+    text = chat.text(replies)
+    assert "小児慢性特定疾病" in text and "20歳" in text and "保健福祉事務所" in text and "出典" in text
+
+
+def test_an_adult_named_at_the_copay_calculator_gets_no_shoman_note(chat):
+    for said in ("自己負担いくらになるか知りたい", "45歳の息子の自己負担を計算したい"):
+        replies = chat.say(said)
+        assert "小児慢性" not in chat.text(replies)
+        chat.say("やめる")
