@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from handlers.messages import Choice, IncomingMessage, Reply
 from nlp.privacy import redact
 from nlp.text import Text
-from handlers import costlog, dialog, system, understand
+from handlers import amounts, costlog, dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
@@ -101,7 +101,8 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         return result
     # 「わからない」 where the question does not take it (an offer to decide on): the question
     # again with what it does take, not the menu that 「使い方がわからない」 would bring.
-    if only_unsure(ctx.text):
+    # A figure of another kind (「年収は450万です」 at the 所得割 question) was read: its re-ask answers it.
+    if only_unsure(ctx.text) or isinstance(result, amounts.OtherKind):
         return dialog.reask(form, ctx, result)
     # Not an answer: understood like any other message (a request, a question), then asked again.
     if c is None and len(text) >= 2:

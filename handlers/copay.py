@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from datetime import date
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import Any, Final, TypeGuard
 
 from handlers.messages import Choice, Fact, Reply, Result, Source
-from handlers import parsers
+from handlers import amounts, parsers
 from handlers.base import Context, known_office
 from handlers.calc.cost_log import RULES, progress, window
 from handlers.calc.copay import CopayError, CopayFacts, CopayResult, possible_results
@@ -82,11 +82,6 @@ def _TAX_EXEMPT(text: Text, ctx: Context) -> Any:
     if _PAYS_TAX.match(text.compact):
         text = Text("住民税を" + text.raw)
     return _TAX_EXEMPT_WORDS(text, ctx)
-
-
-@_forgets_named
-def _yen(text: Text, ctx: Context) -> Any:
-    return parsers.parse_yen(text)
 
 
 @_forgets_named
@@ -167,6 +162,27 @@ HELP_HIGH_COST = ("月ごとの医療費の総額は、「自己負担上限額�
 HELP_CAPS = "わからなければ、ひとまず按分（世帯内での分け合い）はないものとして計算します。"
 HELP_COST = "医療費がわからなければ、上限額だけをお示しします。"
 HELP_RATE = "わからなければ、受給者証がある方の標準の2割で計算します。"
+
+
+# A child named in the message that starts the copay dialog: 「うちの子」, 「息子」「娘」, 「子ども」, or an age under 18.
+_CHILD: Final = re.compile(r"うちの子|子ども|子供|こども|息子|娘|小学|中学|高校生|乳児|幼児|赤ちゃん")
+_AGE: Final = re.compile(r"([0-9]{1,2})(?:歳|さい|才)")
+NOTE_CHILD: Final = (
+    "お子さん（18歳未満）のことでしたら、指定難病ではなく「小児慢性特定疾病」の医療費助成の対象になる場合があり、"
+    "上限額の表も指定難病とは別です。ここでの計算は指定難病の上限額で、小児慢性の上限額はこの計算では出せません。"
+    "小児慢性の助成は新しく申請できるのが18歳未満まで、引き続き受けられるのが20歳になるまでです。"
+    "小児慢性の上限額と申請は、お住まいの地域の保健福祉事務所（前橋市・高崎市は市の保健所）にお尋ねください。"
+    "（出典：広島県「小児慢性特定疾病から指定難病への移行について」）"
+)
+
+
+def _child_named(ctx: Context) -> str | None:
+    """The 小児慢性特定疾病 note when the starting message names a child (issue 25: never the adult calculator silently)."""
+    t = ctx.text.compact
+    ages = [int(m.group(1)) for m in _AGE.finditer(t)]
+    if (_CHILD.search(t) and not any(age >= 20 for age in ages)) or any(age < 18 for age in ages):
+        return NOTE_CHILD
+    return None
 
 
 def _facts(a: Answers) -> CopayFacts:
@@ -329,20 +345,21 @@ COPAY_FORM = Form(
              ask_if=_not_welfare),
         Slot("tax_exempt", label="住民税非課税", ask=Q_TAX_EXEMPT, parse=_TAX_EXEMPT, choices=_choices(parsers.YES_NO_CHOICES),
              ask_if=_not_welfare, unknown_help=HELP_TAX_EXEMPT),
-        Slot("income", label="本人の収入", unit="円", ask=Q_INCOME, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+        Slot("income", label="本人の収入", unit="円", ask=Q_INCOME, parse=_forgets_named(amounts.slot_parser("income")), choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_exempt_or_unknown, unknown_help=HELP_INCOME),
-        Slot("income_tax", label="所得割", unit="円", ask=Q_INCOME_TAX, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+        Slot("income_tax", label="所得割", unit="円", ask=Q_INCOME_TAX, parse=_forgets_named(amounts.slot_parser("income_tax")), choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_taxed_or_unknown, unknown_help=HELP_INCOME_TAX),
         Slot("high_cost_months", label="5万円超の月数", unit="か月", ask=Q_HIGH_COST, parse=_count, choices=_choices(parsers.COUNT_CHOICES),
              ask_if=_high_cost_matters, unknown_help=HELP_HIGH_COST),
         Slot("household_caps", label="ほかの受給者", unit="円", ask=Q_CAPS, parse=_caps, choices=_choices(parsers.HOUSEHOLD_CAPS_CHOICES),
              ask_if=_not_welfare, unknown_help=HELP_CAPS),
-        Slot("medical_cost", label="今月の医療費", unit="円", ask=Q_COST, parse=_yen, choices=_choices((parsers.UNKNOWN_CHOICE,)),
+        Slot("medical_cost", label="今月の医療費", unit="円", ask=Q_COST, parse=_forgets_named(amounts.slot_parser("medical_cost")), choices=_choices((parsers.UNKNOWN_CHOICE,)),
              ask_if=_not_welfare, unknown_help=HELP_COST),
         Slot("insurance_rate", label="負担割合", ask=Q_RATE, parse=_rate, choices=_choices(parsers.RATE_CHOICES),
              ask_if=_cost_known, unknown_help=HELP_RATE),
     ),
     finish=_copay_finish,
+    situation=_child_named,
     details=_copay_details,
     prefill=_copay_prefill,
 )

@@ -79,6 +79,8 @@ class Form:
         slots: the questions, in order.
         finish: builds the closing replies from the answers.
         prefill: answers known before the dialog starts (e.g. the municipality already given).
+        situation: a note said with the intro when the message that started the dialog names a
+            situation the dialog does not fit as it stands (a child, at the adult copay calculator).
         details: the full working behind a result, shown by its 「くわしく」 button; a form with
             details keeps its answers after the result (``LAST``), so that one answer can be
             changed (「間違えた」) and the result seen again.
@@ -90,6 +92,7 @@ class Form:
     finish: Callable[[Answers, Context], list[Reply]]
     prefill: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {})
     details: Callable[[Answers, Context], list[Reply]] | None = None
+    situation: Callable[[Context], str | None] = field(default=lambda ctx: None)
 
     def slot(self, name: str) -> Slot:
         return next(s for s in self.slots if s.name == name)
@@ -169,7 +172,8 @@ def start(form: Form, ctx: Context) -> list[Reply]:
     ctx.state.dialog = form.name
     ctx.state.slots = {k: encode(v) for k, v in form.prefill(ctx).items()}
     ctx.state.history = []
-    return [Reply(form.intro, kind="intro")] + ask(form, ctx)
+    note = form.situation(ctx)
+    return [Reply(form.intro + (f"\n{note}" if note else ""), kind="intro")] + ask(form, ctx)
 
 
 def end(ctx: Context) -> None:

@@ -216,3 +216,71 @@ def test_residence_tax_said_to_be_levied_answers_no_to_tax_exempt(chat):
     for said in ("自己負担を計算したい", "いいえ", "いいえ"):
         chat.say(said)
     assert chat.say("住民税は課税です")[-1].expecting == "income_tax"
+
+
+def _to_income_tax(chat):
+    chat.say("自己負担を計算したい")
+    chat.say("いいえ")  # welfare
+    chat.say("いいえ")  # ventilator
+    return chat.say("いいえ")  # tax exempt
+
+
+def test_a_yearly_income_at_the_income_tax_question_is_not_taken_as_income_tax(chat):
+    """Issue 25: 「年収は四百五十万くらいです」 was 所得割 4,500,000円 → 上位所得 30,000円, silently."""
+    _to_income_tax(chat)
+    replies = chat.say("年収は四百五十万くらいです")
+    text = chat.text(replies)
+    assert replies[-1].expecting == "income_tax"
+    assert "概算" in text and "「一般所得2」" in text and "20,000円" in text and "出典" in text
+    assert "決定通知書" in text and "所得割" in text and "階層区分" not in text
+    replies = chat.say("通知書を見たら所得割は12万円でした")
+    assert replies[-1].expecting == "high_cost_months"
+
+
+def test_a_monthly_residence_tax_deduction_is_asked_back_not_taken_as_income_tax(chat):
+    """Issue 25: 「住民税が毎月1万2千円引かれてます」 was 所得割 12,000円 → 一般所得1."""
+    _to_income_tax(chat)
+    replies = chat.say("給料から住民税が毎月1万2千円引かれてます")
+    text = chat.text(replies)
+    assert replies[-1].expecting == "income_tax"
+    assert "144,000円" in text and "決定通知書" in text
+
+
+def test_a_monthly_pension_is_not_taken_as_income_tax_nor_as_a_yearly_income(chat):
+    """Issue 25: 「年金が月に7万円です」 was 所得割 70,000円, and a yearly 70,000円 at the 本人収入 question."""
+    _to_income_tax(chat)
+    replies = chat.say("年金が月に7万円です")
+    assert replies[-1].expecting == "income_tax" and "決定通知書" in chat.text(replies)
+    chat.say("戻る")
+    replies = chat.say("はい")  # the household is tax exempt after all
+    assert replies[-1].expecting == "income"
+    replies = chat.say("年金が月に7万円です")
+    assert replies[-1].expecting == "income" and "840,000円" in chat.text(replies)
+    replies = chat.say("年金が年に84万円です")
+    assert replies[-1].expecting == "household_caps"
+
+
+def test_a_counter_payment_is_not_taken_as_the_total_medical_cost(chat):
+    _to_income_tax(chat)
+    chat.say("所得割は5万円です")
+    chat.say("ない")
+    replies = chat.say("いない")
+    assert replies[-1].expecting == "medical_cost"
+    replies = chat.say("窓口で3,000円払いました")
+    assert replies[-1].expecting == "medical_cost" and "10割" in chat.text(replies)
+
+
+@pytest.mark.parametrize("said", ["うちの子の場合の上限額は？", "10歳の娘の自己負担いくらになるか知りたい",
+                                  "息子の医療費の上限を計算したい"])
+def test_a_child_named_at_the_copay_calculator_hears_of_shoman_first(chat, said):
+    """Issue 25: a child got the adult calculator silently; now 小児慢性特定疾病, its ages and the office come first."""
+    replies = chat.say(said)
+    text = chat.text(replies)
+    assert "小児慢性特定疾病" in text and "20歳" in text and "保健福祉事務所" in text and "出典" in text
+
+
+def test_an_adult_named_at_the_copay_calculator_gets_no_shoman_note(chat):
+    for said in ("自己負担いくらになるか知りたい", "45歳の息子の自己負担を計算したい"):
+        replies = chat.say(said)
+        assert "小児慢性" not in chat.text(replies)
+        chat.say("やめる")
