@@ -178,7 +178,10 @@ def test_a_turn_process_that_dies_is_restarted_and_its_turns_are_answered_withou
         # the turn and replayed, never a second run of the turn.
         assert len(mine) in (1, 2) and len(set(mine)) == 1, mine
     repeats = sum(1 for user in users if sum(c.args["channel"] == "D" + user[1:] for c in posts) == 2)
-    assert log.count("turn answer replayed") == repeats
+    # Every second post is a replay; a replay can also follow a post the dead process had begun but
+    # that never reached the fake (killed mid-request on a loaded machine), so there may be more
+    # replays than second posts, never more than turns.
+    assert repeats <= log.count("turn answer replayed") <= len(users)
     assert not serve.turn_processes(), "the turn process ends with serve"
 
 
