@@ -498,6 +498,8 @@ def well_formed_payload(body: Any) -> bool:
         return False
     if not all(has(body, k, str) for k in _STRINGS):
         return False
+    if body.get("type") == "block_actions" and not has(body, "user", dict):  # a click's user is an object
+        return False
     actions = [] if body.get("actions") is None else body["actions"]
     if not isinstance(actions, list) or not all(
         isinstance(a, dict) and all(has(a, k, str) for k in ("value", "action_id", "action_ts", "type"))
