@@ -298,6 +298,8 @@ MALFORMED = [
     ("payload=%5B1%5D", "application/x-www-form-urlencoded"),
     (form({"type": "block_actions", "user": {"id": "U1"}, "actions": {"value": "yes"}}),
      "application/x-www-form-urlencoded"),
+    (form({"type": "block_actions", "user": "U1", "actions": [{"value": "yes", "action_id": "a"}]}),
+     "application/x-www-form-urlencoded"),
 ]
 
 

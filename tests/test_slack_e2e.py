@@ -332,6 +332,19 @@ def test_stale_timestamp_is_refused(server: Running, fake_slack: FakeSlackAPI) -
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
+@pytest.mark.parametrize("bad_header", [
+    {"X-Slack-Request-Timestamp": "not-a-number"},
+    {"X-Slack-Signature": "v0=\u00e9t\u00e9"},
+])
+def test_malformed_signature_headers_are_refused_not_a_server_error(server: Running, fake_slack: FakeSlackAPI,
+                                                                   bad_header: dict[str, str]) -> None:
+    result = post_signed(server.events, dm("メニュー"), headers=bad_header)
+
+    assert result.status == 401
+    server.shutdown()
+    assert fake_slack.calls_to("chat.postMessage") == []
+
+
 @pytest.mark.parametrize("event", [
     dm_event("私はボットです", user="U5", bot_id="B999", subtype="bot_message"),
     dm_event("私もボットです", user="U5", bot_id="B999"),

@@ -320,6 +320,12 @@ class SlackIntake:
         a signed body that is not a Slack payload (a JSON array, ``actions`` not a list,
         ``payload`` not JSON …): a 5xx would make Slack retry it, and bolt would fail on it.
         """
+        lower = {k.lower(): v for k, v in headers.items()}
+        if not _plausible_signature_headers(lower):
+            # Bolt raises (a 500) on a non-numeric timestamp or a non-ASCII signature; such a
+            # request cannot be Slack's, so it is refused like a forged one.
+            return BoltResponse(status=401, body='{"error": "invalid request"}',
+                                headers={"content-type": "application/json"})
         try:
             request: BoltRequest | None = BoltRequest(body=body, query=query, headers=dict(headers))
             well_formed = request is not None and well_formed_payload(request.body)
@@ -327,7 +333,6 @@ class SlackIntake:
             request, well_formed = None, False
         if request is not None and well_formed:
             return self.app.dispatch(request)
-        lower = {k.lower(): v for k, v in headers.items()}
         verifier = SignatureVerifier(self.settings.slack_signing_secret or "")
         if not verifier.is_valid(body, lower.get("x-slack-request-timestamp", ""),
                                  lower.get("x-slack-signature", "")):
@@ -493,6 +498,8 @@ def well_formed_payload(body: Any) -> bool:
         return False
     if not all(has(body, k, str) for k in _STRINGS):
         return False
+    if body.get("type") == "block_actions" and not has(body, "user", dict):  # a click's user is an object
+        return False
     actions = [] if body.get("actions") is None else body["actions"]
     if not isinstance(actions, list) or not all(
         isinstance(a, dict) and all(has(a, k, str) for k in ("value", "action_id", "action_ts", "type"))
@@ -535,3 +542,12 @@ __all__ = [
     "SlackIntake", "SlackOutbox", "SlackSender", "escape", "home_view", "make_web_client", "open_dm", "render",
     "to_incoming", "to_plain",
 ]
+
+
+def _plausible_signature_headers(lower: Mapping[str, str]) -> bool:
+    """True unless the timestamp is not a number or the signature is not ASCII (Slack sends neither)."""
+    timestamp = lower.get("x-slack-request-timestamp")
+    signature = lower.get("x-slack-signature")
+    if timestamp is not None and not (timestamp.strip().isascii() and timestamp.strip().isdigit()):
+        return False
+    return signature is None or signature.isascii()
