@@ -394,6 +394,7 @@ def _detect(kb: KnowledgeBase, text: Text) -> Detection | None:
 @dataclass(frozen=True)
 class _Lexicon:
     medical: tuple[str, ...]
+    not_medical: tuple[str, ...]
     redirects: tuple[tuple[Redirect, tuple[str, ...], tuple[str, ...]], ...]
     domain: tuple[str, ...]
 
@@ -409,7 +410,7 @@ def _lexicon(kb: KnowledgeBase) -> _Lexicon:
         def f(words: list[str]) -> tuple[str, ...]:
             return tuple(w for w in (fold(x) for x in words) if w)
 
-        lex = _Lexicon(f(s.medical), tuple((r, f(r.words), f(r.strict_words)) for r in kb.services), f(s.domain_words))
+        lex = _Lexicon(f(s.medical), f(s.not_medical), tuple((r, f(r.words), f(r.strict_words)) for r in kb.services), f(s.domain_words))
         _CACHE[id(kb.safety)] = lex
     return lex
 
@@ -419,7 +420,8 @@ def classify(kb: KnowledgeBase, text: Text) -> Safety | None:
     found = detect(kb, text)
     if found is not None:
         return found.kind
-    if any(p in text.folded for p in _lexicon(kb).medical):
+    lexicon = _lexicon(kb)
+    if any(p in text.folded for p in lexicon.medical) and not any(w in text.folded for w in lexicon.not_medical):
         return Safety.MEDICAL
     return None
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from handlers.messages import Choice, IncomingMessage, Reply
 from nlp.matcher import KANA_QUESTION, Match
-from nlp.normalize import fold, strip_fillers
+from nlp.normalize import fold, nfkc, strip_fillers
 from nlp.text import Text, kana_share, reading
 from handlers import costlog, dialog, reminders, system
 from handlers.base import Context, text_of
@@ -43,6 +43,7 @@ class _Index:
     cue_readings: dict[str, tuple[str, ...]]  # for messages typed in kana
     needs: dict[str, tuple[str, ...]]
     need_readings: dict[str, tuple[str, ...]]
+    unless: dict[str, tuple[re.Pattern[str], ...]]
 
 
 _INDEXES: dict[int, _Index] = {}
@@ -67,6 +68,7 @@ def _index(kb: KnowledgeBase) -> _Index:
             cue_readings={a.id: tuple(reading(c) for c in a.cues) for a in kb.actions},
             needs={a.id: tuple(fold(c) for c in a.needs) for a in kb.actions},
             need_readings={a.id: tuple(reading(c) for c in a.needs) for a in kb.actions},
+            unless={a.id: tuple(re.compile(p) for p in a.unless) for a in kb.actions},
         )
     return idx
 
@@ -151,14 +153,24 @@ def _cues(kb: KnowledgeBase, text: Text) -> tuple[str, dict[str, tuple[str, ...]
 
 
 def applicable(kb: KnowledgeBase, text: Text, ranked: list[Match]) -> list[Match]:
-    """``ranked`` without the actions whose ``needs`` words the message lacks.
+    """``ranked`` without the actions whose ``needs`` words the message lacks, or which one of their
+    ``unless`` patterns says is about something else.
 
     Actions that share their verbs with others (stop the cost-log nudge, stop reminders) are told
-    apart by what they act on: 「母の分のお知らせは止めて」 says nothing of 医療費.
+    apart by what they act on: 「母の分のお知らせは止めて」 says nothing of 医療費. And the menu is the
+    bot's own use: 「バス乗車証の使い方を教えて」 asks how to use something else.
     """
     haystack, needs = _needs(kb, text)
-    return [m for m in ranked if not m.id.startswith(ACTION_PREFIX)
-            or not (words := needs[m.id.removeprefix(ACTION_PREFIX)]) or any(w in haystack for w in words)]
+    unless = _index(kb).unless
+
+    def fits(action_id: str) -> bool:
+        words = needs[action_id]
+        if words and not any(w in haystack for w in words):
+            return False
+        typed = nfkc(text.raw)
+        return not any(p.search(typed) for p in unless[action_id])
+
+    return [m for m in ranked if not m.id.startswith(ACTION_PREFIX) or fits(m.id.removeprefix(ACTION_PREFIX))]
 
 
 def _needs(kb: KnowledgeBase, text: Text) -> tuple[str, dict[str, tuple[str, ...]]]:

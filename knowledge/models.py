@@ -208,6 +208,16 @@ class Action(_Strict):
     calculates: bool = Field(False, description="a calculator: a question about one's own case starts it")
     needs: list[str] = Field(default_factory=list,
                              description="words one of which a message must have for this action (what it acts on)")
+    unless: list[str] = Field(default_factory=list,
+                              description="regular expressions (on the text as typed, NFKC) that say the message is about "
+                                          "something else: 「バス乗車証の使い方」 is not the bot's menu")
+
+    @field_validator("unless")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            re.compile(p)
+        return patterns
 
 
 class ActionFile(_Strict):
@@ -224,6 +234,11 @@ class SafetyLexicon(_Strict):
     """Phrases that must never reach the FAQ matcher as ordinary questions (emergencies: EmergencyLexicon)."""
 
     medical: list[str] = Field(min_length=1)
+    not_medical: list[str] = Field(
+        default_factory=list,
+        description="words that make a message with a medical word a question of money or procedure "
+                    "(「副作用が出たら補償は？」), not a request for a medical judgement",
+    )
     emergency_reply: str
     crisis_reply: str
     medical_reply: str

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.evaluation import evaluate_false_alarms, evaluate_safety, generated_ordinary, knowledge_examples, localgovfaq_texts
+from handlers.messages import IncomingMessage
 from handlers.safety import detect
 from nlp.text import Text
 from tests.conftest import REPO, run_cli
@@ -123,6 +124,46 @@ def test_at_most_two_false_alarms_in_the_municipal_faq(kb):
     assert len(texts) == 2535
     alarms = [t for t in texts if detect(kb, t) is not None]
     assert len(alarms) <= 2, alarms
+
+
+# Municipal FAQ wordings that once got the bot's own menu, whose last line names 119: a question
+# about how to use something else, or a request for a fact in words the bot does not know.
+NOT_THE_MENU = [
+    "【障害者バス特別乗車証】使い方を教えてください。",
+    "【高齢者バス特別乗車証】乗車払カードの使い方を教えてください。",
+    "【肝炎ウイルス検診個別勧奨通知】の使い方を教えて。",
+    "地番から住居表示を教えてほしい",
+]
+
+
+@pytest.mark.parametrize("text", NOT_THE_MENU)
+def test_how_to_use_something_else_is_not_the_bots_menu_and_names_no_119(chat, text):
+    first = chat.say(text)[0]
+    assert first.kind != "menu", text
+    assert "119" not in first.text, text
+
+
+@pytest.mark.parametrize("text", ["このボットの使い方を教えて", "使い方を教えて", "何ができるか教えて", "チャットの使い方がわからない"])
+def test_how_to_use_this_chat_is_still_the_menu(chat, text):
+    assert chat.say(text)[0].kind == "menu", text
+
+
+def test_a_side_effect_in_a_question_of_compensation_is_no_medical_judgement(chat):
+    first = chat.say("副作用がでた場合、どのように補償してもらえますか")[0]
+    assert first.kind != "medical"
+    assert "119" not in first.text
+    assert chat.say("副作用がつらいので薬をやめてもいいですか")[0].kind == "medical"
+
+
+@pytest.mark.skipif(not LOCALGOVFAQ.is_dir(), reason="../shared/peer-data/localgovfaq is not beside this checkout")
+def test_at_most_two_municipal_faq_texts_get_a_first_reply_that_names_119(bot):
+    texts = localgovfaq_texts(LOCALGOVFAQ)
+    named = []
+    for n, text in enumerate(texts):
+        replies = bot.handle(IncomingMessage(channel="eval", user=f"lg-{n}", text=text))
+        if replies and "119" in replies[0].text:
+            named.append(text)
+    assert len(named) <= 2, named
 
 
 def test_false_alarms_are_counted_through_whole_turns(bot):
