@@ -89,7 +89,10 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import knowledge_and_matcher
     from bot.evaluation import evaluate
 
-    if args.safety or args.actions:
+    if args.safety or args.actions or args.conversations:
+        if args.conversations and not args.file:
+            print("eval --conversations: a file of conversations is needed", file=sys.stderr)
+            return 2
         return _eval_with_bot(args, settings)
     if not args.file:
         print("eval: a question file is needed (only --safety runs without one)", file=sys.stderr)
@@ -109,7 +112,8 @@ def _eval_with_bot(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.bootstrap import build_bot
     from bot.core import TOKYO
-    from bot.evaluation import Report, evaluate_actions, evaluate_false_alarms, evaluate_safety, ordinary_corpora
+    from bot.evaluation import (Report, evaluate_actions, evaluate_conversations, evaluate_false_alarms, evaluate_safety,
+                                ordinary_corpora)
 
     with tempfile.TemporaryDirectory() as tmp:
         fixed = datetime(2026, 11, 30, 10, 0, tzinfo=TOKYO)
@@ -120,6 +124,8 @@ def _eval_with_bot(args: argparse.Namespace, settings: Settings) -> int:
             result = evaluate_false_alarms(bot, ordinary_corpora(bot.kb, Path(args.localgovfaq)))
         elif args.safety:
             result = evaluate_safety(bot, Path(args.file))
+        elif args.conversations:
+            result = evaluate_conversations(bot, Path(args.file))
         elif args.file:
             result = evaluate_actions(bot, Path(args.file))
         else:
@@ -224,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--spec", help="topics.yaml whose must facts to check (default: each topic's own)")
     ev.add_argument("--actions", action="store_true",
                     help='the file holds {"q", "action"} lines: measure requests started directly and within one click')
+    ev.add_argument("--conversations", action="store_true",
+                    help='the file holds {"turns": [first, second], "topic" | "action"} lines: measure follow-ups '
+                         "answered in the light of the message before")
     ev.add_argument("--safety", action="store_true",
                     help='the file holds {"text", "kind"} lines: measure emergency and crisis recall and false alarms, '
                          "free and at every dialog step; without a file, count false alarms on the ordinary corpora "

@@ -47,11 +47,15 @@ class EvalResult(Report):
     must_ok: int
     p50_ms: float
     p99_ms: float
+    also_total: int = 0  # lines with a second question (``"also": "<topic>"``)
+    also_ok: int = 0  # … whose second topic was answered too or offered as a button
 
     def figures(self) -> list[str]:
         """Top-1 and top-3 over the questions in scope, those out of scope held back, the ``must``
         facts of the right answers, and the time per question."""
-        return [
+        second = [f"second questions in one message answered or offered: {_share(self.also_ok, self.also_total)}"] \
+            if self.also_total else []
+        return [*second,
             f"questions: {self.in_scope} in scope, {self.out_scope} out of scope",
             f"top-1: {_share(self.top1, self.in_scope)}   top-3: {_share(self.top3, self.in_scope)}",
             f"out-of-scope held: {_share(self.held, self.out_scope)}   must facts complete: {_share(self.must_ok, self.top1)}",
@@ -75,7 +79,7 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
     must = load_spec_must(spec)
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     times: list[float] = []
-    top1 = top3 = held = must_ok = in_scope = out_scope = 0
+    top1 = top3 = held = must_ok = in_scope = out_scope = also_total = also_ok = 0
     misses: list[str] = []
     for row in rows:
         question, expected = row["q"], row.get("topic")
@@ -83,6 +87,12 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
         c = consult(kb, matcher, question)
         times.append((time.perf_counter() - t0) * 1000)
         ranked = [m.id for m in c.candidates]
+        if row.get("also"):
+            also_total += 1
+            if row["also"] == c.topic or f"topic:{row['also']}" in {ch.value for ch in c.choices}:
+                also_ok += 1
+            else:
+                misses.append(f"[second question {row['also']} dropped] {question}")
         if expected is None:
             out_scope += 1
             if c.topic is None:
@@ -106,7 +116,7 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
     p99_index = min(len(times) - 1, max(0, round(0.99 * len(times)) - 1))
     return EvalResult(
         tuple(misses), in_scope, top1, top3, out_scope, held, must_ok,
-        statistics.median(times) if times else 0.0, times[p99_index] if times else 0.0,
+        statistics.median(times) if times else 0.0, times[p99_index] if times else 0.0, also_total, also_ok,
     )
 
 
@@ -360,3 +370,50 @@ def evaluate_actions(bot: Any, path: Path) -> ActionResult:
             got = ",".join(sorted({r.kind for r in replies})) + (f" dialog={state.dialog}" if state.dialog else "")
             misses.append(f"[{action}: got {got}] {text}")
     return ActionResult(tuple(misses), len(rows), direct, one_click)
+
+
+# --- conversations: a follow-up read in the light of the message before it ---------------------
+
+@dataclass(frozen=True)
+class ConversationResult(Report):
+    total: int
+    in_context: int
+
+    def figures(self) -> list[str]:
+        return [f"conversations: {self.total}",
+                f"follow-ups answered in context: {_share(self.in_context, self.total)}"]
+
+
+def _second_right(bot: Any, row: dict[str, Any], replies: list[Any], state: UserState) -> bool:
+    """Whether the reply to the second message is what the conversation asks for: its topic, its action
+    done, or (``"topic": null``) no topic of this subsidy given as the answer."""
+    first = replies[0] if replies else None
+    if row.get("action"):
+        does = {a.id: a.does for a in bot.kb.actions}[row["action"]]
+        return _performed(does, replies, state)
+    if row.get("topic") is None:
+        return first is not None and (first.topic is None or first.kind != "answer")
+    return first is not None and first.topic == row["topic"] and first.kind == "answer"
+
+
+def evaluate_conversations(bot: Any, path: Path) -> ConversationResult:
+    """Send each conversation (``{"turns": [first, second], "topic" | "action"}``) as a new user, turn
+    by turn, and judge the reply to the last turn: the follow-up must be read with what came before."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    right = 0
+    misses: list[str] = []
+    for n, row in enumerate(rows):
+        user = f"conversation-{n}"
+        replies: list[Any] = []
+        for text in row["turns"]:
+            replies = bot.handle(IncomingMessage(channel="eval", user=user, text=text))
+        with bot.store.unit_of_work() as uow:
+            state = uow.conversations.load_state(f"eval:{user}")
+        if _second_right(bot, row, replies, state):
+            right += 1
+        else:
+            first = replies[0] if replies else None
+            got = f"{first.kind}:{first.topic}" if first is not None else "nothing"
+            want = row.get("action") or row.get("topic")
+            misses.append(f"[{want} -> {got}] " + " / ".join(row["turns"]))
+    return ConversationResult(tuple(misses), len(rows), right)
