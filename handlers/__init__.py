@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from handlers.messages import Choice, IncomingMessage, Reply
 from nlp.privacy import redact
 from nlp.text import Text
-from handlers import amounts, costlog, dialog, system, understand
+from handlers import amounts, context, costlog, dialog, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
@@ -75,6 +75,7 @@ def urgent(msg: IncomingMessage, ctx: Context, found: Detection) -> list[Reply]:
 def answer_topic(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     tid = text_of(msg).removeprefix("topic:")
     body, choices = render_topic(ctx.kb, tid, ctx.state.profile.get("municipality"))
+    context.remember(ctx, tid)
     return [Reply(body, choices=choices, topic=tid)]
 
 
@@ -149,7 +150,11 @@ def _performed(c: Consultation, action_id: str, msg: IncomingMessage, ctx: Conte
 
 
 def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    c = consult(ctx.kb, ctx.matcher, ctx.text, ctx.state.profile.get("municipality"))
+    municipality = ctx.state.profile.get("municipality")
+    # Read with the topic just answered where the message leans on it; a second question offered.
+    c = context.second_question(ctx, context.read(ctx, municipality), municipality)
+    if c.kind == "answer":
+        context.remember(ctx, c.topic)
     if c.kind == "action" and c.action is not None:
         return _performed(c, c.action, msg, ctx)
     if c.kind in ("answer", "fallback", "redirect"):

@@ -1,0 +1,131 @@
+"""The conversation so far: a follow-up is read in the light of the topic just answered.
+
+People ask the way they talk: after 「レスパイト入院ってなに？」 comes 「群馬でもやってる？」, after
+「高額かつ長期ってなに」 comes 「私は当てはまる？」. Each of those, read alone, names no topic. So the
+bot keeps, for a short while (``CONTEXT_MINUTES``), the id of the topic it last answered — only the
+id and the time, never what the user typed — and reads a message that leans on it (``leans_on``)
+a second time with the topic's name in front of it (「レスパイト入院 群馬でもやってる？」).
+
+The message alone decides whenever it can stand alone: a follow-up that names a topic of its own
+(「じゃあ受給者証をなくしたときは？」) starts that topic, and one that the context does not make
+answerable is treated like any other message. Context never overrides safety, a request for one
+of the bot's actions, or a service next door.
+
+Two questions in one message (「なくしたんだけど、あと更新はいつ？」) are split at the sentence or
+at 「あと」「それと」; the first is answered and the second, when it is a different topic the bot
+knows, is offered as the reply's first button, and the reply says so (``second_question``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from handlers.base import Context, topic_choice
+from handlers import understand
+from handlers.faq import ANSWER_THRESHOLD, Consultation, consult, render_topic
+from nlp.text import Text
+
+# How long the topic just answered frames the next message. Long enough for a reply read slowly
+# on a phone, short enough that tomorrow's question starts afresh.
+CONTEXT_MINUTES = 20
+
+# A follow-up that leans on what came before: a pointing word (それ, そこ, その), a bare 「〜は？」,
+# or a question about one's own case or place that names no subject (私は当てはまる？ 群馬でも？).
+_POINTING = re.compile(r"^(?:じゃあ|では|なら|それなら|ちなみに|で、|あと)?(?:それ|そこ|その|そっち|あれ|これ|この|そちら|こちら)")
+_BARE = re.compile(r"^.{1,8}(?:は|って|も)[?？]?$")
+_OWN_CASE = re.compile(r"(?:私|わたし|自分|うち|母|父|夫|妻|息子|娘|子ども|こども|子供)(?:は|の場合|も)|群馬でも|群馬県でも|"
+                       r"当てはま|あてはま|対象になる|使える|もらえる|いつまで|いつから|どこで|どこに|いくら|費用は|書類は|"
+                       r"期限は|条件は|手続きは|場合は")
+# A follow-up that asks whether the topic just answered applies to the user.
+_WHETHER = re.compile(r"当てはま|あてはま|対象にな|たいしょうにな|使える|つかえる|該当|がいとう|受けられ|もらえ")
+# A message that matches a topic of its own this well is that topic, whatever came before.
+STANDS_ALONE = 80.0
+# Where a message asks a second question: after a sentence, or at 「あと」「それと」「それから」「ついでに」.
+_SECOND = re.compile(r"(?<=[。？?！!])\s*|[、,\s]+(?:あと|それと|それから|ついでに|もうひとつ|もう一つ)[、,\s]*|"
+                     r"(?<=けど)[、,\s]*(?:あと|それと)")
+
+
+def leans_on(text: Text) -> bool:
+    """Whether a message leans on what was said before it (see the module docstring)."""
+    raw = text.raw.strip()
+    return bool(_POINTING.search(raw) or _BARE.match(raw) or (len(raw) <= 20 and _OWN_CASE.search(raw)))
+
+
+def recent_topic(ctx: Context) -> str | None:
+    """The topic answered within the last ``CONTEXT_MINUTES``, if any (and if it still exists)."""
+    kept = ctx.state.profile.get("context")
+    if not isinstance(kept, dict) or kept.get("topic") not in ctx.kb.topics:
+        return None
+    try:
+        at = datetime.fromisoformat(str(kept.get("at")))
+    except ValueError:
+        return None
+    if at.tzinfo is None or not timedelta(0) <= ctx.now - at <= timedelta(minutes=CONTEXT_MINUTES):
+        return None
+    return str(kept["topic"])
+
+
+def remember(ctx: Context, topic: str | None) -> None:
+    """Keep the topic just answered (or forget the context, with None)."""
+    if topic is None:
+        ctx.state.profile.pop("context", None)
+    else:
+        ctx.state.profile["context"] = {"topic": topic, "at": ctx.now.isoformat()}
+
+
+def _name(ctx: Context, topic: str) -> str:
+    """What the topic is called in a sentence: its button label without the note in brackets."""
+    label = ctx.kb.topics[topic].label
+    return re.sub(r"[（(].*?[）)]", "", label).removesuffix("とは").strip() or label
+
+
+def read(ctx: Context, municipality: str | None) -> Consultation:
+    """The consultation of this turn's message, with the conversation's context where it needs it."""
+    alone = consult(ctx.kb, ctx.matcher, ctx.text, municipality)
+    topic = recent_topic(ctx)
+    if topic is None or alone.kind in ("emergency", "crisis", "medical", "redirect", "office"):
+        return alone
+    leaning = leans_on(ctx.text)
+    if not leaning and alone.kind in ("answer", "action"):
+        return alone
+    if alone.kind == "answer" and alone.topic != topic and alone.score >= STANDS_ALONE:
+        return alone  # 「じゃあ受給者証をなくしたときは？」: a topic of its own
+    name = _name(ctx, topic)
+    framed = consult(ctx.kb, ctx.matcher, Text(f"{name} {ctx.text.raw}"), municipality)
+    offered = {a.id for a in understand.offers(ctx.kb, topic)}
+    for c in (alone, framed):
+        if c.kind == "action" and c.action in offered:
+            return c  # an action the topic just answered leads to (更新 → 「じゃあ登録して」)
+    if framed.kind == "answer" and framed.score >= ANSWER_THRESHOLD:
+        return replace(framed, text=f"先ほどの「{name}」についてのお尋ねとしてお答えします。\n\n" + framed.text)
+    if _WHETHER.search(ctx.text.raw):
+        # 「私は当てはまる？」 after a scheme: its conditions, which the topic's answer states, not the
+        # check of another scheme whose words it shares.
+        body, choices = render_topic(ctx.kb, topic, municipality)
+        text = f"「{name}」に当てはまるかどうかは、次の条件で決まります。\n\n" + body
+        return Consultation(topic, framed.score, text, choices=choices, kind="answer", municipality=municipality)
+    return alone
+
+
+def second_question(ctx: Context, first: Consultation, municipality: str | None) -> Consultation:
+    """``first`` with a second question of the same message offered as its first button, said so."""
+    if first.kind != "answer":
+        return first
+    parts = [p for p in _SECOND.split(ctx.text.raw.strip()) if p and len(p.strip()) >= 4]
+    if len(parts) < 2:
+        return first
+    for part in parts[1:] if _owns(ctx, first, parts[0], municipality) else parts:
+        other = consult(ctx.kb, ctx.matcher, Text(part), municipality)
+        if other.kind == "answer" and other.topic not in (None, first.topic) and other.score >= ANSWER_THRESHOLD:
+            choice = topic_choice(ctx.kb, other.topic)  # type: ignore[arg-type]
+            note = f"\n\nもう一つのご質問（{choice.label}）へのお答えは、下の「{choice.label}」ボタンからご覧ください。"
+            choices = (choice, *(c for c in first.choices if c.value != choice.value))
+            return replace(first, text=first.text + note, choices=choices)
+    return first
+
+
+def _owns(ctx: Context, first: Consultation, part: str, municipality: str | None) -> bool:
+    """Whether the first part of the message is the one ``first`` answers."""
+    return consult(ctx.kb, ctx.matcher, Text(part), municipality).topic == first.topic

@@ -1,0 +1,104 @@
+"""A conversation, not a string of unrelated messages (issue 26): the topic just answered frames a
+follow-up that leans on it, for a while; a follow-up with a topic of its own starts that topic;
+two questions in one message are both taken up."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from bot.bootstrap import build_bot
+from tests.conftest import FIXED_NOW, Chat
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = FIXED_NOW
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+def talk(settings, clock) -> Chat:
+    return Chat(build_bot(settings, clock=clock))
+
+
+FOLLOW_UPS = [
+    # (first message, follow-up, the topic the follow-up is about)
+    ("レスパイト入院ってなに？", "群馬でもやってる？", "respite-hospitalization"),
+    ("高額かつ長期ってなに", "私は当てはまる？", "high-cost-long-term"),
+    ("受給者証の有効期間は？", "書類は？", "renewal"),
+    ("受給者証をなくしたらどうする", "それってどこに出すの", "reissue"),
+]
+
+
+@pytest.mark.parametrize("first,follow_up,topic", FOLLOW_UPS)
+def test_a_follow_up_is_read_with_the_topic_just_answered_and_says_so(talk, first, follow_up, topic):
+    talk.say(first)
+    reply = talk.say(follow_up)[0]
+    assert (reply.kind, reply.topic) == ("answer", topic), reply.text[:80]
+    assert reply.text.startswith("先ほどの") or "当てはまるかどうか" in reply.text
+
+
+@pytest.mark.parametrize("first,follow_up,topic", FOLLOW_UPS[:2])
+def test_the_same_follow_up_without_a_conversation_before_it_is_not_guessed(talk, first, follow_up, topic):
+    assert talk.say(follow_up)[0].topic != topic
+
+
+def test_whether_one_qualifies_for_one_scheme_does_not_start_the_check_of_another(talk):
+    talk.say("高額かつ長期ってなに")
+    replies = talk.say("私は当てはまる？")
+    assert replies[0].topic == "high-cost-long-term"
+    assert all(r.expecting is None for r in replies)  # no dialog (the 軽症高額 check) started
+
+
+def test_a_follow_up_that_names_a_topic_of_its_own_starts_that_topic(talk):
+    talk.say("軽症高額ってなに")
+    reply = talk.say("じゃあ受給者証をなくしたときは？")[0]
+    assert reply.topic == "reissue"
+    assert not reply.text.startswith("先ほどの")
+
+
+def test_the_context_expires_after_twenty_minutes(talk, clock):
+    talk.say("レスパイト入院ってなに？")
+    clock.now = FIXED_NOW + timedelta(minutes=19)
+    assert talk.say("群馬でもやってる？")[0].topic == "respite-hospitalization"
+    clock.now += timedelta(minutes=21)
+    assert talk.say("群馬でもやってる？")[0].topic != "respite-hospitalization"
+
+
+def test_an_emergency_in_a_follow_up_gets_119_first(talk):
+    talk.say("レスパイト入院ってなに？")
+    assert talk.say("それより母が息をしてない")[0].kind == "emergency"
+
+
+def test_the_context_keeps_the_topic_id_and_the_time_only(talk, settings):
+    talk.say("レスパイト入院ってなに？")
+    bot = talk.bot
+    with bot.store.unit_of_work() as uow:
+        state = uow.conversations.load_state(f"console:{talk.user}")
+    assert state.profile["context"]["topic"] == "respite-hospitalization"
+    assert "レスパイト" not in json.dumps(state.profile["context"], ensure_ascii=False)
+
+
+def test_a_second_question_in_the_same_message_is_offered_first_and_said_so(talk):
+    reply = talk.say("受給者証をなくしました。あと更新はいつですか")[0]
+    assert reply.topic == "reissue"
+    assert reply.choices[0].value == "topic:renewal"
+    assert "もう一つのご質問" in reply.text
+    # and the button answers it
+    assert talk.click("topic:renewal")[0].topic == "renewal"
+
+
+def test_one_question_gets_no_note_of_a_second(talk):
+    reply = talk.say("受給者証をなくしました。どうしたらいいですか")[0]
+    assert reply.topic == "reissue"
+    assert "もう一つのご質問" not in reply.text
