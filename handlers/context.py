@@ -119,7 +119,7 @@ def second_question(ctx: Context, first: Consultation, municipality: str | None)
     for part in parts[1:] if _owns(ctx, first, parts[0], municipality) else parts:
         other = consult(ctx.kb, ctx.matcher, Text(part), municipality)
         if other.kind == "answer" and other.topic not in (None, first.topic) and other.score >= ANSWER_THRESHOLD:
-            choice = topic_choice(ctx.kb, other.topic)  # type: ignore[arg-type]
+            choice = topic_choice(ctx.kb, other.topic)
             note = f"\n\nもう一つのご質問（{choice.label}）へのお答えは、下の「{choice.label}」ボタンからご覧ください。"
             choices = (choice, *(c for c in first.choices if c.value != choice.value))
             return replace(first, text=first.text + note, choices=choices)
