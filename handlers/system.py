@@ -62,7 +62,10 @@ def menu_reply(available: set[str] | None = None) -> Reply:
 def cancel(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     was_open = ctx.state.dialog is not None
     dialog.end(ctx)
-    text = "わかりました。ここまでのやりとりは終わりにしました。" if was_open else "わかりました。"
+    # 「わかりました」 only when something was stopped: with nothing open, saying so would be a promise
+    # the bot did not keep (「期限の連絡もう来なくていいよ、やめといて」 stops no reminder here).
+    text = "わかりました。ここまでのやりとりは終わりにしました。" if was_open else \
+        "いま途中の計算や手続きはないので、止めるものはありません。お知らせを止めたいときは「お知らせを止める」と送ってください。"
     return [Reply(text + "ほかにご質問があれば、いつでもどうぞ。", choices=menu_reply(set(ctx.forms)).choices, kind="cancel")]
 
 

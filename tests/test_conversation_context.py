@@ -102,3 +102,11 @@ def test_one_question_gets_no_note_of_a_second(talk):
     reply = talk.say("受給者証をなくしました。どうしたらいいですか")[0]
     assert reply.topic == "reissue"
     assert "もう一つのご質問" not in reply.text
+
+
+def test_stopping_with_nothing_open_does_not_say_it_stopped_something(talk):
+    reply = talk.say("キャンセル")[0]
+    assert not reply.text.startswith("わかりました")
+    assert "止めるものはありません" in reply.text
+    talk.click("start:copay")
+    assert talk.say("キャンセル")[0].text.startswith("わかりました")
