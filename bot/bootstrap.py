@@ -38,7 +38,8 @@ def build_matcher(kb: KnowledgeBase) -> Matcher:
     entries += [Entry(f"action:{a.id}", (a.label, *a.commands, *a.phrasings), tuple(a.keywords)) for a in kb.actions]
     entries += [Entry(f"service:{r.id}", tuple(r.phrasings) or tuple(r.words), tuple(r.keywords) or tuple(r.words))
                 for r in kb.services]
-    return Matcher(entries, synonyms)
+    # Whole-word typos (受給者症, 交新) are spelled as the knowledge base's words, its synonyms included.
+    return Matcher(entries, synonyms, respell=[w for g in kb.synonyms for w in (g.canonical, *g.variants)])
 
 
 @lru_cache(maxsize=4)

@@ -38,6 +38,7 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from nlp.normalize import Synonyms, fold, kata_to_hira, nfkc, strip_fillers
+from nlp.respell import Respeller
 from nlp.text import CHUNK, Text, kana_share, tokenizer
 
 # Parts of speech whose words carry meaning for retrieval.
@@ -245,6 +246,7 @@ class Matcher:
         score_scale: float = 65.0,
         coverage_floor: float = 30.0,
         answer_b: float = WEAK_B,
+        respell: Iterable[str] | None = None,
     ) -> None:
         self.score_scale = score_scale
         self.coverage_floor = coverage_floor
@@ -278,6 +280,8 @@ class Matcher:
         self._weak = _Field([self.analyzer.features(Text(e.answer)) for e in self.entries], k1=WEAK_K1, b=answer_b)
         self._strong_sets = [set(d) for d in strong]
         self._weak_sets = [set(d) for d in self._weak.docs]
+        self._respeller = Respeller([*(p for e in self.entries for p in (*e.phrasings, *e.keywords)), *respell]) \
+            if respell is not None and self.analyzer._words_on else None
 
     def rank(self, text: Text | str, limit: int = 5) -> list[Match]:
         """Best entries for ``text``, best first (empty when nothing matches at all).
@@ -287,6 +291,8 @@ class Matcher:
         """
         if isinstance(text, str):
             text = Text(text)
+        if self._respeller is not None:
+            text = self._respeller.respell(text)
         surface = self.analyzer.surface(text)
         query = self.analyzer.features(text, surface)
         if not query:
