@@ -27,10 +27,10 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import knowledge_and_matcher
-    from handlers.faq import consult
+    from handlers.context import consult_message
 
     kb, matcher = knowledge_and_matcher(settings.prefecture)
-    c = consult(kb, matcher, args.question)
+    c = consult_message(kb, matcher, args.question)
     print(json.dumps({"topic": c.topic, "score": round(c.score), "answer": c.text, "alternatives": list(c.alternatives)},
                      ensure_ascii=False))
     return 0

@@ -20,7 +20,7 @@ import yaml
 from handlers.messages import IncomingMessage
 from nlp.matcher import Matcher
 from handlers.ports import UserState
-from handlers.faq import consult
+from handlers.context import consult_message
 from knowledge import KnowledgeBase
 
 
@@ -84,7 +84,7 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
     for row in rows:
         question, expected = row["q"], row.get("topic")
         t0 = time.perf_counter()
-        c = consult(kb, matcher, question)
+        c = consult_message(kb, matcher, question)
         times.append((time.perf_counter() - t0) * 1000)
         ranked = [m.id for m in c.candidates]
         if row.get("also"):

@@ -152,7 +152,7 @@ def _performed(c: Consultation, action_id: str, msg: IncomingMessage, ctx: Conte
 def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     municipality = ctx.state.profile.get("municipality")
     # Read with the topic just answered where the message leans on it; a second question offered.
-    c = context.second_question(ctx, context.read(ctx, municipality), municipality)
+    c = context.second_question(ctx.kb, ctx.matcher, ctx.text, context.read(ctx, municipality), municipality)
     if c.kind == "answer":
         context.remember(ctx, c.topic)
     if c.kind == "action" and c.action is not None:

@@ -25,7 +25,9 @@ from datetime import datetime, timedelta
 from handlers.base import Context, topic_choice
 from handlers import understand
 from handlers.faq import ANSWER_THRESHOLD, Consultation, consult, render_topic
-from nlp.text import Text
+from knowledge import KnowledgeBase
+from nlp.matcher import Matcher
+from nlp.text import Text, as_text
 
 # How long the topic just answered frames the next message. Long enough for a reply read slowly
 # on a phone, short enough that tomorrow's question starts afresh.
@@ -42,6 +44,8 @@ _OWN_CASE = re.compile(r"(?:私|わたし|自分|うち|母|父|夫|妻|息子|�
 _WHETHER = re.compile(r"当てはま|あてはま|対象にな|たいしょうにな|使える|つかえる|該当|がいとう|受けられ|もらえ")
 # A message that matches a topic of its own this well is that topic, whatever came before.
 STANDS_ALONE = 80.0
+# What opens a second question: 「あと」「それと」 … (dropped before it is read on its own).
+_CONNECTIVE = re.compile(r"^(?:あと|それと|それから|ついでに|もうひとつ|もう一つ|また|で)[、,\s]*")
 # Where a message asks a second question: after a sentence, or at 「あと」「それと」「それから」「ついでに」.
 _SECOND = re.compile(r"(?<=[。？?！!])\s*|[、,\s]+(?:あと|それと|それから|ついでに|もうひとつ|もう一つ)[、,\s]*|"
                      r"(?<=けど)[、,\s]*(?:あと|それと)")
@@ -109,23 +113,33 @@ def read(ctx: Context, municipality: str | None) -> Consultation:
     return alone
 
 
-def second_question(ctx: Context, first: Consultation, municipality: str | None) -> Consultation:
+def second_question(kb: KnowledgeBase, matcher: Matcher, text: Text, first: Consultation,
+                    municipality: str | None = None) -> Consultation:
     """``first`` with a second question of the same message offered as its first button, said so."""
     if first.kind != "answer":
         return first
-    parts = [p for p in _SECOND.split(ctx.text.raw.strip()) if p and len(p.strip()) >= 4]
+    parts = [p for p in _SECOND.split(text.raw.strip()) if p and len(p.strip()) >= 4]
     if len(parts) < 2:
         return first
-    for part in parts[1:] if _owns(ctx, first, parts[0], municipality) else parts:
-        other = consult(ctx.kb, ctx.matcher, Text(part), municipality)
-        if other.kind == "answer" and other.topic not in (None, first.topic) and other.score >= ANSWER_THRESHOLD:
-            choice = topic_choice(ctx.kb, other.topic)
-            note = f"\n\nもう一つのご質問（{choice.label}）へのお答えは、下の「{choice.label}」ボタンからご覧ください。"
-            choices = (choice, *(c for c in first.choices if c.value != choice.value))
-            return replace(first, text=first.text + note, choices=choices)
+    owns = consult(kb, matcher, Text(parts[0]), municipality).topic == first.topic
+    for part in parts[1:] if owns else parts:
+        other = consult(kb, matcher, Text(_CONNECTIVE.sub("", part.strip())), municipality)
+        if other.kind == "answer" and other.topic is not None and other.topic != first.topic \
+                and other.score >= ANSWER_THRESHOLD:
+            choice = topic_choice(kb, other.topic)
+        elif other.kind == "action" and other.action is not None:
+            choice = understand.button(understand.action(kb, other.action))  # 「あと窓口ってどこ」: find my office
+        else:
+            continue
+        note = f"\n\nもう一つのご質問（{choice.label}）へのお答えは、下の「{choice.label}」ボタンからご覧ください。"
+        choices = (choice, *(c for c in first.choices if c.value != choice.value))
+        return replace(first, text=first.text + note, choices=choices)
     return first
 
 
-def _owns(ctx: Context, first: Consultation, part: str, municipality: str | None) -> bool:
-    """Whether the first part of the message is the one ``first`` answers."""
-    return consult(ctx.kb, ctx.matcher, Text(part), municipality).topic == first.topic
+def consult_message(kb: KnowledgeBase, matcher: Matcher, text: Text | str,
+                    municipality: str | None = None) -> Consultation:
+    """One message without a conversation before it (``nanbyo-bot ask`` and ``eval``): its consultation,
+    with a second question offered as the chat offers it."""
+    text = as_text(text)
+    return second_question(kb, matcher, text, consult(kb, matcher, text, municipality), municipality)

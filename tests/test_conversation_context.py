@@ -110,3 +110,12 @@ def test_stopping_with_nothing_open_does_not_say_it_stopped_something(talk):
     assert "止めるものはありません" in reply.text
     talk.click("start:copay")
     assert talk.say("キャンセル")[0].text.startswith("わかりました")
+
+
+def test_ask_and_eval_offer_the_second_question_as_the_chat_does(tmp_path):
+    from tests.conftest import run_cli
+
+    done = run_cli(["ask", "受給者証をなくしました。あと更新はいつですか"],
+                   env={"DATABASE_URL": f"sqlite:///{tmp_path}/a.db"})
+    assert done.returncode == 0, done.stderr
+    assert "もう一つのご質問" in done.stdout
