@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from handlers.base import Context, topic_choice
 from handlers import understand
 from handlers.faq import ANSWER_THRESHOLD, Consultation, consult, render_topic
+from handlers.safety import mentions_domain, redirect_for
 from knowledge import KnowledgeBase
 from nlp.matcher import Matcher
 from nlp.text import Text, as_text
@@ -36,12 +37,21 @@ CONTEXT_MINUTES = 20
 # A follow-up that leans on what came before: a pointing word (それ, そこ, その), a bare 「〜は？」,
 # or a question about one's own case or place that names no subject (私は当てはまる？ 群馬でも？).
 _POINTING = re.compile(r"^(?:じゃあ|では|なら|それなら|ちなみに|で、|あと)?(?:それ|そこ|その|そっち|あれ|これ|この|そちら|こちら)")
+_POINTING_LAST = re.compile(r"(?:それ|そこ|あれ|これ)[?？。!！]*$")  # 「何に使うのそれ」
+# 「期限すぎちゃったら？」「入院したときは？」: a case of the topic just answered.
+_CONDITIONAL = re.compile(r"(?:たら|なら|場合は|ときは|時は)[?？]?$")
+# 「それもう一回」: the last answer again.
+_AGAIN = re.compile(r"もう一回|もういっかい|もう一度|もういちど|もう1回|もう１回")
+_QUESTION_END = re.compile(r"(?:[?？]|の|か|かな|っけ|ですか|ますか)$|だれ|誰|何|なに|いつ|どこ|いくら")
 _BARE = re.compile(r"^.{1,8}(?:は|って|も)[?？]?$")
 _OWN_CASE = re.compile(r"(?:私|わたし|自分|うち|母|父|夫|妻|息子|娘|子ども|こども|子供)(?:は|の場合|も)|群馬でも|群馬県でも|"
                        r"当てはま|あてはま|対象になる|使える|もらえる|いつまで|いつから|どこで|どこに|いくら|費用は|書類は|"
                        r"期限は|条件は|手続きは|場合は")
 # A follow-up that asks whether the topic just answered applies to the user.
 _WHETHER = re.compile(r"当てはま|あてはま|対象にな|たいしょうにな|使える|つかえる|該当|がいとう|受けられ|もらえ")
+# A pointing follow-up that alone matches another topic this well asks that neighbouring question
+# (「それってどうやって区分決めるの」 after the table: 68; 「それってどこに出すの」 after 再交付: 51, the same topic).
+NEW_QUESTION = 60.0
 # A message that matches a topic of its own this well is that topic, whatever came before.
 STANDS_ALONE = 80.0
 # What opens a second question: 「あと」「それと」 … (dropped before it is read on its own).
@@ -54,7 +64,15 @@ _SECOND = re.compile(r"(?<=[。？?！!])\s*|[、,\s]+(?:あと|それと|それ
 def leans_on(text: Text) -> bool:
     """Whether a message leans on what was said before it (see the module docstring)."""
     raw = text.raw.strip()
-    return bool(_POINTING.search(raw) or _BARE.match(raw) or (len(raw) <= 20 and _OWN_CASE.search(raw)))
+    short = len(raw) <= 20
+    return bool(points(text) or _BARE.match(raw) or _OWN_CASE.search(raw if short else raw[:12])
+                or (short and _CONDITIONAL.search(raw)) or _AGAIN.search(raw))
+
+
+def points(text: Text) -> bool:
+    """Whether a message points back with a word (それ, そこ … at its start or its end)."""
+    raw = text.raw.strip()
+    return bool(_POINTING.search(raw) or _POINTING_LAST.search(raw))
 
 
 def recent_topic(ctx: Context) -> str | None:
@@ -89,28 +107,61 @@ def read(ctx: Context, municipality: str | None) -> Consultation:
     """The consultation of this turn's message, with the conversation's context where it needs it."""
     alone = consult(ctx.kb, ctx.matcher, ctx.text, municipality)
     topic = recent_topic(ctx)
-    if topic is None or alone.kind in ("emergency", "crisis", "medical", "redirect", "office"):
+    if topic is None or alone.kind in ("emergency", "crisis", "medical", "office"):
         return alone
-    leaning = leans_on(ctx.text)
-    if not leaning and alone.kind in ("answer", "action"):
+    if alone.kind == "redirect" and (redirect_for(ctx.kb, ctx.text) is not None or not points(ctx.text)):
+        # A service next door named outright (「その病気で障害年金ってもらえる？」); one only ranked close
+        # to a message that points back (「その先生ってどうやって探すの」) is read with the topic first.
+        return alone
+    if not leans_on(ctx.text) and not (alone.kind == "fallback" and _short_question(ctx)):
+        # A question of its own, answered or not: the context never guesses for it. A short question
+        # that names no subject of this bot's (「だれが書くの」) and finds nothing alone leans on the topic.
         return alone
     if alone.kind == "answer" and alone.topic != topic and alone.score >= STANDS_ALONE:
         return alone  # 「じゃあ受給者証をなくしたときは？」: a topic of its own
     name = _name(ctx, topic)
+    if _AGAIN.search(ctx.text.raw):
+        body, choices = render_topic(ctx.kb, topic, municipality)
+        return Consultation(topic, 100.0, "もう一度お伝えします。\n\n" + body, choices=choices, kind="answer",
+                            municipality=municipality)
     framed = consult(ctx.kb, ctx.matcher, Text(f"{name} {ctx.text.raw}"), municipality)
     offered = {a.id for a in understand.offers(ctx.kb, topic)}
     for c in (alone, framed):
         if c.kind == "action" and c.action in offered:
             return c  # an action the topic just answered leads to (更新 → 「じゃあ登録して」)
+    asked = understand.requests(ctx.kb, ctx.text)
+    if alone.kind == "action" and asked:
+        return alone  # 「私が当てはまるかチェックしてほしい」: asked in so many words
+    if _WHETHER.search(ctx.text.raw) and _OWN_CASE.search(ctx.text.raw[:12]):
+        return _conditions(ctx, topic, name, municipality)  # 「私は当てはまるかな」
     if framed.kind == "answer" and framed.score >= ANSWER_THRESHOLD:
+        if framed.topic == topic and alone.kind == "answer" and alone.topic != topic \
+                and alone.score >= NEW_QUESTION:
+            # 「それってどうやって区分決めるの」 after the table of caps: the neighbouring question it
+            # names, not the same answer again.
+            return alone
         return replace(framed, text=f"先ほどの「{name}」についてのお尋ねとしてお答えします。\n\n" + framed.text)
     if _WHETHER.search(ctx.text.raw):
-        # 「私は当てはまる？」 after a scheme: its conditions, which the topic's answer states, not the
-        # check of another scheme whose words it shares.
+        return _conditions(ctx, topic, name, municipality)
+    if alone.kind == "action" and framed.kind == "action":
+        # 「期限すぎちゃったら？」 after 更新: a case of the topic, not a request for a calculator.
         body, choices = render_topic(ctx.kb, topic, municipality)
-        text = f"「{name}」に当てはまるかどうかは、次の条件で決まります。\n\n" + body
-        return Consultation(topic, framed.score, text, choices=choices, kind="answer", municipality=municipality)
+        return Consultation(topic, framed.score, f"先ほどの「{name}」についてのお尋ねとしてお答えします。\n\n" + body,
+                            choices=choices, kind="answer", municipality=municipality)
     return alone
+
+
+def _short_question(ctx: Context) -> bool:
+    raw = ctx.text.raw.strip()
+    return len(raw) <= 20 and bool(_QUESTION_END.search(raw)) and not mentions_domain(ctx.kb, ctx.text)
+
+
+def _conditions(ctx: Context, topic: str, name: str, municipality: str | None) -> Consultation:
+    """「私は当てはまる？」 after a scheme: its conditions, which the topic's answer states, not the check
+    of another scheme whose words it shares (高額かつ長期 → not the 軽症高額 check)."""
+    body, choices = render_topic(ctx.kb, topic, municipality)
+    text = f"「{name}」に当てはまるかどうかは、次の条件で決まります。\n\n" + body
+    return Consultation(topic, 100.0, text, choices=choices, kind="answer", municipality=municipality)
 
 
 def second_question(kb: KnowledgeBase, matcher: Matcher, text: Text, first: Consultation,

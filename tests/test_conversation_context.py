@@ -119,3 +119,10 @@ def test_ask_and_eval_offer_the_second_question_as_the_chat_does(tmp_path):
                    env={"DATABASE_URL": f"sqlite:///{tmp_path}/a.db"})
     assert done.returncode == 0, done.stderr
     assert "もう一つのご質問" in done.stdout
+
+
+def test_a_question_the_bot_cannot_answer_is_not_answered_with_the_topic_before_it(talk):
+    talk.say("受給者証なくした")
+    reply = talk.say("受給者証の色は何色ですか")[0]
+    assert reply.kind == "fallback"
+    assert reply.topic is None
