@@ -137,7 +137,7 @@ def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = 
         record_only: ``serve``'s HTTP processes: no core at all, the turns are recorded
             (``TurnRecorder``) for the turn process (``bot.turn_process``) to run.
     """
-    from bot.turns import Apologies, InlineRunner, PooledRunner, TurnRecorder, turn_queue
+    from bot.turns import InlineRunner, PooledRunner, TurnRecorder, turn_queue
 
     outboxes = build_outboxes(settings)
     runner: Any
@@ -145,14 +145,15 @@ def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = 
         bot = None
         store = Store(make_engine(settings.database_url))
         runner = TurnRecorder(turn_queue(store, settings.database_url), limit=settings.turn_queue_limit,
-                              unrecorded=Apologies(outboxes))
+                              record_timeout=settings.record_timeout_seconds)
     else:
         bot = bot or build_bot(settings)
         store = bot.store
         if pooled:
             runner = PooledRunner(bot, outboxes, store=bot.store if durable else None,
                                   database_url=settings.database_url, threads=threads,
-                                  limit=settings.turn_queue_limit, lease=settings.turn_lease_seconds)
+                                  limit=settings.turn_queue_limit, lease=settings.turn_lease_seconds,
+                                  record_timeout=settings.record_timeout_seconds)
         else:
             runner = InlineRunner(bot, outboxes)
     service = Service(bot, store, outboxes, runner)

@@ -66,6 +66,7 @@ class Settings:
     log_level: str = "INFO"
     turn_queue_limit: int = 5000
     turn_lease_seconds: float = 30.0
+    record_timeout_seconds: float = 2.0  # an ack waits this long for its turn to be recorded, else 503
     turn_threads: int = 8  # turns the turn process runs at once
     # Retention (README "Privacy"): an abandoned dialog's answers, handled event ids and unfollow
     # tombstones (beyond Slack's and LINE's redelivery windows), the statistics and their text.
@@ -107,6 +108,7 @@ class Settings:
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
             turn_queue_limit=int(get("TURN_QUEUE_LIMIT") or cls.turn_queue_limit),
             turn_lease_seconds=float(get("TURN_LEASE_SECONDS") or cls.turn_lease_seconds),
+            record_timeout_seconds=float(get("RECORD_TIMEOUT_SECONDS") or cls.record_timeout_seconds),
             turn_threads=int(get("TURN_THREADS") or cls.turn_threads),
             dialog_retention_hours=_positive("DIALOG_RETENTION_HOURS", get("DIALOG_RETENTION_HOURS"),
                                              cls.dialog_retention_hours),

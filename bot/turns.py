@@ -30,10 +30,11 @@ dispatcher claims deliveries.
 What is guaranteed, and what is not:
 
 - A turn is recorded before the ack, or refused: ``submit`` raises ``TurnsBusy`` when ``limit``
-  turns already wait in the queue, and the channel answers 503 so that Slack or LINE delivers
-  the event again later. The only exception: when the database itself fails, the turn is not
-  recorded (at most once) and the user gets the apology at once (``PooledRunner``: the turn is
-  run in memory, and apologises the same way while the database is down).
+  turns already wait in the queue, and ``TurnsUnrecorded`` when the database cannot record it
+  within ``record_timeout`` seconds (well under Slack's 3) or has just failed to; the channel
+  answers 503 so that Slack or LINE delivers the event again later. Nothing is acked that is not
+  recorded, and no apology goes out for a turn nobody will run: the apology of a database that is
+  down (``bot.core.DB_DOWN_TEXT``) is only ever given by a recorded turn that runs meanwhile.
 - The turn itself runs once: the core's claim of the event id (``handled_event``) commits with
   the turn, and with it the answer (``turn_answer``, through ``Bot.answer(keep=...)``). A turn
   re-run after a crash finds that answer and delivers it instead of running the dialog again.
@@ -79,7 +80,10 @@ DEFAULT_LIMIT = 5000  # turns waiting in the queue before new ones are refused (
 DEFAULT_LEASE_SECONDS = 30.0  # an owner that has not renewed its turns for this long is dead
 ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this belongs to a finished turn
 QUEUE_CHECKPOINT_SECONDS = 30.0  # SQLite: the queue's WAL is truncated this often, and at shutdown
-DB_PAUSE_SECONDS = 5.0  # after a failed write, turns are not recorded for this long before trying again
+DB_PAUSE_SECONDS = 5.0  # after a failed write, turns are refused (503) for this long before trying again
+# How long an ack waits for its turn to be committed: well under Slack's 3 seconds, so that a hung
+# database gets the event a 503 (and Slack or LINE delivers it again) rather than a late ack.
+DEFAULT_RECORD_TIMEOUT = 2.0
 # Turns a consumer holds at once per thread (running, waiting behind a turn of the same user, or
 # answered and not yet deleted): enough to keep every thread busy. After a crash, at most these
 # many answers are delivered again.
@@ -105,6 +109,11 @@ class Answers(Protocol):
 
 class TurnsBusy(RuntimeError):
     """Too many turns wait already: refuse this one (Slack and LINE then deliver it again later)."""
+
+
+class TurnsUnrecorded(RuntimeError):
+    """The database could not record the turn in time; the channel answers 503 and the platform
+    delivers the event again."""
 
 
 def deliver(outboxes: Mapping[str, Outbox], msg: IncomingMessage, address: Address, replies: list[Reply]) -> None:
@@ -236,9 +245,10 @@ class _Recorder:
     """
 
     MAX_BATCH = 200
-    WAIT_SECONDS = 10.0  # beyond the database's own timeouts: only a hung commit gets here
 
-    def __init__(self, store: Any, on_recorded: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: Any, on_recorded: Callable[[], None] | None = None,
+                 wait: float = DEFAULT_RECORD_TIMEOUT) -> None:
+        self.wait = wait  # how long ``record`` waits for the commit
         self._store = store
         self._writer = TurnWriter(store.engine)
         self._on_recorded = on_recorded
@@ -253,7 +263,7 @@ class _Recorder:
         with self._cond:
             self._queue.append(entry)
             self._cond.notify()
-        if not entry.done.wait(self.WAIT_SECONDS):
+        if not entry.done.wait(self.wait):
             raise TimeoutError("the turn was not recorded in time")
         if entry.error is not None:
             raise entry.error
@@ -338,29 +348,6 @@ class _Finisher:
                 log.warning("kept answers not deleted count=%d error=%s", len(batch), type(exc).__name__)
 
 
-class Apologies:
-    """What ``serve``'s HTTP processes do with turns the database could not record: the apology
-    the turn itself would give while the database is down, delivered on a thread of its own (the
-    ack does not wait for the platform). Events (follow, App Home …) get nothing."""
-
-    def __init__(self, outboxes: Mapping[str, Outbox]) -> None:
-        self.outboxes = outboxes
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="turn-apology")
-
-    def __call__(self, group: list[Turn]) -> None:
-        self._pool.submit(self._send, group)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-    def _send(self, group: list[Turn]) -> None:
-        from bot.core import DB_DOWN_TEXT
-
-        for msg, address in group:
-            if msg.event is None:
-                deliver(self.outboxes, msg, address, [Reply(DB_DOWN_TEXT, kind="error")])
-
-
 class TurnRecorder:
     """``serve``'s HTTP side: ``submit`` records the turns in ``pending_turn`` and returns (the
     channel acks); a ``TurnConsumer`` (the turn process) takes them from there.
@@ -369,27 +356,27 @@ class TurnRecorder:
         queue: where ``pending_turn`` is (``turn_queue``).
         limit: turns that may wait in the queue (recorded, not yet answered); one more is
             refused with ``TurnsBusy``.
-        unrecorded: what becomes of a turn the database could not record (``Apologies``, or
-            ``PooledRunner``'s pool); closed with the recorder if it has a ``close``.
+        record_timeout: seconds an ack waits for the commit; beyond it the turn is refused with
+            ``TurnsUnrecorded`` (503), as it is while the database has just failed.
         on_recorded: called after each commit (``PooledRunner`` wakes its consumer).
     """
 
-    def __init__(self, queue: Store, *, limit: int = DEFAULT_LIMIT, unrecorded: Callable[[list[Turn]], None],
+    def __init__(self, queue: Store, *, limit: int = DEFAULT_LIMIT, record_timeout: float = DEFAULT_RECORD_TIMEOUT,
                  on_recorded: Callable[[], None] | None = None) -> None:
         self.queue = queue
         self.limit = limit
-        self._unrecorded = unrecorded
-        self._recorder = _Recorder(queue, on_recorded)
+        self._recorder = _Recorder(queue, on_recorded, wait=record_timeout)
         self._lock = threading.Lock()
         self._closing = False
         self._db_paused_until = 0.0
 
     def submit(self, turns: Sequence[Turn]) -> None:
-        """Record the turns (one row per user, in order). When it returns, they are recorded
-        (see the module docstring for the one exception) and the channel may ack.
+        """Record the turns (one row per user, in order). When it returns, they are recorded and the
+        channel may ack.
 
         Raises:
             TurnsBusy: ``limit`` turns wait already; the channel answers 503.
+            TurnsUnrecorded: the database did not record them in time; the channel answers 503.
             RuntimeError: shutting down; the channel answers 503.
         """
         for group in by_user(turns):
@@ -397,16 +384,12 @@ class TurnRecorder:
                 if self._closing:
                     raise RuntimeError("the turn runner is closed")
             self._admit()
-            if not self._record(group):
-                self._unrecorded(group)
+            self._record(group)
 
     def close(self) -> None:
         """Refuse new turns (those recorded stay in the queue for the consumer)."""
         with self._lock:
             self._closing = True
-        close = getattr(self._unrecorded, "close", None)
-        if close is not None:
-            close()
 
     def _admit(self) -> None:
         """Raise ``TurnsBusy`` when the queue is full. The upper bound decides; only when it says
@@ -420,20 +403,19 @@ class TurnRecorder:
         if waiting >= self.limit:
             raise TurnsBusy(f"{waiting} turns wait already")
 
-    def _record(self, group: list[Turn]) -> bool:
-        """Write one user's turns to ``pending_turn``; False when they could not be written."""
+    def _record(self, group: list[Turn]) -> None:
+        """Write one user's turns to ``pending_turn``, or raise ``TurnsUnrecorded``."""
         if time.monotonic() < self._db_paused_until:
-            return False
+            raise TurnsUnrecorded("the database failed a moment ago")
         msg, address = group[0]
         try:
             self._recorder.record(address.channel, msg.user_key, encode_turns(group))
-            return True
         except (DBAPIError, TimeoutError) as exc:
-            # The database is down: the turn could not run either. Trying again for every event
-            # would hold each ack for the connect timeout.
+            # The database is down or hung: trying again for every event would hold each ack for
+            # the timeout; for a while every event gets its 503 at once.
             self._db_paused_until = time.monotonic() + DB_PAUSE_SECONDS
-            log.error("turn not recorded, answered without the database error=%s", type(exc).__name__)
-            return False
+            log.error("turn not recorded, answered 503 for redelivery error=%s", type(exc).__name__)
+            raise TurnsUnrecorded(type(exc).__name__) from exc
 
 
 class TurnConsumer:
@@ -721,11 +703,11 @@ class PooledRunner:
 
     def __init__(self, bot: Answers, outboxes: Mapping[str, Outbox], *, store: Store | None = None,
                  database_url: str = "", threads: int = 8, limit: int = DEFAULT_LIMIT,
-                 lease: float = DEFAULT_LEASE_SECONDS) -> None:
+                 lease: float = DEFAULT_LEASE_SECONDS, record_timeout: float = DEFAULT_RECORD_TIMEOUT) -> None:
         self.queue = turn_queue(store, database_url) if store is not None else None
         self.limit = limit
         self.consumer = TurnConsumer(bot, outboxes, store=store, queue=self.queue, threads=threads, lease=lease)
-        self.recorder = TurnRecorder(self.queue, limit=limit, unrecorded=self.consumer.push,
+        self.recorder = TurnRecorder(self.queue, limit=limit, record_timeout=record_timeout,
                                      on_recorded=self.consumer.wake) if self.queue is not None else None
         self._closing = False
 

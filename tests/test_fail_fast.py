@@ -1,0 +1,81 @@
+"""A database that hangs or vanishes while serve runs: events get 503 at once (Slack and LINE deliver
+them again), never a late ack and never an apology for a turn nobody will run (issue 24).
+
+PostgreSQL is real; a proxy on 127.0.0.1 (``tests/fakes/db_proxy.py``) plays the hang and the loss.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from bot.bootstrap import build_service
+from bot.config import Settings
+from bot.server import start_in_thread
+from bot.storage.db import make_engine
+from tests.fakes.db_proxy import DatabaseProxy
+from tests.fakes.slack_api import FakeSlackAPI
+from tests.test_slack_e2e import SECRET, TOKEN, dm, post_signed
+
+RECORD_TIMEOUT = 1.0
+
+
+@pytest.fixture()
+def pg_url(database_url: str) -> str:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the proxy plays a PostgreSQL server; SQLite's locked file is in test_database_timeouts")
+    make_engine(database_url).dispose()  # the schema, created before the proxy is put in front
+    return database_url
+
+
+@pytest.fixture()
+def proxy(pg_url: str) -> Iterator[DatabaseProxy]:
+    base = os.environ["TEST_DATABASE_URL"]
+    host_port = base.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_port.split(":") if ":" in host_port else (host_port, "5432")
+    fake = DatabaseProxy(host, int(port))
+    yield fake
+    fake.close()
+
+
+def _serve(url: str, fake_slack: FakeSlackAPI):
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, record_timeout_seconds=RECORD_TIMEOUT)
+    return start_in_thread(build_service(settings, record_only=True))
+
+
+def test_events_during_a_hung_postgresql_get_503_within_the_bound_and_are_taken_when_it_answers(
+        pg_url: str, proxy: DatabaseProxy, fake_slack: FakeSlackAPI) -> None:
+    server = _serve(proxy.url(pg_url), fake_slack)
+    try:
+        assert post_signed(server.url + "/slack/events", dm("はじめまして", user="U1")).status == 200
+        proxy.hang()
+        events = [dm("受給者証なくした", user=f"U{10 + n}", event_id=f"EvHang{n}") for n in range(5)]
+        for body in events:
+            started = time.monotonic()
+            assert post_signed(server.url + "/slack/events", body).status == 503
+            assert time.monotonic() - started < RECORD_TIMEOUT + 1.0 < 3.0, "Slack wants its answer within 3 s"
+        proxy.resume()
+        time.sleep(5.2)  # DB_PAUSE_SECONDS: the events of the pause are refused at once, then tried again
+        statuses = [post_signed(server.url + "/slack/events", body).status for body in events]  # Slack's retries
+        assert statuses == [200] * 5
+    finally:
+        server.stop()
+    assert not fake_slack.calls_to("chat.postMessage"), "no apology from the HTTP side"
+
+
+def test_events_after_postgresql_vanished_get_503_at_once(pg_url: str, proxy: DatabaseProxy,
+                                                          fake_slack: FakeSlackAPI) -> None:
+    server = _serve(proxy.url(pg_url), fake_slack)
+    try:
+        proxy.vanish()
+        for n in range(20):
+            started = time.monotonic()
+            assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U{50 + n}")).status == 503
+            assert time.monotonic() - started < 3.0
+    finally:
+        server.stop()
+    assert not fake_slack.calls_to("chat.postMessage")
