@@ -79,3 +79,31 @@ def test_events_after_postgresql_vanished_get_503_at_once(pg_url: str, proxy: Da
     finally:
         server.stop()
     assert not fake_slack.calls_to("chat.postMessage")
+
+
+def test_a_line_webhook_after_postgresql_vanished_gets_503_for_redelivery(pg_url: str, proxy: DatabaseProxy) -> None:
+    import urllib.error
+    import urllib.request
+
+    from tests.fakes.line_api import FakeLineApi
+    from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
+
+    with FakeLineApi.start() as line_api:
+        settings = Settings(database_url=proxy.url(pg_url), line_channel_secret=LINE_SECRET,
+                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url,
+                            record_timeout_seconds=RECORD_TIMEOUT)
+        server = start_in_thread(build_service(settings, record_only=True))
+        try:
+            proxy.vanish()
+            body = webhook(text_event("受給者証なくした", reply_token="rt-gone"))
+            request = urllib.request.Request(f"{server.url}/line/callback", data=body, method="POST",
+                                             headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)})
+            started = time.monotonic()
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 503
+            assert time.monotonic() - started < 3.0
+        finally:
+            server.stop()
+        assert not line_api.calls("/v2/bot/message/reply") and not line_api.calls("/v2/bot/message/push"), \
+            "nothing sent: LINE delivers the webhook again"
