@@ -57,6 +57,7 @@ class Settings:
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
     slack_api_url: str = "https://slack.com/api/"
+    slack_bot_user_id: str | None = None  # the bot's own user id (U…); else asked once with auth.test
     line_channel_secret: str | None = None
     line_channel_access_token: str | None = None
     line_api_url: str = "https://api.line.me"
@@ -98,6 +99,7 @@ class Settings:
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
             slack_app_token=get("SLACK_APP_TOKEN"),
             slack_api_url=get("SLACK_API_URL") or cls.slack_api_url,
+            slack_bot_user_id=get("SLACK_BOT_USER_ID"),
             line_channel_secret=get("LINE_CHANNEL_SECRET"),
             line_channel_access_token=get("LINE_CHANNEL_ACCESS_TOKEN"),
             line_api_url=get("LINE_API_URL") or cls.line_api_url,

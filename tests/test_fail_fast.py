@@ -107,3 +107,42 @@ def test_a_line_webhook_after_postgresql_vanished_gets_503_for_redelivery(pg_url
             server.stop()
         assert not line_api.calls("/v2/bot/message/reply") and not line_api.calls("/v2/bot/message/push"), \
             "nothing sent: LINE delivers the webhook again"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_slack_events_are_acked_at_once_while_the_web_api_is_unreachable(tmp_path) -> None:
+    """No outbound call on the ack path: bolt's auth.test would hold (or fail) every ack."""
+    from tests.test_durable_turns import pending_turns
+
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=f"http://127.0.0.1:{_closed_port()}/api/")
+    server = start_in_thread(build_service(settings, record_only=True))
+    try:
+        for n in range(3):
+            started = time.monotonic()
+            assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U{90 + n}")).status == 200
+            assert time.monotonic() - started < 1.0
+    finally:
+        server.stop()
+    assert pending_turns(url) == 3
+
+
+def test_with_the_bot_user_id_configured_slack_is_never_asked_who_the_bot_is(tmp_path, fake_slack: FakeSlackAPI) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}", slack_bot_token=TOKEN,
+                        slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    server = start_in_thread(build_service(settings, record_only=True))
+    try:
+        assert post_signed(server.url + "/slack/events", dm("こんにちは", user="U95")).status == 200
+        # The bot's own post, echoed back by Slack, is no turn.
+        assert post_signed(server.url + "/slack/events", dm("ご案内です", user="UBOT")).status == 200
+    finally:
+        server.stop()
+    assert not fake_slack.calls_to("auth.test", ok_only=False)

@@ -31,10 +31,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, RetryState
@@ -298,11 +301,24 @@ class SlackIntake:
             raise ValueError("Slack over HTTP needs SLACK_SIGNING_SECRET")
         self.settings = settings
         self.runner = runner
+        web = client or make_web_client(settings)
+        # Who the bot is (its own posts are ignored): from SLACK_BOT_USER_ID, else asked once with
+        # auth.test on a thread of its own. Never on the ack path: bolt's default authorization calls
+        # auth.test on the first request, so an unreachable or slow Web API would hold (or fail)
+        # every ack; ``authorize`` answers from what is known, at once.
+        self.bot_user_id: str | None = settings.slack_bot_user_id
+        if self.bot_user_id is None:
+            threading.Thread(target=self._who_am_i, args=(web,), name="slack-auth-test", daemon=True).start()
+        def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            # A plain function: bolt passes its arguments by their names.
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=settings.slack_bot_token,
+                                   bot_user_id=self.bot_user_id)
+
         self.app = App(
             signing_secret=settings.slack_signing_secret or "",
-            client=client or make_web_client(settings),
-            # No auth.test in __init__: the server starts without network; bolt calls it
-            # lazily on the first request and caches the bot's ids.
+            # A client without the token: with one, bolt installs its own authorization (above).
+            client=WebClient(token=None, base_url=web.base_url, timeout=web.timeout),
+            authorize=authorize,
             token_verification_enabled=False,
             request_verification_enabled=True,
             logger=_bolt_logger(),
@@ -312,6 +328,17 @@ class SlackIntake:
         self.app.event(re.compile(".*"))(self._on_payload)
         self.app.action(re.compile(".*"))(self._on_payload)
         self.app.command(COMMAND)(self._on_payload)
+
+    def _who_am_i(self, web: WebClient, attempts: int = 5) -> None:
+        """Learn the bot's user id with auth.test, off the ack path; a few tries, then do without
+        (messages from bots are ignored by their ``bot_id`` anyway)."""
+        for n in range(attempts):
+            try:
+                self.bot_user_id = str(web.auth_test()["user_id"])
+                return
+            except Exception as exc:  # the Web API is away: acks go on, the next try is later
+                log.warning("slack auth.test failed attempt=%d error=%s", n + 1, type(exc).__name__)
+                time.sleep(min(60.0, 2.0 ** (n + 1)))
 
     def dispatch(self, body: str, headers: Mapping[str, str], query: str = "") -> BoltResponse:
         """One HTTP request of Slack's: signature check, then the listener, then the ack.
