@@ -232,6 +232,35 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from bot.bootstrap import knowledge_and_matcher
+    from bot.review import build_review
+    from bot.storage.db import make_engine
+    from bot.storage.repositories import Store
+
+    if args.days < 1:
+        print("review: --days must be 1 or more", file=sys.stderr)
+        return 2
+    kb, matcher = knowledge_and_matcher(settings.prefecture)
+    today = _today(args.today)
+    since = today - timedelta(days=args.days - 1)
+    store = Store(make_engine(settings.database_url))
+    with store.unit_of_work() as uow:
+        # What is past the retention period goes first, as with ``stats``.
+        uow.statistics.purge_stats(today - timedelta(days=settings.stats_retention_days))
+        rows = uow.statistics.review_rows(since)
+        feedback = uow.statistics.feedback_counts(since)
+    review = build_review(kb, matcher, since, today, rows, feedback, today)
+    store.engine.dispose()
+    if args.json:
+        print(json.dumps(review.to_json(), ensure_ascii=False))
+    else:
+        print(review.report())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanbyo-bot", description="指定難病の医療費助成についてのチャットボット")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="questions answered / not answered per topic, without personal data")
     stats.add_argument("--days", type=int, default=30, help="period to report (default 30 days)")
     stats.set_defaults(func=_cmd_stats)
+
+    review = sub.add_parser("review", help="what went unanswered, unsure or unhelpful, grouped; facts due to be checked")
+    review.add_argument("--days", type=int, default=7, help="period to review, ending today (default 7 days)")
+    review.add_argument("--json", action="store_true", help="one JSON object (README, Commands)")
+    review.add_argument("--today", type=_iso_day, help="last day of the period and day to judge freshness on "
+                        "(default: today in Japan)")
+    review.set_defaults(func=_cmd_review)
 
     rem = sub.add_parser("reminders", help="renewal reminders")
     rem_sub = rem.add_subparsers(dest="reminders_command", required=True)
