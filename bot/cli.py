@@ -250,8 +250,8 @@ def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
     with store.unit_of_work() as uow:
         # What is past the retention period goes first, as with ``stats``.
         uow.statistics.purge_stats(today - timedelta(days=settings.stats_retention_days))
-        rows = uow.statistics.review_rows(since)
-        feedback = uow.statistics.feedback_counts(since)
+        rows = uow.statistics.review_rows(since, today)
+        feedback = uow.statistics.feedback_counts(since, today)
     review = build_review(kb, matcher, since, today, rows, feedback, today)
     store.engine.dispose()
     if args.json:

@@ -170,6 +170,17 @@ def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     return feedback.offer([c.reply()], ctx, topic=closest_topic)
 
 
+def _note(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    """The note after 「役に立たなかった」 is kept; when it is also a question the bot answers surely
+    (the user asked again instead), the answer follows the thanks rather than being lost."""
+    replies = feedback.take_note(msg, ctx)
+    if msg.choice is None:
+        c = consult(ctx.kb, ctx.matcher, ctx.text, ctx.state.profile.get("municipality"))
+        if c.kind == "action" or (c.kind == "answer" and not feedback.unsure(c.score, c.candidates)):
+            return [replace(replies[0], text="ご意見ありがとうございます。", choices=())] + faq(msg, ctx)
+    return replies
+
+
 BACK_WORDS = system.phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正",
                              "間違えた", "まちがえた", "間違えました", "まちがえました", "入力ミス")
 # After a result, these offer to change one answer (inside a dialog, 「戻る」 goes back one question).
@@ -208,7 +219,7 @@ ROUTES: tuple[Route, ...] = (
     # 「役に立った」「役に立たなかった」 on an answer (a click, or typed after one), and the optional note.
     Route("feedback", lambda m, c: feedback.wanted(m, c) is not None,
           lambda m, c: _still_open(c, feedback.give(m, c))),
-    Route("feedback-note", feedback.noting, feedback.take_note),
+    Route("feedback-note", feedback.noting, lambda m, c: _note(m, c)),
     Route("feedback-skip", lambda m, c: m.choice == feedback.SKIP, feedback.skip),
     Route("feedback-words", lambda m, c: not _in_dialog(m, c) and feedback.said_without_answer(m, c),
           feedback.acknowledge),

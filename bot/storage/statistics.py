@@ -172,26 +172,29 @@ class Statistics:
             .values(note=note[:200])
         ).rowcount)
 
-    def review_rows(self, since: date) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]],
+    def review_rows(self, since: date, until: date) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]],
                                                 list[tuple[str | None, str, str | None]]]:
         """What ``nanbyo-bot review`` groups, since ``since``: the unanswered questions' and the unsure
-        answers' redacted texts with their (closest) topic, and the unhelpful feedback (topic, kind, note)."""
+        answers' redacted texts with their (closest) topic, and the unhelpful feedback (topic, kind, note);
+        ``until`` is the period's last day."""
         rows = self.session.execute(
             core_select(_STAT.c.redacted, _STAT.c.topic, _STAT.c.answered)
-            .where(_STAT.c.day >= since, _STAT.c.redacted.is_not(None)).order_by(_STAT.c.id)
+            .where(_STAT.c.day >= since, _STAT.c.day <= until, _STAT.c.redacted.is_not(None)).order_by(_STAT.c.id)
         ).all()
         unanswered = [(text, topic) for text, topic, answered in rows if not answered]
         unsure = [(text, topic) for text, topic, answered in rows if answered]
         unhelpful = [(topic, kind, note) for topic, kind, note in self.session.execute(
             core_select(_FEEDBACK.c.topic, _FEEDBACK.c.kind, _FEEDBACK.c.note)
-            .where(_FEEDBACK.c.day >= since, _FEEDBACK.c.helpful.is_(False)).order_by(_FEEDBACK.c.id)
+            .where(_FEEDBACK.c.day >= since, _FEEDBACK.c.day <= until, _FEEDBACK.c.helpful.is_(False))
+            .order_by(_FEEDBACK.c.id)
         ).all()]
         return unanswered, unsure, unhelpful
 
-    def feedback_counts(self, since: date) -> tuple[int, int]:
-        """(helpful, not helpful) feedback since ``since``."""
+    def feedback_counts(self, since: date, until: date) -> tuple[int, int]:
+        """(helpful, not helpful) feedback from ``since`` to ``until``."""
         rows = self.session.execute(
-            core_select(_FEEDBACK.c.helpful, func.count()).where(_FEEDBACK.c.day >= since).group_by(_FEEDBACK.c.helpful)
+            core_select(_FEEDBACK.c.helpful, func.count()).where(_FEEDBACK.c.day >= since, _FEEDBACK.c.day <= until)
+            .group_by(_FEEDBACK.c.helpful)
         ).all()
         counts = {bool(h): int(n) for h, n in rows}
         return counts.get(True, 0), counts.get(False, 0)
