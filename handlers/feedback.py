@@ -23,7 +23,7 @@ from nlp.matcher import Match
 from nlp.privacy import redact
 
 PREFIX = FEEDBACK_PREFIX
-SKIP = PREFIX + "skip"
+SKIP = "feedback-skip"  # not PREFIX: it leads on, and channels show it with the other buttons
 YES, NO = "yes", "no"
 # The kinds of reply that end a turn with something to judge.
 RESULT_KINDS = frozenset({"fallback", "redirect", "office", "copay-result", "start-result", "mild-result"})

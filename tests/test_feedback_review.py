@@ -105,7 +105,7 @@ def test_typed_wakarinikui_counts_as_unhelpful_and_skipping_the_note_is_fine(bot
     chat.say("更新はいつ")
     [ask] = chat.say("わかりにくい")
     assert ask.kind == "feedback-ask"
-    [skipped] = chat.click("feedback:skip")
+    [skipped] = chat.click(feedback.SKIP)
     assert skipped.kind == "feedback-skip"
     assert [(r.topic, r.helpful, r.note) for r in _feedback_rows(bot)] == [("renewal", False, None)]
     # A button that leads on also ends the wait for a note: the next typed question is answered, not kept.
