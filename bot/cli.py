@@ -248,8 +248,9 @@ def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
     since = today - timedelta(days=args.days - 1)
     store = Store(make_engine(settings.database_url))
     with store.unit_of_work() as uow:
-        # What is past the retention period goes first, as with ``stats``.
-        uow.statistics.purge_stats(today - timedelta(days=settings.stats_retention_days))
+        # What is past the retention period goes first, as with ``stats``: counted from the real
+        # today, never from ``--today`` (a day in the future must not delete what is still kept).
+        uow.statistics.purge_stats(_today(None) - timedelta(days=settings.stats_retention_days))
         rows = uow.statistics.review_rows(since, today)
         feedback = uow.statistics.feedback_counts(since, today)
     review = build_review(kb, matcher, since, today, rows, feedback, today)

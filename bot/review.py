@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from handlers.faq import SUGGEST_THRESHOLD
 from knowledge import KnowledgeBase
 from knowledge.models import Stale
 from nlp.matcher import Matcher
@@ -25,6 +26,9 @@ from nlp.privacy import redact
 # and keeps 「更新はいつ？」 apart from 「更新の時期が載っていない」 (tests/test_review.py).
 GROUP_SIMILARITY = 30.0
 EXAMPLES = 3
+# A topic this close (confidence, 0-100) is named as a group's closest; the bot offers topics as
+# buttons from the same value (handlers.faq.SUGGEST_THRESHOLD).
+CLOSE_ENOUGH = SUGGEST_THRESHOLD
 # What each kind of group is, in the order the review lists them.
 KINDS = {"unanswered": "not answered (the bot said it did not know)",
          "unsure": "answered, but unsure (low confidence or a close second topic)",
@@ -105,16 +109,15 @@ def _clusters(matcher: Matcher, texts: list[str]) -> list[list[int]]:
     return list(members.values())
 
 
-def _closest(kb: KnowledgeBase, matcher: Matcher, topics: list[str | None], texts: list[str]) -> str | None:
-    """The topic most of the group was closest to when asked, else the matcher's first topic for it."""
-    known = Counter(t for t in topics if t in kb.topics)
-    if known:
-        return known.most_common(1)[0][0]
-    for text in texts:
-        ranked = [m.id for m in matcher.rank(text, limit=12) if m.id in kb.topics]
-        if ranked:
-            return ranked[0]
-    return None
+def _closest(kb: KnowledgeBase, matcher: Matcher, texts: list[str]) -> str | None:
+    """The topic the matcher puts first for most of the group's texts, counting only a topic at least
+    as close as one the bot would offer as a button (``CLOSE_ENOUGH``); None when none is."""
+    votes: Counter[str] = Counter()
+    for text in dict.fromkeys(texts):
+        ranked = [m for m in matcher.rank(text, limit=12) if m.id in kb.topics]
+        if ranked and ranked[0].confidence >= CLOSE_ENOUGH:
+            votes[ranked[0].id] += texts.count(text)
+    return votes.most_common(1)[0][0] if votes else None
 
 
 def _examples(texts: list[str]) -> tuple[str, ...]:
@@ -126,7 +129,7 @@ def _text_groups(kb: KnowledgeBase, matcher: Matcher, kind: str, rows: list[tupl
     texts = [text for text, _ in rows]
     groups = []
     for members in _clusters(matcher, texts):
-        topic = _closest(kb, matcher, [rows[i][1] for i in members], [texts[i] for i in members])
+        topic = _closest(kb, matcher, [texts[i] for i in members])
         groups.append(Group(kind, len(members), _examples([texts[i] for i in members]), topic,
                             kb.topics[topic].label if topic else None))
     return groups

@@ -93,7 +93,7 @@ class KnowledgeBase:
             days = entry.recheck_days or default
             due = entry.checked + timedelta(days=days)
             if due <= today:
-                found.append(Stale(kind, eid, entry.checked, days, due, path))
+                found.append(Stale(kind, eid, entry.checked, days, due, _shown(path)))
         return sorted(found, key=lambda s: (s.due, s.kind, s.id))
 
     def cite(self, topic: Topic) -> str:
@@ -104,6 +104,14 @@ class KnowledgeBase:
     def citation(self, name: str) -> str:
         """The 出典 line of a calculator's result (``CITATION_NAMES``): the prefecture's, else the national one."""
         return self.citations[name].line()
+
+
+def _shown(path: str) -> str:
+    """A file as an editor types it: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _read_yaml(path: Path) -> Any:

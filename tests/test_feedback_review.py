@@ -213,6 +213,11 @@ def test_review_groups_what_went_wrong_redacted_with_counts_and_closest_topics(t
     # A period that ends before the questions were asked lists none of them.
     before = run_cli(["review", "--json", "--days", "7", "--today", "2026-11-01"], env=env)
     assert json.loads(before.stdout)["groups"] == []
+    # A day far ahead (to see what will be stale) reads an empty period and deletes nothing still kept.
+    ahead = run_cli(["review", "--json", "--today", "2030-01-01"], env=env)
+    assert json.loads(ahead.stdout)["groups"] == []
+    again = run_cli(["review", "--json", "--days", "7", "--today", today], env=env)
+    assert json.loads(again.stdout)["groups"] == review["groups"]
 
 
 def test_the_similarity_threshold_keeps_different_questions_apart(matcher):
