@@ -135,6 +135,10 @@ def give(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         ctx.state.profile.pop(NOTE, None)
         return [Reply("ご意見ありがとうございます。お役に立てたなら何よりです。"
                       "ほかにも気になることがあれば、いつでもお尋ねください。", choices=(MENU,), kind="feedback-thanks")]
+    if ctx.state.dialog in ctx.forms:
+        # A click on an older answer while a dialog waits: no second question on top of the dialog's.
+        return [Reply("ご意見ありがとうございます。お役に立てず、申し訳ありません。\n\n" + known_office(ctx),
+                      kind="feedback-sorry")]
     ctx.state.profile[NOTE] = feedback_id
     text = ("お役に立てず、申し訳ありません。\n"
             "よろしければ、足りなかったこと（知りたかったこと）を一言で送ってください。"

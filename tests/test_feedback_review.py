@@ -116,6 +116,16 @@ def test_typed_wakarinikui_counts_as_unhelpful_and_skipping_the_note_is_fine(bot
     assert [r.note for r in _feedback_rows(bot)] == [None, None]
 
 
+def test_unhelpful_clicked_during_a_dialog_records_it_and_asks_only_the_dialogs_question(bot, chat):
+    [answer] = chat.say("受給者証なくした")
+    no = next(c.value for c in answer.choices if c.label == NO)
+    asked = chat.say("自己負担を計算したい")[-1]
+    replies = chat.click(no)  # the older message's button
+    assert "足りなかったこと" not in chat.text(replies)
+    assert replies[-1].expecting == asked.expecting, "the dialog's question again, last"
+    assert [(r.topic, r.helpful) for r in _feedback_rows(bot)] == [("reissue", False)]
+
+
 def test_a_forged_feedback_value_is_answered_and_names_no_unknown_topic(bot, chat):
     chat.click("feedback:yes:answer:no-such-topic")
     chat.click("feedback:maybe:answer:reissue")  # not feedback at all: answered like any other click
