@@ -6,6 +6,7 @@ import argparse
 import os
 import json
 import sys
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from bot.config import Settings
 
 if TYPE_CHECKING:
     from knowledge import KnowledgeBase
+    from knowledge.models import Stale
 
 
 def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,6 +55,28 @@ def _emergency_problems(kb: KnowledgeBase) -> list[str]:
     return problems
 
 
+def _today(given: str | None) -> date:
+    """``--today YYYY-MM-DD``, else today in Japan."""
+    from bot.core import now_tokyo
+
+    return date.fromisoformat(given) if given else now_tokyo().date()
+
+
+def _iso_day(value: str) -> str:
+    """argparse type of ``--today``: a date as YYYY-MM-DD (a wrong one is a usage error, exit 2)."""
+    try:
+        date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {value!r}") from exc
+    return value
+
+
+def stale_line(item: Stale) -> str:
+    """One warning of ``kb check``: the file and entry whose facts are due to be checked again."""
+    return (f"warning: {item.file} [{item.id}]: {item.kind} checked {item.checked.isoformat()}, due to be checked "
+            f"again since {item.due.isoformat()} (every {item.recheck_days} days)")
+
+
 def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     from knowledge import KnowledgeError, load_knowledge
 
@@ -78,6 +102,9 @@ def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
     problems += [f"{kb.prefecture.id}: no topic for the national link {link}" for link in kb.unlinked]
     for p in problems:
         print(p, file=sys.stderr)
+    # Facts due to be checked again are a warning: the exit code stays what the checks above decide.
+    for item in kb.stale(_today(args.today)):
+        print(stale_line(item), file=sys.stderr)
     if problems:
         return 1
     print(f"ok: {len(kb.emergency.concepts)} emergency and crisis concepts, {len(kb.topics)} topics, {len(kb.sources)} sources, {len(kb.synonyms)} synonym groups, "
@@ -205,6 +232,36 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from bot.bootstrap import knowledge_and_matcher
+    from bot.review import build_review
+    from bot.storage.db import make_engine
+    from bot.storage.repositories import Store
+
+    if args.days < 1:
+        print("review: --days must be 1 or more", file=sys.stderr)
+        return 2
+    kb, matcher = knowledge_and_matcher(settings.prefecture)
+    today = _today(args.today)
+    since = today - timedelta(days=args.days - 1)
+    store = Store(make_engine(settings.database_url))
+    with store.unit_of_work() as uow:
+        # What is past the retention period goes first, as with ``stats``: counted from the real
+        # today, never from ``--today`` (a day in the future must not delete what is still kept).
+        uow.statistics.purge_stats(_today(None) - timedelta(days=settings.stats_retention_days))
+        rows = uow.statistics.review_rows(since, today)
+        feedback = uow.statistics.feedback_counts(since, today)
+    review = build_review(kb, matcher, since, today, rows, feedback, today)
+    store.engine.dispose()
+    if args.json:
+        print(json.dumps(review.to_json(), ensure_ascii=False))
+    else:
+        print(review.report())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanbyo-bot", description="指定難病の医療費助成についてのチャットボット")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = kb_sub.add_parser("check", help="validate the knowledge base")
     check.add_argument("--spec", help="also check a topics.yaml spec (ids and must facts)")
     check.add_argument("--root", help="knowledge folder to check (default: the installed one)")
+    check.add_argument("--today", type=_iso_day, help="day to judge freshness on, YYYY-MM-DD (default: today in Japan); "
+                       "topics and sources due to be checked again are warnings, the exit code is unchanged")
     check.set_defaults(func=_cmd_kb_check)
 
     ev = sub.add_parser("eval", help="measure the matcher on a JSONL question file")
@@ -247,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="questions answered / not answered per topic, without personal data")
     stats.add_argument("--days", type=int, default=30, help="period to report (default 30 days)")
     stats.set_defaults(func=_cmd_stats)
+
+    review = sub.add_parser("review", help="what went unanswered, unsure or unhelpful, grouped; facts due to be checked")
+    review.add_argument("--days", type=int, default=7, help="period to review, ending today (default 7 days)")
+    review.add_argument("--json", action="store_true", help="one JSON object (README, Commands)")
+    review.add_argument("--today", type=_iso_day, help="last day of the period and day to judge freshness on "
+                        "(default: today in Japan)")
+    review.set_defaults(func=_cmd_review)
 
     rem = sub.add_parser("reminders", help="renewal reminders")
     rem_sub = rem.add_subparsers(dest="reminders_command", required=True)

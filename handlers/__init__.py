@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from handlers.messages import Choice, IncomingMessage, Reply
 from nlp.privacy import redact
 from nlp.text import Text
-from handlers import amounts, context, costlog, dialog, system, understand
+from handlers import amounts, context, costlog, dialog, feedback, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
@@ -160,11 +160,25 @@ def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     if c.kind in ("answer", "fallback", "redirect"):
         # Statistics for the operator: the topic, and for unanswered questions a redacted text.
         closest = c.topic or (c.candidates[0].id if c.candidates else None)
-        ctx.questions.record(ctx.today, closest, c.kind == "answer",
-                             None if c.kind == "answer" else redact(text_of(msg)))
+        # The text is kept (redacted) for what the bot did not answer and for what it answered
+        # unsure: both are the KB editor's list (``nanbyo-bot review``).
+        keep = c.kind != "answer" or feedback.unsure(c.score, c.candidates)
+        ctx.questions.record(ctx.today, closest, c.kind == "answer", redact(text_of(msg)) if keep else None)
     if c.kind in ("answer", "office") and c.municipality:
         ctx.state.profile["municipality"] = c.municipality
-    return [c.reply()]
+    closest_topic = c.topic or (c.candidates[0].id if c.candidates else None)
+    return feedback.offer([c.reply()], ctx, topic=closest_topic)
+
+
+def _note(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    """The note after 「役に立たなかった」 is kept; when it is also a question the bot answers surely
+    (the user asked again instead), the answer follows the thanks rather than being lost."""
+    replies = feedback.take_note(msg, ctx)
+    if msg.choice is None:
+        c = consult(ctx.kb, ctx.matcher, ctx.text, ctx.state.profile.get("municipality"))
+        if c.kind == "action" or (c.kind == "answer" and not feedback.unsure(c.score, c.candidates)):
+            return [replace(replies[0], text="ご意見ありがとうございます。", choices=())] + faq(msg, ctx)
+    return replies
 
 
 BACK_WORDS = system.phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正",
@@ -202,6 +216,13 @@ ROUTES: tuple[Route, ...] = (
     # A button of an action, or a message that is one of its phrasings: at once, in any state.
     Route("action", lambda m, c: _action(m, c) is not None, do_action),
     Route("start", _start_button, start_button),
+    # 「役に立った」「役に立たなかった」 on an answer (a click, or typed after one), and the optional note.
+    Route("feedback", lambda m, c: feedback.wanted(m, c) is not None,
+          lambda m, c: _still_open(c, feedback.give(m, c))),
+    Route("feedback-note", feedback.noting, lambda m, c: _note(m, c)),
+    Route("feedback-skip", lambda m, c: m.choice == feedback.SKIP, feedback.skip),
+    Route("feedback-words", lambda m, c: not _in_dialog(m, c) and feedback.said_without_answer(m, c),
+          feedback.acknowledge),
     # After a result: 「くわしく」 shows the working; 「間違えた」 offers to change one answer.
     Route("details", lambda m, c: _after_result(c) and system.matches(DETAILS_WORDS, m, c),
           lambda m, c: dialog.details(c)),
@@ -222,9 +243,14 @@ ROUTES: tuple[Route, ...] = (
 
 def route(msg: IncomingMessage, ctx: Context) -> tuple[str, list[Reply]]:
     """Run the first route whose condition holds. Returns (route name, replies)."""
+    awaited = ctx.state.profile.get(feedback.NOTE)
     for r in ROUTES:
         if r.when(msg, ctx):
-            return r.name, r.handle(msg, ctx)
+            replies = r.handle(msg, ctx)
+            if r.name != "feedback-note" and ctx.state.profile.get(feedback.NOTE) == awaited:
+                ctx.state.profile.pop(feedback.NOTE, None)  # the note was not given: the user moved on
+            # Every answer ends with the feedback pair, after the choices that lead on.
+            return r.name, feedback.offer(replies, ctx)
     raise AssertionError("the faq route always matches")  # pragma: no cover
 
 

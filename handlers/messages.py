@@ -25,6 +25,10 @@ FOLLOW = "follow"  # a LINE user added the account (or unblocked it): the welcom
 UNFOLLOW = "unfollow"  # a LINE user blocked the account: their data is deleted, nothing is sent
 HOME_OPENED = "home-opened"  # a Slack user opened the App Home tab: the home text and menu
 
+# The value prefix of the feedback pair after an answer (handlers.feedback): channels show it apart
+# from, and after, the choices that lead on.
+FEEDBACK_PREFIX = "feedback:"
+
 
 @dataclass(frozen=True)
 class Choice:

@@ -114,7 +114,16 @@ class QuestionLog(Protocol):
 
     def record(self, day: date, topic: str | None, answered: bool, redacted: str | None) -> None:
         """Record one question of the turn's user: its topic (or the closest one), and for an
-        unanswered question its text, already redacted."""
+        unanswered question, or one answered unsure, its text, already redacted (None otherwise)."""
+        ...
+
+    def feedback(self, day: date, topic: str | None, kind: str, helpful: bool) -> int:
+        """Record the user's 「役に立った」 (``helpful``) or 「役に立たなかった」 on an answer of ``kind``
+        about ``topic``; returns the feedback's id."""
+        ...
+
+    def feedback_note(self, feedback_id: int, note: str) -> bool:
+        """Add what was missing (already redacted) to the user's feedback ``feedback_id``."""
         ...
 
 

@@ -19,6 +19,7 @@ Another prefecture is a new folder under ``prefectures/``; no code changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from knowledge.models import (
     SafetyLexicon,
     Source,
     SourceFile,
+    Stale,
     SynonymFile,
     SynonymGroup,
     Topic,
@@ -77,6 +79,22 @@ class KnowledgeBase:
     topic_files: dict[str, str] = field(default_factory=dict)
     citations: dict[str, Citation] = field(default_factory=dict)
     unlinked: list[str] = field(default_factory=list)  # national links to topics this prefecture lacks
+    source_files: dict[str, str] = field(default_factory=dict)
+
+    def stale(self, today: date) -> list[Stale]:
+        """Topics and sources whose facts are due to be checked again on ``today``: ``checked`` is
+        ``recheck_days`` (the entry's, else the prefecture's) or more days before it. Oldest due first."""
+        default = self.prefecture.recheck_days
+        found: list[Stale] = []
+        entries: list[tuple[str, str, Topic | Source, str]] = [
+            ("topic", tid, t, self.topic_files.get(tid, "")) for tid, t in self.topics.items()]
+        entries += [("source", sid, s, self.source_files.get(sid, "")) for sid, s in self.sources.items()]
+        for kind, eid, entry, path in entries:
+            days = entry.recheck_days or default
+            due = entry.checked + timedelta(days=days)
+            if due <= today:
+                found.append(Stale(kind, eid, entry.checked, days, due, _shown(path)))
+        return sorted(found, key=lambda s: (s.due, s.kind, s.id))
 
     def cite(self, topic: Topic) -> str:
         """The 出典 line of a topic's answer."""
@@ -86,6 +104,14 @@ class KnowledgeBase:
     def citation(self, name: str) -> str:
         """The 出典 line of a calculator's result (``CITATION_NAMES``): the prefecture's, else the national one."""
         return self.citations[name].line()
+
+
+def _shown(path: str) -> str:
+    """A file as an editor types it: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _read_yaml(path: Path) -> Any:
@@ -146,6 +172,7 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
     """
     base = root or ROOT
     sources: dict[str, Source] = {}
+    source_files: dict[str, str] = {}
     sources_path = base / "sources.yaml"
     source_file = _parse(SourceFile, sources_path)
     pref_dir = base / "prefectures" / prefecture
@@ -159,6 +186,7 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
             if src.id in sources:
                 raise KnowledgeError(path, src.id, "source id defined twice")
             sources[src.id] = src
+            source_files[src.id] = str(path)
 
     synonyms: list[SynonymGroup] = []
     for path in sorted((base / "synonyms").glob("*.yaml")):
@@ -249,5 +277,5 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
     return KnowledgeBase(
         topics=topics, sources=sources, synonyms=synonyms, prefecture=pref, safety=safety, emergency=emergency,
         actions=actions, requesting=action_file.requesting, personal=action_file.personal, services=services, topic_files=files,
-        citations=citations, unlinked=unlinked,
+        citations=citations, unlinked=unlinked, source_files=source_files,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -27,6 +28,8 @@ class Source(_Strict):
     publisher: str
     url: str | None = None
     updated: str | None = Field(default=None, description="date the source itself was last updated, as it states it")
+    checked: dt.date = Field(description="day this entry was last compared with the document")
+    recheck_days: int | None = Field(default=None, ge=1, description="days until it is due again (default: the prefecture's)")
 
     def cite(self) -> str:
         """Japanese citation line, e.g. 〇〇県「特定医療費(指定難病)制度について」（2024年12月10日更新）."""
@@ -49,6 +52,7 @@ class Topic(_Strict):
     related: list[str] = Field(default_factory=list)
     sources: list[str] = Field(min_length=1)
     checked: dt.date
+    recheck_days: int | None = Field(default=None, ge=1, description="days until it is due again (default: the prefecture's)")
 
     @field_validator("phrasings", "keywords")
     @classmethod
@@ -67,6 +71,22 @@ class Topic(_Strict):
 # the national one of the same name.
 CitationName = Literal["copay", "copay-short", "mild-high-cost", "start-date"]
 CITATION_NAMES: tuple[str, ...] = get_args(CitationName)
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A topic or source whose facts are due to be checked again (``KnowledgeBase.stale``)."""
+
+    kind: str  # "topic" or "source"
+    id: str
+    checked: dt.date
+    recheck_days: int
+    due: dt.date  # checked + recheck_days: from this day on it is stale
+    file: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.id, "checked": self.checked.isoformat(),
+                "recheck_days": self.recheck_days, "due": self.due.isoformat(), "file": self.file}
 
 
 class Citation(_Strict):
@@ -135,6 +155,10 @@ class Prefecture(_Strict):
     municipalities: list[Municipality] = Field(min_length=1)
     sources: list[str] = Field(min_length=1)
     checked: dt.date
+    recheck_days: int = Field(
+        default=180, ge=1,
+        description="days after a topic's or source's `checked` when it is due to be checked again, unless it sets its own",
+    )
     office_topics: list[str] = Field(
         default_factory=list,
         description="topics whose answer is followed by the user's own office when the municipality is known",

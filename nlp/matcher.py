@@ -337,6 +337,17 @@ class Matcher:
         results.sort(key=lambda m: m.score, reverse=True)
         return results[:limit]
 
+    def similarity(self, a: Text | str, b: Text | str) -> float:
+        """How alike two texts are (0-100) as this matcher reads them: the weighted share of their
+        features (bigrams, words, concepts, each weighted as in ``rank`` and by its rarity among the
+        entries) that they have in common. ``nanbyo-bot review`` groups what users asked with it."""
+        fa, fb = (set(self.analyzer.features(t if isinstance(t, Text) else Text(t))) for t in (a, b))
+        both, either = fa & fb, fa | fb
+        if not either:
+            return 0.0
+        weight = {t: FEATURE_WEIGHTS[t[0]] * self._strong.idf(t) for t in either}
+        return round(100.0 * sum(weight[t] for t in both) / sum(weight.values()), 1)
+
     def confidence_of(self, score: float) -> float:
         """Map an unbounded ranking score to 0-100 (monotonic; 50 at ``score_scale * ln 2``)."""
         return round(100.0 * (1.0 - math.exp(-max(score, 0.0) / self.score_scale)), 1)

@@ -36,6 +36,7 @@ from bot.channels.line import (
     LineDeliveryError,
     LineSender,
     LineWebhook,
+    quick_reply_items,
     retry_key,
     richmenu_image,
     richmenu_request,
@@ -596,3 +597,34 @@ def test_richmenu_script_redraws_an_image_line_accepts(tmp_path: Path):
 def test_line_channel_needs_its_settings(settings):
     with pytest.raises(ValueError, match="LINE_CHANNEL_SECRET"):
         LineWebhook(settings, runner=None)
+
+
+# --- feedback on answers (issue 28) -------------------------------------------------------------
+
+def test_line_answer_offers_feedback_as_the_last_quick_replies_and_unfollow_deletes_it(channel, fake, db_url):
+    deliver(channel, webhook(text_event("受給者証をなくしてしまいました")))
+    actions = quick_replies(fake.calls(REPLY)[-1])
+    assert [a["label"] for a in actions][-2:] == ["👍 役に立った", "👎 役に立たなかった"]
+    assert all(a["data"].startswith("topic:") for a in actions[:-2]), "the quick replies that lead on come first"
+
+    deliver(channel, webhook(postback_event(actions[-1]["data"])))
+    ask = fake.calls(REPLY)[-1]
+    assert "足りなかったこと" in "\n".join(texts(ask))
+    assert [a["data"] for a in quick_replies(ask)] == ["feedback-skip", "office"]
+    deliver(channel, webhook(text_event("マイナンバーカードの番号は123456789012です")))  # refused, never a note
+    deliver(channel, webhook(text_event("手続きにかかる日数")))
+    assert rows(db_url, "SELECT topic, helpful, note FROM answer_feedback") == [("reissue", False, "手続きにかかる日数")]
+    deliver(channel, webhook(text_event("受給者証をなくしてしまいました")))
+    deliver(channel, webhook(text_event("役に立った")))
+    assert [r[0] for r in rows(db_url, "SELECT helpful FROM answer_feedback ORDER BY id")] == [False, True]
+
+    deliver(channel, webhook(unfollow_event()))
+    assert rows(db_url, "SELECT 1 FROM answer_feedback") == []
+
+
+def test_line_keeps_the_feedback_pair_when_the_quick_replies_are_full():
+    leading = tuple(Choice(f"話題{i}", f"topic:t{i}") for i in range(20))
+    pair = (Choice("👍 役に立った", "feedback:yes:answer:t"), Choice("👎 役に立たなかった", "feedback:no:answer:t"))
+    items = quick_reply_items((*leading, *pair))
+    assert len(items) == 13
+    assert [i.action.data for i in items] == [c.value for c in leading[:11]] + [c.value for c in pair]

@@ -5,12 +5,12 @@ import logging
 from sqlmodel import Session, select
 
 from nlp.privacy import redact
-from bot.storage.models import (CostLogEntry, CostLogNotice, ConversationState, HandledEvent, QuestionStat, RateWindow,
+from bot.storage.models import (AnswerFeedback, CostLogEntry, CostLogNotice, ConversationState, HandledEvent, QuestionStat, RateWindow,
                                Reminder, ReminderDelivery)
 from handlers.messages import IncomingMessage
 from tests.conftest import FIXED_NOW, run_cli
 
-TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder, CostLogEntry, CostLogNotice)
+TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder, CostLogEntry, CostLogNotice, AnswerFeedback)
 
 
 def _rows_of(bot, user_key):
@@ -25,6 +25,9 @@ def _rows_of(bot, user_key):
 
 def test_delete_my_data_removes_every_row_about_the_user(bot, chat):
     chat.say("受給者証の色って何色ですか")  # a statistics row
+    chat.say("受給者証なくした")
+    chat.say("わかりにくい")  # feedback on the answer
+    chat.say("再発行の手数料が知りたかった")  # and its note
     bot.handle(IncomingMessage("console", "U1", text="受給者証なくした", event_id="E1"))  # a handled event
     chat.say("更新を忘れないように通知して")
     chat.say("2027年3月31日")
@@ -36,7 +39,7 @@ def test_delete_my_data_removes_every_row_about_the_user(bot, chat):
     bot.handle(other)
     before = _rows_of(bot, "console:U1")
     assert all(before[t] >= 1 for t in ("conversation_state", "handled_event", "question_stat", "reminder", "reminder_delivery",
-                                        "cost_log_entry", "cost_log_notice"))
+                                        "cost_log_entry", "cost_log_notice", "answer_feedback"))
     chat.say("データを削除")
     replies = chat.click("yes")
     assert "削除しました" in chat.text(replies)

@@ -750,3 +750,48 @@ def test_real_line_channel_is_mounted_and_refuses_a_forged_signature(line_settin
                                           headers={"X-Line-Signature": "Zm9yZ2Vk"}))
 
     assert forged.status == 400
+
+
+# --- feedback on answers (issue 28) ------------------------------------------------------------------
+
+def test_slack_answer_ends_with_a_feedback_block_whose_click_and_note_are_recorded(
+        server: Running, fake_slack: FakeSlackAPI, db_url: str) -> None:
+    from sqlalchemy import text as sql
+
+    post_signed(server.events, dm("受給者証なくした"))
+    [answer] = answers_to(fake_slack, "D1")
+    actions = [b for b in answer.args["blocks"] if b["type"] == "actions"]
+    assert len(actions) == 2, "the buttons that lead on, then the feedback pair in a block of its own"
+    assert all(e["value"].startswith("topic:") for e in actions[0]["elements"])
+    assert [e["text"]["text"] for e in actions[1]["elements"]] == ["👍 役に立った", "👎 役に立たなかった"]
+    action_ids = [e["action_id"] for b in actions for e in b["elements"]]
+    assert len(set(action_ids)) == len(action_ids), "action ids stay unique in the message"
+
+    no = actions[1]["elements"][1]["value"]
+    post_signed(server.events, click(answer, no, fake_slack.response_url()),
+                content_type="application/x-www-form-urlencoded")
+    ask = answers_to(fake_slack, "D1", 2)[1]
+    assert "足りなかったこと" in texts([ask])
+    assert button_values(ask) == ["feedback-skip", "office"]
+
+    post_signed(server.events, dm("鈴木です。再発行にかかる日数が知りたかった 080-1111-2222"))
+    assert "ありがとうございます" in texts(answers_to(fake_slack, "D1", 3)[2:])
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sql("SELECT topic, kind, helpful, note, user_key FROM answer_feedback")).all()
+    engine.dispose()
+    [(topic, kind, helpful, note, user_key)] = rows
+    assert (topic, kind, bool(helpful)) == ("reissue", "answer", False)
+    assert "再発行にかかる日数が知りたかった" in note and "鈴木" not in note and "080" not in note
+    assert "U1" not in user_key
+
+
+def test_render_puts_the_feedback_pair_after_every_leading_button() -> None:
+    leading = tuple(Choice(f"話題{i}", f"topic:t{i}") for i in range(30))
+    reply = Reply("答え", choices=(*leading, Choice("👍 役に立った", "feedback:yes:answer:t"),
+                                   Choice("👎 役に立たなかった", "feedback:no:answer:t")))
+    [message] = render([reply])
+    values = [e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert values[:30] == [c.value for c in leading]
+    assert values[30:] == ["feedback:yes:answer:t", "feedback:no:answer:t"]
+    assert [e["value"] for e in message["blocks"][-1]["elements"]] == values[30:]

@@ -68,7 +68,7 @@ from bot.channels.line_cards import cut_to, flex_message
 from bot.channels.line_cards import units as _units
 from bot.channels.line_loading import LOADING_SECONDS, loading_while_slow
 from bot.config import Settings
-from handlers.messages import FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
+from handlers.messages import FEEDBACK_PREFIX, FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
 from nlp.privacy import hash_user
 from bot.texts import RICH_MENU_CHOICES, split_text
 
@@ -111,6 +111,10 @@ def quick_reply_items(choices: Sequence[Choice]) -> list[QuickReplyItem]:
     """Choices as postback quick replies (data = the choice value), within LINE's limits."""
     items: list[QuickReplyItem] = []
     seen: set[str] = set()
+    # The feedback pair (handlers.feedback) stays last and is never the one cut by the limit.
+    judged = [c for c in choices if c.value.startswith(FEEDBACK_PREFIX)]
+    leading = [c for c in choices if not c.value.startswith(FEEDBACK_PREFIX)]
+    choices = [*leading[:MAX_QUICK_REPLIES - len(judged)], *judged]
     for c in choices:
         if c.value in seen:
             continue

@@ -48,7 +48,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.channels.slack_blocks import card_blocks
 from bot.config import Settings
-from handlers.messages import HOME_OPENED, Address, IncomingMessage, Reply
+from handlers.messages import FEEDBACK_PREFIX, HOME_OPENED, Address, IncomingMessage, Reply
 from bot.texts import ANSWERED_IN_DM_TEXT, split_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -141,9 +141,13 @@ def render(replies: Iterable[Reply]) -> list[dict[str, Any]]:
             {"type": "section", "text": {"type": "mrkdwn", "text": escape(piece)}}
             for piece in split_text(reply.text, SECTION_TEXT_LIMIT, _weight)
         ]
-        choices = list(reply.choices)
+        # The buttons that lead on first; the feedback pair (handlers.feedback) in a small block of its own.
+        choices = [c for c in reply.choices if not c.value.startswith(FEEDBACK_PREFIX)]
         for start in range(0, len(choices), ACTIONS_PER_BLOCK):
             blocks.append(_buttons(choices[start:start + ACTIONS_PER_BLOCK], start))
+        judged = [c for c in reply.choices if c.value.startswith(FEEDBACK_PREFIX)]
+        if judged:
+            blocks.append(_buttons(judged, len(choices)))
         for start in range(0, len(blocks), BLOCKS_PER_MESSAGE):
             part = blocks[start:start + BLOCKS_PER_MESSAGE]
             fallback = _truncate(escape(reply.text), FALLBACK_TEXT_LIMIT) if card else _fallback(part)

@@ -127,8 +127,8 @@ class ReminderDelivery(DispatchColumns, table=True):
 class QuestionStat(SQLModel, table=True):
     """One FAQ question, for the operator's statistics (``nanbyo-bot stats``).
 
-    Only unanswered questions keep their text, and only after redaction (digits
-    and personal names removed). ``user_key`` holds a keyed hash of the user key
+    Only unanswered questions and questions answered without certainty keep their
+    text, and only after redaction (digits and personal names removed). ``user_key`` holds a keyed hash of the user key
     (``Statistics.stats_user``), never the channel's user id. Rows are kept for a
     bounded time and deleted with the user's other data.
     """
@@ -140,8 +140,29 @@ class QuestionStat(SQLModel, table=True):
     day: date
     user_key: str = Field(max_length=200, index=True)
     topic: str | None = Field(default=None, max_length=80)  # answered topic, or the closest one when not answered
-    answered: bool
+    answered: bool  # an answered row with a text was answered unsure (handlers.feedback.unsure)
     redacted: str | None = Field(default=None, max_length=200)
+
+
+class AnswerFeedback(SQLModel, table=True):
+    """A user's 「役に立った」/「役に立たなかった」 on one answer, for the operator (``nanbyo-bot review``).
+
+    What was answered (its topic, or the closest one, and the kind of reply), whether it helped,
+    and the optional note on what was missing, redacted as the statistics' texts are. The user is
+    the statistics' keyed id (``Statistics.stats_user``); kept for ``STATS_RETENTION_DAYS`` and
+    deleted with the user's other data.
+    """
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (Index("ix_answer_feedback_day", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    user_key: str = Field(max_length=200, index=True)
+    topic: str | None = Field(default=None, max_length=80)
+    kind: str = Field(max_length=30)  # the reply's kind: answer, fallback, office, copay-result …
+    helpful: bool
+    note: str | None = Field(default=None, max_length=200)
 
 
 class AppSecret(SQLModel, table=True):

@@ -1,5 +1,6 @@
-"""Question statistics for the operator (``nanbyo-bot stats``): one row per FAQ question, the
-user under a keyed id, the text only of unanswered questions and only redacted, kept for
+"""Question statistics for the operator (``nanbyo-bot stats`` and ``review``): one row per FAQ
+question, the user under a keyed id, the text only of unanswered (or unsure) questions and only
+redacted; the users' feedback on answers (its note redacted too); both kept for
 ``STATS_RETENTION_DAYS``."""
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, insert
+from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
-from bot.storage.models import AppSecret, QuestionStat
+from bot.storage.models import AnswerFeedback, AppSecret, QuestionStat
 
 # Question statistics are kept this long (see ``Statistics.record_question`` and ``nanbyo-bot stats``).
 STATS_RETENTION_DAYS = 90  # the statistics (and their redacted free text), by default
@@ -29,6 +30,7 @@ DIALOG_RETENTION_HOURS = 24.0
 EVENT_RETENTION_DAYS = 7.0
 
 _STAT = QuestionStat.__table__  # type: ignore[attr-defined]
+_FEEDBACK = AnswerFeedback.__table__  # type: ignore[attr-defined]
 _SECRET = AppSecret.__table__  # type: ignore[attr-defined]
 _INSERT_STAT = insert(_STAT)
 _INSERT_SECRET_IF_NEW = {
@@ -134,11 +136,12 @@ class Statistics:
 
     def record_question(self, user_key: str, day: date, topic: str | None, answered: bool,
                         redacted: str | None) -> None:
-        """Record one FAQ question for the statistics (text only when unanswered, already redacted);
-        the user is recorded as ``stats_user(user_key)``."""
+        """Record one FAQ question for the statistics (text only when unanswered or answered
+        unsure — the caller passes None for a sure answer —, already redacted); the user is
+        recorded as ``stats_user(user_key)``."""
         self._conn().execute(_INSERT_STAT, {
             "day": day, "user_key": self.stats_user(user_key), "topic": topic, "answered": answered,
-            "redacted": None if answered else redacted,
+            "redacted": redacted,
         })
         # Bounded retention without a separate job: once a day per process, the first question
         # of the day deletes what has grown older than the limit.
@@ -150,8 +153,51 @@ class Statistics:
             self._after_commit.append(lambda: retention.done(day))
 
     def purge_stats(self, before: date) -> int:
-        """Delete statistics older than ``before`` (the retention limit)."""
-        return self._conn().execute(delete(_STAT).where(_STAT.c.day < before)).rowcount or 0
+        """Delete statistics and feedback older than ``before`` (the retention limit)."""
+        conn = self._conn()
+        removed = conn.execute(delete(_STAT).where(_STAT.c.day < before)).rowcount or 0
+        return removed + (conn.execute(delete(_FEEDBACK).where(_FEEDBACK.c.day < before)).rowcount or 0)
+
+    def record_feedback(self, user_key: str, day: date, topic: str | None, kind: str, helpful: bool) -> int:
+        """Record a user's feedback on one answer; returns its id (for the note that may follow)."""
+        result = self._conn().execute(insert(_FEEDBACK).returning(_FEEDBACK.c.id), {
+            "day": day, "user_key": self.stats_user(user_key), "topic": topic, "kind": kind[:30], "helpful": helpful,
+        })
+        return int(result.scalar_one())
+
+    def note_feedback(self, user_key: str, feedback_id: int, note: str) -> bool:
+        """Add the (already redacted) note to the user's own feedback ``feedback_id``."""
+        return bool(self._conn().execute(
+            update(_FEEDBACK).where(_FEEDBACK.c.id == feedback_id, _FEEDBACK.c.user_key == self.stats_user(user_key))
+            .values(note=note[:200])
+        ).rowcount)
+
+    def review_rows(self, since: date, until: date) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]],
+                                                list[tuple[str | None, str, str | None]]]:
+        """What ``nanbyo-bot review`` groups, since ``since``: the unanswered questions' and the unsure
+        answers' redacted texts with their (closest) topic, and the unhelpful feedback (topic, kind, note);
+        ``until`` is the period's last day."""
+        rows = self.session.execute(
+            core_select(_STAT.c.redacted, _STAT.c.topic, _STAT.c.answered)
+            .where(_STAT.c.day >= since, _STAT.c.day <= until, _STAT.c.redacted.is_not(None)).order_by(_STAT.c.id)
+        ).all()
+        unanswered = [(text, topic) for text, topic, answered in rows if not answered]
+        unsure = [(text, topic) for text, topic, answered in rows if answered]
+        unhelpful = [(topic, kind, note) for topic, kind, note in self.session.execute(
+            core_select(_FEEDBACK.c.topic, _FEEDBACK.c.kind, _FEEDBACK.c.note)
+            .where(_FEEDBACK.c.day >= since, _FEEDBACK.c.day <= until, _FEEDBACK.c.helpful.is_(False))
+            .order_by(_FEEDBACK.c.id)
+        ).all()]
+        return unanswered, unsure, unhelpful
+
+    def feedback_counts(self, since: date, until: date) -> tuple[int, int]:
+        """(helpful, not helpful) feedback from ``since`` to ``until``."""
+        rows = self.session.execute(
+            core_select(_FEEDBACK.c.helpful, func.count()).where(_FEEDBACK.c.day >= since, _FEEDBACK.c.day <= until)
+            .group_by(_FEEDBACK.c.helpful)
+        ).all()
+        counts = {bool(h): int(n) for h, n in rows}
+        return counts.get(True, 0), counts.get(False, 0)
 
     def question_stats(self, since: date) -> tuple[list[tuple[str | None, int, int]], list[tuple[str, int]]]:
         """Per topic (answered, not answered) counts, and the most frequent unanswered questions."""
@@ -174,11 +220,12 @@ class Statistics:
         return table, [(text, n) for text, n in frequent]
 
     def forget(self, user_key: str) -> int:
-        """Delete the user's statistics rows. They carry the keyed id; rows written before it
-        existed carry the user key."""
-        return self._conn().execute(
-            delete(_STAT).where(_STAT.c.user_key.in_([user_key, self.stats_user(user_key)]))
-        ).rowcount or 0
+        """Delete the user's statistics and feedback rows. They carry the keyed id; statistics
+        written before it existed carry the user key."""
+        keys = [user_key, self.stats_user(user_key)]
+        conn = self._conn()
+        removed = conn.execute(delete(_STAT).where(_STAT.c.user_key.in_(keys))).rowcount or 0
+        return removed + (conn.execute(delete(_FEEDBACK).where(_FEEDBACK.c.user_key.in_(keys))).rowcount or 0)
 
 
 class UserQuestions:
@@ -190,3 +237,9 @@ class UserQuestions:
 
     def record(self, day: date, topic: str | None, answered: bool, redacted: str | None) -> None:
         self._statistics.record_question(self._user_key, day, topic, answered, redacted)
+
+    def feedback(self, day: date, topic: str | None, kind: str, helpful: bool) -> int:
+        return self._statistics.record_feedback(self._user_key, day, topic, kind, helpful)
+
+    def feedback_note(self, feedback_id: int, note: str) -> bool:
+        return self._statistics.note_feedback(self._user_key, feedback_id, note)
