@@ -960,13 +960,80 @@ def _read_kana(t: str) -> str:
     return t
 
 
+# Months and spans said relative to today: 「来月の10日」「来月末」「先月」「3か月前」「半年後」「去年の4月1日」.
+_RELATIVE_MONTH_WORDS: Final[dict[str, int]] = {
+    "再来月": 2, "さらいげつ": 2, "来月": 1, "らいげつ": 1, "今月": 0, "こんげつ": 0,
+    "先月": -1, "せんげつ": -1, "先々月": -2, "せんせんげつ": -2,
+}  # fmt: skip
+_RELATIVE_YEAR_WORDS: Final[dict[str, int]] = {
+    "再来年": 2, "さらいねん": 2, "来年": 1, "らいねん": 1, "今年": 0, "ことし": 0,
+    "去年": -1, "昨年": -1, "きょねん": -1, "一昨年": -2, "おととし": -2,
+}  # fmt: skip
+_ABOUT: Final[str] = r"(?:ごろ|頃|くらい|ぐらい|あたり|位)?(?:です|でした|だ|の予定|予定)?"
+_RELATIVE_MONTH: Final[re.Pattern[str]] = re.compile(
+    "^(?P<word>" + "|".join(sorted(_RELATIVE_MONTH_WORDS, key=len, reverse=True)) + r")の?"
+    r"(?:(?P<day>[0-9]{1,2})日|(?P<end>末日|末|終わり|おわり))?" + _ABOUT + "$")
+_RELATIVE_YEAR: Final[re.Pattern[str]] = re.compile(
+    "^(?P<word>" + "|".join(sorted(_RELATIVE_YEAR_WORDS, key=len, reverse=True)) + r")の?"
+    r"(?P<month>[0-9]{1,2})月(?:(?P<day>[0-9]{1,2})日|(?P<end>末日|末))?" + _ABOUT + "$")
+_RELATIVE_SPAN: Final[re.Pattern[str]] = re.compile(
+    r"^(?P<n>[0-9]{1,2}|半)(?P<unit>年|か月|ヶ月|ヵ月|カ月|箇月|かげつ|週間|しゅうかん|日)(?:ほど|くらい|ぐらい)?"
+    r"(?P<dir>前|まえ|後|ご|あと|先|さき)" + _ABOUT + "$")
+
+
+def _month_shift(today: date, months: int) -> tuple[int, int]:
+    index = today.year * 12 + today.month - 1 + months
+    return index // 12, index % 12 + 1
+
+
+def _relative_date(t: str, today: date) -> date | Invalid | None:
+    """A date said relative to today (see ``_RELATIVE_MONTH``); None when ``t`` is none of those.
+
+    A month without its day (「来月」) is asked back with the month named: a date of expiry or of
+    diagnosis is a day, and guessing the 1st or the last would move a deadline."""
+    match = _RELATIVE_MONTH.match(t)
+    year_match = _RELATIVE_YEAR.match(t) if match is None else None
+    if match is not None or year_match is not None:
+        if match is not None:
+            year, month = _month_shift(today, _RELATIVE_MONTH_WORDS[match.group("word")])
+        else:
+            assert year_match is not None
+            match = year_match
+            year, month = today.year + _RELATIVE_YEAR_WORDS[match.group("word")], int(match.group("month"))
+            if not 1 <= month <= 12:
+                return _no_such_date(year, month, None)
+        if match.group("end"):
+            return date(year, month, calendar.monthrange(year, month)[1])
+        if match.group("day"):
+            return _dated(year, month, int(match.group("day")))
+        return Invalid(f"{year}年{month}月の何日でしょうか（月末なら『{month}月末』）。" + HINT_DATE)
+    match = _RELATIVE_SPAN.match(_kana_count(t))  # 「さんかげつまえ」, 「はんとしご」
+    if match is None:
+        return None
+    sign = -1 if match.group("dir") in ("前", "まえ") else 1
+    n, unit = match.group("n"), match.group("unit")
+    if n == "半":
+        if unit != "年":
+            return None
+        n, unit = "6", "か月"
+    count = int(n) * sign
+    if unit == "日":
+        return today + timedelta(days=count)
+    if unit in ("週間", "しゅうかん"):
+        return today + timedelta(weeks=count)
+    months = count * 12 if unit == "年" else count
+    year, month = _month_shift(today, months)
+    return date(year, month, min(today.day, calendar.monthrange(year, month)[1]))
+
+
 def parse_date(text: Text | str, today: date, *, prefer: Prefer = "future") -> date | Unknown | Invalid:
     """Read a date.
 
     Accepts 2027年3月31日, 2027/3/31, 2027-03-31, 2027.3.31, 20270331, 令和9年3月31日,
     R9.3.31, r9/3/31, 平成31年4月30日, H31.4.30, 令和元年5月1日, 令和九年三月三十一日,
     れいわ9ねん3がつ31にち, 「9年3月31日」 (no era: 令和9年, or 20xx for two digits, whichever
-    is within 10 years before or 5 after today); 今日, 昨日, おととい, 明日, あさって;
+    is within 10 years before or 5 after today); 今日, 昨日, おととい, 明日, あさって; 来月の10日,
+    来月末, 先月の20日, 去年の4月1日, 3か月前, 半年後, 2週間前 (a month without its day is asked back);
     "3月末" / "3月末日" (end of that month) and "3/31" (year left out): see ``prefer``.
     Button value: "unknown".
 
@@ -990,6 +1057,9 @@ def parse_date(text: Text | str, today: date, *, prefer: Prefer = "future") -> d
     if relative:
         return today + timedelta(days=_RELATIVE_DAYS[relative.group("word")])
     t = _WEEKDAY.sub("", _kanji_to_arabic(_read_kana(t)))
+    relative_date = _relative_date(t, today)
+    if relative_date is not None:
+        return relative_date
 
     match = _ERA_DATE.search(t)
     if match and _only_this(t, match):

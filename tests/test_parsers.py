@@ -883,3 +883,34 @@ def test_kana_units_in_lists_caps_and_months() -> None:
     read = parse_month_amounts("4がつ 5まんえん", date(2026, 11, 30))
     assert isinstance(read, MonthAmounts) and read.amounts == ((date(2026, 4, 1), 50_000),)
     assert parse_yes_no("いません") is False  # 「せん」 after no digit is no unit
+
+
+# Dates said relative to today (issue 25): today is 2026-11-23.
+@pytest.mark.parametrize("text,day", [
+    ("来月の10日", date(2026, 12, 10)),
+    ("来月末", date(2026, 12, 31)),
+    ("再来月の末", date(2027, 1, 31)),
+    ("先月の20日", date(2026, 10, 20)),
+    ("今月末です", date(2026, 11, 30)),
+    ("3か月前", date(2026, 8, 23)),
+    ("3ヶ月前くらい", date(2026, 8, 23)),
+    ("さんかげつまえ", date(2026, 8, 23)),
+    ("半年後", date(2027, 5, 23)),
+    ("2週間前", date(2026, 11, 9)),
+    ("去年の4月1日", date(2025, 4, 1)),
+    ("来年の3月末", date(2027, 3, 31)),
+])
+def test_a_date_said_relative_to_today_is_read_from_today(text: str, day: date) -> None:
+    assert parse_date(text, TODAY) == day
+
+
+@pytest.mark.parametrize("text,month", [("来月", "2026年12月"), ("さらいげつ", "2027年1月"), ("去年の4月", "2025年4月")])
+def test_a_month_without_its_day_is_asked_back_with_the_month_named(text: str, month: str) -> None:
+    result = parse_date(text, TODAY)
+    assert isinstance(result, Invalid)
+    assert result.hint.startswith(f"{month}の何日でしょうか")
+
+
+def test_a_relative_day_that_does_not_exist_says_so() -> None:
+    result = parse_date("来年の2月29日", TODAY)
+    assert isinstance(result, Invalid) and "うるう年" in result.hint
