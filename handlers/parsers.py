@@ -293,7 +293,7 @@ def parse_yes_no(
             return polarity
         agrees = parse_yes_no(rest, about, opposite)
         return polarity if agrees is polarity else Invalid(HINT_YES_NO)
-    t = _ANSWER_TAIL.sub("", t)
+    t = _HEDGE_END.sub("", _HEDGE_START.sub("", _ANSWER_TAIL.sub("", t)))
     topic = _TOPIC.match(t)
     if topic and t[topic.end():]:
         t = t[topic.end():]
@@ -306,6 +306,14 @@ def parse_yes_no(
         if found and t[found.end():] and _read_yes_no(t[found.end():], about, opposite) is meant:
             return meant
     return Invalid(HINT_YES_NO)
+
+
+# An answer given with doubt is still the answer (「たぶん課税されてると思う」 is a no to 「非課税ですか？」);
+# the dialog's result states what it was computed from, and 「わからない」 stays its own answer.
+_HEDGE_START: Final[re.Pattern[str]] = re.compile(r"^(?:たぶん|多分|おそらく|恐らく|きっと|確か|たしか|一応|いちおう)[、,]?")
+_HEDGE_END: Final[re.Pattern[str]] = re.compile(
+    r"(?:と思う|と思います|とおもう|とおもいます|と思うけど|と思うんだけど|と思うんですけど|と思いますけど|はず|はずです|"
+    r"かも|かもしれない|かもしれません|気がする|気がします|みたい|みたいです|らしい|らしいです)$")
 
 
 def _read_yes_no(t: str, about: tuple[str, ...], opposite: tuple[str, ...]) -> bool | None:

@@ -914,3 +914,19 @@ def test_a_month_without_its_day_is_asked_back_with_the_month_named(text: str, m
 def test_a_relative_day_that_does_not_exist_says_so() -> None:
     result = parse_date("来年の2月29日", TODAY)
     assert isinstance(result, Invalid) and "うるう年" in result.hint
+
+
+@pytest.mark.parametrize("text,value", [
+    ("たぶん課税されてると思う", False),
+    ("課税されてると思います", False),
+    ("たぶん非課税だと思う", True),
+    ("非課税かもしれません", True),
+])
+def test_an_answer_given_with_doubt_is_still_the_answer(text: str, value: bool) -> None:
+    exempt = ("住民税非課税", "非課税世帯", "非課税", "全員")
+    taxed = ("住民税", "課税世帯", "課税")
+    assert parse_yes_no(text, exempt, taxed) is value
+
+
+def test_doubt_alone_is_no_answer() -> None:
+    assert isinstance(parse_yes_no("たぶん"), Invalid)
