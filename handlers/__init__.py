@@ -190,6 +190,19 @@ FIX_WORDS = BACK_WORDS | system.phrases("fix", "ちがう", "違う", "違いま
 DETAILS_WORDS = system.phrases("details", "くわしく", "詳しく", "詳細", "くわしく見る", "もっと詳しく", "内訳", "計算の内訳")
 
 
+def _corrects(msg: IncomingMessage, ctx: Context) -> bool:
+    """Whether a typed message reads as a correction (「XじゃなくてY」) while there are answers to correct."""
+    return msg.text is not None and dialog.reads_as_correction(ctx.text) and (_in_dialog(msg, ctx) or _after_result(ctx))
+
+
+def correct(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    """The corrected answer changed (in the dialog, or after its result and computed again); a sentence
+    that corrects none of the answers is read as any other message."""
+    if _in_dialog(msg, ctx):
+        return dialog.correct(ctx.forms[ctx.state.dialog], ctx, ctx.text) or continue_dialog(msg, ctx)  # type: ignore[index]
+    return dialog.correct_result(ctx, ctx.text) or faq(msg, ctx)
+
+
 def _after_result(ctx: Context) -> bool:
     return ctx.state.dialog not in ctx.forms and dialog.last_answers(ctx) is not None
 
@@ -233,6 +246,8 @@ ROUTES: tuple[Route, ...] = (
     # cost log (the answer to its monthly nudge) are logged.
     Route("costlog-fix", lambda m, c: costlog.fixing(m, c) and system.matches(FIX_WORDS, m, c), costlog.fix),
     Route("costlog-months", lambda m, c: costlog.typed_months(m, c) is not None, costlog.record_typed),
+    # 「ちがう、3割じゃなくて1割だった」: an earlier answer changed, in the dialog or after its result.
+    Route("correction", _corrects, correct),
     Route("dialog", _in_dialog, continue_dialog),
     Route("topic", _topic_choice, answer_topic),
     Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m, c), system.greeting),

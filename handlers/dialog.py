@@ -13,6 +13,7 @@ chains: which question comes next follows from the answers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -297,6 +298,68 @@ def reopen(ctx: Context, slot_name: str) -> list[Reply]:
     ctx.state.slots = {k: encode(v) for k, v in answers.items()}
     ctx.state.history = [s.name for s in form.slots if s.name in answers]
     return ask(form, ctx, prefix="わかりました。その答えだけ、もう一度教えてください。")
+
+
+# 「ちがう、3割じゃなくて1割だった」「さっきの7万じゃなくて5万」: an earlier answer corrected in a sentence.
+_CORRECTION = re.compile(
+    r"^(?:(?:ちがう|違う|ちがいます|違います|ちがった|違った|間違えた|まちがえた|間違えました|まちがえました|訂正|やっぱり|すみません)"
+    r"[、,。.!！\s]*)*(?:さっきの|先ほどの|前の)?(?P<old>.+?)(?:じゃなくて|ではなくて|じゃなく|ではなく|でなく)[、,\s]*"
+    r"(?P<new>.+?)(?:だった|でした|です|だ|に直して|になおして|にして|が正しい|が正解)?(?:ください|下さい)?[。.!！]*$")
+
+
+def reads_as_correction(said: Text) -> bool:
+    return _CORRECTION.match(said.raw.strip()) is not None
+
+
+def correction(form: Form, ctx: Context, said: Text, answers: Mapping[str, Any]) -> tuple[Slot, Any] | None:
+    """The answer a sentence corrects, and its new value: the slot (answered before) whose stored
+    answer the sentence names as wrong, else the latest answered slot that reads both halves."""
+    found = _CORRECTION.match(said.raw.strip())
+    if found is None:
+        return None
+    old, new = Text(found.group("old")), Text(found.group("new"))
+    readable: list[tuple[Slot, Any]] = []
+    for slot in reversed([s for s in form.slots if s.name in answers]):
+        value = slot.parse(new, ctx)
+        if isinstance(value, Invalid) or value is UNKNOWN:
+            continue
+        was = slot.parse(old, ctx)
+        if not isinstance(was, Invalid) and was == answers[slot.name]:
+            return slot, value
+        if not isinstance(was, Invalid):
+            readable.append((slot, value))
+    return readable[0] if readable else None
+
+
+def correct(form: Form, ctx: Context, said: Text) -> list[Reply] | None:
+    """Change the answer a sentence corrects (``correction``) and go on from there; None when the
+    sentence corrects none of this dialog's answers."""
+    found = correction(form, ctx, said, answers_of(ctx))
+    if found is None:
+        return None
+    slot, value = found
+    ctx.state.slots[slot.name] = encode(value)
+    if slot.name not in ctx.state.history:
+        ctx.state.history.append(slot.name)
+    return ask(form, ctx, prefix=f"わかりました。「{slot.label or slot.name}」を「{show_value(slot, value)}」に直しました。")
+
+
+def correct_result(ctx: Context, said: Text) -> list[Reply] | None:
+    """After a result: the corrected answer changed, the result computed again; None as ``correct``."""
+    found = last_answers(ctx)
+    if found is None:
+        return None
+    form, answers = found
+    corrected = correction(form, ctx, said, answers)
+    if corrected is None:
+        return None
+    slot, value = corrected
+    answers[slot.name] = value
+    ctx.state.dialog = form.name
+    ctx.state.slots = {k: encode(v) for k, v in answers.items()}
+    ctx.state.history = [s.name for s in form.slots if s.name in answers]
+    return ask(form, ctx, prefix=f"わかりました。「{slot.label or slot.name}」を「{show_value(slot, value)}」に直して、"
+                                 "計算し直します。")
 
 
 def details(ctx: Context) -> list[Reply]:

@@ -28,3 +28,37 @@ def test_a_tax_answer_given_with_doubt_moves_the_copay_dialog_on(chat) -> None:
     replies = chat.say("たぶん課税されてると思う")
     assert replies[0].topic != "mynumber"
     assert replies[-1].expecting not in (None, "tax_exempt"), "the next question, not the same one again"
+
+
+def _copay_until_rate(chat) -> None:
+    chat.click("start:copay")
+    for answer in ("いいえ", "いいえ", "いいえ", "12万", "0", "なし", "10万"):
+        chat.say(answer)
+
+
+def test_a_correction_in_a_sentence_after_the_result_changes_that_answer_and_computes_again(chat) -> None:
+    _copay_until_rate(chat)
+    assert "20,000円" in chat.text(chat.say("3割"))  # 一般所得2, pays the cap
+    redone = chat.text(chat.say("ちがう、3割じゃなくて1割だった"))
+    assert "「負担割合」を「1割」に直して" in redone
+    assert "今月お支払いになる額の目安：10,000円" in redone  # 1割 of 100,000円, under the cap
+    redone = chat.text(chat.say("さっきの12万じゃなくて5万でした"))
+    assert "一般所得1" in redone and "10,000円" in redone
+
+
+def test_a_correction_in_the_middle_of_the_dialog_changes_the_named_answer_and_goes_on(chat) -> None:
+    chat.click("start:copay")
+    for answer in ("いいえ", "いいえ", "いいえ", "12万"):
+        chat.say(answer)
+    replies = chat.say("ちがう、12万じゃなくて5万です")
+    assert "「所得割」を「50,000円」に直しました" in chat.text(replies)
+    assert replies[-1].expecting == "high_cost_months", "back to the question that was open"
+    for answer in ("0", "なし", "10万"):
+        chat.say(answer)
+    assert "一般所得1" in chat.text(chat.say("3割"))
+
+
+def test_a_sentence_that_corrects_nothing_is_read_as_any_other_message(chat) -> None:
+    chat.click("start:copay")
+    replies = chat.say("受給者証じゃなくて登録者証のことを知りたい")
+    assert replies[-1].expecting == "welfare", "the open question stays"
