@@ -62,3 +62,16 @@ def test_a_sentence_that_corrects_nothing_is_read_as_any_other_message(chat) -> 
     chat.click("start:copay")
     replies = chat.say("受給者証じゃなくて登録者証のことを知りたい")
     assert replies[-1].expecting == "welfare", "the open question stays"
+
+
+def test_no_thanks_at_the_cost_log_offer_declines_that_offer_and_keeps_the_reminders(chat) -> None:
+    chat.say("更新のお知らせを登録したい")
+    chat.say("2027年3月31日")
+    chat.say("はい")
+    chat.say("前橋市")
+    listed = chat.text(chat.say("お知らせの一覧"))
+    assert "2027年3月31日" in listed, listed
+    chat.click("start:costlog")
+    declined = chat.say("いらない")
+    assert declined[0].kind == "costlog-declined", chat.text(declined)
+    assert chat.text(chat.say("お知らせの一覧")) == listed, "the renewal reminders are still there"
