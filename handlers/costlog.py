@@ -118,7 +118,8 @@ def _yes_no(text: Text, ctx: Context) -> Any:
 def _months(text: Text, ctx: Context) -> Any:
     value = parse_month_amounts(text, ctx.today)
     if isinstance(value, MonthAmounts):  # answers are JSON: months as ISO dates
-        return {"months": [[m.isoformat(), amount] for m, amount in value.amounts], "paid": value.paid}
+        return {"months": [[m.isoformat(), amount] for m, amount in value.amounts], "paid": value.paid,
+                "adds": value.adds}
     return value
 
 
@@ -156,7 +157,7 @@ def _finish(answers: Answers, ctx: Context) -> list[Reply]:
     if not isinstance(value, dict):
         return replies
     months = tuple((date.fromisoformat(m), int(amount)) for m, amount in value["months"])
-    return replies + record(ctx, MonthAmounts(months, bool(value.get("paid"))))
+    return replies + record(ctx, MonthAmounts(months, bool(value.get("paid")), bool(value.get("adds"))))
 
 
 COSTLOG_FORM = Form(
@@ -182,6 +183,18 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
     before = totals_of(repo.entries())
     kind = COST_PAID if value.paid else COST_TOTAL
     changed = []
+    if value.adds:  # one day's payment: added to what that month's payments were
+        paid = {_ym(e.month): e.amount for e in repo.entries() if e.kind == COST_PAID}
+        value = MonthAmounts(tuple((m, paid.get(_ym(m), 0) + a) for m, a in value.amounts), paid=True)
+        (month, total_paid), = value.amounts
+        day_amount = total_paid - paid.get(_ym(month), 0)
+        repo.record(month, total_paid, COST_PAID)
+        ctx.state.profile.pop(dialog.LAST, None)
+        ctx.state.profile[LAST_LOGGED] = ctx.today.isoformat()
+        text = (f"{day_amount:,}円を{month.month}月に窓口で払った額に足しました（{month.month}月はこれで合計 {total_paid:,}円）。\n"
+                "高額かつ長期と軽症高額は、払った額ではなく医療費の総額（10割分）で数えます。月の総額がわかったら"
+                f"「{month.month}月 52,000円」のように送ってください。\n{WHERE_TOTAL}")
+        return [Reply(text, choices=(SHOW, MENU), kind="costlog-paid")]
     for month, amount in value.amounts:
         old = before.get(_ym(month)) if kind == COST_TOTAL else None
         repo.record(month, amount, kind)

@@ -1163,6 +1163,33 @@ class MonthAmounts:
 
     amounts: tuple[tuple[date, int], ...]
     paid: bool = False
+    adds: bool = False  # one day's payment (「今日〇〇薬局で1,230円払いました」), added to its month's
+
+
+# One payment on one day, with where it was paid: 「今日さくら薬局で1,230円払いました」「きのう病院で2400円かかった」.
+_DAY_PAYMENT: Final[re.Pattern[str]] = re.compile(
+    r"^(?P<day>今日|きょう|本日|昨日|きのう|一昨日|おととい|(?P<dnum>[0-9]{1,2})日)(?:に|は)?[、,\s]*(?:.{0,24}?)(?:で|の|に)?[、,\s]*"
+    r"(?P<amount>[0-9" + "".join(_KANJI_DIGITS) + r"万千百十]+)円(?:を|が|ほど|くらい|ぐらい)?"
+    r"(?:払った|払いました|はらった|支払った|支払いました|かかった|かかりました|払ってきた|払ってきました|でした)[。!！]*$")
+
+
+def _day_payment(t: str, today: date) -> MonthAmounts | Invalid | None:
+    """One day's payment at a hospital or a pharmacy, as that month's paid amount to add to."""
+    found = _DAY_PAYMENT.match(t)
+    if found is None:
+        return None
+    word = found.group("day")
+    if found.group("dnum"):
+        day_number = int(found.group("dnum"))
+        if not 1 <= day_number <= today.day:
+            return Invalid(HINT_MONTH_AMOUNTS)
+        day = today.replace(day=day_number)
+    else:
+        day = today + timedelta(days=_RELATIVE_DAYS.get(word, 0))
+    amount = parse_yen(found.group("amount") + "円")
+    if not isinstance(amount, int):
+        return Invalid(HINT_MONTH_AMOUNTS)
+    return MonthAmounts(((day.replace(day=1), amount),), paid=True, adds=True)
 
 
 def _month_of(match: re.Match[str], today: date) -> date | Invalid:
@@ -1213,6 +1240,9 @@ def parse_month_amounts(text: Text | str, today: date) -> MonthAmounts | Unknown
     t = _THOUSANDS_COMMA.sub("", t)
     tokens = list(_MONTH_TOKEN.finditer(t))
     if not tokens:
+        payment = _day_payment(t.strip(), today)
+        if payment is not None:
+            return payment
         return UNKNOWN if is_unknown_answer(t) else Invalid(HINT_MONTH_AMOUNTS)
     if _AMOUNT_FILLERS.sub("", t[: tokens[0].start()]):
         return Invalid(HINT_MONTH_AMOUNTS)

@@ -75,3 +75,14 @@ def test_no_thanks_at_the_cost_log_offer_declines_that_offer_and_keeps_the_remin
     declined = chat.say("いらない")
     assert declined[0].kind == "costlog-declined", chat.text(declined)
     assert chat.text(chat.say("お知らせの一覧")) == listed, "the renewal reminders are still there"
+
+
+def test_a_payment_sentence_naming_the_pharmacy_is_added_to_that_months_payments(chat) -> None:
+    chat.click("start:costlog")
+    chat.say("はい")
+    chat.say("いいえ")
+    first = chat.text(chat.say("今日さくら薬局で1,230円払いました"))
+    assert "1,230円" in first
+    second = chat.text(chat.say("きのう病院で2,400円かかった"))
+    assert "11月はこれで合計 3,630円" in second
+    assert "自己負担 3,630円" in chat.text(chat.say("医療費の記録を見せて"))
