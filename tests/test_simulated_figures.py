@@ -14,6 +14,7 @@ and the conversation must end with the tier and cap the project's calculator giv
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import random
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class Patient:
     cost_first: str  # a counter payment said at the 10割 question
     tier: str
     cap: int
+    tax_said: str = ""  # the answer to 「非課税ですか？」, often with doubt (「たぶん課税されてると思う」)
+    correction: tuple[str, str, int] | None = None  # after the result: 「ちがう、XじゃなくてY」, its tier and cap
 
 
 def _man(n: int, rng: random.Random) -> str:
@@ -98,8 +101,21 @@ def _patient(i: int, rng: random.Random) -> Patient:
     result = possible_results(facts)
     assert len(result) == 1
     paid = rng.randrange(1000, 20_000, 1000)
+    tax_said = rng.choice(["はい", "たぶん非課税だと思う", "非課税かもしれません"] if tax_exempt else
+                          ["いいえ", "たぶん課税されてると思う", "課税されてると思います", "住民税は払ってます"])
+    correction = None
+    if income_tax is not None and rng.random() < 0.5:
+        # The patient misread the notice: the 所得割 was another figure, corrected in a sentence after the result.
+        fixed = rng.choice([0, 50_000, 100_000, 200_000, 300_000, rng.randrange(1000, 600_000, 1000)])
+        if fixed != income_tax:
+            again = possible_results(dataclasses.replace(facts, income_tax=fixed))
+            said = rng.choice([f"ちがう、{income_tax:,}円じゃなくて{fixed:,}円でした",
+                               f"間違えました。所得割は{income_tax:,}円ではなく{fixed:,}円です",
+                               f"さっきの{income_tax:,}円じゃなくて{fixed:,}円だった"])
+            correction = (said, again[0].tier, again[0].cap)
     return Patient(f"fig-{i}", tax_exempt, income, income_tax, wrong, check, right,
-                   rng.choice([f"窓口で{paid:,}円払いました", f"病院で{paid:,}円支払った"]), result[0].tier, result[0].cap)
+                   rng.choice([f"窓口で{paid:,}円払いました", f"病院で{paid:,}円支払った"]), result[0].tier, result[0].cap,
+                   tax_said, correction)
 
 
 def patients() -> list[Patient]:
@@ -118,7 +134,7 @@ def converse(patient: Patient, turn: Callable[[str], Seen], alarm: Callable[[str
         if alarm(said):  # digits the emergency detector takes for 119 (see test_simulated_patient.alarms)
             return
     seen = turn(START)
-    answers = {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "はい" if patient.tax_exempt else "いいえ",
+    answers = {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": patient.tax_said,
                "high_cost_months": "ない", "household_caps": "いない"}
     wrong_said = cost_said = False
     for _ in range(20):
@@ -150,6 +166,11 @@ def converse(patient: Patient, turn: Callable[[str], Seen], alarm: Callable[[str
         seen = turn(answers[slot])
     if f"月の自己負担上限額：{patient.cap:,}円" not in seen.text or f"階層区分：{patient.tier}" not in seen.text:
         raise Failure(f"expected {patient.tier} {patient.cap:,}円, got: {seen.text[:300]}")
+    if patient.correction is not None:
+        said, tier, cap = patient.correction
+        seen = turn(said)
+        if f"月の自己負担上限額：{cap:,}円" not in seen.text or f"階層区分：{tier}" not in seen.text:
+            raise Failure(f"after {said!r} expected {tier} {cap:,}円, got: {seen.text[:300]}")
 
 
 def text_turns(bot: Any, user: str) -> Callable[[str], Seen]:
@@ -195,7 +216,10 @@ def test_three_hundred_patients_with_figures_of_another_kind_reach_their_cap_ove
 
 
 def test_the_generated_patients_cover_every_kind():
-    wrong = [p.wrong for p in patients()]
+    everyone = patients()
+    assert sum(p.correction is not None for p in everyone) >= 50, "corrections in a sentence after the result"
+    assert sum("と思う" in p.tax_said or "かも" in p.tax_said for p in everyone) >= 50, "answers given with doubt"
+    wrong = [p.wrong for p in everyone]
     for word in ("年収", "住民税", "年金が月に", "手取り"):
         assert any(word in w for w in wrong), word
     assert any("四百" in w or "百" in w for w in wrong)
