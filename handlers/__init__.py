@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from handlers.messages import Choice, IncomingMessage, Reply
 from nlp.privacy import redact
 from nlp.text import Text
-from handlers import amounts, context, costlog, dialog, feedback, system, understand
+from handlers import amounts, context, costlog, dialog, feedback, situations, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
@@ -235,6 +235,8 @@ ROUTES: tuple[Route, ...] = (
     Route("costlog-months", lambda m, c: costlog.typed_months(m, c) is not None, costlog.record_typed),
     Route("dialog", _in_dialog, continue_dialog),
     Route("topic", _topic_choice, answer_topic),
+    # Situations before procedures (issue 25): a move, a child as the patient (handlers.situations).
+    Route("situation", situations.applies, situations.answer),
     Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m, c), system.greeting),
     Route("thanks", lambda m, c: system.matches(system.THANKS_WORDS, m, c), system.thanks),
     Route("faq", lambda m, c: True, faq),
@@ -257,6 +259,7 @@ def route(msg: IncomingMessage, ctx: Context) -> tuple[str, list[Reply]]:
 DEFAULT_FORMS: dict[str, Form] = {
     system.OFFICE_FORM.name: system.OFFICE_FORM,
     system.DELETE_FORM.name: system.DELETE_FORM,
+    situations.CHILD_AGE_FORM.name: situations.CHILD_AGE_FORM,
 }
 
 __all__ = ["ROUTES", "DEFAULT_FORMS", "Choice", "Route", "route"]

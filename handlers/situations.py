@@ -1,0 +1,410 @@
+"""Situations before procedures (issue 25): a move, or a child as the patient.
+
+Asked as a question, 「高崎から前橋に引っ越して、受給者証もなくしちゃった」 matched the topic of
+leaving the prefecture, and a mother's 「うちの子の場合の上限額は？」 started the adult calculator.
+Here the situation is read first, and it chooses the procedure:
+
+- a move within the prefecture (「AからBに引っ越した」, 「Bに転居しました」): the user's stored
+  municipality becomes B, and the answer is the change application (変更申請) with B's office, and
+  the reissue (再交付) when the certificate was lost;
+- a move to another prefecture (「東京に引っ越すことになった」): the stop notice (中止届) here and a new
+  application there; the stored municipality stays a place of this prefecture;
+- a move into the prefecture from another (「東京から前橋に越してきた」): the application after moving in,
+  with the new municipality's office;
+- a child as the patient, asking about the procedure or the cap (「10歳の娘が…」, 「うちの子の場合の
+  上限額は？」): 小児慢性特定疾病 (what this bot knows of it: the window, the national cap table, the
+  18/20歳 limits); when the age is not said, a question (18歳未満か) with buttons; an adult child
+  (「30歳の息子」) is the adult scheme and is not taken here.
+
+Everything is recognised with a few regular expressions on the turn's ``Text``: the situations are
+few and their words are fixed (引っ越す, 転居, 息子, 〇歳), so a model would add nothing but cost, and
+the knowledge (the answers, the offices, the tables) stays in ``knowledge/``. A message that is
+not clearly one of these situations (a negation, 「息子が送迎してくれます」) goes on to the consultation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from handlers import dialog, understand
+from handlers.base import Context, office_hint, topic_choice
+from handlers.calc.copay import TIERS, load_table
+from handlers.dialog import Answers, Form, Slot
+from handlers.messages import Choice, IncomingMessage, Reply
+from handlers.office import Found, index_for, office_block
+from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
+from handlers.safety import redirect_for
+from knowledge import KnowledgeBase
+from nlp.text import Text
+
+# --- places ---------------------------------------------------------------------------------
+
+# The 47 prefectures (a fixed national list). A short form without 都/府/県 is recognised too.
+PREFECTURES: Final = (
+    "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県", "埼玉県",
+    "千葉県", "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県", "岐阜県", "静岡県",
+    "愛知県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県", "鳥取県", "島根県", "岡山県",
+    "広島県", "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県", "佐賀県", "長崎県", "熊本県", "大分県",
+    "宮崎県", "鹿児島県", "沖縄県",
+)
+# Another prefecture without a name: 「県外に引っ越す」.
+_ELSEWHERE: Final = ("県外", "他県", "ほかの県", "別の県", "他の県", "他府県", "ほかの都道府県", "他の都道府県")
+
+
+def _short(name: str) -> str:
+    return name if name == "北海道" else re.sub(r"[都府県]$", "", name)
+
+
+@dataclass(frozen=True)
+class Place:
+    start: int
+    end: int
+    municipality: str | None = None  # of this bot's prefecture
+    prefecture: str | None = None  # another prefecture (None with municipality None: unnamed)
+
+    @property
+    def here(self) -> bool:
+        return self.municipality is not None
+
+
+def _places(kb: KnowledgeBase, folded: str) -> list[Place]:
+    """The places named in a folded text, in order: municipalities of this prefecture (which win
+    where names overlap: 長野原町 is not 長野県), other prefectures, and 「県外」."""
+    found: list[Place] = []
+    idx = index_for(kb.prefecture)
+    for m in idx._re.finditer(folded):  # the index's own longest-first pattern over every alias
+        hit: Found | None = idx.find(m.group(0))
+        if hit is None or hit.municipality is None or folded[m.end():m.end() + 1] == "区":  # 千代田区 is Tokyo's
+            continue
+        found.append(Place(m.start(), m.end(), municipality=hit.municipality))
+    own = kb.prefecture.name
+    names = {p: p for p in PREFECTURES if p != own} | {_short(p): p for p in PREFECTURES if p != own}
+    names["都内"] = "東京都"
+    pattern = "|".join(sorted(map(re.escape, (*names, *_ELSEWHERE)), key=len, reverse=True))
+    for m in re.finditer(pattern, folded):
+        if any(p.start < m.end() and m.start() < p.end for p in found):
+            continue
+        found.append(Place(m.start(), m.end(), prefecture=names.get(m.group(0))))
+    return sorted(found, key=lambda p: p.start)
+
+
+# --- a move -----------------------------------------------------------------------------------
+
+# On the folded text (small kana are large there: 引っ越 → 引つ越).
+_MOVE: Final = re.compile(r"引つ越|引越|ひつこ[しすさせそ]|転居|転出|転入|移り住|移住|転勤|越して|住所が変わ|住所を移")
+# On the compact text (punctuation kept): a move that is denied within its clause (「引っ越しの予定はないです」,
+# 「引っ越さない」), or only wondered about, is no move.
+_MOVE_C: Final = re.compile(r"引っ越|引越|ひっこ[しすさせそ]|転居|転出|転入|移り住|移住|転勤|越して|住所が変わ|住所を移")
+_DENIED: Final = re.compile(r"[^、。,.!?！？]{0,10}?(?:ない|ません|なかった|せず|予定はな|つもりはな)")
+# A move only supposed (「引っ越したらどうなる？」): answered, but the stored municipality is kept.
+_SUPPOSED: Final = re.compile(r"[^、。,.!?！？]{0,8}?(?:たら|なら|場合|かも|検討|考え|迷っ)")
+# A lost certificate (or management sheet): the reissue as well.
+_LOST: Final = re.compile(r"なくし|無くし|失くし|なくなっ|無くなっ|紛失|見当たら|見つから|落とし")
+# After a place: it is where the move starts (から) or where it goes (に, へ, 方面).
+_FROM: Final = re.compile(r"(?:市|町|村|都|府|県)?(?:内)?から")
+_TO: Final = re.compile(r"(?:市|町|村|都|府|県)?(?:に|へ|のほうに|のほうへ|の方に|の方へ|方面)")
+
+
+@dataclass(frozen=True)
+class Move:
+    to: Place
+    origin: Place | None
+    lost: bool
+    settled: bool  # said as done or decided, not only supposed: the stored municipality follows it
+
+    @property
+    def kind(self) -> str:
+        if not self.to.here:
+            return "out"
+        if self.origin is not None and not self.origin.here:
+            return "in"
+        return "within"
+
+
+def read_move(kb: KnowledgeBase, text: Text) -> Move | None:
+    """The move a message tells of, with where it goes; None when it names no destination or is denied."""
+    compact = text.compact
+    verbs = list(_MOVE_C.finditer(compact))
+    if not verbs or not _MOVE.search(text.folded):
+        return None
+    if all(_DENIED.match(compact, v.end()) for v in verbs):
+        return None
+    folded = text.folded
+    places = _places(kb, folded)
+    origins = [p for p in places if _FROM.match(folded, p.end)]
+    targets = [p for p in places if p not in origins]
+    marked = [p for p in targets if _TO.match(folded, p.end)]
+    if marked:
+        to = marked[-1]
+    elif len(targets) == 1:
+        to = targets[0]  # 「引っ越し先は前橋です」, 「前橋市内で引っ越した」
+    else:
+        return None
+    supposed = any(_SUPPOSED.match(compact, v.end()) for v in verbs)
+    return Move(to, origins[0] if origins else None, bool(_LOST.search(compact)), not supposed)
+
+
+# --- a child ----------------------------------------------------------------------------------
+
+_CHILD: Final = re.compile(r"うちの子|家の子|子ども|子供|こども|息子|娘|長男|長女|次男|次女|我が子|わが子")
+_MINOR: Final = re.compile(r"小学|中学|高校生|幼稚園|保育園|乳児|幼児|赤ちゃん|赤ん坊|新生児|未成年")
+_GROWN: Final = re.compile(r"成人した|社会人|大学院|結婚した|既婚|就職した|働いて")
+_AGE: Final = re.compile(r"([0-9]{1,2})(?:歳|さい|才)")
+# The child helps someone else, who is the patient (「息子が送迎してくれます」).
+_HELPER: Final = re.compile(r"してくれ|送迎|付き添|つきそ|代わり|かわりに|代理|手伝|連れて|乗せて|扶養")
+# Another person named as the patient: the child is not (「娘が就職して扶養から外れた。母の受給者証に…」).
+_OTHER: Final = re.compile(r"母の|父の|夫の|妻の|祖母|祖父|母が|父が|夫が|妻が|母は|父は|夫は|妻は|私の|私が|私は|私も|わたしの|"
+                           r"わたしが|わたしは|自分の|自分が|自分は|本人")
+_MINE: Final = re.compile(r"(?:私|わたし|自分|うち)の(?=子|息子|娘|長男|長女|次男|次女)")
+_CAP: Final = re.compile(r"上限|自己負担|いくら|負担額|計算|月額|医療費の負担")
+_PROCEDURE: Final = re.compile(r"手続|申請|どうすれば|どうしたら|何をすれば|なにをすれば|書類|窓口|受給者証|助成|診断|難病")
+# Topics that already answer a question about a child: there the consultation answers
+# (「19歳の息子の小慢が切れる前に何をすれば」 is the 20歳 transition, 「子どもが小慢の受給者証を持っています」 the household).
+DEFER_TO_TOPICS: Final = frozenset({"shoman-transition", "transition-care", "copay-household-split",
+                                     "other-recipient-in-household", "proxy-application"})
+DEFER_CONFIDENCE: Final = 50.0
+CHILD_SERVICE: Final = "child-chronic"  # services.yaml: what the bot says of 小児慢性特定疾病
+
+UNDER_18, TEENS, ADULT = "under18", "18-19", "adult"
+
+
+@dataclass(frozen=True)
+class Child:
+    age: str | None  # UNDER_18, TEENS, ADULT, or None when not said
+    intent: str  # "cap" or "procedure"
+
+
+def _age_class(years: int) -> str:
+    return UNDER_18 if years < 18 else TEENS if years < 20 else ADULT
+
+
+def read_child(text: Text) -> Child | None:
+    """A child as the patient, asked about the procedure or the cap; None otherwise (adults too)."""
+    c = text.compact
+    if not (_CHILD.search(c) or _MINOR.search(c)):
+        return None
+    intent = "cap" if _CAP.search(c) else "procedure" if _PROCEDURE.search(c) else None
+    if intent is None or _HELPER.search(c) or _OTHER.search(_MINE.sub("", c)):
+        return None
+    ages = [int(m.group(1)) for m in _AGE.finditer(c)]
+    if ages:
+        age = _age_class(min(ages))
+    elif _MINOR.search(c):
+        age = UNDER_18
+    elif _GROWN.search(c):
+        age = ADULT
+    else:
+        age = None
+    return None if age == ADULT else Child(age, intent)
+
+
+def _child_of(ctx: Context) -> Child | None:
+    """``read_child`` of the turn, unless a topic answers that question about a child as it is."""
+    found = read_child(ctx.text)
+    if found is None:
+        return None
+    redirect = redirect_for(ctx.kb, ctx.text)
+    if redirect is not None and redirect.id != CHILD_SERVICE:
+        return None  # 「子どもの医療費はいくらまで無料」: the municipality's children's subsidy, not a patient
+    ranked = ctx.matcher.rank(ctx.text, limit=1)  # topics, actions and services together, best first
+    top = ranked[0] if ranked else None
+    if top is not None and top.confidence >= DEFER_CONFIDENCE and (
+            top.id in DEFER_TO_TOPICS or (top.id.startswith("service:") and top.id != "service:" + CHILD_SERVICE)):
+        return None
+    return found
+
+
+# --- the route ------------------------------------------------------------------------------
+
+def applies(msg: IncomingMessage, ctx: Context) -> bool:
+    """Whether a typed message tells of a move or of a child as the patient (the route's condition)."""
+    if msg.text is None or msg.choice is not None:
+        return False
+    return read_move(ctx.kb, ctx.text) is not None or _child_of(ctx) is not None
+
+
+def answer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    move = read_move(ctx.kb, ctx.text)
+    if move is not None:
+        replies = _moved(ctx, move)
+        topic = replies[0].topic
+    else:
+        child = _child_of(ctx)
+        assert child is not None
+        if child.age is None:
+            return dialog.start(CHILD_AGE_FORM, ctx)
+        replies = _child_answer(ctx, child.age, child.intent)
+        topic = replies[0].topic
+    ctx.questions.record(ctx.today, topic, True, None)  # the operator's statistics, as the consultation's
+    return replies
+
+
+# --- answers --------------------------------------------------------------------------------
+
+def _cite(kb: KnowledgeBase, topic_ids: tuple[str, ...], extra: tuple[str, ...] = ()) -> str:
+    """One 出典 line for several topics (and extra source ids), each source once, the latest check date."""
+    topics = [kb.topics[t] for t in topic_ids]
+    ids = list(dict.fromkeys([s for t in topics for s in t.sources] + list(extra)))
+    checked = max(t.checked for t in topics)
+    names = "、".join(kb.sources[s].cite() for s in ids if s in kb.sources)
+    return f"出典：{names}（{checked.year}年{checked.month}月{checked.day}日確認）"
+
+
+def _buttons(kb: KnowledgeBase, shown: tuple[str, ...], *more: str) -> tuple[Choice, ...]:
+    related = [r for t in shown for r in kb.topics[t].related] + list(more)
+    ids = [t for t in dict.fromkeys(related) if t not in shown and t in kb.topics]
+    return tuple(topic_choice(kb, t) for t in ids[:3])
+
+
+def _office(kb: KnowledgeBase, municipality: str) -> str:
+    return office_block(kb.prefecture, index_for(kb.prefecture).office_of(municipality), municipality)
+
+
+def _moved(ctx: Context, move: Move) -> list[Reply]:
+    kb, profile = ctx.kb, ctx.state.profile
+    before = profile.get("municipality")
+    known = before if isinstance(before, str) and any(m.name == before for m in kb.prefecture.municipalities) else None
+    pref = kb.prefecture.name
+    shown: tuple[str, ...]
+    if move.kind == "out":
+        where = move.to.prefecture or "ほかの都道府県"
+        shown = ("termination", "reissue") if move.lost else ("termination",)
+        parts = [f"{where}へのお引っ越しですね。{pref}の外へ引っ越すときは、{pref}には「中止（終了）届」を出し、"
+                 f"引っ越し先の{where}で改めて申請します。"]
+        parts += [kb.topics[t].answer.strip() for t in shown]
+        parts.append(_office(kb, known) if known else office_hint(kb))
+        parts.append(f"{where}での申請の窓口や必要な書類は、{where}の難病の医療費助成の担当窓口でご確認ください。"
+                     f"このチャットは{pref}の制度をご案内しています。")
+    else:
+        to = move.to.municipality
+        assert to is not None
+        if move.kind == "in":
+            shown = ("moving-in", "reissue") if move.lost else ("moving-in",)
+            lead = f"{to}へのお引っ越しですね。"
+        else:
+            shown = ("change-application", "reissue") if move.lost else ("change-application",)
+            lead = (f"{to}へのお引っ越しですね。{pref}内でのお引っ越しは、中止ではなく「変更申請」です"
+                    + ("。受給者証をなくされたとのことなので、再交付の申請もご案内します。" if move.lost else "。"))
+        if move.settled and to != known:
+            profile["municipality"] = to
+            lead += f"\nお住まいの市町村を{to}に変えておきます（これからのご案内は{to}の窓口です）。"
+        parts = [lead, *(kb.topics[t].answer.strip() for t in shown), _office(kb, to)]
+        if move.kind == "within" and move.origin is None and known is None:
+            # Where from was not said: it may have been another prefecture, where the procedure differs.
+            parts.append(f"ほかの都道府県から引っ越してきた場合は、変更ではなく{pref}での新しい申請になります"
+                         f"（下の「{kb.topics['moving-in'].label}」をご覧ください）。")
+            shown = (*shown, "moving-in")
+    parts.append(_cite(kb, shown))
+    return [Reply("\n\n".join(parts), choices=_buttons(kb, shown), topic=shown[0], kind="answer")]
+
+
+def _shoman_caps(ctx: Context) -> str:
+    """The national 小児慢性特定疾病 cap table, as the knowledge has it (tables/copay.yaml)."""
+    caps = load_table().pediatric_caps
+    rows = [f"・{tier}：{caps[tier]['一般']:,}円（重症・高額かつ長期は{caps[tier]['高額かつ長期']:,}円）"
+            if caps[tier]["一般"] != caps[tier]["高額かつ長期"] else f"・{tier}：{caps[tier]['一般']:,}円" for tier in TIERS]
+    ventilator = {caps[t]["人工呼吸器等装着者"] for t in TIERS if caps[t]["人工呼吸器等装着者"] > 0}
+    if len(ventilator) == 1:
+        rows.append(f"・人工呼吸器等装着者：{ventilator.pop():,}円")
+    return ("ご参考までに、国の「小児慢性特定疾病」の月額の自己負担上限額の表は次のとおりです。\n" + "\n".join(rows)
+            + "\nどの区分に当たるかの確認や申請の書類は、窓口でおたずねください。")
+
+
+def _service_reply(kb: KnowledgeBase, service_id: str) -> str | None:
+    return next((s.reply.strip() for s in kb.services if s.id == service_id), None)
+
+
+TRANSITION_TOPIC: Final = "shoman-transition"
+LIMITS: Final = "小児慢性の助成は、新しく申請できるのが18歳未満まで、引き続き受けられるのが20歳になるまでです。"
+
+
+def _child_answer(ctx: Context, age: str, intent: str) -> list[Reply]:
+    kb = ctx.kb
+    muni = ctx.state.profile.get("municipality")
+    known = muni if isinstance(muni, str) and any(m.name == muni for m in kb.prefecture.municipalities) else None
+    if age == TEENS:
+        parts = ["18歳・19歳の方は、今、小児慢性の助成を受けていれば20歳になるまで続けられます。"
+                 "新しく申請するときは、病気が指定難病に当たれば指定難病の制度です。",
+                 kb.topics[TRANSITION_TOPIC].answer.strip(),
+                 _office(kb, known) if known else office_hint(kb),
+                 _cite(kb, (TRANSITION_TOPIC,))]
+        copay = understand.button(understand.action(kb, "copay"))
+        return [Reply("\n\n".join(parts), choices=(Choice("指定難病の上限額を計算", copay.value),
+                                                    *_buttons(kb, (TRANSITION_TOPIC,))),
+                      topic=TRANSITION_TOPIC, kind="answer")]
+    # Under 18 (or the age not known): 小児慢性特定疾病, never the adult calculator.
+    service = _service_reply(kb, CHILD_SERVICE) or (
+        "18歳未満のお子さんの医療費助成は、指定難病とは別の「小児慢性特定疾病」の医療費助成で、上限額も申請の書類も"
+        "指定難病とは違います。このチャットでは小児慢性の上限額は計算できません。")
+    parts = [("" if age == UNDER_18 else "お子さんが18歳未満でしたら、次のとおりです。\n") + service + "\n" + LIMITS]
+    extra: tuple[str, ...] = ()
+    if intent == "cap":
+        parts.append(_shoman_caps(ctx))
+        extra = ("SHOMAN-T",)
+    parts.append(_office(kb, known) if known else office_hint(kb))
+    parts.append(_cite(kb, (TRANSITION_TOPIC,), extra))
+    office = understand.button(understand.action(kb, "office"))
+    choices = (office, topic_choice(kb, TRANSITION_TOPIC),
+               *(topic_choice(kb, t) for t in ("copay-household-split",) if t in kb.topics))
+    return [Reply("\n\n".join(parts), choices=choices, topic=TRANSITION_TOPIC, kind="answer")]
+
+
+# --- the age question -----------------------------------------------------------------------
+
+Q_AGE = "お子さんは今、18歳未満ですか？"
+AGE_CHOICES: Final = (Choice("18歳未満", UNDER_18), Choice("18歳・19歳", TEENS), Choice("20歳以上", ADULT))
+
+
+def _parse_age(text: Text, ctx: Context) -> Any:
+    c = text.compact
+    if c in (UNDER_18, TEENS, ADULT):
+        return c
+    if "未満" in c:
+        return UNDER_18
+    ages = [int(m.group(1)) for m in _AGE.finditer(c)] or ([int(c)] if c.isdigit() and len(c) <= 2 else [])
+    if ages:
+        return _age_class(ages[0])
+    if _MINOR.search(c):
+        return UNDER_18
+    if re.search(r"以上|成人|大人|社会人|二十歳|はたち", c):
+        return ADULT
+    yes = parse_yes_no(text)
+    if yes is True:
+        return UNDER_18
+    if yes is UNKNOWN:
+        return UNKNOWN
+    if yes is False:
+        return Invalid("18歳・19歳か、20歳以上かを、下のボタンから選んでください。")
+    return Invalid("お子さんの年齢を、下のボタンから選んでください（例：10歳）。")
+
+
+def _child_prefill(ctx: Context) -> dict[str, Any]:
+    found = read_child(ctx.text)
+    return {"child_intent": found.intent if found is not None else "procedure"}
+
+
+def _child_finish(a: Answers, ctx: Context) -> list[Reply]:
+    age, intent = a.get("child_age"), a.get("child_intent", "procedure")
+    if age == ADULT:
+        if intent == "cap":
+            form = ctx.forms.get("copay")
+            if form is not None:
+                return [Reply("わかりました。20歳以上の方は、指定難病の上限額を計算します。")] + dialog.start(form, ctx)
+        from handlers.faq import render_topic  # the consultation's own rendering of a topic
+
+        body, choices = render_topic(ctx.kb, "just-diagnosed", ctx.state.profile.get("municipality"))
+        return [Reply("わかりました。20歳以上の方は、指定難病の制度です。\n\n" + body, choices=choices, topic="just-diagnosed")]
+    return _child_answer(ctx, TEENS if age == TEENS else UNDER_18 if age == UNDER_18 else "unknown",
+                         intent if intent in ("cap", "procedure") else "procedure")
+
+
+CHILD_AGE_FORM: Final = Form(
+    name="child-age",
+    intro=("お子さんのことですね。18歳未満のお子さんの医療費助成は、指定難病ではなく「小児慢性特定疾病」の制度で、"
+           "上限額も手続きも指定難病とは違います。まず年齢を教えてください。"),
+    slots=(Slot("child_age", ask=Q_AGE, parse=_parse_age, choices=AGE_CHOICES, label="お子さんの年齢"),),
+    finish=_child_finish,
+    prefill=_child_prefill,
+)
