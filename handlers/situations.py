@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from handlers import dialog, understand
-from handlers.base import Context, office_hint, topic_choice
+from handlers.base import MENU, Context, office_hint, topic_choice
 from handlers.calc.copay import TIERS, load_table
 from handlers.dialog import Answers, Form, Slot
 from handlers.messages import Choice, IncomingMessage, Reply
@@ -37,6 +37,7 @@ from handlers.office import Found, index_for, office_block
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
 from handlers.safety import redirect_for
 from knowledge import KnowledgeBase
+from nlp.privacy import redact
 from nlp.text import Text
 
 # --- places ---------------------------------------------------------------------------------
@@ -123,13 +124,19 @@ class Move:
         return "within"
 
 
+def denied_move(text: Text) -> bool:
+    """Whether a message speaks of a move only to deny it (「引っ越しの予定はないです」, 「前橋には引っ越さない」)."""
+    verbs = list(_MOVE_C.finditer(text.compact))
+    return bool(verbs) and all(_DENIED.match(text.compact, v.end()) for v in verbs)
+
+
 def read_move(kb: KnowledgeBase, text: Text) -> Move | None:
     """The move a message tells of, with where it goes; None when it names no destination or is denied."""
     compact = text.compact
     verbs = list(_MOVE_C.finditer(compact))
     if not verbs or not _MOVE.search(text.folded):
         return None
-    if all(_DENIED.match(compact, v.end()) for v in verbs):
+    if denied_move(text):
         return None
     folded = text.folded
     places = _places(kb, folded)
@@ -163,7 +170,7 @@ _PROCEDURE: Final = re.compile(r"手続|申請|どうすれば|どうしたら|�
 # Topics that already answer a question about a child: there the consultation answers
 # (「19歳の息子の小慢が切れる前に何をすれば」 is the 20歳 transition, 「子どもが小慢の受給者証を持っています」 the household).
 DEFER_TO_TOPICS: Final = frozenset({"shoman-transition", "transition-care", "copay-household-split",
-                                     "other-recipient-in-household", "proxy-application"})
+                                     "other-recipient-in-household"})
 DEFER_CONFIDENCE: Final = 50.0
 CHILD_SERVICE: Final = "child-chronic"  # services.yaml: what the bot says of 小児慢性特定疾病
 
@@ -222,10 +229,12 @@ def applies(msg: IncomingMessage, ctx: Context) -> bool:
     """Whether a typed message tells of a move or of a child as the patient (the route's condition)."""
     if msg.text is None or msg.choice is not None:
         return False
-    return read_move(ctx.kb, ctx.text) is not None or _child_of(ctx) is not None
+    return read_move(ctx.kb, ctx.text) is not None or denied_move(ctx.text) or _child_of(ctx) is not None
 
 
 def answer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    if denied_move(ctx.text):
+        return _not_moving(msg, ctx)
     move = read_move(ctx.kb, ctx.text)
     if move is not None:
         replies = _moved(ctx, move)
@@ -236,12 +245,43 @@ def answer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         if child.age is None:
             return dialog.start(CHILD_AGE_FORM, ctx)
         replies = _child_answer(ctx, child.age, child.intent)
-        topic = replies[0].topic
-    ctx.questions.record(ctx.today, topic, True, None)  # the operator's statistics, as the consultation's
+        topic = replies[0].topic or TRANSITION_TOPIC
+    # The operator's statistics, as the consultation keeps them (no text: these are not unanswered).
+    ctx.questions.record(ctx.today, topic, replies[0].kind == "answer", None)
     return replies
 
 
 # --- answers --------------------------------------------------------------------------------
+
+NOT_MOVING: Final = ("わかりました。お引っ越しをしないのでしたら、住所についての手続き（変更申請や中止届）は要りません。"
+                     "ほかにご質問があれば、どうぞお送りください。")
+
+
+def _not_moving(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    """A move denied (「引っ越しの予定はないです」): nothing is stored, and no procedure of moving is answered.
+
+    The rest of the message (「更新の手続きは？」) is answered as any question, for the municipality the
+    user is known to live in (a place named in the denied move is not where they live).
+    """
+    from handlers.faq import consult  # the one consultation (imported here: handlers.faq imports this package)
+
+    rest = [t.raw for t in ctx.text.sentences if not _MOVE_C.search(t.compact)]
+    if not rest:
+        return [Reply(NOT_MOVING, choices=(MENU,), kind="answer")]
+    text = Text("。".join(rest))
+    c = consult(ctx.kb, ctx.matcher, text, _known(ctx))
+    if c.kind == "action" and c.action is not None:
+        return understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
+    ctx.questions.record(ctx.today, c.topic or (c.candidates[0].id if c.candidates else None), c.kind == "answer",
+                         None if c.kind == "answer" else redact(text.raw))
+    return [c.reply()]
+
+
+def _known(ctx: Context) -> str | None:
+    """The user's stored municipality, if it is one of this prefecture's."""
+    muni = ctx.state.profile.get("municipality")
+    return muni if isinstance(muni, str) and any(m.name == muni for m in ctx.kb.prefecture.municipalities) else None
+
 
 def _cite(kb: KnowledgeBase, topic_ids: tuple[str, ...], extra: tuple[str, ...] = ()) -> str:
     """One 出典 line for several topics (and extra source ids), each source once, the latest check date."""
@@ -264,10 +304,10 @@ def _office(kb: KnowledgeBase, municipality: str) -> str:
 
 def _moved(ctx: Context, move: Move) -> list[Reply]:
     kb, profile = ctx.kb, ctx.state.profile
-    before = profile.get("municipality")
-    known = before if isinstance(before, str) and any(m.name == before for m in kb.prefecture.municipalities) else None
+    known = _known(ctx)
     pref = kb.prefecture.name
     shown: tuple[str, ...]
+    first: tuple[Choice, ...] = ()
     if move.kind == "out":
         where = move.to.prefecture or "ほかの都道府県"
         shown = ("termination", "reissue") if move.lost else ("termination",)
@@ -295,9 +335,10 @@ def _moved(ctx: Context, move: Move) -> list[Reply]:
             # Where from was not said: it may have been another prefecture, where the procedure differs.
             parts.append(f"ほかの都道府県から引っ越してきた場合は、変更ではなく{pref}での新しい申請になります"
                          f"（下の「{kb.topics['moving-in'].label}」をご覧ください）。")
-            shown = (*shown, "moving-in")
+            first = (topic_choice(kb, "moving-in"),)
     parts.append(_cite(kb, shown))
-    return [Reply("\n\n".join(parts), choices=_buttons(kb, shown), topic=shown[0], kind="answer")]
+    choices = first + tuple(c for c in _buttons(kb, shown) if c not in first)
+    return [Reply("\n\n".join(parts), choices=choices[:4], topic=shown[0], kind="answer")]
 
 
 def _shoman_caps(ctx: Context) -> str:
@@ -322,8 +363,7 @@ LIMITS: Final = "小児慢性の助成は、新しく申請できるのが18歳�
 
 def _child_answer(ctx: Context, age: str, intent: str) -> list[Reply]:
     kb = ctx.kb
-    muni = ctx.state.profile.get("municipality")
-    known = muni if isinstance(muni, str) and any(m.name == muni for m in kb.prefecture.municipalities) else None
+    known = _known(ctx)
     if age == TEENS:
         parts = ["18歳・19歳の方は、今、小児慢性の助成を受けていれば20歳になるまで続けられます。"
                  "新しく申請するときは、病気が指定難病に当たれば指定難病の制度です。",
@@ -348,7 +388,8 @@ def _child_answer(ctx: Context, age: str, intent: str) -> list[Reply]:
     office = understand.button(understand.action(kb, "office"))
     choices = (office, topic_choice(kb, TRANSITION_TOPIC),
                *(topic_choice(kb, t) for t in ("copay-household-split",) if t in kb.topics))
-    return [Reply("\n\n".join(parts), choices=choices, topic=TRANSITION_TOPIC, kind="answer")]
+    # The scheme next door (as the consultation's answer for 小児慢性特定疾病 is), with what this bot knows of it.
+    return [Reply("\n\n".join(parts), choices=choices, kind="redirect")]
 
 
 # --- the age question -----------------------------------------------------------------------
