@@ -174,12 +174,13 @@ DEFER_TO_TOPICS: Final = frozenset({"shoman-transition", "transition-care", "cop
 DEFER_CONFIDENCE: Final = 50.0
 CHILD_SERVICE: Final = "child-chronic"  # services.yaml: what the bot says of 小児慢性特定疾病
 
-UNDER_18, TEENS, ADULT = "under18", "18-19", "adult"
+UNDER_18, TEENS, ADULT, NAMED = "under18", "18-19", "adult", "named"
+_SHOMAN: Final = re.compile(r"小児慢性|小慢|しょうまん")
 
 
 @dataclass(frozen=True)
 class Child:
-    age: str | None  # UNDER_18, TEENS, ADULT, or None when not said
+    age: str | None  # UNDER_18, TEENS, NAMED (小児慢性 named, no age), or None when not said
     intent: str  # "cap" or "procedure"
 
 
@@ -202,6 +203,8 @@ def read_child(text: Text) -> Child | None:
         age = UNDER_18
     elif _GROWN.search(c):
         age = ADULT
+    elif _SHOMAN.search(c):
+        age = NAMED  # 「子どもの小児慢性の上限は」: the scheme is named; no need to ask the age first
     else:
         age = None
     return None if age == ADULT else Child(age, intent)

@@ -229,3 +229,10 @@ def test_json_console_move_out_child_and_later_office(tmp_path):
     assert away[0]["topic"] == "termination" and "埼玉県" in away[0]["text"] and MAEBASHI in away[0]["text"]
     assert child[-1]["expecting"] == "child_age"
     assert "小児慢性特定疾病" in under18[0]["text"] and under18[-1]["expecting"] is None
+
+
+def test_a_child_with_shoman_named_is_answered_without_the_age_question(chat):
+    replies = chat.say("子どもの小児慢性の上限額はいくら？")
+    text = chat.text(replies)
+    assert all(r.expecting is None for r in replies)
+    assert "小児慢性特定疾病" in text and _pediatric_rows()[1] in text and "出典" in text
