@@ -64,10 +64,11 @@ class Place:
     end: int
     municipality: str | None = None  # of this bot's prefecture
     prefecture: str | None = None  # another prefecture (None with municipality None: unnamed)
+    inside: bool = False  # somewhere in this prefecture, not named (「県内で引っ越した」)
 
     @property
     def here(self) -> bool:
-        return self.municipality is not None
+        return self.municipality is not None or self.inside
 
 
 def _places(kb: KnowledgeBase, folded: str) -> list[Place]:
@@ -103,6 +104,10 @@ _DENIED: Final = re.compile(r"[^、。,.!?！？]{0,10}?(?:ない|ません|な�
 _SUPPOSED: Final = re.compile(r"[^、。,.!?！？]{0,8}?(?:たら|なら|場合|かも|検討|考え|迷っ)")
 # A lost certificate (or management sheet): the reissue as well.
 _LOST: Final = re.compile(r"なくし|無くし|失くし|なくなっ|無くなっ|紛失|見当たら|見つから|落とし")
+# A move within the prefecture, the place not named.
+_INSIDE: Final = re.compile(r"県内|市内|町内|村内|同じ市|同じ町|同じ村")
+# Someone else moves, who is not the patient (a parent who moves may well be).
+_OTHER_MOVER: Final = re.compile(r"(?:友人|友達|ともだち|知人|知り合い|娘|息子|子ども|子供|兄|姉|弟|妹|親戚|孫)(?:さん|たち)?(?:が|は)")
 # After a place: it is where the move starts (から) or where it goes (に, へ, 方面).
 _FROM: Final = re.compile(r"(?:市|町|村|都|府|県)?(?:内)?から")
 _TO: Final = re.compile(r"(?:市|町|村|都|府|県)?(?:に|へ|のほうに|のほうへ|の方に|の方へ|方面)")
@@ -130,6 +135,11 @@ def denied_move(text: Text) -> bool:
     return bool(verbs) and all(_DENIED.match(text.compact, v.end()) for v in verbs)
 
 
+def others_move(text: Text) -> bool:
+    """Whether the move told of is someone else's (a friend, a child), who may not be the patient."""
+    return bool(_MOVE_C.search(text.compact)) and not denied_move(text) and bool(_OTHER_MOVER.search(text.compact))
+
+
 def read_move(kb: KnowledgeBase, text: Text) -> Move | None:
     """The move a message tells of, with where it goes; None when it names no destination or is denied."""
     compact = text.compact
@@ -147,8 +157,12 @@ def read_move(kb: KnowledgeBase, text: Text) -> Move | None:
         to = marked[-1]
     elif len(targets) == 1:
         to = targets[0]  # 「引っ越し先は前橋です」, 「前橋市内で引っ越した」
+    elif not places and (m := _INSIDE.search(compact)):
+        to = Place(m.start(), m.end(), inside=True)
     else:
         return None
+    if others_move(text):
+        return None  # 「娘が東京に引っ越したので寂しい」: someone else's move
     supposed = any(_SUPPOSED.match(compact, v.end()) for v in verbs)
     return Move(to, origins[0] if origins else None, bool(_LOST.search(compact)), not supposed)
 
@@ -156,11 +170,16 @@ def read_move(kb: KnowledgeBase, text: Text) -> Move | None:
 # --- a child ----------------------------------------------------------------------------------
 
 _CHILD: Final = re.compile(r"うちの子|家の子|子ども|子供|こども|息子|娘|長男|長女|次男|次女|我が子|わが子")
-_MINOR: Final = re.compile(r"小学|中学|高校生|幼稚園|保育園|乳児|幼児|赤ちゃん|赤ん坊|新生児|未成年")
+_MINOR: Final = re.compile(r"小学|中学|高校生|幼稚園|保育園|乳児|幼児|赤ちゃん|赤ん坊|新生児|未成年|生後|"
+                           r"(?:小|中|高)[1-6１-６](?:の|年|生)")
+# About to turn 20, or a 小慢 certificate running out: the 20歳 transition.
+_TURNING_20: Final = re.compile(r"もうすぐ(?:二十歳|はたち|20歳|成人)|(?:二十歳|はたち|20歳|成人)に(?:なる|なります)|切れ")
+# Having children is not being one (「子どもがいるけど上限額は変わる？」).
+_HAS_CHILDREN: Final = re.compile(r"(?:子ども|子供|こども|子|息子|娘)が(?:い|お[りる]|[0-9０-９一二三四五]人|ひとり|ふたり)")
 _GROWN: Final = re.compile(r"成人した|社会人|大学院|結婚した|既婚|就職した|働いて")
 _AGE: Final = re.compile(r"([0-9]{1,2})(?:歳|さい|才)")
 # The child helps someone else, who is the patient (「息子が送迎してくれます」).
-_HELPER: Final = re.compile(r"してくれ|送迎|付き添|つきそ|代わり|かわりに|代理|手伝|連れて|乗せて|扶養")
+_HELPER: Final = re.compile(r"してくれ|送迎|付き添|つきそ|代わり|かわりに|代理|手伝|連れて|乗せて|扶養|もらう|もらい|頼ん|たのん")
 # Another person named as the patient: the child is not (「娘が就職して扶養から外れた。母の受給者証に…」).
 _OTHER: Final = re.compile(r"母の|父の|夫の|妻の|祖母|祖父|母が|父が|夫が|妻が|母は|父は|夫は|妻は|私の|私が|私は|私も|わたしの|"
                            r"わたしが|わたしは|自分の|自分が|自分は|本人")
@@ -194,11 +213,13 @@ def read_child(text: Text) -> Child | None:
     if not (_CHILD.search(c) or _MINOR.search(c)):
         return None
     intent = "cap" if _CAP.search(c) else "procedure" if _PROCEDURE.search(c) else None
-    if intent is None or _HELPER.search(c) or _OTHER.search(_MINE.sub("", c)):
+    if intent is None or _HELPER.search(c) or _HAS_CHILDREN.search(c) or _OTHER.search(_MINE.sub("", c)):
         return None
     ages = [int(m.group(1)) for m in _AGE.finditer(c)]
     if ages:
         age = _age_class(min(ages))
+    elif _TURNING_20.search(c):
+        age = TEENS
     elif _MINOR.search(c):
         age = UNDER_18
     elif _GROWN.search(c):
@@ -232,12 +253,15 @@ def applies(msg: IncomingMessage, ctx: Context) -> bool:
     """Whether a typed message tells of a move or of a child as the patient (the route's condition)."""
     if msg.text is None or msg.choice is not None:
         return False
-    return read_move(ctx.kb, ctx.text) is not None or denied_move(ctx.text) or _child_of(ctx) is not None
+    return (read_move(ctx.kb, ctx.text) is not None or denied_move(ctx.text) or others_move(ctx.text)
+            or _child_of(ctx) is not None)
 
 
 def answer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     if denied_move(ctx.text):
-        return _not_moving(msg, ctx)
+        return _not_moving(msg, ctx, NOT_MOVING)
+    if others_move(ctx.text):
+        return _not_moving(msg, ctx, OTHERS_MOVE)
     move = read_move(ctx.kb, ctx.text)
     if move is not None:
         replies = _moved(ctx, move)
@@ -260,8 +284,13 @@ NOT_MOVING: Final = ("わかりました。お引っ越しをしないのでし�
                      "ほかにご質問があれば、どうぞお送りください。")
 
 
-def _not_moving(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    """A move denied (「引っ越しの予定はないです」): nothing is stored, and no procedure of moving is answered.
+OTHERS_MOVE: Final = ("受給者ご本人のお引っ越しでなければ、受給者証の手続きは要りません。受給者ご本人が引っ越すときは、"
+                      "「前橋市に引っ越しました」のように引っ越し先を送っていただければ、手続きと窓口をご案内します。")
+
+
+def _not_moving(msg: IncomingMessage, ctx: Context, bare: str) -> list[Reply]:
+    """A move denied (「引っ越しの予定はないです」) or someone else's (「友達が前橋に引っ越した」): nothing is
+    stored, and no procedure of moving is answered (``bare`` is said when nothing else was asked).
 
     The rest of the message (「更新の手続きは？」) is answered as any question, for the municipality the
     user is known to live in (a place named in the denied move is not where they live).
@@ -270,7 +299,7 @@ def _not_moving(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
     rest = [t.raw for t in ctx.text.sentences if not _MOVE_C.search(t.compact)]
     if not rest:
-        return [Reply(NOT_MOVING, choices=(MENU,), kind="answer")]
+        return [Reply(bare, choices=(MENU,), kind="answer")]
     text = Text("。".join(rest))
     c = consult(ctx.kb, ctx.matcher, text, _known(ctx))
     if c.kind == "action" and c.action is not None:
@@ -322,19 +351,22 @@ def _moved(ctx: Context, move: Move) -> list[Reply]:
                      f"このチャットは{pref}の制度をご案内しています。")
     else:
         to = move.to.municipality
-        assert to is not None
+        lead = f"{to}へのお引っ越しですね。" if to else f"{pref}内でのお引っ越しですね。"
         if move.kind == "in":
             shown = ("moving-in", "reissue") if move.lost else ("moving-in",)
-            lead = f"{to}へのお引っ越しですね。"
         else:
             shown = ("change-application", "reissue") if move.lost else ("change-application",)
-            lead = (f"{to}へのお引っ越しですね。{pref}内でのお引っ越しは、中止ではなく「変更申請」です"
-                    + ("。受給者証をなくされたとのことなので、再交付の申請もご案内します。" if move.lost else "。"))
-        if move.settled and to != known:
+            lead += f"{pref}内でのお引っ越しは、中止ではなく「変更申請」です。" if to else "中止ではなく「変更申請」です。"
+        if move.lost:
+            lead += "受給者証をなくされたとのことなので、再交付の申請もご案内します。"
+        if to is None:
+            # 「県内で引っ越した」: the new municipality is not known, and the old one's office is no longer theirs.
+            lead += "\n引っ越し先の市町村名を送っていただければ、そこの窓口をご案内します。"
+        elif move.settled and to != known:
             profile["municipality"] = to
             lead += f"\nお住まいの市町村を{to}に変えておきます（これからのご案内は{to}の窓口です）。"
-        parts = [lead, *(kb.topics[t].answer.strip() for t in shown), _office(kb, to)]
-        if move.kind == "within" and move.origin is None and known is None:
+        parts = [lead, *(kb.topics[t].answer.strip() for t in shown), _office(kb, to) if to else office_hint(kb)]
+        if move.kind == "within" and move.origin is None and known is None and to is not None:
             # Where from was not said: it may have been another prefecture, where the procedure differs.
             parts.append(f"ほかの都道府県から引っ越してきた場合は、変更ではなく{pref}での新しい申請になります"
                          f"（下の「{kb.topics['moving-in'].label}」をご覧ください）。")

@@ -236,3 +236,32 @@ def test_a_child_with_shoman_named_is_answered_without_the_age_question(chat):
     text = chat.text(replies)
     assert all(r.expecting is None for r in replies)
     assert "小児慢性特定疾病" in text and _pediatric_rows()[1] in text and "出典" in text
+
+
+def test_a_move_within_gunma_without_the_city_answers_change_and_asks_the_city(chat):
+    _lives_in_takasaki(chat)
+    replies = chat.say("県内で引っ越しました")
+    text = chat.text(replies)
+    assert replies[0].topic == "change-application" and "市町村名を送って" in text
+    assert TAKASAKI not in text  # the old city's office is no longer theirs
+    assert _city(chat.bot) == "高崎市"
+    chat.say("前橋です")
+    assert _city(chat.bot) == "前橋市"
+
+
+@pytest.mark.parametrize("said", ["娘が東京に引っ越したので寂しい", "友達が前橋に引っ越した"])
+def test_someone_elses_move_is_not_the_users(chat, said):
+    _lives_in_takasaki(chat)
+    assert "お引っ越しですね" not in chat.text(chat.say(said))
+    assert _city(chat.bot) == "高崎市"
+
+
+@pytest.mark.parametrize("said", ["子どもがいるけど上限額は変わる？", "子どもに受給者証を取りに行ってもらう"])
+def test_having_children_or_sending_one_is_not_a_child_patient(chat, said):
+    replies = chat.say(said)
+    assert replies[-1].expecting != "child_age" and "小児慢性特定疾病」の医療費助成の対象" not in chat.text(replies)
+
+
+def test_a_child_about_to_turn_20_hears_of_the_transition(chat):
+    replies = chat.say("娘がもうすぐ二十歳、小児慢性特定疾病の受給者証が切れるって言われた。次はどうすれば")
+    assert replies[0].topic == "shoman-transition" and "20歳" in chat.text(replies)
