@@ -249,20 +249,31 @@ def _child_of(ctx: Context) -> Child | None:
 
 # --- the route ------------------------------------------------------------------------------
 
+# The topics the answers are made of; a prefecture whose knowledge lacks one leaves that situation to the consultation.
+MOVE_TOPICS: Final = ("change-application", "termination", "moving-in", "reissue")
+
+
+def _moves_known(kb: KnowledgeBase) -> bool:
+    return all(t in kb.topics for t in MOVE_TOPICS)
+
+
 def applies(msg: IncomingMessage, ctx: Context) -> bool:
     """Whether a typed message tells of a move or of a child as the patient (the route's condition)."""
     if msg.text is None or msg.choice is not None:
         return False
-    return (read_move(ctx.kb, ctx.text) is not None or denied_move(ctx.text) or others_move(ctx.text)
-            or _child_of(ctx) is not None)
+    moves = _moves_known(ctx.kb) and (
+        read_move(ctx.kb, ctx.text) is not None or denied_move(ctx.text) or others_move(ctx.text))
+    return moves or (TRANSITION_TOPIC in ctx.kb.topics and _child_of(ctx) is not None)
 
 
 def answer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    if denied_move(ctx.text):
-        return _not_moving(msg, ctx, NOT_MOVING)
-    if others_move(ctx.text):
-        return _not_moving(msg, ctx, OTHERS_MOVE)
-    move = read_move(ctx.kb, ctx.text)
+    move = None
+    if _moves_known(ctx.kb):
+        if denied_move(ctx.text):
+            return _not_moving(msg, ctx, NOT_MOVING)
+        if others_move(ctx.text):
+            return _not_moving(msg, ctx, OTHERS_MOVE)
+        move = read_move(ctx.kb, ctx.text)
     if move is not None:
         replies = _moved(ctx, move)
         topic = replies[0].topic
@@ -393,6 +404,7 @@ def _service_reply(kb: KnowledgeBase, service_id: str) -> str | None:
 
 
 TRANSITION_TOPIC: Final = "shoman-transition"
+ADULT_TOPIC: Final = "just-diagnosed"  # an adult's first steps, for 20歳以上 at the age question
 LIMITS: Final = "小児慢性の助成は、新しく申請できるのが18歳未満まで、引き続き受けられるのが20歳になるまでです。"
 
 
@@ -470,8 +482,11 @@ def _child_finish(a: Answers, ctx: Context) -> list[Reply]:
                 return [Reply("わかりました。20歳以上の方は、指定難病の上限額を計算します。")] + dialog.start(form, ctx)
         from handlers.faq import render_topic  # the consultation's own rendering of a topic
 
-        body, choices = render_topic(ctx.kb, "just-diagnosed", ctx.state.profile.get("municipality"))
-        return [Reply("わかりました。20歳以上の方は、指定難病の制度です。\n\n" + body, choices=choices, topic="just-diagnosed")]
+        said = "わかりました。20歳以上の方は、指定難病の制度です。"
+        if ADULT_TOPIC not in ctx.kb.topics:
+            return [Reply(said + "\n\n" + office_hint(ctx.kb), choices=(MENU,))]
+        body, choices = render_topic(ctx.kb, ADULT_TOPIC, _known(ctx))
+        return [Reply(said + "\n\n" + body, choices=choices, topic=ADULT_TOPIC)]
     return _child_answer(ctx, TEENS if age == TEENS else UNDER_18 if age == UNDER_18 else "unknown",
                          intent if intent in ("cap", "procedure") else "procedure")
 
