@@ -247,6 +247,16 @@ def _child_of(ctx: Context) -> Child | None:
     return found
 
 
+# The age group of a child patient the user told of (「10歳の娘が…」, or at the age question), kept in the
+# profile so that the next 「うちの子の場合は？」 is not asked again; deleted with the user's data.
+PATIENT_AGE: Final = "patient_age"
+
+
+def _said_age(ctx: Context) -> str | None:
+    age = ctx.state.profile.get(PATIENT_AGE)
+    return age if age in (UNDER_18, TEENS) else None
+
+
 # --- the route ------------------------------------------------------------------------------
 
 # The topics the answers are made of; a prefecture whose knowledge lacks one leaves that situation to the consultation.
@@ -280,9 +290,12 @@ def answer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     else:
         child = _child_of(ctx)
         assert child is not None
-        if child.age is None:
+        age = child.age or _said_age(ctx)
+        if age is None:
             return dialog.start(CHILD_AGE_FORM, ctx)
-        replies = _child_answer(ctx, child.age, child.intent)
+        if age in (UNDER_18, TEENS):
+            ctx.state.profile[PATIENT_AGE] = age
+        replies = _child_answer(ctx, age, child.intent)
         topic = replies[0].topic or TRANSITION_TOPIC
     # The operator's statistics, as the consultation keeps them (no text: these are not unanswered).
     ctx.questions.record(ctx.today, topic, replies[0].kind == "answer", None)
@@ -475,6 +488,10 @@ def _child_prefill(ctx: Context) -> dict[str, Any]:
 
 def _child_finish(a: Answers, ctx: Context) -> list[Reply]:
     age, intent = a.get("child_age"), a.get("child_intent", "procedure")
+    if age in (UNDER_18, TEENS):
+        ctx.state.profile[PATIENT_AGE] = age
+    else:
+        ctx.state.profile.pop(PATIENT_AGE, None)
     if age == ADULT:
         if intent == "cap":
             form = ctx.forms.get("copay")

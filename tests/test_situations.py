@@ -265,3 +265,24 @@ def test_having_children_or_sending_one_is_not_a_child_patient(chat, said):
 def test_a_child_about_to_turn_20_hears_of_the_transition(chat):
     replies = chat.say("娘がもうすぐ二十歳、小児慢性特定疾病の受給者証が切れるって言われた。次はどうすれば")
     assert replies[0].topic == "shoman-transition" and "20歳" in chat.text(replies)
+
+
+def test_the_issue_mother_two_turns_the_childs_age_is_remembered(chat):
+    """Issue 25's mother: her 10-year-old was diagnosed; then 「うちの子の場合の上限額は？」 is 小慢, at once."""
+    first = chat.text(chat.say("10歳の子どもが指定難病と診断されました。手続きを教えてください"))
+    assert "小児慢性特定疾病" in first and "指定難病と診断されたら、次の順に進めます" not in first
+    replies = chat.say("うちの子の場合の上限額は？")
+    text = chat.text(replies)
+    assert all(r.expecting is None for r in replies)  # neither the adult calculator nor the age question
+    assert _pediatric_rows()[1] in text and "計算できません" in text
+
+
+def test_terminal_move_out_and_child_by_letters(tmp_path):
+    lines = ["高崎に住んでます", "東京に引っ越すことになった", "うちの子の場合の上限額は？", "a"]
+    out = run_cli(["chat"], stdin="\n".join(lines) + "\n", env=_env(tmp_path))
+    assert out.returncode == 0, out.stderr
+    away = out.stdout.split("東京都へのお引っ越しですね", 1)[1].split("お子さんのことですね", 1)[0]
+    assert "中止（終了）届" in away and TAKASAKI in away and "東京都で改めて申請" in away
+    child = out.stdout.split("お子さんは今、18歳未満ですか？", 1)[1]
+    assert "[a] 18歳未満" in child and "小児慢性特定疾病" in child and _pediatric_rows()[1] in child
+    assert "生活保護を受けていますか" not in out.stdout  # the adult calculator never started
