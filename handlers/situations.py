@@ -94,11 +94,9 @@ def _places(kb: KnowledgeBase, folded: str) -> list[Place]:
 
 # --- a move -----------------------------------------------------------------------------------
 
-# On the folded text (small kana are large there: 引っ越 → 引つ越).
-_MOVE: Final = re.compile(r"引つ越|引越|ひつこ[しすさせそ]|転居|転出|転入|移り住|移住|転勤|越して|住所が変わ|住所を移")
-# On the compact text (punctuation kept): a move that is denied within its clause (「引っ越しの予定はないです」,
-# 「引っ越さない」), or only wondered about, is no move.
-_MOVE_C: Final = re.compile(r"引っ越|引越|ひっこ[しすさせそ]|転居|転出|転入|移り住|移住|転勤|越して|住所が変わ|住所を移")
+# Read on the compact text (punctuation and small kana kept; places are found on the folded one). A move
+# denied within its clause (「引っ越しの予定はないです」, 「引っ越さない」) is no move.
+_MOVE: Final = re.compile(r"引っ越|引越|ひっこ[しすさせそ]|転居|転出|転入|移り住|移住|転勤|越して|住所が変わ|住所を移")
 _DENIED: Final = re.compile(r"[^、。,.!?！？]{0,10}?(?:ない|ません|なかった|せず|予定はな|つもりはな)")
 # A move only supposed (「引っ越したらどうなる？」): answered, but the stored municipality is kept.
 _SUPPOSED: Final = re.compile(r"[^、。,.!?！？]{0,8}?(?:たら|なら|場合|かも|検討|考え|迷っ)")
@@ -131,22 +129,20 @@ class Move:
 
 def denied_move(text: Text) -> bool:
     """Whether a message speaks of a move only to deny it (「引っ越しの予定はないです」, 「前橋には引っ越さない」)."""
-    verbs = list(_MOVE_C.finditer(text.compact))
+    verbs = list(_MOVE.finditer(text.compact))
     return bool(verbs) and all(_DENIED.match(text.compact, v.end()) for v in verbs)
 
 
 def others_move(text: Text) -> bool:
     """Whether the move told of is someone else's (a friend, a child), who may not be the patient."""
-    return bool(_MOVE_C.search(text.compact)) and not denied_move(text) and bool(_OTHER_MOVER.search(text.compact))
+    return bool(_MOVE.search(text.compact)) and not denied_move(text) and bool(_OTHER_MOVER.search(text.compact))
 
 
 def read_move(kb: KnowledgeBase, text: Text) -> Move | None:
     """The move a message tells of, with where it goes; None when it names no destination or is denied."""
     compact = text.compact
-    verbs = list(_MOVE_C.finditer(compact))
-    if not verbs or not _MOVE.search(text.folded):
-        return None
-    if denied_move(text):
+    verbs = list(_MOVE.finditer(compact))
+    if not verbs or denied_move(text):
         return None
     folded = text.folded
     places = _places(kb, folded)
@@ -173,7 +169,7 @@ _CHILD: Final = re.compile(r"うちの子|家の子|子ども|子供|こども|�
 _MINOR: Final = re.compile(r"小学|中学|高校生|幼稚園|保育園|乳児|幼児|赤ちゃん|赤ん坊|新生児|未成年|生後|"
                            r"(?:小|中|高)[1-6１-６](?:の|年|生)")
 # About to turn 20, or a 小慢 certificate running out: the 20歳 transition.
-_TURNING_20: Final = re.compile(r"もうすぐ(?:二十歳|はたち|20歳|成人)|(?:二十歳|はたち|20歳|成人)に(?:なる|なります)|切れ")
+_TURNING_20: Final = re.compile(r"もうすぐ(?:二十歳|はたち|20歳|成人)|(?:二十歳|はたち|20歳|成人)に(?:なる|なります)")
 # Having children is not being one (「子どもがいるけど上限額は変わる？」).
 _HAS_CHILDREN: Final = re.compile(r"(?:子ども|子供|こども|子|息子|娘)が(?:い|お[りる]|[0-9０-９一二三四五]人|ひとり|ふたり)")
 _GROWN: Final = re.compile(r"成人した|社会人|大学院|結婚した|既婚|就職した|働いて")
@@ -321,7 +317,7 @@ def _not_moving(msg: IncomingMessage, ctx: Context, bare: str) -> list[Reply]:
     """
     from handlers.faq import consult  # the one consultation (imported here: handlers.faq imports this package)
 
-    rest = [t.raw for t in ctx.text.sentences if not _MOVE_C.search(t.compact)]
+    rest = [t.raw for t in ctx.text.sentences if not _MOVE.search(t.compact)]
     if not rest:
         return [Reply(bare, choices=(MENU,), kind="answer")]
     text = Text("。".join(rest))
