@@ -37,6 +37,7 @@ from handlers.office import Found, index_for, office_block
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
 from handlers.safety import redirect_for
 from knowledge import KnowledgeBase
+from nlp.matcher import Match
 from nlp.privacy import redact
 from nlp.text import Text
 
@@ -63,8 +64,8 @@ class Place:
     start: int
     end: int
     municipality: str | None = None  # of this bot's prefecture
-    prefecture: str | None = None  # another prefecture (None with municipality None: unnamed)
-    inside: bool = False  # somewhere in this prefecture, not named (「県内で引っ越した」)
+    prefecture: str | None = None  # another prefecture (None with municipality None: unnamed), or this one by name
+    inside: bool = False  # somewhere in this prefecture, not named (「県内で引っ越した」, 「群馬に越してきた」)
 
     @property
     def here(self) -> bool:
@@ -84,11 +85,14 @@ def _places(kb: KnowledgeBase, folded: str) -> list[Place]:
     own = kb.prefecture.name
     names = {p: p for p in PREFECTURES if p != own} | {_short(p): p for p in PREFECTURES if p != own}
     names["都内"] = "東京都"
-    pattern = "|".join(sorted(map(re.escape, (*names, *_ELSEWHERE)), key=len, reverse=True))
+    home = {own, _short(own)}  # 「群馬に引っ越してきました」: somewhere in this prefecture
+    pattern = "|".join(sorted(map(re.escape, (*names, *_ELSEWHERE, *home)), key=len, reverse=True))
     for m in re.finditer(pattern, folded):
         if any(p.start < m.end() and m.start() < p.end for p in found):
             continue
-        found.append(Place(m.start(), m.end(), prefecture=names.get(m.group(0))))
+        key = m.group(0)
+        found.append(Place(m.start(), m.end(), prefecture=own, inside=True) if key in home
+                     else Place(m.start(), m.end(), prefecture=names.get(key)))
     return sorted(found, key=lambda p: p.start)
 
 
@@ -122,8 +126,8 @@ class Move:
     def kind(self) -> str:
         if not self.to.here:
             return "out"
-        if self.origin is not None and not self.origin.here:
-            return "in"
+        if (self.origin is not None and not self.origin.here) or self.to.prefecture is not None:
+            return "in"  # from another prefecture, or to this one by its name (「群馬県に住所を移した」)
         return "within"
 
 
@@ -174,18 +178,15 @@ _TURNING_20: Final = re.compile(r"もうすぐ(?:二十歳|はたち|20歳|成�
 _HAS_CHILDREN: Final = re.compile(r"(?:子ども|子供|こども|子|息子|娘)が(?:い|お[りる]|[0-9０-９一二三四五]人|ひとり|ふたり)")
 _GROWN: Final = re.compile(r"成人した|社会人|大学院|結婚した|既婚|就職した|働いて")
 _AGE: Final = re.compile(r"([0-9]{1,2})(?:歳|さい|才)")
-# The child helps someone else, who is the patient (「息子が送迎してくれます」).
-_HELPER: Final = re.compile(r"してくれ|送迎|付き添|つきそ|代わり|かわりに|代理|手伝|連れて|乗せて|扶養|もらう|もらい|頼ん|たのん")
+# The child helps someone else, who is the patient (「息子が送迎してくれます」), or is one of the household
+# (「同居してる息子の給料も入るの？」).
+_HELPER: Final = re.compile(r"同居|給料|給与|収入|所得|世帯|してくれ|送迎|付き添|つきそ|代わり|かわりに|代理|手伝|連れて|乗せて|扶養|もらう|もらい|頼ん|たのん")
 # Another person named as the patient: the child is not (「娘が就職して扶養から外れた。母の受給者証に…」).
 _OTHER: Final = re.compile(r"母の|父の|夫の|妻の|祖母|祖父|母が|父が|夫が|妻が|母は|父は|夫は|妻は|私の|私が|私は|私も|わたしの|"
                            r"わたしが|わたしは|自分の|自分が|自分は|本人")
 _MINE: Final = re.compile(r"(?:私|わたし|自分|うち)の(?=子|息子|娘|長男|長女|次男|次女)")
 _CAP: Final = re.compile(r"上限|自己負担|いくら|負担額|計算|月額|医療費の負担")
-_PROCEDURE: Final = re.compile(r"手続|申請|どうすれば|どうしたら|何をすれば|なにをすれば|書類|窓口|受給者証|助成|診断|難病")
-# Topics that already answer a question about a child: there the consultation answers
-# (「19歳の息子の小慢が切れる前に何をすれば」 is the 20歳 transition, 「子どもが小慢の受給者証を持っています」 the household).
-DEFER_TO_TOPICS: Final = frozenset({"shoman-transition", "transition-care", "copay-household-split",
-                                     "other-recipient-in-household"})
+_PROCEDURE: Final = re.compile(r"手続|申請|どうすれば|どうしたら|何をすれば|なにをすれば|書類|窓口|助成|診断|難病")
 DEFER_CONFIDENCE: Final = 50.0
 CHILD_SERVICE: Final = "child-chronic"  # services.yaml: what the bot says of 小児慢性特定疾病
 
@@ -235,12 +236,43 @@ def _child_of(ctx: Context) -> Child | None:
     redirect = redirect_for(ctx.kb, ctx.text)
     if redirect is not None and redirect.id != CHILD_SERVICE:
         return None  # 「子どもの医療費はいくらまで無料」: the municipality's children's subsidy, not a patient
-    ranked = ctx.matcher.rank(ctx.text, limit=1)  # topics, actions and services together, best first
+    ranked = ctx.matcher.rank(ctx.text, limit=5)  # topics, actions and services together, best first
     top = ranked[0] if ranked else None
     if top is not None and top.confidence >= DEFER_CONFIDENCE and (
-            top.id in DEFER_TO_TOPICS or (top.id.startswith("service:") and top.id != "service:" + CHILD_SERVICE)):
+            _about_children(ctx.kb, top.id) or (top.id.startswith("service:") and top.id != "service:" + CHILD_SERVICE)):
         return None
+    calculators = tuple(a.id for a in ctx.kb.actions if a.calculates)  # what a child's situation replaces
+    if _asks_an_action(ctx, ranked, also_kept=calculators) or (
+            top is not None and top.id.startswith(understand.ACTION_PREFIX) and top.confidence >= DEFER_CONFIDENCE
+            and top.id.removeprefix(understand.ACTION_PREFIX) not in _NOT_DEFERRED + calculators):
+        return None  # 「息子の受給者証の期限もお知らせして」: the reminder, whoever the patient is
     return found
+
+
+_CHILD_WORDS: Final = re.compile(r"小児|乳幼児|子ども|子供|こども|赤ちゃん")
+
+
+def _about_children(kb: KnowledgeBase, topic_id: str) -> bool:
+    """Whether a topic already answers for children (its answer speaks of them: the 20歳 transition,
+    a household with a 小慢 child, a disease of infants); there the consultation answers."""
+    return topic_id in kb.topics and bool(_CHILD_WORDS.search(kb.topics[topic_id].answer))
+
+
+# The bot's own actions a situation does not replace (the situation answers where the office is, and
+# 「やめ」「中止」 name the 中止届 as often as a cancel).
+_NOT_DEFERRED: Final = ("office", "cancel", "restart", "menu")
+ACTION_CONFIDENCE: Final = 40.0
+
+
+def _asks_an_action(ctx: Context, ranked: list[Match], also_kept: tuple[str, ...] = ()) -> bool:
+    """Whether the message asks for one of the bot's actions (ranked close, with its cue words):
+    「県外に引っ越すので、リマインドはキャンセルで」 stops the reminders; it is not a move to answer."""
+    for m in ranked:
+        aid = m.id.removeprefix(understand.ACTION_PREFIX)
+        if m.id.startswith(understand.ACTION_PREFIX) and aid not in _NOT_DEFERRED + also_kept \
+                and m.confidence >= ACTION_CONFIDENCE and understand.has_cue(ctx.kb, ctx.text, aid):
+            return True
+    return False
 
 
 # The age group of a child patient the user told of (「10歳の娘が…」, or at the age question), kept in the
@@ -268,7 +300,8 @@ def applies(msg: IncomingMessage, ctx: Context) -> bool:
     if msg.text is None or msg.choice is not None:
         return False
     moves = _moves_known(ctx.kb) and (
-        read_move(ctx.kb, ctx.text) is not None or denied_move(ctx.text) or others_move(ctx.text))
+        read_move(ctx.kb, ctx.text) is not None or denied_move(ctx.text) or others_move(ctx.text)) \
+        and not _asks_an_action(ctx, ctx.matcher.rank(ctx.text, limit=5))
     return moves or (TRANSITION_TOPIC in ctx.kb.topics and _child_of(ctx) is not None)
 
 
@@ -371,7 +404,8 @@ def _moved(ctx: Context, move: Move) -> list[Reply]:
                      f"このチャットは{pref}の制度をご案内しています。")
     else:
         to = move.to.municipality
-        lead = f"{to}へのお引っ越しですね。" if to else f"{pref}内でのお引っ越しですね。"
+        lead = f"{to}へのお引っ越しですね。" if to else f"{pref}へのお引っ越しですね。" if move.kind == "in" \
+            else f"{pref}内でのお引っ越しですね。"
         if move.kind == "in":
             shown = ("moving-in", "reissue") if move.lost else ("moving-in",)
         else:
@@ -452,12 +486,20 @@ def _child_answer(ctx: Context, age: str, intent: str) -> list[Reply]:
 
 Q_AGE = "お子さんは今、18歳未満ですか？"
 AGE_CHOICES: Final = (Choice("18歳未満", UNDER_18), Choice("18歳・19歳", TEENS), Choice("20歳以上", ADULT))
+# Asked about the cap, 「20歳以上」 is the copay calculator's own button: one tap starts it.
+CAP_AGE_CHOICES: Final = AGE_CHOICES[:2] + (Choice("20歳以上", "start:copay"),)
+
+
+def _asked_the_cap(a: Answers) -> bool:
+    return a.get("child_intent") == "cap"
 
 
 def _parse_age(text: Text, ctx: Context) -> Any:
     c = text.compact
     if c in (UNDER_18, TEENS, ADULT):
         return c
+    if c == "start:copay":
+        return ADULT
     if "未満" in c:
         return UNDER_18
     ages = [int(m.group(1)) for m in _AGE.finditer(c)] or ([int(c)] if c.isdigit() and len(c) <= 2 else [])
@@ -508,7 +550,11 @@ CHILD_AGE_FORM: Final = Form(
     name="child-age",
     intro=("お子さんのことですね。18歳未満のお子さんの医療費助成は、指定難病ではなく「小児慢性特定疾病」の制度で、"
            "上限額も手続きも指定難病とは違います。まず年齢を教えてください。"),
-    slots=(Slot("child_age", ask=Q_AGE, parse=_parse_age, choices=AGE_CHOICES, label="お子さんの年齢"),),
+    # One question; its buttons depend on what was asked (one slot name, so one answer either way).
+    slots=(Slot("child_age", ask=Q_AGE, parse=_parse_age, choices=CAP_AGE_CHOICES, label="お子さんの年齢",
+                ask_if=_asked_the_cap),
+           Slot("child_age", ask=Q_AGE, parse=_parse_age, choices=AGE_CHOICES, label="お子さんの年齢",
+                ask_if=lambda a: not _asked_the_cap(a))),
     finish=_child_finish,
     prefill=_child_prefill,
 )

@@ -154,11 +154,19 @@ def test_a_bare_no_at_the_age_question_asks_which_adult_age(chat):
     assert replies[-1].expecting == "child_age" and "18歳・19歳か、20歳以上か" in chat.text(replies)
 
 
-def test_an_adult_child_after_the_age_question_gets_the_adult_calculator(chat):
-    chat.say("うちの子の場合の上限額は？")
-    replies = chat.click("adult")
+@pytest.mark.parametrize("answer", ["button", "20歳です", "もう成人してます"])
+def test_an_adult_child_after_the_age_question_gets_the_adult_calculator(chat, answer):
+    asked = chat.say("うちの子の場合の上限額は？")
+    adult = next(c for c in asked[-1].choices if c.label == "20歳以上")
+    replies = chat.click(adult.value) if answer == "button" else chat.say(answer)
     assert replies[-1].expecting == "welfare"
     assert "小児慢性" not in chat.text(replies)
+
+
+def test_an_adult_child_asked_about_the_procedure_gets_the_adult_first_steps(chat):
+    chat.say("息子が難病と診断されました。手続きは？")
+    replies = chat.click("adult")
+    assert replies[0].topic == "just-diagnosed" and replies[-1].expecting is None
 
 
 def test_a_teen_hears_of_the_20_year_transition_with_the_adult_calculator_one_tap_away(chat):
