@@ -294,3 +294,14 @@ def test_terminal_move_out_and_child_by_letters(tmp_path):
     child = out.stdout.split("お子さんは今、18歳未満ですか？", 1)[1]
     assert "[a] 18歳未満" in child and "小児慢性特定疾病" in child and _pediatric_rows()[1] in child
     assert "生活保護を受けていますか" not in out.stdout  # the adult calculator never started
+
+
+def test_every_button_of_the_age_question_is_an_answer():
+    from handlers.situations import ADULT, CHILD_AGE_FORM, TEENS, UNDER_18
+    from nlp.text import Text
+
+    expected = {"18歳未満": UNDER_18, "18歳・19歳": TEENS, "20歳以上": ADULT}
+    for slot in CHILD_AGE_FORM.slots:
+        assert {c.label for c in slot.choices} == set(expected)
+        for choice in slot.choices:
+            assert slot.parse(Text(choice.value), None) == expected[choice.label]
