@@ -402,6 +402,8 @@ def _moved(ctx: Context, move: Move) -> list[Reply]:
         parts.append(_office(kb, known) if known else office_hint(kb))
         parts.append(f"{where}での申請の窓口や必要な書類は、{where}の難病の医療費助成の担当窓口でご確認ください。"
                      f"このチャットは{pref}の制度をご案内しています。")
+        # Leaving: where to hand in the notice, not how to move in.
+        first = (understand.button(understand.action(kb, "office")),)
     else:
         to = move.to.municipality
         lead = f"{to}へのお引っ越しですね。" if to else f"{pref}へのお引っ越しですね。" if move.kind == "in" \
@@ -426,7 +428,8 @@ def _moved(ctx: Context, move: Move) -> list[Reply]:
                          f"（下の「{kb.topics['moving-in'].label}」をご覧ください）。")
             first = (topic_choice(kb, "moving-in"),)
     parts.append(_cite(kb, shown))
-    choices = first + tuple(c for c in _buttons(kb, shown) if c not in first)
+    choices = first + tuple(c for c in _buttons(kb, shown) if c not in first
+                            and not (move.kind == "out" and c.value == "topic:moving-in"))
     return [Reply("\n\n".join(parts), choices=choices[:4], topic=shown[0], kind="answer")]
 
 

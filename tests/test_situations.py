@@ -94,6 +94,8 @@ def test_a_move_out_of_gunma_answers_the_stop_notice_and_keeps_the_gunma_city(ch
     assert "中止（終了）届" in text and f"引っ越し先の{where}で改めて申請" in text
     assert TAKASAKI in text  # the stop notice goes to the office of where the user still lives
     assert "出典" in text
+    values = {c.value for c in replies[0].choices}
+    assert "office" in values and "topic:moving-in" not in values  # leaving, not moving in
     assert _city(chat.bot) == "高崎市"
 
 
