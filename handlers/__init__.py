@@ -5,7 +5,7 @@ every state and before the guards. Then, top to bottom: a clicked action button 
 that is one of an action's phrasings (``knowledge/actions.yaml``: cancel, menu, start a
 calculator, delete my data …) → after a result, its details or changing one answer → the open
 dialog (an answer; otherwise the message is understood like any other) → clicked topics →
-small talk → the one understanding of questions, requests and the services next door
+situations before procedures (a move, a child as the patient: ``handlers.situations``) → small talk → the one understanding of questions, requests and the services next door
 (``handlers.faq.consult``). A handler is ``(message, context) -> list[Reply]``.
 """
 
