@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from handlers import dialog, understand
+from handlers import context, dialog, feedback, understand
 from handlers.base import MENU, Context, office_hint, topic_choice
 from handlers.calc.copay import TIERS, load_table
 from handlers.dialog import Answers, Form, Slot
@@ -328,7 +328,9 @@ def answer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         topic = replies[0].topic or TRANSITION_TOPIC
     # The operator's statistics, as the consultation keeps them (no text: these are not unanswered).
     ctx.questions.record(ctx.today, topic, replies[0].kind == "answer", None)
-    return replies
+    # As every answer: the topic frames a follow-up (「県外だったら？」), and the answer can be judged.
+    context.remember(ctx, replies[0].topic)
+    return feedback.offer(replies, ctx, topic=topic)
 
 
 # --- answers --------------------------------------------------------------------------------

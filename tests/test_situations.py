@@ -307,3 +307,9 @@ def test_every_button_of_the_age_question_is_an_answer():
         assert {c.label for c in slot.choices} == set(expected)
         for choice in slot.choices:
             assert slot.parse(Text(choice.value), None) == expected[choice.label]
+
+
+def test_a_follow_up_after_a_move_is_read_with_it_and_the_answer_can_be_judged(chat):
+    replies = chat.say("県内で引っ越しました")
+    assert any(c.label == "👍 役に立った" for c in replies[-1].choices)
+    assert chat.say("県外だったら？")[0].topic == "termination"
