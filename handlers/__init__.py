@@ -5,7 +5,7 @@ every state and before the guards. Then, top to bottom: a clicked action button 
 that is one of an action's phrasings (``knowledge/actions.yaml``: cancel, menu, start a
 calculator, delete my data …) → after a result, its details or changing one answer → the open
 dialog (an answer; otherwise the message is understood like any other) → clicked topics →
-small talk → the one understanding of questions, requests and the services next door
+situations before procedures (a move, a child as the patient: ``handlers.situations``) → small talk → the one understanding of questions, requests and the services next door
 (``handlers.faq.consult``). A handler is ``(message, context) -> list[Reply]``.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from handlers.messages import Choice, IncomingMessage, Reply
 from nlp.privacy import redact
 from nlp.text import Text
-from handlers import amounts, context, costlog, dialog, feedback, system, understand
+from handlers import amounts, context, costlog, dialog, feedback, situations, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
@@ -250,6 +250,8 @@ ROUTES: tuple[Route, ...] = (
     Route("correction", _corrects, correct),
     Route("dialog", _in_dialog, continue_dialog),
     Route("topic", _topic_choice, answer_topic),
+    # Situations before procedures (issue 25): a move, a child as the patient (handlers.situations).
+    Route("situation", situations.applies, situations.answer),
     Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m, c), system.greeting),
     Route("thanks", lambda m, c: system.matches(system.THANKS_WORDS, m, c), system.thanks),
     Route("faq", lambda m, c: True, faq),
@@ -272,6 +274,7 @@ def route(msg: IncomingMessage, ctx: Context) -> tuple[str, list[Reply]]:
 DEFAULT_FORMS: dict[str, Form] = {
     system.OFFICE_FORM.name: system.OFFICE_FORM,
     system.DELETE_FORM.name: system.DELETE_FORM,
+    situations.CHILD_AGE_FORM.name: situations.CHILD_AGE_FORM,
 }
 
 __all__ = ["ROUTES", "DEFAULT_FORMS", "Choice", "Route", "route"]

@@ -164,9 +164,7 @@ HELP_COST = "医療費がわからなければ、上限額だけをお示しし�
 HELP_RATE = "わからなければ、受給者証がある方の標準の2割で計算します。"
 
 
-# A child named in the message that starts the copay dialog: 「うちの子」, 「息子」「娘」, 「子ども」, or an age under 18.
-_CHILD: Final = re.compile(r"うちの子|子ども|子供|こども|息子|娘|小学|中学|高校生|乳児|幼児|赤ちゃん")
-_AGE: Final = re.compile(r"([0-9]{1,2})(?:歳|さい|才)")
+# Said with the intro when the message that starts the dialog names a child as the patient (handlers.situations).
 NOTE_CHILD: Final = (
     "お子さん（18歳未満）のことでしたら、指定難病ではなく「小児慢性特定疾病」の医療費助成の対象になる場合があり、"
     "上限額の表も指定難病とは別です。ここでの計算は指定難病の上限額で、小児慢性の上限額はこの計算では出せません。"
@@ -178,11 +176,9 @@ NOTE_CHILD: Final = (
 
 def _child_named(ctx: Context) -> str | None:
     """The 小児慢性特定疾病 note when the starting message names a child (issue 25: never the adult calculator silently)."""
-    t = ctx.text.compact
-    ages = [int(m.group(1)) for m in _AGE.finditer(t)]
-    if (_CHILD.search(t) and not any(age >= 20 for age in ages)) or any(age < 18 for age in ages):
-        return NOTE_CHILD
-    return None
+    from handlers.situations import read_child  # one reading of 「a child as the patient」 (not a helper, not an adult)
+
+    return NOTE_CHILD if read_child(ctx.text) is not None else None
 
 
 def _facts(a: Answers) -> CopayFacts:
