@@ -169,7 +169,8 @@ def read_move(kb: KnowledgeBase, text: Text) -> Move | None:
 
 # --- a child ----------------------------------------------------------------------------------
 
-_CHILD: Final = re.compile(r"うちの子|家の子|子ども|子供|こども|息子|娘|長男|長女|次男|次女|我が子|わが子")
+_CHILD: Final = re.compile(r"うちの子|家の子|子ども|子供|こども|息子|娘|長男|長女|次男|次女|我が子|わが子|"
+                           r"[0-9]{1,2}(?:歳|さい|才)の子")  # 「うちの10歳の子が…」
 _MINOR: Final = re.compile(r"小学|中学|高校生|幼稚園|保育園|乳児|幼児|赤ちゃん|赤ん坊|新生児|未成年|生後|"
                            r"(?:小|中|高)[1-6１-６](?:の|年|生)")
 # About to turn 20, or a 小慢 certificate running out: the 20歳 transition.

@@ -313,3 +313,12 @@ def test_a_follow_up_after_a_move_is_read_with_it_and_the_answer_can_be_judged(c
     replies = chat.say("県内で引っ越しました")
     assert any(c.label == "👍 役に立った" for c in replies[-1].choices)
     assert chat.say("県外だったら？")[0].topic == "termination"
+
+
+def test_a_mother_whose_ten_year_old_was_diagnosed_gets_the_childrens_scheme_and_then_its_cap(chat):
+    """Issue 25's mother, in her own words, over two turns: 小慢 first, never the adult calculator."""
+    first = chat.text(chat.say("うちの10歳の子が難病と診断されました"))
+    assert "小児慢性特定疾病" in first
+    second = chat.say("うちの子の場合の上限額は？")
+    assert "小児慢性" in chat.text(second)
+    assert all(r.expecting not in ("welfare", "child_age") for r in second), "no adult calculator, no age asked again"
