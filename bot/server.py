@@ -14,7 +14,7 @@ turns run in one turn process (``bot.turn_process``), which ``serve`` starts, re
 dies and, after uvicorn's shutdown, lets finish what is recorded. What uvicorn does not do is
 done here, and only that: that turn process (uvicorn manages HTTP workers, not a background
 consumer), a limit on the request body (413; uvicorn has none) with a deadline for reading it
-(uvicorn's timeouts do not cover a client that stops sending mid-body).
+(uvicorn's timeouts do not cover a client that stops sending mid-body: 408 after ``BODY_TIMEOUT_SECONDS``).
 
 What it is not: no TLS (put a reverse proxy in front), no wording, no Slack or LINE logic beyond
 mounting their intakes. Request bodies are never logged.
@@ -52,7 +52,9 @@ log = logging.getLogger("nanbyo.http")
 serve_log = logging.getLogger("nanbyo.serve")
 
 MAX_BODY_BYTES = 1024 * 1024  # Slack and LINE payloads are far smaller; refuse anything bigger
-BODY_TIMEOUT_SECONDS = 30.0  # a client that stops sending mid-body does not hold a request forever
+# A client that stops sending mid-body gets 408 after this long: Slack and LINE send their few
+# kilobytes at once, so only a stalled or hostile client ever waits here.
+BODY_TIMEOUT_SECONDS = 10.0
 HEALTH_TIMEOUT_SECONDS = 0.8  # /healthz answers within a second, even when the database hangs
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this long
 GRACEFUL_SHUTDOWN_SECONDS = 30  # requests in flight at SIGTERM get this long to finish
@@ -66,6 +68,10 @@ SOCKET_MODE_ENV = "NANBYO_SOCKET_MODE"  # how serve tells its worker processes t
 
 
 class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTimeout(Exception):
     pass
 
 
@@ -85,7 +91,10 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
                 raise BodyTooLarge
             chunks.append(chunk)
 
-    await asyncio.wait_for(read(), BODY_TIMEOUT_SECONDS)
+    try:
+        await asyncio.wait_for(read(), BODY_TIMEOUT_SECONDS)
+    except asyncio.TimeoutError:
+        raise BodyTimeout from None
     return b"".join(chunks)
 
 
@@ -124,8 +133,13 @@ class _Check:
     error: str | None = None
 
 
-def health_check(engine: Any, timeout: float = HEALTH_TIMEOUT_SECONDS) -> Callable[[], tuple[int, dict[str, str]]]:
+def health_check(engine: Any, timeout: float = HEALTH_TIMEOUT_SECONDS,
+                 queue: Any = None) -> Callable[[], tuple[int, dict[str, str]]]:
     """``GET /healthz``: 200 ``{"status": "ok"}`` when the database answers, else 503.
+
+    ``queue``: the turn queue's own engine (SQLite keeps ``pending_turn`` in a file of its own). Its
+    write lock is taken and given back at once (``BEGIN IMMEDIATE``): a queue file another writer
+    holds locked cannot record a turn, so the instance is not healthy either.
 
     The query runs on a thread of its own and the answer waits for it at most ``timeout``
     seconds: a database that accepts connections and never answers gives 503
@@ -139,6 +153,10 @@ def health_check(engine: Any, timeout: float = HEALTH_TIMEOUT_SECONDS) -> Callab
         try:
             with engine.connect() as conn:
                 conn.execute(sql_text("SELECT 1"))
+            if queue is not None:
+                with queue.connect() as conn:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    conn.exec_driver_sql("ROLLBACK")
         except Exception as exc:
             done.error = type(exc).__name__
         done.finished.set()
@@ -167,7 +185,10 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
     service: every turn accepted is recorded (``serve``'s processes) or answered (a service that
     runs its turns) before the worker exits.
     """
-    check = health_check(service.store.engine)
+    queue = getattr(service.runner, "queue", None)  # TurnRecorder and PooledRunner keep their queue's store
+    queue_engine = queue.engine if queue is not None and queue is not service.store \
+        and queue.engine.url.get_backend_name() == "sqlite" else None
+    check = health_check(service.store.engine, queue=queue_engine)
 
     async def health(request: Request) -> Response:
         status, body = await run_in_threadpool(check)
@@ -178,6 +199,8 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
             body = await read_body(request)
         except BodyTooLarge:
             return JSONResponse({"error": "request body too large"}, status_code=413)
+        except BodyTimeout:
+            return JSONResponse({"error": "request body timed out"}, status_code=408, headers={"connection": "close"})
         # Decoding with "replace" is safe: altered bytes no longer match the signature (401).
         resp = await run_in_threadpool(service.slack.dispatch, body.decode("utf-8", errors="replace"),
                                        dict(request.headers), request.url.query)
@@ -190,6 +213,8 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
             body = await read_body(request)
         except BodyTooLarge:
             return JSONResponse({"error": "request body too large"}, status_code=413)
+        except BodyTimeout:
+            return JSONResponse({"error": "request body timed out"}, status_code=408, headers={"connection": "close"})
         status, text = await run_in_threadpool(service.line.handle_callback, body,
                                                request.headers.get("x-line-signature", ""))
         return PlainTextResponse(text, status_code=status)

@@ -146,3 +146,90 @@ def test_with_the_bot_user_id_configured_slack_is_never_asked_who_the_bot_is(tmp
     finally:
         server.stop()
     assert not fake_slack.calls_to("auth.test", ok_only=False)
+
+
+# --- malformed and stalled requests, a locked queue file -------------------------------------------
+
+DEEP = 50_000  # far beyond what Python's JSON parser can nest
+
+
+def _service_both(tmp_path, fake_slack: FakeSlackAPI):
+    from tests.test_line_e2e import SECRET as LINE_SECRET
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}", slack_bot_token=TOKEN,
+                        slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT",
+                        line_channel_secret=LINE_SECRET, line_channel_access_token="token",
+                        line_api_url="http://127.0.0.1:9")
+    return build_service(settings, record_only=True)
+
+
+def test_json_nested_deeper_than_the_parser_goes_gets_400_not_500(tmp_path, fake_slack: FakeSlackAPI) -> None:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from tests.test_line_e2e import sign
+
+    server = start_in_thread(_service_both(tmp_path, fake_slack))
+    try:
+        deep = "[" * DEEP + "]" * DEEP
+        assert post_signed(server.url + "/slack/events", '{"type": "event_callback", "event": ' + deep + "}").status == 400
+        form = "payload=" + urllib.parse.quote(deep)
+        assert post_signed(server.url + "/slack/events", form, content_type="application/x-www-form-urlencoded").status == 400
+        body = ('{"destination": "U1", "events": ' + deep + "}").encode()
+        request = urllib.request.Request(server.url + "/line/callback", data=body, method="POST",
+                                         headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400
+        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U77")).status == 200, "still serving"
+    finally:
+        server.stop()
+
+
+def test_a_body_that_stalls_gets_408_within_the_bound(tmp_path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    import socket
+
+    import bot.server
+
+    monkeypatch.setattr(bot.server, "BODY_TIMEOUT_SECONDS", 0.5)
+    server = start_in_thread(_service_both(tmp_path, fake_slack))
+    try:
+        for path in ("/slack/events", "/line/callback"):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+                conn.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 1000\r\n\r\n{\"type\":".encode())
+                started = time.monotonic()
+                answer = conn.recv(4096).decode("latin-1")
+                assert answer.startswith("HTTP/1.1 408"), answer[:80]
+                assert time.monotonic() - started < 3.0
+    finally:
+        server.stop()
+
+
+def test_healthz_says_503_while_the_turn_queue_file_is_locked(tmp_path, fake_slack: FakeSlackAPI) -> None:
+    import json
+    import sqlite3
+
+    from tests.test_slack_e2e import get
+
+    server = start_in_thread(_service_both(tmp_path, fake_slack))
+    try:
+        assert get(server.url + "/healthz").status == 200
+        locker = sqlite3.connect(tmp_path / "nanbyo-turns.db", isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another writer holds the queue and does not finish
+        try:
+            started = time.monotonic()
+            locked = get(server.url + "/healthz")
+            assert locked.status == 503 and json.loads(locked.body)["status"] == "unavailable"
+            assert time.monotonic() - started < 1.5
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        for _ in range(100):  # the probe that waited on the lock finishes, then a new one runs
+            if get(server.url + "/healthz").status == 200:
+                break
+            time.sleep(0.1)
+        assert get(server.url + "/healthz").status == 200
+    finally:
+        server.stop()

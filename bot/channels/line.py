@@ -348,7 +348,8 @@ class LineWebhook:
             # Verified above over the raw bytes; the parser checks again on the decoded text, which
             # for valid UTF-8 is the same bytes, and gives the SDK's typed events (unknown ones kept).
             events = self._parser.parse(body.decode("utf-8"), signature.strip())
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError, InvalidSignatureError):
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, InvalidSignatureError, RecursionError):
+            # RecursionError: JSON nested deeper than the parser goes (caught before RuntimeError below)
             log.warning("line callback refused: not a webhook body bytes=%d", len(body))
             return 400, "bad request"
         turns = to_incoming(events)

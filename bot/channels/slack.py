@@ -360,7 +360,8 @@ class SlackIntake:
         try:
             request: BoltRequest | None = BoltRequest(body=body, query=query, headers=dict(headers))
             well_formed = request is not None and well_formed_payload(request.body)
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError):  # `payload=` not JSON, a JSON array …
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
+            # `payload=` not JSON, a JSON array, JSON nested deeper than the parser goes …
             request, well_formed = None, False
         if request is not None and well_formed:
             return self.app.dispatch(request)
