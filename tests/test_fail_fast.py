@@ -233,3 +233,32 @@ def test_healthz_says_503_while_the_turn_queue_file_is_locked(tmp_path, fake_sla
         assert get(server.url + "/healthz").status == 200
     finally:
         server.stop()
+
+
+def test_slow_header_connections_are_closed_and_real_events_go_on(tmp_path, fake_slack: FakeSlackAPI,
+                                                                  monkeypatch) -> None:
+    """Connections that send their headers a byte at a time fill uvicorn's connection cap (503 for
+    everyone beyond it); each is closed when its headers are not complete in time."""
+    import socket
+
+    import bot.server
+
+    monkeypatch.setattr(bot.server, "MAX_CONNECTIONS", 30)
+    monkeypatch.setattr(bot.server, "HEADER_TIMEOUT_SECONDS", 1.0)
+    server = start_in_thread(_service_both(tmp_path, fake_slack))
+    slow = []
+    try:
+        for _ in range(40):  # more than the cap
+            conn = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(conn)
+        started = time.monotonic()
+        for conn in slow[:30]:  # each is closed by the server, without an answer
+            assert conn.recv(4096) == b""
+        assert time.monotonic() - started < 4.0
+        acked = post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U88"))
+        assert acked.status == 200 and acked.seconds < 1.0
+    finally:
+        for conn in slow:
+            conn.close()
+        server.stop()
