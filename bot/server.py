@@ -43,6 +43,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bot.bootstrap import Service, build_outboxes, build_service
 from bot.config import Settings
@@ -246,49 +247,46 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
     return app
 
 
-def _header_timeout_protocol() -> type:
+class HeaderTimeoutProtocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline for a request's headers (``HEADER_TIMEOUT_SECONDS``).
 
     uvicorn bounds the wait between requests on a kept-alive connection, but not the wait for the
     first request's headers: a client that sends them a byte at a time holds its connection (and
     one of ``MAX_CONNECTIONS``) for ever, and a thousand such clients make every real event 503.
     Ours rather than a setting because uvicorn has none: a timer from the connection's start,
-    cancelled once a request's headers are complete (uvicorn then has a request cycle).
+    cancelled once a request's headers are complete (uvicorn then has a request cycle). At module
+    level, so that ``serve --workers N`` can hand it to the worker processes.
     """
-    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class HeaderTimeoutProtocol(H11Protocol):
-        _deadline: asyncio.TimerHandle | None = None
+    _deadline: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._deadline = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._headers_too_slow)
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._deadline = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._headers_too_slow)
 
-        def handle_events(self) -> None:
-            super().handle_events()
-            if self.cycle is not None and self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-            super().connection_lost(exc)
-
-        def _headers_too_slow(self) -> None:
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and self._deadline is not None:
+            self._deadline.cancel()
             self._deadline = None
-            if self.cycle is None and not self.transport.is_closing():
-                self.transport.close()
 
-    return HeaderTimeoutProtocol
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().connection_lost(exc)
+
+    def _headers_too_slow(self) -> None:
+        self._deadline = None
+        if self.cycle is None and not self.transport.is_closing():
+            self.transport.close()
 
 
 def uvicorn_config(app: Any, host: str, port: int, *, workers: int = 1, factory: bool = False) -> Any:
     import uvicorn
 
     return uvicorn.Config(app, host=host, port=port, factory=factory, workers=workers, lifespan="on",
-                          http=_header_timeout_protocol(),
+                          http=HeaderTimeoutProtocol,
                           log_config=None, access_log=False, server_header=False,
                           timeout_keep_alive=KEEP_ALIVE_SECONDS, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
                           limit_concurrency=MAX_CONNECTIONS, backlog=BACKLOG)
