@@ -153,7 +153,8 @@ def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = 
             runner = PooledRunner(bot, outboxes, store=bot.store if durable else None,
                                   database_url=settings.database_url, threads=threads,
                                   limit=settings.turn_queue_limit, lease=settings.turn_lease_seconds,
-                                  record_timeout=settings.record_timeout_seconds)
+                                  record_timeout=settings.record_timeout_seconds,
+                                  outbox_expiry=settings.outbox_expiry_seconds)
         else:
             runner = InlineRunner(bot, outboxes)
     service = Service(bot, store, outboxes, runner)

@@ -68,6 +68,7 @@ class Settings:
     turn_queue_limit: int = 5000
     turn_lease_seconds: float = 30.0
     record_timeout_seconds: float = 2.0  # an ack waits this long for its turn to be recorded, else 503
+    outbox_expiry_seconds: float = 600.0  # a reply the platform keeps failing is tried again for this long
     turn_threads: int = 8  # turns the turn process runs at once
     # Retention (README "Privacy"): an abandoned dialog's answers, handled event ids and unfollow
     # tombstones (beyond Slack's and LINE's redelivery windows), the statistics and their text.
@@ -111,6 +112,7 @@ class Settings:
             turn_queue_limit=int(get("TURN_QUEUE_LIMIT") or cls.turn_queue_limit),
             turn_lease_seconds=float(get("TURN_LEASE_SECONDS") or cls.turn_lease_seconds),
             record_timeout_seconds=float(get("RECORD_TIMEOUT_SECONDS") or cls.record_timeout_seconds),
+            outbox_expiry_seconds=float(get("OUTBOX_EXPIRY_SECONDS") or cls.outbox_expiry_seconds),
             turn_threads=int(get("TURN_THREADS") or cls.turn_threads),
             dialog_retention_hours=_positive("DIALOG_RETENTION_HOURS", get("DIALOG_RETENTION_HOURS"),
                                              cls.dialog_retention_hours),

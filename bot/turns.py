@@ -52,6 +52,7 @@ import dataclasses
 import json
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -90,6 +91,11 @@ DEFAULT_RECORD_TIMEOUT = 2.0
 TAKEN_PER_THREAD = 4
 POLL_SECONDS = 0.02  # how often an idle consumer looks for new turns (a read of one row at most)
 CLOSE_SECONDS = 60.0  # on close, how long a consumer goes on taking the turns still in the queue
+# A delivery the platform failed for a moment (5xx, 429, a timeout) is tried again after 1, 2, 4 … s
+# (at most 30 s between tries, or what Retry-After says), for up to this long; then it is given up.
+DEFAULT_OUTBOX_EXPIRY = 600.0
+BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
 
 
 class Outbox(Protocol):
@@ -116,8 +122,38 @@ class TurnsUnrecorded(RuntimeError):
     delivers the event again."""
 
 
+class DeliveryDelayed(RuntimeError):
+    """The platform failed for a moment (5xx, 429, a timeout, not reached): the delivery is tried again.
+
+    Attributes:
+        retry_after: seconds the platform asked to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(self, cause: Exception, retry_after: float | None) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.retry_after = retry_after
+
+
+def transient(exc: Exception) -> tuple[bool, float | None]:
+    """Whether a delivery error may pass (and how long the platform asked to wait): a 5xx or a 429
+    from Slack or LINE, or a platform not reached at all. A 4xx (the user blocked the bot, a bad
+    request) is for good."""
+    permanent = getattr(exc, "permanent", None)  # LineDeliveryError
+    if permanent is not None:
+        return not permanent, getattr(exc, "retry_after", None)
+    response = getattr(exc, "response", None)  # slack_sdk's SlackApiError
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        headers = {str(k).lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
+        value = headers.get("retry-after")
+        wait = float(value[0] if isinstance(value, list) else value) if value else None
+        return status >= 500 or status == 429, wait
+    return isinstance(exc, (OSError, TimeoutError, ConnectionError)), None
+
+
 def deliver(outboxes: Mapping[str, Outbox], msg: IncomingMessage, address: Address, replies: list[Reply]) -> None:
-    """Hand replies to their channel's outbox; a refusal is logged (never the text), not raised."""
+    """Hand replies to their channel's outbox; a refusal for good is logged (never the text), not
+    raised; one that may pass raises ``DeliveryDelayed`` (the runner tries again)."""
     if not replies and not address.clicked:
         return
     outbox = outboxes.get(address.channel)
@@ -128,8 +164,13 @@ def deliver(outboxes: Mapping[str, Outbox], msg: IncomingMessage, address: Addre
     try:
         outbox.deliver(address, replies, msg.event_id)
     except Exception as exc:
-        log.error("delivery failed channel=%s user=%s error=%s status=%s", address.channel,
-                  hash_user(msg.user_key), type(exc).__name__, getattr(exc, "status", None))
+        passing, wait = transient(exc)
+        log.error("delivery failed channel=%s user=%s error=%s status=%s%s", address.channel,
+                  hash_user(msg.user_key), type(exc).__name__,
+                  getattr(exc, "status", None) or getattr(getattr(exc, "response", None), "status_code", None),
+                  " (will retry)" if passing else "")
+        if passing:
+            raise DeliveryDelayed(exc, wait) from exc
         return
     log.info("%s turn event=%s user=%s replies=%d ms=%.1f", address.channel, msg.event_id, hash_user(msg.user_key),
              len(replies), (time.perf_counter() - started) * 1000)
@@ -223,6 +264,16 @@ def turn_queue(store: Store, database_url: str) -> Store:
     if turn_queue_url(database_url) is None:
         return store
     return Store(make_turn_queue_engine(database_url))
+
+
+@dataclasses.dataclass
+class _Waiting:
+    """A turn whose answer waits for the platform: the answers made, the parts already delivered."""
+
+    kept: dict[str, Any]
+    delivered: set[str]
+    since: float
+    attempts: int
 
 
 @dataclasses.dataclass
@@ -435,8 +486,10 @@ class TurnConsumer:
     """
 
     def __init__(self, bot: Answers, outboxes: Mapping[str, Outbox], *, store: Store | None, queue: Store | None,
-                 threads: int = 8, lease: float = DEFAULT_LEASE_SECONDS, poll: float = POLL_SECONDS) -> None:
+                 threads: int = 8, lease: float = DEFAULT_LEASE_SECONDS, poll: float = POLL_SECONDS,
+                 outbox_expiry: float = DEFAULT_OUTBOX_EXPIRY, backoff: float = BACKOFF_SECONDS) -> None:
         self.bot, self.outboxes = bot, outboxes
+        self.outbox_expiry, self.backoff = outbox_expiry, backoff
         self.store, self.queue = store, queue  # turn answers are kept in the one, turns wait in the other
         self.lease, self.poll = lease, poll
         self.capacity = threads * TAKEN_PER_THREAD
@@ -445,6 +498,8 @@ class TurnConsumer:
         self._lock = threading.Lock()  # guards _pending, _users, _seq
         self._pending: set[int] = set()  # recorded turns have their row id, unrecorded ones a negative number
         self._users: dict[str, deque[tuple[int, list[Turn], bool]]] = {}  # users with a turn running: the next ones
+        self._waiting: dict[int, _Waiting] = {}  # turns whose delivery waits for the platform to come back
+        self.redelivered = 0  # deliveries tried again after the platform failed (Slack may show those twice)
         self._seq = 0
         self._wake = threading.Event()
         self._draining = threading.Event()
@@ -599,22 +654,66 @@ class TurnConsumer:
     # -- running one -----------------------------------------------------------------------------
 
     def _run(self, seq: int, group: list[Turn], retry: bool) -> None:
+        waiting = self._waiting.pop(seq, None)
+        later = False
         try:
-            kept: dict[str, Any] = self._kept(seq) if retry and seq > 0 else {}
+            kept: dict[str, Any] = waiting.kept if waiting else self._kept(seq) if retry and seq > 0 else {}
+            delivered: set[str] = waiting.delivered if waiting else set()
             for index, (msg, address) in enumerate(group):
+                if str(index) in delivered:
+                    continue  # delivered before the platform failed on a later part
                 with working(self.outboxes, address):
                     replies = self._answer(seq, str(index), msg, kept)
                 deliver(self.outboxes, msg, address, replies)
+                delivered.add(str(index))
+        except DeliveryDelayed as exc:
+            later = self._later(seq, group, waiting, kept, delivered, exc)
         except Exception:  # a bug in a channel: logged, and the turn is finished anyway
             log.exception("turn failed")
         finally:
-            if seq > 0 and self._finisher is not None:
+            if later:
+                pass  # still pending: its lease is renewed, and a crash meanwhile leaves it to be taken over
+            elif seq > 0 and self._finisher is not None:
                 # Answered: the row goes at once, and the message text with it — the fewer answers
                 # delivered and not yet recorded, the fewer a crash repeats. It stays pending here
                 # until it is deleted: its lease is renewed, and it is not taken again meanwhile.
                 self._finisher.add(seq)
             else:
                 self._finished([seq])
+
+    def _later(self, seq: int, group: list[Turn], waiting: _Waiting | None, kept: dict[str, Any],
+               delivered: set[str], exc: DeliveryDelayed) -> bool:
+        """Try the delivery again after a backoff (or what the platform asked for), with the answers
+        already made (the turn does not run twice); False when it has waited ``outbox_expiry``."""
+        since = waiting.since if waiting else time.monotonic()
+        attempts = (waiting.attempts if waiting else 0) + 1
+        if time.monotonic() - since >= self.outbox_expiry:
+            log.error("delivery given up turn=%d attempts=%d after=%.0fs", seq, attempts, time.monotonic() - since)
+            return False
+        # Exponential, with jitter so that many turns of one outage do not come back at one instant.
+        delay = exc.retry_after if exc.retry_after is not None else \
+            min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
+        self._waiting[seq] = _Waiting(kept, delivered, since, attempts)
+        with self._lock:
+            self.redelivered += 1
+        timer = threading.Timer(delay, self._retry, args=(seq, group))
+        timer.daemon = True
+        timer.start()
+        log.warning("delivery delayed turn=%d attempt=%d retry_in=%.1fs", seq, attempts, delay)
+        return True
+
+    def _retry(self, seq: int, group: list[Turn]) -> None:
+        """Deliver a waiting turn again; once this consumer has stopped, leave it in the queue (not
+        deleted, no longer renewed) for the next consumer, which delivers its kept answer."""
+        if not self._stopped.is_set():
+            try:
+                self._dispatch(seq, group, True)
+                return
+            except RuntimeError:  # the pool shut down meanwhile
+                pass
+        self._waiting.pop(seq, None)
+        with self._lock:
+            self._pending.discard(seq)
 
     def _finished(self, seqs: list[int]) -> None:
         with self._lock:
@@ -703,10 +802,12 @@ class PooledRunner:
 
     def __init__(self, bot: Answers, outboxes: Mapping[str, Outbox], *, store: Store | None = None,
                  database_url: str = "", threads: int = 8, limit: int = DEFAULT_LIMIT,
-                 lease: float = DEFAULT_LEASE_SECONDS, record_timeout: float = DEFAULT_RECORD_TIMEOUT) -> None:
+                 lease: float = DEFAULT_LEASE_SECONDS, record_timeout: float = DEFAULT_RECORD_TIMEOUT,
+                 outbox_expiry: float = DEFAULT_OUTBOX_EXPIRY, backoff: float = BACKOFF_SECONDS) -> None:
         self.queue = turn_queue(store, database_url) if store is not None else None
         self.limit = limit
-        self.consumer = TurnConsumer(bot, outboxes, store=store, queue=self.queue, threads=threads, lease=lease)
+        self.consumer = TurnConsumer(bot, outboxes, store=store, queue=self.queue, threads=threads, lease=lease,
+                                     outbox_expiry=outbox_expiry, backoff=backoff)
         self.recorder = TurnRecorder(self.queue, limit=limit, record_timeout=record_timeout,
                                      on_recorded=self.consumer.wake) if self.queue is not None else None
         self._closing = False

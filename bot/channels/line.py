@@ -188,10 +188,19 @@ class LineDeliveryError(RuntimeError):
         permanent: True when retrying cannot help (a 4xx other than 429, e.g. the user blocked us).
     """
 
-    def __init__(self, status: int | None, what: str) -> None:
+    def __init__(self, status: int | None, what: str, retry_after: float | None = None) -> None:
         super().__init__(f"LINE {what} failed" + (f" with HTTP {status}" if status is not None else " (not reached)"))
         self.status = status
         self.permanent = status is not None and 400 <= status < 500 and status != 429
+        self.retry_after = retry_after  # seconds LINE asked to wait (Retry-After), if it said
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    value = (getattr(exc, "headers", None) or {}).get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _configuration(settings: Settings, data: bool = False) -> Configuration:
@@ -236,7 +245,7 @@ class LineApi:
         except ApiException as exc:
             if exc.status == 409 and key is not None:
                 return False
-            raise LineDeliveryError(exc.status, "push") from None
+            raise LineDeliveryError(exc.status, "push", _retry_after(exc)) from None
         except urllib3.exceptions.HTTPError as exc:
             raise LineDeliveryError(None, f"push ({type(exc).__name__})") from None
         return True
@@ -393,9 +402,11 @@ class LineOutbox:
                 try:
                     self._api.reply(address.reply_token, batch)
                     continue
+                except urllib3.exceptions.HTTPError as exc:
+                    raise LineDeliveryError(None, f"reply ({type(exc).__name__})") from None
                 except ApiException as exc:
                     if not _is_invalid_reply_token(exc):
-                        raise LineDeliveryError(exc.status, "reply") from None
+                        raise LineDeliveryError(exc.status, "reply", _retry_after(exc)) from None
                     log.info("line reply token refused, pushing instead user=%s",
                              hash_user(f"{CHANNEL}:{address.user}"))
             self._api.push(address.user, batch, retry_key(f"line-event:{key}:{n}") if key else None)

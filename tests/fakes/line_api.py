@@ -127,6 +127,7 @@ class FakeLineApi:
     invalid_reply_tokens: set[str] = field(default_factory=set)
     push_status: int | None = None  # answer every push with this status instead (e.g. 500)
     loading_status: int | None = None  # answer every loading-animation call with this status instead
+    outage_until: float = 0.0  # until then (time.monotonic()), replies and pushes answer 503
     requests: list[Recorded] = field(default_factory=list)
     accepted_retry_keys: set[str] = field(default_factory=set)
     rich_menus: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -159,6 +160,10 @@ class FakeLineApi:
         self.close()
 
     # -- assertions -------------------------------------------------------------------------
+
+    def outage(self, seconds: float) -> None:
+        """For the next ``seconds``, replies and pushes answer 503 (LINE's message API down for a moment)."""
+        self.outage_until = time.monotonic() + seconds
 
     def calls(self, path: str) -> list[Recorded]:
         """Requests to ``path`` (exact, or a regex when it contains "(" or "["), in order."""
@@ -198,6 +203,8 @@ class FakeLineApi:
             return 401, {"message": "Authentication failed. Confirm that the access token in the authorization "
                                     "header is valid."}, {}
         path, method = rec.path, rec.method
+        if path in ("/v2/bot/message/reply", "/v2/bot/message/push") and time.monotonic() < self.outage_until:
+            return 503, {"message": "fake outage"}, {}
         if method == "POST" and path == "/v2/bot/message/reply":
             body = rec.json
             if body.get("replyToken") in self.invalid_reply_tokens:

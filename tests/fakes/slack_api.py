@@ -49,6 +49,7 @@ class FakeSlackAPI:
         self._ts = 0
         self.socket_mode_url: str | None = None  # what apps.connections.open hands out (FakeSocketMode.url)
         self.delay = 0.0  # seconds chat.postMessage takes before it answers (a slow Web API)
+        self._outage_until = 0.0  # until then (time.monotonic()), chat.postMessage answers 503
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,6 +90,11 @@ class FakeSlackAPI:
         with self._lock:
             self._limited.extend([(method, retry_after)] * n)
 
+    def outage(self, seconds: float) -> None:
+        """For the next ``seconds``, chat.postMessage answers 503 (Slack's message API down for a moment)."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+
     def calls_to(self, method: str, *, ok_only: bool = True) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method and (c.status == 200 or not ok_only)]
@@ -126,8 +132,10 @@ class FakeSlackAPI:
         with self._changed:
             limit = next((i for i, (m, _) in enumerate(self._limited) if m in (None, method)), None)
             retry_after = self._limited.pop(limit)[1] if limit is not None else None
-            status = 429 if retry_after is not None else 200
-            body = {"ok": False, "error": "ratelimited"} if status == 429 else self._answer(method, args)
+            down = method == "chat.postMessage" and time.monotonic() < self._outage_until
+            status = 429 if retry_after is not None else 503 if down else 200
+            body = {"ok": False, "error": "ratelimited"} if status == 429 else \
+                {"ok": False, "error": "service_unavailable"} if down else self._answer(method, args)
             self.calls.append(Call(method, path, args, headers, status, body))
             self._changed.notify_all()
         payload = json.dumps(body).encode()
