@@ -101,6 +101,19 @@ def requests(kb: KnowledgeBase, text: Text) -> bool:
     return _requests_in(text.folded, idx.requesting) or _requests_in(text.reading, idx.requesting_readings)
 
 
+# Request words that ask to be shown or told something: 「上限額の表を見せて」 asks for the table (a
+# topic), not for the calculator; a list the bot keeps (お知らせ, 医療費の記録) is still shown by them.
+_SHOWING = ("見せて", "みせて", "見て", "みて", "教えてくれる", "おしえてくれる", "教えて", "おしえて", "見たい", "みたい")
+
+
+def only_shown(kb: KnowledgeBase, text: Text) -> bool:
+    """Whether a message's request words are all words of showing or telling (「表を見せて」)."""
+    idx = _index(kb)
+    others = tuple(r for r in idx.requesting if r not in _SHOWING)
+    readings = tuple(r for r, w in zip(idx.requesting_readings, idx.requesting) if w not in _SHOWING)
+    return not (_requests_in(text.folded, others) or _requests_in(text.reading, readings))
+
+
 def _requests_in(haystack: str, words: tuple[str, ...]) -> bool:
     for r in words:
         start = haystack.find(r)
@@ -226,7 +239,7 @@ def wants(kb: KnowledgeBase, text: Text, action_id: str, topic_ids: tuple[str, .
     that action (「保健福祉事務所の場所を知りたい」)
     — the topics are those as close to the message as the action.
     """
-    if requests(kb, text):
+    if requests(kb, text) and not (action(kb, action_id).calculates and only_shown(kb, text)):
         return True
     if asks(text) and personal(kb, text) and action(kb, action_id).calculates and behind < PERSONAL_MARGIN:
         return True
