@@ -98,7 +98,14 @@ _REQUEST_END = re.compile(r"$|[。．.！!？?、,\s]|く[だれ]|ほし|もら|
 def requests(kb: KnowledgeBase, text: Text) -> bool:
     """Whether a message asks the bot to do something (計算して, 見せて …: actions.yaml ``requesting``)."""
     idx = _index(kb)
-    return _requests_in(text.folded, idx.requesting) or _requests_in(text.reading, idx.requesting_readings)
+    if _requests_in(text.folded, idx.requesting) or _requests_in(text.reading, idx.requesting_readings):
+        return True
+    # Folding drops the comma that ends a request clause: 「終わりを覚えといて、忘れっぽいんで」.
+    clauses = [c for c in _CLAUSE.split(text.raw) if c]
+    return len(clauses) > 1 and any(_requests_in(fold(c), idx.requesting) for c in clauses)
+
+
+_CLAUSE = re.compile(r"[、,，。．.！!？?\s]+")
 
 
 # Request words that ask to be shown or told something: 「上限額の表を見せて」 asks for the table (a
