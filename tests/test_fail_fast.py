@@ -262,3 +262,92 @@ def test_slow_header_connections_are_closed_and_real_events_go_on(tmp_path, fake
         for conn in slow:
             conn.close()
         server.stop()
+
+
+def test_a_kept_alive_connection_that_trickles_its_next_request_headers_is_closed(
+        tmp_path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    """uvicorn's keep-alive timeout stops at the next request's first byte; the header deadline
+    starts again after each response, so the second request's headers are bounded too."""
+    import socket
+
+    import bot.server
+
+    monkeypatch.setattr(bot.server, "HEADER_TIMEOUT_SECONDS", 1.0)
+    server = start_in_thread(_service_both(tmp_path, fake_slack))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200"), "a first request, answered; the connection stays open"
+            conn.settimeout(0.2)
+            started = time.monotonic()
+            closed_after = None
+            for byte in b"POST /slack/events HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+                try:
+                    conn.sendall(bytes([byte]))
+                    if conn.recv(4096) == b"":
+                        closed_after = time.monotonic() - started
+                        break
+                except TimeoutError:
+                    continue  # still open: the next byte
+                except OSError:
+                    closed_after = time.monotonic() - started
+                    break
+            assert closed_after is not None, "a client sending a byte every 0.2 s held the connection for 10 s"
+            assert closed_after < 2.5
+    finally:
+        server.stop()
+
+
+def test_a_thousand_slow_connections_hold_events_and_healthz_back_only_until_their_deadlines(
+        tmp_path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    """1,100 unauthenticated connections (slow headers and slow bodies) at the real connection cap
+    (1,000): real events and /healthz answer 503 only until the header and body deadlines close them."""
+    import socket
+
+    import bot.server
+    from tests.test_slack_e2e import get
+
+    monkeypatch.setattr(bot.server, "HEADER_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(bot.server, "BODY_TIMEOUT_SECONDS", 1.0)
+    assert bot.server.MAX_CONNECTIONS == 1000
+    server = start_in_thread(_service_both(tmp_path, fake_slack))
+    slow = []
+    try:
+        started = time.monotonic()
+        for n in range(1100):
+            conn = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            if n < 400:  # complete headers, a body that never comes
+                conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 1000\r\n\r\n{")
+            else:  # headers that never end
+                conn.sendall(b"POST /line/callback HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(conn)
+        opened = time.monotonic()
+
+        def ok(result_of) -> bool:
+            try:
+                return result_of().status == 200
+            except OSError:
+                return False
+
+        statuses = []
+        health_back = event_back = None
+        while (health_back is None or event_back is None) and time.monotonic() - opened < 10:
+            if health_back is None:
+                health = ok(lambda: get(server.url + "/healthz"))
+                statuses.append(health)
+                if health:
+                    health_back = time.monotonic() - opened
+            if event_back is None and ok(lambda: post_signed(server.url + "/slack/events",
+                                                             dm("受給者証なくした", user="U89"))):
+                event_back = time.monotonic() - opened
+            time.sleep(0.05)
+        assert statuses and statuses[0] is False, "the cap was reached: this test measures something"
+        assert health_back is not None and event_back is not None
+        print(f"1,100 opened in {opened - started:.2f} s; then /healthz back after {health_back:.2f} s, "
+              f"a real event after {event_back:.2f} s")
+        assert health_back < 3.0 and event_back < 3.0
+    finally:
+        for conn in slow:
+            conn.close()
+        server.stop()
