@@ -351,3 +351,42 @@ def test_a_thousand_slow_connections_hold_events_and_healthz_back_only_until_the
         for conn in slow:
             conn.close()
         server.stop()
+
+
+def test_a_turn_that_got_the_apology_is_not_answered_again_when_the_database_is_back(
+        tmp_path, fake_slack: FakeSlackAPI) -> None:
+    """SQLite, the whole serve in process: the database is held by another writer while a recorded
+    turn runs (it apologises), and the queue file too while the answered turn is deleted. Once both
+    are free, the turn is deleted, not taken over and run again: no user gets the apology and then
+    the answer (issue 24's 24-32 users)."""
+    import sqlite3
+
+    from bot.core import DB_DOWN_TEXT
+
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT", turn_lease_seconds=1.0)
+    server = start_in_thread(build_service(settings))
+    lockers = []
+    try:
+        assert post_signed(server.url + "/slack/events", dm("こんにちは", user="U60")).status == 200
+        fake_slack.wait_for("chat.postMessage", 1)  # the schema is made, the user known
+        for name in ("nanbyo.db", "nanbyo-turns.db"):
+            locker = sqlite3.connect(tmp_path / name, isolation_level=None)
+            lockers.append(locker)
+        lockers[0].execute("BEGIN EXCLUSIVE")  # the database: the turn will wait 5 s, then apologise
+        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U61")).status == 200
+        time.sleep(0.5)  # recorded and running; now the queue file too, for the delete after the apology
+        lockers[1].execute("BEGIN EXCLUSIVE")
+        apology = fake_slack.wait_for("chat.postMessage", 2, timeout=15)[-1]
+        assert apology.args["text"].startswith(DB_DOWN_TEXT[:10])
+        time.sleep(6.0)  # the delete waits out the busy timeout and fails; the turn's lease runs out
+        for locker in lockers:
+            locker.execute("ROLLBACK")
+        time.sleep(3.0)  # a turn left to its lease would be taken over and answered now
+    finally:
+        for locker in lockers:
+            locker.close()
+        server.stop()
+    to_u61 = [c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "D61"]
+    assert len(to_u61) == 1, [c.args.get("text", "")[:30] for c in to_u61]
