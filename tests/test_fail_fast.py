@@ -135,6 +135,25 @@ def test_slack_events_are_acked_at_once_while_the_web_api_is_unreachable(tmp_pat
     assert pending_turns(url) == 3
 
 
+def test_slack_events_are_acked_at_once_while_the_web_api_is_slow(tmp_path, fake_slack: FakeSlackAPI) -> None:
+    """auth.test taking 4 s (the probe saw 5 s acks; Slack waits 3): asked once, at start, off the ack path."""
+    from tests.test_durable_turns import pending_turns
+
+    fake_slack.auth_delay = 4.0
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url)
+    server = start_in_thread(build_service(settings, record_only=True))
+    try:
+        for n in range(3):
+            acked = post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U{80 + n}"))
+            assert acked.status == 200 and acked.seconds < 1.0
+    finally:
+        server.stop()
+    assert pending_turns(url) == 3
+    assert len(fake_slack.calls_to("auth.test", ok_only=False)) <= 1
+
+
 def test_with_the_bot_user_id_configured_slack_is_never_asked_who_the_bot_is(tmp_path, fake_slack: FakeSlackAPI) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}", slack_bot_token=TOKEN,
                         slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
