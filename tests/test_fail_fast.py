@@ -410,3 +410,41 @@ def test_a_turn_that_got_the_apology_is_not_answered_again_when_the_database_is_
         server.stop()
     to_u61 = [c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "D61"]
     assert len(to_u61) == 1, [c.args.get("text", "")[:30] for c in to_u61]
+
+
+def test_on_postgresql_a_turn_that_got_the_apology_is_not_answered_again(pg_url: str,
+                                                                         fake_slack: FakeSlackAPI) -> None:
+    """PostgreSQL, the whole serve in process: another session holds the dialog tables while a
+    recorded turn runs (it apologises after the lock timeout), then the queue table while the turn
+    is deleted. Once both are free, the turn is deleted, not taken over and answered as well."""
+    from sqlalchemy import create_engine, text
+
+    from bot.core import DB_DOWN_TEXT
+
+    settings = Settings(database_url=pg_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT", turn_lease_seconds=1.0)
+    server = start_in_thread(build_service(settings))
+    other = create_engine(pg_url)
+    dialog, queue = other.connect(), other.connect()
+    try:
+        assert post_signed(server.url + "/slack/events", dm("こんにちは", user="U60")).status == 200
+        fake_slack.wait_for("chat.postMessage", 1)
+        dialog.begin()
+        dialog.execute(text("LOCK TABLE handled_event, conversation_state IN ACCESS EXCLUSIVE MODE"))
+        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U61")).status == 200
+        time.sleep(0.5)  # recorded and running; now the queue, for the delete after the apology
+        queue.begin()
+        queue.execute(text("LOCK TABLE pending_turn IN ACCESS EXCLUSIVE MODE"))
+        apology = fake_slack.wait_for("chat.postMessage", 2, timeout=15)[-1]
+        assert apology.args["text"].startswith(DB_DOWN_TEXT[:10])
+        time.sleep(6.0)  # the delete waits out the lock timeout and fails; the turn's lease runs out
+        dialog.rollback()
+        queue.rollback()
+        time.sleep(3.0)  # a turn left to its lease would be taken over and answered now
+    finally:
+        dialog.close()
+        queue.close()
+        other.dispose()
+        server.stop()
+    to_u61 = [c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "D61"]
+    assert len(to_u61) == 1, [c.args.get("text", "")[:30] for c in to_u61]
