@@ -448,3 +448,34 @@ def test_on_postgresql_a_turn_that_got_the_apology_is_not_answered_again(pg_url:
         server.stop()
     to_u61 = [c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "D61"]
     assert len(to_u61) == 1, [c.args.get("text", "")[:30] for c in to_u61]
+
+
+def test_events_refused_during_a_hung_postgresql_are_answered_once_when_delivered_again(
+        pg_url: str, proxy: DatabaseProxy, fake_slack: FakeSlackAPI) -> None:
+    """The whole serve (turns run too): the events of the hang get 503 and nothing else; delivered
+    again after it, each user gets one answer, and no apology."""
+    from bot.core import DB_DOWN_TEXT
+
+    settings = Settings(database_url=proxy.url(pg_url), slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT",
+                        record_timeout_seconds=RECORD_TIMEOUT)
+    server = start_in_thread(build_service(settings))
+    try:
+        assert post_signed(server.url + "/slack/events", dm("はじめまして", user="U1")).status == 200
+        fake_slack.wait_for("chat.postMessage", 1)
+        proxy.hang()
+        events = [dm("受給者証なくした", user=f"U{20 + n}", event_id=f"EvAgain{n}") for n in range(5)]
+        for body in events:
+            refused = post_signed(server.url + "/slack/events", body)
+            assert refused.status == 503 and refused.seconds < 3.0
+        proxy.resume()
+        time.sleep(5.2)  # DB_PAUSE_SECONDS
+        assert [post_signed(server.url + "/slack/events", body).status for body in events] == [200] * 5
+        fake_slack.wait_for("chat.postMessage", 6, timeout=20)
+        time.sleep(0.5)  # room for a second message, if one were coming
+    finally:
+        server.stop()
+    posts = fake_slack.calls_to("chat.postMessage")
+    for n in range(5):
+        to_user = [c.args.get("text", "") for c in posts if c.args.get("channel") == f"D{20 + n}"]
+        assert len(to_user) == 1 and not to_user[0].startswith(DB_DOWN_TEXT[:10]), to_user
