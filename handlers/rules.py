@@ -359,7 +359,7 @@ def decide(s: Signals, rules: tuple[Rule, ...] = RULES) -> Decision:
     for rule in rules:
         decision = rule.fires(s)
         if decision is not None:
-            return decision
+            return replace(decision, rule=rule.name)  # the table's name is the one reported
     raise AssertionError("the fallback rule always fires")
 
 
