@@ -52,13 +52,7 @@ _INDEXES: dict[int, _Index] = {}
 def _index(kb: KnowledgeBase) -> _Index:
     idx = _INDEXES.get(id(kb))
     if idx is None:
-        by_phrase: dict[str, Action] = {}
-        offered: dict[str, list[Action]] = {}
-        for action in kb.actions:
-            for phrase in (*action.commands, *action.phrasings, action.label):
-                by_phrase.setdefault(_key(phrase), action)
-            for tid in action.offered_by:
-                offered.setdefault(tid, []).append(action)
+        by_phrase, offered = _phrases_and_offers(kb)
         by_value = {a.does: a for a in kb.actions}
         idx = _INDEXES[id(kb)] = _Index(
             by_phrase, by_value, {a.id: a for a in kb.actions}, {k: tuple(v) for k, v in offered.items()},
@@ -71,6 +65,18 @@ def _index(kb: KnowledgeBase) -> _Index:
             unless={a.id: tuple(re.compile(p) for p in a.unless) for a in kb.actions},
         )
     return idx
+
+
+def _phrases_and_offers(kb: KnowledgeBase) -> tuple[dict[str, Action], dict[str, list[Action]]]:
+    """Each action by every way it is typed (first action wins), and the actions each topic offers."""
+    by_phrase: dict[str, Action] = {}
+    offered: dict[str, list[Action]] = {}
+    for action in kb.actions:
+        for phrase in (*action.commands, *action.phrasings, action.label):
+            by_phrase.setdefault(_key(phrase), action)
+        for tid in action.offered_by:
+            offered.setdefault(tid, []).append(action)
+    return by_phrase, offered
 
 
 def action(kb: KnowledgeBase, action_id: str) -> Action:
