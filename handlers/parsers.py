@@ -796,7 +796,8 @@ def parse_household_caps(text: Text | str, allowed: frozenset[int] | None = None
                 _cap_options(allowed),
                 people=people,
             )
-    parts = [p for p in _LIST_SEPARATOR.split(t) if p]
+    # 「母も受給者証を持っていて、上限は2,500円です」: a clause without a figure is words around the answer.
+    parts = [p for p in _LIST_SEPARATOR.split(t) if p and re.search(r"[0-9]|[万千百]", p)]
     if not parts or len(parts) > 10:
         return Invalid(HINT_HOUSEHOLD_CAPS)
     caps: list[int | None] = []
