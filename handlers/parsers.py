@@ -797,7 +797,7 @@ def parse_household_caps(text: Text | str, allowed: frozenset[int] | None = None
                 people=people,
             )
     # 「母も受給者証を持っていて、上限は2,500円です」: a clause without a figure is words around the answer.
-    parts = [p for p in _LIST_SEPARATOR.split(t) if p and re.search(r"[0-9]|[万千百]", p)]
+    parts = [p for p in _LIST_SEPARATOR.split(t) if p and re.search("[0-9十百千万〇" + "".join(_KANJI_DIGITS) + "]", p)]
     if not parts or len(parts) > 10:
         return Invalid(HINT_HOUSEHOLD_CAPS)
     caps: list[int | None] = []
