@@ -226,6 +226,8 @@ def start_button(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 
 ROUTES: tuple[Route, ...] = (
+    # 「いらない」 right after the cost log offered to go on answers that offer only (issue 25).
+    Route("costlog-decline", costlog.declines_offer, costlog.decline_offer),
     # A button of an action, or a message that is one of its phrasings: at once, in any state.
     Route("action", lambda m, c: _action(m, c) is not None, do_action),
     Route("start", _start_button, start_button),

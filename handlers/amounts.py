@@ -86,9 +86,9 @@ def parse_amount(text: Text | str) -> Amount | parsers.Unknown | Invalid:
     return Amount(value, kind_of(text))
 
 
-class OtherKind(Invalid):
-    """An amount read, but of another kind than the question asks: the hint is the answer to it (the
-    question that finds the real figure, a 概算), so the message is not passed on to the FAQ."""
+# An amount read, but of another kind than the question asks: the hint is the answer to it (the
+# question that finds the real figure, a 概算), so the message is not passed on to the FAQ.
+OtherKind = parsers.OtherKind
 
 
 def _yen(amount: int) -> str:
@@ -172,6 +172,8 @@ def slot_parser(slot: str) -> Callable[[Text, Any], Any]:
 
     def parse(text: Text, ctx: Any) -> Any:
         read = parse_amount(text)
+        if isinstance(read, Invalid) and ctx is not None:
+            return parsers.amount_is_date(text, ctx.today) or read
         if not isinstance(read, Amount):
             return read
         return check(read) or read.yen

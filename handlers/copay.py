@@ -21,7 +21,7 @@ from handlers.calc.mild_high_cost import MildHighCostError, check_mild_high_cost
 from handlers.calc.start_date import DELAY_REASONS, SCHEME_START, StartDateError, delay_reason, earliest_start
 from handlers.costlog import logged_totals
 from handlers.dialog import Answers, Form, Slot
-from handlers.parsers import UNKNOWN, Invalid
+from handlers.parsers import UNKNOWN, Invalid, Noted
 from nlp.text import Text
 
 # The 出典 lines of the results are knowledge: ``ctx.kb.citation(name)`` gives the prefecture's own
@@ -78,15 +78,24 @@ _TAX_EXEMPT_WORDS = _yes_no_about(
 _PAYS_TAX = re.compile(r"^(?:払っ|はらっ|納め|おさめ|納付し|かかっ)")
 
 
+# 「たぶん」「思う」: a hedged answer is taken, and said back as taken, so that it can be corrected.
+_HEDGED = re.compile(r"たぶん|多分|おそらく|恐らく|と思|はず|かも|気がする")
+
+
 def _TAX_EXEMPT(text: Text, ctx: Context) -> Any:
     if _PAYS_TAX.match(text.compact):
         text = Text("住民税を" + text.raw)
-    return _TAX_EXEMPT_WORDS(text, ctx)
+    value = _TAX_EXEMPT_WORDS(text, ctx)
+    if isinstance(value, bool) and _HEDGED.search(text.compact):
+        said = "非課税" if value else "課税されている"
+        return Noted(value, f"「{said}」として進めます。はっきりしない場合は、住民税の決定通知書か課税（非課税）証明書で確かめられます。"
+                            "違っていたら「ちがう、課税じゃなくて非課税」のように送ってください。")
+    return value
 
 
 @_forgets_named
 def _count(text: Text, ctx: Context) -> Any:
-    return parsers.parse_count(text)
+    return parsers.read_months_count(text, ctx.today)
 
 
 @_forgets_named
@@ -109,7 +118,7 @@ def _caps(text: Text, ctx: Context) -> Any:
 
 def _date(text: Text, ctx: Context) -> Any:
     # Asked for the 診断年月日, a day already past: 「4/1」 without a year is the last 4月1日.
-    return parsers.parse_date(text, ctx.today, prefer="past")
+    return parsers.date_of_kind(text, ctx.today, prefer="past")
 
 
 def _is(answers: Answers, name: str, value: object) -> bool:
@@ -380,7 +389,7 @@ def _reason(text: Text, ctx: Context) -> Any:
 
 def _application_date(text: Text, ctx: Context) -> Any:
     # Filed or about to be filed: 「今日」「昨日」, and 「4/1」 without a year is the nearer 4月1日.
-    return parsers.parse_date(text, ctx.today, prefer="nearest")
+    return parsers.date_of_kind(text, ctx.today, prefer="nearest")
 
 
 def _accepted(reason: object) -> TypeGuard[str]:

@@ -14,6 +14,8 @@ database only, never to a log line or the statistics.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -223,7 +225,34 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
                              "（9時〜20時）。")
     lines.append("数えるのは今月を含む直近12か月で、" + NOT_COUNTED)
     lines.append(_sources(ctx.kb, "high-cost-long-term"))
+    offered(ctx)
     return [Reply("\n".join(lines), choices=(MORE, SHOW, MENU), kind="costlog-recorded", topic="high-cost-long-term")]
+
+
+# In the profile: the state's version of the turn that offered to go on with the cost log (「続けて入力する」).
+# Only the very next message (version + 1) answers that offer; a later 「いらない」 is read as usual.
+OFFERED = "costlog_offered"
+_REFUSAL = re.compile(r"^(?:いらない|いらないです|いりません|要らない|要りません|いらん|不要|不要です|結構です|けっこうです|"
+                      r"もういい|もういいです|大丈夫です|だいじょうぶです|いいです|遠慮します|今はいい|いまはいい|ない|ありません|"
+                      r"いいえ|もうない|以上です|以上)[。.!！\s]*$")
+
+
+def offered(ctx: Context) -> None:
+    ctx.state.profile[OFFERED] = ctx.state.version
+
+
+def declines_offer(msg: IncomingMessage, ctx: Context) -> bool:
+    """Whether the message is a bare refusal (「いらない」) right after the cost log offered to go on:
+    it answers that offer only (issue 25), never the renewal reminders."""
+    if msg.text is None or ctx.state.dialog is not None:
+        return False
+    return ctx.state.profile.get(OFFERED) == ctx.state.version - 1 and _REFUSAL.match(ctx.text.compact) is not None
+
+
+def decline_offer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
+    ctx.state.profile.pop(OFFERED, None)
+    return [Reply("わかりました。医療費の入力はここまでにします。記録と更新のお知らせはそのままです。"
+                  "また入力するときは「医療費の記録をつけたい」と送ってください。", choices=(SHOW, MENU), kind="costlog-offer-declined")]
 
 
 def _standing(p: Progress, current: YearMonth) -> str:

@@ -23,10 +23,14 @@ from handlers.messages import Choice, Reply
 from nlp.normalize import fold
 from nlp.text import Text
 from handlers.base import BACK, CANCEL, Context
-from handlers.parsers import UNKNOWN, Invalid
+from handlers.parsers import UNKNOWN, Invalid, Noted
 
 Answers = Mapping[str, Any]
 Parser = Callable[[Text, Context], Any]
+
+
+def unnoted(value: Any) -> tuple[Any, str | None]:
+    return (value.value, value.note) if isinstance(value, Noted) else (value, None)
 
 
 def always(_answers: Answers) -> bool:
@@ -208,9 +212,9 @@ def answer(form: Form, ctx: Context, said: Text) -> list[Reply] | Invalid:
     if slot is None:
         return ask(form, ctx)
     text = picked(slot, said)
-    value = slot.parse(text, ctx)
+    value, note = unnoted(slot.parse(text, ctx))
     if isinstance(value, Invalid) and slot.amends is not None:
-        corrected = form.slot(slot.amends).parse(text, ctx)
+        corrected, _ = unnoted(form.slot(slot.amends).parse(text, ctx))
         if not isinstance(corrected, Invalid) and corrected is not UNKNOWN:
             ctx.state.slots[slot.amends] = encode(corrected)
             return ask(form, ctx, prefix="わかりました。直した内容で確認します。")
@@ -218,7 +222,7 @@ def answer(form: Form, ctx: Context, said: Text) -> list[Reply] | Invalid:
         return value
     if value is UNKNOWN and not slot.allow_unknown:
         return ask(form, ctx, prefix=slot.unknown_help or "ここは必要な情報です。")
-    prefix = slot.unknown_help if value is UNKNOWN else None
+    prefix = slot.unknown_help if value is UNKNOWN else note
     ctx.state.slots[slot.name] = encode(value)
     ctx.state.history.append(slot.name)
     if value is False and slot.reset_on_no:
@@ -320,10 +324,10 @@ def correction(form: Form, ctx: Context, said: Text, answers: Mapping[str, Any])
     old, new = Text(found.group("old")), Text(found.group("new"))
     readable: list[tuple[Slot, Any]] = []
     for slot in reversed([s for s in form.slots if s.name in answers]):
-        value = slot.parse(new, ctx)
+        value, _ = unnoted(slot.parse(new, ctx))
         if isinstance(value, Invalid) or value is UNKNOWN:
             continue
-        was = slot.parse(old, ctx)
+        was, _ = unnoted(slot.parse(old, ctx))
         if not isinstance(was, Invalid) and was == answers[slot.name]:
             return slot, value
         if not isinstance(was, Invalid):

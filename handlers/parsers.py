@@ -80,6 +80,22 @@ class Invalid:
     options: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class Noted:
+    """A value read, with a sentence said back before the next question (``handlers.dialog``): how an
+    answer that was not said as the slot's own was read (「毎月」 → 12か月), or that a hedged answer
+    (「たぶん課税されてると思う」) was taken as it stands."""
+
+    value: object
+    note: str
+
+
+class OtherKind(Invalid):
+    """An answer read, but of another kind than the question asks (an amount at a date question, a
+    date or a rough count at a count question): the hint is the short question that finds the right
+    figure, so the message is not passed on to the FAQ (``handlers.amounts`` uses it for amounts)."""
+
+
 Rate = float  # one of 0.1, 0.2, 0.3 (a Literal cannot hold floats)
 
 # Button (label, value) pairs. Values are plain ASCII and parse with the matching parser.
@@ -780,7 +796,8 @@ def parse_household_caps(text: Text | str, allowed: frozenset[int] | None = None
                 _cap_options(allowed),
                 people=people,
             )
-    parts = [p for p in _LIST_SEPARATOR.split(t) if p]
+    # 「母も受給者証を持っていて、上限は2,500円です」: a clause without a figure is words around the answer.
+    parts = [p for p in _LIST_SEPARATOR.split(t) if p and re.search("[0-9十百千万〇" + "".join(_KANJI_DIGITS) + "]", p)]
     if not parts or len(parts) > 10:
         return Invalid(HINT_HOUSEHOLD_CAPS)
     caps: list[int | None] = []
@@ -1272,3 +1289,108 @@ def parse_month_amounts(text: Text | str, today: date) -> MonthAmounts | Unknown
 
 
 __all__ += ["MonthAmounts", "parse_month_amounts"]
+
+
+# --------------------------------------------------------------------------- counts said as a span
+
+# 「去年の夏から毎月」「4月からずっと」: a count of months said as "since then, every month".
+_SINCE: Final[re.Pattern[str]] = re.compile(
+    r"^(?P<year>去年|昨年|きょねん|今年|ことし)?の?(?:(?P<month>[0-9]{1,2})月|(?P<season>春|夏|秋|冬))(?:ごろ|頃|くらい|ぐらい)?"
+    r"から(?:は|も)?(?:ほぼ|ほとんど)?(?:毎月|ずっと|まいつき)")
+# The months a season may start in (the earliest and the latest): which one is meant is not said.
+_SEASONS: Final[dict[str, tuple[int, int]]] = {"春": (3, 5), "夏": (6, 8), "秋": (9, 11), "冬": (12, 2)}
+_ROUGH: Final[re.Pattern[str]] = re.compile(r"くらい|ぐらい|位|ほど|程度|ごろ|頃|だいたい|大体|およそ|約|ほぼ|ほとんど|たぶん|多分")
+# 高額かつ長期 is decided by 6 months out of 12 (FACTS §3): a rough count near it is asked back.
+HIGH_COST_LINE: Final = 6
+HINT_ROUGH_COUNT: Final = ("6か月あるかどうかで上限額が変わるため、はっきりさせてください。"
+                           "総額（10割分）が5万円を超えた月は、6か月以上ありましたか？それとも5か月以下でしたか？")
+
+
+def _months_since(match: re.Match[str], today: date) -> tuple[int, int] | Invalid:
+    """The fewest and most months from the month named to this month (counting both), at most 12."""
+    year = today.year - (1 if match.group("year") in ("去年", "昨年", "きょねん") else 0)
+    if match.group("month"):
+        firsts = [int(match.group("month"))] * 2
+        if not 1 <= firsts[0] <= 12:
+            return OtherKind(HINT_COUNT)
+    else:
+        firsts = list(_SEASONS[match.group("season")])
+    counts = []
+    for i, first in enumerate(firsts):
+        y = year + (1 if first < firsts[0] else 0)  # 冬 from December runs into the next year
+        if match.group("year") is None and (y, first) > (today.year, today.month):
+            y -= 1  # 「4月から」 said in February is last April
+        counts.append(min(12, (today.year - y) * 12 + today.month - first + 1))
+    if min(counts) < 1:
+        return Invalid(HINT_COUNT)
+    return min(counts), max(counts)
+
+
+def read_months_count(text: Text | str, today: date) -> int | Noted | Unknown | Invalid:
+    """A count of months at the 高額かつ長期 question, said as people say it.
+
+    Beyond ``parse_count``: 「4月から毎月」「去年の夏から毎月」 count the months from then to this month
+    (``today``, the injectable clock; at most 12, said back); 「毎月」 is said back as 12; a rough count
+    at the line of 6 (「半年くらい」「6か月ぐらい」) is asked back with the two answers that decide it;
+    a date (「3か月前」) or an amount (「5万円」) is answered with what the question counts.
+    """
+    t = as_text(text).compact
+    since = _SINCE.match(t)
+    if since is not None:
+        span = _months_since(since, today)
+        if isinstance(span, Invalid):
+            return span
+        low, high = span
+        if low != high and (low < HIGH_COST_LINE) != (high < HIGH_COST_LINE):
+            return OtherKind("いつの月からか、もう少しくわしく教えてください（例：『去年の7月から毎月』）。" + HINT_ROUGH_COUNT,
+                           options=(("6か月以上", "6"), ("5か月以下", "5")))
+        return Noted(low, f"今月までの{low}か月（この12か月のうち）と数えます。違っていたら「戻る」で直せます。")
+    if re.search(r"[0-9一二三四五六七八九十]+(?:か月|ヶ月|カ月|ヵ月|週間|日|年)(?:ほど|くらい|ぐらい)?(?:前|まえ|後|あと|先)", t) or \
+            re.search(r"(?:月|がつ)[0-9一二三四五六七八九十]+日", t):
+        return OtherKind("日付ではなく、5万円を超えた月が何か月あったか（0〜12）を教えてください。" + HINT_COUNT)
+    if re.search(r"[0-9一二三四五六七八九十]+(?:円|万)", t):
+        return OtherKind("金額ではなく、総額（10割分）が5万円を超えた月が何か月あったか（0〜12）を教えてください。"
+                       "月ごとの金額なら、医療費の記録に送ると数えられます。" + HINT_COUNT)
+    value = parse_count(text)
+    if not isinstance(value, int):
+        return value
+    if _ROUGH.search(t) and value in (HIGH_COST_LINE - 1, HIGH_COST_LINE, HIGH_COST_LINE + 1):
+        return OtherKind(HINT_ROUGH_COUNT, options=(("6か月以上", "6"), ("5か月以下", "5")))
+    if value == 12 and not re.search(r"12|十二|じゅうに", t):
+        return Noted(12, "この12か月すべて（12か月）と数えます。違っていたら「戻る」で直せます。")
+    return value
+
+
+# --------------------------------------------------------------------------- a figure of another kind
+
+_DATE_WORDS: Final[re.Pattern[str]] = re.compile(r"年|月|日|/|今日|昨日|明日|前|後")
+
+
+def date_of_kind(text: Text | str, today: date, *, prefer: Prefer = "future") -> date | Unknown | Invalid:
+    """``parse_date``, where an amount (「12万円」「70000」) or a bare day (「5」) is answered with a short
+    question of its kind, never read as a date and never passed on as a question to the FAQ."""
+    value = parse_date(text, today, prefer=prefer)
+    if not isinstance(value, Invalid) or isinstance(value, ImpossibleDate):
+        return value
+    t = as_text(text).compact
+    if "の何日でしょうか" in value.hint:  # 「来月」: the month is read, its day asked
+        return OtherKind(value.hint)
+    if _DATE_WORDS.search(t):
+        return value
+    amount = parse_yen(t)
+    if isinstance(amount, int):
+        if re.fullmatch(r"[0-9]{1,2}", t) and 1 <= amount <= 31:
+            return OtherKind(f"「{amount}」は日にちでしょうか。何年何月{amount}日か、年・月・日で教えてください。" + HINT_DATE)
+        return OtherKind(f"「{amount:,}円」は金額のようです。ここでは日付をうかがっています。" + HINT_DATE)
+    return value
+
+
+def amount_is_date(text: Text | str, today: date) -> OtherKind | None:
+    """At an amount question, a date (「4月1日」「来月」「3か月前」) is answered with what the question asks."""
+    t = as_text(text).compact
+    if not _DATE_WORDS.search(t) or re.search(r"[0-9一二三四五六七八九十]+(?:円|万)", t):
+        return None
+    read = parse_date(t, today, prefer="nearest")
+    if isinstance(read, date) or (isinstance(read, Invalid) and "何日" in read.hint):
+        return OtherKind("日付のようです。ここでは金額をうかがっています。" + HINT_YEN)
+    return None
