@@ -14,7 +14,8 @@ turns run in one turn process (``bot.turn_process``), which ``serve`` starts, re
 dies and, after uvicorn's shutdown, lets finish what is recorded. What uvicorn does not do is
 done here, and only that: that turn process (uvicorn manages HTTP workers, not a background
 consumer), a limit on the request body (413; uvicorn has none) with a deadline for reading it
-(uvicorn's timeouts do not cover a client that stops sending mid-body: 408 after ``BODY_TIMEOUT_SECONDS``).
+(uvicorn's timeouts do not cover a client that stops sending mid-body: 408 after ``BODY_TIMEOUT_SECONDS``),
+and a deadline for request headers with room made at the connection cap (``HeaderTimeoutProtocol``).
 
 What it is not: no TLS (put a reverse proxy in front), no wording, no Slack or LINE logic beyond
 mounting their intakes. Request bodies are never logged.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import logging
 import os
 import signal
@@ -40,7 +42,7 @@ from sqlalchemy import text as sql_text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -96,6 +98,8 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     try:
         await asyncio.wait_for(read(), BODY_TIMEOUT_SECONDS)
     except asyncio.TimeoutError:
+        raise BodyTimeout from None
+    except ClientDisconnect:  # gone mid-body (or closed to make room): the 408 reaches no one, no 500 logged
         raise BodyTimeout from None
     return b"".join(chunks)
 
@@ -248,54 +252,97 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
 
 
 class HeaderTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request's headers (``HEADER_TIMEOUT_SECONDS``).
+    """uvicorn's h11 protocol with a deadline for a request's headers (``HEADER_TIMEOUT_SECONDS``),
+    and room made for new connections at the cost of those still waiting for their headers.
 
-    uvicorn bounds the idle wait between requests on a kept-alive connection, but not the wait for
-    a request's headers once their first byte has come: a client that sends them a byte at a time
-    (the first request's, or the next one's on a kept-alive connection) holds its connection (and
-    one of ``MAX_CONNECTIONS``) for ever, and a thousand such clients make every real event 503.
-    Ours rather than a setting because uvicorn has none: a timer from the connection's start and
-    again from the end of each response, cancelled once the next request's headers are complete
-    (uvicorn then has a new request cycle). At module level, so that ``serve --workers N`` can
-    hand it to the worker processes.
+    uvicorn bounds the wait between requests on a kept-alive connection, but not the wait for a
+    request's headers: a client that sends them a byte at a time holds its connection (and one of
+    ``MAX_CONNECTIONS``, uvicorn's ``limit_concurrency``, which counts connections) for ever, and a
+    thousand such clients make every real event 503. Two bounds, ours because uvicorn has neither
+    (its h11 setting ``h11_max_incomplete_event_size`` bounds the headers' size, 16 KB, not their
+    time):
+
+    - a timer from the connection's start, and again from the end of each response (the next
+      request's headers on a kept-alive connection), cancelled once a request's headers are
+      complete (uvicorn then has a new request cycle);
+    - when a new connection brings the worker to ``MAX_CONNECTIONS``, the connections that have
+      waited longest for their headers (a twentieth of the cap) are closed to make room (or, when
+      none waits for headers, those that have waited longest for the rest of their body), so slow
+      clients never hold the cap: a real event (sent at once) is answered while a thousand slow
+      connections are open. A connection whose request is being answered is never closed here.
+
+    At module level, so that ``serve --workers N`` can hand it to the worker processes.
     """
 
     _deadline: asyncio.TimerHandle | None = None
-    _armed_for: Any = None  # the request cycle (None: none yet) after which the deadline was armed
+    _waiting_cycle: Any = None  # the request cycle when the deadline was set (None: none yet)
+    _waiting_since = 0.0
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self._arm()
+        self._await_headers()
+        self._make_room()
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._armed_for = self.cycle
-        self._deadline = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._headers_too_slow)
-
-    def _disarm(self) -> None:
+    def _await_headers(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
-            self._deadline = None
+        self._waiting_cycle = self.cycle
+        self._waiting_since = time.monotonic()
+        self._deadline = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._headers_too_slow)
+
+    def _make_room(self) -> None:
+        if len(self.connections) < MAX_CONNECTIONS:
+            return
+        # One pass over the connections closes a twentieth of the cap at once (the oldest waiting),
+        # so that under a flood of slow clients the pass is not made for every new connection.
+        room = max(1, MAX_CONNECTIONS // 20)
+        others = [c for c in self.connections if isinstance(c, HeaderTimeoutProtocol) and c is not self]
+        waiting = [c for c in others if c._deadline is not None]
+        if waiting:
+            oldest = heapq.nsmallest(room, waiting, key=lambda c: c._waiting_since)
+            for conn in oldest:
+                conn._close_waiting()
+        else:
+            bodies = [c for c in others if c._awaiting_body()]
+            if not bodies:
+                return  # every other connection has a request being answered: uvicorn answers 503
+            oldest = heapq.nsmallest(room, bodies, key=lambda c: c._waiting_since)
+            for conn in oldest:
+                conn.transport.close()  # its read_body ends (ClientDisconnect); nothing was recorded
+        self.connections.difference_update(oldest)  # at once: the next request counts the connections left
+
+    def _awaiting_body(self) -> bool:
+        """Headers complete, the body not yet whole, nothing answered: a body that trickles."""
+        cycle = self.cycle
+        return (cycle is not None and cycle is not self._waiting_cycle and cycle.more_body
+                and not cycle.response_started and not cycle.disconnected and not self.transport.is_closing())
 
     def handle_events(self) -> None:
         super().handle_events()
-        if self._deadline is not None and self.cycle is not self._armed_for:
-            self._disarm()  # a new request's headers are complete
+        if self._deadline is not None and self.cycle is not self._waiting_cycle:
+            self._deadline.cancel()  # a request's headers are complete
+            self._deadline = None
+            self._waiting_since = time.monotonic()  # now for its body (see _awaiting_body)
 
     def on_response_complete(self) -> None:
-        # Armed before uvicorn looks at pipelined data, which may start the next cycle at once.
-        if not self.transport.is_closing():
-            self._arm()
+        self._await_headers()  # before uvicorn looks at a pipelined request (handle_events)
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         super().connection_lost(exc)
 
     def _headers_too_slow(self) -> None:
         self._deadline = None
-        idle = self.cycle is None or self.cycle.response_complete
-        if idle and self.cycle is self._armed_for and not self.transport.is_closing():
+        self._close_waiting()
+
+    def _close_waiting(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if self.cycle is self._waiting_cycle and not self.transport.is_closing():
             self.transport.close()
 
 
