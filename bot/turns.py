@@ -49,6 +49,7 @@ What is guaranteed, and what is not:
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import json
 import logging
 import os
@@ -61,7 +62,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from sqlalchemy.exc import DBAPIError
@@ -146,9 +147,40 @@ def transient(exc: Exception) -> tuple[bool, float | None]:
     if isinstance(status, int):
         headers = {str(k).lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
         value = headers.get("retry-after")
-        wait = float(value[0] if isinstance(value, list) else value) if value else None
-        return status >= 500 or status == 429, wait
+        return status >= 500 or status == 429, retry_after_seconds(value[0] if isinstance(value, list) else value)
     return isinstance(exc, (OSError, TimeoutError, ConnectionError)), None
+
+
+def retry_after_seconds(value: object, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait: a number of seconds or an HTTP date (RFC 9110);
+    None when absent or unreadable (the backoff decides). Never negative."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def backoff_delay(attempt: int, retry_after: float | None, left: float, base: float = BACKOFF_SECONDS) -> float:
+    """How long to wait before delivery attempt ``attempt`` + 1: what the platform asked for
+    (``Retry-After``), else ``base`` × 2^(attempt-1) with "equal jitter" (half fixed, half random,
+    so that the turns of one outage do not all come back at one instant), at most
+    ``MAX_BACKOFF_SECONDS``; never past the ``left`` seconds before the delivery expires, so that it
+    has a last try."""
+    if retry_after is not None:
+        delay = retry_after
+    else:
+        delay = min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1)) * (0.5 + random.random() / 2)
+    return max(0.0, min(delay, left))
 
 
 def deliver(outboxes: Mapping[str, Outbox], msg: IncomingMessage, address: Address, replies: list[Reply]) -> None:
@@ -519,6 +551,14 @@ class TurnConsumer:
         with self._lock:
             return len(self._pending)
 
+    @property
+    def busy(self) -> int:
+        """Turns taken that hold room here: those whose delivery waits for the platform to come
+        back hold no thread, so a Slack outage does not stop the LINE turns (nor new Slack turns
+        from being answered and kept)."""
+        with self._lock:
+            return len(self._pending) - len(self._waiting)
+
     def wake(self) -> None:
         """Look for new turns now."""
         self._wake.set()
@@ -565,13 +605,13 @@ class TurnConsumer:
             if taken == 0 and self._draining.is_set() and self.pending == 0:
                 self._stopped.set()
                 return
-            if taken <= 0 or self.pending >= self.capacity:
+            if taken <= 0 or self.busy >= self.capacity:
                 self._wake.wait(self.poll if taken == 0 else 1.0)
 
     def _take(self) -> int:
         """Take as many turns as there is room for; how many (0: none to take, or no room)."""
         assert self.queue is not None
-        room = self.capacity - self.pending
+        room = self.capacity - self.busy
         if room <= 0:
             return 0
         now = utcnow()
@@ -654,7 +694,8 @@ class TurnConsumer:
     # -- running one -----------------------------------------------------------------------------
 
     def _run(self, seq: int, group: list[Turn], retry: bool) -> None:
-        waiting = self._waiting.pop(seq, None)
+        with self._lock:
+            waiting = self._waiting.pop(seq, None)
         later = False
         try:
             kept: dict[str, Any] = waiting.kept if waiting else self._kept(seq) if retry and seq > 0 else {}
@@ -690,11 +731,10 @@ class TurnConsumer:
         if time.monotonic() - since >= self.outbox_expiry:
             log.error("delivery given up turn=%d attempts=%d after=%.0fs", seq, attempts, time.monotonic() - since)
             return False
-        # Exponential, with jitter so that many turns of one outage do not come back at one instant.
-        delay = exc.retry_after if exc.retry_after is not None else \
-            min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
-        self._waiting[seq] = _Waiting(kept, delivered, since, attempts)
+        delay = backoff_delay(attempts, exc.retry_after, self.outbox_expiry - (time.monotonic() - since),
+                              self.backoff)
         with self._lock:
+            self._waiting[seq] = _Waiting(kept, delivered, since, attempts)
             self.redelivered += 1
         timer = threading.Timer(delay, self._retry, args=(seq, group))
         timer.daemon = True
@@ -711,8 +751,8 @@ class TurnConsumer:
                 return
             except RuntimeError:  # the pool shut down meanwhile
                 pass
-        self._waiting.pop(seq, None)
         with self._lock:
+            self._waiting.pop(seq, None)
             self._pending.discard(seq)
 
     def _finished(self, seqs: list[int]) -> None:

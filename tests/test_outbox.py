@@ -122,3 +122,75 @@ def test_a_restart_during_an_outage_loses_no_answer(tmp_path: Path) -> None:
             second.close()
         sent = _line_sent(line_api)
         assert all(sent[u] == 1 for u in users), sent
+
+
+# -- Retry-After and the backoff ---------------------------------------------------------------------
+
+
+def test_retry_after_in_seconds_or_as_an_http_date_and_the_backoff_within_the_expiry() -> None:
+    from datetime import datetime, timezone
+
+    from bot.turns import MAX_BACKOFF_SECONDS, backoff_delay, retry_after_seconds
+
+    now = datetime(2026, 12, 5, 17, 0, 0, tzinfo=timezone.utc)
+    assert retry_after_seconds("3") == 3.0
+    assert retry_after_seconds(" 2.5 ") == 2.5
+    assert retry_after_seconds("Sat, 05 Dec 2026 17:00:07 GMT", now) == 7.0
+    assert retry_after_seconds("Sat, 05 Dec 2026 16:59:00 GMT", now) == 0.0  # past: at once
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+    assert retry_after_seconds("-4") == 0.0
+    # Exponential with jitter: attempt n waits between half and all of base * 2^(n-1), capped.
+    for attempt in (1, 2, 3, 4):
+        full = 0.1 * 2 ** (attempt - 1)
+        assert all(full / 2 <= backoff_delay(attempt, None, 600, 0.1) <= full for _ in range(50))
+    assert backoff_delay(40, None, 600) <= MAX_BACKOFF_SECONDS
+    assert backoff_delay(1, 120.0, 600) == 120.0  # what the platform asked for
+    assert backoff_delay(1, 3600.0, 45.0) == 45.0  # never past the expiry: one last try before it
+
+
+def test_line_429_with_retry_after_is_waited_out_and_answered_once(tmp_path: Path) -> None:
+    """LINE limiting (429, Retry-After: 1) for 2.5 s: the consumer's own backoff is tiny here, so
+    only Retry-After spaces the attempts; each message is answered once after the window."""
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    with FakeLineApi.start() as line_api:
+        settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
+                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        service = build_service(settings, bot=build_bot(settings))
+        service.runner.consumer.backoff = 0.01
+        server = start_in_thread(service)
+        users = [f"L{600 + n}" for n in range(3)]
+        try:
+            line_api.outage(2.5, status=429, retry_after="1")
+            for user in users:
+                assert _post_line(server.url, user, f"rt-{user}") == 200
+            _wait(lambda: set(users) <= set(_line_sent(line_api)), timeout=20)
+            _wait(lambda: pending_turns(url) == 0)
+        finally:
+            server.stop()
+        refused = [r for r in line_api.requests if r.status == 429]
+        assert len(refused) >= len(users), "the limit was met"
+        assert len(refused) <= len(users) * 4, "Retry-After spaced the attempts (the backoff alone is 10 ms)"
+        sent = _line_sent(line_api)
+        assert all(sent[u] == 1 for u in users), sent
+
+
+def test_slack_503_with_an_http_date_retry_after_still_answers(tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    """A Retry-After given as an HTTP date (RFC 9110 allows it) is read, not a crash that drops the answer."""
+    from email.utils import format_datetime
+    from datetime import datetime, timedelta, timezone
+
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    service = build_service(settings, bot=build_bot(settings))
+    service.runner.consumer.backoff = 0.01
+    server = start_in_thread(service)
+    try:
+        when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=1), usegmt=True)
+        fake_slack.outage(1.0, retry_after=when)
+        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U700")).status == 200
+        _wait(lambda: any(c.args["channel"] == "D700" for c in fake_slack.calls_to("chat.postMessage")), timeout=20)
+        _wait(lambda: pending_turns(url) == 0)
+    finally:
+        server.stop()
+    assert any(c.status == 503 for c in fake_slack.calls_to("chat.postMessage", ok_only=False)), "the outage was met"

@@ -71,6 +71,7 @@ from bot.config import Settings
 from handlers.messages import FEEDBACK_PREFIX, FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
 from nlp.privacy import hash_user
 from bot.texts import RICH_MENU_CHOICES, split_text
+from bot.turns import retry_after_seconds
 
 log = logging.getLogger("nanbyo.line")
 
@@ -196,11 +197,9 @@ class LineDeliveryError(RuntimeError):
 
 
 def _retry_after(exc: ApiException) -> float | None:
-    value = (getattr(exc, "headers", None) or {}).get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    headers = getattr(exc, "headers", None) or {}
+    value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    return retry_after_seconds(value)
 
 
 def _configuration(settings: Settings, data: bool = False) -> Configuration:

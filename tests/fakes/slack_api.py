@@ -49,7 +49,9 @@ class FakeSlackAPI:
         self._ts = 0
         self.socket_mode_url: str | None = None  # what apps.connections.open hands out (FakeSocketMode.url)
         self.delay = 0.0  # seconds chat.postMessage takes before it answers (a slow Web API)
-        self._outage_until = 0.0  # until then (time.monotonic()), chat.postMessage answers 503
+        self._outage_until = 0.0  # until then (time.monotonic()), chat.postMessage answers _outage_status
+        self._outage_status = 503
+        self._outage_retry_after: str | None = None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,10 +92,12 @@ class FakeSlackAPI:
         with self._lock:
             self._limited.extend([(method, retry_after)] * n)
 
-    def outage(self, seconds: float) -> None:
-        """For the next ``seconds``, chat.postMessage answers 503 (Slack's message API down for a moment)."""
+    def outage(self, seconds: float, status: int = 503, retry_after: str | None = None) -> None:
+        """For the next ``seconds``, chat.postMessage answers ``status`` (Slack's message API down
+        for a moment: 503; or limiting: 429), with ``Retry-After: retry_after`` when given."""
         with self._lock:
             self._outage_until = time.monotonic() + seconds
+            self._outage_status, self._outage_retry_after = status, retry_after
 
     def calls_to(self, method: str, *, ok_only: bool = True) -> list[Call]:
         with self._lock:
@@ -133,7 +137,9 @@ class FakeSlackAPI:
             limit = next((i for i, (m, _) in enumerate(self._limited) if m in (None, method)), None)
             retry_after = self._limited.pop(limit)[1] if limit is not None else None
             down = method == "chat.postMessage" and time.monotonic() < self._outage_until
-            status = 429 if retry_after is not None else 503 if down else 200
+            if down and retry_after is None:
+                retry_after = self._outage_retry_after
+            status = 429 if retry_after is not None and not down else self._outage_status if down else 200
             body = {"ok": False, "error": "ratelimited"} if status == 429 else \
                 {"ok": False, "error": "service_unavailable"} if down else self._answer(method, args)
             self.calls.append(Call(method, path, args, headers, status, body))
