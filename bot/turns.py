@@ -62,8 +62,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
@@ -99,6 +100,11 @@ BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 
 
+def today_tokyo() -> date:
+    """The day in Japan, which the statistics count by."""
+    return datetime.now(ZoneInfo("Asia/Tokyo")).date()
+
+
 class Outbox(Protocol):
     """A channel's way out: deliver one turn's replies to an address."""
 
@@ -130,9 +136,24 @@ class DeliveryDelayed(RuntimeError):
         retry_after: seconds the platform asked to wait (``Retry-After``), if it said.
     """
 
-    def __init__(self, cause: Exception, retry_after: float | None) -> None:
+    def __init__(self, cause: Exception, retry_after: float | None, maybe_shown: bool = False) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.retry_after = retry_after
+        self.maybe_shown = maybe_shown
+
+
+def maybe_shown(exc: Exception) -> bool:
+    """Whether the platform may have shown the message although it failed the request: a 5xx, a
+    timeout or a lost connection, on a call without an idempotency key (Slack's chat.postMessage, a
+    LINE reply). A 429 or a 503 says the request was not taken; a LINE push with
+    ``X-Line-Retry-Key`` cannot show twice. Counted, not avoided: an upper bound of the answers a
+    retry may have shown twice."""
+    if getattr(exc, "idempotent", False):
+        return False
+    status = getattr(exc, "status", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status not in (429, 503)
 
 
 def transient(exc: Exception) -> tuple[bool, float | None]:
@@ -202,7 +223,7 @@ def deliver(outboxes: Mapping[str, Outbox], msg: IncomingMessage, address: Addre
                   getattr(exc, "status", None) or getattr(getattr(exc, "response", None), "status_code", None),
                   " (will retry)" if passing else "")
         if passing:
-            raise DeliveryDelayed(exc, wait) from exc
+            raise DeliveryDelayed(exc, wait, maybe_shown(exc)) from exc
         return
     log.info("%s turn event=%s user=%s replies=%d ms=%.1f", address.channel, msg.event_id, hash_user(msg.user_key),
              len(replies), (time.perf_counter() - started) * 1000)
@@ -306,6 +327,7 @@ class _Waiting:
     delivered: set[str]
     since: float
     attempts: int
+    maybe_shown: bool = False  # an attempt failed in a way the platform may have shown it anyway
 
 
 @dataclasses.dataclass
@@ -703,10 +725,18 @@ class TurnConsumer:
             for index, (msg, address) in enumerate(group):
                 if str(index) in delivered:
                     continue  # delivered before the platform failed on a later part
+                if waiting is not None and address.reply_token is not None:
+                    # A LINE reply token lives about a minute and may have been spent by the failed
+                    # call: the next tries push, with X-Line-Retry-Key, so that they cannot repeat.
+                    address = dataclasses.replace(address, reply_token=None)
                 with working(self.outboxes, address):
                     replies = self._answer(seq, str(index), msg, kept)
                 deliver(self.outboxes, msg, address, replies)
                 delivered.add(str(index))
+            if waiting is not None:
+                self._count(group, "delivered_late")
+                if waiting.maybe_shown:
+                    self._count(group, "maybe_twice")
         except DeliveryDelayed as exc:
             later = self._later(seq, group, waiting, kept, delivered, exc)
         except Exception:  # a bug in a channel: logged, and the turn is finished anyway
@@ -730,12 +760,15 @@ class TurnConsumer:
         attempts = (waiting.attempts if waiting else 0) + 1
         if time.monotonic() - since >= self.outbox_expiry:
             log.error("delivery given up turn=%d attempts=%d after=%.0fs", seq, attempts, time.monotonic() - since)
+            self._count(group, "given_up")
             return False
         delay = backoff_delay(attempts, exc.retry_after, self.outbox_expiry - (time.monotonic() - since),
                               self.backoff)
+        shown = exc.maybe_shown or (waiting.maybe_shown if waiting else False)
         with self._lock:
-            self._waiting[seq] = _Waiting(kept, delivered, since, attempts)
+            self._waiting[seq] = _Waiting(kept, delivered, since, attempts, shown)
             self.redelivered += 1
+        self._count(group, "retried")
         timer = threading.Timer(delay, self._retry, args=(seq, group))
         timer.daemon = True
         timer.start()
@@ -754,6 +787,16 @@ class TurnConsumer:
         with self._lock:
             self._waiting.pop(seq, None)
             self._pending.discard(seq)
+
+    def _count(self, group: list[Turn], outcome: str) -> None:
+        """Count a delivery outcome for ``nanbyo-bot stats`` (the day, the channel; nobody's id)."""
+        if self.store is None:
+            return
+        try:
+            with self.store.unit_of_work() as uow:
+                uow.statistics.count_delivery(today_tokyo(), group[0][1].channel, outcome)
+        except Exception as exc:  # the database is away: the count is lost, not the answer
+            log.warning("delivery not counted outcome=%s error=%s", outcome, type(exc).__name__)
 
     def _finished(self, seqs: list[int]) -> None:
         with self._lock:

@@ -194,3 +194,35 @@ def test_slack_503_with_an_http_date_retry_after_still_answers(tmp_path: Path, f
     finally:
         server.stop()
     assert any(c.status == 503 for c in fake_slack.calls_to("chat.postMessage", ok_only=False)), "the outage was met"
+
+
+def test_a_slack_500_outage_is_answered_after_it_and_the_maybe_twice_counted_in_stats(
+        database_url: str, fake_slack: FakeSlackAPI) -> None:
+    """Slack answered 500 (it may have posted anyway; chat.postMessage has no idempotency key): each
+    message is answered after the outage, and `nanbyo-bot stats` counts the retries, the late
+    deliveries and those that may show twice, on both databases."""
+    from tests.conftest import run_cli
+
+    settings = Settings(database_url=database_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    service = build_service(settings, bot=build_bot(settings))
+    service.runner.consumer.backoff = 0.05
+    server = start_in_thread(service)
+    users = [f"U{800 + n}" for n in range(3)]
+    try:
+        fake_slack.outage(1.5, status=500)
+        for user in users:
+            assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user=user)).status == 200
+        answered = lambda: {c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")}  # noqa: E731
+        _wait(lambda: {"D" + u[1:] for u in users} <= answered(), timeout=20)
+        _wait(lambda: pending_turns(database_url) == 0)
+    finally:
+        server.stop()
+    failed = [c for c in fake_slack.calls_to("chat.postMessage", ok_only=False) if c.status == 500]
+    assert len(failed) >= len(users), "the outage was met"
+    out = run_cli(["stats"], env={"DATABASE_URL": database_url})
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("slack "))
+    retries, late, twice, given_up = (int(n) for n in row.split()[1:])
+    assert retries == len(failed)  # each failed attempt was tried again
+    assert late == len(users) and twice == len(users) and given_up == 0

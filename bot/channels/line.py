@@ -189,11 +189,14 @@ class LineDeliveryError(RuntimeError):
         permanent: True when retrying cannot help (a 4xx other than 429, e.g. the user blocked us).
     """
 
-    def __init__(self, status: int | None, what: str, retry_after: float | None = None) -> None:
+    def __init__(self, status: int | None, what: str, retry_after: float | None = None,
+                 idempotent: bool = False) -> None:
         super().__init__(f"LINE {what} failed" + (f" with HTTP {status}" if status is not None else " (not reached)"))
         self.status = status
         self.permanent = status is not None and 400 <= status < 500 and status != 429
         self.retry_after = retry_after  # seconds LINE asked to wait (Retry-After), if it said
+        # A push with X-Line-Retry-Key: sending it again cannot show it twice (LINE answers 409).
+        self.idempotent = idempotent
 
 
 def _retry_after(exc: ApiException) -> float | None:
@@ -244,9 +247,9 @@ class LineApi:
         except ApiException as exc:
             if exc.status == 409 and key is not None:
                 return False
-            raise LineDeliveryError(exc.status, "push", _retry_after(exc)) from None
+            raise LineDeliveryError(exc.status, "push", _retry_after(exc), idempotent=key is not None) from None
         except urllib3.exceptions.HTTPError as exc:
-            raise LineDeliveryError(None, f"push ({type(exc).__name__})") from None
+            raise LineDeliveryError(None, f"push ({type(exc).__name__})", idempotent=key is not None) from None
         return True
 
     def show_loading(self, user_id: str, seconds: int = LOADING_SECONDS) -> None:
