@@ -226,3 +226,68 @@ def test_a_slack_500_outage_is_answered_after_it_and_the_maybe_twice_counted_in_
     retries, late, twice, given_up = (int(n) for n in row.split()[1:])
     assert retries == len(failed)  # each failed attempt was tried again
     assert late == len(users) and twice == len(users) and given_up == 0
+
+
+def test_a_turn_process_killed_during_a_slack_outage_is_restarted_and_delivers_every_answer_once(
+        tmp_path: Path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    """`nanbyo-bot serve` as run in production: its turn process is killed (SIGKILL) while Slack
+    answers 503; serve starts another, which takes the waiting turns over and, once Slack is back,
+    posts each kept answer once (a 503 is a refusal: nothing was posted before)."""
+    import os
+    import signal
+
+    from tests.test_turn_process import start
+
+    monkeypatch.setenv("TURN_LEASE_SECONDS", "2")
+    serve = start(tmp_path, fake_slack)
+    users = [f"U{900 + n}" for n in range(4)]
+    try:
+        first = serve.wait_turn_process_ready()
+        fake_slack.outage(120)
+        for user in users:
+            assert post_signed(serve.events, dm("受給者証なくした", user=user)).status == 200
+        _wait(lambda: serve.stderr().count("delivery delayed") >= len(users))
+        os.kill(first, signal.SIGKILL)
+        assert serve.wait_turn_process_ready(times=2) != first
+        _wait(lambda: serve.stderr().count("turn taken over") >= len(users))
+        fake_slack.outage(0)  # Slack is back
+        answered = lambda: {c.args["channel"] for c in fake_slack.calls_to("chat.postMessage")}  # noqa: E731
+        _wait(lambda: {"D" + u[1:] for u in users} <= answered(), timeout=60)
+    finally:
+        code = serve.stop()
+    assert code == 0, serve.stderr()
+    posts = Counter(c.args["channel"] for c in fake_slack.calls_to("chat.postMessage"))
+    assert all(posts["D" + u[1:]] == 1 for u in users), posts
+    assert serve.stderr().count("turn answer replayed") >= len(users), "the kept answers, not a second run"
+
+
+def test_a_line_reply_that_failed_is_pushed_with_one_retry_key_and_counted(tmp_path: Path) -> None:
+    """LINE answers 500 to the reply (it may have shown it: a reply has no idempotency key): the
+    answer is pushed with X-Line-Retry-Key, the same key on every try, and `stats` counts it as one
+    that may show twice."""
+    from tests.conftest import run_cli
+
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    with FakeLineApi.start() as line_api:
+        settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
+                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        service = build_service(settings, bot=build_bot(settings))
+        service.runner.consumer.backoff = 0.05
+        server = start_in_thread(service)
+        try:
+            line_api.outage(1.0, status=500)
+            assert _post_line(server.url, "L950", "rt-L950") == 200
+            _wait(lambda: _line_sent(line_api)["L950"] >= 1, timeout=20)
+            _wait(lambda: pending_turns(url) == 0)
+        finally:
+            server.stop()
+        replies = [r for r in line_api.requests if r.path == REPLY]
+        pushes = [r for r in line_api.requests if r.path == PUSH]
+        assert [r.status for r in replies] == [500], "the reply token is tried once"
+        keys = {next(v for k, v in r.headers.items() if k.lower() == "x-line-retry-key") for r in pushes}
+        assert len(keys) == 1 and pushes[-1].status == 200
+        assert _line_sent(line_api)["L950"] == 1
+    out = run_cli(["stats"], env={"DATABASE_URL": url})
+    row = next(line for line in out.stdout.splitlines() if line.startswith("line "))
+    retries, late, twice, given_up = (int(n) for n in row.split()[1:])
+    assert retries == len(pushes) and late == 1 and twice == 1 and given_up == 0
