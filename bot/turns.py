@@ -81,7 +81,8 @@ Turn = tuple[IncomingMessage, Address]
 MAX_DELIVERIES = 3  # consumers a turn may be given to; each of them died before finishing it
 DEFAULT_LIMIT = 5000  # turns waiting in the queue before new ones are refused (503)
 DEFAULT_LEASE_SECONDS = 30.0  # an owner that has not renewed its turns for this long is dead
-ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this belongs to a finished turn
+ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this (and the outbox expiry) belongs to a finished turn
+FAILED_SINCE = "failed_since"  # in a kept answer: when its delivery first failed (epoch seconds)
 QUEUE_CHECKPOINT_SECONDS = 30.0  # SQLite: the queue's WAL is truncated this often, and at shutdown
 DB_PAUSE_SECONDS = 5.0  # after a failed write, turns are refused (503) for this long before trying again
 # How long an ack waits for its turn to be committed: well under Slack's 3 seconds, so that a hung
@@ -756,7 +757,7 @@ class TurnConsumer:
                delivered: set[str], exc: DeliveryDelayed) -> bool:
         """Try the delivery again after a backoff (or what the platform asked for), with the answers
         already made (the turn does not run twice); False when it has waited ``outbox_expiry``."""
-        since = waiting.since if waiting else time.monotonic()
+        since = waiting.since if waiting else self._failed_since(seq, kept)
         attempts = (waiting.attempts if waiting else 0) + 1
         if time.monotonic() - since >= self.outbox_expiry:
             log.error("delivery given up turn=%d attempts=%d after=%.0fs", seq, attempts, time.monotonic() - since)
@@ -774,6 +775,23 @@ class TurnConsumer:
         timer.start()
         log.warning("delivery delayed turn=%d attempt=%d retry_in=%.1fs", seq, attempts, delay)
         return True
+
+    def _failed_since(self, seq: int, kept: dict[str, Any]) -> float:
+        """When the delivery first failed (``time.monotonic()`` terms), kept with the turn's answer
+        so that a turn taken over after a restart still expires ``outbox_expiry`` after its first
+        failure, not after the restart."""
+        now_wall, now = time.time(), time.monotonic()
+        first = kept.get(FAILED_SINCE)
+        if isinstance(first, (int, float)):
+            return now - max(0.0, now_wall - first)
+        kept[FAILED_SINCE] = now_wall
+        if seq > 0 and self.store is not None:
+            try:
+                with self.store.unit_of_work() as uow:
+                    uow.turns.keep_turn_replies(seq, json.dumps(kept, ensure_ascii=False))
+            except Exception as exc:  # the database is away: the expiry counts from a takeover
+                log.warning("delivery failure time not kept turn=%d error=%s", seq, type(exc).__name__)
+        return now
 
     def _retry(self, seq: int, group: list[Turn]) -> None:
         """Deliver a waiting turn again; once this consumer has stopped, leave it in the queue (not
@@ -862,7 +880,8 @@ class TurnConsumer:
             mine = [seq for seq in self._pending if seq > 0]
         with self.store.unit_of_work() as uow:
             # Answers left by a crash between deleting a turn and its answer.
-            uow.turns.purge_turn_answers(before=now - ANSWER_RETENTION)
+            # A turn waiting for the platform keeps its answer for up to outbox_expiry more.
+            uow.turns.purge_turn_answers(before=now - ANSWER_RETENTION - timedelta(seconds=self.outbox_expiry))
         if mine:
             with self._writing() as uow:
                 uow.turns.renew_turns(self.owner, mine, now)

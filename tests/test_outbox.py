@@ -291,3 +291,36 @@ def test_a_line_reply_that_failed_is_pushed_with_one_retry_key_and_counted(tmp_p
     row = next(line for line in out.stdout.splitlines() if line.startswith("line "))
     retries, late, twice, given_up = (int(n) for n in row.split()[1:])
     assert retries == len(pushes) and late == 1 and twice == 1 and given_up == 0
+
+
+def test_the_expiry_counts_from_the_first_failure_across_a_restart(tmp_path: Path) -> None:
+    """OUTBOX_EXPIRY_SECONDS runs from the delivery's first failure, kept with the turn's answer: a
+    turn taken over after a restart, already past it, is tried once and given up, not for another
+    full period (an answer hours late helps nobody)."""
+    from bot.turns import PooledRunner
+
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    with FakeLineApi.start() as line_api:
+        settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
+                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        bot = build_bot(settings)
+        service = build_service(settings, bot=bot)
+        server = start_in_thread(service)
+        line_api.outage(120)
+        assert _post_line(server.url, "L960", "rt-L960") == 200
+        _wait(lambda: service.runner.consumer.redelivered >= 1)
+        time.sleep(1.5)
+        service.runner.consumer.close(timeout=0.2)
+        server.stop()
+        before = len(line_api.requests)
+        second = PooledRunner(build_bot(settings), service.outboxes, store=bot.store, database_url=url, lease=0.3,
+                              outbox_expiry=1.0, backoff=0.05)
+        try:
+            _wait(lambda: pending_turns(url) == 0)
+        finally:
+            second.close()
+        tried = [r for r in line_api.requests[before:] if r.path in (REPLY, PUSH)]
+        assert len(tried) == 1, "tried once after the restart, then given up: its expiry had passed"
+        with bot.store.unit_of_work() as uow:
+            from bot.turns import today_tokyo
+            assert uow.statistics.delivery_stats(today_tokyo())["line"]["given_up"] == 1
