@@ -554,6 +554,7 @@ class TurnConsumer:
         self._pending: set[int] = set()  # recorded turns have their row id, unrecorded ones a negative number
         self._users: dict[str, deque[tuple[int, list[Turn], bool]]] = {}  # users with a turn running: the next ones
         self._waiting: dict[int, _Waiting] = {}  # turns whose delivery waits for the platform to come back
+        self._held: set[str] = set()  # users whose next turns wait behind such a turn (in _users)
         self.redelivered = 0  # deliveries tried again after the platform failed (Slack may show those twice)
         self._seq = 0
         self._wake = threading.Event()
@@ -580,7 +581,8 @@ class TurnConsumer:
         back hold no thread, so a Slack outage does not stop the LINE turns (nor new Slack turns
         from being answered and kept)."""
         with self._lock:
-            return len(self._pending) - len(self._waiting)
+            behind = sum(len(self._users.get(user, ())) for user in self._held)
+            return len(self._pending) - len(self._waiting) - behind
 
     def wake(self) -> None:
         """Look for new turns now."""
@@ -706,7 +708,10 @@ class TurnConsumer:
 
     def _run_user(self, user: str, seq: int, group: list[Turn], retry: bool) -> None:
         while True:
-            self._run(seq, group, retry)
+            if self._run(seq, group, retry):
+                # Its delivery waits for the platform: the user's next turns wait behind it (their
+                # answers come after this one), and its retry goes on with them (``_retry``).
+                return
             with self._lock:
                 waiting = self._users[user]
                 if not waiting:
@@ -716,7 +721,9 @@ class TurnConsumer:
 
     # -- running one -----------------------------------------------------------------------------
 
-    def _run(self, seq: int, group: list[Turn], retry: bool) -> None:
+    def _run(self, seq: int, group: list[Turn], retry: bool) -> bool:
+        """Run one recorded row's turns and deliver them; True when the delivery waits for the
+        platform (tried again later, the row kept)."""
         with self._lock:
             waiting = self._waiting.pop(seq, None)
         later = False
@@ -752,6 +759,7 @@ class TurnConsumer:
                 self._finisher.add(seq)
             else:
                 self._finished([seq])
+        return later
 
     def _later(self, seq: int, group: list[Turn], waiting: _Waiting | None, kept: dict[str, Any],
                delivered: set[str], exc: DeliveryDelayed) -> bool:
@@ -768,6 +776,7 @@ class TurnConsumer:
         shown = exc.maybe_shown or (waiting.maybe_shown if waiting else False)
         with self._lock:
             self._waiting[seq] = _Waiting(kept, delivered, since, attempts, shown)
+            self._held.add(group[0][0].user_key)
             self.redelivered += 1
         self._count(group, "retried")
         timer = threading.Timer(delay, self._retry, args=(seq, group))
@@ -796,13 +805,17 @@ class TurnConsumer:
     def _retry(self, seq: int, group: list[Turn]) -> None:
         """Deliver a waiting turn again; once this consumer has stopped, leave it in the queue (not
         deleted, no longer renewed) for the next consumer, which delivers its kept answer."""
+        user = group[0][0].user_key
         if not self._stopped.is_set():
+            with self._lock:
+                self._held.discard(user)
             try:
-                self._dispatch(seq, group, True)
+                self._pool.submit(self._run_user, user, seq, group, True)
                 return
             except RuntimeError:  # the pool shut down meanwhile
                 pass
         with self._lock:
+            # Left in the queue, with the user's turns waiting behind it, for the next consumer.
             self._waiting.pop(seq, None)
             self._pending.discard(seq)
 

@@ -324,3 +324,29 @@ def test_the_expiry_counts_from_the_first_failure_across_a_restart(tmp_path: Pat
         with bot.store.unit_of_work() as uow:
             from bot.turns import today_tokyo
             assert uow.statistics.delivery_stats(today_tokyo())["line"]["given_up"] == 1
+
+
+def test_a_users_next_message_is_answered_after_the_one_that_waits_for_the_platform(
+        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    """Two messages of one user, the first acked during the outage, the second just after it: the
+    answers arrive in the order of the messages, not the second before the delayed first."""
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    service = build_service(settings, bot=build_bot(settings))
+    service.runner.consumer.backoff = 1.0
+    server = start_in_thread(service)
+    try:
+        fake_slack.outage(0.5)
+        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U970")).status == 200
+        _wait(lambda: service.runner.consumer.redelivered >= 1)
+        time.sleep(0.6)  # the outage is over; the first answer's retry is still ahead
+        assert post_signed(server.url + "/slack/events",
+                           dm("更新の手続きは？", user="U970")).status == 200
+        _wait(lambda: len([c for c in fake_slack.calls_to("chat.postMessage") if c.args["channel"] == "D970"]) >= 2)
+        _wait(lambda: pending_turns(url) == 0)
+    finally:
+        server.stop()
+    texts = [c.args["text"] for c in fake_slack.calls_to("chat.postMessage") if c.args["channel"] == "D970"]
+    assert len(texts) == 2
+    assert "再交付" in texts[0] and "再交付" not in texts[1], texts
