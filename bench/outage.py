@@ -120,6 +120,9 @@ def main() -> int:
     print(f"acked: {len(acked)}   answered: {len(acked) - len(lost)}   lost: {len(lost)}   "
           f"answered twice: {len(twice)}   deliveries retried: {total['retried']}   "
           f"counted as may show twice: {total['maybe_twice']}   given up: {total['given_up']}")
+    refused = sum(1 for c in slack.calls_to("chat.postMessage", ok_only=False) if c.status != 200) + \
+        sum(1 for r in line.requests if r.status >= 400 and r.path in (PUSH, REPLY))
+    print(f"requests the fakes refused: {refused} (each a retry, or a wait inside the Slack client)")
     print(f"last answer: {last:.1f} s after the outage ended")
     return 1 if lost else 0
 

@@ -170,6 +170,10 @@ def test_line_429_with_retry_after_is_waited_out_and_answered_once(tmp_path: Pat
         refused = [r for r in line_api.requests if r.status == 429]
         assert len(refused) >= len(users), "the limit was met"
         assert len(refused) <= len(users) * 4, "Retry-After spaced the attempts (the backoff alone is 10 ms)"
+        from bot.turns import today_tokyo
+        with service.bot.store.unit_of_work() as uow:
+            counts = uow.statistics.delivery_stats(today_tokyo())["line"]
+        assert counts["retried"] == len(refused) and counts["delivered_late"] == len(users), counts
         sent = _line_sent(line_api)
         assert all(sent[u] == 1 for u in users), sent
 
