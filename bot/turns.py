@@ -148,7 +148,10 @@ def maybe_shown(exc: Exception) -> bool:
     timeout or a lost connection, on a call without an idempotency key (Slack's chat.postMessage, a
     LINE reply). A 429 or a 503 says the request was not taken; a LINE push with
     ``X-Line-Retry-Key`` cannot show twice. Counted, not avoided: an upper bound of the answers a
-    retry may have shown twice."""
+    retry may have shown twice. A delivery whose first messages went through before one failed
+    (``partly_delivered``) shows those again on a retry."""
+    if getattr(exc, "partly_delivered", False):
+        return True
     if getattr(exc, "idempotent", False):
         return False
     status = getattr(exc, "status", None)

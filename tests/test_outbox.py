@@ -354,3 +354,30 @@ def test_a_users_next_message_is_answered_after_the_one_that_waits_for_the_platf
     texts = [c.args["text"] for c in fake_slack.calls_to("chat.postMessage") if c.args["channel"] == "D970"]
     assert len(texts) == 2
     assert "再交付" in texts[0] and "再交付" not in texts[1], texts
+
+
+def test_an_outage_between_two_messages_of_one_answer_is_counted_as_shown_twice(
+        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    """「メニュー」 is answered with two Slack messages; Slack fails (503) from the second one on. The
+    retry posts the whole answer again (chat.postMessage has no idempotency key), so the first
+    message shows twice — and stats counts that answer as one that may show twice."""
+    from tests.conftest import run_cli
+
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    service = build_service(settings, bot=build_bot(settings))
+    service.runner.consumer.backoff = 0.05
+    server = start_in_thread(service)
+    try:
+        fake_slack.outage_after(1, 0.5, status=503)
+        assert post_signed(server.url + "/slack/events", dm("上限額を計算したい", user="U980")).status == 200
+        _wait(lambda: pending_turns(url) == 0, timeout=20)
+    finally:
+        server.stop()
+    posts = [c for c in fake_slack.calls_to("chat.postMessage") if c.args["channel"] == "D980"]
+    assert len(posts) == 3, "the first message, then the whole answer again once Slack was back"
+    out = run_cli(["stats"], env={"DATABASE_URL": url})
+    row = next(line for line in out.stdout.splitlines() if line.startswith("slack "))
+    retries, late, twice, given_up = (int(n) for n in row.split()[1:])
+    assert late == 1 and twice == 1 and given_up == 0

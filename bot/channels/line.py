@@ -197,6 +197,7 @@ class LineDeliveryError(RuntimeError):
         self.retry_after = retry_after  # seconds LINE asked to wait (Retry-After), if it said
         # A push with X-Line-Retry-Key: sending it again cannot show it twice (LINE answers 409).
         self.idempotent = idempotent
+        self.partly_delivered = False  # an earlier part went by reply token, which a retry cannot repeat safely
 
 
 def _retry_after(exc: ApiException) -> float | None:
@@ -399,10 +400,12 @@ class LineOutbox:
         Raises:
             LineDeliveryError: LINE refused a message or could not be reached.
         """
+        replied = False
         for n, batch in enumerate(_batches(to_messages(replies))):
             if n == 0 and address.reply_token:
                 try:
                     self._api.reply(address.reply_token, batch)
+                    replied = True
                     continue
                 except urllib3.exceptions.HTTPError as exc:
                     raise LineDeliveryError(None, f"reply ({type(exc).__name__})") from None
@@ -411,7 +414,12 @@ class LineOutbox:
                         raise LineDeliveryError(exc.status, "reply", _retry_after(exc)) from None
                     log.info("line reply token refused, pushing instead user=%s",
                              hash_user(f"{CHANNEL}:{address.user}"))
-            self._api.push(address.user, batch, retry_key(f"line-event:{key}:{n}") if key else None)
+            try:
+                self._api.push(address.user, batch, retry_key(f"line-event:{key}:{n}") if key else None)
+            except LineDeliveryError as exc:
+                # The first batch went by reply, without a key: a retry pushes it again.
+                exc.partly_delivered = replied
+                raise
 
     def send(self, user: str, text: str, kind: str, key: str) -> None:
         """A reminder: push ``text`` to ``user`` exactly once per ``key``.

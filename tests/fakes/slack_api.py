@@ -52,6 +52,7 @@ class FakeSlackAPI:
         self._outage_until = 0.0  # until then (time.monotonic()), chat.postMessage answers _outage_status
         self._outage_status = 503
         self._outage_retry_after: str | None = None
+        self._outage_after: tuple[int, float, int] | None = None  # (posts still let through, seconds, status)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,6 +100,12 @@ class FakeSlackAPI:
             self._outage_until = time.monotonic() + seconds
             self._outage_status, self._outage_retry_after = status, retry_after
 
+    def outage_after(self, posts: int, seconds: float, status: int = 500) -> None:
+        """Let the next ``posts`` chat.postMessage calls through, then answer ``status`` for ``seconds``
+        (an outage beginning in the middle of a turn's messages)."""
+        with self._lock:
+            self._outage_after = (posts, seconds, status)
+
     def calls_to(self, method: str, *, ok_only: bool = True) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method and (c.status == 200 or not ok_only)]
@@ -136,6 +143,14 @@ class FakeSlackAPI:
         with self._changed:
             limit = next((i for i, (m, _) in enumerate(self._limited) if m in (None, method)), None)
             retry_after = self._limited.pop(limit)[1] if limit is not None else None
+            if method == "chat.postMessage" and self._outage_after is not None:
+                posts, seconds, status_then = self._outage_after
+                if posts == 0:
+                    self._outage_after = None
+                    self._outage_until, self._outage_status = time.monotonic() + seconds, status_then
+                    self._outage_retry_after = None
+                else:
+                    self._outage_after = (posts - 1, seconds, status_then)
             down = method == "chat.postMessage" and time.monotonic() < self._outage_until
             if down and retry_after is None:
                 retry_after = self._outage_retry_after
