@@ -21,6 +21,7 @@ from handlers.messages import IncomingMessage
 from nlp.matcher import Matcher
 from handlers.ports import UserState
 from handlers.context import consult_message
+from handlers.faq import Consultation
 from knowledge import KnowledgeBase
 
 
@@ -68,6 +69,11 @@ def _share(part: int, whole: int, empty: float = 1.0) -> str:
     return f"{part / whole if whole else empty:.1%} ({part}/{whole})"
 
 
+def _by(c: Consultation) -> str:
+    """Which decision rule gave a consultation (handlers.rules), to explain a miss."""
+    return f" by {c.rule}" if c.rule else ""
+
+
 def load_spec_must(spec: Path | None) -> dict[str, list[str]]:
     if spec is None or not spec.exists():
         return {}
@@ -98,7 +104,7 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
             if c.topic is None:
                 held += 1
             else:
-                misses.append(f"[out-of-scope answered as {c.topic} {c.score:.0f}] {question}")
+                misses.append(f"[out-of-scope answered as {c.topic} {c.score:.0f}{_by(c)}] {question}")
             continue
         in_scope += 1
         if c.topic == expected:
@@ -109,7 +115,7 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
             else:
                 misses.append(f"[missing facts {expected}] {question}")
         else:
-            misses.append(f"[{expected} -> {c.topic} {c.score:.0f}; ranked {','.join(ranked[:3])}] {question}")
+            misses.append(f"[{expected} -> {c.topic} {c.score:.0f}{_by(c)}; ranked {','.join(ranked[:3])}] {question}")
         if expected in ([c.topic] if c.topic else []) + ranked[:3]:
             top3 += 1
     times.sort()

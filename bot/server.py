@@ -248,37 +248,54 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
 
 
 class HeaderTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for a request's headers (``HEADER_TIMEOUT_SECONDS``).
+    """uvicorn's h11 protocol with a deadline for each request's headers (``HEADER_TIMEOUT_SECONDS``).
 
-    uvicorn bounds the wait between requests on a kept-alive connection, but not the wait for the
-    first request's headers: a client that sends them a byte at a time holds its connection (and
+    uvicorn bounds the idle wait between requests on a kept-alive connection, but not the wait for
+    a request's headers once their first byte has come: a client that sends them a byte at a time
+    (the first request's, or the next one's on a kept-alive connection) holds its connection (and
     one of ``MAX_CONNECTIONS``) for ever, and a thousand such clients make every real event 503.
-    Ours rather than a setting because uvicorn has none: a timer from the connection's start,
-    cancelled once a request's headers are complete (uvicorn then has a request cycle). At module
-    level, so that ``serve --workers N`` can hand it to the worker processes.
+    Ours rather than a setting because uvicorn has none: a timer from the connection's start and
+    again from the end of each response, cancelled once the next request's headers are complete
+    (uvicorn then has a new request cycle). At module level, so that ``serve --workers N`` can
+    hand it to the worker processes.
     """
 
     _deadline: asyncio.TimerHandle | None = None
+    _armed_for: Any = None  # the request cycle (None: none yet) after which the deadline was armed
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._armed_for = self.cycle
         self._deadline = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._headers_too_slow)
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self.cycle is not None and self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _disarm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._deadline is not None and self.cycle is not self._armed_for:
+            self._disarm()  # a new request's headers are complete
+
+    def on_response_complete(self) -> None:
+        # Armed before uvicorn looks at pipelined data, which may start the next cycle at once.
+        if not self.transport.is_closing():
+            self._arm()
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
         super().connection_lost(exc)
 
     def _headers_too_slow(self) -> None:
         self._deadline = None
-        if self.cycle is None and not self.transport.is_closing():
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.cycle is self._armed_for and not self.transport.is_closing():
             self.transport.close()
 
 

@@ -92,6 +92,7 @@ DEFAULT_RECORD_TIMEOUT = 2.0
 # answered and not yet deleted): enough to keep every thread busy. After a crash, at most these
 # many answers are delivered again.
 TAKEN_PER_THREAD = 4
+FINISH_RETRY_SECONDS = 1.0  # a failed delete of answered turns is tried again after this long
 POLL_SECONDS = 0.02  # how often an idle consumer looks for new turns (a read of one row at most)
 CLOSE_SECONDS = 60.0  # on close, how long a consumer goes on taking the turns still in the queue
 # A delivery the platform failed for a moment (5xx, 429, a timeout) is tried again after 1, 2, 4 … s
@@ -444,8 +445,16 @@ class _Finisher:
                 if self._queue is not None:
                     with self._queue.autocommit() as uow:
                         uow.turns.finish_turns(batch)
-            except Exception as exc:  # the database is away: the leases run out, the turns are re-run
+            except Exception as exc:  # the database is away: try again, the turns stay ours
                 log.error("answered turns not deleted count=%d error=%s", len(batch), type(exc).__name__)
+                if not self._closing:
+                    # Not left to the leases: a turn taken over when its lease ran out would run
+                    # again, and a user who had the apology of a database that was down would get
+                    # the answer as well. Pending here, they are renewed, not taken over.
+                    with self._cond:
+                        self._done[:0] = batch
+                        self._cond.wait(FINISH_RETRY_SECONDS)
+                    continue
                 self._finished(batch)
                 continue
             self._finished(batch)

@@ -126,10 +126,10 @@ def read(ctx: Context, municipality: str | None) -> Consultation:
                             municipality=municipality)
     framed = consult(ctx.kb, ctx.matcher, Text(f"{name} {ctx.text.raw}"), municipality)
     offered = {a.id for a in understand.offers(ctx.kb, topic)}
-    for c in (alone, framed):
-        if c.kind == "action" and c.action in offered:
-            return c  # an action the topic just answered leads to (更新 → 「じゃあ登録して」)
     asked = understand.requests(ctx.kb, ctx.text)
+    for c in (alone, framed):
+        if c.kind == "action" and c.action in offered and (asked or understand.has_cue(ctx.kb, ctx.text, c.action)):
+            return c  # an action the topic just answered leads to, asked for (更新 → 「じゃあ登録して」)
     if alone.kind == "action" and asked:
         return alone  # 「私が当てはまるかチェックしてほしい」: asked in so many words
     if _WHETHER.search(ctx.text.raw) and _OWN_CASE.search(ctx.text.raw[:12]):

@@ -52,13 +52,7 @@ _INDEXES: dict[int, _Index] = {}
 def _index(kb: KnowledgeBase) -> _Index:
     idx = _INDEXES.get(id(kb))
     if idx is None:
-        by_phrase: dict[str, Action] = {}
-        offered: dict[str, list[Action]] = {}
-        for action in kb.actions:
-            for phrase in (*action.commands, *action.phrasings, action.label):
-                by_phrase.setdefault(_key(phrase), action)
-            for tid in action.offered_by:
-                offered.setdefault(tid, []).append(action)
+        by_phrase, offered = _phrases_and_offers(kb)
         by_value = {a.does: a for a in kb.actions}
         idx = _INDEXES[id(kb)] = _Index(
             by_phrase, by_value, {a.id: a for a in kb.actions}, {k: tuple(v) for k, v in offered.items()},
@@ -71,6 +65,18 @@ def _index(kb: KnowledgeBase) -> _Index:
             unless={a.id: tuple(re.compile(p) for p in a.unless) for a in kb.actions},
         )
     return idx
+
+
+def _phrases_and_offers(kb: KnowledgeBase) -> tuple[dict[str, Action], dict[str, list[Action]]]:
+    """Each action by every way it is typed (first action wins), and the actions each topic offers."""
+    by_phrase: dict[str, Action] = {}
+    offered: dict[str, list[Action]] = {}
+    for action in kb.actions:
+        for phrase in (*action.commands, *action.phrasings, action.label):
+            by_phrase.setdefault(_key(phrase), action)
+        for tid in action.offered_by:
+            offered.setdefault(tid, []).append(action)
+    return by_phrase, offered
 
 
 def action(kb: KnowledgeBase, action_id: str) -> Action:
@@ -98,7 +104,27 @@ _REQUEST_END = re.compile(r"$|[。．.！!？?、,\s]|く[だれ]|ほし|もら|
 def requests(kb: KnowledgeBase, text: Text) -> bool:
     """Whether a message asks the bot to do something (計算して, 見せて …: actions.yaml ``requesting``)."""
     idx = _index(kb)
-    return _requests_in(text.folded, idx.requesting) or _requests_in(text.reading, idx.requesting_readings)
+    if _requests_in(text.folded, idx.requesting) or _requests_in(text.reading, idx.requesting_readings):
+        return True
+    # Folding drops the comma that ends a request clause: 「終わりを覚えといて、忘れっぽいんで」.
+    clauses = [c for c in _CLAUSE.split(text.raw) if c]
+    return len(clauses) > 1 and any(_requests_in(fold(c), idx.requesting) for c in clauses)
+
+
+_CLAUSE = re.compile(r"[、,，。．.！!？?\s]+")
+
+
+# Request words that ask to be shown or told something: 「上限額の表を見せて」 asks for the table (a
+# topic), not for the calculator; a list the bot keeps (お知らせ, 医療費の記録) is still shown by them.
+_SHOWING = ("見せて", "みせて", "見て", "みて", "教えてくれる", "おしえてくれる", "教えて", "おしえて", "見たい", "みたい")
+
+
+def only_shown(kb: KnowledgeBase, text: Text) -> bool:
+    """Whether a message's request words are all words of showing or telling (「表を見せて」)."""
+    idx = _index(kb)
+    others = tuple(r for r in idx.requesting if r not in _SHOWING)
+    readings = tuple(r for r, w in zip(idx.requesting_readings, idx.requesting) if w not in _SHOWING)
+    return not (_requests_in(text.folded, others) or _requests_in(text.reading, readings))
 
 
 def _requests_in(haystack: str, words: tuple[str, ...]) -> bool:
@@ -226,7 +252,7 @@ def wants(kb: KnowledgeBase, text: Text, action_id: str, topic_ids: tuple[str, .
     that action (「保健福祉事務所の場所を知りたい」)
     — the topics are those as close to the message as the action.
     """
-    if requests(kb, text):
+    if requests(kb, text) and not (action(kb, action_id).calculates and only_shown(kb, text)):
         return True
     if asks(text) and personal(kb, text) and action(kb, action_id).calculates and behind < PERSONAL_MARGIN:
         return True

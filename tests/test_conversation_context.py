@@ -126,3 +126,20 @@ def test_a_question_the_bot_cannot_answer_is_not_answered_with_the_topic_before_
     reply = talk.say("受給者証の色は何色ですか")[0]
     assert reply.kind == "fallback"
     assert reply.topic is None
+
+
+# Issue 26's single-message examples, each with what a person expects instead of what they got.
+@pytest.mark.parametrize("text,kind,topic", [
+    ("月額自己負担上限額の一覧を見せてください", "answer", "copay-table"),  # the table, not a list of reminders
+    ("自己負担の上限額の表を見せて", "answer", "copay-table"),  # 見せて asks for the table, not the calculator
+    ("受給者症の交新てどうやるの", "answer", "renewal"),  # two typos, read through the reading
+    ("こうがくかつちょうき の じょうけん", "answer", "high-cost-long-term"),  # not 軽症高額
+    ("障害者手帳をなくしたので再発行したい", "redirect", None),  # the 手帳's own procedure
+    ("自立支援医療（精神通院）の受給者証の更新はいつ？", "redirect", None),  # another scheme's 受給者証
+    ("ねんがじょうの かきかた", "redirect", None),  # nothing of this bot's
+    ("エンタイビオって効くまでどれくらい", "medical", None),  # a question for the doctor, not the processing time
+    ("なにを きいたら いいの", "menu", None),  # what the bot can do
+])
+def test_the_issues_examples_are_answered_as_a_person_expects(talk, text, kind, topic):
+    reply = talk.say(text)[0]
+    assert (reply.kind, reply.topic) == (kind, topic), reply.text[:80]

@@ -135,6 +135,25 @@ def test_slack_events_are_acked_at_once_while_the_web_api_is_unreachable(tmp_pat
     assert pending_turns(url) == 3
 
 
+def test_slack_events_are_acked_at_once_while_the_web_api_is_slow(tmp_path, fake_slack: FakeSlackAPI) -> None:
+    """auth.test taking 4 s (the probe saw 5 s acks; Slack waits 3): asked once, at start, off the ack path."""
+    from tests.test_durable_turns import pending_turns
+
+    fake_slack.auth_delay = 4.0
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url)
+    server = start_in_thread(build_service(settings, record_only=True))
+    try:
+        for n in range(3):
+            acked = post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U{80 + n}"))
+            assert acked.status == 200 and acked.seconds < 1.0
+    finally:
+        server.stop()
+    assert pending_turns(url) == 3
+    assert len(fake_slack.calls_to("auth.test", ok_only=False)) <= 1
+
+
 def test_with_the_bot_user_id_configured_slack_is_never_asked_who_the_bot_is(tmp_path, fake_slack: FakeSlackAPI) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}", slack_bot_token=TOKEN,
                         slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
@@ -262,3 +281,201 @@ def test_slow_header_connections_are_closed_and_real_events_go_on(tmp_path, fake
         for conn in slow:
             conn.close()
         server.stop()
+
+
+def test_a_kept_alive_connection_that_trickles_its_next_request_headers_is_closed(
+        tmp_path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    """uvicorn's keep-alive timeout stops at the next request's first byte; the header deadline
+    starts again after each response, so the second request's headers are bounded too."""
+    import socket
+
+    import bot.server
+
+    monkeypatch.setattr(bot.server, "HEADER_TIMEOUT_SECONDS", 1.0)
+    server = start_in_thread(_service_both(tmp_path, fake_slack))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200"), "a first request, answered; the connection stays open"
+            conn.settimeout(0.2)
+            started = time.monotonic()
+            closed_after = None
+            for byte in b"POST /slack/events HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+                try:
+                    conn.sendall(bytes([byte]))
+                    if conn.recv(4096) == b"":
+                        closed_after = time.monotonic() - started
+                        break
+                except TimeoutError:
+                    continue  # still open: the next byte
+                except OSError:
+                    closed_after = time.monotonic() - started
+                    break
+            assert closed_after is not None, "a client sending a byte every 0.2 s held the connection for 10 s"
+            print(f"the trickled second request closed after {closed_after:.2f} s")
+            assert closed_after < 2.5
+    finally:
+        server.stop()
+
+
+def test_a_thousand_slow_connections_hold_events_and_healthz_back_only_until_their_deadlines(
+        tmp_path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    """1,100 unauthenticated connections (slow headers and slow bodies) at the real connection cap
+    (1,000): real events and /healthz answer 503 only until the header and body deadlines close them."""
+    import socket
+
+    import bot.server
+    from tests.test_slack_e2e import get
+
+    monkeypatch.setattr(bot.server, "HEADER_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(bot.server, "BODY_TIMEOUT_SECONDS", 1.0)
+    assert bot.server.MAX_CONNECTIONS == 1000
+    server = start_in_thread(_service_both(tmp_path, fake_slack))
+    slow = []
+    try:
+        started = time.monotonic()
+        for n in range(1100):
+            conn = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            if n < 400:  # complete headers, a body that never comes
+                conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 1000\r\n\r\n{")
+            else:  # headers that never end
+                conn.sendall(b"POST /line/callback HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(conn)
+        opened = time.monotonic()
+
+        def ok(result_of) -> bool:
+            try:
+                return result_of().status == 200
+            except OSError:
+                return False
+
+        statuses = []
+        health_back = event_back = None
+        while (health_back is None or event_back is None) and time.monotonic() - opened < 10:
+            if health_back is None:
+                health = ok(lambda: get(server.url + "/healthz"))
+                statuses.append(health)
+                if health:
+                    health_back = time.monotonic() - opened
+            if event_back is None and ok(lambda: post_signed(server.url + "/slack/events",
+                                                             dm("受給者証なくした", user="U89"))):
+                event_back = time.monotonic() - opened
+            time.sleep(0.05)
+        assert statuses and statuses[0] is False, "the cap was reached: this test measures something"
+        assert health_back is not None and event_back is not None
+        print(f"1,100 opened in {opened - started:.2f} s; then /healthz back after {health_back:.2f} s, "
+              f"a real event after {event_back:.2f} s")
+        assert health_back < 3.0 and event_back < 3.0
+    finally:
+        for conn in slow:
+            conn.close()
+        server.stop()
+
+
+def test_a_turn_that_got_the_apology_is_not_answered_again_when_the_database_is_back(
+        tmp_path, fake_slack: FakeSlackAPI) -> None:
+    """SQLite, the whole serve in process: the database is held by another writer while a recorded
+    turn runs (it apologises), and the queue file too while the answered turn is deleted. Once both
+    are free, the turn is deleted, not taken over and run again: no user gets the apology and then
+    the answer (issue 24's 24-32 users)."""
+    import sqlite3
+
+    from bot.core import DB_DOWN_TEXT
+
+    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT", turn_lease_seconds=1.0)
+    server = start_in_thread(build_service(settings))
+    lockers = []
+    try:
+        assert post_signed(server.url + "/slack/events", dm("こんにちは", user="U60")).status == 200
+        fake_slack.wait_for("chat.postMessage", 1)  # the schema is made, the user known
+        for name in ("nanbyo.db", "nanbyo-turns.db"):
+            locker = sqlite3.connect(tmp_path / name, isolation_level=None)
+            lockers.append(locker)
+        lockers[0].execute("BEGIN EXCLUSIVE")  # the database: the turn will wait 5 s, then apologise
+        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U61")).status == 200
+        time.sleep(0.5)  # recorded and running; now the queue file too, for the delete after the apology
+        lockers[1].execute("BEGIN EXCLUSIVE")
+        apology = fake_slack.wait_for("chat.postMessage", 2, timeout=15)[-1]
+        assert apology.args["text"].startswith(DB_DOWN_TEXT[:10])
+        time.sleep(6.0)  # the delete waits out the busy timeout and fails; the turn's lease runs out
+        for locker in lockers:
+            locker.execute("ROLLBACK")
+        time.sleep(3.0)  # a turn left to its lease would be taken over and answered now
+    finally:
+        for locker in lockers:
+            locker.close()
+        server.stop()
+    to_u61 = [c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "D61"]
+    assert len(to_u61) == 1, [c.args.get("text", "")[:30] for c in to_u61]
+
+
+def test_on_postgresql_a_turn_that_got_the_apology_is_not_answered_again(pg_url: str,
+                                                                         fake_slack: FakeSlackAPI) -> None:
+    """PostgreSQL, the whole serve in process: another session holds the dialog tables while a
+    recorded turn runs (it apologises after the lock timeout), then the queue table while the turn
+    is deleted. Once both are free, the turn is deleted, not taken over and answered as well."""
+    from sqlalchemy import create_engine, text
+
+    from bot.core import DB_DOWN_TEXT
+
+    settings = Settings(database_url=pg_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT", turn_lease_seconds=1.0)
+    server = start_in_thread(build_service(settings))
+    other = create_engine(pg_url)
+    dialog, queue = other.connect(), other.connect()
+    try:
+        assert post_signed(server.url + "/slack/events", dm("こんにちは", user="U60")).status == 200
+        fake_slack.wait_for("chat.postMessage", 1)
+        dialog.begin()
+        dialog.execute(text("LOCK TABLE handled_event, conversation_state IN ACCESS EXCLUSIVE MODE"))
+        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U61")).status == 200
+        time.sleep(0.5)  # recorded and running; now the queue, for the delete after the apology
+        queue.begin()
+        queue.execute(text("LOCK TABLE pending_turn IN ACCESS EXCLUSIVE MODE"))
+        apology = fake_slack.wait_for("chat.postMessage", 2, timeout=15)[-1]
+        assert apology.args["text"].startswith(DB_DOWN_TEXT[:10])
+        time.sleep(6.0)  # the delete waits out the lock timeout and fails; the turn's lease runs out
+        dialog.rollback()
+        queue.rollback()
+        time.sleep(3.0)  # a turn left to its lease would be taken over and answered now
+    finally:
+        dialog.close()
+        queue.close()
+        other.dispose()
+        server.stop()
+    to_u61 = [c for c in fake_slack.calls_to("chat.postMessage") if c.args.get("channel") == "D61"]
+    assert len(to_u61) == 1, [c.args.get("text", "")[:30] for c in to_u61]
+
+
+def test_events_refused_during_a_hung_postgresql_are_answered_once_when_delivered_again(
+        pg_url: str, proxy: DatabaseProxy, fake_slack: FakeSlackAPI) -> None:
+    """The whole serve (turns run too): the events of the hang get 503 and nothing else; delivered
+    again after it, each user gets one answer, and no apology."""
+    from bot.core import DB_DOWN_TEXT
+
+    settings = Settings(database_url=proxy.url(pg_url), slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT",
+                        record_timeout_seconds=RECORD_TIMEOUT)
+    server = start_in_thread(build_service(settings))
+    try:
+        assert post_signed(server.url + "/slack/events", dm("はじめまして", user="U1")).status == 200
+        fake_slack.wait_for("chat.postMessage", 1)
+        proxy.hang()
+        events = [dm("受給者証なくした", user=f"U{20 + n}", event_id=f"EvAgain{n}") for n in range(5)]
+        for body in events:
+            refused = post_signed(server.url + "/slack/events", body)
+            assert refused.status == 503 and refused.seconds < 3.0
+        proxy.resume()
+        time.sleep(5.2)  # DB_PAUSE_SECONDS
+        assert [post_signed(server.url + "/slack/events", body).status for body in events] == [200] * 5
+        fake_slack.wait_for("chat.postMessage", 6, timeout=20)
+        time.sleep(0.5)  # room for a second message, if one were coming
+    finally:
+        server.stop()
+    posts = fake_slack.calls_to("chat.postMessage")
+    for n in range(5):
+        to_user = [c.args.get("text", "") for c in posts if c.args.get("channel") == f"D{20 + n}"]
+        assert len(to_user) == 1 and not to_user[0].startswith(DB_DOWN_TEXT[:10]), to_user

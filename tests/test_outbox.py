@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections import Counter
-from pathlib import Path
 
 from bot.bootstrap import build_bot, build_service
 from bot.config import Settings
@@ -29,8 +28,8 @@ def _wait(condition, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def test_slack_messages_acked_during_an_outage_are_answered_after_it(tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
-    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+def test_slack_messages_acked_during_an_outage_are_answered_after_it(database_url: str, fake_slack: FakeSlackAPI) -> None:
+    url = database_url
     settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
     service = build_service(settings, bot=build_bot(settings))
@@ -73,8 +72,8 @@ def _line_sent(line_api: FakeLineApi) -> Counter[str]:
     return sent
 
 
-def test_line_messages_acked_during_an_outage_are_answered_exactly_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+def test_line_messages_acked_during_an_outage_are_answered_exactly_once(database_url: str) -> None:
+    url = database_url
     with FakeLineApi.start() as line_api:
         settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
                             line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
@@ -93,12 +92,12 @@ def test_line_messages_acked_during_an_outage_are_answered_exactly_once(tmp_path
         assert all(sent[u] == 1 for u in users), sent  # LINE: a reply token or X-Line-Retry-Key, once
 
 
-def test_a_restart_during_an_outage_loses_no_answer(tmp_path: Path) -> None:
+def test_a_restart_during_an_outage_loses_no_answer(database_url: str) -> None:
     """The answers wait in the database: a turn runner stopped while the platform is down leaves
     them in the queue, and the next one delivers them (kept, not run again) once it is back."""
     from bot.turns import PooledRunner
 
-    url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
+    url = database_url
     with FakeLineApi.start() as line_api:
         settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
                             line_channel_access_token=line_api.access_token, line_api_url=line_api.url)

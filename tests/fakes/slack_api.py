@@ -49,6 +49,7 @@ class FakeSlackAPI:
         self._ts = 0
         self.socket_mode_url: str | None = None  # what apps.connections.open hands out (FakeSocketMode.url)
         self.delay = 0.0  # seconds chat.postMessage takes before it answers (a slow Web API)
+        self.auth_delay = 0.0  # seconds auth.test takes before it answers
         self._outage_until = 0.0  # until then (time.monotonic()), chat.postMessage answers _outage_status
         self._outage_status = 503
         self._outage_retry_after: str | None = None
@@ -140,6 +141,8 @@ class FakeSlackAPI:
         headers = {k.lower(): v for k, v in h.headers.items()}
         if method == "chat.postMessage" and self.delay:
             time.sleep(self.delay)
+        if method == "auth.test" and self.auth_delay:
+            time.sleep(self.auth_delay)
         with self._changed:
             limit = next((i for i, (m, _) in enumerate(self._limited) if m in (None, method)), None)
             retry_after = self._limited.pop(limit)[1] if limit is not None else None
