@@ -217,6 +217,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     with store.unit_of_work() as uow:
         purged = uow.statistics.purge_stats(today - timedelta(days=kept))
         table, frequent = uow.statistics.question_stats(today - timedelta(days=args.days))
+        deliveries = uow.statistics.delivery_stats(today - timedelta(days=args.days))
     print(f"questions of the last {args.days} days (kept {kept} days; {purged} older rows removed now)")
     print(f"{'topic':<34} {'answered':>8} {'not answered':>12}")
     for topic, answered, unanswered in table:
@@ -228,6 +229,13 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     for text, n in frequent:
         print(f"{n:>5}  {text}")
     if not frequent:
+        print("(none)")
+    print("\nanswers the message API failed for a moment (tried again until OUTBOX_EXPIRY_SECONDS):")
+    print(f"{'channel':<10} {'retries':>8} {'delivered late':>15} {'may show twice':>15} {'given up':>9}")
+    for channel, counts in sorted(deliveries.items()):
+        print(f"{channel:<10} {counts.get('retried', 0):>8} {counts.get('delivered_late', 0):>15} "
+              f"{counts.get('maybe_twice', 0):>15} {counts.get('given_up', 0):>9}")
+    if not deliveries:
         print("(none)")
     return 0
 

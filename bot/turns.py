@@ -49,6 +49,7 @@ What is guaranteed, and what is not:
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import json
 import logging
 import os
@@ -61,8 +62,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
@@ -79,7 +81,8 @@ Turn = tuple[IncomingMessage, Address]
 MAX_DELIVERIES = 3  # consumers a turn may be given to; each of them died before finishing it
 DEFAULT_LIMIT = 5000  # turns waiting in the queue before new ones are refused (503)
 DEFAULT_LEASE_SECONDS = 30.0  # an owner that has not renewed its turns for this long is dead
-ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this belongs to a finished turn
+ANSWER_RETENTION = timedelta(minutes=10)  # a kept answer older than this (and the outbox expiry) belongs to a finished turn
+FAILED_SINCE = "failed_since"  # in a kept answer: when its delivery first failed (epoch seconds)
 QUEUE_CHECKPOINT_SECONDS = 30.0  # SQLite: the queue's WAL is truncated this often, and at shutdown
 DB_PAUSE_SECONDS = 5.0  # after a failed write, turns are refused (503) for this long before trying again
 # How long an ack waits for its turn to be committed: well under Slack's 3 seconds, so that a hung
@@ -97,6 +100,11 @@ CLOSE_SECONDS = 60.0  # on close, how long a consumer goes on taking the turns s
 DEFAULT_OUTBOX_EXPIRY = 600.0
 BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
+
+
+def today_tokyo() -> date:
+    """The day in Japan, which the statistics count by."""
+    return datetime.now(ZoneInfo("Asia/Tokyo")).date()
 
 
 class Outbox(Protocol):
@@ -130,9 +138,27 @@ class DeliveryDelayed(RuntimeError):
         retry_after: seconds the platform asked to wait (``Retry-After``), if it said.
     """
 
-    def __init__(self, cause: Exception, retry_after: float | None) -> None:
+    def __init__(self, cause: Exception, retry_after: float | None, maybe_shown: bool = False) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.retry_after = retry_after
+        self.maybe_shown = maybe_shown
+
+
+def maybe_shown(exc: Exception) -> bool:
+    """Whether the platform may have shown the message although it failed the request: a 5xx, a
+    timeout or a lost connection, on a call without an idempotency key (Slack's chat.postMessage, a
+    LINE reply). A 429 or a 503 says the request was not taken; a LINE push with
+    ``X-Line-Retry-Key`` cannot show twice. Counted, not avoided: an upper bound of the answers a
+    retry may have shown twice. A delivery whose first messages went through before one failed
+    (``partly_delivered``) shows those again on a retry."""
+    if getattr(exc, "partly_delivered", False):
+        return True
+    if getattr(exc, "idempotent", False):
+        return False
+    status = getattr(exc, "status", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status not in (429, 503)
 
 
 def transient(exc: Exception) -> tuple[bool, float | None]:
@@ -147,9 +173,40 @@ def transient(exc: Exception) -> tuple[bool, float | None]:
     if isinstance(status, int):
         headers = {str(k).lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
         value = headers.get("retry-after")
-        wait = float(value[0] if isinstance(value, list) else value) if value else None
-        return status >= 500 or status == 429, wait
+        return status >= 500 or status == 429, retry_after_seconds(value[0] if isinstance(value, list) else value)
     return isinstance(exc, (OSError, TimeoutError, ConnectionError)), None
+
+
+def retry_after_seconds(value: object, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait: a number of seconds or an HTTP date (RFC 9110);
+    None when absent or unreadable (the backoff decides). Never negative."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def backoff_delay(attempt: int, retry_after: float | None, left: float, base: float = BACKOFF_SECONDS) -> float:
+    """How long to wait before delivery attempt ``attempt`` + 1: what the platform asked for
+    (``Retry-After``), else ``base`` × 2^(attempt-1) with "equal jitter" (half fixed, half random,
+    so that the turns of one outage do not all come back at one instant), at most
+    ``MAX_BACKOFF_SECONDS``; never past the ``left`` seconds before the delivery expires, so that it
+    has a last try."""
+    if retry_after is not None:
+        delay = retry_after
+    else:
+        delay = min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1)) * (0.5 + random.random() / 2)
+    return max(0.0, min(delay, left))
 
 
 def deliver(outboxes: Mapping[str, Outbox], msg: IncomingMessage, address: Address, replies: list[Reply]) -> None:
@@ -171,7 +228,7 @@ def deliver(outboxes: Mapping[str, Outbox], msg: IncomingMessage, address: Addre
                   getattr(exc, "status", None) or getattr(getattr(exc, "response", None), "status_code", None),
                   " (will retry)" if passing else "")
         if passing:
-            raise DeliveryDelayed(exc, wait) from exc
+            raise DeliveryDelayed(exc, wait, maybe_shown(exc)) from exc
         return
     log.info("%s turn event=%s user=%s replies=%d ms=%.1f", address.channel, msg.event_id, hash_user(msg.user_key),
              len(replies), (time.perf_counter() - started) * 1000)
@@ -275,6 +332,7 @@ class _Waiting:
     delivered: set[str]
     since: float
     attempts: int
+    maybe_shown: bool = False  # an attempt failed in a way the platform may have shown it anyway
 
 
 @dataclasses.dataclass
@@ -508,6 +566,7 @@ class TurnConsumer:
         self._pending: set[int] = set()  # recorded turns have their row id, unrecorded ones a negative number
         self._users: dict[str, deque[tuple[int, list[Turn], bool]]] = {}  # users with a turn running: the next ones
         self._waiting: dict[int, _Waiting] = {}  # turns whose delivery waits for the platform to come back
+        self._held: set[str] = set()  # users whose next turns wait behind such a turn (in _users)
         self.redelivered = 0  # deliveries tried again after the platform failed (Slack may show those twice)
         self._seq = 0
         self._wake = threading.Event()
@@ -527,6 +586,15 @@ class TurnConsumer:
         """Turns taken and not yet answered."""
         with self._lock:
             return len(self._pending)
+
+    @property
+    def busy(self) -> int:
+        """Turns taken that hold room here: those whose delivery waits for the platform to come
+        back hold no thread, so a Slack outage does not stop the LINE turns (nor new Slack turns
+        from being answered and kept)."""
+        with self._lock:
+            behind = sum(len(self._users.get(user, ())) for user in self._held)
+            return len(self._pending) - len(self._waiting) - behind
 
     def wake(self) -> None:
         """Look for new turns now."""
@@ -574,13 +642,13 @@ class TurnConsumer:
             if taken == 0 and self._draining.is_set() and self.pending == 0:
                 self._stopped.set()
                 return
-            if taken <= 0 or self.pending >= self.capacity:
+            if taken <= 0 or self.busy >= self.capacity:
                 self._wake.wait(self.poll if taken == 0 else 1.0)
 
     def _take(self) -> int:
         """Take as many turns as there is room for; how many (0: none to take, or no room)."""
         assert self.queue is not None
-        room = self.capacity - self.pending
+        room = self.capacity - self.busy
         if room <= 0:
             return 0
         now = utcnow()
@@ -652,7 +720,10 @@ class TurnConsumer:
 
     def _run_user(self, user: str, seq: int, group: list[Turn], retry: bool) -> None:
         while True:
-            self._run(seq, group, retry)
+            if self._run(seq, group, retry):
+                # Its delivery waits for the platform: the user's next turns wait behind it (their
+                # answers come after this one), and its retry goes on with them (``_retry``).
+                return
             with self._lock:
                 waiting = self._users[user]
                 if not waiting:
@@ -662,8 +733,11 @@ class TurnConsumer:
 
     # -- running one -----------------------------------------------------------------------------
 
-    def _run(self, seq: int, group: list[Turn], retry: bool) -> None:
-        waiting = self._waiting.pop(seq, None)
+    def _run(self, seq: int, group: list[Turn], retry: bool) -> bool:
+        """Run one recorded row's turns and deliver them; True when the delivery waits for the
+        platform (tried again later, the row kept)."""
+        with self._lock:
+            waiting = self._waiting.pop(seq, None)
         later = False
         try:
             kept: dict[str, Any] = waiting.kept if waiting else self._kept(seq) if retry and seq > 0 else {}
@@ -671,10 +745,18 @@ class TurnConsumer:
             for index, (msg, address) in enumerate(group):
                 if str(index) in delivered:
                     continue  # delivered before the platform failed on a later part
+                if waiting is not None and address.reply_token is not None:
+                    # A LINE reply token lives about a minute and may have been spent by the failed
+                    # call: the next tries push, with X-Line-Retry-Key, so that they cannot repeat.
+                    address = dataclasses.replace(address, reply_token=None)
                 with working(self.outboxes, address):
                     replies = self._answer(seq, str(index), msg, kept)
                 deliver(self.outboxes, msg, address, replies)
                 delivered.add(str(index))
+            if waiting is not None:
+                self._count(group, "delivered_late")
+                if waiting.maybe_shown:
+                    self._count(group, "maybe_twice")
         except DeliveryDelayed as exc:
             later = self._later(seq, group, waiting, kept, delivered, exc)
         except Exception:  # a bug in a channel: logged, and the turn is finished anyway
@@ -689,40 +771,75 @@ class TurnConsumer:
                 self._finisher.add(seq)
             else:
                 self._finished([seq])
+        return later
 
     def _later(self, seq: int, group: list[Turn], waiting: _Waiting | None, kept: dict[str, Any],
                delivered: set[str], exc: DeliveryDelayed) -> bool:
         """Try the delivery again after a backoff (or what the platform asked for), with the answers
         already made (the turn does not run twice); False when it has waited ``outbox_expiry``."""
-        since = waiting.since if waiting else time.monotonic()
+        since = waiting.since if waiting else self._failed_since(seq, kept)
         attempts = (waiting.attempts if waiting else 0) + 1
         if time.monotonic() - since >= self.outbox_expiry:
             log.error("delivery given up turn=%d attempts=%d after=%.0fs", seq, attempts, time.monotonic() - since)
+            self._count(group, "given_up")
             return False
-        # Exponential, with jitter so that many turns of one outage do not come back at one instant.
-        delay = exc.retry_after if exc.retry_after is not None else \
-            min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
-        self._waiting[seq] = _Waiting(kept, delivered, since, attempts)
+        delay = backoff_delay(attempts, exc.retry_after, self.outbox_expiry - (time.monotonic() - since),
+                              self.backoff)
+        shown = exc.maybe_shown or (waiting.maybe_shown if waiting else False)
         with self._lock:
+            self._waiting[seq] = _Waiting(kept, delivered, since, attempts, shown)
+            self._held.add(group[0][0].user_key)
             self.redelivered += 1
+        self._count(group, "retried")
         timer = threading.Timer(delay, self._retry, args=(seq, group))
         timer.daemon = True
         timer.start()
         log.warning("delivery delayed turn=%d attempt=%d retry_in=%.1fs", seq, attempts, delay)
         return True
 
+    def _failed_since(self, seq: int, kept: dict[str, Any]) -> float:
+        """When the delivery first failed (``time.monotonic()`` terms), kept with the turn's answer
+        so that a turn taken over after a restart still expires ``outbox_expiry`` after its first
+        failure, not after the restart."""
+        now_wall, now = time.time(), time.monotonic()
+        first = kept.get(FAILED_SINCE)
+        if isinstance(first, (int, float)):
+            return now - max(0.0, now_wall - first)
+        kept[FAILED_SINCE] = now_wall
+        if seq > 0 and self.store is not None:
+            try:
+                with self.store.unit_of_work() as uow:
+                    uow.turns.keep_turn_replies(seq, json.dumps(kept, ensure_ascii=False))
+            except Exception as exc:  # the database is away: the expiry counts from a takeover
+                log.warning("delivery failure time not kept turn=%d error=%s", seq, type(exc).__name__)
+        return now
+
     def _retry(self, seq: int, group: list[Turn]) -> None:
         """Deliver a waiting turn again; once this consumer has stopped, leave it in the queue (not
         deleted, no longer renewed) for the next consumer, which delivers its kept answer."""
+        user = group[0][0].user_key
         if not self._stopped.is_set():
+            with self._lock:
+                self._held.discard(user)
             try:
-                self._dispatch(seq, group, True)
+                self._pool.submit(self._run_user, user, seq, group, True)
                 return
             except RuntimeError:  # the pool shut down meanwhile
                 pass
-        self._waiting.pop(seq, None)
         with self._lock:
+            # Left in the queue, with the user's turns waiting behind it, for the next consumer.
+            self._waiting.pop(seq, None)
             self._pending.discard(seq)
+
+    def _count(self, group: list[Turn], outcome: str) -> None:
+        """Count a delivery outcome for ``nanbyo-bot stats`` (the day, the channel; nobody's id)."""
+        if self.store is None:
+            return
+        try:
+            with self.store.unit_of_work() as uow:
+                uow.statistics.count_delivery(today_tokyo(), group[0][1].channel, outcome)
+        except Exception as exc:  # the database is away: the count is lost, not the answer
+            log.warning("delivery not counted outcome=%s error=%s", outcome, type(exc).__name__)
 
     def _finished(self, seqs: list[int]) -> None:
         with self._lock:
@@ -788,7 +905,8 @@ class TurnConsumer:
             mine = [seq for seq in self._pending if seq > 0]
         with self.store.unit_of_work() as uow:
             # Answers left by a crash between deleting a turn and its answer.
-            uow.turns.purge_turn_answers(before=now - ANSWER_RETENTION)
+            # A turn waiting for the platform keeps its answer for up to outbox_expiry more.
+            uow.turns.purge_turn_answers(before=now - ANSWER_RETENTION - timedelta(seconds=self.outbox_expiry))
         if mine:
             with self._writing() as uow:
                 uow.turns.renew_turns(self.owner, mine, now)

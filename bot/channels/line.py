@@ -71,6 +71,7 @@ from bot.config import Settings
 from handlers.messages import FEEDBACK_PREFIX, FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
 from nlp.privacy import hash_user
 from bot.texts import RICH_MENU_CHOICES, split_text
+from bot.turns import retry_after_seconds
 
 log = logging.getLogger("nanbyo.line")
 
@@ -188,19 +189,21 @@ class LineDeliveryError(RuntimeError):
         permanent: True when retrying cannot help (a 4xx other than 429, e.g. the user blocked us).
     """
 
-    def __init__(self, status: int | None, what: str, retry_after: float | None = None) -> None:
+    def __init__(self, status: int | None, what: str, retry_after: float | None = None,
+                 idempotent: bool = False) -> None:
         super().__init__(f"LINE {what} failed" + (f" with HTTP {status}" if status is not None else " (not reached)"))
         self.status = status
         self.permanent = status is not None and 400 <= status < 500 and status != 429
         self.retry_after = retry_after  # seconds LINE asked to wait (Retry-After), if it said
+        # A push with X-Line-Retry-Key: sending it again cannot show it twice (LINE answers 409).
+        self.idempotent = idempotent
+        self.partly_delivered = False  # an earlier part went by reply token, which a retry cannot repeat safely
 
 
 def _retry_after(exc: ApiException) -> float | None:
-    value = (getattr(exc, "headers", None) or {}).get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    headers = getattr(exc, "headers", None) or {}
+    value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    return retry_after_seconds(value)
 
 
 def _configuration(settings: Settings, data: bool = False) -> Configuration:
@@ -245,9 +248,9 @@ class LineApi:
         except ApiException as exc:
             if exc.status == 409 and key is not None:
                 return False
-            raise LineDeliveryError(exc.status, "push", _retry_after(exc)) from None
+            raise LineDeliveryError(exc.status, "push", _retry_after(exc), idempotent=key is not None) from None
         except urllib3.exceptions.HTTPError as exc:
-            raise LineDeliveryError(None, f"push ({type(exc).__name__})") from None
+            raise LineDeliveryError(None, f"push ({type(exc).__name__})", idempotent=key is not None) from None
         return True
 
     def show_loading(self, user_id: str, seconds: int = LOADING_SECONDS) -> None:
@@ -397,10 +400,12 @@ class LineOutbox:
         Raises:
             LineDeliveryError: LINE refused a message or could not be reached.
         """
+        replied = False
         for n, batch in enumerate(_batches(to_messages(replies))):
             if n == 0 and address.reply_token:
                 try:
                     self._api.reply(address.reply_token, batch)
+                    replied = True
                     continue
                 except urllib3.exceptions.HTTPError as exc:
                     raise LineDeliveryError(None, f"reply ({type(exc).__name__})") from None
@@ -409,7 +414,12 @@ class LineOutbox:
                         raise LineDeliveryError(exc.status, "reply", _retry_after(exc)) from None
                     log.info("line reply token refused, pushing instead user=%s",
                              hash_user(f"{CHANNEL}:{address.user}"))
-            self._api.push(address.user, batch, retry_key(f"line-event:{key}:{n}") if key else None)
+            try:
+                self._api.push(address.user, batch, retry_key(f"line-event:{key}:{n}") if key else None)
+            except LineDeliveryError as exc:
+                # The first batch went by reply, without a key: a retry pushes it again.
+                exc.partly_delivered = replied
+                raise
 
     def send(self, user: str, text: str, kind: str, key: str) -> None:
         """A reminder: push ``text`` to ``user`` exactly once per ``key``.

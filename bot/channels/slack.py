@@ -458,8 +458,14 @@ class SlackOutbox:
         if not replies:
             return
         conversation = address.conversation or open_dm(self.client, address.user)
-        for message in render(replies):
-            self.client.chat_postMessage(channel=conversation, thread_ts=address.thread, **message)
+        for n, message in enumerate(render(replies)):
+            try:
+                self.client.chat_postMessage(channel=conversation, thread_ts=address.thread, **message)
+            except Exception as exc:
+                # The messages before it are posted, and a retry of the delivery posts them again
+                # (no idempotency key): the runner counts it as an answer that may show twice.
+                exc.partly_delivered = n > 0  # type: ignore[attr-defined]
+                raise
         if address.pointer_url:
             try:
                 WebhookClient(address.pointer_url, timeout=10).send(text=ANSWERED_IN_DM_TEXT,

@@ -144,6 +144,24 @@ class QuestionStat(SQLModel, table=True):
     redacted: str | None = Field(default=None, max_length=200)
 
 
+class DeliveryStat(SQLModel, table=True):
+    """How deliveries fared when the message API failed for a moment, per day and channel
+    (``nanbyo-bot stats``): counts only, nobody's id or text.
+
+    ``outcome``: ``retried`` (an attempt failed and the delivery was tried again), ``delivered_late``
+    (a delivery that had failed got through), ``maybe_twice`` (one of those after an attempt the
+    platform may have shown anyway: no idempotency key, a 5xx or a timeout), ``given_up`` (still
+    failing after ``OUTBOX_EXPIRY_SECONDS``).
+    """
+
+    __tablename__ = "delivery_stat"
+
+    day: date = Field(primary_key=True)
+    channel: str = Field(primary_key=True, max_length=20)
+    outcome: str = Field(primary_key=True, max_length=20)
+    count: int = 0
+
+
 class AnswerFeedback(SQLModel, table=True):
     """A user's 「役に立った」/「役に立たなかった」 on one answer, for the operator (``nanbyo-bot review``).
 

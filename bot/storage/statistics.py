@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
-from bot.storage.models import AnswerFeedback, AppSecret, QuestionStat
+from bot.storage.models import AnswerFeedback, AppSecret, DeliveryStat, QuestionStat
 
 # Question statistics are kept this long (see ``Statistics.record_question`` and ``nanbyo-bot stats``).
 STATS_RETENTION_DAYS = 90  # the statistics (and their redacted free text), by default
@@ -32,6 +32,13 @@ EVENT_RETENTION_DAYS = 7.0
 _STAT = QuestionStat.__table__  # type: ignore[attr-defined]
 _FEEDBACK = AnswerFeedback.__table__  # type: ignore[attr-defined]
 _SECRET = AppSecret.__table__  # type: ignore[attr-defined]
+_DELIVERY = DeliveryStat.__table__  # type: ignore[attr-defined]
+_COUNT_DELIVERY = {
+    name: dialect_insert(_DELIVERY).on_conflict_do_update(
+        index_elements=["day", "channel", "outcome"],
+        set_={"count": _DELIVERY.c.count + 1})
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 _INSERT_STAT = insert(_STAT)
 _INSERT_SECRET_IF_NEW = {
     "postgresql": pg_insert(_SECRET).on_conflict_do_nothing(index_elements=["name"]),
@@ -152,9 +159,25 @@ class Statistics:
             self.purge_stats(day - timedelta(days=retention.stats_days))
             self._after_commit.append(lambda: retention.done(day))
 
+    def count_delivery(self, day: date, channel: str, outcome: str) -> None:
+        """Add one to the day's count of a delivery outcome (``DeliveryStat``)."""
+        self._conn().execute(_COUNT_DELIVERY[self._conn().dialect.name],
+                             {"day": day, "channel": channel, "outcome": outcome, "count": 1})
+
+    def delivery_stats(self, since: date) -> dict[str, dict[str, int]]:
+        """Outcome counts per channel since ``since``: ``{"slack": {"retried": 3, ...}}``."""
+        rows = self._conn().execute(
+            core_select(_DELIVERY.c.channel, _DELIVERY.c.outcome, func.sum(_DELIVERY.c.count))
+            .where(_DELIVERY.c.day >= since).group_by(_DELIVERY.c.channel, _DELIVERY.c.outcome))
+        counts: dict[str, dict[str, int]] = {}
+        for channel, outcome, n in rows:
+            counts.setdefault(channel, {})[outcome] = int(n)
+        return counts
+
     def purge_stats(self, before: date) -> int:
         """Delete statistics and feedback older than ``before`` (the retention limit)."""
         conn = self._conn()
+        conn.execute(delete(_DELIVERY).where(_DELIVERY.c.day < before))
         removed = conn.execute(delete(_STAT).where(_STAT.c.day < before)).rowcount or 0
         return removed + (conn.execute(delete(_FEEDBACK).where(_FEEDBACK.c.day < before)).rowcount or 0)
 

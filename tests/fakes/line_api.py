@@ -127,7 +127,9 @@ class FakeLineApi:
     invalid_reply_tokens: set[str] = field(default_factory=set)
     push_status: int | None = None  # answer every push with this status instead (e.g. 500)
     loading_status: int | None = None  # answer every loading-animation call with this status instead
-    outage_until: float = 0.0  # until then (time.monotonic()), replies and pushes answer 503
+    outage_until: float = 0.0  # until then (time.monotonic()), replies and pushes answer outage_status
+    outage_status: int = 503
+    outage_retry_after: str | None = None  # the Retry-After header sent with it, if any
     requests: list[Recorded] = field(default_factory=list)
     accepted_retry_keys: set[str] = field(default_factory=set)
     rich_menus: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -161,8 +163,10 @@ class FakeLineApi:
 
     # -- assertions -------------------------------------------------------------------------
 
-    def outage(self, seconds: float) -> None:
-        """For the next ``seconds``, replies and pushes answer 503 (LINE's message API down for a moment)."""
+    def outage(self, seconds: float, status: int = 503, retry_after: str | None = None) -> None:
+        """For the next ``seconds``, replies and pushes answer ``status`` (LINE's message API down
+        for a moment: 503; or limiting: 429), with ``Retry-After: retry_after`` when given."""
+        self.outage_status, self.outage_retry_after = status, retry_after
         self.outage_until = time.monotonic() + seconds
 
     def calls(self, path: str) -> list[Recorded]:
@@ -204,7 +208,8 @@ class FakeLineApi:
                                     "header is valid."}, {}
         path, method = rec.path, rec.method
         if path in ("/v2/bot/message/reply", "/v2/bot/message/push") and time.monotonic() < self.outage_until:
-            return 503, {"message": "fake outage"}, {}
+            headers = {"Retry-After": self.outage_retry_after} if self.outage_retry_after is not None else {}
+            return self.outage_status, {"message": "fake outage"}, headers
         if method == "POST" and path == "/v2/bot/message/reply":
             body = rec.json
             if body.get("replyToken") in self.invalid_reply_tokens:

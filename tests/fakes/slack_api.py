@@ -50,7 +50,10 @@ class FakeSlackAPI:
         self.socket_mode_url: str | None = None  # what apps.connections.open hands out (FakeSocketMode.url)
         self.delay = 0.0  # seconds chat.postMessage takes before it answers (a slow Web API)
         self.auth_delay = 0.0  # seconds auth.test takes before it answers
-        self._outage_until = 0.0  # until then (time.monotonic()), chat.postMessage answers 503
+        self._outage_until = 0.0  # until then (time.monotonic()), chat.postMessage answers _outage_status
+        self._outage_status = 503
+        self._outage_retry_after: str | None = None
+        self._outage_after: tuple[int, float, int] | None = None  # (posts still let through, seconds, status)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,10 +94,18 @@ class FakeSlackAPI:
         with self._lock:
             self._limited.extend([(method, retry_after)] * n)
 
-    def outage(self, seconds: float) -> None:
-        """For the next ``seconds``, chat.postMessage answers 503 (Slack's message API down for a moment)."""
+    def outage(self, seconds: float, status: int = 503, retry_after: str | None = None) -> None:
+        """For the next ``seconds``, chat.postMessage answers ``status`` (Slack's message API down
+        for a moment: 503; or limiting: 429), with ``Retry-After: retry_after`` when given."""
         with self._lock:
             self._outage_until = time.monotonic() + seconds
+            self._outage_status, self._outage_retry_after = status, retry_after
+
+    def outage_after(self, posts: int, seconds: float, status: int = 500) -> None:
+        """Let the next ``posts`` chat.postMessage calls through, then answer ``status`` for ``seconds``
+        (an outage beginning in the middle of a turn's messages)."""
+        with self._lock:
+            self._outage_after = (posts, seconds, status)
 
     def calls_to(self, method: str, *, ok_only: bool = True) -> list[Call]:
         with self._lock:
@@ -135,8 +146,18 @@ class FakeSlackAPI:
         with self._changed:
             limit = next((i for i, (m, _) in enumerate(self._limited) if m in (None, method)), None)
             retry_after = self._limited.pop(limit)[1] if limit is not None else None
+            if method == "chat.postMessage" and self._outage_after is not None:
+                posts, seconds, status_then = self._outage_after
+                if posts == 0:
+                    self._outage_after = None
+                    self._outage_until, self._outage_status = time.monotonic() + seconds, status_then
+                    self._outage_retry_after = None
+                else:
+                    self._outage_after = (posts - 1, seconds, status_then)
             down = method == "chat.postMessage" and time.monotonic() < self._outage_until
-            status = 429 if retry_after is not None else 503 if down else 200
+            if down and retry_after is None:
+                retry_after = self._outage_retry_after
+            status = 429 if retry_after is not None and not down else self._outage_status if down else 200
             body = {"ok": False, "error": "ratelimited"} if status == 429 else \
                 {"ok": False, "error": "service_unavailable"} if down else self._answer(method, args)
             self.calls.append(Call(method, path, args, headers, status, body))
