@@ -30,7 +30,8 @@ from typing import Any
 
 from bot.channels.slack import to_plain
 from bot.config import Settings
-from bot.reminders import LEASE, MAX_ATTEMPTS, Sender, _send, _UnrecordedSends, default_worker_id
+from bot.reminders import LEASE, MAX_ATTEMPTS, Sender, UnrecordedSends, default_worker_id
+from bot.reminders import send_claimed as _send
 from bot.storage.handoff import ClaimedNote
 from bot.storage.repositories import Store
 from handlers.handoff import FROM_STAFF
@@ -104,8 +105,8 @@ class HandoffDesk:
             client = make_web_client(settings)
         self.client = client
         self.worker_id = default_worker_id()
-        self._unrecorded_notes = _UnrecordedSends(lambda uow: uow.handoffs.ledger("handoff"))
-        self._unrecorded_replies = _UnrecordedSends(lambda uow: uow.handoffs.ledger("reply"))
+        self._unrecorded_notes = UnrecordedSends(lambda uow: uow.handoffs.ledger("handoff"))
+        self._unrecorded_replies = UnrecordedSends(lambda uow: uow.handoffs.ledger("reply"))
         self._lock = threading.Lock()
         self._again = threading.Event()
 
@@ -193,9 +194,10 @@ class HandoffDesk:
                                                  channels=channels)
         sent = 0
         for reply in replies:
+            words = f"{FROM_STAFF}\n{reply.text}"
             with self.store.autocommit() as uow:
                 outcome = _send(uow.handoffs.ledger("reply"), reply, self.senders[reply.channel],
-                                lambda r=reply: f"{FROM_STAFF}\n{r.text}", kind=KIND, worker_id=self.worker_id,
+                                lambda: words, kind=KIND, worker_id=self.worker_id,
                                 moment=lambda: now, max_attempts=MAX_ATTEMPTS, unrecorded=self._unrecorded_replies)
             log.info("handoff reply %s channel=%s user=%s", outcome, reply.channel, hash_user(reply.user_key))
             if outcome == "sent":

@@ -129,7 +129,8 @@ class ClaimedReply:
 
 def _insert_ignore(conn: Any, table: Any, values: dict[str, Any], key: list[str]) -> bool:
     maker = {"postgresql": pg_insert, "sqlite": sqlite_insert}[conn.dialect.name]
-    statement = maker(table).values(**values).on_conflict_do_nothing(index_elements=key).returning(table.c.id)
+    statement = maker(table).values(**values).on_conflict_do_nothing(  # type: ignore[attr-defined]
+        index_elements=key).returning(table.c.id)
     return conn.execute(statement).first() is not None
 
 
