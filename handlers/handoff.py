@@ -38,6 +38,8 @@ CONSENT_QUESTION = ("よろしければ、このチャットで最近お尋ね�
                     "今回のご相談をお伝えしてよいですか？")
 CONSENT_CHOICES = (Choice("はい、伝えてください", YES), Choice("いいえ、伝えない", NO))
 
+# Channels a staff reply can reach later (a push); the terminal cannot.
+PUSHED = ("line", "slack")
 CHANNEL_NAMES = {"line": "LINE", "slack": "Slack", "console": "ターミナル", "json": "JSON"}
 
 
@@ -111,9 +113,12 @@ def consent(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     recent = ctx.handoff.recent()
     topic = next((t for _, t in reversed(recent) if t), None)
     ref = ctx.handoff.open(topic, note(ctx, recent, topic))
-    return [Reply(f"担当の職員にお伝えします（受付番号：{ref}）。職員からのお返事は、このチャットに"
-                  f"「{FROM_STAFF}」として届きます。開庁時間内の対応のため、お時間をいただくことがあります。"
-                  "お急ぎのときは、窓口にお電話ください。",
+    if ctx.channel in PUSHED:
+        later = (f"職員からのお返事は、このチャットに「{FROM_STAFF}」として届きます。"
+                 "開庁時間内の対応のため、お時間をいただくことがあります。")
+    else:  # the terminal has no way to receive a message later
+        later = "このターミナルには職員からのお返事は届きません。お返事は窓口へのお電話でお聞きください。"
+    return [Reply(f"担当の職員にお伝えします（受付番号：{ref}）。{later}お急ぎのときは、窓口にお電話ください。",
                   choices=(Choice("メニュー", "menu"),), kind="handoff-sent")]
 
 

@@ -46,8 +46,9 @@ def fake_line() -> Iterator[FakeLineApi]:
 
 
 @pytest.fixture()
-def staff_settings(db_url: str, fake_slack: FakeSlackAPI, fake_line: FakeLineApi) -> Settings:
-    return Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+def staff_settings(database_url: str, fake_slack: FakeSlackAPI, fake_line: FakeLineApi) -> Settings:
+    """Slack with a staff channel, and LINE, on SQLite and then PostgreSQL (TEST_DATABASE_URL)."""
+    return Settings(database_url=database_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                     slack_api_url=fake_slack.api_url, staff_slack_channel=STAFF, slack_bot_user_id="UBOT",
                     line_channel_secret=LINE_SECRET, line_channel_access_token=fake_line.access_token,
                     line_api_url=fake_line.url)
@@ -94,7 +95,7 @@ def thread_of(service: Service, fake: FakeSlackAPI) -> str:
 
 def rows(service: Service, table: str) -> int:
     with service.store.engine.connect() as conn:
-        return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+        return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())  # noqa: S608 - our names
 
 
 # --- the terminal and chat --json ----------------------------------------------------------------
@@ -123,7 +124,7 @@ def test_chat_json_with_consent_posts_a_redacted_note_to_the_staff_channel(tmp_p
                                                                           fake_slack: FakeSlackAPI) -> None:
     out = _json_chat(tmp_path, fake_slack, [{"text": "受給者証をなくしました。山田太郎です。090-1234-5678"},
                                             {"text": "担当の人に聞きたい"}, {"text": "前橋市"}, {"choice": YES}])
-    assert "受付番号" in out[3]["replies"][0]["text"]
+    assert "受付番号" in out[3]["replies"][0]["text"] and "ターミナルには" in out[3]["replies"][0]["text"]
     notes = fake_slack.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == STAFF)
     assert len(notes) == 1
     note = notes[0].args["text"]
