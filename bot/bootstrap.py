@@ -64,15 +64,24 @@ def dialog_forms() -> dict[str, Form]:
 def retention(settings: Settings) -> Retention:
     """The retention periods the operator set (README "Privacy")."""
     return Retention(dialog_hours=settings.dialog_retention_hours, event_days=settings.event_retention_days,
-                     stats_days=settings.stats_retention_days)
+                     stats_days=settings.stats_retention_days,
+                     handoff_recent_minutes=settings.handoff_recent_minutes,
+                     handoff_days=settings.handoff_retention_days)
 
 
 def build_bot(settings: Settings, clock: Callable[[], datetime] | None = None) -> Bot:
     """The core on the configured database; ``clock`` (the time in Asia/Tokyo) is fixed by the tests."""
     kb, matcher = knowledge_and_matcher(settings.prefecture)
     store = Store(make_engine(settings.database_url), retention(settings))
-    return Bot(kb, matcher, store, dialog_forms(), reminder_offsets=settings.reminder_offsets_days,
-               clock=now_tokyo if clock is None else clock)
+    bot = Bot(kb, matcher, store, dialog_forms(), reminder_offsets=settings.reminder_offsets_days,
+              clock=now_tokyo if clock is None else clock,
+              staff_channel=settings.staff_slack_channel if settings.slack_bot_token else None)
+    if bot.staff_channel is not None:  # a hand-off note is posted once its turn has committed (bot.handoff)
+        from bot.handoff import HandoffDesk
+
+        desk = HandoffDesk(settings, store)
+        bot.on_handoff = desk.kick
+    return bot
 
 
 @dataclass
@@ -94,6 +103,7 @@ class Service:
     runner: Any
     slack: Any = None
     line: Any = None
+    handoff: Any = None  # bot.handoff.HandoffDesk, where a staff Slack channel is configured
 
     def close(self) -> None:
         """Refuse new turns, finish those accepted, then close the outboxes' connections."""
@@ -162,6 +172,15 @@ def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = 
         from bot.channels.slack import SlackIntake
 
         service.slack = SlackIntake(settings, runner, outboxes["slack"].client, socket_mode=socket_mode)
+    if settings.staff_slack_channel and "slack" in outboxes:
+        # A person to reach: notes to the staff channel, the staff's replies to the users (bot.handoff).
+        from bot.handoff import HandoffDesk
+
+        service.handoff = HandoffDesk(settings, store, outboxes, client=outboxes["slack"].client)
+        if bot is not None:
+            bot.on_handoff = service.handoff.kick
+        if service.slack is not None:
+            service.slack.staff = service.handoff
     if "line" in outboxes:
         from bot.channels.line import LineWebhook
 

@@ -75,6 +75,11 @@ class Settings:
     dialog_retention_hours: float = 24.0
     event_retention_days: float = 7.0
     stats_retention_days: int = 90
+    # A person to reach (bot.handoff): the staff's Slack channel for hand-off notes (None: no hand-off,
+    # the office only), how long a user's last questions are kept for a note, and a hand-off for replies.
+    staff_slack_channel: str | None = None
+    handoff_recent_minutes: float = 20.0
+    handoff_retention_days: float = 7.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: bool = True) -> Settings:
@@ -120,4 +125,9 @@ class Settings:
                                                cls.event_retention_days), MIN_EVENT_RETENTION_DAYS),
             stats_retention_days=int(_positive("STATS_RETENTION_DAYS", get("STATS_RETENTION_DAYS"),
                                                cls.stats_retention_days)),
+            staff_slack_channel=get("STAFF_SLACK_CHANNEL"),
+            handoff_recent_minutes=_positive("HANDOFF_RECENT_MINUTES", get("HANDOFF_RECENT_MINUTES"),
+                                             cls.handoff_recent_minutes),
+            handoff_retention_days=_positive("HANDOFF_RETENTION_DAYS", get("HANDOFF_RETENTION_DAYS"),
+                                             cls.handoff_retention_days),
         )

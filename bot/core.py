@@ -28,6 +28,7 @@ from nlp.privacy import hash_user, looks_like_my_number
 from nlp.text import Text
 from bot.storage.conversations import DuplicateEvent, StaleStateError
 from bot.storage.costlog import UserCostLog
+from bot.storage.handoff import UserHandoffs
 from bot.storage.models import utcnow
 from bot.storage.reminders import UserReminders
 from bot.storage.repositories import Store, UnitOfWork
@@ -130,8 +131,13 @@ class Bot:
         clock: Callable[[], datetime] = now_tokyo,
         reminder_offsets: tuple[int, ...] = (60, 30, 7),
         max_per_minute: int = 30,
+        staff_channel: str | None = None,
     ) -> None:
         self.max_per_minute = max_per_minute
+        # A person to reach (bot.handoff): the staff Slack channel of hand-off notes, None without one;
+        # ``on_handoff`` is called after a turn that queued a note has committed (the desk posts it).
+        self.staff_channel = staff_channel
+        self.on_handoff: Callable[[], None] | None = None
         self.kb = kb
         self.matcher = matcher
         self.store = store
@@ -268,6 +274,10 @@ class Bot:
             questions=UserQuestions(uow.statistics, msg.user_key),
             forms=self.forms,
             reminder_offsets=self.reminder_offsets,
+            handoff=None if self.staff_channel is None else UserHandoffs(
+                uow.handoffs, channel=msg.channel, user=msg.user, user_key=msg.user_key,
+                now=now.astimezone(timezone.utc), keep=self.store.retention.handoff_recent,
+                staff_channel=self.staff_channel, after_commit=uow.after_commit, on_open=self.on_handoff),
         )
 
     def delete_user(self, user_key: str, *, unfollowed: bool = False) -> int:

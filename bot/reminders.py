@@ -525,7 +525,12 @@ def start_scheduler(
     return scheduler
 
 
+# The claimed-send step and the buffer of unrecorded sends, for the hand-off desk (bot.handoff),
+# which sends its notes and staff replies exactly as reminders are sent.
+send_claimed = _send
+UnrecordedSends = _UnrecordedSends
+
 __all__ = [
-    "ConsoleSender", "DispatchSummary", "LEASE", "MAX_ATTEMPTS", "Sender", "default_worker_id", "dispatch_due",
+    "ConsoleSender", "UnrecordedSends", "send_claimed", "DispatchSummary", "LEASE", "MAX_ATTEMPTS", "Sender", "default_worker_id", "dispatch_due",
     "parse_now", "retry_delay", "run_due_main", "start_scheduler",
 ]

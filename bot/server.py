@@ -462,6 +462,13 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
             # One scheduler per instance, in this process (uvicorn's supervisor when there are workers).
             senders = build_outboxes(settings)
             scheduler = start_reminders(settings, senders)
+            if settings.staff_slack_channel and "slack" in senders:  # hand-offs: retries and leftovers
+                from bot.handoff import HandoffDesk, start_polling
+                from bot.storage.db import make_engine
+                from bot.storage.repositories import Store
+
+                start_polling(HandoffDesk(settings, Store(make_engine(settings.database_url)), senders,
+                                          client=senders["slack"].client), scheduler)
         paths = [HEALTH_PATH]
         if settings.slack_bot_token and settings.slack_signing_secret and not socket_mode:
             paths.append(SLACK_PATH)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from handlers.messages import Choice, IncomingMessage, Reply
 from nlp.privacy import redact
 from nlp.text import Text
-from handlers import amounts, context, costlog, dialog, feedback, situations, system, understand
+from handlers import amounts, context, costlog, dialog, feedback, handoff, situations, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
@@ -164,6 +164,7 @@ def faq(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         # unsure: both are the KB editor's list (``nanbyo-bot review``).
         keep = c.kind != "answer" or feedback.unsure(c.score, c.candidates)
         ctx.questions.record(ctx.today, closest, c.kind == "answer", redact(text_of(msg)) if keep else None)
+        handoff.remember(ctx, msg.text or "", closest)  # for a hand-off note, briefly (bot.handoff)
     if c.kind in ("answer", "office") and c.municipality:
         ctx.state.profile["municipality"] = c.municipality
     closest_topic = c.topic or (c.candidates[0].id if c.candidates else None)
@@ -231,6 +232,8 @@ ROUTES: tuple[Route, ...] = (
     # A button of an action, or a message that is one of its phrasings: at once, in any state.
     Route("action", lambda m, c: _action(m, c) is not None, do_action),
     Route("start", _start_button, start_button),
+    # The yes or no to 「職員に伝えてよいですか」, asked with 「人と話したい」 (handlers.handoff), that turn only.
+    Route("handoff-consent", handoff.answering, handoff.consent),
     # 「役に立った」「役に立たなかった」 on an answer (a click, or typed after one), and the optional note.
     Route("feedback", lambda m, c: feedback.wanted(m, c) is not None,
           lambda m, c: _still_open(c, feedback.give(m, c))),
@@ -268,6 +271,8 @@ def route(msg: IncomingMessage, ctx: Context) -> tuple[str, list[Reply]]:
             replies = r.handle(msg, ctx)
             if r.name != "feedback-note" and ctx.state.profile.get(feedback.NOTE) == awaited:
                 ctx.state.profile.pop(feedback.NOTE, None)  # the note was not given: the user moved on
+            if r.name != "handoff-consent":
+                handoff.moved_on(ctx)  # a consent is given to the question on the screen, or not at all
             # Every answer ends with the feedback pair, after the choices that lead on.
             return r.name, feedback.offer(replies, ctx)
     raise AssertionError("the faq route always matches")  # pragma: no cover
@@ -277,6 +282,7 @@ DEFAULT_FORMS: dict[str, Form] = {
     system.OFFICE_FORM.name: system.OFFICE_FORM,
     system.DELETE_FORM.name: system.DELETE_FORM,
     situations.CHILD_AGE_FORM.name: situations.CHILD_AGE_FORM,
+    handoff.HANDOFF_FORM.name: handoff.HANDOFF_FORM,
 }
 
 __all__ = ["ROUTES", "DEFAULT_FORMS", "Choice", "Route", "route"]

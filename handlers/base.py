@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from handlers.messages import Choice, IncomingMessage
 from nlp.matcher import Matcher
 from nlp.text import Text
-from handlers.ports import CostLogBook, Effect, QuestionLog, ReminderBook, UserState
+from handlers.ports import CostLogBook, Effect, HandoffDesk, QuestionLog, ReminderBook, UserState
 from knowledge import KnowledgeBase
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class Context:
     forms: dict[str, Form] = field(default_factory=dict)
     reminder_offsets: tuple[int, ...] = (60, 30, 7)
     effects: list[Effect] = field(default_factory=list)
+    handoff: HandoffDesk | None = None  # the hand-off to staff, where a staff channel is configured
 
     @property
     def today(self) -> date:

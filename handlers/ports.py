@@ -127,6 +127,23 @@ class QuestionLog(Protocol):
         ...
 
 
+class HandoffDesk(Protocol):
+    """The hand-off to a person of the turn's user (``bot.handoff``), present only where the operator
+    configured a staff channel; written in the turn's transaction."""
+
+    def remember(self, redacted: str, topic: str | None) -> None:
+        """Keep one question of the user, already redacted, for a few minutes (at most the last three)."""
+        ...
+
+    def recent(self) -> list[tuple[str, str | None]]:
+        """The user's last questions still kept, oldest first: (redacted text, topic)."""
+        ...
+
+    def open(self, topic: str | None, note: str) -> str:
+        """Queue the hand-off note (already redacted) for the staff channel; returns its reference."""
+        ...
+
+
 # --- the monthly cost log ----------------------------------------------------------------------
 
 # Kinds of a logged amount: the month's total medical cost (10割), or what the user paid (自己負担).

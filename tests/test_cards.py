@@ -136,7 +136,7 @@ def test_a_copay_with_unknown_answers_is_a_card_of_the_possible_caps(chat: Chat)
 
 
 def test_the_office_answer_carries_the_office(chat: Chat) -> None:
-    chat.say("人と話したい")
+    chat.say("窓口を探す")
     [office] = [r for r in chat.say("草津町") if r.office is not None]
     assert office.office.name == "吾妻保健福祉事務所"
     assert office.office.phone in office.text and office.office.address in office.text
@@ -186,7 +186,7 @@ def test_line_result_is_a_flex_card_with_the_figure_in_large_type(chat: Chat, na
 
 
 def test_line_office_card_calls_and_opens_the_map(chat: Chat) -> None:
-    chat.say("人と話したい")
+    chat.say("窓口を探す")
     [message] = line_dicts(chat.say("草津町"))
     assert FlexMessage.from_dict(message).to_dict() == message
     assert message_problems([message]) == []
@@ -206,7 +206,7 @@ def test_line_alt_text_is_cut_to_the_limit_at_a_line_break() -> None:
 
 
 def test_line_replies_without_structure_stay_text_and_the_quick_replies_go_last(chat: Chat) -> None:
-    messages = to_messages(chat.say("人と話したい") + chat.say("草津町"))
+    messages = to_messages(chat.say("窓口を探す") + chat.say("草津町"))
     assert isinstance(messages[0], TextMessage) and isinstance(messages[-1], FlexMessage)
     assert messages[-1].quick_reply is not None and all(m.quick_reply is None for m in messages[:-1])
 
@@ -237,7 +237,7 @@ def test_slack_copay_details_are_fields(chat: Chat) -> None:
 
 
 def test_slack_office_is_fields_with_a_map_link(chat: Chat) -> None:
-    chat.say("人と話したい")
+    chat.say("窓口を探す")
     [message] = render(chat.say("草津町"))
     check_slack_limits(message)
     fields = [f["text"] for b in message["blocks"] if b["type"] == "section" for f in b.get("fields", [])]
@@ -380,7 +380,7 @@ def test_line_office_card_reaches_line_with_a_call_button(bot: Any, settings: Se
 
 
 def test_slack_office_answer_reaches_slack_as_block_kit(server: Running, fake_slack: FakeSlackAPI) -> None:
-    post_signed(server.events, dm("人と話したい"))
+    post_signed(server.events, dm("窓口を探す"))
     answers_to(fake_slack, "D1", 2)
     post_signed(server.events, dm("草津町"))
     office = answers_to(fake_slack, "D1", 3)[2]

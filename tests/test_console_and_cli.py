@@ -34,7 +34,7 @@ def test_json_console_writes_exactly_one_line_per_input_line(tmp_path):
 
 
 def test_json_console_choice_continues_a_dialog(tmp_path):
-    lines = [json.dumps({"user": "U9", "text": "人と話したい"}, ensure_ascii=False), json.dumps({"user": "U9", "text": "嬬恋村"}, ensure_ascii=False)]
+    lines = [json.dumps({"user": "U9", "text": "窓口を探す"}, ensure_ascii=False), json.dumps({"user": "U9", "text": "嬬恋村"}, ensure_ascii=False)]
     out = run_cli(["chat", "--json"], stdin="\n".join(lines) + "\n", env=_env(tmp_path))
     first, second = (json.loads(line) for line in out.stdout.splitlines())
     assert first["replies"][-1]["expecting"] == "municipality"
@@ -96,7 +96,7 @@ def test_text_chat_shows_a_copay_result_as_a_short_aligned_block(tmp_path):
 
 
 def test_text_chat_shows_the_office_as_an_aligned_block(tmp_path):
-    out = run_cli(["chat"], stdin="人と話したい\n草津町\n", env=_env(tmp_path))
+    out = run_cli(["chat"], stdin="窓口を探す\n草津町\n", env=_env(tmp_path))
     block = _block(out.stdout, "草津町にお住まいの方の窓口：")
     assert block[0] == "草津町にお住まいの方の窓口：吾妻保健福祉事務所"
     facts = block[1:-1]

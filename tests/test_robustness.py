@@ -74,7 +74,7 @@ def test_database_unavailable_gets_an_apology_and_the_next_message_works(tmp_pat
 
     bot.store.unit_of_work = flaky
     out = io.StringIO()
-    run_json(bot, io.StringIO("人と話したい\n太田市\n太田市\n"), out, "U1")
+    run_json(bot, io.StringIO("窓口を探す\n太田市\n太田市\n"), out, "U1")
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(rows) == 3
     assert rows[0]["replies"][-1]["expecting"] == "municipality"

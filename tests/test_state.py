@@ -9,7 +9,7 @@ from tests.conftest import FIXED_NOW, run_cli
 
 def test_dialog_survives_a_restart(settings):
     first = build_bot(settings, clock=lambda: FIXED_NOW)
-    replies = first.handle(IncomingMessage("console", "U1", text="人と話したい"))
+    replies = first.handle(IncomingMessage("console", "U1", text="窓口を探す"))
     assert replies[-1].expecting == "municipality"
     del first
     second = build_bot(settings, clock=lambda: FIXED_NOW)  # a new engine on the same file
@@ -19,14 +19,14 @@ def test_dialog_survives_a_restart(settings):
 
 def test_a_second_process_continues_the_dialog(tmp_path):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}
-    one = run_cli(["chat", "--json", "--user", "U5"], stdin="人と話したい\n", env=env)
+    one = run_cli(["chat", "--json", "--user", "U5"], stdin="窓口を探す\n", env=env)
     assert json.loads(one.stdout)["replies"][-1]["expecting"] == "municipality"
     two = run_cli(["chat", "--json", "--user", "U5"], stdin="藤岡\n", env=env)
     assert "藤岡保健福祉事務所" in json.loads(two.stdout)["replies"][-1]["text"]
 
 
 def test_users_do_not_share_state(chat, bot):
-    chat.say("人と話したい")
+    chat.say("窓口を探す")
     other = bot.handle(IncomingMessage("console", "U2", text="安中市"))
     assert all(r.expecting != "municipality" for r in other)
 
@@ -38,7 +38,7 @@ def test_same_event_delivered_twice_is_answered_once(bot):
 
 
 def test_cancel_leaves_the_dialog(chat):
-    chat.say("人と話したい")
+    chat.say("窓口を探す")
     replies = chat.say("やめる")
     assert all(r.expecting is None for r in replies)
     replies = chat.say("太田市の窓口")
@@ -46,7 +46,7 @@ def test_cancel_leaves_the_dialog(chat):
 
 
 def test_delete_my_data_removes_the_state(chat, bot):
-    chat.say("人と話したい")
+    chat.say("窓口を探す")
     chat.say("沼田市")
     replies = chat.say("データを削除")
     assert replies[-1].expecting == "confirm_delete"

@@ -23,7 +23,7 @@ def _state(bot, user: str = "console:U1"):
     ("更新の時期が来たら教えてほしい", "reminder"),
     ("期限が近づいたらLINEで知らせて", "reminder"),
     ("いつから助成が始まるか計算してほしい", "start-date"),
-    ("担当の人につないで", "office"),
+    ("担当の人につないで", "handoff"),  # a person to reach: the office, then the hand-off (issue 28)
     ("電話で聞きたいんだけど番号教えて", "office"),
     ("じこふたん　いくらになるか　けいさんして", "copay"),
 ])

@@ -297,6 +297,10 @@ class SlackIntake:
         ValueError: a required setting is missing.
     """
 
+    # The hand-off desk (bot.handoff.HandoffDesk) when a staff channel is configured: it takes the
+    # staff channel's messages (the staff's replies in a hand-off's thread) before any turn is made.
+    staff: Any = None
+
     def __init__(self, settings: Settings, runner: Runner, client: WebClient | None = None, *,
                  socket_mode: bool = False) -> None:
         if not settings.slack_bot_token:
@@ -382,6 +386,9 @@ class SlackIntake:
 
     # Bolt passes listener arguments by parameter name.
     def _on_payload(self, ack: Any, body: dict[str, Any], context: Any) -> None:
+        if self.staff is not None and self.staff.take(body):  # recorded before the ack, or a 503
+            ack()
+            return
         turns = to_incoming(body, context.get("bot_user_id"))
         if turns:
             self.runner.submit(turns)

@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from bot.storage.conversations import Conversations
 from bot.storage.costlog import CostLogRepository
+from bot.storage.handoff import Handoffs
 from bot.storage.models import UnfollowedUser, utcnow
 from bot.storage.reminders import Reminders
 from bot.storage.statistics import Retention, Statistics, StatsKey
@@ -63,6 +64,7 @@ class UnitOfWork:
         self.reminders = Reminders(session)
         self.cost_log = CostLogRepository(session)
         self.turns = TurnQueue(session)
+        self.handoffs = Handoffs(session)  # hand-offs to a person (bot.handoff)
 
     def delete_user(self, user_key: str) -> int:
         """Delete everything stored about one user, in every repository. Returns the rows touched.
@@ -76,6 +78,7 @@ class UnitOfWork:
         removed += self.cost_log.delete_user(user_key)  # the cost log and its messages
         removed += self.conversations.forget(user_key)
         removed += self.statistics.forget(user_key)
+        removed += self.handoffs.delete_user(user_key)
         engine = self.session.get_bind().engine
         if engine.dialect.name == "sqlite":
             self.after_commit.append(lambda: checkpoint_sqlite(engine))
@@ -90,6 +93,8 @@ class UnitOfWork:
             return 0
         removed = self.conversations.purge(events_before=now - retention.events,
                                            dialogs_before=now - retention.dialog)
+        removed += self.handoffs.purge(recent_before=now - retention.handoff_recent,
+                                       handoffs_before=now - retention.handoffs)
         removed += self.session.connection().execute(
             delete(_UNFOLLOWED).where(_UNFOLLOWED.c.created_at < now - retention.events)).rowcount or 0
         self.after_commit.append(lambda: retention.swept(now))

@@ -73,8 +73,12 @@ class Retention:
     """
 
     def __init__(self, *, dialog_hours: float = DIALOG_RETENTION_HOURS, event_days: float = EVENT_RETENTION_DAYS,
-                 stats_days: int = STATS_RETENTION_DAYS) -> None:
+                 stats_days: int = STATS_RETENTION_DAYS, handoff_recent_minutes: float = 20.0,
+                 handoff_days: float = 7.0) -> None:
         self.dialog = timedelta(hours=dialog_hours)
+        # Hand-offs to a person (bot.handoff): a user's last questions, and the hand-offs themselves.
+        self.handoff_recent = timedelta(minutes=handoff_recent_minutes)
+        self.handoffs = timedelta(days=handoff_days)
         self.events = timedelta(days=event_days)
         self.stats_days = stats_days
         self._lock = threading.Lock()
