@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from handlers import system
+from handlers import dialog, system
 from handlers.base import MENU, Context, known_office, text_of
 from handlers.messages import FEEDBACK_PREFIX, Choice, IncomingMessage, Reply
 from nlp.matcher import Match
@@ -32,6 +32,9 @@ RESULT_KINDS = frozenset({"fallback", "redirect", "office", "copay-result", "sta
 LAST = "feedback_on"
 NOTE = "feedback_note"
 OFFICE = Choice("窓口を探す", "office")
+# Consecutive 「役に立たなかった」 (profile); the second in a row leads to a person (handlers.handoff).
+STREAK = "unhelpful_streak"
+HANDOFF_FORM = "handoff"
 
 HELPFUL_WORDS = system.phrases("役に立った", "役にたった", "やくにたった", "役に立ちました", "役にたちました", "参考になった",
                                "参考になりました", "わかりやすい", "分かりやすい", "わかりやすかった", "分かりやすかった", "👍")
@@ -133,12 +136,24 @@ def give(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     ctx.state.profile.pop(LAST, None)  # one answer, one feedback
     if helpful:
         ctx.state.profile.pop(NOTE, None)
+        ctx.state.profile.pop(STREAK, None)
         return [Reply("ご意見ありがとうございます。お役に立てたなら何よりです。"
                       "ほかにも気になることがあれば、いつでもお尋ねください。", choices=(MENU,), kind="feedback-thanks")]
     if ctx.state.dialog in ctx.forms:
         # A click on an older answer while a dialog waits: no second question on top of the dialog's.
         return [Reply("ご意見ありがとうございます。お役に立てず、申し訳ありません。\n\n" + known_office(ctx),
                       kind="feedback-sorry")]
+    streak = int(ctx.state.profile.get(STREAK) or 0) + 1
+    ctx.state.profile[STREAK] = streak
+    person = ctx.forms.get(HANDOFF_FORM)
+    if streak >= 2 and person is not None and ctx.state.dialog not in ctx.forms:
+        # Two answers in a row that did not help: a person, not a third try. The hand-off gives the
+        # office with phone, hours and what to have at hand (and, where staff are on Slack and the
+        # user says yes then, a note to them).
+        ctx.state.profile.pop(STREAK, None)
+        ctx.state.profile.pop(NOTE, None)
+        return [Reply("続けてお役に立てず、申し訳ありません。担当の方に直接お尋ねいただくのが確かです。",
+                      kind="feedback-person")] + dialog.start(person, ctx)
     ctx.state.profile[NOTE] = feedback_id
     text = ("お役に立てず、申し訳ありません。\n"
             "よろしければ、足りなかったこと（知りたかったこと）を一言で送ってください。"

@@ -298,3 +298,29 @@ def test_feedback_and_its_note_are_stored_and_deleted_on_both_databases(database
     chat.click("yes")
     assert _feedback_rows(bot) == []
     bot.store.engine.dispose()
+
+
+def test_a_second_unhelpful_in_a_row_leads_to_a_person_with_the_office(bot, chat):
+    """Issue 28: two answers in a row that did not help — the office with phone, hours and what to
+    have at hand (the hand-off), not a third try; a helpful answer in between starts again."""
+    chat.say("太田市に住んでいます")
+    [answer] = chat.say("受給者証なくした")
+    [ask] = chat.click(next(c.value for c in answer.choices if c.label == NO))
+    chat.click(next(c.value for c in ask.choices if c.label == "書かずに終える"))
+    [answer] = chat.say("更新はいつ")
+    replies = chat.click(next(c.value for c in answer.choices if c.label == NO))
+    assert replies[0].kind == "feedback-person"
+    text = chat.text(replies)
+    assert "太田保健福祉事務所" in text and "受給者証" in text, text[:300]
+    assert [r.helpful for r in _feedback_rows(bot)] == [False, False], "both recorded"
+
+
+def test_a_helpful_answer_between_two_unhelpful_ones_asks_again_what_was_missing(bot, chat):
+    [answer] = chat.say("受給者証なくした")
+    [ask] = chat.click(next(c.value for c in answer.choices if c.label == NO))
+    chat.click(next(c.value for c in ask.choices if c.label == "書かずに終える"))
+    [answer] = chat.say("更新はいつ")
+    chat.click(next(c.value for c in answer.choices if c.label != NO and c.value.startswith("feedback:")))
+    [answer] = chat.say("受給者証なくした")
+    [ask] = chat.click(next(c.value for c in answer.choices if c.label == NO))
+    assert ask.kind == "feedback-ask"
