@@ -240,3 +240,10 @@ def test_without_a_staff_channel_the_office_only(settings: Settings) -> None:
     replies = bot.handle(IncomingMessage("console", "U6", text="草津町"))
     assert "0279-75-3303" in replies[0].text and "保険証" in replies[1].text
     assert all(r.kind != "handoff-consent" for r in replies)
+
+
+def test_a_family_member_using_the_bot_on_someones_behalf_is_not_asking_for_a_person(chat):
+    """「代わって」 here is 「母に代わって」 (on her behalf), not 「人に代わって」."""
+    first = chat.say("母に代わって使ってみたいのですが、操作方法を教えてください")[0]
+    assert first.kind == "menu"
+    assert chat.say("人間に代わってください")[-1].kind != "menu"
