@@ -31,7 +31,7 @@ from bot.storage.costlog import UserCostLog
 from bot.storage.handoff import UserHandoffs
 from bot.storage.models import utcnow
 from bot.storage.reminders import UserReminders
-from bot.storage.repositories import Store, UnitOfWork
+from bot.storage.repositories import Store, UnitOfWork, checkpoint_sqlite
 from bot.storage.statistics import UserQuestions
 from bot.texts import ERROR_TEXT, HOME_CHOICES, HOME_TEXT, WELCOME_TEXT
 from handlers import dialog, route, urgent, urgent_in
@@ -144,6 +144,9 @@ class Bot:
         self.forms = forms
         self.clock = clock
         self.reminder_offsets = reminder_offsets
+        # Where recorded turns wait (set by the turn runner that takes them): a deletion removes the
+        # user's waiting turns too (a reply waiting for Slack or LINE to come back holds its text).
+        self.turn_queue: Store | None = None
 
     def answer(self, msg: IncomingMessage,
                keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> list[Reply]:
@@ -287,6 +290,16 @@ class Bot:
             removed = uow.delete_user(user_key)
             if unfollowed:
                 uow.mark_unfollowed(user_key)
+        if self.turn_queue is not None:
+            with self.turn_queue.unit_of_work() as uow:
+                turns = uow.turns.forget_user_turns(user_key)
+            if turns:
+                with self.store.unit_of_work() as uow:
+                    uow.turns.forget_turn_answers(turns)
+                engine = self.turn_queue.engine
+                if engine.dialect.name == "sqlite":
+                    checkpoint_sqlite(engine)  # no copy of the text left in the queue's -wal
+            removed += len(turns)
         log.info("deleted user=%s rows=%d", hash_user(user_key), removed)
         return removed
 

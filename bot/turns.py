@@ -557,6 +557,8 @@ class TurnConsumer:
                  outbox_expiry: float = DEFAULT_OUTBOX_EXPIRY, backoff: float = BACKOFF_SECONDS) -> None:
         self.bot, self.outboxes = bot, outboxes
         self.outbox_expiry, self.backoff = outbox_expiry, backoff
+        if queue is not None and hasattr(bot, "turn_queue"):
+            bot.turn_queue = queue  # a user's deletion removes their waiting turns too
         self.store, self.queue = store, queue  # turn answers are kept in the one, turns wait in the other
         self.lease, self.poll = lease, poll
         self.capacity = threads * TAKEN_PER_THREAD

@@ -380,3 +380,37 @@ def test_an_outage_between_two_messages_of_one_answer_is_counted_as_shown_twice(
     row = next(line for line in out.stdout.splitlines() if line.startswith("slack "))
     retries, late, twice, given_up = (int(n) for n in row.split()[1:])
     assert late == 1 and twice == 1 and given_up == 0
+
+
+def test_a_deletion_removes_the_users_turns_still_waiting_for_the_platform(database_url: str) -> None:
+    """A reply waiting for Slack or LINE to come back keeps its turn (and the message text) in the
+    queue; the user's one-command deletion removes those rows and their kept answers too."""
+    import json as _json
+
+    from bot.storage.models import utcnow
+    from bot.turns import TurnConsumer, encode_turns, turn_queue
+    from handlers.messages import Address, IncomingMessage
+
+    settings = Settings(database_url=database_url)
+    bot = build_bot(settings)
+    queue = turn_queue(bot.store, database_url)
+    runner = TurnConsumer(build_bot(settings), {}, store=bot.store, queue=queue)
+    assert runner.bot.turn_queue is queue, "the runner that takes the turns tells the core where they wait"
+    runner.close(timeout=1)
+    bot.turn_queue = queue  # this core's deletion, with no runner taking the rows meanwhile
+    msg = IncomingMessage("line", "L900", text="受給者証なくした 太田市に住んでます")
+    with queue.unit_of_work() as uow:
+        waiting = uow.turns.add_pending_turn(kind="line", user_key="line:L900",
+                                             payload=encode_turns([(msg, Address("line", "L900"))]),
+                                             owner="a-runner", now=utcnow())
+        other = uow.turns.add_pending_turn(kind="line", user_key="line:L901",
+                                           payload=encode_turns([(msg, Address("line", "L901"))]),
+                                           owner="a-runner", now=utcnow())
+    with bot.store.unit_of_work() as uow:
+        uow.turns.keep_turn_replies(waiting, _json.dumps({"0": []}))
+    bot.delete_user("line:L900")
+    with queue.unit_of_work() as uow:
+        assert uow.turns.count_pending_turns() == 1, "only the other user's turn is left"
+    with bot.store.unit_of_work() as uow:
+        assert uow.turns.turn_replies(waiting) is None
+    assert other > waiting

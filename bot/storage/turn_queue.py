@@ -114,6 +114,15 @@ class TurnQueue:
         """Delete turns whose answers are posted (one statement). Returns how many were there."""
         return self._conn().execute(delete(_TURN).where(_TURN.c.id.in_(list(turn_ids)))).rowcount or 0
 
+    def forget_user_turns(self, user_key: str) -> list[int]:
+        """Delete a user's recorded turns (their message text), answered or not: their data is being
+        deleted. Returns the ids, whose kept answers go too (``forget_turn_answers``)."""
+        conn = self._conn()
+        ids = [int(i) for i in conn.execute(core_select(_TURN.c.id).where(_TURN.c.user_key == user_key)).scalars()]
+        if ids:
+            conn.execute(delete(_TURN).where(_TURN.c.id.in_(ids)))
+        return ids
+
     def keep_turn_replies(self, turn_id: int, replies: str) -> None:
         """Store the answer of a recorded turn, in the turn's own transaction (see ``TurnAnswer``)."""
         conn = self._conn()
