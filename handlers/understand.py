@@ -239,6 +239,9 @@ def cued(kb: KnowledgeBase, text: Text, ranked: list[Match], top: Match, margin:
     return best
 
 
+# Without a request word, an action's cue alone (「場所」) outweighs a topic only this close: 「申請する
+# 場所おしえて」 is the topic's question (the office comes with its answer) when the topic is far ahead.
+CUE_ONLY_MARGIN = 15.0
 # Within this many points of the topic, a question about one's own case starts the calculator.
 PERSONAL_MARGIN = 8.0
 
@@ -257,7 +260,8 @@ def wants(kb: KnowledgeBase, text: Text, action_id: str, topic_ids: tuple[str, .
     if asks(text) and personal(kb, text) and action(kb, action_id).calculates and behind < PERSONAL_MARGIN:
         return True
     offered = {a.id for t in topic_ids for a in offers(kb, t)}
-    return not asks_fact(text, last=True) and has_cue(kb, text, action_id) and action_id in offered
+    return behind < CUE_ONLY_MARGIN and not asks_fact(text, last=True) and has_cue(kb, text, action_id) \
+        and action_id in offered
 
 
 def offers(kb: KnowledgeBase, topic_id: str) -> tuple[Action, ...]:
