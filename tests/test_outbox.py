@@ -51,6 +51,11 @@ def test_slack_messages_acked_during_an_outage_are_answered_after_it(database_ur
     assert service.runner.consumer.redelivered >= len(users), "each retried delivery is counted"
 
 
+def _line_settings(url: str, line_api: FakeLineApi) -> Settings:
+    return Settings(database_url=url, line_channel_secret=LINE_SECRET,
+                    line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+
+
 def _post_line(url: str, user: str, token: str) -> int:
     body = webhook(text_event("受給者証なくした", user=user, reply_token=token))
     request = urllib.request.Request(url + "/line/callback", data=body, method="POST",
@@ -75,8 +80,7 @@ def _line_sent(line_api: FakeLineApi) -> Counter[str]:
 def test_line_messages_acked_during_an_outage_are_answered_exactly_once(database_url: str) -> None:
     url = database_url
     with FakeLineApi.start() as line_api:
-        settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
-                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        settings = _line_settings(url, line_api)
         server = start_in_thread(build_service(settings, bot=build_bot(settings)))
         users = [f"L{400 + n}" for n in range(6)]
         try:
@@ -99,8 +103,7 @@ def test_a_restart_during_an_outage_loses_no_answer(database_url: str) -> None:
 
     url = database_url
     with FakeLineApi.start() as line_api:
-        settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
-                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        settings = _line_settings(url, line_api)
         bot = build_bot(settings)
         service = build_service(settings, bot=bot)
         server = start_in_thread(service)
@@ -152,8 +155,7 @@ def test_line_429_with_retry_after_is_waited_out_and_answered_once(tmp_path: Pat
     only Retry-After spaces the attempts; each message is answered once after the window."""
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
     with FakeLineApi.start() as line_api:
-        settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
-                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        settings = _line_settings(url, line_api)
         service = build_service(settings, bot=build_bot(settings))
         service.runner.consumer.backoff = 0.01
         server = start_in_thread(service)
@@ -272,8 +274,7 @@ def test_a_line_reply_that_failed_is_pushed_with_one_retry_key_and_counted(tmp_p
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
     with FakeLineApi.start() as line_api:
-        settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
-                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        settings = _line_settings(url, line_api)
         service = build_service(settings, bot=build_bot(settings))
         service.runner.consumer.backoff = 0.05
         server = start_in_thread(service)
@@ -304,8 +305,7 @@ def test_the_expiry_counts_from_the_first_failure_across_a_restart(tmp_path: Pat
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
     with FakeLineApi.start() as line_api:
-        settings = Settings(database_url=url, line_channel_secret=LINE_SECRET,
-                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        settings = _line_settings(url, line_api)
         bot = build_bot(settings)
         service = build_service(settings, bot=bot)
         server = start_in_thread(service)
