@@ -48,10 +48,10 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 from bot.bootstrap import build_matcher  # noqa: E402
-from nlp.matcher import Matcher  # noqa: E402
 from handlers.faq import consult  # noqa: E402
 from knowledge import KnowledgeBase, load_knowledge  # noqa: E402
 from knowledge.models import Topic  # noqa: E402
+from nlp.matcher import Matcher  # noqa: E402
 
 QUESTION_FILES = (REPO.parent / "shared" / "eval" / "questions.jsonl", REPO / "bench" / "heldout-questions.jsonl")
 SCALE = 50

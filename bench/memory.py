@@ -51,9 +51,9 @@ import shlex  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from collections import Counter  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from types import ModuleType  # noqa: E402
 from typing import Any  # noqa: E402

@@ -40,7 +40,8 @@ from bot.server import start_in_thread  # noqa: E402
 from bot.turns import PooledRunner, today_tokyo  # noqa: E402
 from tests.fakes.line_api import FakeLineApi  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
-from tests.test_line_e2e import PUSH, REPLY, SECRET as LINE_SECRET, sign, text_event, webhook  # noqa: E402
+from tests.test_line_e2e import PUSH, REPLY, sign, text_event, webhook  # noqa: E402
+from tests.test_line_e2e import SECRET as LINE_SECRET
 from tests.test_slack_e2e import SECRET, TOKEN, dm, post_signed  # noqa: E402
 
 

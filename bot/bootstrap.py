@@ -18,14 +18,14 @@ from typing import Any
 
 from bot.config import Settings
 from bot.core import Bot, now_tokyo
-from nlp.matcher import Entry, Matcher
-from nlp.normalize import Synonyms
 from bot.storage.db import make_engine
 from bot.storage.repositories import Store
 from bot.storage.statistics import Retention
 from handlers import DEFAULT_FORMS
 from handlers.dialog import Form
 from knowledge import KnowledgeBase, load_knowledge
+from nlp.matcher import Entry, Matcher
+from nlp.normalize import Synonyms
 
 
 def build_matcher(kb: KnowledgeBase) -> Matcher:

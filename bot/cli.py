@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -139,8 +139,14 @@ def _eval_with_bot(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.bootstrap import build_bot
     from bot.core import TOKYO
-    from bot.evaluation import (Report, evaluate_actions, evaluate_conversations, evaluate_false_alarms, evaluate_safety,
-                                ordinary_corpora)
+    from bot.evaluation import (
+        Report,
+        evaluate_actions,
+        evaluate_conversations,
+        evaluate_false_alarms,
+        evaluate_safety,
+        ordinary_corpora,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         fixed = datetime(2026, 11, 30, 10, 0, tzinfo=TOKYO)

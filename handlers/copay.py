@@ -8,19 +8,19 @@ pure modules of ``handlers.calc``, shared with ``nanbyo-bot copay``.
 from __future__ import annotations
 
 import re
-from datetime import date
 from collections.abc import Callable
+from datetime import date
 from typing import Any, Final, TypeGuard
 
-from handlers.messages import Choice, Fact, Reply, Result, Source
 from handlers import amounts, parsers
 from handlers.base import Context, known_office
-from handlers.calc.cost_log import RULES, progress, window
 from handlers.calc.copay import CopayError, CopayFacts, CopayResult, possible_results
+from handlers.calc.cost_log import RULES, progress, window
 from handlers.calc.mild_high_cost import MildHighCostError, check_mild_high_cost
 from handlers.calc.start_date import DELAY_REASONS, SCHEME_START, StartDateError, delay_reason, earliest_start
 from handlers.costlog import logged_totals
 from handlers.dialog import Answers, Form, Slot
+from handlers.messages import Choice, Fact, Reply, Result, Source
 from handlers.parsers import UNKNOWN, Invalid, Noted
 from nlp.text import Text
 

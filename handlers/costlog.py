@@ -15,21 +15,20 @@ database only, never to a log line or the statistics.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers.messages import Choice, Fact, IncomingMessage, Reply, Row, Source, Table
-from handlers.ports import COST_PAID, COST_TOTAL, NUDGE, CostEntry
 from handlers import dialog
 from handlers.base import MENU, Context, office_hint, office_text
 from handlers.calc.copay import TIERS
 from handlers.calc.cost_log import RULES, Progress, Rule, YearMonth, cap_change, month_add, progress
 from handlers.dialog import Answers, Form, Slot
+from handlers.messages import Choice, Fact, IncomingMessage, Reply, Row, Source, Table
 from handlers.parsers import Invalid, MonthAmounts, parse_month_amounts, parse_yes_no
+from handlers.ports import COST_PAID, COST_TOTAL, NUDGE, CostEntry
 from handlers.reminders import SEND_HOUR
 from knowledge import KnowledgeBase
 from nlp.text import Text

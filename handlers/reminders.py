@@ -23,10 +23,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers.messages import Choice, IncomingMessage, Reply
 from handlers import dialog
 from handlers.base import MENU, Context, office_hint
 from handlers.dialog import Answers, Form, Slot
+from handlers.messages import Choice, IncomingMessage, Reply
 from handlers.office import index_for, office_block
 from handlers.parsers import UNKNOWN, ImpossibleDate, Invalid, parse_date, parse_yes_no
 from handlers.ports import CLAIMED, FAILED, PENDING, SENT, SKIPPED, PlannedMark, Registration, ReminderView

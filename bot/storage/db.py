@@ -25,8 +25,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel, create_engine
 
-from bot.storage import models  # noqa: F401  (registers the tables)
 from bot.storage import handoff as _handoff_tables  # noqa: F401  (registers the hand-off tables)
+from bot.storage import models  # noqa: F401  (registers the tables)
 
 CONNECT_TIMEOUT_SECONDS = 2  # PostgreSQL: libpq's minimum
 STATEMENT_TIMEOUT_MS = 10_000  # PostgreSQL: no statement of ours takes a fraction of this
