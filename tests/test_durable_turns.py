@@ -179,7 +179,7 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
 
     answered = slack_answers(fake_slack) + line_answers(line_api)
     repeated = sorted(u for u in acked if answered[u] > 1)
-    print(f"kill -9: {len(repeated)} of {len(acked)} acked events answered twice")  # README's figure (pytest -s)
+    print(f"kill -9: {len(repeated)} of {len(acked)} acked events answered twice")  # docs/reliability.md (pytest -s)
     # Only an answer posted and not yet deleted at the kill is posted again (replayed from the
     # database, the turn does not run twice): no more of them than the turn process holds at once.
     assert len(repeated) <= TAKEN_PER_THREAD * RUNNER_THREADS, repeated

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# What each package (or module) may not import: the layers above it (README, "How it is built").
+# What each package (or module) may not import: the layers above it (docs/architecture.md).
 WIRING = ("bot.server", "bot.bootstrap", "bot.cli")
 FORBIDDEN = {
     "handlers": ("bot",),

@@ -1,5 +1,5 @@
-"""Issue 24: what users leave behind expires after the periods the operator sets (README
-"Privacy"): an abandoned dialog's answers (``DIALOG_RETENTION_HOURS``, a day by default), handled
+"""Issue 24: what users leave behind expires after the periods the operator sets (docs/privacy.md,
+"Retention periods"): an abandoned dialog's answers (``DIALOG_RETENTION_HOURS``, a day by default), handled
 event ids and unfollow tombstones (``EVENT_RETENTION_DAYS``, a week, never under LINE's
 redelivery window), the statistics and their redacted text (``STATS_RETENTION_DAYS``)."""
 
