@@ -62,7 +62,7 @@ def dialog_forms() -> dict[str, Form]:
 
 
 def retention(settings: Settings) -> Retention:
-    """The retention periods the operator set (README "Privacy")."""
+    """The retention periods the operator set (docs/privacy.md)."""
     return Retention(dialog_hours=settings.dialog_retention_hours, event_days=settings.event_retention_days,
                      stats_days=settings.stats_retention_days,
                      handoff_recent_minutes=settings.handoff_recent_minutes,

@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     review = sub.add_parser("review", help="what went unanswered, unsure or unhelpful, grouped; facts due to be checked")
     review.add_argument("--days", type=int, default=7, help="period to review, ending today (default 7 days)")
-    review.add_argument("--json", action="store_true", help="one JSON object (README, Commands)")
+    review.add_argument("--json", action="store_true", help="one JSON object (fields in docs/staff.md)")
     review.add_argument("--today", type=_iso_day, help="last day of the period and day to judge freshness on "
                         "(default: today in Japan)")
     review.set_defaults(func=_cmd_review)

@@ -70,7 +70,7 @@ class Settings:
     record_timeout_seconds: float = 2.0  # an ack waits this long for its turn to be recorded, else 503
     outbox_expiry_seconds: float = 600.0  # a reply the platform keeps failing is tried again for this long
     turn_threads: int = 8  # turns the turn process runs at once
-    # Retention (README "Privacy"): an abandoned dialog's answers, handled event ids and unfollow
+    # Retention (docs/privacy.md): an abandoned dialog's answers, handled event ids and unfollow
     # tombstones (beyond Slack's and LINE's redelivery windows), the statistics and their text.
     dialog_retention_hours: float = 24.0
     event_retention_days: float = 7.0

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every eval figure the README reports, one block per file, for comparing two trees:
+# Every eval figure docs/benchmarks.md reports, one block per file, for comparing two trees:
 #   bash scripts/figures.sh > /tmp/before.txt   (on main)
 #   bash scripts/figures.sh > /tmp/after.txt    (on a branch)   then diff the two.
 # Needs ../shared beside the checkout for the public set and the safety corpora.

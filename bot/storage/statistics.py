@@ -67,7 +67,7 @@ class Retention:
     """How long what users leave behind is kept, and when this process last purged (thread-safe).
 
     The periods are the operator's (``Settings``: ``DIALOG_RETENTION_HOURS``,
-    ``EVENT_RETENTION_DAYS``, ``STATS_RETENTION_DAYS``; README "Privacy"). The statistics are
+    ``EVENT_RETENTION_DAYS``, ``STATS_RETENTION_DAYS``; docs/privacy.md). The statistics are
     purged by a day's first question (``Statistics.record_question``); abandoned dialogs, handled
     event ids and unfollow tombstones by the first turn of each hour (``UnitOfWork.sweep_expired``).
     """
