@@ -20,7 +20,7 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Mapping, TypeGuard
+from typing import Any, Callable, Final, Literal, Mapping, TypeGuard
 
 import yaml
 
@@ -260,19 +260,16 @@ def _rate_tenths(rate: float) -> int | None:
     return None
 
 
-def validate_facts(facts: CopayFacts) -> None:
-    """Check types, ranges and contradictions of the facts.
-
-    Args:
-        facts: the facts to check.
-
-    Raises:
-        CopayError: naming the field at fault (English message).
-    """
+def _check_flags(facts: CopayFacts) -> None:
+    """welfare, ventilator and tax_exempt are true, false or unknown."""
     for name in ("welfare", "ventilator", "tax_exempt"):
         value = getattr(facts, name)
         if value is not None and not isinstance(value, bool):
             raise CopayError(f"{name} must be true, false or null, got {value!r}", field=name)
+
+
+def _check_yen_amounts(facts: CopayFacts) -> None:
+    """income, income_tax and medical_cost are whole yen between 0 and ``MAX_YEN``, or unknown."""
     for name in ("income", "income_tax", "medical_cost"):
         value = getattr(facts, name)
         if value is None:
@@ -283,40 +280,89 @@ def validate_facts(facts: CopayFacts) -> None:
             raise CopayError(f"{name} must not be negative, got {value}", field=name)
         if value > MAX_YEN:
             raise CopayError(f"{name} is out of range (more than {MAX_YEN:,} yen): {value}", field=name)
+
+
+def _check_high_cost_months(facts: CopayFacts) -> None:
+    """high_cost_months counts months of one year: 0 to 12, or unknown."""
     months = facts.high_cost_months
-    if months is not None:
-        if not _is_int(months):
-            raise CopayError(f"high_cost_months must be a whole number or null, got {months!r}", field="high_cost_months")
-        if not 0 <= months <= 12:
-            raise CopayError(f"high_cost_months must be between 0 and 12, got {months}", field="high_cost_months")
+    if months is None:
+        return
+    if not _is_int(months):
+        raise CopayError(f"high_cost_months must be a whole number or null, got {months!r}", field="high_cost_months")
+    if not 0 <= months <= 12:
+        raise CopayError(f"high_cost_months must be between 0 and 12, got {months}", field="high_cost_months")
+
+
+def _check_insurance_rate(facts: CopayFacts) -> None:
+    """insurance_rate is 1割, 2割 or 3割, or unknown."""
     rate = facts.insurance_rate
-    if rate is not None:
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or _rate_tenths(float(rate)) is None:
-            raise CopayError(f"insurance_rate must be 0.1, 0.2 or 0.3, got {rate!r}", field="insurance_rate")
+    if rate is None:
+        return
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or _rate_tenths(float(rate)) is None:
+        raise CopayError(f"insurance_rate must be 0.1, 0.2 or 0.3, got {rate!r}", field="insurance_rate")
+
+
+def _check_household_cap(cap: object) -> None:
+    """One other recipient's cap: whole yen a certificate can carry, or unknown (estimated in ``_split``)."""
+    if cap is None:
+        return
+    if not _is_int(cap):
+        raise CopayError(f"household_caps must hold whole numbers of yen, got {cap!r}", field="household_caps")
+    if not 0 < cap <= MAX_HOUSEHOLD_CAP:
+        raise CopayError(
+            f"household_caps: each cap must be between 1 and {MAX_HOUSEHOLD_CAP:,} yen, got {cap}",
+            field="household_caps",
+        )
+
+
+def _check_household_caps(facts: CopayFacts) -> None:
+    """household_caps is a list of at most ``MAX_HOUSEHOLD_MEMBERS`` caps, or unknown."""
     caps = facts.household_caps
-    if caps is not None:
-        if not isinstance(caps, (tuple, list)):
-            raise CopayError(f"household_caps must be a list of yen amounts or null, got {caps!r}", field="household_caps")
-        if len(caps) > MAX_HOUSEHOLD_MEMBERS:
-            raise CopayError(
-                f"household_caps lists {len(caps)} people; at most {MAX_HOUSEHOLD_MEMBERS} are accepted",
-                field="household_caps",
-            )
-        for cap in caps:
-            if cap is None:
-                continue  # another recipient whose cap is unknown: estimated in _split
-            if not _is_int(cap):
-                raise CopayError(f"household_caps must hold whole numbers of yen, got {cap!r}", field="household_caps")
-            if not 0 < cap <= MAX_HOUSEHOLD_CAP:
-                raise CopayError(
-                    f"household_caps: each cap must be between 1 and {MAX_HOUSEHOLD_CAP:,} yen, got {cap}",
-                    field="household_caps",
-                )
+    if caps is None:
+        return
+    if not isinstance(caps, (tuple, list)):
+        raise CopayError(f"household_caps must be a list of yen amounts or null, got {caps!r}", field="household_caps")
+    if len(caps) > MAX_HOUSEHOLD_MEMBERS:
+        raise CopayError(
+            f"household_caps lists {len(caps)} people; at most {MAX_HOUSEHOLD_MEMBERS} are accepted",
+            field="household_caps",
+        )
+    for cap in caps:
+        _check_household_cap(cap)
+
+
+def _check_tax_exempt_pays_no_tax(facts: CopayFacts) -> None:
+    """A tax-exempt household pays no 所得割, so income_tax above 0 contradicts tax_exempt."""
     if facts.tax_exempt is True and facts.income_tax is not None and facts.income_tax > 0:
         raise CopayError(
             f"tax_exempt is true but income_tax is {facts.income_tax}: a tax-exempt household pays no 所得割",
             field="income_tax",
         )
+
+
+# Run in this order: the first failing check names the field; the contradiction comes last,
+# once income_tax is known to be a whole number.
+_CHECKS: Final[tuple[Callable[[CopayFacts], None], ...]] = (
+    _check_flags,
+    _check_yen_amounts,
+    _check_high_cost_months,
+    _check_insurance_rate,
+    _check_household_caps,
+    _check_tax_exempt_pays_no_tax,
+)
+
+
+def validate_facts(facts: CopayFacts) -> None:
+    """Check types, ranges and contradictions of the facts.
+
+    Args:
+        facts: the facts to check.
+
+    Raises:
+        CopayError: naming the field at fault (English message).
+    """
+    for check in _CHECKS:
+        check(facts)
 
 
 def facts_from_json(obj: Any) -> CopayFacts:
