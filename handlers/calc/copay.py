@@ -113,7 +113,8 @@ class CapTable:
 
     def existing_caps(self) -> frozenset[int]:
         """Every cap above 0 a certificate can carry: 指定難病 and 小児慢性特定疾病, all columns."""
-        return frozenset(v for table in (self.caps, self.pediatric_caps) for row in table.values() for v in row.values() if v > 0)
+        tables = (self.caps, self.pediatric_caps)
+        return frozenset(v for table in tables for row in table.values() for v in row.values() if v > 0)
 
 
 def _table_error(path: Path, message: str) -> ValueError:
@@ -407,7 +408,9 @@ def facts_from_json(obj: Any) -> CopayFacts:
     caps: tuple[int, ...] | None = None
     if raw_caps is not None:
         if not isinstance(raw_caps, list):
-            raise CopayError(f"household_caps must be a list of yen amounts or null, got {raw_caps!r}", field="household_caps")
+            raise CopayError(
+                f"household_caps must be a list of yen amounts or null, got {raw_caps!r}", field="household_caps"
+            )
         converted: list[int] = []
         for item in raw_caps:
             if isinstance(item, float) and math.isfinite(item) and item.is_integer():
@@ -479,32 +482,41 @@ def _tier_branches(facts: CopayFacts, table: CapTable) -> list[tuple[Tier, tuple
         if exempt:
             income = facts.income
             if income is None:
-                out.append(("低所得1", (f"{prefix}ご本人の年収が{_yen(limit)}以下なら「低所得1」です。",), assumed | {"income"}))
-                out.append(("低所得2", (f"{prefix}ご本人の年収が{_yen(limit)}を超えるなら「低所得2」です。",), assumed | {"income"}))
+                unknown_income = assumed | {"income"}
+                out.append(
+                    ("低所得1", (f"{prefix}ご本人の年収が{_yen(limit)}以下なら「低所得1」です。",), unknown_income)
+                )
+                out.append(
+                    ("低所得2", (f"{prefix}ご本人の年収が{_yen(limit)}を超えるなら「低所得2」です。",), unknown_income)
+                )
             elif income <= limit:
-                out.append(("低所得1", (f"{prefix}ご本人の年収が{_yen(income)}（{_yen(limit)}以下）のため「低所得1」です。",), assumed))
+                text = f"{prefix}ご本人の年収が{_yen(income)}（{_yen(limit)}以下）のため「低所得1」です。"
+                out.append(("低所得1", (text,), assumed))
             else:
-                out.append(("低所得2", (f"{prefix}ご本人の年収が{_yen(income)}（{_yen(limit)}超）のため「低所得2」です。",), assumed))
+                text = f"{prefix}ご本人の年収が{_yen(income)}（{_yen(limit)}超）のため「低所得2」です。"
+                out.append(("低所得2", (text,), assumed))
             continue
         tax = facts.income_tax
         if tax is None:
             unknown = assumed | {"income_tax"}
-            out.append(("一般所得1", (f"{prefix}世帯の所得割額の合計が{_yen(low2)}未満なら「一般所得1」です。",), unknown))
-            out.append(
-                ("一般所得2", (f"{prefix}世帯の所得割額の合計が{_yen(low2)}以上{_yen(upper)}未満なら「一般所得2」です。",), unknown)
-            )
-            out.append(("上位所得", (f"{prefix}世帯の所得割額の合計が{_yen(upper)}以上なら「上位所得」です。",), unknown))
+            tax_sum = f"{prefix}世帯の所得割額の合計が"
+            out.append(("一般所得1", (f"{tax_sum}{_yen(low2)}未満なら「一般所得1」です。",), unknown))
+            out.append(("一般所得2", (f"{tax_sum}{_yen(low2)}以上{_yen(upper)}未満なら「一般所得2」です。",), unknown))
+            out.append(("上位所得", (f"{tax_sum}{_yen(upper)}以上なら「上位所得」です。",), unknown))
         elif tax < low2:
             text = f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(low2)}未満）のため「一般所得1」です。"
             if tax == 0:
                 text += "所得割が0円でも、均等割が課税されていれば「一般所得1」になります。"
             out.append(("一般所得1", (text,), assumed))
         elif tax < upper:
-            out.append(
-                ("一般所得2", (f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(low2)}以上{_yen(upper)}未満）のため「一般所得2」です。",), assumed)
+            text = (
+                f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(low2)}以上{_yen(upper)}未満）"
+                "のため「一般所得2」です。"
             )
+            out.append(("一般所得2", (text,), assumed))
         else:
-            out.append(("上位所得", (f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(upper)}以上）のため「上位所得」です。",), assumed))
+            text = f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(upper)}以上）のため「上位所得」です。"
+            out.append(("上位所得", (text,), assumed))
     return out
 
 
@@ -520,9 +532,11 @@ def _column_branches(
     lead: tuple[str, ...] = ()
     assumed: frozenset[str] = frozenset()
     if facts.ventilator is True:
-        return [("人工呼吸器等装着者", ("人工呼吸器等装着者として認定されているため、所得にかかわらず人工呼吸器等装着者の上限額になります。",), frozenset())]
+        text = "人工呼吸器等装着者として認定されているため、所得にかかわらず人工呼吸器等装着者の上限額になります。"
+        return [("人工呼吸器等装着者", (text,), frozenset())]
     if facts.ventilator is None:
-        out.append(("人工呼吸器等装着者", ("人工呼吸器等装着者として認定されている場合は、人工呼吸器等装着者の上限額になります。",), frozenset({"ventilator"})))
+        text = "人工呼吸器等装着者として認定されている場合は、人工呼吸器等装着者の上限額になります。"
+        out.append(("人工呼吸器等装着者", (text,), frozenset({"ventilator"})))
         lead = ("人工呼吸器等装着者でない場合の金額です。",)
         assumed = frozenset({"ventilator"})
 
@@ -537,10 +551,10 @@ def _column_branches(
         return out
     if months is None:
         unknown = assumed | {"high_cost_months"}
-        out.append(
-            ("高額かつ長期", lead + (f"医療費総額（10割）が{over}を超えた月が直近12か月に{need}か月以上あれば「高額かつ長期」に該当します。",), unknown)
-        )
-        out.append(("一般", lead + (f"医療費総額（10割）が{over}を超えた月が{need}か月未満なら「一般」の上限額です。",), unknown))
+        months_over = f"医療費総額（10割）が{over}を超えた月が"
+        text = f"{months_over}直近12か月に{need}か月以上あれば「高額かつ長期」に該当します。"
+        out.append(("高額かつ長期", lead + (text,), unknown))
+        out.append(("一般", lead + (f"{months_over}{need}か月未満なら「一般」の上限額です。",), unknown))
     elif months >= need:
         out.append(
             (
@@ -554,9 +568,11 @@ def _column_branches(
             )
         )
     else:
-        out.append(
-            ("一般", lead + (f"医療費総額（10割）が{over}を超えた月は{months}か月で、{need}か月未満のため「高額かつ長期」には該当しません。",), assumed)
+        text = (
+            f"医療費総額（10割）が{over}を超えた月は{months}か月で、"
+            f"{need}か月未満のため「高額かつ長期」には該当しません。"
         )
+        out.append(("一般", lead + (text,), assumed))
     return out
 
 
@@ -575,7 +591,11 @@ def _split(base_cap: int, others: tuple[int | None, ...] | None) -> tuple[int, b
     the patient's own cap ("everyone has the same cap", FACTS §3), and the result is an estimate.
     """
     if others is None:
-        return base_cap, False, ("同じ世帯にほかの受給者がいるかわからないため、按分はしていません。いる場合は上限額がこれより下がります。",)
+        text = (
+            "同じ世帯にほかの受給者がいるかわからないため、按分はしていません。"
+            "いる場合は上限額がこれより下がります。"
+        )
+        return base_cap, False, (text,)
     if not others or base_cap == 0:
         return base_cap, False, ()
     unknown = sum(1 for c in others if c is None)
