@@ -20,7 +20,7 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Mapping, TypeGuard
+from typing import Any, Callable, Final, Literal, Mapping, TypeGuard
 
 import yaml
 
@@ -113,7 +113,8 @@ class CapTable:
 
     def existing_caps(self) -> frozenset[int]:
         """Every cap above 0 a certificate can carry: 指定難病 and 小児慢性特定疾病, all columns."""
-        return frozenset(v for table in (self.caps, self.pediatric_caps) for row in table.values() for v in row.values() if v > 0)
+        tables = (self.caps, self.pediatric_caps)
+        return frozenset(v for table in tables for row in table.values() for v in row.values() if v > 0)
 
 
 def _table_error(path: Path, message: str) -> ValueError:
@@ -260,19 +261,16 @@ def _rate_tenths(rate: float) -> int | None:
     return None
 
 
-def validate_facts(facts: CopayFacts) -> None:
-    """Check types, ranges and contradictions of the facts.
-
-    Args:
-        facts: the facts to check.
-
-    Raises:
-        CopayError: naming the field at fault (English message).
-    """
+def _check_flags(facts: CopayFacts) -> None:
+    """welfare, ventilator and tax_exempt are true, false or unknown."""
     for name in ("welfare", "ventilator", "tax_exempt"):
         value = getattr(facts, name)
         if value is not None and not isinstance(value, bool):
             raise CopayError(f"{name} must be true, false or null, got {value!r}", field=name)
+
+
+def _check_yen_amounts(facts: CopayFacts) -> None:
+    """income, income_tax and medical_cost are whole yen between 0 and ``MAX_YEN``, or unknown."""
     for name in ("income", "income_tax", "medical_cost"):
         value = getattr(facts, name)
         if value is None:
@@ -283,40 +281,89 @@ def validate_facts(facts: CopayFacts) -> None:
             raise CopayError(f"{name} must not be negative, got {value}", field=name)
         if value > MAX_YEN:
             raise CopayError(f"{name} is out of range (more than {MAX_YEN:,} yen): {value}", field=name)
+
+
+def _check_high_cost_months(facts: CopayFacts) -> None:
+    """high_cost_months counts months of one year: 0 to 12, or unknown."""
     months = facts.high_cost_months
-    if months is not None:
-        if not _is_int(months):
-            raise CopayError(f"high_cost_months must be a whole number or null, got {months!r}", field="high_cost_months")
-        if not 0 <= months <= 12:
-            raise CopayError(f"high_cost_months must be between 0 and 12, got {months}", field="high_cost_months")
+    if months is None:
+        return
+    if not _is_int(months):
+        raise CopayError(f"high_cost_months must be a whole number or null, got {months!r}", field="high_cost_months")
+    if not 0 <= months <= 12:
+        raise CopayError(f"high_cost_months must be between 0 and 12, got {months}", field="high_cost_months")
+
+
+def _check_insurance_rate(facts: CopayFacts) -> None:
+    """insurance_rate is 1割, 2割 or 3割, or unknown."""
     rate = facts.insurance_rate
-    if rate is not None:
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or _rate_tenths(float(rate)) is None:
-            raise CopayError(f"insurance_rate must be 0.1, 0.2 or 0.3, got {rate!r}", field="insurance_rate")
+    if rate is None:
+        return
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or _rate_tenths(float(rate)) is None:
+        raise CopayError(f"insurance_rate must be 0.1, 0.2 or 0.3, got {rate!r}", field="insurance_rate")
+
+
+def _check_household_cap(cap: object) -> None:
+    """One other recipient's cap: whole yen a certificate can carry, or unknown (estimated in ``_split``)."""
+    if cap is None:
+        return
+    if not _is_int(cap):
+        raise CopayError(f"household_caps must hold whole numbers of yen, got {cap!r}", field="household_caps")
+    if not 0 < cap <= MAX_HOUSEHOLD_CAP:
+        raise CopayError(
+            f"household_caps: each cap must be between 1 and {MAX_HOUSEHOLD_CAP:,} yen, got {cap}",
+            field="household_caps",
+        )
+
+
+def _check_household_caps(facts: CopayFacts) -> None:
+    """household_caps is a list of at most ``MAX_HOUSEHOLD_MEMBERS`` caps, or unknown."""
     caps = facts.household_caps
-    if caps is not None:
-        if not isinstance(caps, (tuple, list)):
-            raise CopayError(f"household_caps must be a list of yen amounts or null, got {caps!r}", field="household_caps")
-        if len(caps) > MAX_HOUSEHOLD_MEMBERS:
-            raise CopayError(
-                f"household_caps lists {len(caps)} people; at most {MAX_HOUSEHOLD_MEMBERS} are accepted",
-                field="household_caps",
-            )
-        for cap in caps:
-            if cap is None:
-                continue  # another recipient whose cap is unknown: estimated in _split
-            if not _is_int(cap):
-                raise CopayError(f"household_caps must hold whole numbers of yen, got {cap!r}", field="household_caps")
-            if not 0 < cap <= MAX_HOUSEHOLD_CAP:
-                raise CopayError(
-                    f"household_caps: each cap must be between 1 and {MAX_HOUSEHOLD_CAP:,} yen, got {cap}",
-                    field="household_caps",
-                )
+    if caps is None:
+        return
+    if not isinstance(caps, (tuple, list)):
+        raise CopayError(f"household_caps must be a list of yen amounts or null, got {caps!r}", field="household_caps")
+    if len(caps) > MAX_HOUSEHOLD_MEMBERS:
+        raise CopayError(
+            f"household_caps lists {len(caps)} people; at most {MAX_HOUSEHOLD_MEMBERS} are accepted",
+            field="household_caps",
+        )
+    for cap in caps:
+        _check_household_cap(cap)
+
+
+def _check_tax_exempt_pays_no_tax(facts: CopayFacts) -> None:
+    """A tax-exempt household pays no 所得割, so income_tax above 0 contradicts tax_exempt."""
     if facts.tax_exempt is True and facts.income_tax is not None and facts.income_tax > 0:
         raise CopayError(
             f"tax_exempt is true but income_tax is {facts.income_tax}: a tax-exempt household pays no 所得割",
             field="income_tax",
         )
+
+
+# Run in this order: the first failing check names the field; the contradiction comes last,
+# once income_tax is known to be a whole number.
+_CHECKS: Final[tuple[Callable[[CopayFacts], None], ...]] = (
+    _check_flags,
+    _check_yen_amounts,
+    _check_high_cost_months,
+    _check_insurance_rate,
+    _check_household_caps,
+    _check_tax_exempt_pays_no_tax,
+)
+
+
+def validate_facts(facts: CopayFacts) -> None:
+    """Check types, ranges and contradictions of the facts.
+
+    Args:
+        facts: the facts to check.
+
+    Raises:
+        CopayError: naming the field at fault (English message).
+    """
+    for check in _CHECKS:
+        check(facts)
 
 
 def facts_from_json(obj: Any) -> CopayFacts:
@@ -361,7 +408,9 @@ def facts_from_json(obj: Any) -> CopayFacts:
     caps: tuple[int, ...] | None = None
     if raw_caps is not None:
         if not isinstance(raw_caps, list):
-            raise CopayError(f"household_caps must be a list of yen amounts or null, got {raw_caps!r}", field="household_caps")
+            raise CopayError(
+                f"household_caps must be a list of yen amounts or null, got {raw_caps!r}", field="household_caps"
+            )
         converted: list[int] = []
         for item in raw_caps:
             if isinstance(item, float) and math.isfinite(item) and item.is_integer():
@@ -433,32 +482,41 @@ def _tier_branches(facts: CopayFacts, table: CapTable) -> list[tuple[Tier, tuple
         if exempt:
             income = facts.income
             if income is None:
-                out.append(("低所得1", (f"{prefix}ご本人の年収が{_yen(limit)}以下なら「低所得1」です。",), assumed | {"income"}))
-                out.append(("低所得2", (f"{prefix}ご本人の年収が{_yen(limit)}を超えるなら「低所得2」です。",), assumed | {"income"}))
+                unknown_income = assumed | {"income"}
+                out.append(
+                    ("低所得1", (f"{prefix}ご本人の年収が{_yen(limit)}以下なら「低所得1」です。",), unknown_income)
+                )
+                out.append(
+                    ("低所得2", (f"{prefix}ご本人の年収が{_yen(limit)}を超えるなら「低所得2」です。",), unknown_income)
+                )
             elif income <= limit:
-                out.append(("低所得1", (f"{prefix}ご本人の年収が{_yen(income)}（{_yen(limit)}以下）のため「低所得1」です。",), assumed))
+                text = f"{prefix}ご本人の年収が{_yen(income)}（{_yen(limit)}以下）のため「低所得1」です。"
+                out.append(("低所得1", (text,), assumed))
             else:
-                out.append(("低所得2", (f"{prefix}ご本人の年収が{_yen(income)}（{_yen(limit)}超）のため「低所得2」です。",), assumed))
+                text = f"{prefix}ご本人の年収が{_yen(income)}（{_yen(limit)}超）のため「低所得2」です。"
+                out.append(("低所得2", (text,), assumed))
             continue
         tax = facts.income_tax
         if tax is None:
             unknown = assumed | {"income_tax"}
-            out.append(("一般所得1", (f"{prefix}世帯の所得割額の合計が{_yen(low2)}未満なら「一般所得1」です。",), unknown))
-            out.append(
-                ("一般所得2", (f"{prefix}世帯の所得割額の合計が{_yen(low2)}以上{_yen(upper)}未満なら「一般所得2」です。",), unknown)
-            )
-            out.append(("上位所得", (f"{prefix}世帯の所得割額の合計が{_yen(upper)}以上なら「上位所得」です。",), unknown))
+            tax_sum = f"{prefix}世帯の所得割額の合計が"
+            out.append(("一般所得1", (f"{tax_sum}{_yen(low2)}未満なら「一般所得1」です。",), unknown))
+            out.append(("一般所得2", (f"{tax_sum}{_yen(low2)}以上{_yen(upper)}未満なら「一般所得2」です。",), unknown))
+            out.append(("上位所得", (f"{tax_sum}{_yen(upper)}以上なら「上位所得」です。",), unknown))
         elif tax < low2:
             text = f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(low2)}未満）のため「一般所得1」です。"
             if tax == 0:
                 text += "所得割が0円でも、均等割が課税されていれば「一般所得1」になります。"
             out.append(("一般所得1", (text,), assumed))
         elif tax < upper:
-            out.append(
-                ("一般所得2", (f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(low2)}以上{_yen(upper)}未満）のため「一般所得2」です。",), assumed)
+            text = (
+                f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(low2)}以上{_yen(upper)}未満）"
+                "のため「一般所得2」です。"
             )
+            out.append(("一般所得2", (text,), assumed))
         else:
-            out.append(("上位所得", (f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(upper)}以上）のため「上位所得」です。",), assumed))
+            text = f"{prefix}世帯の所得割額の合計が{_yen(tax)}（{_yen(upper)}以上）のため「上位所得」です。"
+            out.append(("上位所得", (text,), assumed))
     return out
 
 
@@ -474,9 +532,11 @@ def _column_branches(
     lead: tuple[str, ...] = ()
     assumed: frozenset[str] = frozenset()
     if facts.ventilator is True:
-        return [("人工呼吸器等装着者", ("人工呼吸器等装着者として認定されているため、所得にかかわらず人工呼吸器等装着者の上限額になります。",), frozenset())]
+        text = "人工呼吸器等装着者として認定されているため、所得にかかわらず人工呼吸器等装着者の上限額になります。"
+        return [("人工呼吸器等装着者", (text,), frozenset())]
     if facts.ventilator is None:
-        out.append(("人工呼吸器等装着者", ("人工呼吸器等装着者として認定されている場合は、人工呼吸器等装着者の上限額になります。",), frozenset({"ventilator"})))
+        text = "人工呼吸器等装着者として認定されている場合は、人工呼吸器等装着者の上限額になります。"
+        out.append(("人工呼吸器等装着者", (text,), frozenset({"ventilator"})))
         lead = ("人工呼吸器等装着者でない場合の金額です。",)
         assumed = frozenset({"ventilator"})
 
@@ -491,10 +551,10 @@ def _column_branches(
         return out
     if months is None:
         unknown = assumed | {"high_cost_months"}
-        out.append(
-            ("高額かつ長期", lead + (f"医療費総額（10割）が{over}を超えた月が直近12か月に{need}か月以上あれば「高額かつ長期」に該当します。",), unknown)
-        )
-        out.append(("一般", lead + (f"医療費総額（10割）が{over}を超えた月が{need}か月未満なら「一般」の上限額です。",), unknown))
+        months_over = f"医療費総額（10割）が{over}を超えた月が"
+        text = f"{months_over}直近12か月に{need}か月以上あれば「高額かつ長期」に該当します。"
+        out.append(("高額かつ長期", lead + (text,), unknown))
+        out.append(("一般", lead + (f"{months_over}{need}か月未満なら「一般」の上限額です。",), unknown))
     elif months >= need:
         out.append(
             (
@@ -508,9 +568,11 @@ def _column_branches(
             )
         )
     else:
-        out.append(
-            ("一般", lead + (f"医療費総額（10割）が{over}を超えた月は{months}か月で、{need}か月未満のため「高額かつ長期」には該当しません。",), assumed)
+        text = (
+            f"医療費総額（10割）が{over}を超えた月は{months}か月で、"
+            f"{need}か月未満のため「高額かつ長期」には該当しません。"
         )
+        out.append(("一般", lead + (text,), assumed))
     return out
 
 
@@ -529,7 +591,11 @@ def _split(base_cap: int, others: tuple[int | None, ...] | None) -> tuple[int, b
     the patient's own cap ("everyone has the same cap", FACTS §3), and the result is an estimate.
     """
     if others is None:
-        return base_cap, False, ("同じ世帯にほかの受給者がいるかわからないため、按分はしていません。いる場合は上限額がこれより下がります。",)
+        text = (
+            "同じ世帯にほかの受給者がいるかわからないため、按分はしていません。"
+            "いる場合は上限額がこれより下がります。"
+        )
+        return base_cap, False, (text,)
     if not others or base_cap == 0:
         return base_cap, False, ()
     unknown = sum(1 for c in others if c is None)
