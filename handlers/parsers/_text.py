@@ -106,4 +106,3 @@ _TRAILING: Final[re.Pattern[str]] = re.compile(r"[。.!?、,~ー]+$")
 
 def _strip_trailing(t: str) -> str:
     return _TRAILING.sub("", t)
-

@@ -141,4 +141,3 @@ def read_months_count(text: Text | str, today: date) -> int | Noted | Unknown | 
     if value == 12 and not re.search(r"12|十二|じゅうに", t):
         return Noted(12, "この12か月すべて（12か月）と数えます。違っていたら「戻る」で直せます。")
     return value
-

@@ -82,7 +82,6 @@ def _no_such_era_year(era: str) -> ImpossibleDate:
     )
 
 
-
 def _before_era(era: str) -> ImpossibleDate:
     first = _ERAS[era][0]
     return ImpossibleDate(

@@ -135,22 +135,39 @@ def parse_household_caps(
     if not isinstance(t, str):
         return t
     t = _strip_trailing(t)
+    if _says_nobody(t):
+        return []
+    needed = _caps_needed(t, allowed)
+    if needed is not None:
+        return needed
+    return _caps_said(t, allowed)
+
+
+def _says_nobody(t: str) -> bool:
+    """Whether the answer says nobody else is one: none, 0人, いない, 一人もいない; not 5000円しかない (an amount)."""
     if t in ("none", "0", "0円", "0人"):
-        return []
+        return True
+    return bool(_NOBODY.search(t) and not re.search(r"[0-9]{2,}|[万千百]", t))
+
+
+def _caps_needed(t: str, allowed: frozenset[int]) -> CapsNeeded | None:
+    """Someone named (「夫も受給者です」「2人います」) with no amount: the re-ask for their caps."""
     amounts = _PEOPLE_COUNT.sub("", t)
-    has_amount = bool(_NUMBER_RUN.search(amounts.replace("一", "")) or re.search(r"[0-9]", amounts))
-    # "いない", "一人もいない", "0人" — but not "5000円しかない" (an amount is given).
-    if _NOBODY.search(t) and not re.search(r"[0-9]{2,}|[万千百]", t):
-        return []
-    if not has_amount:
-        people = other_recipients(t)
-        if people:
-            return CapsNeeded(
-                "その方の受給者証にある月額上限額を教えてください（下から選べます）。"
-                "わからなければ『わからない』と送ってください。同じ上限額と仮定した目安をお示しします。",
-                _cap_options(allowed),
-                people=people,
-            )
+    if _NUMBER_RUN.search(amounts.replace("一", "")) or re.search(r"[0-9]", amounts):
+        return None
+    people = other_recipients(t)
+    if not people:
+        return None
+    return CapsNeeded(
+        "その方の受給者証にある月額上限額を教えてください（下から選べます）。"
+        "わからなければ『わからない』と送ってください。同じ上限額と仮定した目安をお示しします。",
+        _cap_options(allowed),
+        people=people,
+    )
+
+
+def _caps_said(t: str, allowed: frozenset[int]) -> list[int | None] | Invalid:
+    """The caps listed in the answer, each one that exists."""
     # 「母も受給者証を持っていて、上限は2,500円です」: a clause without a figure is words around the answer.
     parts = [p for p in _LIST_SEPARATOR.split(t) if p and re.search("[0-9十百千万〇" + "".join(_KANJI_DIGITS) + "]", p)]
     if not parts or len(parts) > 10:
@@ -164,4 +181,3 @@ def parse_household_caps(
             return Invalid(_hint_cap_values(allowed), _cap_options(allowed))
         caps.append(value)
     return caps
-

@@ -134,10 +134,7 @@ def parse_month_amounts(text: Text | str, today: date) -> MonthAmounts | Unknown
     t = _THOUSANDS_COMMA.sub("", t)
     tokens = list(_MONTH_TOKEN.finditer(t))
     if not tokens:
-        payment = _day_payment(t.strip(), today)
-        if payment is not None:
-            return payment
-        return UNKNOWN if is_unknown_answer(t) else Invalid(HINT_MONTH_AMOUNTS)
+        return _without_months(t, today)
     if _AMOUNT_FILLERS.sub("", t[: tokens[0].start()]):
         return Invalid(HINT_MONTH_AMOUNTS)
     if len(tokens) > 12:
@@ -145,16 +142,9 @@ def parse_month_amounts(text: Text | str, today: date) -> MonthAmounts | Unknown
     amounts: list[tuple[date, int]] = []
     for index, token in enumerate(tokens):
         end = tokens[index + 1].start() if index + 1 < len(tokens) else len(t)
-        rest = _AMOUNT_FILLERS.sub("", t[token.end():end])
-        if is_unknown_answer(rest):
-            return Invalid(HINT_MONTH_UNKNOWN)
-        if not _AMOUNT_ONLY.fullmatch(rest):
-            return Invalid(HINT_MONTH_AMOUNTS)
-        amount = parse_yen(rest)
+        amount = _amount_of(t[token.end():end])
         if isinstance(amount, Invalid):
-            return Invalid(amount.hint if amount.hint != HINT_YEN else HINT_MONTH_AMOUNTS)
-        if not isinstance(amount, int):
-            return Invalid(HINT_MONTH_AMOUNTS)
+            return amount
         month = _month_of(token, today)
         if isinstance(month, Invalid):
             return month
@@ -163,3 +153,26 @@ def parse_month_amounts(text: Text | str, today: date) -> MonthAmounts | Unknown
         amounts.append((month, amount))
     paid = bool(_PAID_WORDS.search(t)) and not _TOTAL_WORDS.search(t)
     return MonthAmounts(tuple(amounts), paid)
+
+
+def _without_months(t: str, today: date) -> MonthAmounts | Unknown | Invalid:
+    """A message that names no month: one day's payment, わからない, or no answer."""
+    payment = _day_payment(t.strip(), today)
+    if payment is not None:
+        return payment
+    return UNKNOWN if is_unknown_answer(t) else Invalid(HINT_MONTH_AMOUNTS)
+
+
+def _amount_of(said: str) -> int | Invalid:
+    """The amount said after a month, up to the next one: 「52,000円、」「は6万1千円です」「なし」."""
+    rest = _AMOUNT_FILLERS.sub("", said)
+    if is_unknown_answer(rest):
+        return Invalid(HINT_MONTH_UNKNOWN)
+    if not _AMOUNT_ONLY.fullmatch(rest):
+        return Invalid(HINT_MONTH_AMOUNTS)
+    amount = parse_yen(rest)
+    if isinstance(amount, Invalid):
+        return Invalid(amount.hint if amount.hint != HINT_YEN else HINT_MONTH_AMOUNTS)
+    if not isinstance(amount, int):
+        return Invalid(HINT_MONTH_AMOUNTS)
+    return amount

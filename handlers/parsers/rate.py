@@ -59,4 +59,3 @@ def parse_rate(text: Text | str) -> Rate | Unknown | Invalid:
     else:
         return Invalid(HINT_RATE)
     return _RATES.get(rate, Invalid(HINT_RATE))
-

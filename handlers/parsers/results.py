@@ -48,4 +48,3 @@ class OtherKind(Invalid):
     """An answer read, but of another kind than the question asks (an amount at a date question, a
     date or a rough count at a count question): the hint is the short question that finds the right
     figure, so the message is not passed on to the FAQ (``handlers.amounts`` uses it for amounts)."""
-
