@@ -106,7 +106,7 @@ class _Numeral:
         if amount == 0 and self.current is None:
             return False  # "万" with nothing before it
         if self.last_big is not None and (value >= self.last_big or amount * value >= self.last_big):
-            return False  # "1万2万", "5000万3万"... read as a number they are none
+            return False  # "1万2万", "1億20000万": a big unit no smaller than the last, or an amount reaching it
         self.total += amount * value
         self.section, self.current, self.last_small, self.last_big = Fraction(0), None, None, value
         self.seen_any = True
