@@ -31,7 +31,6 @@ from bot.storage.models import UnfollowedUser, utcnow
 from bot.storage.reminders import Reminders
 from bot.storage.statistics import Retention, Statistics, StatsKey
 from bot.storage.turn_queue import TurnQueue
-from nlp.privacy import hash_user  # noqa: F401 - re-exported for older imports
 
 _UNFOLLOWED = UnfollowedUser.__table__  # type: ignore[attr-defined]
 
