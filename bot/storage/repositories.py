@@ -11,6 +11,9 @@ module:
 - ``cost_log``: the monthly cost log and the messages about it (``bot.storage.costlog``);
 - ``turns``: turns acknowledged and not yet answered (``bot.storage.turn_queue``).
 
+The messages sent later, outside a turn (reminder deliveries, cost-log messages, hand-off notes
+and staff replies), are claimed and marked by ``bot.storage.claims.Claims``.
+
 Only ``bot.storage`` reads and writes SQL.
 """
 
