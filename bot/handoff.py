@@ -11,7 +11,7 @@ What this is: ``HandoffDesk``, built where ``STAFF_SLACK_CHANNEL`` (and ``SLACK_
   unique per Slack message ``channel:ts``) before the ack, so a reply Slack delivers twice is one
   row; other messages of the staff channel are ignored (the bot does not answer staff).
 - ``deliver_replies``: each recorded reply is claimed and sent to the user on their channel (Slack
-  DM, LINE push) through the reminders' senders and their ``_send``, prefixed ``FROM_STAFF``, with
+  DM, LINE push) through the reminders' senders and ``bot.reminders.send_claimed``, prefixed ``FROM_STAFF``, with
   the key ``handoff-reply-<id>`` (LINE: ``X-Line-Retry-Key``, so a resend after a crash is not a
   second message). Its text is deleted once sent or given up; the row stays as the audit (who,
   when, which hand-off, when sent) until the hand-off's retention ends.
@@ -30,9 +30,8 @@ from typing import Any
 
 from bot.channels.slack import to_plain
 from bot.config import Settings
-from bot.reminders import LEASE, MAX_ATTEMPTS, Sender, UnrecordedSends, default_worker_id
-from bot.reminders import send_claimed as _send
-from bot.storage.handoff import ClaimedNote
+from bot.reminders import LEASE, MAX_ATTEMPTS, Sender, UnrecordedSends, default_worker_id, send_claimed
+from bot.storage.handoff import ClaimedNote, ClaimedReply
 from bot.storage.repositories import Store
 from handlers.handoff import FROM_STAFF
 from nlp.privacy import hash_user
@@ -105,8 +104,8 @@ class HandoffDesk:
             client = make_web_client(settings)
         self.client = client
         self.worker_id = default_worker_id()
-        self._unrecorded_notes = UnrecordedSends(lambda uow: uow.handoffs.ledger("handoff"))
-        self._unrecorded_replies = UnrecordedSends(lambda uow: uow.handoffs.ledger("reply"))
+        self._unrecorded_notes = UnrecordedSends(lambda uow: uow.handoffs.notes)
+        self._unrecorded_replies = UnrecordedSends(lambda uow: uow.handoffs.replies)
         self._lock = threading.Lock()
         self._again = threading.Event()
 
@@ -175,9 +174,9 @@ class HandoffDesk:
 
     def _post(self, staff: _StaffChannel, note: ClaimedNote, now: datetime) -> int:
         with self.store.autocommit() as uow:
-            ledger = uow.handoffs.ledger("handoff")
-            outcome = _send(ledger, note, staff, lambda: note.note, kind="handoff-note", worker_id=self.worker_id,
-                            moment=lambda: now, max_attempts=MAX_ATTEMPTS, unrecorded=self._unrecorded_notes)
+            outcome = send_claimed(uow.handoffs.notes, note, staff, lambda: note.note, kind="handoff-note",
+                                   worker_id=self.worker_id, moment=lambda: now, max_attempts=MAX_ATTEMPTS,
+                                   unrecorded=self._unrecorded_notes)
             if outcome == "sent" and note.key in staff.posted:
                 # Posted: its ts is the thread the staff answer in, and the note's text goes.
                 uow.handoffs.record_thread(note.id, staff.posted[note.key])
@@ -194,16 +193,20 @@ class HandoffDesk:
                                                  channels=channels)
         sent = 0
         for reply in replies:
-            words = f"{FROM_STAFF}\n{reply.text}"
-            with self.store.autocommit() as uow:
-                outcome = _send(uow.handoffs.ledger("reply"), reply, self.senders[reply.channel],
-                                lambda: words, kind=KIND, worker_id=self.worker_id,
-                                moment=lambda: now, max_attempts=MAX_ATTEMPTS, unrecorded=self._unrecorded_replies)
-            log.info("handoff reply %s channel=%s user=%s", outcome, reply.channel, hash_user(reply.user_key))
-            if outcome == "sent":
-                sent += 1
-                self._mark_delivered(reply.staff_channel, reply.staff_ts, reply.channel)
+            sent += self._deliver(reply, now)
         return sent
+
+    def _deliver(self, reply: ClaimedReply, now: datetime) -> int:
+        words = f"{FROM_STAFF}\n{reply.text}"
+        with self.store.autocommit() as uow:
+            outcome = send_claimed(uow.handoffs.replies, reply, self.senders[reply.channel], lambda: words,
+                                   kind=KIND, worker_id=self.worker_id, moment=lambda: now,
+                                   max_attempts=MAX_ATTEMPTS, unrecorded=self._unrecorded_replies)
+        log.info("handoff reply %s channel=%s user=%s", outcome, reply.channel, hash_user(reply.user_key))
+        if outcome != "sent":
+            return 0
+        self._mark_delivered(reply.staff_channel, reply.staff_ts, reply.channel)
+        return 1
 
     def _mark_delivered(self, channel: str, thread: str, user_channel: str) -> None:
         """A courtesy to the staff: a short note in the thread that the reply reached the user."""

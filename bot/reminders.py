@@ -1,14 +1,16 @@
-"""Delivering renewal reminders, each mark once: ``dispatch_due``, the senders, the CLI, the scheduler.
+"""Delivering renewal reminders and cost-log messages, each once: ``dispatch_due``, the senders, the CLI,
+the scheduler.
 
-What this is: the one core function ``dispatch_due(store, now, senders)`` — skip marks that
-must not go out any more, claim due deliveries in batches (a claim is committed before
-anything is sent), send each through its channel's ``Sender`` with an idempotency key,
-mark it sent (or record the failure and when to retry) — plus ``run_due_main`` for
-``nanbyo-bot reminders run-due [--now ISO]`` and ``start_scheduler`` for ``serve``, which
-both only call ``dispatch_due``.
+What this is: the one core function ``dispatch_due(store, now, senders)`` — for each outbox (renewal
+reminders, then the cost log's messages) skip what must not go out any more, claim due messages in
+batches (a claim is committed before anything is sent), send each through its channel's ``Sender``
+with an idempotency key, mark it sent (or record the failure and when to retry) — plus
+``run_due_main`` for ``nanbyo-bot reminders run-due [--now ISO]`` and ``start_scheduler`` for
+``serve``, which both only call ``dispatch_due``. ``send_claimed`` and ``UnrecordedSends`` are the
+send-and-mark step, shared with the hand-off desk (``bot.handoff``).
 
-What this is not: no dialog and no wording (``handlers.reminders`` registers reminders and
-writes their text), no SQL (``bot.storage.repositories``), no LINE or Slack client (the
+What this is not: no dialog and no wording (``handlers.reminders`` and ``handlers.costlog`` write
+the texts), no SQL (the claims are ``bot.storage.claims.Claims``), no LINE or Slack client (the
 server passes their senders in). Nothing here reads the clock except the two entry points.
 
 Exactly once, and where it is only at least once:
@@ -38,22 +40,24 @@ import threading
 import time
 import uuid
 import weakref
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
 from bot.storage.costlog import ClaimedNotice
-from bot.storage.reminders import ClaimedDelivery, Reminders
-from bot.storage.repositories import Store, UnitOfWork, hash_user
+from bot.storage.reminders import ClaimedDelivery
+from bot.storage.repositories import Store, UnitOfWork
 from handlers.costlog import message_text
 from handlers.reminders import in_sending_hours, reminder_text
 from knowledge import KnowledgeBase
+from nlp.privacy import hash_user
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -83,8 +87,8 @@ class Sender(Protocol):
     def send(self, user: str, text: str, kind: str, key: str) -> None: ...
 
 
-class _Ledger(Protocol):
-    """Where a dispatcher records its sends: the reminders' repository, or the cost log's."""
+class Ledger(Protocol):
+    """Where a dispatcher records its sends: the ``bot.storage.claims.Claims`` of one message table."""
 
     def mark_sent(self, job_id: int, worker_id: str, sent_at: datetime) -> bool: ...
 
@@ -93,8 +97,8 @@ class _Ledger(Protocol):
     def release_claims(self, job_ids: Sequence[int], worker_id: str) -> int: ...
 
 
-class _Job(Protocol):
-    """A claimed message: a reminder delivery or a cost-log message."""
+class Job(Protocol):
+    """A claimed message: a reminder delivery, a cost-log message, a hand-off note or staff reply."""
 
     @property
     def id(self) -> int: ...
@@ -110,6 +114,13 @@ class _Job(Protocol):
 
     @property
     def key(self) -> str: ...
+
+
+class _ChannelJob(Job, Protocol):
+    """A claimed message to a user, sent through the sender of its channel."""
+
+    @property
+    def channel(self) -> str: ...
 
 
 class ConsoleSender:
@@ -179,24 +190,27 @@ def _knowledge(prefecture: str) -> KnowledgeBase:
     return load_knowledge(prefecture)
 
 
-class _UnrecordedSends:
-    """Reminders that went out while the database could not record them.
+class UnrecordedSends:
+    """Messages that went out while the database could not record them.
 
     A send that succeeded is remembered here when its ``mark_sent`` fails (the database went
     away between the send and the mark), and recorded at the start of this process's next run,
-    well within the claim's lease. Without this, the claim would run out and the reminder would
+    well within the claim's lease. Without this, the claim would run out and the message would
     be sent again: harmless on LINE (its retry key), a duplicate message on Slack. A process
     that dies with entries here still falls back to the lease.
+
+    Args:
+        ledger: where the marks are written, on a unit of work (e.g. ``lambda uow: uow.reminders``).
     """
 
-    def __init__(self, ledger: Callable[[UnitOfWork], _Ledger] = lambda uow: uow.reminders) -> None:
+    def __init__(self, ledger: Callable[[UnitOfWork], Ledger]) -> None:
         self._lock = threading.Lock()
-        self._marks: dict[int, tuple[str, datetime]] = {}  # delivery id -> (worker id, sent at)
-        self._ledger = ledger  # where the marks are written: reminder deliveries, or cost-log messages
+        self._marks: dict[int, tuple[str, datetime]] = {}  # job id -> (worker id, sent at)
+        self._ledger = ledger
 
-    def add(self, delivery_id: int, worker_id: str, sent_at: datetime) -> None:
+    def add(self, job_id: int, worker_id: str, sent_at: datetime) -> None:
         with self._lock:
-            self._marks[delivery_id] = (worker_id, sent_at)
+            self._marks[job_id] = (worker_id, sent_at)
 
     def __len__(self) -> int:
         with self._lock:
@@ -210,29 +224,126 @@ class _UnrecordedSends:
             return 0
         with store.autocommit() as uow:
             ledger = self._ledger(uow)
-            for delivery_id, (worker_id, sent_at) in marks.items():
-                ledger.mark_sent(delivery_id, worker_id, sent_at)
+            for job_id, (worker_id, sent_at) in marks.items():
+                ledger.mark_sent(job_id, worker_id, sent_at)
                 with self._lock:
-                    self._marks.pop(delivery_id, None)
+                    self._marks.pop(job_id, None)
         log.info("reminders recorded late marks=%d", len(marks))
         return len(marks)
 
 
-# One buffer per database (a process may hold several stores, e.g. in tests), for reminder
-# deliveries and for cost-log messages.
-_UNRECORDED: weakref.WeakKeyDictionary[Store, tuple[_UnrecordedSends, _UnrecordedSends]] = weakref.WeakKeyDictionary()
+J = TypeVar("J", bound=_ChannelJob)
+J_co = TypeVar("J_co", bound=_ChannelJob, covariant=True)
+
+
+class _Claim(Protocol[J_co]):
+    """A repository's claim of due messages (``Reminders.claim_deliveries``, ``CostLogRepository.claim_notices``)."""
+
+    def __call__(self, *, now: datetime, stale_before: datetime, claimed_at: datetime, worker_id: str,
+                 channels: Sequence[str], batch: int) -> Sequence[J_co]: ...
+
+
+@dataclass(frozen=True)
+class _Outbox(Generic[J]):
+    """One kind of message ``dispatch_due`` sends exactly once: where its rows are, and its words.
+
+    Attributes:
+        name: names the outbox's buffer of unrecorded sends.
+        ledger: the claims of its table, on a unit of work.
+        claim: its repository's claim of due messages, on a unit of work.
+        skip_stale: skips what must not go out any more, at (now, stale_before); returns how many.
+        message: (kind, text) of a claimed message; the text is made only when sent, from the marks' unit of work.
+    """
+
+    name: str
+    ledger: Callable[[UnitOfWork], Ledger]
+    claim: Callable[[UnitOfWork], _Claim[J]]
+    skip_stale: Callable[[UnitOfWork, datetime, datetime], int]
+    message: Callable[[UnitOfWork, J, KnowledgeBase, date], tuple[str, Callable[[], str]]]
+
+
+def _reminder_message(marks: UnitOfWork, delivery: ClaimedDelivery, kb: KnowledgeBase,
+                      today: date) -> tuple[str, Callable[[], str]]:
+    """A renewal reminder's kind and text."""
+    return KIND, lambda: reminder_text(kb, expiry=delivery.expiry_date, offset_days=delivery.offset_days,
+                                       municipality=delivery.municipality, today=today)
+
+
+def _notice_message(marks: UnitOfWork, notice: ClaimedNotice, kb: KnowledgeBase,
+                    today: date) -> tuple[str, Callable[[], str]]:
+    """A cost-log message's kind and text, from the user's log and profile as they are now."""
+
+    def text() -> str:
+        entries = marks.cost_log.entries(notice.user_key)
+        profile = marks.conversations.load_state(notice.user_key).profile
+        return message_text(kb, notice.kind, notice.month, entries, profile, today)
+
+    return f"costlog-{notice.kind}", text
+
+
+# Sent in this order, through the same claims, hours and senders.
+_OUTBOXES: tuple[_Outbox[Any], ...] = (
+    _Outbox[ClaimedDelivery](
+        name="reminders",
+        ledger=lambda uow: uow.reminders,
+        claim=lambda uow: uow.reminders.claim_deliveries,
+        skip_stale=lambda uow, now, stale_before: uow.reminders.skip_stale_deliveries(now=now,
+                                                                                      stale_before=stale_before),
+        message=_reminder_message,
+    ),
+    # The cost log's messages: the monthly nudge, and the one that says a rule is met.
+    _Outbox[ClaimedNotice](
+        name="cost-log",
+        ledger=lambda uow: uow.cost_log,
+        claim=lambda uow: uow.cost_log.claim_notices,
+        skip_stale=lambda uow, now, stale_before: uow.cost_log.skip_stale_nudges(now),
+        message=_notice_message,
+    ),
+)
+
+# One buffer of unrecorded sends per database (a process may hold several stores, e.g. in tests)
+# and outbox.
+_UNRECORDED: weakref.WeakKeyDictionary[Store, dict[str, UnrecordedSends]] = weakref.WeakKeyDictionary()
 _UNRECORDED_LOCK = threading.Lock()
 
 
-def _unrecorded_pair(store: Store) -> tuple[_UnrecordedSends, _UnrecordedSends]:
+def _unrecorded(store: Store) -> dict[str, UnrecordedSends]:
     with _UNRECORDED_LOCK:
         if store not in _UNRECORDED:
-            _UNRECORDED[store] = (_UnrecordedSends(), _UnrecordedSends(lambda uow: uow.cost_log))
+            _UNRECORDED[store] = {outbox.name: UnrecordedSends(outbox.ledger) for outbox in _OUTBOXES}
         return _UNRECORDED[store]
 
 
-def _unrecorded(store: Store) -> _UnrecordedSends:
-    return _unrecorded_pair(store)[0]
+@dataclass(frozen=True)
+class _Run:
+    """One ``dispatch_due`` run: its moment, senders and limits."""
+
+    store: Store
+    now: datetime
+    senders: Mapping[str, Sender]
+    worker_id: str
+    batch: int
+    kb: KnowledgeBase
+    lease: timedelta
+    max_attempts: int
+    started: float  # time.monotonic() at the start
+
+    @property
+    def channels(self) -> list[str]:
+        return sorted(self.senders)
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(TOKYO).date()
+
+    def moment(self) -> datetime:
+        """The run's ``now`` advanced by the time the run has taken: claims and sends are stamped
+        accurately without reading the wall clock here."""
+        return self.now + timedelta(seconds=time.monotonic() - self.started)
+
+    def stale_before(self) -> datetime:
+        """Claims made before this belong to a dispatcher that died."""
+        return self.moment() - self.lease
 
 
 def dispatch_due(
@@ -246,23 +357,24 @@ def dispatch_due(
     lease: timedelta = LEASE,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> DispatchSummary:
-    """Send every reminder due at ``now`` once, through ``senders[channel]``.
+    """Send every reminder and cost-log message due at ``now`` once, through ``senders[channel]``.
 
     Outside 09:00–20:00 Japan time nothing is sent (the marks wait for the next allowed
-    run). Otherwise: stale marks are skipped, then due deliveries are claimed ``batch`` at
-    a time and sent; a failure is recorded and retried later with exponential backoff,
-    and given up after ``max_attempts``. Deliveries on a channel with no sender stay
-    pending. Run twice for the same ``now``, the second run sends nothing.
+    run). Otherwise, for each outbox (reminders, then the cost log's messages): stale
+    messages are skipped, then due ones are claimed ``batch`` at a time and sent; a failure
+    is recorded and retried later with exponential backoff, and given up after
+    ``max_attempts``. Messages on a channel with no sender stay pending. Run twice for the
+    same ``now``, the second run sends nothing.
 
     Args:
         store: the database.
         now: the moment to dispatch for, timezone-aware.
         senders: channel name ("line", "slack", "json", "console") → sender.
         worker_id: names this dispatcher in its claims; unique per process.
-        batch: deliveries claimed per transaction.
+        batch: messages claimed per transaction.
         kb: the knowledge base for the message text (default: the default prefecture's).
-        lease: how long a claim protects a delivery from other dispatchers.
-        max_attempts: attempts before a delivery is marked failed for good.
+        lease: how long a claim protects a message from other dispatchers.
+        max_attempts: attempts before a message is marked failed for good.
 
     Returns:
         The counts of this run.
@@ -270,15 +382,9 @@ def dispatch_due(
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     started = time.monotonic()
-
-    def moment() -> datetime:
-        # The run's `now` advanced by the time the run has taken: claims and sends are
-        # stamped accurately without reading the wall clock here.
-        return now + timedelta(seconds=time.monotonic() - started)
-
     channels = sorted(senders)
-    unrecorded = _unrecorded(store)
-    unrecorded.record(store)  # sends of an earlier run the database could not take at the time
+    for unrecorded in _unrecorded(store).values():
+        unrecorded.record(store)  # sends of an earlier run the database could not take at the time
     if not in_sending_hours(now):
         # Quiet hours: nobody gets a reminder at night; due marks go out at 09:00.
         with store.unit_of_work() as uow:
@@ -286,111 +392,68 @@ def dispatch_due(
         log.debug("reminders quiet hours worker=%s due_waiting=%d", worker_id, counts.due)
         return DispatchSummary(not_due=counts.not_due + counts.due, no_sender=counts.no_sender, quiet=True)
 
-    kb = kb or _knowledge(Settings.prefecture)
-    today = now.astimezone(TOKYO).date()
-    with store.unit_of_work() as uow:
-        skipped = uow.reminders.skip_stale_deliveries(now=now, stale_before=moment() - lease)
-    sent = failed = gave_up = lost = 0
-    while True:
-        with store.unit_of_work() as uow:  # committed before the first send
-            claimed = uow.reminders.claim_deliveries(now=now, stale_before=moment() - lease, claimed_at=moment(),
-                                                     worker_id=worker_id, channels=channels, batch=batch)
-        if not claimed:
-            break
-        claim_started = time.monotonic()
-        # One held connection for the batch; each mark commits on its own right after its send.
-        with store.autocommit() as marks:
-            for index, delivery in enumerate(claimed):
-                if time.monotonic() - claim_started > lease.total_seconds() / 2:
-                    # This batch is slow to send: give the rest back long before our lease could
-                    # run out, or another dispatcher would take them over while we still send.
-                    marks.reminders.release_claims([d.id for d in claimed[index:]], worker_id)
-                    break
-                outcome = _deliver(marks.reminders, delivery, senders[delivery.channel], kb=kb, today=today,
-                                   worker_id=worker_id, moment=moment, max_attempts=max_attempts,
-                                   unrecorded=unrecorded)
-                if outcome == "sent":
-                    sent += 1
-                elif outcome == "lost":
-                    lost += 1
-                else:
-                    failed += 1
-                    gave_up += outcome == "gave_up"
-        if len(claimed) < batch:
-            break
-    # The cost log's messages (monthly nudge, a rule met) go out through the same claims and hours.
-    with store.unit_of_work() as uow:
-        skipped += uow.cost_log.skip_stale_nudges(now)
-    notices_unrecorded = _unrecorded_pair(store)[1]
-    notices_unrecorded.record(store)
-    while True:
-        with store.unit_of_work() as uow:  # committed before the first send
-            notices = uow.cost_log.claim_notices(
-                now=now, stale_before=moment() - lease, claimed_at=moment(), worker_id=worker_id, channels=channels,
-                batch=batch)
-        if not notices:
-            break
-        claim_started = time.monotonic()
-        with store.autocommit() as marks:
-            ledger = marks.cost_log
-            for index, notice in enumerate(notices):
-                if time.monotonic() - claim_started > lease.total_seconds() / 2:
-                    ledger.release_claims([n.id for n in notices[index:]], worker_id)
-                    break
-                outcome = _send(ledger, notice, senders[notice.channel], _notice_text(marks, notice, kb, today),
-                                kind=f"costlog-{notice.kind}", worker_id=worker_id, moment=moment,
-                                max_attempts=max_attempts, unrecorded=notices_unrecorded)
-                sent += outcome == "sent"
-                lost += outcome == "lost"
-                failed += outcome in ("failed", "gave_up")
-                gave_up += outcome == "gave_up"
-        if len(notices) < batch:
-            break
+    run = _Run(store=store, now=now, senders=senders, worker_id=worker_id, batch=batch,
+               kb=kb or _knowledge(Settings.prefecture), lease=lease, max_attempts=max_attempts, started=started)
+    outcomes: Counter[str] = Counter()
+    skipped = 0
+    for outbox in _OUTBOXES:
+        with store.unit_of_work() as uow:
+            skipped += outbox.skip_stale(uow, now, run.stale_before())
+        _drain(outbox, run, outcomes)
     with store.unit_of_work() as uow:
         counts = uow.reminders.count_pending(now=now, channels=channels)
-    summary = DispatchSummary(sent=sent, failed=failed, skipped=skipped, not_due=counts.not_due,
-                              no_sender=counts.no_sender, gave_up=gave_up, lost=lost)
-    # The scheduler runs this every minute: a run that did nothing is not worth an INFO line.
-    # Due reminders on a channel nobody here can send on stay pending and are counted here.
-    level = logging.INFO if (sent or failed or skipped or lost or counts.no_sender) else logging.DEBUG
-    log.log(level, "reminders dispatched worker=%s sent=%d failed=%d gave_up=%d skipped=%d lost=%d "
-            "no_sender=%d channels=%s ms=%.0f", worker_id, sent, failed, gave_up, skipped, lost, counts.no_sender,
-            ",".join(channels) or "-", (time.monotonic() - started) * 1000)
+    summary = DispatchSummary(sent=outcomes["sent"], failed=outcomes["failed"] + outcomes["gave_up"],
+                              skipped=skipped, not_due=counts.not_due, no_sender=counts.no_sender,
+                              gave_up=outcomes["gave_up"], lost=outcomes["lost"])
+    _log_summary(summary, run)
     return summary
 
 
-def _deliver(
-    marks: Reminders,
-    delivery: ClaimedDelivery,
-    sender: Sender,
-    *,
-    kb: KnowledgeBase,
-    today: date,
-    worker_id: str,
-    moment: Callable[[], datetime],
-    max_attempts: int,
-    unrecorded: _UnrecordedSends,
-) -> str:
-    """Send one claimed reminder delivery and record the outcome (see ``_send``)."""
-    text = lambda: reminder_text(kb, expiry=delivery.expiry_date, offset_days=delivery.offset_days,  # noqa: E731
-                                 municipality=delivery.municipality, today=today)
-    return _send(marks, delivery, sender, text, kind=KIND, worker_id=worker_id, moment=moment,
-                 max_attempts=max_attempts, unrecorded=unrecorded)
+def _drain(outbox: _Outbox[J], run: _Run, outcomes: Counter[str]) -> None:
+    """Claim the outbox's due messages ``run.batch`` at a time, and send each once."""
+    while True:
+        with run.store.unit_of_work() as uow:  # committed before the first send
+            claimed = outbox.claim(uow)(now=run.now, stale_before=run.stale_before(), claimed_at=run.moment(),
+                                        worker_id=run.worker_id, channels=run.channels, batch=run.batch)
+        if not claimed:
+            return
+        _send_batch(outbox, claimed, run, outcomes)
+        if len(claimed) < run.batch:
+            return
 
 
-def _notice_text(marks: UnitOfWork, notice: ClaimedNotice, kb: KnowledgeBase, today: date) -> Callable[[], str]:
-    """The text of a cost-log message, from the user's log and profile as they are now."""
+def _send_batch(outbox: _Outbox[J], claimed: Sequence[J], run: _Run, outcomes: Counter[str]) -> None:
+    """Send one batch of claimed messages, each mark committed on its own right after its send."""
+    claim_started = time.monotonic()
+    unrecorded = _unrecorded(run.store)[outbox.name]
+    # One held connection for the batch.
+    with run.store.autocommit() as marks:
+        ledger = outbox.ledger(marks)
+        for index, job in enumerate(claimed):
+            if time.monotonic() - claim_started > run.lease.total_seconds() / 2:
+                # This batch is slow to send: give the rest back long before our lease could
+                # run out, or another dispatcher would take them over while we still send.
+                ledger.release_claims([j.id for j in claimed[index:]], run.worker_id)
+                return
+            kind, text = outbox.message(marks, job, run.kb, run.today)
+            outcomes[send_claimed(ledger, job, run.senders[job.channel], text, kind=kind, worker_id=run.worker_id,
+                                  moment=run.moment, max_attempts=run.max_attempts, unrecorded=unrecorded)] += 1
 
-    def text() -> str:
-        entries = marks.cost_log.entries(notice.user_key)
-        return message_text(kb, notice.kind, notice.month, entries, marks.conversations.load_state(notice.user_key).profile, today)
 
-    return text
+def _log_summary(summary: DispatchSummary, run: _Run) -> None:
+    # The scheduler runs this every minute: a run that did nothing is not worth an INFO line.
+    # Due reminders on a channel nobody here can send on stay pending and are counted here.
+    busy = summary.sent or summary.failed or summary.skipped or summary.lost or summary.no_sender
+    log.log(logging.INFO if busy else logging.DEBUG,
+            "reminders dispatched worker=%s sent=%d failed=%d gave_up=%d skipped=%d lost=%d "
+            "no_sender=%d channels=%s ms=%.0f", run.worker_id, summary.sent, summary.failed, summary.gave_up,
+            summary.skipped, summary.lost, summary.no_sender, ",".join(run.channels) or "-",
+            (time.monotonic() - run.started) * 1000)
 
 
-def _send(
-    ledger: _Ledger,
-    job: _Job,
+def send_claimed(
+    ledger: Ledger,
+    job: Job,
     sender: Sender,
     text: Callable[[], str],
     *,
@@ -398,9 +461,11 @@ def _send(
     worker_id: str,
     moment: Callable[[], datetime],
     max_attempts: int,
-    unrecorded: _UnrecordedSends,
+    unrecorded: UnrecordedSends,
 ) -> str:
     """Send one claimed message and record the outcome: "sent", "failed", "gave_up" or "lost".
+
+    The text is made inside the attempt: a message that cannot be worded counts as a failed send.
 
     Raises:
         DBAPIError: the database went away; a send that went out is kept in ``unrecorded``.
@@ -525,12 +590,7 @@ def start_scheduler(
     return scheduler
 
 
-# The claimed-send step and the buffer of unrecorded sends, for the hand-off desk (bot.handoff),
-# which sends its notes and staff replies exactly as reminders are sent.
-send_claimed = _send
-UnrecordedSends = _UnrecordedSends
-
 __all__ = [
-    "ConsoleSender", "UnrecordedSends", "send_claimed", "DispatchSummary", "LEASE", "MAX_ATTEMPTS", "Sender", "default_worker_id", "dispatch_due",
-    "parse_now", "retry_delay", "run_due_main", "start_scheduler",
+    "ConsoleSender", "DispatchSummary", "Job", "LEASE", "Ledger", "MAX_ATTEMPTS", "Sender", "UnrecordedSends",
+    "default_worker_id", "dispatch_due", "parse_now", "retry_delay", "run_due_main", "send_claimed", "start_scheduler",
 ]

@@ -388,7 +388,7 @@ def _hash_in_child(key: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "LOG_HASH_KEY"}
     if key is not None:
         env["LOG_HASH_KEY"] = key
-    code = "from bot.storage.repositories import hash_user; print(hash_user('slack:U012AB3CD'))"
+    code = "from nlp.privacy import hash_user; print(hash_user('slack:U012AB3CD'))"
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.strip()
 
@@ -405,9 +405,9 @@ def test_user_ids_in_logs_are_keyed_hashes():
 def test_the_turn_process_logs_the_same_user_hash_as_the_server(tmp_path):
     """Without LOG_HASH_KEY, the random key is made once and passed to the spawned turn process."""
     code = ("import os, multiprocessing as mp\n"
-            "from bot.storage.repositories import hash_user\n"
+            "from nlp.privacy import hash_user\n"
             "def child(q):\n"
-            "    from bot.storage.repositories import hash_user\n"
+            "    from nlp.privacy import hash_user\n"
             "    q.put(hash_user('line:U1'))\n"
             "if __name__ == '__main__':\n"
             "    mine = hash_user('line:U1')\n"

@@ -3,9 +3,9 @@
 What this is: ``CostLogRepository`` on a unit of work's session. Within a turn it records and
 reads a user's months (``record``, ``entries``), turns the monthly nudge on and off, and
 schedules the one message that says a rule is met (``schedule_notice``); for the dispatcher
-(``bot.reminders.dispatch_due``) it claims due messages and marks them sent or failed, the way
-reminder deliveries are claimed (a unique row per message, a claim committed before the send,
-a lease after which a dead dispatcher's claim is taken over).
+(``bot.reminders.dispatch_due``) it claims due messages and marks them sent or failed through
+``bot.storage.claims.Claims``, as reminder deliveries are (a unique row per message, a claim
+committed before the send, a lease after which a dead dispatcher's claim is taken over).
 
 What this is not: no wording, no counting (``handlers.calc.cost_log``), no clock.
 The rows are personal health data: nothing here logs them.
@@ -16,17 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import CursorResult
-from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
+from bot.storage.claims import Claims
 from bot.storage.models import CostLogEntry, CostLogNotice
-from handlers.ports import CLAIMED, FAILED, NUDGE, PENDING, SENT, SKIPPED, CostEntry
+from handlers.ports import NUDGE, PENDING, SKIPPED, CostEntry
 
 __all__ = ["ClaimedNotice", "CostLogRepository", "Entry", "NUDGE", "NOTICE_KINDS", "NUDGE_STALE_AFTER", "UserCostLog"]
 
@@ -64,15 +62,12 @@ class ClaimedNotice:
         return f"costlog-{self.id}"
 
 
-class CostLogRepository:
-    """Reads and writes the cost log on ``session`` (the turn's, or the dispatcher's)."""
+class CostLogRepository(Claims):
+    """Reads and writes the cost log on ``session`` (the turn's, or the dispatcher's); for the
+    dispatcher, the messages' claims (``Claims``: ``mark_sent``, ``mark_failed``, ``release_claims``)."""
 
     def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def _run(self, statement: Executable) -> CursorResult[Any]:
-        """Execute in the session; typed as what it is for DML, a cursor result with ``rowcount``."""
-        return cast(CursorResult[Any], self.session.execute(statement))
+        super().__init__(session, _NOTICE)
 
     # --- within a turn ---------------------------------------------------------------------
 
@@ -145,61 +140,23 @@ class CostLogRepository:
                       channels: Sequence[str], batch: int) -> list[ClaimedNotice]:
         """Claim up to ``batch`` messages due at ``now`` on ``channels``; commit before sending.
 
-        Claimable: pending, due and past any retry wait, or claimed before ``stale_before`` by a
-        dispatcher that died. PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` then an UPDATE;
-        SQLite: one ``UPDATE … WHERE id IN (SELECT …) RETURNING`` under its write lock — as
-        ``UnitOfWork.claim_deliveries`` does for reminders.
+        Claimable (``Claims.claim_due``): pending, due and past any retry wait, or claimed before
+        ``stale_before`` by a dispatcher that died.
+
+        Returns:
+            The claimed messages, in id order.
         """
         if not channels or batch <= 0:
             return []
-        due = or_(
-            and_(_NOTICE.c.status == PENDING, _NOTICE.c.due_at <= now,
-                 or_(_NOTICE.c.next_attempt_at.is_(None), _NOTICE.c.next_attempt_at <= now)),
-            and_(_NOTICE.c.status == CLAIMED, _NOTICE.c.claimed_at <= stale_before),
-        )
-        condition: ColumnElement[bool] = and_(due, _NOTICE.c.channel.in_(list(channels)))
-        pick = select(_NOTICE.c.id).where(condition).order_by(_NOTICE.c.due_at, _NOTICE.c.id).limit(batch)
-        values = {"status": CLAIMED, "claimed_by": worker_id, "claimed_at": claimed_at,
-                  "attempts": _NOTICE.c.attempts + 1}
-        columns = (_NOTICE.c.id, _NOTICE.c.user_key, _NOTICE.c.channel, _NOTICE.c.kind, _NOTICE.c.month,
-                   _NOTICE.c.attempts)
-        if self.session.get_bind().dialect.name == "postgresql":
-            ids = list(self._run(pick.with_for_update(skip_locked=True)).scalars())
-            if not ids:
-                return []
-            rows = self._run(update(_NOTICE).where(_NOTICE.c.id.in_(ids)).values(**values)
-                                        .returning(*columns)).all()
-        else:
-            rows = self._run(update(_NOTICE).where(_NOTICE.c.id.in_(pick.scalar_subquery()))
-                                        .values(**values).returning(*columns)).all()
-        return sorted((ClaimedNotice(**r._mapping) for r in rows), key=lambda n: n.id)
-
-    def mark_sent(self, notice_id: int, worker_id: str, sent_at: datetime) -> bool:
-        """Record a message as sent. False when this worker no longer holds the claim."""
-        return (self._run(
-            update(_NOTICE).where(_NOTICE.c.id == notice_id, _NOTICE.c.status == CLAIMED,
-                                  _NOTICE.c.claimed_by == worker_id)
-            .values(status=SENT, sent_at=sent_at, next_attempt_at=None)
-        ).rowcount or 0) == 1
-
-    def mark_failed(self, notice_id: int, worker_id: str, error: str, retry_at: datetime | None) -> bool:
-        """Record a failed send: pending again from ``retry_at``, or failed for good when None."""
-        return (self._run(
-            update(_NOTICE).where(_NOTICE.c.id == notice_id, _NOTICE.c.status == CLAIMED,
-                                  _NOTICE.c.claimed_by == worker_id)
-            .values(status=PENDING if retry_at is not None else FAILED, last_error=error[:200],
-                    next_attempt_at=retry_at)
-        ).rowcount or 0) == 1
-
-    def release_claims(self, notice_ids: Sequence[int], worker_id: str) -> int:
-        """Give back claims this worker will not send (the attempt is not counted)."""
-        if not notice_ids:
-            return 0
-        return self._run(
-            update(_NOTICE).where(_NOTICE.c.id.in_(list(notice_ids)), _NOTICE.c.status == CLAIMED,
-                                  _NOTICE.c.claimed_by == worker_id)
-            .values(status=PENDING, claimed_by=None, claimed_at=None, attempts=_NOTICE.c.attempts - 1)
-        ).rowcount or 0
+        ids = self.claim_due(now=now, stale_before=stale_before, where=_NOTICE.c.channel.in_(list(channels)),
+                             limit=batch, worker_id=worker_id, claimed_at=claimed_at)
+        if not ids:
+            return []
+        rows = self._run(
+            select(_NOTICE.c.id, _NOTICE.c.user_key, _NOTICE.c.channel, _NOTICE.c.kind, _NOTICE.c.month,
+                   _NOTICE.c.attempts).where(_NOTICE.c.id.in_(ids)).order_by(_NOTICE.c.id)
+        ).all()
+        return [ClaimedNotice(**row._mapping) for row in rows]
 
 
 class UserCostLog:

@@ -10,27 +10,33 @@ What this is: three tables and ``Handoffs``, their repository on a unit of work'
   reply Slack delivers twice is one row and one message to the user; it is also the audit row (who,
   when, which hand-off, sent when). Its text is kept only until it is sent.
 
-Claims work like the reminders' (``bot.storage.reminders``): a conditional ``UPDATE`` of one row
-from pending (or a claim older than the lease) to claimed is committed before the send, so two
-dispatchers never send the same row. Everything here goes with ``delete_user`` and the retention
+Notes and replies are claimed like the reminders' deliveries (``bot.storage.claims.Claims``): a
+pending row (or one whose claim is older than the lease) is claimed, and the claim committed,
+before the send, so two dispatchers never send the same row. Everything here goes with ``delete_user`` and the retention
 sweep (``purge``).
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, and_, delete, insert, or_, select, update
+from sqlalchemy import Column, ColumnElement, Index, Text, UniqueConstraint, and_, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.sql import Executable
 from sqlmodel import Field, Session, SQLModel
 
+from bot.storage.claims import Claims
 from bot.storage.models import DispatchColumns, utcnow
-from handlers.ports import CLAIMED, FAILED, PENDING, SENT
+from handlers.ports import PENDING
+from nlp.privacy import hash_user
+
+__all__ = ["ClaimedNote", "ClaimedReply", "Handoff", "HandoffRecent", "HandoffReply", "Handoffs", "RECENT_KEPT",
+           "UserHandoffs"]
 
 RECENT_KEPT = 3  # a user's last questions a note may quote
 
@@ -84,6 +90,7 @@ class HandoffReply(DispatchColumns, table=True):
 _RECENT = HandoffRecent.__table__  # type: ignore[attr-defined]
 _HANDOFF = Handoff.__table__  # type: ignore[attr-defined]
 _REPLY = HandoffReply.__table__  # type: ignore[attr-defined]
+_REPLY_WITH_HANDOFF = _REPLY.join(_HANDOFF, _HANDOFF.c.id == _REPLY.c.handoff_id)
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,8 @@ class Handoffs:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.notes = Claims(session, _HANDOFF)  # for the dispatcher: mark_sent, mark_failed, release_claims
+        self.replies = Claims(session, _REPLY, cleared_when_done=("text",))  # the staff's words go once done
 
     def _run(self, statement: Executable) -> CursorResult[Any]:
         return cast(CursorResult[Any], self.session.execute(statement))
@@ -187,20 +196,11 @@ class Handoffs:
 
     # --- for the dispatcher ------------------------------------------------------------------
 
-    def _claimable(self, table: Any, now: datetime, stale_before: datetime) -> Any:
-        return or_(and_(table.c.status == PENDING, or_(table.c.next_attempt_at.is_(None),
-                                                       table.c.next_attempt_at <= now)),
-                   and_(table.c.status == CLAIMED, table.c.claimed_at < stale_before))
-
-    def _claim(self, table: Any, row_id: int, now: datetime, stale_before: datetime, worker_id: str) -> bool:
-        return (self._run(update(table).where(table.c.id == row_id, self._claimable(table, now, stale_before))
-                          .values(status=CLAIMED, claimed_by=worker_id, claimed_at=now,
-                                  attempts=table.c.attempts + 1)).rowcount or 0) == 1
-
-    def claim_notes(self, *, now: datetime, stale_before: datetime, worker_id: str, batch: int = 50) -> list[ClaimedNote]:
-        ids = [r.id for r in self._run(select(_HANDOFF.c.id).where(self._claimable(_HANDOFF, now, stale_before))
-                                       .order_by(_HANDOFF.c.id).limit(batch)).all()]
-        claimed = [i for i in ids if self._claim(_HANDOFF, i, now, stale_before, worker_id)]
+    def claim_notes(self, *, now: datetime, stale_before: datetime, worker_id: str,
+                    batch: int = 50) -> list[ClaimedNote]:
+        """Claim up to ``batch`` notes to post (pending, or claimed before ``stale_before``); commit before posting."""
+        claimed = self.notes.claim(self._claimable(self.notes, now, stale_before), limit=batch, worker_id=worker_id,
+                                   claimed_at=now, order_by=(_HANDOFF.c.id,))
         if not claimed:
             return []
         rows = self._run(select(_HANDOFF).where(_HANDOFF.c.id.in_(claimed)).order_by(_HANDOFF.c.id)).all()
@@ -208,28 +208,29 @@ class Handoffs:
 
     def claim_replies(self, *, now: datetime, stale_before: datetime, worker_id: str, channels: list[str],
                       batch: int = 50) -> list[ClaimedReply]:
-        ids = [r.id for r in self._run(
-            select(_REPLY.c.id).join(_HANDOFF, _HANDOFF.c.id == _REPLY.c.handoff_id)
-            .where(self._claimable(_REPLY, now, stale_before), _HANDOFF.c.channel.in_(channels))
-            .order_by(_REPLY.c.id).limit(batch)).all()]
-        claimed = [i for i in ids if self._claim(_REPLY, i, now, stale_before, worker_id)]
+        """Claim up to ``batch`` staff replies to users on ``channels``; commit before sending."""
+        claimed = self.replies.claim(
+            and_(self._claimable(self.replies, now, stale_before), _HANDOFF.c.channel.in_(channels)), limit=batch,
+            worker_id=worker_id, claimed_at=now, source=_REPLY_WITH_HANDOFF, order_by=(_REPLY.c.id,))
         if not claimed:
             return []
         rows = self._run(
             select(_REPLY.c.id, _REPLY.c.handoff_id, _REPLY.c.text, _REPLY.c.attempts, _HANDOFF.c.ref,
                    _HANDOFF.c.channel, _HANDOFF.c.user, _HANDOFF.c.user_key, _HANDOFF.c.staff_channel,
                    _HANDOFF.c.staff_ts)
-            .join(_HANDOFF, _HANDOFF.c.id == _REPLY.c.handoff_id).where(_REPLY.c.id.in_(claimed))
+            .select_from(_REPLY_WITH_HANDOFF).where(_REPLY.c.id.in_(claimed))
             .order_by(_REPLY.c.id)).all()
         return [ClaimedReply(r.id, r.handoff_id, r.ref, r.channel, r.user, r.user_key, r.text or "", r.attempts,
                              r.staff_channel, r.staff_ts or "") for r in rows]
 
+    @staticmethod
+    def _claimable(claims: Claims, now: datetime, stale_before: datetime) -> ColumnElement[bool]:
+        """Pending and past any retry wait (a note or reply is due when it is written), or a stale claim."""
+        return or_(claims.ready(now), claims.stale(stale_before))
+
     def record_thread(self, note_id: int, ts: str) -> None:
         """The posted note is Slack message ``ts``, the thread of the staff's replies; its text goes."""
         self._run(update(_HANDOFF).where(_HANDOFF.c.id == note_id).values(staff_ts=ts, note=None))
-
-    def ledger(self, table: str) -> _Ledger:
-        return _Ledger(self, _HANDOFF if table == "handoff" else _REPLY)
 
     def purge(self, *, recent_before: datetime, handoffs_before: datetime) -> int:
         """The retention sweep: questions older than their few minutes, hand-offs (and their
@@ -254,38 +255,6 @@ class Handoffs:
         return [dict(row._mapping) for row in rows]
 
 
-class _Ledger:
-    """``mark_sent`` / ``mark_failed`` / ``release_claims`` for ``bot.reminders._send``, on one table."""
-
-    def __init__(self, repo: Handoffs, table: Any) -> None:
-        self.repo, self.table = repo, table
-
-    def mark_sent(self, job_id: int, worker_id: str, sent_at: datetime) -> bool:
-        t = self.table
-        values: dict[str, Any] = {"status": SENT, "sent_at": sent_at}
-        if t is _REPLY:
-            values["text"] = None  # the staff's words are not kept once delivered
-        return (self.repo._run(update(t).where(t.c.id == job_id, t.c.claimed_by == worker_id, t.c.status == CLAIMED)
-                               .values(**values)).rowcount or 0) == 1
-
-    def mark_failed(self, job_id: int, worker_id: str, error: str, retry_at: datetime | None) -> bool:
-        t = self.table
-        values: dict[str, Any] = {"status": PENDING if retry_at else FAILED, "last_error": error[:200],
-                                  "next_attempt_at": retry_at, "claimed_by": None}
-        if retry_at is None and t is _REPLY:
-            values["text"] = None
-        return (self.repo._run(update(t).where(t.c.id == job_id, t.c.claimed_by == worker_id, t.c.status == CLAIMED)
-                               .values(**values)).rowcount or 0) == 1
-
-    def release_claims(self, job_ids: Any, worker_id: str) -> int:
-        t = self.table
-        return self.repo._run(update(t).where(t.c.id.in_(list(job_ids)), t.c.claimed_by == worker_id,
-                                             t.c.status == CLAIMED).values(status=PENDING, claimed_by=None)).rowcount or 0
-
-
-__all__ = ["ClaimedNote", "ClaimedReply", "Handoff", "HandoffRecent", "HandoffReply", "Handoffs", "RECENT_KEPT"]
-
-
 class UserHandoffs:
     """The ``handlers.ports.HandoffDesk`` of one turn: the user's hand-offs on the turn's unit of work.
 
@@ -306,9 +275,6 @@ class UserHandoffs:
         return self.repo.recent(self.user_key, self.now, self.keep)
 
     def open(self, topic: str | None, note: str) -> str:
-        from nlp.privacy import hash_user
-        import secrets
-
         # The reference staff and user see: the user's keyed log id (LOG_HASH_KEY, as in the logs),
         # cut short, and a random part that tells this hand-off from the user's others.
         ref = f"{hash_user(self.user_key)[:6]}-{secrets.token_hex(2)}"

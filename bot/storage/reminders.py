@@ -1,7 +1,7 @@
 """Renewal reminders and their deliveries: registered, listed and stopped within a turn (through
 ``UserReminders``, the handlers' ``ReminderBook``), claimed, marked and counted by the dispatcher
-(``bot.reminders``), each dispatcher step in its own short unit of work so that a claim is
-committed before anything is sent."""
+(``bot.reminders``) through ``bot.storage.claims.Claims``, each dispatcher step in its own short
+unit of work so that a claim is committed before anything is sent."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from datetime import date, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, CursorResult, Result, and_, bindparam, delete, exists, func, or_, update
+from sqlalchemy import ColumnElement, CursorResult, Result, and_, delete, exists, func, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from bot.storage.claims import Claims
 from bot.storage.models import Reminder, ReminderDelivery
 from handlers.ports import CLAIMED, FAILED, PENDING, SENT, SKIPPED, MarkView, PlannedMark, Registration, ReminderView
 
@@ -60,23 +61,19 @@ def delivery_key(reminder_id: int, offset_days: int) -> str:
 
 
 
-_DELIVERY = ReminderDelivery.__table__  # type: ignore[attr-defined]  # Core table, for the hot paths
-# Built once: the dispatcher runs this once per delivery.
-_MARK_SENT = (
-    update(_DELIVERY)
-    .where(_DELIVERY.c.id == bindparam("delivery_id"), _DELIVERY.c.status == CLAIMED,
-           _DELIVERY.c.claimed_by == bindparam("worker_id"))
-    .values(status=SENT, sent_at=bindparam("sent_at"), next_attempt_at=None)
-)
+_DELIVERY = ReminderDelivery.__table__  # type: ignore[attr-defined]  # Core table, for the claims
+_REMINDER = Reminder.__table__  # type: ignore[attr-defined]
+_WITH_REMINDER = _DELIVERY.join(_REMINDER, _REMINDER.c.id == _DELIVERY.c.reminder_id)
 _DELIVERED = (SENT, CLAIMED)  # a mark in these states has gone out, or is going out right now
 _REPLANNABLE = (PENDING, SKIPPED, FAILED)
 
 
-class Reminders:
-    """Reminders and deliveries, on the unit of work's session."""
+class Reminders(Claims):
+    """Reminders and deliveries, on the unit of work's session; for the dispatcher, the deliveries'
+    claims (``Claims``: ``mark_sent``, ``mark_failed``, ``release_claims``)."""
 
     def __init__(self, session: Session) -> None:
-        self.session = session
+        super().__init__(session, _DELIVERY)
 
     # --- within a turn ------------------------------------------------------------------------
 
@@ -109,17 +106,35 @@ class Reminders:
         Returns:
             The reminder as stored, and the expiry dates of the reminders it replaced.
         """
+        replaced = self._retire_others(user_key, expiry_date)
+        reminder_id = self._upsert(user_key=user_key, channel=channel, user=user, expiry_date=expiry_date,
+                                   municipality=municipality, now=now)
+        self._plan_deliveries(reminder_id, marks, now)
+        self.session.flush()
+        view = self._view(reminder_id)
+        assert view is not None
+        return Registration(view, replaced)
+
+    def _retire_others(self, user_key: str, expiry_date: date) -> tuple[date, ...]:
+        """Stop the user's active reminders for other dates (their pending marks are skipped).
+
+        Returns:
+            Their expiry dates, in order.
+        """
         others = self.session.exec(
-            select(Reminder).where(
-                col(Reminder.user_key) == user_key, col(Reminder.active).is_(True), col(Reminder.expiry_date) != expiry_date
-            )
+            select(Reminder).where(col(Reminder.user_key) == user_key, col(Reminder.active).is_(True),
+                                   col(Reminder.expiry_date) != expiry_date)
         ).all()
         replaced = tuple(sorted(r.expiry_date for r in others))
         for other in others:
             other.active = False
             self.session.add(other)
         self._skip_pending([r.id for r in others if r.id is not None])
+        return replaced
 
+    def _upsert(self, *, user_key: str, channel: str, user: str, expiry_date: date, municipality: str | None,
+                now: datetime) -> int:
+        """The user's reminder for ``expiry_date``, created or updated in place, and active. Returns its id."""
         row = self.session.exec(
             select(Reminder).where(col(Reminder.user_key) == user_key, col(Reminder.expiry_date) == expiry_date)
         ).first()
@@ -131,46 +146,50 @@ class Reminders:
         self.session.add(row)
         self.session.flush()
         assert row.id is not None
+        return row.id
 
+    def _plan_deliveries(self, reminder_id: int, marks: Sequence[PlannedMark], now: datetime) -> None:
+        """Write the plan's marks of one reminder; a mark that went out (or is going out) stays as it is,
+        and a pending mark the plan no longer has is skipped."""
         existing = {
             d.offset_days: d
-            for d in self.session.exec(select(ReminderDelivery).where(col(ReminderDelivery.reminder_id) == row.id)).all()
+            for d in self.session.exec(
+                select(ReminderDelivery).where(col(ReminderDelivery.reminder_id) == reminder_id)).all()
         }
         delivered = {o for o, d in existing.items() if d.status in _DELIVERED}
         newest_delivered = min(delivered, default=None)
         for mark in marks:
             if mark.offset_days in delivered:
                 continue  # it went out already (or is going out): never twice
-            status = mark.status
-            if (status == PENDING and mark.due_at <= now and newest_delivered is not None
-                    and newest_delivered <= mark.offset_days):
-                status = SKIPPED  # a missed mark, but the user already got one at least as recent
+            status = _planned_status(mark, now, newest_delivered)
             old = existing.get(mark.offset_days)
             if old is None:
-                self.session.add(ReminderDelivery(reminder_id=row.id, offset_days=mark.offset_days,
+                self.session.add(ReminderDelivery(reminder_id=reminder_id, offset_days=mark.offset_days,
                                                   due_at=mark.due_at, status=status))
             else:
-                # Conditional: a dispatcher that claimed this row meanwhile keeps it.
-                self.session.execute(
-                    update(ReminderDelivery)
-                    .where(col(ReminderDelivery.id) == old.id, col(ReminderDelivery.status).in_(_REPLANNABLE))
-                    .values(due_at=mark.due_at, status=status, attempts=0, claimed_by=None, claimed_at=None,
-                            sent_at=None, last_error=None, next_attempt_at=None)
-                    .execution_options(synchronize_session=False)
-                )
+                self._replan(old.id, mark, status)
         planned = {m.offset_days for m in marks}
-        dropped = [d.id for o, d in existing.items() if o not in planned and d.id is not None]
-        if dropped:  # offsets no longer configured
+        self._skip_unplanned([d.id for o, d in existing.items() if o not in planned and d.id is not None])
+
+    def _replan(self, delivery_id: int | None, mark: PlannedMark, status: str) -> None:
+        """Plan an existing delivery afresh; conditional: a dispatcher that claimed it meanwhile keeps it."""
+        self.session.execute(
+            update(ReminderDelivery)
+            .where(col(ReminderDelivery.id) == delivery_id, col(ReminderDelivery.status).in_(_REPLANNABLE))
+            .values(due_at=mark.due_at, status=status, attempts=0, claimed_by=None, claimed_at=None,
+                    sent_at=None, last_error=None, next_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    def _skip_unplanned(self, delivery_ids: list[int]) -> None:
+        """Skip the pending deliveries of offsets no longer configured."""
+        if delivery_ids:
             self.session.execute(
                 update(ReminderDelivery)
-                .where(col(ReminderDelivery.id).in_(dropped), col(ReminderDelivery.status) == PENDING)
+                .where(col(ReminderDelivery.id).in_(delivery_ids), col(ReminderDelivery.status) == PENDING)
                 .values(status=SKIPPED)
                 .execution_options(synchronize_session=False)
             )
-        self.session.flush()
-        view = self._view(row.id)
-        assert view is not None
-        return Registration(view, replaced)
 
     def active(self, user_key: str) -> ReminderView | None:
         """The user's active reminder, or None."""
@@ -251,32 +270,17 @@ class Reminders:
     ) -> list[ClaimedDelivery]:
         """Claim up to ``batch`` deliveries that may be sent at ``now``; commit before sending.
 
-        Claimable: pending and due (and past any retry wait), or claimed before
-        ``stale_before`` by a dispatcher that died; of an active, unexpired reminder on one
-        of ``channels``; and not superseded by a more recent mark that is due as well.
-
-        PostgreSQL: ``SELECT … FOR UPDATE OF reminder_delivery SKIP LOCKED`` then an UPDATE of
-        those rows, so two dispatchers never wait for or take each other's rows. SQLite has
-        no row locks (it drops FOR UPDATE silently): one ``UPDATE … WHERE id IN (SELECT …)
-        RETURNING id`` runs under the database write lock, which makes picking and claiming
-        one atomic step.
+        Claimable (``Claims.claim_due``): pending and due (and past any retry wait), or claimed
+        before ``stale_before`` by a dispatcher that died; of an active, unexpired reminder on
+        one of ``channels``; and not superseded by a more recent mark that is due as well.
 
         Returns:
             The claimed deliveries, in due order.
         """
         if not channels or batch <= 0:
             return []
-        values = {
-            "status": CLAIMED,
-            "claimed_by": worker_id,
-            "claimed_at": claimed_at,
-            "attempts": col(ReminderDelivery.attempts) + 1,
-        }
-        # Two picks rather than one OR: each condition then walks the (status, due_at, id)
-        # index in order and stops after `batch` rows, however many rows are pending.
-        ids = self._claim(_stale_claim(now, stale_before, channels), batch, values)
-        if len(ids) < batch:
-            ids += self._claim(_due_pending(now, channels), batch - len(ids), values)
+        ids = self.claim_due(now=now, stale_before=stale_before, where=_deliverable(now, channels), limit=batch,
+                             worker_id=worker_id, claimed_at=claimed_at, source=_WITH_REMINDER)
         if not ids:
             return []
         rows = self.session.execute(
@@ -290,63 +294,6 @@ class Reminders:
             .order_by(col(ReminderDelivery.due_at), col(ReminderDelivery.id))
         ).all()
         return [ClaimedDelivery(*row) for row in rows]
-
-    def _claim(self, condition: ColumnElement[bool], limit: int, values: dict[str, object]) -> list[int]:
-        pick = (
-            select(col(ReminderDelivery.id))
-            .join(Reminder, col(Reminder.id) == col(ReminderDelivery.reminder_id))
-            .where(condition)
-            .order_by(col(ReminderDelivery.due_at), col(ReminderDelivery.id))
-            .limit(limit)
-        )
-        if self._is_postgres():
-            ids = list(self.session.execute(pick.with_for_update(skip_locked=True, of=ReminderDelivery)).scalars())
-            if ids:
-                self.session.execute(
-                    update(ReminderDelivery).where(col(ReminderDelivery.id).in_(ids)).values(**values)
-                    .execution_options(synchronize_session=False)
-                )
-            return ids
-        return list(self.session.execute(
-            update(ReminderDelivery)
-            .where(col(ReminderDelivery.id).in_(pick.correlate(None)))
-            .values(**values)
-            .returning(col(ReminderDelivery.id))
-            .execution_options(synchronize_session=False)
-        ).scalars())
-
-    def mark_sent(self, delivery_id: int, worker_id: str, sent_at: datetime) -> bool:
-        """Record a delivery as sent. False when this worker no longer holds the claim."""
-        result = self.session.connection().execute(
-            _MARK_SENT, {"delivery_id": delivery_id, "worker_id": worker_id, "sent_at": sent_at}
-        )
-        return result.rowcount == 1
-
-    def mark_failed(self, delivery_id: int, worker_id: str, error: str, retry_at: datetime | None) -> bool:
-        """Record a failed send: pending again from ``retry_at``, or failed for good when None.
-
-        Returns False when this worker no longer holds the claim.
-        """
-        result = self.session.connection().execute(
-            update(_DELIVERY)
-            .where(_DELIVERY.c.id == delivery_id, _DELIVERY.c.status == CLAIMED, _DELIVERY.c.claimed_by == worker_id)
-            .values(status=PENDING if retry_at is not None else FAILED, last_error=error[:200],
-                    next_attempt_at=retry_at)
-        )
-        return result.rowcount == 1
-
-    def release_claims(self, delivery_ids: Sequence[int], worker_id: str) -> int:
-        """Give back claims this worker will not send (the attempt is not counted)."""
-        if not delivery_ids:
-            return 0
-        result = self.session.execute(
-            update(ReminderDelivery)
-            .where(col(ReminderDelivery.id).in_(list(delivery_ids)), col(ReminderDelivery.status) == CLAIMED,
-                   col(ReminderDelivery.claimed_by) == worker_id)
-            .values(status=PENDING, claimed_by=None, claimed_at=None, attempts=col(ReminderDelivery.attempts) - 1)
-            .execution_options(synchronize_session=False)
-        )
-        return _count(result)
 
     def skip_stale_deliveries(self, *, now: datetime, stale_before: datetime) -> int:
         """Skip marks that must not go out any more. Returns how many.
@@ -423,6 +370,15 @@ def _count(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount or 0
 
 
+def _planned_status(mark: PlannedMark, now: datetime, newest_delivered: int | None) -> str:
+    """The status a planned mark is written with: a missed mark is skipped when the user already got
+    one at least as recent (``newest_delivered``: the smallest offset delivered, or None)."""
+    if (mark.status == PENDING and mark.due_at <= now and newest_delivered is not None
+            and newest_delivered <= mark.offset_days):
+        return SKIPPED
+    return mark.status
+
+
 def _superseded(now: datetime) -> ColumnElement[bool]:
     """A more recent mark of the same reminder is due at ``now`` (whatever its state)."""
     newer = aliased(ReminderDelivery)
@@ -441,22 +397,4 @@ def _deliverable(now: datetime, channels: Sequence[str]) -> ColumnElement[bool]:
         col(Reminder.expiry_date) >= today,
         col(Reminder.channel).in_(list(channels)),
         ~_superseded(now),
-    )
-
-
-def _due_pending(now: datetime, channels: Sequence[str]) -> ColumnElement[bool]:
-    return and_(
-        col(ReminderDelivery.status) == PENDING,
-        col(ReminderDelivery.due_at) <= now,
-        or_(col(ReminderDelivery.next_attempt_at).is_(None), col(ReminderDelivery.next_attempt_at) <= now),
-        _deliverable(now, channels),
-    )
-
-
-def _stale_claim(now: datetime, stale_before: datetime, channels: Sequence[str]) -> ColumnElement[bool]:
-    """A claim whose dispatcher died (its lease ran out): another dispatcher may take it over."""
-    return and_(
-        col(ReminderDelivery.status) == CLAIMED,
-        col(ReminderDelivery.claimed_at) <= stale_before,
-        _deliverable(now, channels),
     )

@@ -11,6 +11,9 @@ module:
 - ``cost_log``: the monthly cost log and the messages about it (``bot.storage.costlog``);
 - ``turns``: turns acknowledged and not yet answered (``bot.storage.turn_queue``).
 
+The messages sent later, outside a turn (reminder deliveries, cost-log messages, hand-off notes
+and staff replies), are claimed and marked by ``bot.storage.claims.Claims``.
+
 Only ``bot.storage`` reads and writes SQL.
 """
 
@@ -31,7 +34,6 @@ from bot.storage.models import UnfollowedUser, utcnow
 from bot.storage.reminders import Reminders
 from bot.storage.statistics import Retention, Statistics, StatsKey
 from bot.storage.turn_queue import TurnQueue
-from nlp.privacy import hash_user  # noqa: F401 - re-exported for older imports
 
 _UNFOLLOWED = UnfollowedUser.__table__  # type: ignore[attr-defined]
 
