@@ -27,10 +27,10 @@ from enum import Enum
 
 from rapidfuzz.distance import Levenshtein
 
-from nlp.normalize import fold, kata_to_hira, nfkc
-from nlp.text import Text, as_text, reading
 from knowledge import KnowledgeBase
 from knowledge.models import EmergencyLexicon, EmergencyRule, Redirect
+from nlp.normalize import fold, kata_to_hira, nfkc
+from nlp.text import Text, as_text, reading
 
 
 class Safety(str, Enum):
