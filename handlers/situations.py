@@ -1,8 +1,8 @@
-"""Situations before procedures (issue 25): a move, or a child as the patient.
+"""Situations before procedures: a move, or a child as the patient.
 
-Asked as a question, 「高崎から前橋に引っ越して、受給者証もなくしちゃった」 matched the topic of
-leaving the prefecture, and a mother's 「うちの子の場合の上限額は？」 started the adult calculator.
-Here the situation is read first, and it chooses the procedure:
+The situation chooses the procedure, so it is read before the consultation: taken as a plain
+question, 「高崎から前橋に引っ越して、受給者証もなくしちゃった」 is closest to the topic of leaving the
+prefecture, and a mother's 「うちの子の場合の上限額は？」 to the adult calculator. The situations:
 
 - a move within the prefecture (「AからBに引っ越した」, 「Bに転居しました」): the user's stored
   municipality becomes B, and the answer is the change application (変更申請) with B's office, and
