@@ -563,6 +563,7 @@ def well_formed_payload(body: Any) -> bool:
 
 
 def _has(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> bool:
+    """True when ``key`` is absent, null, or of type ``kind``."""
     return obj.get(key) is None or isinstance(obj[key], kind)
 
 
@@ -572,6 +573,7 @@ def _top_fields_typed(body: dict[str, Any]) -> bool:
 
 
 def _click_user_is_object(body: dict[str, Any]) -> bool:
+    # An event's user is an id; a click's is an object (``_from_click`` reads its ``id``).
     return body.get("type") != "block_actions" or _has(body, "user", dict)
 
 
