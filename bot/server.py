@@ -424,86 +424,149 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
 
     Runs until SIGTERM or SIGINT, then stops gracefully. Returns the exit status.
     """
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    socket_mode = bool(getattr(args, "socket_mode", False))
-    if socket_mode and not settings.slack_app_token:
-        print("error: --socket-mode needs SLACK_APP_TOKEN (the app-level token, xapp-..., "
-              "with the connections:write scope)", file=sys.stderr)
+    options = _serve_options(args, settings)
+    if options is None:
         return 2
-    if socket_mode and not settings.slack_bot_token:
-        print("error: --socket-mode needs SLACK_BOT_TOKEN (xoxb-...)", file=sys.stderr)
-        return 2
-    host = getattr(args, "host", None) or "0.0.0.0"
-    port = settings.port if getattr(args, "port", None) is None else int(args.port)
-    workers = max(1, int(getattr(args, "workers", None) or 1))
-    os.environ[SOCKET_MODE_ENV] = "1" if socket_mode else "0"
-
-    config = uvicorn_config("bot.server:worker_app", host, port, workers=workers, factory=True)
+    os.environ[SOCKET_MODE_ENV] = "1" if options.socket_mode else "0"
+    config = uvicorn_config("bot.server:worker_app", options.host, options.port, workers=options.workers,
+                            factory=True)
     try:
         sock = config.bind_socket()
     except SystemExit:  # uvicorn reports a port in use and exits; say it our way
-        print(f"error: cannot listen on {host}:{port}", file=sys.stderr)
+        print(f"error: cannot listen on {options.host}:{options.port}", file=sys.stderr)
         return 1
     # uvicorn re-raises the stop signal after its graceful shutdown; with a handler of ours in
     # place beforehand, that ends here instead of killing the process before the scheduler stops.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
-    scheduler = None
-    senders: dict[str, Any] = {}
-    turns: TurnProcess | None = None
+    background = _Background()
     try:
-        _create_schema(settings.database_url)  # once here, not by workers racing each other
-        # The turns run in a process of their own (see bot.turn_process for why, and why it is ours
-        # to manage); until it is ready, the HTTP processes ack and the turns wait in the queue.
-        turns = TurnProcess()
-        turns.start()
-        if not getattr(args, "no_scheduler", False):
-            # One scheduler per instance, in this process (uvicorn's supervisor when there are workers).
-            senders = build_outboxes(settings)
-            scheduler = start_reminders(settings, senders)
-            if settings.staff_slack_channel and "slack" in senders:  # hand-offs: retries and leftovers
-                from bot.handoff import HandoffDesk, start_polling
-                from bot.storage.db import make_engine
-                from bot.storage.repositories import Store
-
-                start_polling(HandoffDesk(settings, Store(make_engine(settings.database_url)), senders,
-                                          client=senders["slack"].client), scheduler)
-        paths = [HEALTH_PATH]
-        if settings.slack_bot_token and settings.slack_signing_secret and not socket_mode:
-            paths.append(SLACK_PATH)
-        if settings.line_channel_secret and settings.line_channel_access_token:
-            paths.append(LINE_PATH)
-        bound_host, bound_port = sock.getsockname()[:2]
-        parts = [f"nanbyo-bot: listening on http://{bound_host}:{bound_port}", "paths " + " ".join(sorted(paths)),
-                 f"workers {workers}"]
-        if socket_mode:
-            parts.append("slack over socket mode")
-        parts.append("scheduler on" if scheduler is not None else "scheduler off")
-        print(", ".join(parts), file=sys.stderr, flush=True)
-        server = uvicorn.Server(config)
-        if workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
-        else:
-            server.run(sockets=[sock])
+        _start_background(background, options, settings)
+        _announce(sock, options, settings, scheduler_on=background.scheduler is not None)
+        _run_uvicorn(config, sock, options.workers)
         return 0
     except Exception as exc:
         serve_log.exception("serve failed")
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        if turns is not None:  # uvicorn has finished: every turn acked is recorded; now answer them
-            _step("turn process stop", turns.stop)
-        if scheduler is not None:
-            _step("scheduler shutdown", scheduler.shutdown)  # waits for a dispatch in progress
-        for sender in senders.values():
-            close = getattr(sender, "close", None)
-            if close is not None:
-                _step("sender close", close)
+        _shut_down(background)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
         print("nanbyo-bot: stopped", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class _ServeOptions:
+    """What ``serve`` was asked for on its command line, checked against the settings."""
+
+    socket_mode: bool
+    host: str
+    port: int
+    workers: int
+    scheduler: bool
+
+
+@dataclass
+class _Background:
+    """What ``serve`` starts beside uvicorn, and so stops after it: the turn process, the scheduler, the senders."""
+
+    turns: TurnProcess | None = None
+    scheduler: Any = None
+    senders: dict[str, Any] = field(default_factory=dict)
+
+
+def _serve_options(args: argparse.Namespace, settings: Settings) -> _ServeOptions | None:
+    """The options of ``serve``, or None (after saying why on stderr) when Socket Mode lacks a token."""
+    socket_mode = bool(getattr(args, "socket_mode", False))
+    if socket_mode and not settings.slack_app_token:
+        print("error: --socket-mode needs SLACK_APP_TOKEN (the app-level token, xapp-..., "
+              "with the connections:write scope)", file=sys.stderr)
+        return None
+    if socket_mode and not settings.slack_bot_token:
+        print("error: --socket-mode needs SLACK_BOT_TOKEN (xoxb-...)", file=sys.stderr)
+        return None
+    return _ServeOptions(
+        socket_mode=socket_mode,
+        host=getattr(args, "host", None) or "0.0.0.0",
+        port=settings.port if getattr(args, "port", None) is None else int(args.port),
+        workers=max(1, int(getattr(args, "workers", None) or 1)),
+        scheduler=not getattr(args, "no_scheduler", False),
+    )
+
+
+def _start_background(background: _Background, options: _ServeOptions, settings: Settings) -> None:
+    """Create the schema, start the turn process and, unless ``--no-scheduler``, the scheduler.
+
+    Fills ``background`` as it goes, so that whatever started is stopped even when a later step fails.
+    """
+    _create_schema(settings.database_url)  # once here, not by workers racing each other
+    # The turns run in a process of their own (see bot.turn_process for why, and why it is ours
+    # to manage); until it is ready, the HTTP processes ack and the turns wait in the queue.
+    background.turns = TurnProcess()
+    background.turns.start()
+    if not options.scheduler:
+        return
+    # One scheduler per instance, in this process (uvicorn's supervisor when there are workers).
+    background.senders = build_outboxes(settings)
+    background.scheduler = start_reminders(settings, background.senders)
+    if settings.staff_slack_channel and "slack" in background.senders:  # hand-offs: retries and leftovers
+        _start_handoff_polling(settings, background.senders, background.scheduler)
+
+
+def _start_handoff_polling(settings: Settings, senders: dict[str, Any], scheduler: Any) -> None:
+    from bot.handoff import HandoffDesk, start_polling
+    from bot.storage.db import make_engine
+    from bot.storage.repositories import Store
+
+    start_polling(HandoffDesk(settings, Store(make_engine(settings.database_url)), senders,
+                              client=senders["slack"].client), scheduler)
+
+
+def _served_paths(settings: Settings, socket_mode: bool) -> list[str]:
+    """The routes this instance answers, for the start-up line."""
+    paths = [HEALTH_PATH]
+    if settings.slack_bot_token and settings.slack_signing_secret and not socket_mode:
+        paths.append(SLACK_PATH)
+    if settings.line_channel_secret and settings.line_channel_access_token:
+        paths.append(LINE_PATH)
+    return paths
+
+
+def _announce(sock: socket.socket, options: _ServeOptions, settings: Settings, *, scheduler_on: bool) -> None:
+    """The start-up line on stderr: address, paths, workers, Socket Mode, scheduler."""
+    bound_host, bound_port = sock.getsockname()[:2]
+    parts = [f"nanbyo-bot: listening on http://{bound_host}:{bound_port}",
+             "paths " + " ".join(sorted(_served_paths(settings, options.socket_mode))),
+             f"workers {options.workers}"]
+    if options.socket_mode:
+        parts.append("slack over socket mode")
+    parts.append("scheduler on" if scheduler_on else "scheduler off")
+    print(", ".join(parts), file=sys.stderr, flush=True)
+
+
+def _run_uvicorn(config: Any, sock: socket.socket, workers: int) -> None:
+    """Serve on ``sock`` until SIGTERM or SIGINT: one process, or uvicorn's supervisor over ``workers``."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    server = uvicorn.Server(config)
+    if workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])
+
+
+def _shut_down(background: _Background) -> None:
+    """Stop what ``serve`` started beside uvicorn, in order; a failing step is logged and the rest still run."""
+    if background.turns is not None:  # uvicorn has finished: every turn acked is recorded; now answer them
+        _step("turn process stop", background.turns.stop)
+    if background.scheduler is not None:
+        _step("scheduler shutdown", background.scheduler.shutdown)  # waits for a dispatch in progress
+    for sender in background.senders.values():
+        close = getattr(sender, "close", None)
+        if close is not None:
+            _step("sender close", close)
 
 
 def _create_schema(database_url: str) -> None:

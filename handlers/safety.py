@@ -27,10 +27,10 @@ from enum import Enum
 
 from rapidfuzz.distance import Levenshtein
 
-from nlp.normalize import fold, kata_to_hira, nfkc
-from nlp.text import Text, as_text, reading
 from knowledge import KnowledgeBase
 from knowledge.models import EmergencyLexicon, EmergencyRule, Redirect
+from nlp.normalize import fold, kata_to_hira, nfkc
+from nlp.text import Text, as_text, reading
 
 
 class Safety(str, Enum):
@@ -185,7 +185,8 @@ def _build(lex: EmergencyLexicon) -> _Detector:
         before=re.compile(_alt(_forms(lex.before))),
         urgency=re.compile(_alt(_forms(lex.urgency)).replace("今", "今(?![月年回度後週期日ま])")),
         subsidy=re.compile(_alt(_forms(lex.subsidy))),
-        asking=re.compile(_alt(_forms(lex.asking)).replace(re.escape("か"), "か(?=$|な)").replace(re.escape("の"), "の$")),
+        asking=re.compile(
+            _alt(_forms(lex.asking)).replace(re.escape("か"), "か(?=$|な)").replace(re.escape("の"), "の$")),
         fuzzy=tuple(_forms(lex.fuzzy)),
         ending=re.compile(f"^(?:{_alt(_forms(_ENDINGS))})*$"),
         leading=re.compile(f"^(?:{_alt(_forms(_LEADING))})*$"),
@@ -198,7 +199,8 @@ def _build(lex: EmergencyLexicon) -> _Detector:
                                        key=len, reverse=True)) or "(?!)"),
         # The subject right before the hit is an animal or a thing (「ねこが道端で倒れてる」); one
         # with anything else between it and the hit (「犬の散歩中に母が倒れた」) is not.
-        things=re.compile(f"(?:{_alt(_forms(lex.things, read=True))})(?:が|は|も)[^がはも]{{0,8}}$" if lex.things else "(?!)"),
+        things=re.compile(
+            f"(?:{_alt(_forms(lex.things, read=True))})(?:が|は|も)[^がはも]{{0,8}}$" if lex.things else "(?!)"),
     )
 
 
@@ -359,25 +361,58 @@ def _detect(kb: KnowledgeBase, text: Text) -> Detection | None:
     sentences = [_views(det, sentence) for sentence in text.sentences]
     if not sentences:
         return None
+    return _detection(_found(det, sentences, _subsidy_talk(det, sentences, text.raw)))
+
+
+@dataclass(frozen=True)
+class _SubsidyTalk:
+    """What a message says about the subsidy, which decides the rules that yield to it."""
+
+    mentioned: bool  # it talks about the subsidy (「医療費」)
+    asked: bool  # ... and asks about it (「倒れた時の医療費は？」)
+    pressing: bool  # it says that something is happening now
+
+
+def _subsidy_talk(det: _Detector, sentences: list[tuple[_View, _View]], raw: str) -> _SubsidyTalk:
     whole = "".join(typed.text for typed, _ in sentences)
-    whole_reading = "".join(read.text for _, read in sentences)
+    mentioned = bool(det.subsidy.search(whole))
+    return _SubsidyTalk(
+        mentioned=mentioned,
+        asked=mentioned and bool(det.asking.search(whole) or "?" in raw or "？" in raw),
+        pressing=bool(det.urgency.search(whole)),
+    )
+
+
+def _yields(rule: _Rule, talk: _SubsidyTalk) -> bool:
     # A message that talks about the subsidy asks about it (「倒れた時の医療費は」), unless it also
     # says that something is happening now; a weak rule (「助けて」) always yields to it. A crisis
     # does not: 「医療費が払えなくて死にたい」 is a crisis.
-    mentions_subsidy = bool(det.subsidy.search(whole))
-    about_subsidy = mentions_subsidy and bool(det.asking.search(whole) or "?" in text.raw or "？" in text.raw)
-    pressing = bool(det.urgency.search(whole))
+    if rule.spec.weak and talk.mentioned:
+        return True
+    return talk.asked and rule.kind is Safety.EMERGENCY and not talk.pressing
+
+
+def _fires(det: _Detector, rule: _Rule, sentences: list[tuple[_View, _View]], whole: str, whole_reading: str) -> bool:
+    return _hits(det, rule, whole, sentences) or (rule.spec.whole and _hits(det, rule, whole_reading, []))
+
+
+def _found(det: _Detector, sentences: list[tuple[_View, _View]], talk: _SubsidyTalk) -> dict[str, Safety]:
+    """The concepts whose rules fire, in rule order, each with its kind."""
+    whole = "".join(typed.text for typed, _ in sentences)
+    whole_reading = "".join(read.text for _, read in sentences)
     found: dict[str, Safety] = {}
     candidates = _candidates(det, sentences)
     for n, rule in enumerate(det.rules):
-        if rule.concept in found or not (n in candidates or rule.spec.whole):
+        if rule.concept in found or not (n in candidates or rule.spec.whole) or _yields(rule, talk):
             continue
-        if (rule.spec.weak and mentions_subsidy) or (about_subsidy and rule.kind is Safety.EMERGENCY and not pressing):
-            continue
-        if _hits(det, rule, whole, sentences) or (rule.spec.whole and _hits(det, rule, whole_reading, [])):
+        if _fires(det, rule, sentences, whole, whole_reading):
             found[rule.concept] = rule.kind
-    if not found and not mentions_subsidy and _slipped(det, whole_reading):
+    if not found and not talk.mentioned and _slipped(det, whole_reading):
         found["help"] = Safety.EMERGENCY
+    return found
+
+
+def _detection(found: dict[str, Safety]) -> Detection | None:
     if not found:
         return None
     kinds = set(found.values())
@@ -410,7 +445,8 @@ def _lexicon(kb: KnowledgeBase) -> _Lexicon:
         def f(words: list[str]) -> tuple[str, ...]:
             return tuple(w for w in (fold(x) for x in words) if w)
 
-        lex = _Lexicon(f(s.medical), f(s.not_medical), tuple((r, f(r.words), f(r.strict_words)) for r in kb.services), f(s.domain_words))
+        redirects = tuple((r, f(r.words), f(r.strict_words)) for r in kb.services)
+        lex = _Lexicon(f(s.medical), f(s.not_medical), redirects, f(s.domain_words))
         _CACHE[id(kb.safety)] = lex
     return lex
 

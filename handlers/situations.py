@@ -1,8 +1,8 @@
-"""Situations before procedures (issue 25): a move, or a child as the patient.
+"""Situations before procedures: a move, or a child as the patient.
 
-Asked as a question, 「高崎から前橋に引っ越して、受給者証もなくしちゃった」 matched the topic of
-leaving the prefecture, and a mother's 「うちの子の場合の上限額は？」 started the adult calculator.
-Here the situation is read first, and it chooses the procedure:
+The situation chooses the procedure, so it is read before the consultation: taken as a plain
+question, 「高崎から前橋に引っ越して、受給者証もなくしちゃった」 is closest to the topic of leaving the
+prefecture, and a mother's 「うちの子の場合の上限額は？」 to the adult calculator. The situations:
 
 - a move within the prefecture (「AからBに引っ越した」, 「Bに転居しました」): the user's stored
   municipality becomes B, and the answer is the change application (変更申請) with B's office, and
@@ -109,7 +109,8 @@ _LOST: Final = re.compile(r"なくし|無くし|失くし|なくなっ|無くな
 # A move within the prefecture, the place not named.
 _INSIDE: Final = re.compile(r"県内|市内|町内|村内|同じ市|同じ町|同じ村")
 # Someone else moves, who is not the patient (a parent who moves may well be).
-_OTHER_MOVER: Final = re.compile(r"(?:友人|友達|ともだち|知人|知り合い|娘|息子|子ども|子供|兄|姉|弟|妹|親戚|孫)(?:さん|たち)?(?:が|は)")
+_OTHER_MOVER: Final = re.compile(r"(?:友人|友達|ともだち|知人|知り合い|娘|息子|子ども|子供|兄|姉|弟|妹|親戚|孫)"
+                                 r"(?:さん|たち)?(?:が|は)")
 # After a place: it is where the move starts (から) or where it goes (に, へ, 方面).
 _FROM: Final = re.compile(r"(?:市|町|村|都|府|県)?(?:内)?から")
 _TO: Final = re.compile(r"(?:市|町|村|都|府|県)?(?:に|へ|のほうに|のほうへ|の方に|の方へ|方面)")
@@ -176,15 +177,17 @@ _MINOR: Final = re.compile(r"小学|中学|高校生|幼稚園|保育園|乳児|
 # About to turn 20, or a 小慢 certificate running out: the 20歳 transition.
 _TURNING_20: Final = re.compile(r"もうすぐ(?:二十歳|はたち|20歳|成人)|(?:二十歳|はたち|20歳|成人)に(?:なる|なります)")
 # Having children is not being one (「子どもがいるけど上限額は変わる？」).
-_HAS_CHILDREN: Final = re.compile(r"(?:子ども|子供|こども|子|息子|娘)が(?:い|お[りる]|[0-9０-９一二三四五]人|ひとり|ふたり)")
+_HAS_CHILDREN: Final = re.compile(r"(?:子ども|子供|こども|子|息子|娘)が"
+                                  r"(?:い|お[りる]|[0-9０-９一二三四五]人|ひとり|ふたり)")
 _GROWN: Final = re.compile(r"成人した|社会人|大学院|結婚した|既婚|就職した|働いて")
 _AGE: Final = re.compile(r"([0-9]{1,2})(?:歳|さい|才)")
 # The child helps someone else, who is the patient (「息子が送迎してくれます」), or is one of the household
 # (「同居してる息子の給料も入るの？」).
-_HELPER: Final = re.compile(r"同居|給料|給与|収入|所得|世帯|してくれ|送迎|付き添|つきそ|代わり|かわりに|代理|手伝|連れて|乗せて|扶養|もらう|もらい|頼ん|たのん")
+_HELPER: Final = re.compile(r"同居|給料|給与|収入|所得|世帯|してくれ|送迎|付き添|つきそ|代わり|かわりに|代理|"
+                            r"手伝|連れて|乗せて|扶養|もらう|もらい|頼ん|たのん")
 # Another person named as the patient: the child is not (「娘が就職して扶養から外れた。母の受給者証に…」).
-_OTHER: Final = re.compile(r"母の|父の|夫の|妻の|祖母|祖父|母が|父が|夫が|妻が|母は|父は|夫は|妻は|私の|私が|私は|私も|わたしの|"
-                           r"わたしが|わたしは|自分の|自分が|自分は|本人")
+_OTHER: Final = re.compile(r"母の|父の|夫の|妻の|祖母|祖父|母が|父が|夫が|妻が|母は|父は|夫は|妻は|"
+                           r"私の|私が|私は|私も|わたしの|わたしが|わたしは|自分の|自分が|自分は|本人")
 _MINE: Final = re.compile(r"(?:私|わたし|自分|うち)の(?=子|息子|娘|長男|長女|次男|次女)")
 _CAP: Final = re.compile(r"上限|自己負担|いくら|負担額|計算|月額|医療費の負担")
 _PROCEDURE: Final = re.compile(r"手続|申請|どうすれば|どうしたら|何をすれば|なにをすれば|書類|窓口|助成|診断|難病")
@@ -240,7 +243,8 @@ def _child_of(ctx: Context) -> Child | None:
     ranked = ctx.matcher.rank(ctx.text, limit=5)  # topics, actions and services together, best first
     top = ranked[0] if ranked else None
     if top is not None and top.confidence >= DEFER_CONFIDENCE and (
-            _about_children(ctx.kb, top.id) or (top.id.startswith("service:") and top.id != "service:" + CHILD_SERVICE)):
+            _about_children(ctx.kb, top.id)
+            or (top.id.startswith("service:") and top.id != "service:" + CHILD_SERVICE)):
         return None
     calculators = tuple(a.id for a in ctx.kb.actions if a.calculates)  # what a child's situation replaces
     if _asks_an_action(ctx, ranked, also_kept=calculators) or (
@@ -336,7 +340,8 @@ def answer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 # --- answers --------------------------------------------------------------------------------
 
-NOT_MOVING: Final = ("わかりました。お引っ越しをしないのでしたら、住所についての手続き（変更申請や中止届）は要りません。"
+NOT_MOVING: Final = ("わかりました。お引っ越しをしないのでしたら、"
+                     "住所についての手続き（変更申請や中止届）は要りません。"
                      "ほかにご質問があれば、どうぞお送りください。")
 
 
@@ -391,56 +396,96 @@ def _office(kb: KnowledgeBase, municipality: str) -> str:
 
 
 def _moved(ctx: Context, move: Move) -> list[Reply]:
-    kb, profile = ctx.kb, ctx.state.profile
-    known = _known(ctx)
-    pref = kb.prefecture.name
+    answer = _MOVE_ANSWERS[move.kind](ctx, move)
+    parts = [*answer.parts, _cite(ctx.kb, answer.shown)]
+    choices = answer.first + tuple(c for c in _buttons(ctx.kb, answer.shown)
+                                   if c not in answer.first and c.value not in answer.hidden)
+    return [Reply("\n\n".join(parts), choices=choices[:4], topic=answer.shown[0], kind="answer")]
+
+
+@dataclass(frozen=True)
+class _MoveAnswer:
+    """An answer to a move before its 出典 line: paragraphs, the topics shown, buttons put first or left out."""
+
+    parts: list[str]
     shown: tuple[str, ...]
     first: tuple[Choice, ...] = ()
-    if move.kind == "out":
-        where = move.to.prefecture or "ほかの都道府県"
-        shown = ("termination", "reissue") if move.lost else ("termination",)
-        parts = [f"{where}へのお引っ越しですね。{pref}の外へ引っ越すときは、{pref}には「中止（終了）届」を出し、"
-                 f"引っ越し先の{where}で改めて申請します。"]
-        parts += [kb.topics[t].answer.strip() for t in shown]
-        parts.append(_office(kb, known) if known else office_hint(kb))
-        parts.append(f"{where}での申請の窓口や必要な書類は、{where}の難病の医療費助成の担当窓口でご確認ください。"
-                     f"このチャットは{pref}の制度をご案内しています。")
-        # Leaving: where to hand in the notice, not how to move in.
-        first = (understand.button(understand.action(kb, "office")),)
-    else:
-        to = move.to.municipality
-        lead = f"{to}へのお引っ越しですね。" if to else f"{pref}へのお引っ越しですね。" if move.kind == "in" \
-            else f"{pref}内でのお引っ越しですね。"
-        if move.kind == "in":
-            shown = ("moving-in", "reissue") if move.lost else ("moving-in",)
-        else:
-            shown = ("change-application", "reissue") if move.lost else ("change-application",)
-            lead += f"{pref}内でのお引っ越しは、中止ではなく「変更申請」です。" if to else "中止ではなく「変更申請」です。"
-        if move.lost:
-            lead += "受給者証をなくされたとのことなので、再交付の申請もご案内します。"
-        if to is None:
-            # 「県内で引っ越した」: the new municipality is not known, and the old one's office is no longer theirs.
-            lead += "\n引っ越し先の市町村名を送っていただければ、そこの窓口をご案内します。"
-        elif move.settled and to != known:
-            profile["municipality"] = to
-            lead += f"\nお住まいの市町村を{to}に変えておきます（これからのご案内は{to}の窓口です）。"
-        parts = [lead, *(kb.topics[t].answer.strip() for t in shown), _office(kb, to) if to else office_hint(kb)]
-        if move.kind == "within" and move.origin is None and known is None and to is not None:
-            # Where from was not said: it may have been another prefecture, where the procedure differs.
-            parts.append(f"ほかの都道府県から引っ越してきた場合は、変更ではなく{pref}での新しい申請になります"
-                         f"（下の「{kb.topics['moving-in'].label}」をご覧ください）。")
-            first = (topic_choice(kb, "moving-in"),)
-    parts.append(_cite(kb, shown))
-    choices = first + tuple(c for c in _buttons(kb, shown) if c not in first
-                            and not (move.kind == "out" and c.value == "topic:moving-in"))
-    return [Reply("\n\n".join(parts), choices=choices[:4], topic=shown[0], kind="answer")]
+    hidden: tuple[str, ...] = ()  # choice values not offered
+
+
+# The procedure each kind of move needs: leaving ends the certificate here (中止届), coming in from
+# another prefecture is a new application, a move within the prefecture is a change (変更申請).
+_MOVE_TOPIC: Final = {"out": "termination", "in": "moving-in", "within": "change-application"}
+
+
+def _move_topics(move: Move) -> tuple[str, ...]:
+    topic = _MOVE_TOPIC[move.kind]
+    return (topic, "reissue") if move.lost else (topic,)
+
+
+def _moved_out(ctx: Context, move: Move) -> _MoveAnswer:
+    """A move to another prefecture: the notice here, a new application there."""
+    kb, known = ctx.kb, _known(ctx)
+    pref = kb.prefecture.name
+    where = move.to.prefecture or "ほかの都道府県"
+    shown = _move_topics(move)
+    parts = [f"{where}へのお引っ越しですね。{pref}の外へ引っ越すときは、{pref}には「中止（終了）届」を出し、"
+             f"引っ越し先の{where}で改めて申請します。"]
+    parts += [kb.topics[t].answer.strip() for t in shown]
+    parts.append(_office(kb, known) if known else office_hint(kb))
+    parts.append(f"{where}での申請の窓口や必要な書類は、{where}の難病の医療費助成の担当窓口でご確認ください。"
+                 f"このチャットは{pref}の制度をご案内しています。")
+    # Leaving: where to hand in the notice, not how to move in.
+    return _MoveAnswer(parts, shown, first=(understand.button(understand.action(kb, "office")),),
+                       hidden=("topic:moving-in",))
+
+
+def _moved_here(ctx: Context, move: Move) -> _MoveAnswer:
+    """A move into the prefecture or within it; a move to a named municipality, once settled, is stored."""
+    kb, known = ctx.kb, _known(ctx)
+    to = move.to.municipality
+    shown = _move_topics(move)
+    lead = _arrival_lead(kb.prefecture.name, move) + _arrival_notes(ctx, move, known)
+    parts = [lead, *(kb.topics[t].answer.strip() for t in shown), _office(kb, to) if to else office_hint(kb)]
+    if move.kind == "within" and move.origin is None and known is None and to is not None:
+        # Where from was not said: it may have been another prefecture, where the procedure differs.
+        parts.append(f"ほかの都道府県から引っ越してきた場合は、変更ではなく{kb.prefecture.name}での新しい申請になります"
+                     f"（下の「{kb.topics['moving-in'].label}」をご覧ください）。")
+        return _MoveAnswer(parts, shown, first=(topic_choice(kb, "moving-in"),))
+    return _MoveAnswer(parts, shown)
+
+
+def _arrival_lead(pref: str, move: Move) -> str:
+    to = move.to.municipality
+    if move.kind == "in":
+        return f"{to}へのお引っ越しですね。" if to else f"{pref}へのお引っ越しですね。"
+    lead = f"{to}へのお引っ越しですね。" if to else f"{pref}内でのお引っ越しですね。"
+    change = f"{pref}内でのお引っ越しは、中止ではなく「変更申請」です。" if to else "中止ではなく「変更申請」です。"
+    return lead + change
+
+
+def _arrival_notes(ctx: Context, move: Move, known: str | None) -> str:
+    """What follows the lead: a lost certificate, and the new municipality asked for or stored."""
+    to = move.to.municipality
+    notes = "受給者証をなくされたとのことなので、再交付の申請もご案内します。" if move.lost else ""
+    if to is None:
+        # 「県内で引っ越した」: the new municipality is not known, and the old one's office is no longer theirs.
+        return notes + "\n引っ越し先の市町村名を送っていただければ、そこの窓口をご案内します。"
+    if move.settled and to != known:
+        ctx.state.profile["municipality"] = to
+        return notes + f"\nお住まいの市町村を{to}に変えておきます（これからのご案内は{to}の窓口です）。"
+    return notes
+
+
+_MOVE_ANSWERS: Final = {"out": _moved_out, "in": _moved_here, "within": _moved_here}
 
 
 def _shoman_caps(ctx: Context) -> str:
     """The national 小児慢性特定疾病 cap table, as the knowledge has it (tables/copay.yaml)."""
     caps = load_table().pediatric_caps
     rows = [f"・{tier}：{caps[tier]['一般']:,}円（重症・高額かつ長期は{caps[tier]['高額かつ長期']:,}円）"
-            if caps[tier]["一般"] != caps[tier]["高額かつ長期"] else f"・{tier}：{caps[tier]['一般']:,}円" for tier in TIERS]
+            if caps[tier]["一般"] != caps[tier]["高額かつ長期"] else f"・{tier}：{caps[tier]['一般']:,}円"
+            for tier in TIERS]
     ventilator = {caps[t]["人工呼吸器等装着者"] for t in TIERS if caps[t]["人工呼吸器等装着者"] > 0}
     if len(ventilator) == 1:
         rows.append(f"・人工呼吸器等装着者：{ventilator.pop():,}円")

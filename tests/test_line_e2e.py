@@ -34,7 +34,7 @@ from bot.bootstrap import build_bot, build_service
 from bot.channels.line import (
     MAX_TEXT,
     LineDeliveryError,
-    LineSender,
+    LineOutbox,
     LineWebhook,
     quick_reply_items,
     retry_key,
@@ -425,7 +425,7 @@ def test_rendering_respects_line_limits():
 # --- reminders by push -----------------------------------------------------------------------
 
 def test_reminder_push_is_delivered_once_per_key(line_settings, fake):
-    sender = LineSender(line_settings)
+    sender = LineOutbox(line_settings)
     try:
         sender.send("U1", "受給者証の有効期限まで、あと30日です。", "reminder", "delivery-7")
         sender.send("U1", "受給者証の有効期限まで、あと30日です。", "reminder", "delivery-7")  # a retry
@@ -442,7 +442,7 @@ def test_reminder_push_is_delivered_once_per_key(line_settings, fake):
 @pytest.mark.parametrize(("status", "permanent"), [(500, False), (429, False), (400, True)])
 def test_reminder_push_failure_raises_for_the_dispatcher_to_retry(line_settings, fake, status, permanent):
     fake.push_status = status
-    sender = LineSender(line_settings)
+    sender = LineOutbox(line_settings)
     try:
         with pytest.raises(LineDeliveryError) as caught:
             sender.send("U1", "お知らせです。", "reminder", f"delivery-{status}")
@@ -454,7 +454,7 @@ def test_reminder_push_failure_raises_for_the_dispatcher_to_retry(line_settings,
 
 def test_reminder_push_when_line_is_unreachable_raises(line_settings):
     closed = dataclasses.replace(line_settings, line_api_url="http://127.0.0.1:9")  # discard port: refused
-    sender = LineSender(closed)
+    sender = LineOutbox(closed)
     try:
         with pytest.raises(LineDeliveryError) as caught:
             sender.send("U1", "お知らせです。", "reminder", "delivery-x")

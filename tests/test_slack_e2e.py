@@ -37,7 +37,7 @@ from bot.channels.slack import (
     BLOCKS_PER_MESSAGE,
     BUTTON_TEXT_LIMIT,
     SECTION_TEXT_LIMIT,
-    SlackSender,
+    SlackOutbox,
     escape,
     render,
     to_plain,
@@ -557,10 +557,10 @@ def test_unknown_paths_and_unconfigured_slack_give_404(start_server: Callable[..
     assert post_signed(server.url + "/healthz", "{}").status == 405
 
 
-# --- reminders through SlackSender ------------------------------------------------------------------
+# --- reminders through SlackOutbox ------------------------------------------------------------------
 
 def test_reminder_is_delivered_as_a_dm(slack_settings: Settings, fake_slack: FakeSlackAPI) -> None:
-    SlackSender(slack_settings).send("U8", "受給者証の有効期限が近づいています。", "reminder", "reminder-1-60")
+    SlackOutbox(slack_settings).send("U8", "受給者証の有効期限が近づいています。", "reminder", "reminder-1-60")
 
     [opened] = fake_slack.calls_to("conversations.open")
     assert opened.args["users"] == "U8"
@@ -574,7 +574,7 @@ def test_rate_limited_reminder_waits_for_retry_after_and_is_delivered_once(
     fake_slack.rate_limit(1, retry_after=1, method="chat.postMessage")
     started = time.monotonic()
 
-    SlackSender(slack_settings).send("U8", "更新のお知らせです。", "reminder", "reminder-2-30")
+    SlackOutbox(slack_settings).send("U8", "更新のお知らせです。", "reminder", "reminder-2-30")
 
     assert time.monotonic() - started >= 1.0, "Retry-After was honoured"
     assert len(fake_slack.calls_to("chat.postMessage", ok_only=False)) == 2
@@ -587,12 +587,12 @@ def test_rate_limited_beyond_the_retries_raises(slack_settings: Settings, fake_s
     fake_slack.rate_limit(10, retry_after=0, method="chat.postMessage")
 
     with pytest.raises(SlackApiError):
-        SlackSender(slack_settings).send("U8", "更新のお知らせです。", "reminder", "reminder-3-7")
+        SlackOutbox(slack_settings).send("U8", "更新のお知らせです。", "reminder", "reminder-3-7")
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
 def test_server_gives_the_scheduler_a_slack_sender(slack_settings: Settings) -> None:
-    assert isinstance(build_outboxes(slack_settings)["slack"], SlackSender)
+    assert isinstance(build_outboxes(slack_settings)["slack"], SlackOutbox)
     assert build_outboxes(Settings(database_url=slack_settings.database_url)) == {}
 
 
@@ -693,10 +693,10 @@ def line_settings(slack_settings: Settings) -> Settings:
 
 
 def test_the_scheduler_gets_a_sender_per_configured_channel(line_settings: Settings) -> None:
-    from bot.channels.line import LineSender
+    from bot.channels.line import LineOutbox
 
     senders = build_outboxes(line_settings)
-    assert isinstance(senders["slack"], SlackSender) and isinstance(senders["line"], LineSender)
+    assert isinstance(senders["slack"], SlackOutbox) and isinstance(senders["line"], LineOutbox)
 
 
 def test_scheduler_is_started_with_the_senders(monkeypatch: pytest.MonkeyPatch, slack_settings: Settings) -> None:

@@ -20,8 +20,6 @@ user ids are never logged; logs carry event kinds, hashed user keys, HTTP status
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-
 import base64
 import hashlib
 import hmac
@@ -29,6 +27,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from importlib import resources
 from typing import Any
 
@@ -39,9 +38,9 @@ from linebot.v3.messaging import (
     ApiClient,
     ApiException,
     Configuration,
+    Message,
     MessagingApi,
     MessagingApiBlob,
-    Message,
     PostbackAction,
     PushMessageRequest,
     QuickReply,
@@ -68,10 +67,10 @@ from bot.channels.line_cards import cut_to, flex_message
 from bot.channels.line_cards import units as _units
 from bot.channels.line_loading import LOADING_SECONDS, loading_while_slow
 from bot.config import Settings
-from handlers.messages import FEEDBACK_PREFIX, FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
-from nlp.privacy import hash_user
 from bot.texts import RICH_MENU_CHOICES, split_text
 from bot.turns import retry_after_seconds
+from handlers.messages import FEEDBACK_PREFIX, FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
+from nlp.privacy import hash_user
 
 log = logging.getLogger("nanbyo.line")
 
@@ -447,10 +446,6 @@ class LineOutbox:
         self._api.close()
 
 
-# The reminder dispatcher's name for it.
-LineSender = LineOutbox
-
-
 # --- the rich menu --------------------------------------------------------------------------
 
 RICH_MENU_NAME = "nanbyo-bot main menu"
@@ -530,5 +525,5 @@ def richmenu_main(args: Any, settings: Settings) -> int:
     return 0
 
 
-__all__ = ["LineApi", "LineDeliveryError", "LineOutbox", "LineSender", "LineWebhook", "richmenu_main", "to_incoming",
-           "to_messages", "verify_signature"]
+__all__ = ["LineApi", "LineDeliveryError", "LineOutbox", "LineWebhook", "richmenu_main", "to_incoming", "to_messages",
+           "verify_signature"]

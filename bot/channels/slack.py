@@ -33,7 +33,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -48,8 +48,8 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.channels.slack_blocks import card_blocks
 from bot.config import Settings
-from handlers.messages import FEEDBACK_PREFIX, HOME_OPENED, Address, IncomingMessage, Reply
 from bot.texts import ANSWERED_IN_DM_TEXT, split_text
+from handlers.messages import FEEDBACK_PREFIX, HOME_OPENED, Address, IncomingMessage, Reply
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -124,7 +124,9 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def render(replies: Iterable[Reply]) -> list[dict[str, Any]]:
-    """The one rendering step of this channel: the bot's replies as Slack messages: ``[{"text": fallback, "blocks": [...]}, ...]``.
+    """The one rendering step of this channel: the bot's replies as Slack messages.
+
+    Each is ``{"text": fallback, "blocks": [...]}``.
 
     One reply becomes one message, or several when it needs more than 50 blocks. Its text
     becomes mrkdwn sections of at most 3,000 characters; its choices become buttons, at
@@ -252,29 +254,55 @@ def _from_event(event: Mapping[str, Any], event_id: str | None,
 
 
 def _from_click(body: Mapping[str, Any]) -> list[tuple[IncomingMessage, Address]]:
+    """The turns of a click (``block_actions``): one per button of ours, addressed by where the button was."""
     user = (body.get("user") or {}).get("id")
-    turns: list[tuple[IncomingMessage, Address]] = []
+    if not user:
+        return []
+    container = body.get("container") or {}
+    address = _CLICK_ADDRESSES.get(container.get("type"), _click_in_dm)
+    return [(_click_message(user, container, action), address(body, user, action))
+            for action in body.get("actions") or [] if _is_our_button(action)]
+
+
+def _is_our_button(action: Mapping[str, Any]) -> bool:
+    # Another app's button, or one whose action id this bot does not use: acked, nothing to do.
+    return action.get("value") is not None and bool(_OUR_ACTION.match(action.get("action_id") or ""))
+
+
+def _click_message(user: str, container: Mapping[str, Any], action: Mapping[str, Any]) -> IncomingMessage:
+    # A click has no event id; the message (or view) it was on plus the click's own
+    # timestamp identifies it, should Slack or a proxy deliver it twice.
+    where = container.get("message_ts") or container.get("view_id") or ""
+    event_id = f"action:{where}:{action['action_ts']}" if action.get("action_ts") else None
+    return IncomingMessage(CHANNEL, user, choice=action["value"], event_id=event_id)
+
+
+def _click_on_message(body: Mapping[str, Any], user: str, action: Mapping[str, Any]) -> Address:
+    """A button on a message: answer beside it (its conversation and thread), noting the choice on it.
+
+    An ephemeral note cannot be answered beside or updated: that click is answered in the DM.
+    """
     container = body.get("container") or {}
     message = body.get("message") or {}
     channel_id = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    for action in body.get("actions") or []:
-        value = action.get("value")
-        if not user or value is None or not _OUR_ACTION.match(action.get("action_id") or ""):
-            continue  # another app's button, or one of an older layout: acked, nothing to do
-        # A click has no event id; the message (or view) it was on plus the click's own
-        # timestamp identifies it, should Slack or a proxy deliver it twice.
-        where = container.get("message_ts") or container.get("view_id") or ""
-        event_id = f"action:{where}:{action['action_ts']}" if action.get("action_ts") else None
-        msg = IncomingMessage(CHANNEL, user, choice=value, event_id=event_id)
-        if container.get("type") == "message" and channel_id and not container.get("is_ephemeral"):
-            label = (action.get("text") or {}).get("text") or value
-            clicked = (channel_id, message["ts"], label, json.dumps(message.get("blocks") or [], ensure_ascii=False)) \
-                if message.get("ts") and message.get("blocks") else None
-            turns.append((msg, Address(CHANNEL, user, conversation=channel_id, thread=message.get("thread_ts"),
-                                       clicked=clicked)))
-        else:  # the App Home tab or an ephemeral note: answer in the DM
-            turns.append((msg, Address(CHANNEL, user)))
-    return turns
+    if not channel_id or container.get("is_ephemeral"):
+        return _click_in_dm(body, user, action)
+    label = (action.get("text") or {}).get("text") or action["value"]
+    clicked = (channel_id, message["ts"], label, json.dumps(message.get("blocks") or [], ensure_ascii=False)) \
+        if message.get("ts") and message.get("blocks") else None
+    return Address(CHANNEL, user, conversation=channel_id, thread=message.get("thread_ts"), clicked=clicked)
+
+
+def _click_in_dm(body: Mapping[str, Any], user: str, action: Mapping[str, Any]) -> Address:
+    """A button on the App Home tab (or an ephemeral note): answer in the DM."""
+    return Address(CHANNEL, user)
+
+
+# Where a click is answered, by the kind of container its button was in (``view``: the App Home tab).
+_CLICK_ADDRESSES: dict[str | None, Callable[[Mapping[str, Any], str, Mapping[str, Any]], Address]] = {
+    "message": _click_on_message,
+    "view": _click_in_dm,
+}
 
 
 # --- in: the bolt app ----------------------------------------------------------------------------
@@ -500,10 +528,6 @@ class SlackOutbox:
             log.info("slack chat.update failed error=%s", _api_error(exc))
 
 
-# The reminder dispatcher's name for it.
-SlackSender = SlackOutbox
-
-
 # --- helpers -------------------------------------------------------------------------------------
 
 class _DropClientTokenNote(logging.Filter):
@@ -523,6 +547,8 @@ def _bolt_logger() -> logging.Logger:
 
 _OBJECTS = ("event", "user", "team", "container", "channel", "message", "view", "enterprise")
 _STRINGS = ("type", "event_id", "trigger_id", "user_id", "text", "channel_id", "challenge", "response_url")
+_ACTION_STRINGS = ("value", "action_id", "action_ts", "type")
+_EVENT_STRINGS = ("type", "text", "user", "channel", "channel_type", "ts", "thread_ts", "subtype", "tab", "bot_id")
 
 
 def well_formed_payload(body: Any) -> bool:
@@ -533,30 +559,41 @@ def well_formed_payload(body: Any) -> bool:
     values, the event's ``text``, ``user`` and ``channel`` strings, ``files`` a list. Unknown
     fields pass.
     """
+    return isinstance(body, dict) and bool(body) and all(check(body) for check in _PAYLOAD_CHECKS)
 
-    def has(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> bool:
-        return obj.get(key) is None or isinstance(obj[key], kind)
 
-    if not isinstance(body, dict) or not body:
-        return False
-    if not all(has(body, k, dict) for k in _OBJECTS if k != "user") or not has(body, "user", (dict, str)):
-        return False
-    if not all(has(body, k, str) for k in _STRINGS):
-        return False
-    if body.get("type") == "block_actions" and not has(body, "user", dict):  # a click's user is an object
-        return False
+def _has(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> bool:
+    """True when ``key`` is absent, null, or of type ``kind``."""
+    return obj.get(key) is None or isinstance(obj[key], kind)
+
+
+def _top_fields_typed(body: dict[str, Any]) -> bool:
+    objects = all(_has(body, k, dict) for k in _OBJECTS if k != "user") and _has(body, "user", (dict, str))
+    return objects and all(_has(body, k, str) for k in _STRINGS)
+
+
+def _click_user_is_object(body: dict[str, Any]) -> bool:
+    # An event's user is an id; a click's is an object (``_from_click`` reads its ``id``).
+    return body.get("type") != "block_actions" or _has(body, "user", dict)
+
+
+def _actions_typed(body: dict[str, Any]) -> bool:
     actions = [] if body.get("actions") is None else body["actions"]
-    if not isinstance(actions, list) or not all(
-        isinstance(a, dict) and all(has(a, k, str) for k in ("value", "action_id", "action_ts", "type"))
-        and has(a, "text", dict)
+    return isinstance(actions, list) and all(
+        isinstance(a, dict) and all(_has(a, k, str) for k in _ACTION_STRINGS) and _has(a, "text", dict)
         for a in actions
-    ):
-        return False
+    )
+
+
+def _event_typed(body: dict[str, Any]) -> bool:
     event = body.get("event") or {}
-    if not all(has(event, k, str) for k in
-               ("type", "text", "user", "channel", "channel_type", "ts", "thread_ts", "subtype", "tab", "bot_id")):
-        return False
-    return has(event, "files", list)
+    return all(_has(event, k, str) for k in _EVENT_STRINGS) and _has(event, "files", list)
+
+
+# In this order: the event is read only once the top-level fields are known to be objects.
+_PAYLOAD_CHECKS: tuple[Callable[[dict[str, Any]], bool], ...] = (
+    _top_fields_typed, _click_user_is_object, _actions_typed, _event_typed,
+)
 
 
 def attachment_kind(event: Mapping[str, Any]) -> str | None:
@@ -584,7 +621,7 @@ def _api_error(exc: SlackApiError) -> str:
 
 
 __all__ = [
-    "SlackIntake", "SlackOutbox", "SlackSender", "escape", "home_view", "make_web_client", "open_dm", "render",
+    "SlackIntake", "SlackOutbox", "escape", "home_view", "make_web_client", "open_dm", "render",
     "to_incoming", "to_plain",
 ]
 

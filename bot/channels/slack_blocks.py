@@ -113,7 +113,8 @@ def table_blocks(table: Table, source: Source | None = None) -> list[Block]:
     for row in table.rows:
         name, rest = _escape(row.cells[0]), _escape(" ".join(c for c in row.cells[1:] if c))
         cells.append(MarkdownTextObject(text=_cut(name, FIELD_TEXT_LIMIT)))
-        cells.append(MarkdownTextObject(text=_cut(f"*{rest}*" if row.strong and rest else rest or "－", FIELD_TEXT_LIMIT)))
+        value = f"*{rest}*" if row.strong and rest else rest or "－"
+        cells.append(MarkdownTextObject(text=_cut(value, FIELD_TEXT_LIMIT)))
     heading = " ".join(c for c in table.columns[1:] if c)
     if heading:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_cut(

@@ -251,7 +251,7 @@ class TurnAnswer(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-# --- the monthly cost log (issue 18) ------------------------------------------------------------
+# --- the monthly cost log -----------------------------------------------------------------------
 
 # What an amount of the cost log is: the month's total medical cost (10割, what 高額かつ長期 and
 # 軽症高額 count), or only what the patient paid (自己負担), which says nothing about the total.
