@@ -184,7 +184,7 @@ NOTE_CHILD: Final = (
 
 
 def _child_named(ctx: Context) -> str | None:
-    """The 小児慢性特定疾病 note when the starting message names a child (issue 25: never the adult calculator silently)."""
+    """The 小児慢性特定疾病 note when the starting message names a child (never the adult calculator silently)."""
     from handlers.situations import read_child  # one reading of 「a child as the patient」 (not a helper, not an adult)
 
     return NOTE_CHILD if read_child(ctx.text) is not None else None

@@ -242,7 +242,7 @@ def offered(ctx: Context) -> None:
 
 def declines_offer(msg: IncomingMessage, ctx: Context) -> bool:
     """Whether the message is a bare refusal (「いらない」) right after the cost log offered to go on:
-    it answers that offer only (issue 25), never the renewal reminders."""
+    it answers that offer only, never the renewal reminders."""
     if msg.text is None or ctx.state.dialog is not None:
         return False
     return ctx.state.profile.get(OFFERED) == ctx.state.version - 1 and _REFUSAL.match(ctx.text.compact) is not None
