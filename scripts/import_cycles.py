@@ -26,15 +26,15 @@ PACKAGES = ("bot", "handlers", "nlp", "knowledge")
 Graph = dict[str, set[str]]
 
 
-def module_name(path: Path) -> str:
+def module_name(path: Path, root: Path = ROOT) -> str:
     """``handlers/base.py`` → ``handlers.base``; ``bot/storage/__init__.py`` → ``bot.storage``."""
-    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:
     """Every module of the packages, by dotted name."""
-    return {module_name(p): p for package in PACKAGES for p in sorted((root / package).rglob("*.py"))}
+    return {module_name(p, root): p for package in PACKAGES for p in sorted((root / package).rglob("*.py"))}
 
 
 def _absolute(node: ast.ImportFrom, importer: str, is_package: bool) -> str:
