@@ -21,8 +21,8 @@ from bot.core import Bot, now_tokyo
 from bot.storage.db import make_engine
 from bot.storage.repositories import Store
 from bot.storage.statistics import Retention
-from handlers import DEFAULT_FORMS
 from handlers.dialog import Form
+from handlers.routes import DEFAULT_FORMS
 from knowledge import KnowledgeBase, load_knowledge
 from nlp.matcher import Entry, Matcher
 from nlp.normalize import Synonyms

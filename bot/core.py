@@ -34,10 +34,11 @@ from bot.storage.reminders import UserReminders
 from bot.storage.repositories import Store, UnitOfWork, checkpoint_sqlite
 from bot.storage.statistics import UserQuestions
 from bot.texts import ERROR_TEXT, HOME_CHOICES, HOME_TEXT, WELCOME_TEXT
-from handlers import dialog, route, urgent, urgent_in
+from handlers import dialog
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.ports import DeleteMyData, UserState
+from handlers.routes import route, urgent, urgent_in
 from knowledge import KnowledgeBase
 
 log = logging.getLogger("nanbyo.turn")

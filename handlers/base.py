@@ -1,25 +1,26 @@
-"""What every handler receives, and small helpers to build replies.
+"""What every handler receives, the forms its dialogs are declared with, and small helpers to build replies.
 
 A handler is ``(message, context) -> list[Reply]``. It may change
 ``context.state`` (the user's conversation state, saved by the core after the
 turn), use the narrow ports of ``handlers.ports`` the context carries, and ask
 the core for an effect; it never sends, commits or reads the environment.
+
+A dialog is a ``Form`` of ``Slot``s, declared here beside the ``Context`` it is given and that
+carries it (``Context.forms``); ``handlers.dialog`` runs it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
-from handlers.messages import Choice, IncomingMessage
-from nlp.matcher import Matcher
-from nlp.text import Text
+from handlers.messages import Choice, IncomingMessage, Reply
 from handlers.ports import CostLogBook, Effect, HandoffDesk, QuestionLog, ReminderBook, UserState
 from knowledge import KnowledgeBase
-
-if TYPE_CHECKING:
-    from handlers.dialog import Form
+from nlp.matcher import Matcher
+from nlp.text import Text
 
 CANCEL = Choice("やめる", "cancel")
 BACK = Choice("戻る", "back")
@@ -57,6 +58,85 @@ class Context:
     def today(self) -> date:
         return self.now.date()
 
+
+# --- dialogs as data (run by handlers.dialog) ----------------------------------
+
+Answers = Mapping[str, Any]
+Parser = Callable[[Text, Context], Any]
+
+
+def always(_answers: Answers) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One question of a form.
+
+    Attributes:
+        name: the contract slot name, shown as ``expecting``.
+        ask: the question, or a function of the answers so far that writes it.
+        parse: turns the user's text (or a button value) into a value, UNKNOWN or Invalid(hint).
+        choices: buttons offered with the question; each value must parse.
+        ask_if: the slot is asked only when this holds for the answers so far.
+        unknown_help: said when the user answers わからない (where to find the figure).
+        allow_unknown: whether わからない is an acceptable answer; if not, ``unknown_help`` is said and the
+            question repeated.
+        reset_on_no: names of slots to forget when this slot's answer is False (a "no" to a confirmation).
+        amends: for a confirmation, the slot it confirms: an answer that is not yes or no but a
+            valid answer to that slot replaces it, and the confirmation is asked again
+            (「2027年4月30日」 typed at 「この日付でよろしいですか？」 corrects the date).
+        label: a short name of the answer, on the buttons that offer to change it after a result.
+        unit: what a number answered here counts, said after it on those buttons (円, か月).
+    """
+
+    name: str
+    ask: str | Callable[[Answers, Context], str]
+    parse: Parser
+    choices: tuple[Choice, ...] = ()
+    ask_if: Callable[[Answers], bool] = always
+    unknown_help: str | None = None
+    allow_unknown: bool = True
+    expecting: str | None = None
+    reset_on_no: tuple[str, ...] = ()
+    amends: str | None = None
+    label: str = ""
+    unit: str = ""
+
+    def question(self, answers: Answers, ctx: Context) -> str:
+        return self.ask(answers, ctx) if callable(self.ask) else self.ask
+
+
+@dataclass(frozen=True)
+class Form:
+    """A dialog as data.
+
+    Attributes:
+        name: stored in the state while the dialog is open.
+        intro: said once when the dialog starts.
+        slots: the questions, in order.
+        finish: builds the closing replies from the answers.
+        prefill: answers known before the dialog starts (e.g. the municipality already given).
+        situation: a note said with the intro when the message that started the dialog names a
+            situation the dialog does not fit as it stands (a child, at the adult copay calculator).
+        details: the full working behind a result, shown by its 「くわしく」 button; a form with
+            details keeps its answers after the result (``LAST``), so that one answer can be
+            changed (「間違えた」) and the result seen again.
+    """
+
+    name: str
+    intro: str
+    slots: tuple[Slot, ...]
+    finish: Callable[[Answers, Context], list[Reply]]
+    prefill: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {})
+    details: Callable[[Answers, Context], list[Reply]] | None = None
+    situation: Callable[[Context], str | None] = field(default=lambda ctx: None)
+
+    def slot(self, name: str) -> Slot:
+        return next(s for s in self.slots if s.name == name)
+
+
+# --- replies ------------------------------------------------------------------
 
 def text_of(msg: IncomingMessage) -> str:
     """What the user said: the typed text, or the value of the clicked choice."""

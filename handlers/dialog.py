@@ -1,6 +1,7 @@
 """A small form engine: dialogs declared as data, run one question at a time.
 
-A ``Form`` is a list of ``Slot``s. The engine asks the first slot that is not
+A ``Form`` is a list of ``Slot``s (both declared in ``handlers.base``, beside the ``Context``
+their functions are given; importable from here too). The engine asks the first slot that is not
 answered yet and whose ``ask_if`` holds, parses the answer with the slot's
 parser (a clicked button's value goes through the same parser as typed text),
 and when no slot is left calls ``finish``. 「戻る」 forgets the last answer and
@@ -14,93 +15,20 @@ chains: which question comes next follows from the answers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from handlers.base import BACK, CANCEL, Answers, Context, Form, Slot
 from handlers.messages import Choice, Reply
+from handlers.parsers import UNKNOWN, Invalid, Noted
 from nlp.normalize import fold
 from nlp.text import Text
-from handlers.base import BACK, CANCEL, Context
-from handlers.parsers import UNKNOWN, Invalid, Noted
-
-Answers = Mapping[str, Any]
-Parser = Callable[[Text, Context], Any]
 
 
 def unnoted(value: Any) -> tuple[Any, str | None]:
     return (value.value, value.note) if isinstance(value, Noted) else (value, None)
-
-
-def always(_answers: Answers) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One question of a form.
-
-    Attributes:
-        name: the contract slot name, shown as ``expecting``.
-        ask: the question, or a function of the answers so far that writes it.
-        parse: turns the user's text (or a button value) into a value, UNKNOWN or Invalid(hint).
-        choices: buttons offered with the question; each value must parse.
-        ask_if: the slot is asked only when this holds for the answers so far.
-        unknown_help: said when the user answers わからない (where to find the figure).
-        allow_unknown: whether わからない is an acceptable answer; if not, ``unknown_help`` is said and the question repeated.
-        reset_on_no: names of slots to forget when this slot's answer is False (a "no" to a confirmation).
-        amends: for a confirmation, the slot it confirms: an answer that is not yes or no but a
-            valid answer to that slot replaces it, and the confirmation is asked again
-            (「2027年4月30日」 typed at 「この日付でよろしいですか？」 corrects the date).
-        label: a short name of the answer, on the buttons that offer to change it after a result.
-        unit: what a number answered here counts, said after it on those buttons (円, か月).
-    """
-
-    name: str
-    ask: str | Callable[[Answers, Context], str]
-    parse: Parser
-    choices: tuple[Choice, ...] = ()
-    ask_if: Callable[[Answers], bool] = always
-    unknown_help: str | None = None
-    allow_unknown: bool = True
-    expecting: str | None = None
-    reset_on_no: tuple[str, ...] = ()
-    amends: str | None = None
-    label: str = ""
-    unit: str = ""
-
-    def question(self, answers: Answers, ctx: Context) -> str:
-        return self.ask(answers, ctx) if callable(self.ask) else self.ask
-
-
-@dataclass(frozen=True)
-class Form:
-    """A dialog as data.
-
-    Attributes:
-        name: stored in the state while the dialog is open.
-        intro: said once when the dialog starts.
-        slots: the questions, in order.
-        finish: builds the closing replies from the answers.
-        prefill: answers known before the dialog starts (e.g. the municipality already given).
-        situation: a note said with the intro when the message that started the dialog names a
-            situation the dialog does not fit as it stands (a child, at the adult copay calculator).
-        details: the full working behind a result, shown by its 「くわしく」 button; a form with
-            details keeps its answers after the result (``LAST``), so that one answer can be
-            changed (「間違えた」) and the result seen again.
-    """
-
-    name: str
-    intro: str
-    slots: tuple[Slot, ...]
-    finish: Callable[[Answers, Context], list[Reply]]
-    prefill: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {})
-    details: Callable[[Answers, Context], list[Reply]] | None = None
-    situation: Callable[[Context], str | None] = field(default=lambda ctx: None)
-
-    def slot(self, name: str) -> Slot:
-        return next(s for s in self.slots if s.name == name)
 
 
 # --- JSON codec for answers -------------------------------------------------
@@ -345,7 +273,8 @@ def correct(form: Form, ctx: Context, said: Text) -> list[Reply] | None:
     ctx.state.slots[slot.name] = encode(value)
     if slot.name not in ctx.state.history:
         ctx.state.history.append(slot.name)
-    return ask(form, ctx, prefix=f"わかりました。「{slot.label or slot.name}」を「{show_value(slot, value)}」に直しました。")
+    return ask(form, ctx,
+               prefix=f"わかりました。「{slot.label or slot.name}」を「{show_value(slot, value)}」に直しました。")
 
 
 def correct_result(ctx: Context, said: Text) -> list[Reply] | None:

@@ -16,15 +16,39 @@ import pytest
 
 from bot.bootstrap import build_bot, knowledge_and_matcher
 from bot.config import Settings
-from handlers.messages import IncomingMessage, Reply
 from bot.storage.db import make_engine
 from bot.storage.repositories import Store
+from handlers.messages import IncomingMessage, Reply
 from tests.fakes.slack_api import FakeSlackAPI
 
 REPO = Path(__file__).resolve().parents[1]
+# The seeds, domain notes, spec, eval sets and peer data, kept beside the clone rather than in it.
 SHARED = REPO.parent / "shared"
 TOKYO = ZoneInfo("Asia/Tokyo")
 FIXED_NOW = datetime(2026, 11, 23, 10, 0, tzinfo=TOKYO)
+
+
+def shared_missing(*rels: str) -> str | None:
+    """Why a test that reads ``../shared/<rel>`` cannot run here, or None when every ``rel`` is there."""
+    for rel in rels:
+        if not (SHARED / rel).exists():
+            return (f"../shared/{rel} not found: the folder beside the clone ({SHARED}) holds the seeds, domain, "
+                    "spec, eval and peer data; a clone of the repository alone has none")
+    return None
+
+
+def shared_path(rel: str) -> Path:
+    """``../shared/<rel>``, or a skip of the test that asked for it, saying why, when it is absent."""
+    reason = shared_missing(rel)
+    if reason is not None:
+        pytest.skip(reason)
+    return SHARED / rel
+
+
+def needs_shared(*rels: str) -> pytest.MarkDecorator:
+    """A mark that skips a test (one whose cases are read at collection, too) when ``../shared/<rel>`` is absent."""
+    reason = shared_missing(*rels)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
 @pytest.fixture(scope="session")

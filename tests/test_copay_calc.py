@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,9 @@ from handlers.calc.copay import (
     possible_results,
     result_to_json,
 )
+from tests.conftest import SHARED, needs_shared
 
-EVAL_FILE = Path(__file__).resolve().parents[2] / "shared" / "eval" / "copay.jsonl"
+EVAL_FILE = SHARED / "eval" / "copay.jsonl"
 
 # A fully known, taxed household with no other recipients; cases change one thing.
 BASE = CopayFacts(
@@ -43,7 +43,7 @@ def facts(**changes: Any) -> CopayFacts:
 
 def _eval_cases() -> list[Any]:
     if not EVAL_FILE.exists():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{EVAL_FILE} not found (shared eval set absent)"))]
+        return [pytest.param(None, marks=needs_shared("eval/copay.jsonl"))]
     lines = [line for line in EVAL_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [pytest.param(json.loads(line), id=f"scenario{i + 1}") for i, line in enumerate(lines)]
 

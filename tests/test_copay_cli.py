@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import SHARED, run_cli
+from tests.conftest import SHARED, needs_shared, run_cli
 
 COPAY_FILE = SHARED / "eval" / "copay.jsonl"
 
@@ -15,7 +15,7 @@ def _scenarios():
     return [json.loads(line) for line in COPAY_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.skipif(not COPAY_FILE.exists(), reason=f"{COPAY_FILE} not present")
+@needs_shared("eval/copay.jsonl")
 def test_every_scenario_gives_the_listed_tier_cap_and_payment():
     for scenario in _scenarios():
         out = run_cli(["copay"], stdin=json.dumps(scenario["facts"]))

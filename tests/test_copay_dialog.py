@@ -9,7 +9,7 @@ from handlers.messages import IncomingMessage
 from handlers.copay import COPAY_FORM, MILD_FORM, START_DATE_FORM
 from handlers.parsers import Invalid
 from nlp.text import Text
-from tests.conftest import FIXED_NOW, SHARED, Chat
+from tests.conftest import FIXED_NOW, SHARED, Chat, needs_shared
 
 COPAY_FILE = SHARED / "eval" / "copay.jsonl"
 KANJI = "〇一二三四五六七八九"
@@ -50,7 +50,7 @@ def _scenarios():
     return [json.loads(line) for line in COPAY_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.skipif(not COPAY_FILE.exists(), reason=f"{COPAY_FILE} not present")
+@needs_shared("eval/copay.jsonl")
 @pytest.mark.parametrize("index", range(len(_scenarios())))
 def test_each_scenario_reaches_the_same_cap_through_the_chat(chat, index):
     scenario = _scenarios()[index]

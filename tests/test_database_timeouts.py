@@ -107,7 +107,8 @@ def test_a_turn_gets_the_apology_when_sqlite_stays_locked(tmp_path: Path) -> Non
 
 def test_line_user_gets_the_apology_with_the_reply_token_while_postgresql_hangs(hanging_db: HangingDatabase) -> None:
     from tests.fakes.line_api import FakeLineApi
-    from tests.test_line_e2e import REPLY, SECRET as LINE_SECRET, sign, text_event, webhook
+    from tests.test_line_e2e import REPLY, sign, text_event, webhook
+    from tests.test_line_e2e import SECRET as LINE_SECRET
     from tests.test_line_e2e import texts as line_texts
 
     with FakeLineApi.start() as line_api:

@@ -7,15 +7,11 @@ import yaml
 
 from knowledge import KnowledgeError, load_knowledge
 from knowledge.loader import ROOT
-from tests.conftest import SHARED, run_cli
-
-SPEC = SHARED / "spec" / "topics.yaml"
+from tests.conftest import run_cli, shared_path
 
 
 def _spec():
-    if not SPEC.exists():
-        pytest.skip(f"{SPEC} not present (the shared spec sits beside the repository)")
-    return yaml.safe_load(SPEC.read_text(encoding="utf-8"))
+    return yaml.safe_load(shared_path("spec/topics.yaml").read_text(encoding="utf-8"))
 
 
 def test_every_required_topic_exists_with_all_its_facts(kb):

@@ -5,6 +5,8 @@ newcomer read the whole tree to follow one message; these tests name the import 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,11 @@ def test_no_module_imports_another_modules_private_names():
         if name.startswith("_")
     ]
     assert not faults, faults
+
+
+def test_no_import_cycles():
+    """No two modules of ``bot``, ``handlers``, ``nlp`` and ``knowledge`` import each other, round about
+    or not, at the top or inside a function (``scripts/import_cycles.py`` prints the circles)."""
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_cycles.py")], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0 and not run.stdout, run.stdout + run.stderr

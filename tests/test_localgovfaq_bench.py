@@ -11,18 +11,13 @@ import re
 import subprocess
 import sys
 
-import pytest
-
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SHARED, needs_shared
 
 DATA = SHARED / "peer-data" / "localgovfaq"
 SCRIPT = REPO / "bench" / "localgovfaq.py"
 LIMIT = 40
 
-needs_data = pytest.mark.skipif(
-    not all((DATA / f).is_file() for f in ("corpus.json", "queries.json", "qrels.json")),
-    reason=f"localgovFAQ data not found in {DATA} (it is kept outside the repository)",
-)
+needs_data = needs_shared(*(f"peer-data/localgovfaq/{f}" for f in ("corpus.json", "queries.json", "qrels.json")))
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -4,17 +4,17 @@ import pytest
 import yaml
 
 from handlers.office import index_for
-from tests.conftest import SHARED
-
-MUNICIPALITIES_FILE = SHARED / "domain" / "gunma-municipalities.yaml"
+from tests.conftest import shared_path
 
 
 def test_all_35_municipalities_are_in_the_data(kb):
     assert len(kb.prefecture.municipalities) == 35
-    if MUNICIPALITIES_FILE.exists():
-        shared = yaml.safe_load(MUNICIPALITIES_FILE.read_text(encoding="utf-8"))
-        expected = {m["name"]: m["office"] for m in shared["municipalities"]}
-        assert {m.name: m.office for m in kb.prefecture.municipalities} == expected
+
+
+def test_each_municipality_has_the_office_of_the_domain_list(kb):
+    shared = yaml.safe_load(shared_path("domain/gunma-municipalities.yaml").read_text(encoding="utf-8"))
+    expected = {m["name"]: m["office"] for m in shared["municipalities"]}
+    assert {m.name: m.office for m in kb.prefecture.municipalities} == expected
 
 
 @pytest.mark.parametrize("form", ["name", "reading", "sentence"])

@@ -17,9 +17,9 @@ from bot.evaluation import evaluate_false_alarms, evaluate_safety, generated_ord
 from handlers.messages import IncomingMessage
 from handlers.safety import detect
 from nlp.text import Text
-from tests.conftest import REPO, run_cli
+from tests.conftest import SHARED, needs_shared, run_cli
 
-LOCALGOVFAQ = REPO.parent / "shared" / "peer-data" / "localgovfaq"
+LOCALGOVFAQ = SHARED / "peer-data" / "localgovfaq"
 
 # Ordinary patient sentences that a crisis list matched as letters took for a crisis, with the topic
 # that answers each (first, or first among the offered buttons).
@@ -118,7 +118,7 @@ def test_no_false_alarm_on_the_knowledge_bases_own_examples(kb):
     assert alarms == []
 
 
-@pytest.mark.skipif(not LOCALGOVFAQ.is_dir(), reason="../shared/peer-data/localgovfaq is not beside this checkout")
+@needs_shared("peer-data/localgovfaq")
 def test_at_most_two_false_alarms_in_the_municipal_faq(kb):
     texts = localgovfaq_texts(LOCALGOVFAQ)
     assert len(texts) == 2535
@@ -155,7 +155,7 @@ def test_a_side_effect_in_a_question_of_compensation_is_no_medical_judgement(cha
     assert chat.say("副作用がつらいので薬をやめてもいいですか")[0].kind == "medical"
 
 
-@pytest.mark.skipif(not LOCALGOVFAQ.is_dir(), reason="../shared/peer-data/localgovfaq is not beside this checkout")
+@needs_shared("peer-data/localgovfaq")
 def test_at_most_two_municipal_faq_texts_get_a_first_reply_that_names_119(bot):
     texts = localgovfaq_texts(LOCALGOVFAQ)
     named = []

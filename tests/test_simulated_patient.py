@@ -34,14 +34,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.channels.console import LETTERS, run_json, run_text
 from handlers.messages import Choice
 from handlers.base import BACK, CANCEL
 from handlers.calc.copay import CopayFacts, existing_caps, possible_results
 from handlers.copay import COPAY_FORM
-from tests.conftest import SHARED
+from tests.conftest import SHARED, needs_shared
 
 COPAY_FILE = SHARED / "eval" / "copay.jsonl"
 SEED = 14
@@ -577,7 +575,7 @@ def alarms(kb: Any) -> Callable[[str], bool]:
 REQUIRED_STYLES = ("tap", "label", "casual", "arabic", "comma", "full-width", "kanji", "man", "man-decimal", "unknown",
                    "zero-word", "garble", "back", "named-first", "named-then-back", "percent", "mistaken-then-back", "list")
 
-needs_eval = pytest.mark.skipif(not COPAY_FILE.exists(), reason=f"{COPAY_FILE} is not present (the shared eval set)")
+needs_eval = needs_shared("eval/copay.jsonl")
 
 
 @needs_eval

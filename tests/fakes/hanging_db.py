@@ -41,7 +41,9 @@ class HangingDatabase:
 
     def close(self) -> None:
         self._closed.set()
+        # Closing the listener does not wake a thread blocked in accept(): one last connection does.
+        socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        self._thread.join(5)
         self._listener.close()
         for conn in self._held:
             conn.close()
-        self._thread.join(5)
