@@ -230,7 +230,7 @@ def start_button(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 
 ROUTES: tuple[Route, ...] = (
-    # 「いらない」 right after the cost log offered to go on answers that offer only (issue 25).
+    # 「いらない」 right after the cost log offered to go on answers that offer only.
     Route("costlog-decline", costlog.declines_offer, costlog.decline_offer),
     # A button of an action, or a message that is one of its phrasings: at once, in any state.
     Route("action", lambda m, c: _action(m, c) is not None, do_action),
@@ -258,7 +258,7 @@ ROUTES: tuple[Route, ...] = (
     Route("correction", _corrects, correct),
     Route("dialog", _in_dialog, continue_dialog),
     Route("topic", _topic_choice, answer_topic),
-    # Situations before procedures (issue 25): a move, a child as the patient (handlers.situations).
+    # Situations before procedures: a move, a child as the patient (handlers.situations).
     Route("situation", situations.applies, situations.answer),
     Route("greeting", lambda m, c: system.matches(system.GREETING_WORDS, m, c), system.greeting),
     Route("thanks", lambda m, c: system.matches(system.THANKS_WORDS, m, c), system.thanks),

@@ -23,7 +23,6 @@ callers use.
 
 from __future__ import annotations
 
-from handlers.parsers._text import HINT_TOO_LONG, MAX_ANSWER_CHARS, is_unknown_answer, only_unsure
 from handlers.parsers.choices import (
     COUNT_CHOICES,
     HOUSEHOLD_CAPS_CHOICES,
@@ -31,6 +30,7 @@ from handlers.parsers.choices import (
     UNKNOWN_CHOICE,
     YES_NO_CHOICES,
 )
+from handlers.parsers.common import HINT_TOO_LONG, MAX_ANSWER_CHARS, is_unknown_answer, only_unsure
 from handlers.parsers.counts import (
     HIGH_COST_LINE,
     HINT_COUNT,

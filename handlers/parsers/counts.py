@@ -10,8 +10,8 @@ import re
 from datetime import date
 from typing import Final
 
-from handlers.parsers._text import _start
-from handlers.parsers.numbers import _NEGATIVE, _ZERO_WORDS, _kana_count, _single_number
+from handlers.parsers.common import begin
+from handlers.parsers.numbers import NEGATIVE, ZERO_WORDS, kana_count, single_number
 from handlers.parsers.results import Invalid, Noted, OtherKind, Unknown
 from nlp.text import Text, as_text
 
@@ -40,21 +40,21 @@ def parse_count(text: Text | str) -> int | Unknown | Invalid:
     Returns:
         0 to 12, ``UNKNOWN`` or ``Invalid(hint)``.
     """
-    t = _start(text, HINT_COUNT)
+    t = begin(text, HINT_COUNT)
     if not isinstance(t, str):
         return t
-    t = _kana_count(t)
-    if _NEGATIVE.search(t):
+    t = kana_count(t)
+    if NEGATIVE.search(t):
         return Invalid(HINT_COUNT_RANGE)
-    if _NO_TIMES.search(t) and _ZERO_WORDS.search(t):
+    if _NO_TIMES.search(t) and ZERO_WORDS.search(t):
         return 0
-    found = _single_number(t)
+    found = single_number(t)
     if found is None:
         if _TWELVE.search(t):
             return 12
         if _HALF_YEAR.search(t):
             return 6
-        return 0 if _ZERO_WORDS.search(t) else Invalid(HINT_COUNT)
+        return 0 if ZERO_WORDS.search(t) else Invalid(HINT_COUNT)
     if isinstance(found, Invalid):
         return Invalid(HINT_COUNT)
     value, _before, after = found

@@ -14,21 +14,21 @@ from collections.abc import Callable
 from datetime import date
 from typing import Final, Literal
 
-from handlers.parsers._text import _start, _strip_trailing
+from handlers.parsers.common import begin, strip_trailing
 from handlers.parsers.eras import (
-    _ERAS,
-    _MAX_YEAR,
-    _MIN_YEAR,
+    ERAS,
     HINT_DATE,
-    _before_era,
-    _dated,
-    _era_year,
-    _make_date,
-    _no_such_date,
-    _no_such_era_year,
+    MAX_YEAR,
+    MIN_YEAR,
+    before_era,
+    date_or_invalid,
+    make_date,
+    no_such_date,
+    no_such_era_year,
+    western_year,
 )
-from handlers.parsers.numbers import _kanji_to_arabic
-from handlers.parsers.relative_dates import _relative_date, _relative_day
+from handlers.parsers.numbers import kanji_to_arabic
+from handlers.parsers.relative_dates import relative_date, relative_day
 from handlers.parsers.results import Invalid, Unknown
 from nlp.text import Text
 
@@ -93,9 +93,9 @@ def _occurrence(month: int, day: int | None, today: date, prefer: Prefer) -> dat
     ``nearest``: whichever is closer (the later one on a tie).
     """
     candidates: list[date] = []
-    for year in range(max(today.year - 9, _MIN_YEAR), min(today.year + 9, _MAX_YEAR) + 1):
+    for year in range(max(today.year - 9, MIN_YEAR), min(today.year + 9, MAX_YEAR) + 1):
         last = calendar.monthrange(year, month)[1]
-        candidate = _make_date(year, month, last if day is None else day)
+        candidate = make_date(year, month, last if day is None else day)
         if candidate is not None:
             candidates.append(candidate)
     future = [c for c in candidates if c >= today]
@@ -111,7 +111,7 @@ def _occurrence(month: int, day: int | None, today: date, prefer: Prefer) -> dat
 def _eraless_year(year_text: str, today: date) -> int | None:
     """The year a person means by 「8年」 or 「26年」 without an era, or None when unclear."""
     n = int(year_text)
-    candidates = {_ERAS["令和"][1] + n} if n >= 1 else set()
+    candidates = {ERAS["令和"][1] + n} if n >= 1 else set()
     if len(year_text) == 2:
         candidates.add(2000 + n)
     near = [y for y in candidates if today.year - _ERALESS_YEARS_BACK <= y <= today.year + _ERALESS_YEARS_AHEAD]
@@ -136,12 +136,12 @@ def _era_date(t: str, today: date, prefer: Prefer) -> date | Invalid | None:
     if match is None:
         return None
     era = match.group("era")
-    year = _era_year(era, match.group("year"))
+    year = western_year(era, match.group("year"))
     if year is None:
-        return _no_such_era_year(era)
-    dated = _dated(year, int(match.group("month")), int(match.group("day")))
-    if isinstance(dated, date) and dated < _ERAS[era][0]:
-        return _before_era(era)
+        return no_such_era_year(era)
+    dated = date_or_invalid(year, int(match.group("month")), int(match.group("day")))
+    if isinstance(dated, date) and dated < ERAS[era][0]:
+        return before_era(era)
     return dated
 
 
@@ -150,7 +150,7 @@ def _western_date(t: str, today: date, prefer: Prefer) -> date | Invalid | None:
     match = _WESTERN_DATE.search(t) or _COMPACT_DATE.search(t)
     if not match or not _only_this(t, match):
         return None
-    return _dated(int(match.group("year")), int(match.group("month")), int(match.group("day")))
+    return date_or_invalid(int(match.group("year")), int(match.group("month")), int(match.group("day")))
 
 
 def _eraless_date(t: str, today: date, prefer: Prefer) -> date | Invalid | None:
@@ -161,7 +161,7 @@ def _eraless_date(t: str, today: date, prefer: Prefer) -> date | Invalid | None:
     year = _eraless_year(match.group("year"), today)
     if year is None:
         return Invalid("何年のことか、『令和』『平成』などの元号をつけるか、西暦4桁で教えてください。" + HINT_DATE)
-    return _dated(year, int(match.group("month")), int(match.group("day")))
+    return date_or_invalid(year, int(match.group("month")), int(match.group("day")))
 
 
 def _month_end(t: str, today: date, prefer: Prefer) -> date | Invalid | None:
@@ -171,14 +171,14 @@ def _month_end(t: str, today: date, prefer: Prefer) -> date | Invalid | None:
         return None
     month = int(match.group("month"))
     if not 1 <= month <= 12:
-        return _no_such_date(None, month, None)
+        return no_such_date(None, month, None)
     year = _stated_year(match)
     if isinstance(year, Invalid):
         return year
     if year is None:
         found = _occurrence(month, None, today, prefer)
         return found if found is not None else Invalid(HINT_DATE)
-    first = _make_date(year, month, 1)
+    first = make_date(year, month, 1)
     if first is None:
         return Invalid(HINT_DATE)
     return first.replace(day=calendar.monthrange(year, month)[1])
@@ -187,8 +187,8 @@ def _month_end(t: str, today: date, prefer: Prefer) -> date | Invalid | None:
 def _stated_year(match: re.Match[str]) -> int | Invalid | None:
     """The year a ``_MONTH_END`` match states (with its era or in four digits), or None when none is said."""
     if match.group("era"):
-        year = _era_year(match.group("era"), match.group("eyear"))
-        return year if year is not None else _no_such_era_year(match.group("era"))
+        year = western_year(match.group("era"), match.group("eyear"))
+        return year if year is not None else no_such_era_year(match.group("era"))
     if match.group("year"):
         return int(match.group("year"))
     return None
@@ -201,7 +201,7 @@ def _month_day(t: str, today: date, prefer: Prefer) -> date | Invalid | None:
         return None
     month, day = int(match.group("month")), int(match.group("day"))
     if not 1 <= month <= 12 or not 1 <= day <= 31 or day > _DAYS_IN_MONTH[month]:
-        return _no_such_date(None, month, day)
+        return no_such_date(None, month, day)
     found = _occurrence(month, day, today, prefer)
     return found if found is not None else Invalid(HINT_DATE)
 
@@ -213,7 +213,7 @@ def _year_month_only(t: str, today: date, prefer: Prefer) -> Invalid | None:
 
 def _relative(t: str, today: date, prefer: Prefer) -> date | Invalid | None:
     """来月の10日, 去年の4月1日, 3か月前 (see ``relative_dates``)."""
-    return _relative_date(t, today)
+    return relative_date(t, today)
 
 
 # The forms a date is read in, in order: each returns the date, why it is none (Invalid), or None
@@ -252,17 +252,17 @@ def parse_date(text: Text | str, today: date, *, prefer: Prefer = "future") -> d
         13月1日, 令和0年) is an ``ImpossibleDate`` (an ``Invalid``) whose hint says so; bare
         numbers ("5", "70000") are Invalid asking for a date.
     """
-    t = _start(text, HINT_DATE)
+    t = begin(text, HINT_DATE)
     if not isinstance(t, str):
         return t
-    t = _start(text, HINT_DATE)
+    t = begin(text, HINT_DATE)
     if not isinstance(t, str):
         return t
-    t = _strip_trailing(t)
-    relative = _relative_day(t, today)  # before kanji numerals: 一昨日 is not 1昨日
+    t = strip_trailing(t)
+    relative = relative_day(t, today)  # before kanji numerals: 一昨日 is not 1昨日
     if relative is not None:
         return relative
-    t = _WEEKDAY.sub("", _kanji_to_arabic(_read_kana(t)))
+    t = _WEEKDAY.sub("", kanji_to_arabic(_read_kana(t)))
     for form in _FORMS:
         found = form(t, today, prefer)
         if found is not None:

@@ -20,7 +20,7 @@ HINT_DATE: Final[str] = (
 
 # (name, first day, first Gregorian year - 1). Dates after an era ended are still read
 # arithmetically (old forms printed e.g. 平成32年), but not dates before it began.
-_ERAS: Final[dict[str, tuple[date, int]]] = {
+ERAS: Final[dict[str, tuple[date, int]]] = {
     "令和": (date(2019, 5, 1), 2018),
     "r": (date(2019, 5, 1), 2018),
     "平成": (date(1989, 1, 8), 1988),
@@ -28,8 +28,8 @@ _ERAS: Final[dict[str, tuple[date, int]]] = {
     "昭和": (date(1926, 12, 25), 1925),
     "s": (date(1926, 12, 25), 1925),
 }
-_MIN_YEAR: Final[int] = 1900
-_MAX_YEAR: Final[int] = 2200
+MIN_YEAR: Final[int] = 1900
+MAX_YEAR: Final[int] = 2200
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class ImpossibleDate(Invalid):
     """A date that does not exist (2月30日, 13月, 令和0年); the hint says so, kindly."""
 
 
-def _no_such_date(year: int | None, month: int, day: int | None) -> ImpossibleDate:
+def no_such_date(year: int | None, month: int, day: int | None) -> ImpossibleDate:
     if not 1 <= month <= 12:
         return ImpossibleDate(f"{month}月という月はありません。" + HINT_DATE)
     if day is not None and month == 2 and day == 29 and year is not None and not calendar.isleap(year):
@@ -45,8 +45,8 @@ def _no_such_date(year: int | None, month: int, day: int | None) -> ImpossibleDa
     return ImpossibleDate(f"{month}月{day}日という日はありません。" + HINT_DATE)
 
 
-def _make_date(year: int, month: int, day: int) -> date | None:
-    if not _MIN_YEAR <= year <= _MAX_YEAR:
+def make_date(year: int, month: int, day: int) -> date | None:
+    if not MIN_YEAR <= year <= MAX_YEAR:
         return None
     try:
         return date(year, month, day)
@@ -54,19 +54,19 @@ def _make_date(year: int, month: int, day: int) -> date | None:
         return None
 
 
-def _dated(year: int, month: int, day: int) -> date | Invalid:
+def date_or_invalid(year: int, month: int, day: int) -> date | Invalid:
     """The date, or why it cannot be one: no such day (ImpossibleDate), or a year out of range."""
-    if not _MIN_YEAR <= year <= _MAX_YEAR:
+    if not MIN_YEAR <= year <= MAX_YEAR:
         return Invalid(HINT_DATE)
-    found = _make_date(year, month, day)
-    return found if found is not None else _no_such_date(year, month, day)
+    found = make_date(year, month, day)
+    return found if found is not None else no_such_date(year, month, day)
 
 
-def _era_year(era: str, year_text: str) -> int | None:
+def western_year(era: str, year_text: str) -> int | None:
     year = 1 if year_text == "元" else int(year_text)
     if year < 1:
         return None
-    return _ERAS[era][1] + year
+    return ERAS[era][1] + year
 
 
 _ERA_NAMES: Final[dict[str, str]] = {
@@ -74,16 +74,16 @@ _ERA_NAMES: Final[dict[str, str]] = {
 }  # fmt: skip
 
 
-def _no_such_era_year(era: str) -> ImpossibleDate:
+def no_such_era_year(era: str) -> ImpossibleDate:
     name = _ERA_NAMES[era]
-    first = _ERAS[era][0]
+    first = ERAS[era][0]
     return ImpossibleDate(
         f"{name}0年という年はありません（{name}の最初の年は{name}元年＝{first.year}年です）。" + HINT_DATE
     )
 
 
-def _before_era(era: str) -> ImpossibleDate:
-    first = _ERAS[era][0]
+def before_era(era: str) -> ImpossibleDate:
+    first = ERAS[era][0]
     return ImpossibleDate(
         f"{_ERA_NAMES[era]}は{first.year}年{first.month}月{first.day}日からなので、その日付はありません。" + HINT_DATE
     )

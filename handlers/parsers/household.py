@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from handlers.parsers._text import MAX_ANSWER_CHARS, _kana_units, _start, _strip_trailing
-from handlers.parsers.numbers import _KANJI_DIGITS, _NUMBER_RUN
+from handlers.parsers.common import MAX_ANSWER_CHARS, begin, kana_units, strip_trailing
+from handlers.parsers.numbers import KANJI_DIGITS, NUMBER_RUN
 from handlers.parsers.results import UNKNOWN, Invalid, Unknown
 from handlers.parsers.yen import parse_yen
 from nlp.text import Text, as_text
@@ -126,15 +126,15 @@ def parse_household_caps(
     if not isinstance(text, (str, Text)):
         return Invalid(HINT_HOUSEHOLD_CAPS)
     # Whitespace separates items here ("5000 2500"), so split before normalising it away.
-    spaced = re.sub(r"(?<=[0-9円万千])\s+(?=[0-9])", "、", _kana_units(as_text(text).spaced))
-    t = _start(spaced, HINT_HOUSEHOLD_CAPS)
+    spaced = re.sub(r"(?<=[0-9円万千])\s+(?=[0-9])", "、", kana_units(as_text(text).spaced))
+    t = begin(spaced, HINT_HOUSEHOLD_CAPS)
     if t is UNKNOWN:
         # 「夫も受給者ですが、上限額はわからない」: someone is, the amount is what is not known.
         people = other_recipients(text)
         return [None] * people if people else UNKNOWN
     if not isinstance(t, str):
         return t
-    t = _strip_trailing(t)
+    t = strip_trailing(t)
     if _says_nobody(t):
         return []
     needed = _caps_needed(t, allowed)
@@ -153,7 +153,7 @@ def _says_nobody(t: str) -> bool:
 def _caps_needed(t: str, allowed: frozenset[int]) -> CapsNeeded | None:
     """Someone named (「夫も受給者です」「2人います」) with no amount: the re-ask for their caps."""
     amounts = _PEOPLE_COUNT.sub("", t)
-    if _NUMBER_RUN.search(amounts.replace("一", "")) or re.search(r"[0-9]", amounts):
+    if NUMBER_RUN.search(amounts.replace("一", "")) or re.search(r"[0-9]", amounts):
         return None
     people = other_recipients(t)
     if not people:
@@ -169,7 +169,7 @@ def _caps_needed(t: str, allowed: frozenset[int]) -> CapsNeeded | None:
 def _caps_said(t: str, allowed: frozenset[int]) -> list[int | None] | Invalid:
     """The caps listed in the answer, each one that exists."""
     # 「母も受給者証を持っていて、上限は2,500円です」: a clause without a figure is words around the answer.
-    parts = [p for p in _LIST_SEPARATOR.split(t) if p and re.search("[0-9十百千万〇" + "".join(_KANJI_DIGITS) + "]", p)]
+    parts = [p for p in _LIST_SEPARATOR.split(t) if p and re.search("[0-9十百千万〇" + "".join(KANJI_DIGITS) + "]", p)]
     if not parts or len(parts) > 10:
         return Invalid(HINT_HOUSEHOLD_CAPS)
     caps: list[int | None] = []

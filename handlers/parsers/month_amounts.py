@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final
 
-from handlers.parsers._text import HINT_TOO_LONG, MAX_ANSWER_CHARS, _kana_units, is_unknown_answer
-from handlers.parsers.eras import ImpossibleDate, _era_year
-from handlers.parsers.numbers import _KANJI_DIGITS, _THOUSANDS_COMMA
-from handlers.parsers.relative_dates import _RELATIVE_DAYS
+from handlers.parsers.common import HINT_TOO_LONG, MAX_ANSWER_CHARS, is_unknown_answer, kana_units
+from handlers.parsers.eras import ImpossibleDate, western_year
+from handlers.parsers.numbers import KANJI_DIGITS, THOUSANDS_COMMA
+from handlers.parsers.relative_dates import RELATIVE_DAYS
 from handlers.parsers.results import UNKNOWN, Invalid, Unknown
 from handlers.parsers.yen import HINT_YEN, parse_yen
 from nlp.text import Text, as_text
@@ -40,7 +40,7 @@ _AMOUNT_FILLERS: Final[re.Pattern[str]] = re.compile(
     r"医療費の?総額|医療費|総額|合計|10割|十割|自己負担額?|窓口で?|支払った|払った|支払いました|払いました|かかった|かかりました"
     r"|でした|です|約|およそ|くらい|ぐらい|ほど|[\s:：、,，。.・/はのがでにもを()（）]"
 )
-_AMOUNT_ONLY: Final[re.Pattern[str]] = re.compile(r"[0-9" + "".join(_KANJI_DIGITS) + r"万千百十円]+|なし|ない|ぜろ")
+_AMOUNT_ONLY: Final[re.Pattern[str]] = re.compile(r"[0-9" + "".join(KANJI_DIGITS) + r"万千百十円]+|なし|ない|ぜろ")
 # Said about what the patient paid at the counter, not the month's total (10割).
 _PAID_WORDS: Final[re.Pattern[str]] = re.compile(r"自己負担|払った|払いました|支払|窓口")
 _TOTAL_WORDS: Final[re.Pattern[str]] = re.compile(r"総額|10割|十割")
@@ -63,7 +63,7 @@ class MonthAmounts:
 # One payment on one day, with where it was paid: 「今日さくら薬局で1,230円払いました」「きのう病院で2400円かかった」.
 _DAY_PAYMENT: Final[re.Pattern[str]] = re.compile(
     r"^(?P<day>今日|きょう|本日|昨日|きのう|一昨日|おととい|(?P<dnum>[0-9]{1,2})日)(?:に|は)?[、,\s]*(?:.{0,24}?)(?:で|の|に)?[、,\s]*"
-    r"(?P<amount>[0-9" + "".join(_KANJI_DIGITS) + r"万千百十]+)円(?:を|が|ほど|くらい|ぐらい)?"
+    r"(?P<amount>[0-9" + "".join(KANJI_DIGITS) + r"万千百十]+)円(?:を|が|ほど|くらい|ぐらい)?"
     r"(?:払った|払いました|はらった|支払った|支払いました|かかった|かかりました|払ってきた|払ってきました|でした)[。!！]*$")
 
 
@@ -79,7 +79,7 @@ def _day_payment(t: str, today: date) -> MonthAmounts | Invalid | None:
             return Invalid(HINT_MONTH_AMOUNTS)
         day = today.replace(day=day_number)
     else:
-        day = today + timedelta(days=_RELATIVE_DAYS.get(word, 0))
+        day = today + timedelta(days=RELATIVE_DAYS.get(word, 0))
     amount = parse_yen(found.group("amount") + "円")
     if not isinstance(amount, int):
         return Invalid(HINT_MONTH_AMOUNTS)
@@ -97,7 +97,7 @@ def _month_of(match: re.Match[str], today: date) -> date | Invalid:
         if match.group("year"):
             index = int(match.group("year")) * 12 + month - 1
         elif match.group("era"):
-            index = (_era_year("令和", match.group("era_year")) or 0) * 12 + month - 1
+            index = (western_year("令和", match.group("era_year")) or 0) * 12 + month - 1
         else:  # no year: the latest such month up to this one
             index = this - (today.month - month) % 12
     if index > this:
@@ -130,8 +130,8 @@ def parse_month_amounts(text: Text | str, today: date) -> MonthAmounts | Unknown
     said = as_text(text)
     if len(said.raw) > MAX_ANSWER_CHARS * 4:
         return Invalid(HINT_TOO_LONG + HINT_MONTH_AMOUNTS)
-    t = _kana_units(said.spaced)
-    t = _THOUSANDS_COMMA.sub("", t)
+    t = kana_units(said.spaced)
+    t = THOUSANDS_COMMA.sub("", t)
     tokens = list(_MONTH_TOKEN.finditer(t))
     if not tokens:
         return _without_months(t, today)

@@ -13,22 +13,22 @@ from typing import Final
 
 from handlers.parsers.results import Invalid
 
-_KANJI_DIGITS: Final[dict[str, int]] = {
+KANJI_DIGITS: Final[dict[str, int]] = {
     "〇": 0, "零": 0, "一": 1, "壱": 1, "二": 2, "弐": 2, "三": 3, "参": 3, "四": 4,
     "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
 }  # fmt: skip
 _SMALL_UNITS: Final[dict[str, int]] = {"十": 10, "拾": 10, "百": 100, "千": 1000}
 _BIG_UNITS: Final[dict[str, int]] = {"万": 10_000, "萬": 10_000, "億": 100_000_000}
-_NUMBER_CHARS: Final[str] = "0-9.," + "".join(_KANJI_DIGITS) + "".join(_SMALL_UNITS) + "".join(_BIG_UNITS)
-_NUMBER_RUN: Final[re.Pattern[str]] = re.compile(f"[{_NUMBER_CHARS}]+")
+_NUMBER_CHARS: Final[str] = "0-9.," + "".join(KANJI_DIGITS) + "".join(_SMALL_UNITS) + "".join(_BIG_UNITS)
+NUMBER_RUN: Final[re.Pattern[str]] = re.compile(f"[{_NUMBER_CHARS}]+")
 _TOKEN: Final[re.Pattern[str]] = re.compile(
-    r"(?P<arabic>[0-9]+(?:\.[0-9]+)?)|(?P<kanji>[" + "".join(_KANJI_DIGITS) + r"]+)|(?P<unit>.)"
+    r"(?P<arabic>[0-9]+(?:\.[0-9]+)?)|(?P<kanji>[" + "".join(KANJI_DIGITS) + r"]+)|(?P<unit>.)"
 )
 # A comma outside a thousands group: none before it, or not exactly three digits after it.
 _LONE_COMMA: Final[re.Pattern[str]] = re.compile(r"(?<![0-9]),|,(?![0-9]{3}(?![0-9]))")
 # A comma grouping thousands, as a person reads it: a digit before, exactly three digits after,
 # then no further digit ("40,000,30,000" is 40,000 and 30,000).
-_THOUSANDS_COMMA: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
+THOUSANDS_COMMA: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
 
 
 def _parse_number(run: str, *, bare_decimal: bool = False) -> Fraction | None:
@@ -79,7 +79,7 @@ class _Numeral:
         if arabic is not None:
             return self._digits(Fraction(arabic), decimal="." in arabic)
         if kanji is not None:
-            return self._digits(Fraction(int("".join(str(_KANJI_DIGITS[c]) for c in kanji))), decimal=False)
+            return self._digits(Fraction(int("".join(str(KANJI_DIGITS[c]) for c in kanji))), decimal=False)
         if unit in _SMALL_UNITS:
             return self._small_unit(_SMALL_UNITS[unit])
         if unit in _BIG_UNITS:
@@ -126,17 +126,17 @@ class _Numeral:
         return self.total + rest
 
 
-_NEGATIVE: Final[re.Pattern[str]] = re.compile(r"(^|[^0-9])(-|まいなす|▲|△)\s*[0-9" + "".join(_KANJI_DIGITS) + "]")
-_ZERO_WORDS: Final[re.Pattern[str]] = re.compile(
+NEGATIVE: Final[re.Pattern[str]] = re.compile(r"(^|[^0-9])(-|まいなす|▲|△)\s*[0-9" + "".join(KANJI_DIGITS) + "]")
+ZERO_WORDS: Final[re.Pattern[str]] = re.compile(
     r"(なし|ない|無し|無い|なかった|無収入|ぜろ|none|nothing|zero|nil|ありません|ないです)")
 
 
-def _single_number(t: str, *, bare_decimal: bool = False) -> tuple[Fraction, str, str] | Invalid | None:
+def single_number(t: str, *, bare_decimal: bool = False) -> tuple[Fraction, str, str] | Invalid | None:
     """The one number in ``t`` with the text before and after it.
 
     Returns None when there is no number, Invalid when there are several or it is malformed.
     """
-    runs = [m for m in _NUMBER_RUN.finditer(t) if m.group().strip(".,")]
+    runs = [m for m in NUMBER_RUN.finditer(t) if m.group().strip(".,")]
     if not runs:
         return None
     if len(runs) > 1:
@@ -162,17 +162,17 @@ _KANA_COUNTS: Final[tuple[tuple[str, str], ...]] = (
 )  # fmt: skip
 
 
-def _kana_count(t: str) -> str:
+def kana_count(t: str) -> str:
     """Replace a count written in kana by digits (longest words first: じゅういっかげつ before いっかげつ)."""
     for word, digits in sorted(_KANA_COUNTS, key=lambda pair: len(pair[0]), reverse=True):
         t = t.replace(word, digits)
     return t
 
 
-_KANJI_NUMBER: Final[re.Pattern[str]] = re.compile("[" + "".join(_KANJI_DIGITS) + "十]+")
+_KANJI_NUMBER: Final[re.Pattern[str]] = re.compile("[" + "".join(KANJI_DIGITS) + "十]+")
 
 
-def _kanji_to_arabic(t: str) -> str:
+def kanji_to_arabic(t: str) -> str:
     """Turn kanji numerals into Arabic ones (令和九年三月三十一日 → 令和9年3月31日)."""
 
     def repl(match: re.Match[str]) -> str:

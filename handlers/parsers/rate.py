@@ -9,8 +9,8 @@ import re
 from fractions import Fraction
 from typing import Final
 
-from handlers.parsers._text import _start
-from handlers.parsers.numbers import _NEGATIVE, _single_number
+from handlers.parsers.common import begin
+from handlers.parsers.numbers import NEGATIVE, single_number
 from handlers.parsers.results import Invalid, Unknown
 from nlp.text import Text
 
@@ -36,11 +36,11 @@ def parse_rate(text: Text | str) -> Rate | Unknown | Invalid:
     Returns:
         0.1, 0.2 or 0.3, ``UNKNOWN`` or ``Invalid(hint)``.
     """
-    t = _start(text, HINT_RATE)
+    t = begin(text, HINT_RATE)
     if not isinstance(t, str):
         return t
-    found = _single_number(t, bare_decimal=True)
-    if not isinstance(found, tuple) or _NEGATIVE.search(t):
+    found = single_number(t, bare_decimal=True)
+    if not isinstance(found, tuple) or NEGATIVE.search(t):
         return Invalid(HINT_RATE)
     value, _before, after = found
     if after.startswith("割"):

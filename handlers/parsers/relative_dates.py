@@ -10,12 +10,12 @@ import re
 from datetime import date, timedelta
 from typing import Final
 
-from handlers.parsers.eras import HINT_DATE, _dated, _no_such_date
-from handlers.parsers.numbers import _kana_count
+from handlers.parsers.eras import HINT_DATE, date_or_invalid, no_such_date
+from handlers.parsers.numbers import kana_count
 from handlers.parsers.results import Invalid
 
 # Days said relative to today (read before kanji numerals: 一昨日 is not 1昨日).
-_RELATIVE_DAYS: Final[dict[str, int]] = {
+RELATIVE_DAYS: Final[dict[str, int]] = {
     "今日": 0, "きょう": 0, "本日": 0, "today": 0,
     "昨日": -1, "きのう": -1, "yesterday": -1,
     "一昨日": -2, "おととい": -2, "おとつい": -2,
@@ -23,7 +23,7 @@ _RELATIVE_DAYS: Final[dict[str, int]] = {
     "明後日": 2, "あさって": 2,
 }  # fmt: skip
 _RELATIVE_DAY: Final[re.Pattern[str]] = re.compile(
-    "^(?P<word>" + "|".join(sorted(_RELATIVE_DAYS, key=len, reverse=True)) + r")"
+    "^(?P<word>" + "|".join(sorted(RELATIVE_DAYS, key=len, reverse=True)) + r")"
     r"(?:です|でした|だ|だよ|の予定|予定です|予定|になります|に出します|に出しました|出した|出します)?$"
 )
 
@@ -53,13 +53,13 @@ def _month_shift(today: date, months: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
-def _relative_day(t: str, today: date) -> date | None:
+def relative_day(t: str, today: date) -> date | None:
     """「今日」「おととい」「明日の予定」: a day said relative to today, as the whole answer; None otherwise."""
     match = _RELATIVE_DAY.match(t)
-    return today + timedelta(days=_RELATIVE_DAYS[match.group("word")]) if match else None
+    return today + timedelta(days=RELATIVE_DAYS[match.group("word")]) if match else None
 
 
-def _relative_date(t: str, today: date) -> date | Invalid | None:
+def relative_date(t: str, today: date) -> date | Invalid | None:
     """A date said relative to today (see ``_RELATIVE_MONTH``); None when ``t`` is none of those.
 
     A month without its day (「来月」) is asked back with the month named: a date of expiry or of
@@ -79,7 +79,7 @@ def _relative_month(t: str, today: date) -> date | Invalid | None:
         return None
     year, month = today.year + _RELATIVE_YEAR_WORDS[match.group("word")], int(match.group("month"))
     if not 1 <= month <= 12:
-        return _no_such_date(year, month, None)
+        return no_such_date(year, month, None)
     return _day_of_month(match, year, month)
 
 
@@ -88,13 +88,13 @@ def _day_of_month(match: re.Match[str], year: int, month: int) -> date | Invalid
     if match.group("end"):
         return date(year, month, calendar.monthrange(year, month)[1])
     if match.group("day"):
-        return _dated(year, month, int(match.group("day")))
+        return date_or_invalid(year, month, int(match.group("day")))
     return Invalid(f"{year}年{month}月の何日でしょうか（月末なら『{month}月末』）。" + HINT_DATE)
 
 
 def _relative_span(t: str, today: date) -> date | None:
     """「3か月前」「半年後」「2週間前」「さんかげつまえ」: a span before or after today."""
-    match = _RELATIVE_SPAN.match(_kana_count(t))  # 「さんかげつまえ」, 「はんとしご」
+    match = _RELATIVE_SPAN.match(kana_count(t))  # 「さんかげつまえ」, 「はんとしご」
     if match is None:
         return None
     sign = -1 if match.group("dir") in ("前", "まえ") else 1

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from handlers.parsers._text import HINT_TOO_LONG, MAX_ANSWER_CHARS, _kana_units, _start, is_unknown_answer
-from handlers.parsers.numbers import _NEGATIVE, _THOUSANDS_COMMA, _ZERO_WORDS, _single_number
+from handlers.parsers.common import HINT_TOO_LONG, MAX_ANSWER_CHARS, begin, is_unknown_answer, kana_units
+from handlers.parsers.numbers import NEGATIVE, THOUSANDS_COMMA, ZERO_WORDS, single_number
 from handlers.parsers.results import UNKNOWN, Invalid, Unknown
 from nlp.text import Text, as_text
 
@@ -38,14 +38,14 @@ def parse_yen(text: Text | str) -> int | Unknown | Invalid:
     Returns:
         The amount in whole yen (0 to 10億), ``UNKNOWN`` or ``Invalid(hint)``.
     """
-    t = _start(text, HINT_YEN)
+    t = begin(text, HINT_YEN)
     if not isinstance(t, str):
         return t
-    if _NEGATIVE.search(t):
+    if NEGATIVE.search(t):
         return Invalid(HINT_YEN_RANGE)
-    found = _single_number(t)
+    found = single_number(t)
     if found is None:
-        return 0 if _ZERO_WORDS.search(t) else Invalid(HINT_YEN)
+        return 0 if ZERO_WORDS.search(t) else Invalid(HINT_YEN)
     if isinstance(found, Invalid):
         return Invalid(HINT_YEN)
     value, _before, after = found
@@ -70,8 +70,8 @@ _AMOUNT_SEPARATORS: Final[re.Pattern[str]] = re.compile(r"[、・/;|]|と|\s+|(?
 
 def _split_amounts(text: Text) -> list[str]:
     """Split a typed list of amounts into the pieces a person would read as separate amounts."""
-    t = _kana_units(text.spaced)
-    t = _THOUSANDS_COMMA.sub("", t)  # what is left of the commas separates items
+    t = kana_units(text.spaced)
+    t = THOUSANDS_COMMA.sub("", t)  # what is left of the commas separates items
     t = t.replace(",", "、")
     return [p for p in _AMOUNT_SEPARATORS.split(t) if p and p.strip()]
 

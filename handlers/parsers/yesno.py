@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from handlers.parsers._text import _kana_units, _start
+from handlers.parsers.common import begin, kana_units
 from handlers.parsers.results import Invalid, Unknown
 from nlp.normalize import compact
 from nlp.text import Text, as_text
@@ -80,10 +80,10 @@ def parse_yes_no(
     Returns:
         True, False, ``UNKNOWN`` or ``Invalid(hint)``.
     """
-    t = _start(text, HINT_YES_NO)
+    t = begin(text, HINT_YES_NO)
     if not isinstance(t, str):
         return t
-    spaced = re.sub(r"\s+", "、", _kana_units(as_text(text).spaced))
+    spaced = re.sub(r"\s+", "、", kana_units(as_text(text).spaced))
     for start, polarity in ((_NO_START, False), (_YES_START, True)):
         m = start.search(spaced)
         if m is None:

@@ -80,11 +80,11 @@ _KANA_UNIT: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9])(?:" + "|".join(_KAN
 _KANA_YEN: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9万千百])えん")
 
 
-def _kana_units(t: str) -> str:
+def kana_units(t: str) -> str:
     return _KANA_YEN.sub("円", _KANA_UNIT.sub(lambda m: _KANA_UNITS[m.group()], t))
 
 
-def _start(text: object, hint: str) -> str | Unknown | Invalid:
+def begin(text: object, hint: str) -> str | Unknown | Invalid:
     """Common start of every parser: type guard, the ``compact`` form, length guard, わからない.
 
     Returns the compact text with kana units read, ``UNKNOWN``, or ``Invalid`` carrying ``hint``.
@@ -98,11 +98,11 @@ def _start(text: object, hint: str) -> str | Unknown | Invalid:
         return Invalid(HINT_TOO_LONG + hint)
     if _says_unknown(t):
         return UNKNOWN
-    return _kana_units(t)
+    return kana_units(t)
 
 
 _TRAILING: Final[re.Pattern[str]] = re.compile(r"[。.!?、,~ー]+$")
 
 
-def _strip_trailing(t: str) -> str:
+def strip_trailing(t: str) -> str:
     return _TRAILING.sub("", t)
