@@ -1,5 +1,9 @@
 """The core of a turn: guards, state, router, save. Channel-agnostic.
 
+Where it stands in a turn's path: before it, the turn lane's runner (``bot.runner``) took a Slack or
+LINE turn from the queue (the console calls ``Bot.answer`` itself); after it, the runner hands the
+replies to the channel's outbox (``bot.outbox``). Within:
+
 turn runner → ``Bot.answer(msg)`` → dedupe on event id → guards (empty, very
 long, My Number) → load state → router → handler → save → replies.
 
@@ -162,7 +166,7 @@ class Bot:
         """Answer one incoming message or event. Returns [] for an event already handled.
 
         ``keep``, when given, is called with the turn's unit of work and its replies just before
-        the turn commits: the durable turn runner (``bot.turns``) stores the answer with the turn,
+        the turn commits: the durable turn runner (``bot.runner``) stores the answer with the turn,
         so that a turn re-run after a crash posts the same answer rather than none.
         """
         if msg.event == HOME_OPENED:  # the same for everyone: nothing to read or store

@@ -2,8 +2,8 @@
 
 A channel turns a verified request into ``(IncomingMessage, Address)`` pairs and renders
 ``list[Reply]`` to an ``Address``; nothing else crosses the boundary between a channel and the
-core. All three are frozen: a turn can be recorded (``bot.turns``), run on any thread, and run
-again after a crash.
+core. All three are frozen: a turn can be recorded (``bot.intake``, ``bot.turn_codec``), run on any
+thread, and run again after a crash.
 
 A reply's ``text`` is always the whole answer in plain text (the terminal shows it, and
 it is the fallback of every other rendering). A reply may also carry its structure — a
@@ -55,7 +55,7 @@ class IncomingMessage:
             "audio", "location" ...), or None. Never its content: the bot does not download it.
         event: ``FOLLOW``, ``UNFOLLOW`` or ``HOME_OPENED`` for those events, else None.
         my_number: True when the text or choice held a My Number and was taken out before the
-            turn was recorded (``bot.turns.encode_turns``): the turn carries only that fact, and
+            turn was recorded (``bot.turn_codec.encode_turns``): the turn carries only that fact, and
             the core refuses it as it refuses the number itself.
     """
 

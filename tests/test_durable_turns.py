@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.runner import TAKEN_PER_THREAD
 from bot.storage.db import turn_queue_url
-from bot.turns import TAKEN_PER_THREAD
 from tests.fakes.line_api import FakeLineApi
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
@@ -308,7 +308,9 @@ def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_
     from bot.config import Settings
     from handlers.messages import Address, IncomingMessage
     from bot.storage.models import utcnow
-    from bot.turns import PooledRunner, encode_replies, encode_turns, turn_queue
+    from bot.storage.turn_queue import turn_queue
+    from bot.turn_codec import encode_replies, encode_turns
+    from bot.turns import PooledRunner
 
     msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
     url = bot.store.engine.url.render_as_string(hide_password=False)

@@ -336,8 +336,9 @@ def test_a_turn_taken_over_too_often_is_dropped_and_the_next_turns_are_answered(
     from bot.bootstrap import build_service
     from bot.config import Settings
     from handlers.messages import Address, IncomingMessage
+    from bot.runner import MAX_DELIVERIES
     from bot.storage.models import utcnow
-    from bot.turns import MAX_DELIVERIES, encode_turns
+    from bot.turn_codec import encode_turns
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'poison.db'}", slack_bot_token=TOKEN,
                         slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, turn_lease_seconds=0.3)

@@ -71,7 +71,7 @@ from bot.config import Settings
 from handlers.messages import FEEDBACK_PREFIX, FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
 from nlp.privacy import hash_user
 from bot.texts import RICH_MENU_CHOICES, split_text
-from bot.turns import retry_after_seconds
+from bot.outbox import retry_after_seconds
 
 log = logging.getLogger("nanbyo.line")
 

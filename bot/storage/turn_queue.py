@@ -1,11 +1,17 @@
-"""Turns acknowledged and not yet answered (``bot.turns``), and the answers they committed;
-each call its own short unit of work."""
+"""The queue between the two lanes of a turn: ``pending_turn`` (turns acknowledged and not yet
+answered) and ``turn_answer`` (the answers they committed); each call its own short unit of work.
+
+The HTTP lane (``bot.intake``) writes a row here with ``TurnWriter`` before the channel acks; the
+turn lane (``bot.runner``) takes it (``adopt_turns``), keeps its answer (``keep_turn_replies``)
+and deletes it once delivered (``finish_turns``). ``turn_queue`` says where the table is.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy import select as core_select
@@ -14,6 +20,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bot.storage.models import PendingTurn, TurnAnswer, utcnow
+
+if TYPE_CHECKING:
+    from bot.storage.repositories import Store
 
 _TURN = PendingTurn.__table__  # type: ignore[attr-defined]
 _ANSWER = TurnAnswer.__table__  # type: ignore[attr-defined]
@@ -34,7 +43,7 @@ def _rows(turns: Sequence[tuple[str, str, str]], owner: str | None, now: datetim
 
 
 class TurnWriter:
-    """The group commit's writer (``bot.turns``): records turns for whichever turn runner takes
+    """The group commit's writer (``bot.intake``): records turns for whichever turn runner takes
     them first, on one connection it holds, a transaction per batch.
 
     Why not a unit of work per batch: a session and a pool checkout each time double the Python
@@ -85,7 +94,6 @@ class AdoptedTurn:
     kind: str
     payload: str
     attempts: int
-
 
 
 class TurnQueue:
@@ -189,3 +197,14 @@ class TurnQueue:
         """Turns acked and not yet answered, on every instance."""
         return int(self._conn().execute(core_select(func.count()).select_from(_TURN)).scalar_one())
 
+
+
+def turn_queue(store: Store, database_url: str) -> Store:
+    """Where ``pending_turn`` is: the database itself (PostgreSQL), or on SQLite a file of its own
+    beside it (``bot.storage.db.turn_queue_url``)."""
+    from bot.storage.db import make_turn_queue_engine, turn_queue_url
+    from bot.storage.repositories import Store  # it imports this module
+
+    if turn_queue_url(database_url) is None:
+        return store
+    return Store(make_turn_queue_engine(database_url))
