@@ -22,14 +22,11 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
-from handlers.messages import FOLLOW, HOME_OPENED, UNFOLLOW, Choice, IncomingMessage, Reply
-from nlp.matcher import Matcher
-from nlp.privacy import hash_user, looks_like_my_number
-from nlp.text import Text
 from bot.storage.conversations import DuplicateEvent, StaleStateError
 from bot.storage.costlog import UserCostLog
 from bot.storage.handoff import UserHandoffs
@@ -41,8 +38,12 @@ from bot.texts import ERROR_TEXT, HOME_CHOICES, HOME_TEXT, WELCOME_TEXT
 from handlers import dialog, route, urgent, urgent_in
 from handlers.base import Context, text_of
 from handlers.dialog import Form
+from handlers.messages import FOLLOW, HOME_OPENED, UNFOLLOW, Choice, IncomingMessage, Reply
 from handlers.ports import DeleteMyData, UserState
 from knowledge import KnowledgeBase
+from nlp.matcher import Matcher
+from nlp.privacy import hash_user, looks_like_my_number
+from nlp.text import Text
 
 log = logging.getLogger("nanbyo.turn")
 
@@ -115,6 +116,43 @@ ATTACHMENT_NOTE = (
 NOT_TEXT_CHOICES = (Choice("メニュー", "menu"), Choice("窓口を探す", "office"))
 
 
+class AnswerKeeper(Protocol):
+    """Where a turn's answer is kept: in the turn's own unit of work, just before it commits.
+
+    The durable runner (``bot.runner``) stores the answer with the recorded turn, so that a turn
+    run again after a crash delivers that answer rather than none (its event is claimed by then).
+    """
+
+    def keep(self, uow: UnitOfWork, replies: list[Reply]) -> None:
+        """Store ``replies`` on ``uow``; called once per turn that commits, with [] for a silent one."""
+        ...
+
+
+class NothingKept:
+    """The keeper of a turn nobody recorded (the console, the CLI, turns in memory only)."""
+
+    def keep(self, uow: UnitOfWork, replies: list[Reply]) -> None:
+        return None
+
+
+NOT_KEPT = NothingKept()
+
+
+@dataclasses.dataclass(frozen=True)
+class _WelcomeKept:
+    """A follow is answered by the menu turn: what is kept is the welcome made of its replies."""
+
+    keeper: AnswerKeeper
+
+    def keep(self, uow: UnitOfWork, replies: list[Reply]) -> None:
+        self.keeper.keep(uow, _welcome(replies))
+
+
+def _welcome(replies: list[Reply]) -> list[Reply]:
+    """The LINE welcome, with the menu's choices (the last reply of the menu turn)."""
+    return [Reply(WELCOME_TEXT, choices=replies[-1].choices, kind="welcome")] if replies else []
+
+
 class Bot:
     """One assistant, whatever the channel.
 
@@ -152,22 +190,20 @@ class Bot:
         # user's waiting turns too (a reply waiting for Slack or LINE to come back holds its text).
         self.turn_queue: Store | None = None
 
-    def answer(self, msg: IncomingMessage,
-               keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> list[Reply]:
+    def answer(self, msg: IncomingMessage, keeper: AnswerKeeper = NOT_KEPT) -> list[Reply]:
         """``handle``, with an apology instead of an exception: what every channel's turn calls."""
         try:
-            return self.handle(msg, keep)
+            return self.handle(msg, keeper)
         except Exception:  # the user gets an apology; the log names the error, never the text
             log.exception("turn failed channel=%s user=%s", msg.channel, hash_user(msg.user_key))
             return [Reply(ERROR_TEXT, kind="error")]
 
-    def handle(self, msg: IncomingMessage,
-               keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> list[Reply]:
+    def handle(self, msg: IncomingMessage, keeper: AnswerKeeper = NOT_KEPT) -> list[Reply]:
         """Answer one incoming message or event. Returns [] for an event already handled.
 
-        ``keep``, when given, is called with the turn's unit of work and its replies just before
-        the turn commits: the durable turn runner (``bot.runner``) stores the answer with the turn,
-        so that a turn re-run after a crash posts the same answer rather than none.
+        ``keeper`` gets the turn's unit of work and its replies just before the turn commits: the
+        durable turn runner (``bot.runner``) stores the answer with the turn, so that a turn re-run
+        after a crash posts the same answer rather than none.
         """
         if msg.event == HOME_OPENED:  # the same for everyone: nothing to read or store
             return [Reply(HOME_TEXT, choices=HOME_CHOICES, kind="home")]
@@ -178,11 +214,8 @@ class Bot:
             with self.store.unit_of_work() as uow:  # unblocked: their turns are run again
                 uow.clear_unfollowed(msg.user_key)
             # Through the menu turn, so that a redelivered follow greets once; its choices are the menu's.
-            def welcome(replies: list[Reply]) -> list[Reply]:
-                return [Reply(WELCOME_TEXT, choices=replies[-1].choices, kind="welcome")] if replies else []
-
-            kept = None if keep is None else (lambda uow, replies: keep(uow, welcome(replies)))
-            return welcome(self.handle(dataclasses.replace(msg, event=None, choice="menu", text=None), kept))
+            menu = dataclasses.replace(msg, event=None, choice="menu", text=None)
+            return _welcome(self.handle(menu, _WelcomeKept(keeper)))
         started = time.perf_counter()
         REQUEST_ID.set(uuid.uuid4().hex[:12])
         if _UNENCODABLE.search(msg.text or "") or _UNENCODABLE.search(msg.choice or ""):
@@ -190,7 +223,7 @@ class Bot:
         text = Text(text_of(msg))  # the message's forms, folded and read once for the whole turn
         for attempt in range(3):
             try:
-                name, replies = self._turn(msg, text, keep)
+                name, replies = self._turn(msg, text, keeper)
                 break
             except DuplicateEvent:
                 log.info("duplicate event channel=%s user=%s", msg.channel, hash_user(msg.user_key))
@@ -214,14 +247,12 @@ class Bot:
         )
         return replies
 
-    def _turn(self, msg: IncomingMessage, text: Text,
-              keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> tuple[str, list[Reply]]:
+    def _turn(self, msg: IncomingMessage, text: Text, keeper: AnswerKeeper) -> tuple[str, list[Reply]]:
         with self.store.unit_of_work() as uow:
             if msg.channel == "line" and uow.unfollowed(msg.user_key):
                 # Recorded before the user blocked the bot, run after the deletion: dropped before
                 # anything (event claim, flood window, state) is written about them again.
-                if keep is not None:
-                    keep(uow, [])
+                keeper.keep(uow, [])
                 return "unfollowed", []
             uow.sweep_expired(utcnow())
             if msg.event_id:
@@ -235,8 +266,7 @@ class Bot:
                 # A flood from one user (or a stuck client): one polite notice per window, then
                 # silence until the window ends; nothing else is touched.
                 limited = [Reply(RATE_LIMIT_TEXT, kind="rate-limited")] if sent == self.max_per_minute + 1 else []
-                if keep is not None:
-                    keep(uow, limited)
+                keeper.keep(uow, limited)
                 return ("rate-limited" if limited else "rate-limited-quiet"), limited
             state = uow.conversations.load_state(msg.user_key)
             expired = end_expired_dialog(state, self.store.retention.dialog)
@@ -261,8 +291,7 @@ class Bot:
                 uow.delete_user(msg.user_key)  # and the state is not saved again
             else:
                 uow.conversations.save_state(state)
-            if keep is not None:
-                keep(uow, replies)
+            keeper.keep(uow, replies)
             return name, replies
 
     def context(self, uow: UnitOfWork, msg: IncomingMessage, state: UserState, now: datetime,

@@ -48,9 +48,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
+from bot.core import AnswerKeeper
 from bot.outbox import BACKOFF_SECONDS, DEFAULT_OUTBOX_EXPIRY, DeliveryDelayed, Outbox, backoff_delay, deliver, working
 from bot.storage.models import utcnow
-from bot.storage.repositories import Store, checkpoint_sqlite
+from bot.storage.repositories import Store, UnitOfWork, checkpoint_sqlite
 from bot.turn_codec import Turn, decode_replies, decode_turns, encode_replies
 from handlers.messages import IncomingMessage, Reply
 
@@ -79,7 +80,21 @@ def today_tokyo() -> date:
 class Answers(Protocol):
     """What the runner needs of the core: ``bot.core.Bot`` satisfies it."""
 
-    def answer(self, msg: IncomingMessage, keep: Any = None) -> list[Reply]: ...
+    def answer(self, msg: IncomingMessage, keeper: AnswerKeeper = ...) -> list[Reply]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class KeptWithTurn:
+    """The ``AnswerKeeper`` of a recorded turn: part ``index`` of row ``seq`` keeps its answer in
+    ``turn_answer`` beside the parts answered before it (``kept``), in the turn's transaction."""
+
+    seq: int
+    index: str
+    kept: dict[str, Any]
+
+    def keep(self, uow: UnitOfWork, replies: list[Reply]) -> None:
+        answers = {**self.kept, self.index: encode_replies(replies)}
+        uow.turns.keep_turn_replies(self.seq, json.dumps(answers, ensure_ascii=False))
 
 
 @dataclasses.dataclass
@@ -487,11 +502,7 @@ class TurnConsumer:
             return decode_replies(kept[index])
         if seq <= 0 or self.store is None:
             return self.bot.answer(msg)
-
-        def keep(uow: Any, replies: list[Reply]) -> None:
-            uow.turns.keep_turn_replies(seq, json.dumps({**kept, index: encode_replies(replies)}, ensure_ascii=False))
-
-        replies = self.bot.answer(msg, keep=keep)
+        replies = self.bot.answer(msg, KeptWithTurn(seq, index, kept))
         kept[index] = encode_replies(replies)
         return replies
 

@@ -301,15 +301,15 @@ def test_a_turn_answer_is_kept_until_it_is_forgotten(store) -> None:
 
 def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_run_again(
         bot, fake_slack: FakeSlackAPI) -> None:
-    import json
     from datetime import timedelta
 
     from bot.channels.slack import SlackOutbox
     from bot.config import Settings
     from handlers.messages import Address, IncomingMessage
+    from bot.runner import KeptWithTurn
     from bot.storage.models import utcnow
     from bot.storage.turn_queue import turn_queue
-    from bot.turn_codec import encode_replies, encode_turns
+    from bot.turn_codec import encode_turns
     from bot.turns import PooledRunner
 
     msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
@@ -318,8 +318,7 @@ def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_
         turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U1", payload=encode_turns([(msg, Address("slack", "U1", "D1"))]),
                                        owner="dead", now=utcnow() - timedelta(minutes=5))
     # ... after the turn committed with its answer, before the answer was posted.
-    first = bot.answer(msg, keep=lambda uow, replies: uow.turns.keep_turn_replies(
-        turn_id, json.dumps({"0": encode_replies(replies)}, ensure_ascii=False)))
+    first = bot.answer(msg, KeptWithTurn(turn_id, "0", {}))
     assert first and bot.handle(msg) == [], "the event is claimed: run again, the turn would say nothing"
 
     outbox = SlackOutbox(Settings(slack_bot_token=TOKEN, slack_api_url=fake_slack.api_url))
