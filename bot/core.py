@@ -34,12 +34,31 @@ from bot.storage.models import utcnow
 from bot.storage.reminders import UserReminders
 from bot.storage.repositories import Store, UnitOfWork, checkpoint_sqlite
 from bot.storage.statistics import UserQuestions
-from bot.texts import ERROR_TEXT, HOME_CHOICES, HOME_TEXT, WELCOME_TEXT
+from bot.texts import (
+    ATTACHMENT_NOTE,
+    BAD_CHOICE_TEXT,
+    DB_DOWN_TEXT,
+    DIALOG_EXPIRED_TEXT,
+    EMPTY_PREFIX,
+    EMPTY_TEXT,
+    ERROR_TEXT,
+    HOME_CHOICES,
+    HOME_TEXT,
+    MENU_AND_OFFICE,
+    MENU_ONLY,
+    MY_NUMBER_TEXT,
+    NOT_TEXT_IN_DIALOG,
+    NOT_TEXT_TEXT,
+    RATE_LIMIT_TEXT,
+    WELCOME_TEXT,
+    too_long_text,
+)
 from handlers import dialog, route, urgent, urgent_in
 from handlers.base import Context, text_of
 from handlers.dialog import Form
-from handlers.messages import FOLLOW, HOME_OPENED, UNFOLLOW, Choice, IncomingMessage, Reply
+from handlers.messages import FOLLOW, HOME_OPENED, UNFOLLOW, IncomingMessage, Reply
 from handlers.ports import DeleteMyData, UserState
+from handlers.safety import Detection
 from knowledge import KnowledgeBase
 from nlp.matcher import Matcher
 from nlp.privacy import hash_user, looks_like_my_number
@@ -61,10 +80,6 @@ MAX_CHOICE_CHARS = 100
 _UNENCODABLE = re.compile("[\ud800-\udfff\x00]")
 
 
-DIALOG_EXPIRED_TEXT = ("前回のお問い合わせの途中から時間がたったため、途中までにお答えいただいた内容は"
-                       "消去しました（個人情報を長く残さないためです）。お手数ですが、必要でしたらもう一度はじめからどうぞ。")
-
-
 def end_expired_dialog(state: UserState, period: timedelta) -> bool:
     """End a dialog the user left more than ``period`` ago (``Retention.dialog``): its answers
     (income, dates) go. True when it did; the turn then says so kindly. The hourly sweep
@@ -84,36 +99,6 @@ def now_tokyo() -> datetime:
 
 def _encodable(value: str | None) -> str | None:
     return _UNENCODABLE.sub("\ufffd", value) if value else value
-
-
-RATE_LIMIT_TEXT = (
-    "短い時間にたくさんのメッセージが届いたため、少しのあいだお返事を控えています。"
-    "1分ほど待ってから、もう一度送ってください。"
-)
-
-DB_DOWN_TEXT = (
-    "申し訳ありません。ただいまシステムが混み合っているか、一時的に使えない状態です。"
-    "お手数ですが、少し時間をおいてから、もう一度同じメッセージを送ってください。"
-)
-
-MY_NUMBER_TEXT = (
-    "ご注意ください。マイナンバー（個人番号）のような12桁の番号が含まれていたため、このメッセージは読み取らず、保存もしていません。"
-    "個人番号はとても大切な情報です。このチャットには送らないでください。申請で個人番号が必要なときは、窓口に提出する書類（世帯状況調書など）に記入します。"
-)
-
-# A sticker, a photo, a file: never downloaded. Photos of certificates carry personal data.
-NOT_TEXT_TEXT = (
-    "申し訳ありません。このチャットでは文字のメッセージだけを読み取れます。"
-    "スタンプ・画像・動画・音声・ファイル・位置情報は読み取れません（中身は見ておらず、保存もしていません）。"
-    "受給者証などの書類の写真は送らないでください。\n"
-    "知りたいことを文章で送ってください。下のボタンからも選べます。"
-)
-NOT_TEXT_IN_DIALOG = "画像やファイル、スタンプは読み取れません（中身は見ておらず、保存もしていません）。文字で答えてください。"
-ATTACHMENT_NOTE = (
-    "添付の画像やファイルは読み取れないため（中身は見ておらず、保存もしていません）、文章の部分にお答えします。"
-    "受給者証などの書類の写真は送らないでください。"
-)
-NOT_TEXT_CHOICES = (Choice("メニュー", "menu"), Choice("窓口を探す", "office"))
 
 
 class AnswerKeeper(Protocol):
@@ -248,51 +233,61 @@ class Bot:
         return replies
 
     def _turn(self, msg: IncomingMessage, text: Text, keeper: AnswerKeeper) -> tuple[str, list[Reply]]:
+        """One unit of work: the turn's steps, then its answer kept (``keeper``) and all committed."""
         with self.store.unit_of_work() as uow:
-            if msg.channel == "line" and uow.unfollowed(msg.user_key):
-                # Recorded before the user blocked the bot, run after the deletion: dropped before
-                # anything (event claim, flood window, state) is written about them again.
-                keeper.keep(uow, [])
-                return "unfollowed", []
-            uow.sweep_expired(utcnow())
-            if msg.event_id:
-                uow.conversations.claim_event(msg.channel, msg.event_id, msg.user_key)
-            now = self.clock()
-            sent = uow.conversations.count_message(msg.user_key, now)
-            # Safety first: an emergency or a crisis is answered in every state, before the flood
-            # limit and the guards (a My Number, a very long text), and the dialog stays where it was.
-            found = urgent_in(msg, text, self.kb)
-            if sent > self.max_per_minute and found is None:
-                # A flood from one user (or a stuck client): one polite notice per window, then
-                # silence until the window ends; nothing else is touched.
-                limited = [Reply(RATE_LIMIT_TEXT, kind="rate-limited")] if sent == self.max_per_minute + 1 else []
-                keeper.keep(uow, limited)
-                return ("rate-limited" if limited else "rate-limited-quiet"), limited
-            state = uow.conversations.load_state(msg.user_key)
-            expired = end_expired_dialog(state, self.store.retention.dialog)
-            ctx = self.context(uow, msg, state, now, text)
-            guarded: tuple[str, list[Reply]] | None
-            if found is not None:
-                urgent_replies = urgent(msg, ctx, found)
-                if msg.my_number or looks_like_my_number(msg.text or ""):  # read for safety only, never kept
-                    urgent_replies.insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
-                guarded = ("urgent", urgent_replies)
-            else:
-                guarded = self._guard(msg, ctx)
-            if guarded is not None:
-                name, replies = guarded
-            else:
-                name, replies = route(msg, ctx)
-                if msg.attachment and msg.choice is None:  # text with a photo or file: say what was read
-                    replies = [Reply(ATTACHMENT_NOTE, kind="attachment-note"), *replies]
-            if expired and found is None:
-                replies = [Reply(DIALOG_EXPIRED_TEXT, kind="dialog-expired"), *replies]
-            if any(isinstance(effect, DeleteMyData) for effect in ctx.effects):
-                uow.delete_user(msg.user_key)  # and the state is not saved again
-            else:
-                uow.conversations.save_state(state)
+            name, replies = self._steps(uow, msg, text)
             keeper.keep(uow, replies)
             return name, replies
+
+    def _steps(self, uow: UnitOfWork, msg: IncomingMessage, text: Text) -> tuple[str, list[Reply]]:
+        """Claim the event, count it against the flood limit, load the state, reply, save."""
+        if msg.channel == "line" and uow.unfollowed(msg.user_key):
+            # Recorded before the user blocked the bot, run after the deletion: dropped before
+            # anything (event claim, flood window, state) is written about them again.
+            return "unfollowed", []
+        uow.sweep_expired(utcnow())
+        if msg.event_id:
+            uow.conversations.claim_event(msg.channel, msg.event_id, msg.user_key)
+        now = self.clock()
+        sent = uow.conversations.count_message(msg.user_key, now)
+        # Safety first: an emergency or a crisis is answered in every state, before the flood
+        # limit and the guards (a My Number, a very long text), and the dialog stays where it was.
+        found = urgent_in(msg, text, self.kb)
+        if sent > self.max_per_minute and found is None:
+            return self._flooded(sent)
+        state = uow.conversations.load_state(msg.user_key)
+        expired = end_expired_dialog(state, self.store.retention.dialog)
+        ctx = self.context(uow, msg, state, now, text)
+        name, replies = self._reply(msg, ctx, found)
+        if expired and found is None:
+            replies = [Reply(DIALOG_EXPIRED_TEXT, kind="dialog-expired"), *replies]
+        if any(isinstance(effect, DeleteMyData) for effect in ctx.effects):
+            uow.delete_user(msg.user_key)  # and the state is not saved again
+        else:
+            uow.conversations.save_state(state)
+        return name, replies
+
+    def _flooded(self, sent: int) -> tuple[str, list[Reply]]:
+        """A flood from one user (or a stuck client): one polite notice per window, then silence
+        until the window ends; nothing else is touched."""
+        if sent == self.max_per_minute + 1:
+            return "rate-limited", [Reply(RATE_LIMIT_TEXT, kind="rate-limited")]
+        return "rate-limited-quiet", []
+
+    def _reply(self, msg: IncomingMessage, ctx: Context, found: Detection | None) -> tuple[str, list[Reply]]:
+        """The turn's replies: an emergency's, a guard's (``_guard``), or the router's."""
+        if found is not None:
+            replies = urgent(msg, ctx, found)
+            if msg.my_number or looks_like_my_number(msg.text or ""):  # read for safety only, never kept
+                replies.insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
+            return "urgent", replies
+        guarded = self._guard(msg, ctx)
+        if guarded is not None:
+            return guarded
+        name, replies = route(msg, ctx)
+        if msg.attachment and msg.choice is None:  # text with a photo or file: say what was read
+            replies = [Reply(ATTACHMENT_NOTE, kind="attachment-note"), *replies]
+        return name, replies
 
     def context(self, uow: UnitOfWork, msg: IncomingMessage, state: UserState, now: datetime,
                 text: Text | None = None) -> Context:
@@ -351,24 +346,21 @@ class Bot:
         if msg.choice is not None:
             if len(msg.choice) <= MAX_CHOICE_CHARS:
                 return None
-            note = "このボタンの内容を読み取れませんでした。お手数ですが、もう一度選ぶか、文章で送ってください。"
             if pending:
-                return "bad-choice", dialog.ask(pending, ctx, prefix=note)
-            return "bad-choice", [Reply(note, choices=(Choice("メニュー", "menu"),), kind="bad-choice")]
+                return "bad-choice", dialog.ask(pending, ctx, prefix=BAD_CHOICE_TEXT)
+            return "bad-choice", [Reply(BAD_CHOICE_TEXT, choices=MENU_ONLY, kind="bad-choice")]
         text = msg.text or ""
         if msg.attachment and not text.strip():
             if pending:
                 return "not-text", dialog.ask(pending, ctx, prefix=NOT_TEXT_IN_DIALOG)
-            return "not-text", [Reply(NOT_TEXT_TEXT, choices=NOT_TEXT_CHOICES, kind="not-text")]
+            return "not-text", [Reply(NOT_TEXT_TEXT, choices=MENU_AND_OFFICE, kind="not-text")]
         if not text.strip():
             if pending:
-                return "empty", dialog.ask(pending, ctx, prefix="メッセージが空のようです。")
-            return "empty", [Reply("メッセージが空のようです。ご質問を文章で送ってください。下のボタンからも選べます。",
-                                   choices=(Choice("メニュー", "menu"), Choice("窓口を探す", "office")), kind="empty")]
+                return "empty", dialog.ask(pending, ctx, prefix=EMPTY_PREFIX)
+            return "empty", [Reply(EMPTY_TEXT, choices=MENU_AND_OFFICE, kind="empty")]
         if len(text) > MAX_CHARS:
-            note = (f"メッセージが長すぎるため（{len(text):,}文字）、読み取れませんでした。"
-                    f"お手数ですが、{MAX_CHARS:,}文字以内で、知りたいことを短く送ってください。")
+            note = too_long_text(len(text), MAX_CHARS)
             if pending:
                 return "too-long", dialog.ask(pending, ctx, prefix=note)
-            return "too-long", [Reply(note, choices=(Choice("メニュー", "menu"),), kind="too-long")]
+            return "too-long", [Reply(note, choices=MENU_ONLY, kind="too-long")]
         return None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bot.core import MY_NUMBER_TEXT
+from bot.texts import MY_NUMBER_TEXT
 from tests.fakes.line_api import FakeLineApi
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_durable_turns import line_api, pending_turns, start_serve  # noqa: F401  (line_api: a fixture)
