@@ -124,7 +124,7 @@ def backoff_delay(attempt: int, retry_after: float | None, left: float, base: fl
 def deliver(outboxes: Mapping[str, Outbox], msg: IncomingMessage, address: Address, replies: list[Reply]) -> None:
     """Hand replies to their channel's outbox; a refusal for good is logged (never the text), not
     raised; one that may pass raises ``DeliveryDelayed`` (the runner tries again)."""
-    if not replies and not address.clicked:
+    if not replies and not address.acts_without_replies:
         return
     outbox = outboxes.get(address.channel)
     started = time.perf_counter()

@@ -383,10 +383,8 @@ class TurnConsumer:
             for index, (msg, address) in enumerate(group):
                 if str(index) in delivered:
                     continue  # delivered before the platform failed on a later part
-                if waiting is not None and address.reply_token is not None:
-                    # A LINE reply token lives about a minute and may have been spent by the failed
-                    # call: the next tries push, with X-Line-Retry-Key, so that they cannot repeat.
-                    address = dataclasses.replace(address, reply_token=None)
+                if waiting is not None:
+                    address = address.for_redelivery()  # LINE: pushed, the reply token may be spent
                 with working(self.outboxes, address):
                     replies = self._answer(seq, str(index), msg, kept)
                 deliver(self.outboxes, msg, address, replies)

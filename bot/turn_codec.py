@@ -14,10 +14,13 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from handlers.messages import Address, IncomingMessage, Reply
+from handlers.messages import Address, IncomingMessage, LineAddress, Reply, SlackAddress
 from nlp.privacy import looks_like_my_number, without_numbers
 
 Turn = tuple[IncomingMessage, Address]
+
+# Each channel's kind of address, by the ``channel`` it names; any other channel's is a bare ``Address``.
+ADDRESS_TYPES: dict[str, type[Address]] = {"slack": SlackAddress, "line": LineAddress}
 
 
 def by_user(turns: Iterable[Turn]) -> list[list[Turn]]:
@@ -55,13 +58,19 @@ def _fields(frozen: Any) -> dict[str, Any]:
 
 def decode_turns(payload: str) -> list[Turn]:
     """The inverse of ``encode_turns``."""
-    turns: list[Turn] = []
-    for raw in json.loads(payload):
-        address = dict(raw["address"])
-        if address.get("clicked") is not None:
-            address["clicked"] = tuple(address["clicked"])
-        turns.append((IncomingMessage(**raw["msg"]), Address(**address)))
-    return turns
+    return [(IncomingMessage(**raw["msg"]), decode_address(raw["address"])) for raw in json.loads(payload)]
+
+
+def decode_address(raw: dict[str, Any]) -> Address:
+    """An address as ``encode_turns`` stored it: its channel's kind (``ADDRESS_TYPES``) with the
+    fields that kind has. A row recorded when one address type carried every channel's fields
+    (each of them, None or False where unused) decodes the same way: the others are dropped."""
+    kind = ADDRESS_TYPES.get(raw["channel"], Address)
+    names = {f.name for f in dataclasses.fields(kind)}
+    fields = {name: value for name, value in raw.items() if name in names}
+    if fields.get("clicked") is not None:
+        fields["clicked"] = tuple(fields["clicked"])
+    return kind(**fields)
 
 
 def encode_replies(replies: list[Reply]) -> list[dict[str, Any]]:

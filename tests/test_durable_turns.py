@@ -305,7 +305,7 @@ def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_
 
     from bot.channels.slack import SlackOutbox
     from bot.config import Settings
-    from handlers.messages import Address, IncomingMessage
+    from handlers.messages import IncomingMessage, SlackAddress
     from bot.runner import KeptWithTurn
     from bot.storage.models import utcnow
     from bot.storage.turn_queue import turn_queue
@@ -315,7 +315,7 @@ def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_
     msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
     url = bot.store.engine.url.render_as_string(hide_password=False)
     with turn_queue(bot.store, url).unit_of_work() as uow:  # recorded by a worker that then died ...
-        turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U1", payload=encode_turns([(msg, Address("slack", "U1", "D1"))]),
+        turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U1", payload=encode_turns([(msg, SlackAddress("slack", "U1", "D1"))]),
                                        owner="dead", now=utcnow() - timedelta(minutes=5))
     # ... after the turn committed with its answer, before the answer was posted.
     first = bot.answer(msg, KeptWithTurn(turn_id, "0", {}))
