@@ -52,6 +52,7 @@ from bot.core import AnswerKeeper
 from bot.outbox import BACKOFF_SECONDS, DEFAULT_OUTBOX_EXPIRY, DeliveryDelayed, Outbox, backoff_delay, deliver, working
 from bot.storage.models import utcnow
 from bot.storage.repositories import Store, UnitOfWork, checkpoint_sqlite
+from bot.storage.turn_queue import TurnNotices
 from bot.turn_codec import Turn, decode_replies, decode_turns, encode_replies
 from handlers.messages import IncomingMessage, Reply
 
@@ -69,7 +70,16 @@ QUEUE_CHECKPOINT_SECONDS = 30.0  # SQLite: the queue's WAL is truncated this oft
 # many answers are delivered again.
 TAKEN_PER_THREAD = 4
 FINISH_RETRY_SECONDS = 1.0  # a failed delete of answered turns is tried again after this long
-POLL_SECONDS = 0.02  # how often an idle consumer looks for new turns (a read of one row at most)
+# How an idle consumer looks for new turns (a read of one row at most each time). SQLite: again after
+# 20 ms, then 40, 80 … ms, at most 500 ms apart; a turn taken starts over, and a turn recorded in this
+# process wakes it at once (``wake``). PostgreSQL: the NOTIFY of a recorded turn wakes it
+# (``TurnNotices``), and a look every second finds what no notification announced (one sent while
+# the listener reconnected, the turns of a consumer that died).
+IDLE_FIRST_SECONDS = 0.02
+IDLE_MOST_SECONDS = 0.5
+LISTENING_POLL_SECONDS = 1.0
+LISTEN_WAIT_SECONDS = 0.25  # the listener's wait between looks at whether the consumer stopped
+LISTEN_RETRY_SECONDS = 5.0  # after the listening connection failed
 
 
 def today_tokyo() -> date:
@@ -95,6 +105,23 @@ class KeptWithTurn:
     def keep(self, uow: UnitOfWork, replies: list[Reply]) -> None:
         answers = {**self.kept, self.index: encode_replies(replies)}
         uow.turns.keep_turn_replies(self.seq, json.dumps(answers, ensure_ascii=False))
+
+
+class IdleBackoff:
+    """The pauses of an idle consumer between looks for new turns: ``first``, doubling up to
+    ``most``; ``reset`` when a look found work."""
+
+    def __init__(self, first: float, most: float) -> None:
+        self.first, self.most = first, most
+        self._next = first
+
+    def reset(self) -> None:
+        self._next = self.first
+
+    def pause(self) -> float:
+        """How long to wait now; the next pause is twice as long (at most ``most``)."""
+        pause, self._next = self._next, min(self._next * 2, self.most)
+        return pause
 
 
 @dataclasses.dataclass
@@ -185,18 +212,18 @@ class TurnConsumer:
         threads: turns run at once (they mostly wait for the database and the platform's API).
         lease: seconds after which the turns of a consumer that stopped renewing them are
             taken over.
-        poll: seconds between looks for new turns when idle (``wake`` looks at once).
     """
 
     def __init__(self, bot: Answers, outboxes: Mapping[str, Outbox], *, store: Store | None, queue: Store | None,
-                 threads: int = 8, lease: float = DEFAULT_LEASE_SECONDS, poll: float = POLL_SECONDS,
+                 threads: int = 8, lease: float = DEFAULT_LEASE_SECONDS,
                  outbox_expiry: float = DEFAULT_OUTBOX_EXPIRY, backoff: float = BACKOFF_SECONDS) -> None:
         self.bot, self.outboxes = bot, outboxes
         self.outbox_expiry, self.backoff = outbox_expiry, backoff
         if queue is not None and hasattr(bot, "turn_queue"):
             bot.turn_queue = queue  # a user's deletion removes their waiting turns too
         self.store, self.queue = store, queue  # turn answers are kept in the one, turns wait in the other
-        self.lease, self.poll = lease, poll
+        self.lease = lease
+        self.listening = queue is not None and queue.engine.dialect.name == "postgresql"
         self.capacity = threads * TAKEN_PER_THREAD
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.adopted = 0  # turns taken over from a consumer that died
@@ -216,6 +243,8 @@ class TurnConsumer:
         if queue is not None:
             self._threads = [threading.Thread(target=self._take_loop, name="turn-take", daemon=True),
                              threading.Thread(target=self._lease_loop, name="turn-lease", daemon=True)]
+            if self.listening:
+                self._threads.append(threading.Thread(target=self._listen_loop, name="turn-listen", daemon=True))
             for thread in self._threads:
                 thread.start()
 
@@ -270,6 +299,10 @@ class TurnConsumer:
     def _take_loop(self) -> None:
         """Take new turns (and those of dead consumers) while there is room; when draining, stop
         once the queue has nothing left to take and every turn taken is answered."""
+        if self.listening:
+            idle = IdleBackoff(LISTENING_POLL_SECONDS, LISTENING_POLL_SECONDS)
+        else:
+            idle = IdleBackoff(IDLE_FIRST_SECONDS, IDLE_MOST_SECONDS)
         while not self._stopped.is_set():
             self._wake.clear()
             try:
@@ -280,8 +313,25 @@ class TurnConsumer:
             if taken == 0 and self._draining.is_set() and self.pending == 0:
                 self._stopped.set()
                 return
+            if taken > 0:
+                idle.reset()
             if taken <= 0 or self.busy >= self.capacity:
-                self._wake.wait(self.poll if taken == 0 else 1.0)
+                self._wake.wait(idle.pause() if taken == 0 else 1.0)
+
+    def _listen_loop(self) -> None:
+        """PostgreSQL: wake the take loop when a turn is recorded (``TurnNotices``), on any instance."""
+        assert self.queue is not None
+        notices = TurnNotices(self.queue.engine)
+        try:
+            while not self._stopped.is_set():
+                try:
+                    if notices.wait(LISTEN_WAIT_SECONDS):
+                        self._wake.set()
+                except Exception as exc:  # the database is away: the slow poll goes on meanwhile
+                    log.warning("turn notifications not received error=%s", type(exc).__name__)
+                    self._stopped.wait(LISTEN_RETRY_SECONDS)
+        finally:
+            notices.close()
 
     def _take(self) -> int:
         """Take as many turns as there is room for; how many (0: none to take, or no room)."""
