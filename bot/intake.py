@@ -3,9 +3,9 @@
 Before: a channel (``bot.channels.slack.SlackIntake``, ``bot.channels.line.LineWebhook``) verified
 a request and turned it into ``(IncomingMessage, Address)`` pairs. Here ``TurnRecorder.submit``
 encodes one user's pairs (``bot.turn_codec``) and writes them to ``pending_turn``
-(``bot.storage.turn_queue``), then returns: the channel acks. After: the turn lane's runner
-(``bot.runner.TurnConsumer``, in the turn process ``bot.turn_process``) takes the row, answers it
-and delivers the replies.
+(``bot.storage.turn_queue``; on PostgreSQL its commit notifies the runners), then returns: the
+channel acks. After: the turn lane's runner (``bot.runner.TurnConsumer``, in the turn process
+``bot.turn_process``) takes the row, answers it and delivers the replies.
 
 Why the database: Slack and LINE do not send an acknowledged event again, so a turn held only in
 memory is lost when the process dies. The turns of concurrent acks share one transaction

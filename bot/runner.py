@@ -2,10 +2,11 @@
 
 Before: the HTTP lane (``bot.intake.TurnRecorder``) recorded one user's turns in ``pending_turn``
 (``bot.storage.turn_queue``) and the channel acked. Here ``TurnConsumer``, in the turn process
-(``bot.turn_process``), takes the row (``adopt_turns``: its name and a lease, which a thread
-renews), decodes it (``bot.turn_codec``), runs each turn through the core (``bot.core.Bot.answer``),
-hands the replies to the channel's outbox (``bot.outbox.deliver``) and deletes the row as soon as
-the answer is delivered (``_Finisher``). After: nothing; the turn is done.
+(``bot.turn_process``), is woken (PostgreSQL's ``NOTIFY``; on SQLite its own looks, further apart
+while idle), takes the row (``adopt_turns``: its name and a lease, which a thread renews),
+decodes it (``bot.turn_codec``), runs each turn through the core (``bot.core.Bot.answer``), hands
+the replies to the channel's outbox (``bot.outbox.deliver``) and deletes the row as soon as the
+answer is delivered (``_Finisher``). After: nothing; the turn is done.
 
 A consumer whose lease ran out is dead, and any consumer (the restarted turn process, or another
 instance's sharing the database) takes its turns over — ``SELECT … FOR UPDATE SKIP LOCKED`` on

@@ -10,7 +10,7 @@ which one it hands its ``(IncomingMessage, Address)`` pairs to (``submit``).
 - ``PooledRunner``: both lanes in one process, a recorder and a consumer (the tests that serve in
   a thread; and without a store, turns in memory only).
 - ``InlineRunner``: no lanes at all, each turn runs on the caller's thread before ``submit``
-  returns (the console, the CLI, the tests that want an answer at once).
+  returns (the tests that want an answer at once; the console calls the core itself).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ class InlineRunner:
 
     def close(self) -> None:
         return None
-
 
 
 class PooledRunner:
