@@ -198,7 +198,7 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
             assert sent[0][1] == sent[1][1]
             assert sent[0][0] < posted_at_kill[1]
     # Answers are forgotten with their turns; only a kill between the two can leave one behind
-    # (purged by the lease loop after bot.turns.ANSWER_RETENTION).
+    # (purged by the lease loop after bot.runner.ANSWER_RETENTION).
     assert kept_answers(database_url) <= TAKEN_PER_THREAD * RUNNER_THREADS
     assert "turn taken over" in second.log.read_text(errors="replace")
     # The acked events were recorded before the ack, and answered: nothing else was answered.

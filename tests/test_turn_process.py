@@ -7,7 +7,7 @@ turn process killed mid-work is restarted by ``serve`` and its turns are taken o
 twice; while it is down the server still acks, and those turns are answered once when it is
 back; with ``--workers 2`` an HTTP worker killed is restarted by uvicorn's supervisor; Socket
 Mode over a real websocket; and a turn that kills every turn process that takes it over is
-dropped after ``bot.turns.MAX_DELIVERIES`` attempts.
+dropped after ``bot.runner.MAX_DELIVERIES`` attempts.
 """
 
 from __future__ import annotations
