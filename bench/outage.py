@@ -36,8 +36,9 @@ from collections import Counter  # noqa: E402
 
 from bot.bootstrap import build_bot, build_service  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.runner import today_tokyo  # noqa: E402
 from bot.server import start_in_thread  # noqa: E402
-from bot.turns import PooledRunner, today_tokyo  # noqa: E402
+from bot.turns import PooledRunner  # noqa: E402
 from tests.fakes.line_api import FakeLineApi  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
 from tests.test_line_e2e import PUSH, REPLY, sign, text_event, webhook  # noqa: E402

@@ -147,7 +147,9 @@ def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = 
         record_only: ``serve``'s HTTP processes: no core at all, the turns are recorded
             (``TurnRecorder``) for the turn process (``bot.turn_process``) to run.
     """
-    from bot.turns import InlineRunner, PooledRunner, TurnRecorder, turn_queue
+    from bot.intake import TurnRecorder
+    from bot.storage.turn_queue import turn_queue
+    from bot.turns import InlineRunner, PooledRunner
 
     outboxes = build_outboxes(settings)
     runner: Any

@@ -1,5 +1,9 @@
 """The core of a turn: guards, state, router, save. Channel-agnostic.
 
+Where it stands in a turn's path: before it, the turn lane's runner (``bot.runner``) took a Slack or
+LINE turn from the queue (the console calls ``Bot.answer`` itself); after it, the runner hands the
+replies to the channel's outbox (``bot.outbox``). Within:
+
 turn runner → ``Bot.answer(msg)`` → dedupe on event id → guards (empty, very
 long, My Number) → load state → router → handler → save → replies.
 
@@ -18,14 +22,11 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 
-from handlers.messages import FOLLOW, HOME_OPENED, UNFOLLOW, Choice, IncomingMessage, Reply
-from nlp.matcher import Matcher
-from nlp.privacy import hash_user, looks_like_my_number
-from nlp.text import Text
 from bot.storage.conversations import DuplicateEvent, StaleStateError
 from bot.storage.costlog import UserCostLog
 from bot.storage.handoff import UserHandoffs
@@ -33,13 +34,36 @@ from bot.storage.models import utcnow
 from bot.storage.reminders import UserReminders
 from bot.storage.repositories import Store, UnitOfWork, checkpoint_sqlite
 from bot.storage.statistics import UserQuestions
-from bot.texts import ERROR_TEXT, HOME_CHOICES, HOME_TEXT, WELCOME_TEXT
+from bot.texts import (
+    ATTACHMENT_NOTE,
+    BAD_CHOICE_TEXT,
+    DB_DOWN_TEXT,
+    DIALOG_EXPIRED_TEXT,
+    EMPTY_PREFIX,
+    EMPTY_TEXT,
+    ERROR_TEXT,
+    HOME_CHOICES,
+    HOME_TEXT,
+    MENU_AND_OFFICE,
+    MENU_ONLY,
+    MY_NUMBER_TEXT,
+    NOT_TEXT_IN_DIALOG,
+    NOT_TEXT_TEXT,
+    RATE_LIMIT_TEXT,
+    WELCOME_TEXT,
+    too_long_text,
+)
 from handlers import dialog
 from handlers.base import Context, text_of
 from handlers.dialog import Form
+from handlers.messages import FOLLOW, HOME_OPENED, UNFOLLOW, IncomingMessage, Reply
 from handlers.ports import DeleteMyData, UserState
 from handlers.routes import route, urgent, urgent_in
+from handlers.safety import Detection
 from knowledge import KnowledgeBase
+from nlp.matcher import Matcher
+from nlp.privacy import hash_user, looks_like_my_number
+from nlp.text import Text
 
 log = logging.getLogger("nanbyo.turn")
 
@@ -55,10 +79,6 @@ MAX_CHOICE_CHARS = 100
 # Lone surrogates (not encodable as UTF-8: the database and the tokenizer refuse them) and NUL
 # (PostgreSQL text refuses it) become U+FFFD, so that any text, however odd, gets an answer.
 _UNENCODABLE = re.compile("[\ud800-\udfff\x00]")
-
-
-DIALOG_EXPIRED_TEXT = ("前回のお問い合わせの途中から時間がたったため、途中までにお答えいただいた内容は"
-                       "消去しました（個人情報を長く残さないためです）。お手数ですが、必要でしたらもう一度はじめからどうぞ。")
 
 
 def end_expired_dialog(state: UserState, period: timedelta) -> bool:
@@ -82,34 +102,41 @@ def _encodable(value: str | None) -> str | None:
     return _UNENCODABLE.sub("\ufffd", value) if value else value
 
 
-RATE_LIMIT_TEXT = (
-    "短い時間にたくさんのメッセージが届いたため、少しのあいだお返事を控えています。"
-    "1分ほど待ってから、もう一度送ってください。"
-)
+class AnswerKeeper(Protocol):
+    """Where a turn's answer is kept: in the turn's own unit of work, just before it commits.
 
-DB_DOWN_TEXT = (
-    "申し訳ありません。ただいまシステムが混み合っているか、一時的に使えない状態です。"
-    "お手数ですが、少し時間をおいてから、もう一度同じメッセージを送ってください。"
-)
+    The durable runner (``bot.runner``) stores the answer with the recorded turn, so that a turn
+    run again after a crash delivers that answer rather than none (its event is claimed by then).
+    """
 
-MY_NUMBER_TEXT = (
-    "ご注意ください。マイナンバー（個人番号）のような12桁の番号が含まれていたため、このメッセージは読み取らず、保存もしていません。"
-    "個人番号はとても大切な情報です。このチャットには送らないでください。申請で個人番号が必要なときは、窓口に提出する書類（世帯状況調書など）に記入します。"
-)
+    def keep(self, uow: UnitOfWork, replies: list[Reply]) -> None:
+        """Store ``replies`` on ``uow``; called once per turn that commits, with [] for a silent one."""
+        ...
 
-# A sticker, a photo, a file: never downloaded. Photos of certificates carry personal data.
-NOT_TEXT_TEXT = (
-    "申し訳ありません。このチャットでは文字のメッセージだけを読み取れます。"
-    "スタンプ・画像・動画・音声・ファイル・位置情報は読み取れません（中身は見ておらず、保存もしていません）。"
-    "受給者証などの書類の写真は送らないでください。\n"
-    "知りたいことを文章で送ってください。下のボタンからも選べます。"
-)
-NOT_TEXT_IN_DIALOG = "画像やファイル、スタンプは読み取れません（中身は見ておらず、保存もしていません）。文字で答えてください。"
-ATTACHMENT_NOTE = (
-    "添付の画像やファイルは読み取れないため（中身は見ておらず、保存もしていません）、文章の部分にお答えします。"
-    "受給者証などの書類の写真は送らないでください。"
-)
-NOT_TEXT_CHOICES = (Choice("メニュー", "menu"), Choice("窓口を探す", "office"))
+
+class NothingKept:
+    """The keeper of a turn nobody recorded (the console, the CLI, turns in memory only)."""
+
+    def keep(self, uow: UnitOfWork, replies: list[Reply]) -> None:
+        return None
+
+
+NOT_KEPT = NothingKept()
+
+
+@dataclasses.dataclass(frozen=True)
+class _WelcomeKept:
+    """A follow is answered by the menu turn: what is kept is the welcome made of its replies."""
+
+    keeper: AnswerKeeper
+
+    def keep(self, uow: UnitOfWork, replies: list[Reply]) -> None:
+        self.keeper.keep(uow, _welcome(replies))
+
+
+def _welcome(replies: list[Reply]) -> list[Reply]:
+    """The LINE welcome, with the menu's choices (the last reply of the menu turn)."""
+    return [Reply(WELCOME_TEXT, choices=replies[-1].choices, kind="welcome")] if replies else []
 
 
 class Bot:
@@ -149,22 +176,20 @@ class Bot:
         # user's waiting turns too (a reply waiting for Slack or LINE to come back holds its text).
         self.turn_queue: Store | None = None
 
-    def answer(self, msg: IncomingMessage,
-               keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> list[Reply]:
+    def answer(self, msg: IncomingMessage, keeper: AnswerKeeper = NOT_KEPT) -> list[Reply]:
         """``handle``, with an apology instead of an exception: what every channel's turn calls."""
         try:
-            return self.handle(msg, keep)
+            return self.handle(msg, keeper)
         except Exception:  # the user gets an apology; the log names the error, never the text
             log.exception("turn failed channel=%s user=%s", msg.channel, hash_user(msg.user_key))
             return [Reply(ERROR_TEXT, kind="error")]
 
-    def handle(self, msg: IncomingMessage,
-               keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> list[Reply]:
+    def handle(self, msg: IncomingMessage, keeper: AnswerKeeper = NOT_KEPT) -> list[Reply]:
         """Answer one incoming message or event. Returns [] for an event already handled.
 
-        ``keep``, when given, is called with the turn's unit of work and its replies just before
-        the turn commits: the durable turn runner (``bot.turns``) stores the answer with the turn,
-        so that a turn re-run after a crash posts the same answer rather than none.
+        ``keeper`` gets the turn's unit of work and its replies just before the turn commits: the
+        durable turn runner (``bot.runner``) stores the answer with the turn, so that a turn re-run
+        after a crash posts the same answer rather than none.
         """
         if msg.event == HOME_OPENED:  # the same for everyone: nothing to read or store
             return [Reply(HOME_TEXT, choices=HOME_CHOICES, kind="home")]
@@ -175,11 +200,8 @@ class Bot:
             with self.store.unit_of_work() as uow:  # unblocked: their turns are run again
                 uow.clear_unfollowed(msg.user_key)
             # Through the menu turn, so that a redelivered follow greets once; its choices are the menu's.
-            def welcome(replies: list[Reply]) -> list[Reply]:
-                return [Reply(WELCOME_TEXT, choices=replies[-1].choices, kind="welcome")] if replies else []
-
-            kept = None if keep is None else (lambda uow, replies: keep(uow, welcome(replies)))
-            return welcome(self.handle(dataclasses.replace(msg, event=None, choice="menu", text=None), kept))
+            menu = dataclasses.replace(msg, event=None, choice="menu", text=None)
+            return _welcome(self.handle(menu, _WelcomeKept(keeper)))
         started = time.perf_counter()
         REQUEST_ID.set(uuid.uuid4().hex[:12])
         if _UNENCODABLE.search(msg.text or "") or _UNENCODABLE.search(msg.choice or ""):
@@ -187,7 +209,7 @@ class Bot:
         text = Text(text_of(msg))  # the message's forms, folded and read once for the whole turn
         for attempt in range(3):
             try:
-                name, replies = self._turn(msg, text, keep)
+                name, replies = self._turn(msg, text, keeper)
                 break
             except DuplicateEvent:
                 log.info("duplicate event channel=%s user=%s", msg.channel, hash_user(msg.user_key))
@@ -211,56 +233,62 @@ class Bot:
         )
         return replies
 
-    def _turn(self, msg: IncomingMessage, text: Text,
-              keep: Callable[[UnitOfWork, list[Reply]], None] | None = None) -> tuple[str, list[Reply]]:
+    def _turn(self, msg: IncomingMessage, text: Text, keeper: AnswerKeeper) -> tuple[str, list[Reply]]:
+        """One unit of work: the turn's steps, then its answer kept (``keeper``) and all committed."""
         with self.store.unit_of_work() as uow:
-            if msg.channel == "line" and uow.unfollowed(msg.user_key):
-                # Recorded before the user blocked the bot, run after the deletion: dropped before
-                # anything (event claim, flood window, state) is written about them again.
-                if keep is not None:
-                    keep(uow, [])
-                return "unfollowed", []
-            uow.sweep_expired(utcnow())
-            if msg.event_id:
-                uow.conversations.claim_event(msg.channel, msg.event_id, msg.user_key)
-            now = self.clock()
-            sent = uow.conversations.count_message(msg.user_key, now)
-            # Safety first: an emergency or a crisis is answered in every state, before the flood
-            # limit and the guards (a My Number, a very long text), and the dialog stays where it was.
-            found = urgent_in(msg, text, self.kb)
-            if sent > self.max_per_minute and found is None:
-                # A flood from one user (or a stuck client): one polite notice per window, then
-                # silence until the window ends; nothing else is touched.
-                limited = [Reply(RATE_LIMIT_TEXT, kind="rate-limited")] if sent == self.max_per_minute + 1 else []
-                if keep is not None:
-                    keep(uow, limited)
-                return ("rate-limited" if limited else "rate-limited-quiet"), limited
-            state = uow.conversations.load_state(msg.user_key)
-            expired = end_expired_dialog(state, self.store.retention.dialog)
-            ctx = self.context(uow, msg, state, now, text)
-            guarded: tuple[str, list[Reply]] | None
-            if found is not None:
-                urgent_replies = urgent(msg, ctx, found)
-                if msg.my_number or looks_like_my_number(msg.text or ""):  # read for safety only, never kept
-                    urgent_replies.insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
-                guarded = ("urgent", urgent_replies)
-            else:
-                guarded = self._guard(msg, ctx)
-            if guarded is not None:
-                name, replies = guarded
-            else:
-                name, replies = route(msg, ctx)
-                if msg.attachment and msg.choice is None:  # text with a photo or file: say what was read
-                    replies = [Reply(ATTACHMENT_NOTE, kind="attachment-note"), *replies]
-            if expired and found is None:
-                replies = [Reply(DIALOG_EXPIRED_TEXT, kind="dialog-expired"), *replies]
-            if any(isinstance(effect, DeleteMyData) for effect in ctx.effects):
-                uow.delete_user(msg.user_key)  # and the state is not saved again
-            else:
-                uow.conversations.save_state(state)
-            if keep is not None:
-                keep(uow, replies)
+            name, replies = self._steps(uow, msg, text)
+            keeper.keep(uow, replies)
             return name, replies
+
+    def _steps(self, uow: UnitOfWork, msg: IncomingMessage, text: Text) -> tuple[str, list[Reply]]:
+        """Claim the event, count it against the flood limit, load the state, reply, save."""
+        if msg.channel == "line" and uow.unfollowed(msg.user_key):
+            # Recorded before the user blocked the bot, run after the deletion: dropped before
+            # anything (event claim, flood window, state) is written about them again.
+            return "unfollowed", []
+        uow.sweep_expired(utcnow())
+        if msg.event_id:
+            uow.conversations.claim_event(msg.channel, msg.event_id, msg.user_key)
+        now = self.clock()
+        sent = uow.conversations.count_message(msg.user_key, now)
+        # Safety first: an emergency or a crisis is answered in every state, before the flood
+        # limit and the guards (a My Number, a very long text), and the dialog stays where it was.
+        found = urgent_in(msg, text, self.kb)
+        if sent > self.max_per_minute and found is None:
+            return self._flooded(sent)
+        state = uow.conversations.load_state(msg.user_key)
+        expired = end_expired_dialog(state, self.store.retention.dialog)
+        ctx = self.context(uow, msg, state, now, text)
+        name, replies = self._reply(msg, ctx, found)
+        if expired and found is None:
+            replies = [Reply(DIALOG_EXPIRED_TEXT, kind="dialog-expired"), *replies]
+        if any(isinstance(effect, DeleteMyData) for effect in ctx.effects):
+            uow.delete_user(msg.user_key)  # and the state is not saved again
+        else:
+            uow.conversations.save_state(state)
+        return name, replies
+
+    def _flooded(self, sent: int) -> tuple[str, list[Reply]]:
+        """A flood from one user (or a stuck client): one polite notice per window, then silence
+        until the window ends; nothing else is touched."""
+        if sent == self.max_per_minute + 1:
+            return "rate-limited", [Reply(RATE_LIMIT_TEXT, kind="rate-limited")]
+        return "rate-limited-quiet", []
+
+    def _reply(self, msg: IncomingMessage, ctx: Context, found: Detection | None) -> tuple[str, list[Reply]]:
+        """The turn's replies: an emergency's, a guard's (``_guard``), or the router's."""
+        if found is not None:
+            replies = urgent(msg, ctx, found)
+            if msg.my_number or looks_like_my_number(msg.text or ""):  # read for safety only, never kept
+                replies.insert(1, Reply(MY_NUMBER_TEXT, kind="mynumber"))
+            return "urgent", replies
+        guarded = self._guard(msg, ctx)
+        if guarded is not None:
+            return guarded
+        name, replies = route(msg, ctx)
+        if msg.attachment and msg.choice is None:  # text with a photo or file: say what was read
+            replies = [Reply(ATTACHMENT_NOTE, kind="attachment-note"), *replies]
+        return name, replies
 
     def context(self, uow: UnitOfWork, msg: IncomingMessage, state: UserState, now: datetime,
                 text: Text | None = None) -> Context:
@@ -319,24 +347,21 @@ class Bot:
         if msg.choice is not None:
             if len(msg.choice) <= MAX_CHOICE_CHARS:
                 return None
-            note = "このボタンの内容を読み取れませんでした。お手数ですが、もう一度選ぶか、文章で送ってください。"
             if pending:
-                return "bad-choice", dialog.ask(pending, ctx, prefix=note)
-            return "bad-choice", [Reply(note, choices=(Choice("メニュー", "menu"),), kind="bad-choice")]
+                return "bad-choice", dialog.ask(pending, ctx, prefix=BAD_CHOICE_TEXT)
+            return "bad-choice", [Reply(BAD_CHOICE_TEXT, choices=MENU_ONLY, kind="bad-choice")]
         text = msg.text or ""
         if msg.attachment and not text.strip():
             if pending:
                 return "not-text", dialog.ask(pending, ctx, prefix=NOT_TEXT_IN_DIALOG)
-            return "not-text", [Reply(NOT_TEXT_TEXT, choices=NOT_TEXT_CHOICES, kind="not-text")]
+            return "not-text", [Reply(NOT_TEXT_TEXT, choices=MENU_AND_OFFICE, kind="not-text")]
         if not text.strip():
             if pending:
-                return "empty", dialog.ask(pending, ctx, prefix="メッセージが空のようです。")
-            return "empty", [Reply("メッセージが空のようです。ご質問を文章で送ってください。下のボタンからも選べます。",
-                                   choices=(Choice("メニュー", "menu"), Choice("窓口を探す", "office")), kind="empty")]
+                return "empty", dialog.ask(pending, ctx, prefix=EMPTY_PREFIX)
+            return "empty", [Reply(EMPTY_TEXT, choices=MENU_AND_OFFICE, kind="empty")]
         if len(text) > MAX_CHARS:
-            note = (f"メッセージが長すぎるため（{len(text):,}文字）、読み取れませんでした。"
-                    f"お手数ですが、{MAX_CHARS:,}文字以内で、知りたいことを短く送ってください。")
+            note = too_long_text(len(text), MAX_CHARS)
             if pending:
                 return "too-long", dialog.ask(pending, ctx, prefix=note)
-            return "too-long", [Reply(note, choices=(Choice("メニュー", "menu"),), kind="too-long")]
+            return "too-long", [Reply(note, choices=MENU_ONLY, kind="too-long")]
         return None

@@ -7,12 +7,13 @@ ack, and under a burst every ack slows down (3–6× against a bare bolt app on 
 README "Performance"). Here the turns run at a lower CPU priority (``nice``), so that the acks
 get the processor first and the answers follow as soon as there is room.
 
-Nothing crosses a pipe: the HTTP processes record each turn in ``pending_turn`` before the ack
-(``bot.turns.TurnRecorder``), and this process takes them from there (``TurnConsumer``), runs
-them through the core and delivers through the outboxes. A turn process that dies leaves its
-turns in the table with a lease that runs out; the next one (restarted by ``TurnProcess``)
-takes them over, and a turn whose answer was committed delivers that answer without running
-again.
+Where it stands in a turn's path: before it, the HTTP lane (``bot.intake.TurnRecorder``) recorded
+each turn in ``pending_turn`` before the ack; here ``main`` builds the core and the outboxes and
+starts the turn lane's ``bot.runner.TurnConsumer``, which takes the turns from there, answers them
+(``bot.core``) and delivers them (``bot.outbox``). Nothing crosses a pipe. A turn process that
+dies leaves its turns in the table with a lease that runs out; the next one (restarted by
+``TurnProcess``) takes them over, and a turn whose answer was committed delivers that answer
+without running again.
 
 Why this process management is ours: uvicorn starts, watches and restarts HTTP worker
 processes (``--workers``), each serving requests on the shared socket; it has no notion of a
@@ -124,7 +125,8 @@ def main() -> int:
 
     from bot.bootstrap import build_bot, build_outboxes, configure_logging
     from bot.config import Settings
-    from bot.turns import TurnConsumer, turn_queue
+    from bot.runner import TurnConsumer
+    from bot.storage.turn_queue import turn_queue
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)

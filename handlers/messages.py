@@ -1,9 +1,9 @@
 """The channel-agnostic message types: what comes in, where it goes back, what goes out.
 
-A channel turns a verified request into ``(IncomingMessage, Address)`` pairs and renders
-``list[Reply]`` to an ``Address``; nothing else crosses the boundary between a channel and the
-core. All three are frozen: a turn can be recorded (``bot.turns``), run on any thread, and run
-again after a crash.
+A channel turns a verified request into ``(IncomingMessage, Address)`` pairs (its own kind of
+address: ``SlackAddress``, ``LineAddress``) and renders ``list[Reply]`` to that address; nothing
+else crosses the boundary between a channel and the core. All three are frozen: a turn can be
+recorded (``bot.intake``, ``bot.turn_codec``), run on any thread, and run again after a crash.
 
 A reply's ``text`` is always the whole answer in plain text (the terminal shows it, and
 it is the fallback of every other rendering). A reply may also carry its structure — a
@@ -14,8 +14,8 @@ channel that knows no cards ignores it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Self
 from urllib.parse import quote
 
 MAP_SEARCH = "https://www.google.com/maps/search/"
@@ -55,7 +55,7 @@ class IncomingMessage:
             "audio", "location" ...), or None. Never its content: the bot does not download it.
         event: ``FOLLOW``, ``UNFOLLOW`` or ``HOME_OPENED`` for those events, else None.
         my_number: True when the text or choice held a My Number and was taken out before the
-            turn was recorded (``bot.turns.encode_turns``): the turn carries only that fact, and
+            turn was recorded (``bot.turn_codec.encode_turns``): the turn carries only that fact, and
             the core refuses it as it refuses the number itself.
     """
 
@@ -75,15 +75,40 @@ class IncomingMessage:
 
 @dataclass(frozen=True)
 class Address:
-    """Where a turn's replies go; only the channel's outbox reads the fields it needs.
+    """Where a turn's replies go: what every channel has. Each channel adds what its outbox needs
+    (``SlackAddress``, ``LineAddress``); a channel that answers in place (the console) needs none.
 
     Attributes:
         channel: the channel whose outbox delivers ("slack", "line").
         user: the channel's user id.
+    """
+
+    channel: str
+    user: str
+
+    @classmethod
+    def of(cls, address: Address) -> Self:
+        """``address`` as this kind: itself, or one with its channel and user only (a reminder's)."""
+        return address if isinstance(address, cls) else cls(address.channel, address.user)
+
+    @property
+    def acts_without_replies(self) -> bool:
+        """Whether the outbox has something to do for a turn that says nothing."""
+        return False
+
+    def for_redelivery(self) -> Address:
+        """Where a delivery tried again after the platform failed goes: here."""
+        return self
+
+
+@dataclass(frozen=True)
+class SlackAddress(Address):
+    """A Slack user's conversation, thread, App Home or clicked message.
+
+    Attributes:
         conversation: the conversation to post in (a Slack channel or DM id), or None for the
             user's direct messages (opened when needed).
         thread: the thread to answer in (Slack ``thread_ts``), or None.
-        reply_token: LINE's reply token of the event, or None.
         home: True when the replies are the user's Slack App Home tab, not a message.
         clicked: the clicked Slack message, ``(channel, ts, label, blocks as JSON)``: its buttons
             give way to a note of what was chosen. None otherwise.
@@ -91,14 +116,32 @@ class Address:
             ``/nanbyo`` command typed elsewhere), or None.
     """
 
-    channel: str
-    user: str
     conversation: str | None = None
     thread: str | None = None
-    reply_token: str | None = None
     home: bool = False
     clicked: tuple[str, str, str, str] | None = None
     pointer_url: str | None = None
+
+    @property
+    def acts_without_replies(self) -> bool:
+        """A clicked message's buttons give way to a note even when the turn says nothing."""
+        return bool(self.clicked)
+
+
+@dataclass(frozen=True)
+class LineAddress(Address):
+    """A LINE user, and the reply token of their event.
+
+    Attributes:
+        reply_token: LINE's reply token of the event, or None (pushed).
+    """
+
+    reply_token: str | None = None
+
+    def for_redelivery(self) -> LineAddress:
+        """Without the reply token: it lives about a minute and may have been spent by the failed
+        call, so the next tries push, with ``X-Line-Retry-Key``, and cannot repeat."""
+        return replace(self, reply_token=None)
 
 
 @dataclass(frozen=True)

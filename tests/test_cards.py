@@ -26,6 +26,7 @@ from bot.channels.line import to_messages
 from bot.channels.line_cards import ACCENT, MAX_ALT_TEXT, alt_text
 from bot.channels.slack import BLOCKS_PER_MESSAGE, FALLBACK_TEXT_LIMIT, escape, render
 from bot.config import Settings
+from bot.core import NOT_KEPT
 from handlers.messages import Fact, Reply, Result, Row, Source, Table
 from tests.conftest import Chat
 from tests.fakes.line_api import FakeLineApi, message_problems
@@ -432,10 +433,10 @@ class SlowBot:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._bot, name)
 
-    def answer(self, msg: Any, keep: Any = None) -> list[Reply]:
+    def answer(self, msg: Any, keeper: Any = NOT_KEPT) -> list[Reply]:
         self._fake.wait_for(LOADING, timeout=10)
         self.waited.set()
-        return self._bot.answer(msg, keep=keep)
+        return self._bot.answer(msg, keeper)
 
 
 def test_a_slow_line_turn_shows_the_loading_animation_before_the_answer(bot: Any, settings: Settings,

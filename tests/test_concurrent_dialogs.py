@@ -29,9 +29,8 @@ from dataclasses import dataclass
 
 from bot.bootstrap import build_bot, build_service
 from bot.config import Settings
-from bot.core import DB_DOWN_TEXT
 from bot.server import start_in_thread
-from bot.texts import ERROR_TEXT
+from bot.texts import DB_DOWN_TEXT, ERROR_TEXT
 from handlers.calc.copay import CopayFacts, CopayResult, calculate
 from handlers.copay import COPAY_FORM
 from tests.fakes.slack_api import FakeSlackAPI

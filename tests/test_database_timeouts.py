@@ -19,10 +19,11 @@ from sqlalchemy.exc import OperationalError
 
 from bot.bootstrap import build_bot, build_service, dialog_forms, knowledge_and_matcher
 from bot.config import Settings
-from bot.core import DB_DOWN_TEXT, Bot
+from bot.core import Bot
 from bot.server import start_in_thread
 from bot.storage.db import CONNECT_TIMEOUT_SECONDS, SQLITE_BUSY_TIMEOUT_SECONDS, create_db_engine, make_engine
 from bot.storage.repositories import Store
+from bot.texts import DB_DOWN_TEXT
 from tests.fakes.hanging_db import HangingDatabase
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_slack_e2e import SECRET, TOKEN, answers_to, dm, get, post_signed, texts

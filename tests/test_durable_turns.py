@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.runner import TAKEN_PER_THREAD
 from bot.storage.db import turn_queue_url
-from bot.turns import TAKEN_PER_THREAD
 from tests.fakes.line_api import FakeLineApi
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
@@ -198,7 +198,7 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
             assert sent[0][1] == sent[1][1]
             assert sent[0][0] < posted_at_kill[1]
     # Answers are forgotten with their turns; only a kill between the two can leave one behind
-    # (purged by the lease loop after bot.turns.ANSWER_RETENTION).
+    # (purged by the lease loop after bot.runner.ANSWER_RETENTION).
     assert kept_answers(database_url) <= TAKEN_PER_THREAD * RUNNER_THREADS
     assert "turn taken over" in second.log.read_text(errors="replace")
     # The acked events were recorded before the ack, and answered: nothing else was answered.
@@ -301,23 +301,24 @@ def test_a_turn_answer_is_kept_until_it_is_forgotten(store) -> None:
 
 def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_run_again(
         bot, fake_slack: FakeSlackAPI) -> None:
-    import json
     from datetime import timedelta
 
     from bot.channels.slack import SlackOutbox
     from bot.config import Settings
-    from handlers.messages import Address, IncomingMessage
+    from handlers.messages import IncomingMessage, SlackAddress
+    from bot.runner import KeptWithTurn
     from bot.storage.models import utcnow
-    from bot.turns import PooledRunner, encode_replies, encode_turns, turn_queue
+    from bot.storage.turn_queue import turn_queue
+    from bot.turn_codec import encode_turns
+    from bot.turns import PooledRunner
 
     msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
     url = bot.store.engine.url.render_as_string(hide_password=False)
     with turn_queue(bot.store, url).unit_of_work() as uow:  # recorded by a worker that then died ...
-        turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U1", payload=encode_turns([(msg, Address("slack", "U1", "D1"))]),
+        turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U1", payload=encode_turns([(msg, SlackAddress("slack", "U1", "D1"))]),
                                        owner="dead", now=utcnow() - timedelta(minutes=5))
     # ... after the turn committed with its answer, before the answer was posted.
-    first = bot.answer(msg, keep=lambda uow, replies: uow.turns.keep_turn_replies(
-        turn_id, json.dumps({"0": encode_replies(replies)}, ensure_ascii=False)))
+    first = bot.answer(msg, KeptWithTurn(turn_id, "0", {}))
     assert first and bot.handle(msg) == [], "the event is claimed: run again, the turn would say nothing"
 
     outbox = SlackOutbox(Settings(slack_bot_token=TOKEN, slack_api_url=fake_slack.api_url))

@@ -385,7 +385,7 @@ def test_a_turn_that_got_the_apology_is_not_answered_again_when_the_database_is_
     the answer (issue 24's 24-32 users)."""
     import sqlite3
 
-    from bot.core import DB_DOWN_TEXT
+    from bot.texts import DB_DOWN_TEXT
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
     settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
@@ -423,7 +423,7 @@ def test_on_postgresql_a_turn_that_got_the_apology_is_not_answered_again(pg_url:
     is deleted. Once both are free, the turn is deleted, not taken over and answered as well."""
     from sqlalchemy import create_engine, text
 
-    from bot.core import DB_DOWN_TEXT
+    from bot.texts import DB_DOWN_TEXT
 
     settings = Settings(database_url=pg_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT", turn_lease_seconds=1.0)
@@ -458,7 +458,7 @@ def test_events_refused_during_a_hung_postgresql_are_answered_once_when_delivere
         pg_url: str, proxy: DatabaseProxy, fake_slack: FakeSlackAPI) -> None:
     """The whole serve (turns run too): the events of the hang get 503 and nothing else; delivered
     again after it, each user gets one answer, and no apology."""
-    from bot.core import DB_DOWN_TEXT
+    from bot.texts import DB_DOWN_TEXT
 
     settings = Settings(database_url=proxy.url(pg_url), slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT",

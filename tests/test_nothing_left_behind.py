@@ -2,7 +2,7 @@
 amount and a My Number in many forms, then blocked the bot, leaves none of it — nor their user
 id — in any file the bot wrote (SQLite; the log too), nor in any live row (PostgreSQL), after a
 clean shutdown. The My Number is
-refused before the turn is recorded (``bot.turns.encode_turns``), and the turn queue's WAL is
+refused before the turn is recorded (``bot.turn_codec.encode_turns``), and the turn queue's WAL is
 checkpointed and truncated (``TurnConsumer``), besides the database's after the deletion.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bot.core import MY_NUMBER_TEXT
+from bot.texts import MY_NUMBER_TEXT
 from tests.fakes.line_api import FakeLineApi
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_durable_turns import line_api, pending_turns, start_serve  # noqa: F401  (line_api: a fixture)

@@ -132,7 +132,7 @@ def test_a_restart_during_an_outage_loses_no_answer(database_url: str) -> None:
 def test_retry_after_in_seconds_or_as_an_http_date_and_the_backoff_within_the_expiry() -> None:
     from datetime import datetime, timezone
 
-    from bot.turns import MAX_BACKOFF_SECONDS, backoff_delay, retry_after_seconds
+    from bot.outbox import MAX_BACKOFF_SECONDS, backoff_delay, retry_after_seconds
 
     now = datetime(2026, 12, 5, 17, 0, 0, tzinfo=timezone.utc)
     assert retry_after_seconds("3") == 3.0
@@ -171,7 +171,7 @@ def test_line_429_with_retry_after_is_waited_out_and_answered_once(tmp_path: Pat
         refused = [r for r in line_api.requests if r.status == 429]
         assert len(refused) >= len(users), "the limit was met"
         assert len(refused) <= len(users) * 4, "Retry-After spaced the attempts (the backoff alone is 10 ms)"
-        from bot.turns import today_tokyo
+        from bot.runner import today_tokyo
         with service.bot.store.unit_of_work() as uow:
             counts = uow.statistics.delivery_stats(today_tokyo())["line"]
         assert counts["retried"] == len(refused) and counts["delivered_late"] == len(users), counts
@@ -325,7 +325,7 @@ def test_the_expiry_counts_from_the_first_failure_across_a_restart(tmp_path: Pat
         tried = [r for r in line_api.requests[before:] if r.path in (REPLY, PUSH)]
         assert len(tried) == 1, "tried once after the restart, then given up: its expiry had passed"
         with bot.store.unit_of_work() as uow:
-            from bot.turns import today_tokyo
+            from bot.runner import today_tokyo
             assert uow.statistics.delivery_stats(today_tokyo())["line"]["given_up"] == 1
 
 
@@ -387,8 +387,10 @@ def test_a_deletion_removes_the_users_turns_still_waiting_for_the_platform(datab
     queue; the user's one-command deletion removes those rows and their kept answers too."""
     import json as _json
 
+    from bot.runner import TurnConsumer
     from bot.storage.models import utcnow
-    from bot.turns import TurnConsumer, encode_turns, turn_queue
+    from bot.storage.turn_queue import turn_queue
+    from bot.turn_codec import encode_turns
     from handlers.messages import Address, IncomingMessage
 
     settings = Settings(database_url=database_url)

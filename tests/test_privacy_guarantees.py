@@ -26,7 +26,7 @@ import pytest
 from bot.bootstrap import QUIET_LIBRARIES, build_bot, build_service, configure_logging
 from bot.channels.slack import ACTION_PREFIX
 from bot.config import Settings
-from bot.core import MY_NUMBER_TEXT, RATE_LIMIT_TEXT
+from bot.texts import MY_NUMBER_TEXT, RATE_LIMIT_TEXT
 from handlers.messages import IncomingMessage
 from nlp.privacy import redact
 from bot.server import start_in_thread

@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, text
 
 from bot.bootstrap import build_bot
 from bot.config import Settings
-from bot.core import DIALOG_EXPIRED_TEXT
 from bot.storage.models import utcnow
+from bot.texts import DIALOG_EXPIRED_TEXT
 from handlers.messages import IncomingMessage
 from tests.conftest import FIXED_NOW
 from tests.test_line_e2e import rows

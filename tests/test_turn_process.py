@@ -7,7 +7,7 @@ turn process killed mid-work is restarted by ``serve`` and its turns are taken o
 twice; while it is down the server still acks, and those turns are answered once when it is
 back; with ``--workers 2`` an HTTP worker killed is restarted by uvicorn's supervisor; Socket
 Mode over a real websocket; and a turn that kills every turn process that takes it over is
-dropped after ``bot.turns.MAX_DELIVERIES`` attempts.
+dropped after ``bot.runner.MAX_DELIVERIES`` attempts.
 """
 
 from __future__ import annotations
@@ -335,13 +335,14 @@ def test_a_turn_taken_over_too_often_is_dropped_and_the_next_turns_are_answered(
 
     from bot.bootstrap import build_service
     from bot.config import Settings
-    from handlers.messages import Address, IncomingMessage
+    from handlers.messages import IncomingMessage, SlackAddress
+    from bot.runner import MAX_DELIVERIES
     from bot.storage.models import utcnow
-    from bot.turns import MAX_DELIVERIES, encode_turns
+    from bot.turn_codec import encode_turns
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'poison.db'}", slack_bot_token=TOKEN,
                         slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, turn_lease_seconds=0.3)
-    poison = (IncomingMessage("slack", "U94", text="受給者証なくした", event_id="EvPOISON"), Address("slack", "U94", "D94"))
+    poison = (IncomingMessage("slack", "U94", text="受給者証なくした", event_id="EvPOISON"), SlackAddress("slack", "U94", "D94"))
     service = build_service(settings)
     runner = service.runner
     try:
@@ -360,7 +361,7 @@ def test_a_turn_taken_over_too_often_is_dropped_and_the_next_turns_are_answered(
             time.sleep(0.1)
 
         runner.submit([(IncomingMessage("slack", "U95", text="受給者証なくした", event_id="EvAFTER"),
-                        Address("slack", "U95", "D95"))])
+                        SlackAddress("slack", "U95", "D95"))])
         [answer] = answers_to(fake_slack, "D95")
         assert "再交付" in texts([answer])
     finally:

@@ -23,7 +23,6 @@ from typing import TextIO
 from bot.core import Bot
 from handlers.messages import Choice, Fact, IncomingMessage, Office, Reply, Result, Source
 
-
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 

@@ -67,9 +67,9 @@ from bot.channels.line_cards import cut_to, flex_message
 from bot.channels.line_cards import units as _units
 from bot.channels.line_loading import LOADING_SECONDS, loading_while_slow
 from bot.config import Settings
+from bot.outbox import retry_after_seconds
 from bot.texts import RICH_MENU_CHOICES, split_text
-from bot.turns import retry_after_seconds
-from handlers.messages import FEEDBACK_PREFIX, FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, Reply
+from handlers.messages import FEEDBACK_PREFIX, FOLLOW, UNFOLLOW, Address, Choice, IncomingMessage, LineAddress, Reply
 from nlp.privacy import hash_user
 
 log = logging.getLogger("nanbyo.line")
@@ -320,7 +320,7 @@ def to_incoming(events: Sequence[Any]) -> list[tuple[IncomingMessage, Address]]:
             msg = IncomingMessage(CHANNEL, user, attachment=kind, event_id=event_id)
         else:
             continue
-        turns.append((msg, Address(CHANNEL, user, reply_token=getattr(event, "reply_token", None))))
+        turns.append((msg, LineAddress(CHANNEL, user, reply_token=getattr(event, "reply_token", None))))
     return turns
 
 
@@ -399,6 +399,7 @@ class LineOutbox:
         Raises:
             LineDeliveryError: LINE refused a message or could not be reached.
         """
+        address = LineAddress.of(address)
         replied = False
         for n, batch in enumerate(_batches(to_messages(replies))):
             if n == 0 and address.reply_token:

@@ -49,7 +49,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.channels.slack_blocks import card_blocks
 from bot.config import Settings
 from bot.texts import ANSWERED_IN_DM_TEXT, split_text
-from handlers.messages import FEEDBACK_PREFIX, HOME_OPENED, Address, IncomingMessage, Reply
+from handlers.messages import FEEDBACK_PREFIX, HOME_OPENED, Address, IncomingMessage, Reply, SlackAddress
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -221,7 +221,7 @@ def to_incoming(body: Mapping[str, Any], bot_user_id: str | None = None) -> list
         msg = IncomingMessage(CHANNEL, user, text=text or None, choice=None if text else "menu", event_id=event_id)
         # Answers are personal: they go to the DM, and a command typed elsewhere gets a pointer there.
         typed_in_dm = str(body.get("channel_id") or "").startswith("D")
-        return [(msg, Address(CHANNEL, user, pointer_url=None if typed_in_dm else body.get("response_url")))]
+        return [(msg, SlackAddress(CHANNEL, user, pointer_url=None if typed_in_dm else body.get("response_url")))]
     return []
 
 
@@ -234,7 +234,7 @@ def _from_event(event: Mapping[str, Any], event_id: str | None,
     if kind == "app_home_opened":
         if event.get("tab") != "home":
             return []  # the messages tab needs nothing published
-        return [(IncomingMessage(CHANNEL, user, event=HOME_OPENED), Address(CHANNEL, user, home=True))]
+        return [(IncomingMessage(CHANNEL, user, event=HOME_OPENED), SlackAddress(CHANNEL, user, home=True))]
     if kind == "message":
         if event.get("channel_type") != "im":
             return []  # only direct messages; in channels the bot answers mentions
@@ -250,7 +250,7 @@ def _from_event(event: Mapping[str, Any], event_id: str | None,
         return []
     msg = IncomingMessage(CHANNEL, user, text=to_plain(event.get("text") or ""), event_id=event_id,
                           attachment=attachment_kind(event))
-    return [(msg, Address(CHANNEL, user, conversation=event.get("channel"), thread=thread))]
+    return [(msg, SlackAddress(CHANNEL, user, conversation=event.get("channel"), thread=thread))]
 
 
 def _from_click(body: Mapping[str, Any]) -> list[tuple[IncomingMessage, Address]]:
@@ -290,12 +290,12 @@ def _click_on_message(body: Mapping[str, Any], user: str, action: Mapping[str, A
     label = (action.get("text") or {}).get("text") or action["value"]
     clicked = (channel_id, message["ts"], label, json.dumps(message.get("blocks") or [], ensure_ascii=False)) \
         if message.get("ts") and message.get("blocks") else None
-    return Address(CHANNEL, user, conversation=channel_id, thread=message.get("thread_ts"), clicked=clicked)
+    return SlackAddress(CHANNEL, user, conversation=channel_id, thread=message.get("thread_ts"), clicked=clicked)
 
 
 def _click_in_dm(body: Mapping[str, Any], user: str, action: Mapping[str, Any]) -> Address:
     """A button on the App Home tab (or an ephemeral note): answer in the DM."""
-    return Address(CHANNEL, user)
+    return SlackAddress(CHANNEL, user)
 
 
 # Where a click is answered, by the kind of container its button was in (``view``: the App Home tab).
@@ -485,6 +485,7 @@ class SlackOutbox:
             SlackApiError: Slack refused (after the 429 retries) or could not be reached; the
                 messages before it were posted.
         """
+        address = SlackAddress.of(address)
         if address.home:
             self.client.views_publish(user_id=address.user, view=home_view(replies))
             return
@@ -517,7 +518,7 @@ class SlackOutbox:
         Raises:
             SlackApiError: Slack refused (after the 429 retries) or could not be reached.
         """
-        self.deliver(Address(CHANNEL, user.removeprefix(f"{CHANNEL}:")), [Reply(text, kind=kind)], key)
+        self.deliver(SlackAddress(CHANNEL, user.removeprefix(f"{CHANNEL}:")), [Reply(text, kind=kind)], key)
 
     def _mark_chosen(self, channel: str, ts: str, label: str, blocks: str) -> None:
         """The clicked message keeps its text; its buttons give way to a note of what was chosen,

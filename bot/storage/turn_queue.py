@@ -1,13 +1,23 @@
-"""Turns acknowledged and not yet answered (``bot.turns``), and the answers they committed;
-each call its own short unit of work."""
+"""The queue between the two lanes of a turn: ``pending_turn`` (turns acknowledged and not yet
+answered) and ``turn_answer`` (the answers they committed); each call its own short unit of work.
+
+The HTTP lane (``bot.intake``) writes a row here with ``TurnWriter`` before the channel acks; the
+turn lane (``bot.runner``) takes it (``adopt_turns``), keeps its answer (``keep_turn_replies``)
+and deletes it once delivered (``finish_turns``). ``turn_queue`` says where the table is.
+
+On PostgreSQL a recorded turn also wakes the turn lane: the insert's transaction sends ``NOTIFY``
+(delivered when it commits), and ``TurnNotices`` waits for it on a connection that ``LISTEN``s,
+so that an idle runner need not look in the table many times a second.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, update
+from sqlalchemy import bindparam, delete, func, insert, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -15,12 +25,20 @@ from sqlmodel import Session
 
 from bot.storage.models import PendingTurn, TurnAnswer, utcnow
 
+if TYPE_CHECKING:
+    from bot.storage.repositories import Store
+
 _TURN = PendingTurn.__table__  # type: ignore[attr-defined]
 _ANSWER = TurnAnswer.__table__  # type: ignore[attr-defined]
 _INSERT_TURN = insert(_TURN).returning(_TURN.c.id, sort_by_parameter_order=True)
 _UPDATE_ANSWER = update(_ANSWER).where(_ANSWER.c.turn_id == bindparam("b_id"))
 _INSERT_ANSWER = insert(_ANSWER)
 _DELETE_TURN = delete(_TURN).where(_TURN.c.id == bindparam("b_id"))
+
+# PostgreSQL: the notification channel of recorded turns (one per database: every instance's runner
+# listens, whichever takes the turn). Sent in the insert's transaction, delivered when it commits.
+NEW_TURNS = "nanbyo_new_turns"
+_NOTIFY = text(f"NOTIFY {NEW_TURNS}")
 
 # The lease of a turn recorded and not yet taken by a turn runner: long run out, so that the
 # first runner to look takes it (``adopt_turns``), as it takes the turns of a dead one.
@@ -34,7 +52,7 @@ def _rows(turns: Sequence[tuple[str, str, str]], owner: str | None, now: datetim
 
 
 class TurnWriter:
-    """The group commit's writer (``bot.turns``): records turns for whichever turn runner takes
+    """The group commit's writer (``bot.intake``): records turns for whichever turn runner takes
     them first, on one connection it holds, a transaction per batch.
 
     Why not a unit of work per batch: a session and a pool checkout each time double the Python
@@ -59,6 +77,7 @@ class TurnWriter:
             try:
                 with self._conn.begin():
                     self._conn.execute(_TURN.insert(), rows)
+                    _notify(self._conn)
                 return
             except DBAPIError as exc:
                 self.close()
@@ -77,6 +96,55 @@ class TurnWriter:
             self._conn = None
 
 
+def _notify(conn: Connection) -> None:
+    """PostgreSQL: tell the listening runners (``TurnNotices``) once this transaction commits."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY)
+
+
+class TurnNotices:
+    """PostgreSQL: waits for the ``NOTIFY`` of recorded turns, on a connection of its own.
+
+    The connection is made by ``engine``'s pool (its timeouts and keepalives) and detached from it,
+    so that it holds no room of the pool; put in autocommit so that ``LISTEN`` holds at once; and
+    closed on ``close`` or on an error: the next ``wait`` connects again. A notification sent while
+    nobody listened is lost; the runner's slow poll finds that turn.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._raw: Any = None  # the listening connection, detached from the pool
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; True when turns were recorded meanwhile (the
+        notifications that came together count once). Raises when the database is away."""
+        try:
+            if self._raw is None:
+                self._raw = self._listen()
+            return any(True for _ in self._raw.dbapi_connection.notifies(timeout=timeout, stop_after=1))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop listening: the connection is closed."""
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            try:
+                raw.close()
+            except Exception:  # already broken: nothing to give back
+                pass
+
+    def _listen(self) -> Any:
+        self._raw = raw = self._engine.raw_connection()
+        raw.detach()
+        dbapi: Any = raw.dbapi_connection  # psycopg's own connection: ``notifies`` is no DB-API
+        dbapi.rollback()  # whatever the pool's ping began: autocommit needs no transaction open
+        dbapi.autocommit = True
+        dbapi.execute(f"LISTEN {NEW_TURNS}")
+        return raw
+
+
 @dataclass(frozen=True)
 class AdoptedTurn:
     """A pending turn a runner took (``adopt_turns``): new, or from a runner whose lease ran out."""
@@ -85,7 +153,6 @@ class AdoptedTurn:
     kind: str
     payload: str
     attempts: int
-
 
 
 class TurnQueue:
@@ -108,7 +175,10 @@ class TurnQueue:
         ``owner`` None leaves them to whichever turn runner takes them first (``adopt_turns``,
         ``attempts`` 0); a name makes them that runner's, running (``attempts`` 1).
         """
-        return [int(turn_id) for turn_id in self._conn().execute(_INSERT_TURN, _rows(turns, owner, now)).scalars()]
+        conn = self._conn()
+        ids = [int(turn_id) for turn_id in conn.execute(_INSERT_TURN, _rows(turns, owner, now)).scalars()]
+        _notify(conn)
+        return ids
 
     def finish_turns(self, turn_ids: Sequence[int]) -> int:
         """Delete turns whose answers are posted (one statement). Returns how many were there."""
@@ -189,3 +259,14 @@ class TurnQueue:
         """Turns acked and not yet answered, on every instance."""
         return int(self._conn().execute(core_select(func.count()).select_from(_TURN)).scalar_one())
 
+
+
+def turn_queue(store: Store, database_url: str) -> Store:
+    """Where ``pending_turn`` is: the database itself (PostgreSQL), or on SQLite a file of its own
+    beside it (``bot.storage.db.turn_queue_url``)."""
+    from bot.storage.db import make_turn_queue_engine, turn_queue_url
+    from bot.storage.repositories import Store  # it imports this module
+
+    if turn_queue_url(database_url) is None:
+        return store
+    return Store(make_turn_queue_engine(database_url))
