@@ -9,7 +9,7 @@ over a websocket instead of ``/slack/events``; the web app then still serves ``/
 uvicorn does the serving: HTTP/1.1 keep-alive and its timeout, the listen backlog, a cap on
 concurrent connections (503 beyond it), graceful shutdown on SIGTERM/SIGINT (no new
 connections; requests in flight finish), and ``--workers N`` worker processes it starts, watches
-and restarts. The HTTP processes only verify, record and ack (``bot.turns.TurnRecorder``); the
+and restarts. The HTTP processes only verify, record and ack (``bot.intake.TurnRecorder``); the
 turns run in one turn process (``bot.turn_process``), which ``serve`` starts, restarts when it
 dies and, after uvicorn's shutdown, lets finish what is recorded. What uvicorn does not do is
 done here, and only that: that turn process (uvicorn manages HTTP workers, not a background

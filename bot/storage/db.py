@@ -11,7 +11,7 @@ has a bound:
 - a connection from the pool: ``pool_timeout``.
 
 A turn that hits one of them fails with a ``DBAPIError``: the core rolls back and answers
-with its apology (``bot.core.DB_DOWN_TEXT``). What no setting here bounds: a PostgreSQL server
+with its apology (``bot.texts.DB_DOWN_TEXT``). What no setting here bounds: a PostgreSQL server
 that stops answering in the middle of an open connection (the kernel still acknowledges our
 bytes); ``/healthz`` guards against that with a deadline of its own (``bot.server``).
 """
