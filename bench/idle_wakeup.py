@@ -42,8 +42,7 @@ from bot.core import NOT_KEPT, AnswerKeeper  # noqa: E402
 from bot.intake import TurnRecorder  # noqa: E402
 from bot.runner import TurnConsumer  # noqa: E402
 from bot.storage.db import make_engine  # noqa: E402
-from bot.storage.repositories import Store  # noqa: E402
-from bot.storage.turn_queue import turn_queue  # noqa: E402
+from bot.storage.repositories import Store, turn_queue  # noqa: E402
 from handlers.messages import Address, IncomingMessage, Reply  # noqa: E402
 
 

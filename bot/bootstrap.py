@@ -148,7 +148,7 @@ def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = 
             (``TurnRecorder``) for the turn process (``bot.turn_process``) to run.
     """
     from bot.intake import TurnRecorder
-    from bot.storage.turn_queue import turn_queue
+    from bot.storage.repositories import turn_queue
     from bot.turns import InlineRunner, PooledRunner
 
     outboxes = build_outboxes(settings)

@@ -126,7 +126,7 @@ class TurnRecorder:
     channel acks); a ``TurnConsumer`` (the turn process) takes them from there.
 
     Args:
-        queue: where ``pending_turn`` is (``bot.storage.turn_queue.turn_queue``).
+        queue: where ``pending_turn`` is (``bot.storage.repositories.turn_queue``).
         limit: turns that may wait in the queue (recorded, not yet answered); one more is
             refused with ``TurnsBusy``.
         record_timeout: seconds an ack waits for the commit; beyond it the turn is refused with

@@ -126,7 +126,7 @@ def main() -> int:
     from bot.bootstrap import build_bot, build_outboxes, configure_logging
     from bot.config import Settings
     from bot.runner import TurnConsumer
-    from bot.storage.turn_queue import turn_queue
+    from bot.storage.repositories import turn_queue
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)

@@ -20,8 +20,7 @@ from collections.abc import Mapping, Sequence
 from bot.intake import DEFAULT_LIMIT, DEFAULT_RECORD_TIMEOUT, TurnRecorder, TurnsBusy
 from bot.outbox import BACKOFF_SECONDS, DEFAULT_OUTBOX_EXPIRY, Outbox, deliver, working
 from bot.runner import DEFAULT_LEASE_SECONDS, Answers, TurnConsumer
-from bot.storage.repositories import Store
-from bot.storage.turn_queue import turn_queue
+from bot.storage.repositories import Store, turn_queue
 from bot.turn_codec import Turn, by_user
 
 CLOSE_SECONDS = 60.0  # on close, how long a consumer goes on taking the turns still in the queue

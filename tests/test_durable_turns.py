@@ -32,7 +32,8 @@ from bot.runner import TAKEN_PER_THREAD
 from bot.storage.db import turn_queue_url
 from tests.fakes.line_api import FakeLineApi
 from tests.fakes.slack_api import FakeSlackAPI
-from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
+from tests.test_line_e2e import SECRET as LINE_SECRET
+from tests.test_line_e2e import sign, text_event, webhook
 from tests.test_slack_e2e import SECRET, TOKEN, _free_port, _wait_healthy, dm, post_signed
 
 RUNNER_THREADS = 8  # Settings.turn_threads' default: turns the turn process runs at once
@@ -305,12 +306,12 @@ def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_
 
     from bot.channels.slack import SlackOutbox
     from bot.config import Settings
-    from handlers.messages import IncomingMessage, SlackAddress
     from bot.runner import KeptWithTurn
     from bot.storage.models import utcnow
-    from bot.storage.turn_queue import turn_queue
+    from bot.storage.repositories import turn_queue
     from bot.turn_codec import encode_turns
     from bot.turns import PooledRunner
+    from handlers.messages import IncomingMessage, SlackAddress
 
     msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
     url = bot.store.engine.url.render_as_string(hide_password=False)

@@ -15,7 +15,8 @@ from bot.server import start_in_thread
 from tests.fakes.line_api import FakeLineApi
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_durable_turns import pending_turns
-from tests.test_line_e2e import PUSH, REPLY, SECRET as LINE_SECRET, sign, text_event, webhook
+from tests.test_line_e2e import PUSH, REPLY, sign, text_event, webhook
+from tests.test_line_e2e import SECRET as LINE_SECRET
 from tests.test_slack_e2e import SECRET, TOKEN, dm, post_signed
 
 OUTAGE = 3.0
@@ -181,8 +182,8 @@ def test_line_429_with_retry_after_is_waited_out_and_answered_once(tmp_path: Pat
 
 def test_slack_503_with_an_http_date_retry_after_still_answers(tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
     """A Retry-After given as an HTTP date (RFC 9110 allows it) is read, not a crash that drops the answer."""
-    from email.utils import format_datetime
     from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
     settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
@@ -389,7 +390,7 @@ def test_a_deletion_removes_the_users_turns_still_waiting_for_the_platform(datab
 
     from bot.runner import TurnConsumer
     from bot.storage.models import utcnow
-    from bot.storage.turn_queue import turn_queue
+    from bot.storage.repositories import turn_queue
     from bot.turn_codec import encode_turns
     from handlers.messages import Address, IncomingMessage
 

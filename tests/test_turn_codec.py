@@ -15,7 +15,7 @@ import pytest
 from bot.bootstrap import build_bot, build_outboxes
 from bot.config import Settings
 from bot.storage.models import utcnow
-from bot.storage.turn_queue import turn_queue
+from bot.storage.repositories import turn_queue
 from bot.turn_codec import decode_turns, encode_turns
 from bot.turns import PooledRunner
 from handlers.messages import Address, IncomingMessage, LineAddress, SlackAddress

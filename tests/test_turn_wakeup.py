@@ -19,8 +19,7 @@ from bot.core import NOT_KEPT, AnswerKeeper
 from bot.intake import TurnRecorder
 from bot.runner import TurnConsumer
 from bot.storage.db import make_engine
-from bot.storage.repositories import Store
-from bot.storage.turn_queue import turn_queue
+from bot.storage.repositories import Store, turn_queue
 from handlers.messages import Address, IncomingMessage, Reply
 
 IDLE_SECONDS = 2.0

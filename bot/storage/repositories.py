@@ -173,3 +173,12 @@ class Store:
                     elif dialect == "sqlite":
                         conn.execute(text(f"PRAGMA synchronous={int(previous or 2)}"))
 
+
+def turn_queue(store: Store, database_url: str) -> Store:
+    """Where ``pending_turn`` is: the database itself (PostgreSQL), or on SQLite a file of its own
+    beside it (``bot.storage.db.turn_queue_url``)."""
+    from bot.storage.db import make_turn_queue_engine, turn_queue_url
+
+    if turn_queue_url(database_url) is None:
+        return store
+    return Store(make_turn_queue_engine(database_url))

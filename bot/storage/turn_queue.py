@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, text, update
 from sqlalchemy import select as core_select
@@ -24,9 +24,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bot.storage.models import PendingTurn, TurnAnswer, utcnow
-
-if TYPE_CHECKING:
-    from bot.storage.repositories import Store
 
 _TURN = PendingTurn.__table__  # type: ignore[attr-defined]
 _ANSWER = TurnAnswer.__table__  # type: ignore[attr-defined]
@@ -258,15 +255,3 @@ class TurnQueue:
     def count_pending_turns(self) -> int:
         """Turns acked and not yet answered, on every instance."""
         return int(self._conn().execute(core_select(func.count()).select_from(_TURN)).scalar_one())
-
-
-
-def turn_queue(store: Store, database_url: str) -> Store:
-    """Where ``pending_turn`` is: the database itself (PostgreSQL), or on SQLite a file of its own
-    beside it (``bot.storage.db.turn_queue_url``)."""
-    from bot.storage.db import make_turn_queue_engine, turn_queue_url
-    from bot.storage.repositories import Store  # it imports this module
-
-    if turn_queue_url(database_url) is None:
-        return store
-    return Store(make_turn_queue_engine(database_url))
