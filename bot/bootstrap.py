@@ -52,11 +52,11 @@ def knowledge_and_matcher(prefecture: str) -> tuple[KnowledgeBase, Matcher]:
 def dialog_forms() -> dict[str, Form]:
     """All dialogs, by name (the actions of knowledge/actions.yaml start them)."""
     from handlers.copay import COPAY_FORM, MILD_FORM, START_DATE_FORM
-    from handlers.costlog import COSTLOG_FORM
+    from handlers.cost_log import COST_LOG_FORM
     from handlers.reminders import REMINDER_FORM
 
     forms = dict(DEFAULT_FORMS)
-    for form in (COPAY_FORM, START_DATE_FORM, MILD_FORM, REMINDER_FORM, COSTLOG_FORM):
+    for form in (COPAY_FORM, START_DATE_FORM, MILD_FORM, REMINDER_FORM, COST_LOG_FORM):
         forms[form.name] = form
     return forms
 

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError
 
 from bot.storage.conversations import DuplicateEvent, StaleStateError
-from bot.storage.costlog import UserCostLog
+from bot.storage.cost_log import UserCostLog
 from bot.storage.handoff import UserHandoffs
 from bot.storage.models import utcnow
 from bot.storage.reminders import UserReminders

@@ -9,7 +9,7 @@ with an idempotency key, mark it sent (or record the failure and when to retry) 
 ``serve``, which both only call ``dispatch_due``. ``send_claimed`` and ``UnrecordedSends`` are the
 send-and-mark step, shared with the hand-off desk (``bot.handoff``).
 
-What this is not: no dialog and no wording (``handlers.reminders`` and ``handlers.costlog`` write
+What this is not: no dialog and no wording (``handlers.reminders`` and ``handlers.cost_log`` write
 the texts), no SQL (the claims are ``bot.storage.claims.Claims``), no LINE or Slack client (the
 server passes their senders in). Nothing here reads the clock except the two entry points.
 
@@ -51,10 +51,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
-from bot.storage.costlog import ClaimedNotice
+from bot.storage.cost_log import ClaimedNotice
 from bot.storage.reminders import ClaimedDelivery
 from bot.storage.repositories import Store, UnitOfWork
-from handlers.costlog import message_text
+from handlers.cost_log import message_text
 from handlers.reminders import in_sending_hours, reminder_text
 from knowledge import KnowledgeBase
 from nlp.privacy import hash_user

@@ -18,7 +18,7 @@ from handlers.calc.copay import CopayError, CopayFacts, CopayResult, possible_re
 from handlers.calc.cost_log import RULES, progress, window
 from handlers.calc.mild_high_cost import MildHighCostError, check_mild_high_cost
 from handlers.calc.start_date import DELAY_REASONS, SCHEME_START, StartDateError, delay_reason, earliest_start
-from handlers.costlog import logged_totals
+from handlers.cost_log import logged_totals
 from handlers.dialog import Answers, Form, Slot
 from handlers.messages import Choice, Fact, Reply, Result, Source
 from handlers.parsers import UNKNOWN, Invalid, Noted

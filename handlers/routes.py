@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from handlers import amounts, context, costlog, dialog, feedback, handoff, situations, system, understand
+from handlers import amounts, context, cost_log, dialog, feedback, handoff, situations, system, understand
 from handlers.base import Context, text_of
 from handlers.dialog import Form
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
@@ -231,7 +231,7 @@ def start_button(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 ROUTES: tuple[Route, ...] = (
     # 「いらない」 right after the cost log offered to go on answers that offer only.
-    Route("costlog-decline", costlog.declines_offer, costlog.decline_offer),
+    Route("costlog-decline", cost_log.declines_offer, cost_log.decline_offer),
     # A button of an action, or a message that is one of its phrasings: at once, in any state.
     Route("action", lambda m, c: _action(m, c) is not None, do_action),
     Route("start", _start_button, start_button),
@@ -252,8 +252,8 @@ ROUTES: tuple[Route, ...] = (
           lambda m, c: dialog.reopen(c, text_of(m).removeprefix("fix:"))),
     # The day months were logged, 「間違えた」 changes a month; months typed by a user who keeps the
     # cost log (the answer to its monthly nudge) are logged.
-    Route("costlog-fix", lambda m, c: costlog.fixing(m, c) and system.matches(FIX_WORDS, m, c), costlog.fix),
-    Route("costlog-months", lambda m, c: costlog.typed_months(m, c) is not None, costlog.record_typed),
+    Route("costlog-fix", lambda m, c: cost_log.fixing(m, c) and system.matches(FIX_WORDS, m, c), cost_log.fix),
+    Route("costlog-months", lambda m, c: cost_log.typed_months(m, c) is not None, cost_log.record_typed),
     # 「ちがう、3割じゃなくて1割だった」: an earlier answer changed, in the dialog or after its result.
     Route("correction", _corrects, correct),
     Route("dialog", _in_dialog, continue_dialog),

@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from handlers import cost_log, dialog, reminders, system
+from handlers.base import Context, text_of
 from handlers.messages import Choice, IncomingMessage, Reply
+from knowledge import KnowledgeBase
+from knowledge.models import Action
 from nlp.matcher import KANA_QUESTION, Match
 from nlp.normalize import fold, nfkc, strip_fillers
 from nlp.text import Text, kana_share, reading
-from handlers import costlog, dialog, reminders, system
-from handlers.base import Context, text_of
-from knowledge import KnowledgeBase
-from knowledge.models import Action
 
 ACTION_PREFIX = "action:"
 
@@ -299,8 +299,8 @@ def perform(a: Action, msg: IncomingMessage, ctx: Context) -> list[Reply]:
         "delete": system.start_delete,
         "reminder-list": reminders.list_reminders,
         "reminder-stop": reminders.stop_reminders,
-        "costlog-show": costlog.show,
-        "costlog-stop": costlog.stop_nudge,
+        "costlog-show": cost_log.show,
+        "costlog-stop": cost_log.stop_nudge,
     }[does]
     return handler(msg, ctx)
 

@@ -10,10 +10,10 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.bootstrap import build_bot
-from handlers.messages import IncomingMessage
 from bot.reminders import dispatch_due
 from bot.storage.models import CostLogEntry, CostLogNotice
-from handlers.costlog import nudge_plan
+from handlers.cost_log import nudge_plan
+from handlers.messages import IncomingMessage
 from tests.conftest import Chat
 from tests.test_reminders import RecordingSender
 

@@ -8,7 +8,7 @@ module:
 - ``conversations``: handled events, conversation state, the flood window (``bot.storage.conversations``);
 - ``statistics``: the operator's question statistics (``bot.storage.statistics``);
 - ``reminders``: renewal reminders and their deliveries (``bot.storage.reminders``);
-- ``cost_log``: the monthly cost log and the messages about it (``bot.storage.costlog``);
+- ``cost_log``: the monthly cost log and the messages about it (``bot.storage.cost_log``);
 - ``turns``: turns acknowledged and not yet answered (``bot.storage.turn_queue``).
 
 The messages sent later, outside a turn (reminder deliveries, cost-log messages, hand-off notes
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.storage.conversations import Conversations
-from bot.storage.costlog import CostLogRepository
+from bot.storage.cost_log import CostLogRepository
 from bot.storage.handoff import Handoffs
 from bot.storage.models import UnfollowedUser, utcnow
 from bot.storage.reminders import Reminders

@@ -1,7 +1,7 @@
 """Months with an amount each, for the cost log: 「4月 52,000円、5月 61,000円」, 「先月 3万円」, 「5月 なし」,
 and one day's payment (「今日さくら薬局で1,230円払いました」).
 
-What this is not: the cost log itself (``handlers.costlog``) or a count of months (``counts``).
+What this is not: the cost log itself (``handlers.cost_log``) or a count of months (``counts``).
 """
 
 from __future__ import annotations

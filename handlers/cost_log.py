@@ -7,8 +7,10 @@ nudge the first time, then months with their totals), months typed later outside
 phone), 「医療費のお知らせをやめて」, and the texts of the nudge and of the notice that 高額かつ長期
 or 軽症高額 is met, which ``bot.reminders.dispatch_due`` sends through the reminders' claims.
 
-What this is not: no SQL (``bot.storage.costlog``), no counting rules (``handlers.calc.cost_log``),
-no sending and no clock. The amounts are personal health data: they go to the user and the
+What this is not: no SQL (``bot.storage.cost_log``), no counting rules (``handlers.calc.cost_log``),
+no sending and no clock. The form, its slots, its buttons and its actions keep the ids
+``costlog``/``costlog-…`` they were given: they are stored in dialog states and posted in buttons.
+The amounts are personal health data: they go to the user and the
 database only, never to a log line or the statistics.
 """
 
@@ -161,7 +163,7 @@ def _finish(answers: Answers, ctx: Context) -> list[Reply]:
     return replies + record(ctx, MonthAmounts(months, bool(value.get("paid")), bool(value.get("adds"))))
 
 
-COSTLOG_FORM = Form(
+COST_LOG_FORM = Form(
     name="costlog",
     intro="医療費の記録をつけます。「やめる」でいつでも終われます。",
     slots=(
@@ -270,7 +272,7 @@ def _standing(p: Progress, current: YearMonth) -> str:
 def fix(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """「間違えた」 the day months were logged: ask for the month to change (only that month is replaced)."""
     ctx.state.profile.pop(LAST_LOGGED, None)
-    replies = dialog.start(COSTLOG_FORM, ctx)
+    replies = dialog.start(COST_LOG_FORM, ctx)
     return [Reply("直したい月と正しい金額を送ってください（例：5月 60,000円）。送った月だけを置き換えます。", kind="costlog-fix")] \
         + replies[1:]
 
@@ -453,5 +455,5 @@ def message_text(kb: KnowledgeBase, kind: str, month: date, entries: Sequence[Co
     return notice_text(kb, kind, entries, profile, today)
 
 
-__all__ = ["COSTLOG_FORM", "fix", "fixing", "logged_totals", "message_text", "nudge_plan", "record_typed", "show",
+__all__ = ["COST_LOG_FORM", "fix", "fixing", "logged_totals", "message_text", "nudge_plan", "record_typed", "show",
            "stop_nudge", "table_card", "table_text", "typed_months"]
