@@ -90,12 +90,13 @@ def load_questions(files: tuple[Path, ...] = QUESTION_FILES) -> list[Question]:
 
 # --- the synthetic knowledge base ------------------------------------------------------------------------
 
+
 def _chunks(text: str, rng: random.Random) -> list[str]:
     """Cut text into pieces of 2 to 5 characters (about a word's length in Japanese)."""
     pieces, i = [], 0
     while i < len(text):
         n = rng.randint(2, 5)
-        pieces.append(text[i:i + n])
+        pieces.append(text[i : i + n])
         i += n
     return pieces
 
@@ -125,8 +126,9 @@ def _sentences(text: str) -> list[str]:
 def synthetic_topic(n: int, base: Topic, others: list[Topic], alphabet: str, rng: random.Random) -> Topic:
     """One synthetic topic built from ``base`` and pieces of ``others`` (see module docstring)."""
     other_phrasings = [p for o in others for p in o.phrasings]
-    phrasings = [_recombine(rng.choice(base.phrasings), rng.sample(other_phrasings, 2), alphabet, rng)
-                 for _ in base.phrasings]
+    phrasings = [
+        _recombine(rng.choice(base.phrasings), rng.sample(other_phrasings, 2), alphabet, rng) for _ in base.phrasings
+    ]
     keywords = rng.sample(base.keywords, min(len(base.keywords), rng.randint(0, 3)))
     keywords += [k for o in others for k in rng.sample(o.keywords, min(len(o.keywords), 1))]
     keywords.append("".join(rng.choice(alphabet) for _ in range(rng.randint(2, 4))))
@@ -134,14 +136,16 @@ def synthetic_topic(n: int, base: Topic, others: list[Topic], alphabet: str, rng
     sentences += [rng.choice(_sentences(o.answer)) for o in others]
     rng.shuffle(sentences)
     # model_copy skips validation: sources, related and checked stay valid, copied from the base.
-    return base.model_copy(update={
-        "id": f"{base.id}{SYNTHETIC_MARK}{n:05d}",
-        "title": _recombine(base.title, [o.title for o in others], alphabet, rng),
-        "phrasings": phrasings,
-        "keywords": keywords,
-        "answer": "\n".join(sentences),
-        "must": [],
-    })
+    return base.model_copy(
+        update={
+            "id": f"{base.id}{SYNTHETIC_MARK}{n:05d}",
+            "title": _recombine(base.title, [o.title for o in others], alphabet, rng),
+            "phrasings": phrasings,
+            "keywords": keywords,
+            "answer": "\n".join(sentences),
+            "must": [],
+        }
+    )
 
 
 def scaled_knowledge(kb: KnowledgeBase, scale: int, seed: int) -> KnowledgeBase:
@@ -159,6 +163,7 @@ def scaled_knowledge(kb: KnowledgeBase, scale: int, seed: int) -> KnowledgeBase:
 
 
 # --- measuring ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -204,26 +209,40 @@ def measure(name: str, kb: KnowledgeBase, questions: list[Question], runs: int) 
         else:
             top1 += result.topic == q.topic
     in_scope = sum(1 for q in questions if q.topic is not None)
-    return Figures(name, len(kb.topics), build_seconds, rss, tuple(sorted(latencies)), top1, in_scope, held,
-                   len(questions) - in_scope, synthetic_first)
+    return Figures(
+        name,
+        len(kb.topics),
+        build_seconds,
+        rss,
+        tuple(sorted(latencies)),
+        top1,
+        in_scope,
+        held,
+        len(questions) - in_scope,
+        synthetic_first,
+    )
 
 
 def report(f: Figures) -> str:
-    return "\n".join([
-        f"{f.name}: {f.topics} topics",
-        f"  index build {f.build_seconds:.2f} s, RSS after build {f.rss_after_build_mb:.0f} MiB",
-        f"  latency per question ({len(f.latencies_ms)} questions): p50 {f.pct(0.50):.2f} ms, "
-        f"p99 {f.pct(0.99):.2f} ms, max {f.latencies_ms[-1]:.2f} ms",
-        f"  labelled topic answered first: {f.top1}/{f.in_scope} in scope; out of scope held back: "
-        f"{f.held}/{f.out_scope}; a synthetic topic ranked first: {f.synthetic_first}",
-    ])
+    return "\n".join(
+        [
+            f"{f.name}: {f.topics} topics",
+            f"  index build {f.build_seconds:.2f} s, RSS after build {f.rss_after_build_mb:.0f} MiB",
+            f"  latency per question ({len(f.latencies_ms)} questions): p50 {f.pct(0.50):.2f} ms, "
+            f"p99 {f.pct(0.99):.2f} ms, max {f.latencies_ms[-1]:.2f} ms",
+            f"  labelled topic answered first: {f.top1}/{f.in_scope} in scope; out of scope held back: "
+            f"{f.held}/{f.out_scope}; a synthetic topic ranked first: {f.synthetic_first}",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 run per question, 60 questions spread over the files")
     parser.add_argument("--runs", type=int, help="timed runs per question; its median counts (default 5)")
-    parser.add_argument("--scale", type=int, default=SCALE, help=f"size of the larger base, times today's (default {SCALE})")
+    parser.add_argument(
+        "--scale", type=int, default=SCALE, help=f"size of the larger base, times today's (default {SCALE})"
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic topics (default 7)")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 5)
@@ -236,15 +255,19 @@ def main(argv: list[str] | None = None) -> int:
         # Evenly spaced, so that both files and out-of-scope questions are in the quick run too.
         questions = questions[:: max(1, len(questions) // 60)][:60]
 
-    print("FAQ benchmark: handlers.faq.consult in process, "
-          f"{len(questions)} questions ({', '.join(sorted({q.source for q in questions}))}), "
-          f"median of {runs} run(s) per question; machine: {os.cpu_count()} cores")
+    print(
+        "FAQ benchmark: handlers.faq.consult in process, "
+        f"{len(questions)} questions ({', '.join(sorted({q.source for q in questions}))}), "
+        f"median of {runs} run(s) per question; machine: {os.cpu_count()} cores"
+    )
     print("  command: " + shlex.join(["python", "bench/faq.py", *(argv if argv is not None else sys.argv[1:])]))
     rss_start = rss_mb()
     started = time.perf_counter()
     kb = load_knowledge()
-    print(f"knowledge base loaded in {time.perf_counter() - started:.2f} s; RSS {rss_start:.0f} MiB before, "
-          f"{rss_mb():.0f} MiB after")
+    print(
+        f"knowledge base loaded in {time.perf_counter() - started:.2f} s; RSS {rss_start:.0f} MiB before, "
+        f"{rss_mb():.0f} MiB after"
+    )
 
     today = measure("today's knowledge base", kb, questions, runs)
     print(report(today))
@@ -253,9 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"synthetic base generated in {time.perf_counter() - started:.2f} s (seed {args.seed})")
     large = measure(f"{args.scale}x knowledge base", large_kb, questions, runs)
     print(report(large))
-    print(f"growth x{large.topics / today.topics:.0f} topics: build x{large.build_seconds / today.build_seconds:.1f}, "
-          f"p50 x{large.pct(0.5) / today.pct(0.5):.1f}, p99 x{large.pct(0.99) / today.pct(0.99):.1f}, "
-          f"RSS +{large.rss_after_build_mb - today.rss_after_build_mb:.0f} MiB (both indexes held)")
+    print(
+        f"growth x{large.topics / today.topics:.0f} topics: build x{large.build_seconds / today.build_seconds:.1f}, "
+        f"p50 x{large.pct(0.5) / today.pct(0.5):.1f}, p99 x{large.pct(0.99) / today.pct(0.99):.1f}, "
+        f"RSS +{large.rss_after_build_mb - today.rss_after_build_mb:.0f} MiB (both indexes held)"
+    )
     return 0
 
 

@@ -88,6 +88,7 @@ REQUEST_TIMEOUT = 30.0
 
 # --- Slack's signing and payloads ------------------------------------------------------------------
 
+
 def sign(body: bytes, timestamp: int, secret: str = SECRET) -> str:
     """``X-Slack-Signature`` of ``body``: HMAC-SHA256 of ``v0:{timestamp}:{body}``."""
     base = b"v0:" + str(timestamp).encode() + b":" + body
@@ -98,14 +99,29 @@ def dm_body(user: str, text: str, event_id: str, n: int) -> bytes:
     """An ``event_callback`` carrying a ``message.im`` from ``user`` in the DM ``D<user>``."""
     channel = "D" + user.removeprefix("U")
     ts = f"1700001000.{n % 1_000_000:06d}"
-    return json.dumps({
-        "token": "legacy-unused", "team_id": TEAM_ID, "api_app_id": "A1", "type": "event_callback",
-        "event": {"type": "message", "channel": channel, "channel_type": "im", "user": user, "text": text,
-                  "ts": ts, "event_ts": ts},
-        "event_id": event_id, "event_time": int(time.time()),
-        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True,
-                            "is_enterprise_install": False}],
-    }, ensure_ascii=False).encode()
+    return json.dumps(
+        {
+            "token": "legacy-unused",
+            "team_id": TEAM_ID,
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event": {
+                "type": "message",
+                "channel": channel,
+                "channel_type": "im",
+                "user": user,
+                "text": text,
+                "ts": ts,
+                "event_ts": ts,
+            },
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [
+                {"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True, "is_enterprise_install": False}
+            ],
+        },
+        ensure_ascii=False,
+    ).encode()
 
 
 @dataclass(frozen=True)
@@ -118,8 +134,10 @@ class Signed:
 
 def signed(body: bytes, timestamp: int | None = None) -> Signed:
     ts = int(time.time()) if timestamp is None else timestamp
-    return Signed(body, {"Content-Type": "application/json", "X-Slack-Request-Timestamp": str(ts),
-                         "X-Slack-Signature": sign(body, ts)})
+    return Signed(
+        body,
+        {"Content-Type": "application/json", "X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sign(body, ts)},
+    )
 
 
 def post(port: int, request: Signed, path: str = "/slack/events") -> tuple[int | str, float]:
@@ -200,6 +218,7 @@ def messages_per_text(texts: Sequence[str]) -> dict[str, int]:
 
 # --- the fake Slack Web API, in its own process ------------------------------------------------------
 
+
 def run_fake_slack() -> int:
     """``--role fake-slack``: serve the project's fake Web API, counting calls; print the port."""
     from tests.fakes.slack_api import FakeSlackAPI
@@ -227,8 +246,13 @@ def run_fake_slack() -> int:
                     self.last_post_at = call.at if self.last_post_at is None else max(self.last_post_at, call.at)
             self.calls.clear()
             if method == "bench.stats":
-                return {"ok": True, "posts": self.posts, "channels": len(self.channels),
-                        "last_post_at": self.last_post_at, "methods": dict(self.methods)}
+                return {
+                    "ok": True,
+                    "posts": self.posts,
+                    "channels": len(self.channels),
+                    "last_post_at": self.last_post_at,
+                    "methods": dict(self.methods),
+                }
             return super()._answer(method, args)
 
     fake = CountingSlackAPI()
@@ -278,8 +302,12 @@ class FakeSlack:
 
 @contextmanager
 def fake_slack() -> Iterator[FakeSlack]:
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--role", "fake-slack"],
-                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--role", "fake-slack"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline().strip() or 0)
@@ -291,6 +319,7 @@ def fake_slack() -> Iterator[FakeSlack]:
 
 
 # --- the two servers ---------------------------------------------------------------------------------
+
 
 def run_bare_server(api_url: str, log_level: str, backlog: int | None) -> int:
     """``--role bare``: a bolt App that only acks, on the same server as ``serve``: uvicorn with
@@ -306,9 +335,13 @@ def run_bare_server(api_url: str, log_level: str, backlog: int | None) -> int:
     from bot.bootstrap import configure_logging
 
     configure_logging(log_level)  # the same logging as `serve`, so the access log costs the same
-    app = App(signing_secret=SECRET, client=WebClient(token=TOKEN, base_url=api_url),
-              token_verification_enabled=False, request_verification_enabled=True,
-              logger=logging.getLogger("bench.bare"))
+    app = App(
+        signing_secret=SECRET,
+        client=WebClient(token=TOKEN, base_url=api_url),
+        token_verification_enabled=False,
+        request_verification_enabled=True,
+        logger=logging.getLogger("bench.bare"),
+    )
 
     @app.event("message")
     def _ack_only(ack: Any) -> None:
@@ -325,8 +358,13 @@ def run_bare_server(api_url: str, log_level: str, backlog: int | None) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
-    server = uvicorn.Server(bot.server.uvicorn_config(bot.server.create_app(service), "127.0.0.1",  # type: ignore[arg-type]
-                                                      sock.getsockname()[1]))
+    server = uvicorn.Server(
+        bot.server.uvicorn_config(
+            bot.server.create_app(service),
+            "127.0.0.1",  # type: ignore[arg-type]
+            sock.getsockname()[1],
+        )
+    )
     server.run(sockets=[sock])  # until SIGTERM
     return 0
 
@@ -342,8 +380,11 @@ class Experiment:
 
     def args(self) -> list[str]:
         out = ["--ack-only"] if self.ack_only else []
-        for name, value in (("--backlog", self.backlog), ("--runner-threads", self.runner_threads),
-                            ("--switch-interval", self.switch_interval)):
+        for name, value in (
+            ("--backlog", self.backlog),
+            ("--runner-threads", self.runner_threads),
+            ("--switch-interval", self.switch_interval),
+        ):
             if value:
                 out += [name, str(value)]
         return out
@@ -362,8 +403,9 @@ class Experiment:
             bot.channels.slack.SlackIntake._on_payload = lambda intake, ack, body, context: ack()
 
 
-def run_serve(serve_args: Sequence[str], experiment: Experiment, profile_out: str | None,
-              profile_clock: str = "cpu") -> int:
+def run_serve(
+    serve_args: Sequence[str], experiment: Experiment, profile_out: str | None, profile_clock: str = "cpu"
+) -> int:
     """``--role serve``: ``nanbyo-bot serve`` through ``bot.cli.main``, changed by ``experiment``.
 
     ``profile_out`` runs a ``cProfile`` profiler in every thread (timed
@@ -399,8 +441,11 @@ def run_serve(serve_args: Sequence[str], experiment: Experiment, profile_out: st
         threading.setprofile(None)
         groups: dict[str, list[cProfile.Profile]] = {}
         for name, profiler in profiles:  # every thread has ended: serve joins its threads on stop
-            kind = "turn" if name.startswith("turn_") else (
-                "request" if name == "MainThread" or name.startswith("AnyIO") else "other")
+            kind = (
+                "turn"
+                if name.startswith("turn_")
+                else ("request" if name == "MainThread" or name.startswith("AnyIO") else "other")
+            )
             groups.setdefault(kind, []).append(profiler)
         for kind, members in groups.items():
             pstats.Stats(*members).dump_stats(f"{profile_out}.{kind}")
@@ -419,8 +464,7 @@ def summarize_profile(path: Path, top: int = 12) -> str:
         short = file.split("site-packages/")[-1].split("/lib/python3")[-1].replace(str(REPO) + "/", "")
         return f"{short}:{line_no}({func})"
 
-    lines = [f"{path.name}: {total:.2f} s profiled in these threads",
-             "  own time (tottime), top functions:"]
+    lines = [f"{path.name}: {total:.2f} s profiled in these threads", "  own time (tottime), top functions:"]
     for key, v in sorted(rows.items(), key=lambda kv: kv[1][2], reverse=True)[:top]:
         lines.append(f"    {v[2]:7.2f} s {100 * v[2] / total:5.1f}%  {v[0]:>8} calls  {where(key)}")
     ours = [(k, v) for k, v in rows.items() if k[0].startswith(str(REPO)) and "/bench/" not in k[0]]
@@ -440,7 +484,7 @@ def tracebacks(log: str, max_lines: int = 40) -> list[str]:
             end = i + 1
             while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
                 end += 1
-            found.append("\n".join(lines[max(0, i - 1):min(end + 1, i + max_lines)]))
+            found.append("\n".join(lines[max(0, i - 1) : min(end + 1, i + max_lines)]))
     return found
 
 
@@ -493,16 +537,29 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
 
 
 def server_env(api_url: str, database_url: str, log_level: str) -> dict[str, str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-           "SLACK_API_URL": api_url, "LOG_LEVEL": log_level}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": api_url,
+        "LOG_LEVEL": log_level,
+    }
     for name in ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "SLACK_APP_TOKEN"):
         env.pop(name, None)
     return env
 
 
-def start_ours(api_url: str, database_url: str, workdir: Path, log_level: str,
-               extra_args: Sequence[str] = (), experiment: Experiment = Experiment(),
-               profile_out: Path | None = None, profile_clock: str = "cpu") -> Server:
+def start_ours(
+    api_url: str,
+    database_url: str,
+    workdir: Path,
+    log_level: str,
+    extra_args: Sequence[str] = (),
+    experiment: Experiment = Experiment(),
+    profile_out: Path | None = None,
+    profile_clock: str = "cpu",
+) -> Server:
     """``nanbyo-bot serve --host 127.0.0.1 --port 0``; the bound port is read from its start-up line.
 
     With an ``experiment`` or ``profile_out``, the same command runs through ``bot.cli.main``
@@ -510,15 +567,23 @@ def start_ours(api_url: str, database_url: str, workdir: Path, log_level: str,
     """
     serve = ["serve", "--host", "127.0.0.1", "--port", "0", *extra_args]
     if experiment.args() or profile_out:
-        args = [sys.executable, str(Path(__file__).resolve()), "--role", "serve", *experiment.args(),
-                *(["--profile-out", str(profile_out), "--profile", profile_clock] if profile_out else []),
-                "--", *serve]
+        args = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--role",
+            "serve",
+            *experiment.args(),
+            *(["--profile-out", str(profile_out), "--profile", profile_clock] if profile_out else []),
+            "--",
+            *serve,
+        ]
     else:
         args = [str(Path(sys.executable).with_name("nanbyo-bot")), *serve]
     stderr_path = workdir / "serve.stderr"
     with stderr_path.open("w") as err:  # a file, not a pipe: INFO logs would fill a pipe and block it
-        proc = subprocess.Popen(args, env=server_env(api_url, database_url, log_level), cwd=workdir,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            args, env=server_env(api_url, database_url, log_level), cwd=workdir, stdout=subprocess.DEVNULL, stderr=err
+        )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         started = stderr_path.read_text(errors="replace")
@@ -535,8 +600,17 @@ def start_ours(api_url: str, database_url: str, workdir: Path, log_level: str,
 
 
 def start_bare(api_url: str, workdir: Path, log_level: str, backlog: int | None = None) -> Server:
-    args = [sys.executable, str(Path(__file__).resolve()), "--role", "bare", "--api-url", api_url,
-            "--log-level", log_level, *(["--backlog", str(backlog)] if backlog else [])]
+    args = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--role",
+        "bare",
+        "--api-url",
+        api_url,
+        "--log-level",
+        log_level,
+        *(["--backlog", str(backlog)] if backlog else []),
+    ]
     stderr_path = workdir / "bare.stderr"
     with stderr_path.open("w") as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True, cwd=workdir)
@@ -549,6 +623,7 @@ def start_bare(api_url: str, workdir: Path, log_level: str, backlog: int | None 
 
 
 # --- the load ----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -608,8 +683,16 @@ class Round:
     posts_expected: int
 
 
-def one_round(index: int, bare: Server, ours: Server, fake: FakeSlack, texts: Sequence[str],
-              per_text: dict[str, int], count: int, clients: int) -> Round:
+def one_round(
+    index: int,
+    bare: Server,
+    ours: Server,
+    fake: FakeSlack,
+    texts: Sequence[str],
+    per_text: dict[str, int],
+    count: int,
+    clients: int,
+) -> Round:
     tag = f"R{index}{uuid.uuid4().hex[:4].upper()}"
     bare_result = load(bare.port, build_requests(count, texts, tag + "B"), clients)
     before = fake.stats().posts
@@ -636,9 +719,11 @@ def line(name: str, r: LoadResult) -> str:
     worst = r.latencies[-1] * 1000 if r.latencies else 0.0
     errors = f"{sum(r.errors.values())}" + (f" {dict(r.errors)}" if r.errors else "")
     overflows = "?" if r.overflows is None else str(r.overflows)
-    return (f"{name:<18} {r.requests:>6} req  {r.seconds:6.2f} s  {r.rps:8.1f} req/s  "
-            f"p50 {r.pct(0.50):6.1f} ms  p99 {r.pct(0.99):7.1f} ms  max {worst:7.1f} ms  "
-            f"errors {errors}  listen-queue overflows {overflows}")
+    return (
+        f"{name:<18} {r.requests:>6} req  {r.seconds:6.2f} s  {r.rps:8.1f} req/s  "
+        f"p50 {r.pct(0.50):6.1f} ms  p99 {r.pct(0.99):7.1f} ms  max {worst:7.1f} ms  "
+        f"errors {errors}  listen-queue overflows {overflows}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -647,24 +732,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="events per server and round (default 2000)")
     parser.add_argument("--clients", type=int, help="concurrent client threads (default 16)")
     parser.add_argument("--rounds", type=int, help="bare/ours rounds, alternating (default 3)")
-    parser.add_argument("--database-url", help="database of `serve` (default: a temporary SQLite file; "
-                                               "on PostgreSQL a fresh schema, dropped afterwards)")
+    parser.add_argument(
+        "--database-url",
+        help="database of `serve` (default: a temporary SQLite file; on PostgreSQL a fresh schema, dropped afterwards)",
+    )
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of both servers (default INFO, as deployed)")
     parser.add_argument("--no-scheduler", action="store_true", help="start `serve` without the reminder scheduler")
-    parser.add_argument("--backlog", type=int,
-                        help="experiment: listen queue of both servers (default: unchanged, bot.server.BACKLOG)")
-    parser.add_argument("--runner-threads", type=int,
-                        help="experiment: turns a worker of `serve` runs at once (default: unchanged, 8)")
-    parser.add_argument("--ack-only", action="store_true",
-                        help="experiment: `serve` skips the turn after the ack (no answers): its ack path alone")
-    parser.add_argument("--switch-interval", type=float,
-                        help="experiment: sys.setswitchinterval of `serve`, seconds (default: unchanged, 0.005)")
-    parser.add_argument("--workers", type=int,
-                        help="`serve --workers`: uvicorn worker processes (default: serve's own, 1)")
-    parser.add_argument("--profile", choices=("cpu", "wall"),
-                        help="profile `serve` (cProfile in every thread, timed by the thread's CPU time or by "
-                             "the wall clock) and print where its time goes; a profiled server is slower, so "
-                             "the figures of that run are not comparable")
+    parser.add_argument(
+        "--backlog", type=int, help="experiment: listen queue of both servers (default: unchanged, bot.server.BACKLOG)"
+    )
+    parser.add_argument(
+        "--runner-threads", type=int, help="experiment: turns a worker of `serve` runs at once (default: unchanged, 8)"
+    )
+    parser.add_argument(
+        "--ack-only",
+        action="store_true",
+        help="experiment: `serve` skips the turn after the ack (no answers): its ack path alone",
+    )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="experiment: sys.setswitchinterval of `serve`, seconds (default: unchanged, 0.005)",
+    )
+    parser.add_argument(
+        "--workers", type=int, help="`serve --workers`: uvicorn worker processes (default: serve's own, 1)"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("cpu", "wall"),
+        help="profile `serve` (cProfile in every thread, timed by the thread's CPU time or by "
+        "the wall clock) and print where its time goes; a profiled server is slower, so "
+        "the figures of that run are not comparable",
+    )
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
     parser.add_argument("serve_args", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--role", choices=("fake-slack", "bare", "serve"), help=argparse.SUPPRESS)
@@ -685,33 +784,54 @@ def main(argv: list[str] | None = None) -> int:
     texts = load_texts()
     per_text = messages_per_text(texts)
 
-    print("HTTP benchmark: signed Slack event_callback DMs on 127.0.0.1 "
-          f"({count} events per server and round, {clients} client threads, {rounds} round(s))")
-    print("  command: " + shlex.join([Path(sys.executable).name, "bench/http_load.py", *(argv if argv is not None else sys.argv[1:])]))
-    print(f"  each request on a new TCP connection (as Slack delivers); "
-          f"listen queue {args.backlog or 'unchanged (bot.server.BACKLOG)'}; machine: {os.cpu_count()} cores")
+    print(
+        "HTTP benchmark: signed Slack event_callback DMs on 127.0.0.1 "
+        f"({count} events per server and round, {clients} client threads, {rounds} round(s))"
+    )
+    print(
+        "  command: "
+        + shlex.join([Path(sys.executable).name, "bench/http_load.py", *(argv if argv is not None else sys.argv[1:])])
+    )
+    print(
+        f"  each request on a new TCP connection (as Slack delivers); "
+        f"listen queue {args.backlog or 'unchanged (bot.server.BACKLOG)'}; machine: {os.cpu_count()} cores"
+    )
     if args.runner_threads or args.switch_interval or args.ack_only:
-        print(f"  experiment on `serve` only: runner threads {args.runner_threads or 'unchanged (8)'}, "
-              f"switch interval {args.switch_interval or 'unchanged (0.005 s)'}"
-              + (", turns skipped after the ack (no answers are posted)" if args.ack_only else ""))
+        print(
+            f"  experiment on `serve` only: runner threads {args.runner_threads or 'unchanged (8)'}, "
+            f"switch interval {args.switch_interval or 'unchanged (0.005 s)'}"
+            + (", turns skipped after the ack (no answers are posted)" if args.ack_only else "")
+        )
     if args.ack_only:
         per_text = dict.fromkeys(per_text, 0)
 
-    with tempfile.TemporaryDirectory(prefix="nanbyo-bench-http-") as tmp, fake_slack() as fake, \
-            database(args.database_url, Path(tmp)) as database_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="nanbyo-bench-http-") as tmp,
+        fake_slack() as fake,
+        database(args.database_url, Path(tmp)) as database_url,
+    ):
         workdir = Path(tmp)
         bare = start_bare(fake.api_url, workdir, args.log_level, args.backlog)
         try:
-            ours = start_ours(fake.api_url, database_url, workdir, args.log_level,
-                              (["--no-scheduler"] if args.no_scheduler else [])
-                              + (["--workers", str(args.workers)] if args.workers else []), experiment,
-                              workdir / "serve.prof" if args.profile else None, args.profile or "cpu")
+            ours = start_ours(
+                fake.api_url,
+                database_url,
+                workdir,
+                args.log_level,
+                (["--no-scheduler"] if args.no_scheduler else [])
+                + (["--workers", str(args.workers)] if args.workers else []),
+                experiment,
+                workdir / "serve.prof" if args.profile else None,
+                args.profile or "cpu",
+            )
         except Exception:
             stop(bare.proc)
             raise
         try:
-            print(f"  ours: {ours.command}   (DATABASE_URL: "
-                  f"{'a fresh schema of the given database' if args.database_url else 'a temporary SQLite file'})")
+            print(
+                f"  ours: {ours.command}   (DATABASE_URL: "
+                f"{'a fresh schema of the given database' if args.database_url else 'a temporary SQLite file'})"
+            )
             print(f"  bare: {bare.command}")
             warm_up(bare, fake, texts, per_text, 20)
             warm_up(ours, fake, texts, per_text, 20)
@@ -725,10 +845,16 @@ def main(argv: list[str] | None = None) -> int:
                 if r.posts_expected == 0:
                     print("  end-to-end drain: no answers are posted (--ack-only)")
                 elif r.drain_seconds is not None:
-                    print(f"  {'end-to-end drain':<18} {r.drain_seconds:6.2f} s from the first request until the last of "
-                          f"{r.posts_expected} answers reached the fake API ({r.ours.requests / r.drain_seconds:.1f} turns/s)")
+                    print(
+                        f"  {'end-to-end drain':<18} {r.drain_seconds:6.2f} s from the first request until the last of "
+                        f"{r.posts_expected} answers reached the fake API "
+                        f"({r.ours.requests / r.drain_seconds:.1f} turns/s)"
+                    )
                 else:
-                    print(f"  end-to-end drain: only {r.posts} of {r.posts_expected} answers arrived within {DRAIN_TIMEOUT:.0f} s")
+                    print(
+                        f"  end-to-end drain: only {r.posts} of {r.posts_expected} answers arrived "
+                        f"within {DRAIN_TIMEOUT:.0f} s"
+                    )
                 sys.stdout.flush()
         finally:
             stop(ours.proc)
@@ -738,8 +864,10 @@ def main(argv: list[str] | None = None) -> int:
             if found:
                 print(f"  note: {path.name} holds {len(found)} traceback(s); the last one:\n{found[-1]}")
         if args.profile:
-            print(f"profile of `serve` (cProfile in every thread, {args.profile} time; it slows the server, so "
-                  "the figures above are not comparable with an unprofiled run)")
+            print(
+                f"profile of `serve` (cProfile in every thread, {args.profile} time; it slows the server, so "
+                "the figures above are not comparable with an unprofiled run)"
+            )
             for kind in ("request", "turn", "other"):
                 path = workdir / f"serve.prof.{kind}"
                 if path.exists():
@@ -749,20 +877,28 @@ def main(argv: list[str] | None = None) -> int:
     p99_ratio = statistics.median(r.ours.pct(0.99) / r.bare.pct(0.99) for r in results if r.bare.pct(0.99))
     drains = [r.drain_seconds for r in results if r.drain_seconds is not None]
     print("summary (median of rounds)")
-    print(f"  throughput  bare {statistics.median(r.bare.rps for r in results):.1f} req/s, "
-          f"ours {statistics.median(r.ours.rps for r in results):.1f} req/s: bare/ours = {rps_ratio:.2f}x")
-    print(f"  p99 latency bare {statistics.median(r.bare.pct(0.99) for r in results):.1f} ms, "
-          f"ours {statistics.median(r.ours.pct(0.99) for r in results):.1f} ms: ours/bare = {p99_ratio:.2f}x")
+    print(
+        f"  throughput  bare {statistics.median(r.bare.rps for r in results):.1f} req/s, "
+        f"ours {statistics.median(r.ours.rps for r in results):.1f} req/s: bare/ours = {rps_ratio:.2f}x"
+    )
+    print(
+        f"  p99 latency bare {statistics.median(r.bare.pct(0.99) for r in results):.1f} ms, "
+        f"ours {statistics.median(r.ours.pct(0.99) for r in results):.1f} ms: ours/bare = {p99_ratio:.2f}x"
+    )
     if drains:
-        print(f"  end-to-end drain {statistics.median(drains):.2f} s for {count} events "
-              f"({count / statistics.median(drains):.1f} answered turns/s)")
+        print(
+            f"  end-to-end drain {statistics.median(drains):.2f} s for {count} events "
+            f"({count / statistics.median(drains):.1f} answered turns/s)"
+        )
     verdict = "yes" if rps_ratio <= 1.5 and p99_ratio <= 2 else "no"
     print(f"  within 1.5x of the bare app's throughput and 2x of its p99: {verdict}")
     overflows = sum(r.overflows or 0 for r in results for r in (r.bare, r.ours))
     if overflows:
-        print(f"  note: {overflows} listen-queue overflows. Each costs its client a 1 s SYN retry, or a "
-              "connection reset, which Slack would retry: the p99 above then measures that, not the apps. "
-              "Compare with a larger --backlog.")
+        print(
+            f"  note: {overflows} listen-queue overflows. Each costs its client a 1 s SYN retry, or a "
+            "connection reset, which Slack would retry: the p99 above then measures that, not the apps. "
+            "Compare with a larger --backlog."
+        )
     return 0
 
 

@@ -85,16 +85,19 @@ def main() -> int:
         for n in range(args.turns):
             time.sleep(1.5)  # idle again between turns
             recorded = time.monotonic()
-            recorder.submit([(IncomingMessage("bench", "U1", text="こんにちは", event_id=f"Ev{n}"),
-                              Address("bench", "U1"))])
+            recorder.submit(
+                [(IncomingMessage("bench", "U1", text="こんにちは", event_id=f"Ev{n}"), Address("bench", "U1"))]
+            )
             with core.changed:
                 core.changed.wait_for(lambda n=n: f"Ev{n}" in core.reached, timeout=10)
             delays.append(core.reached[f"Ev{n}"] - recorded)
     finally:
         recorder.close()
         consumer.close(timeout=10)
-    print(f"{store.engine.dialect.name}: {idle_rate:.1f} statements/s idle; a turn recorded elsewhere taken after "
-          f"{statistics.median(delays) * 1000:.0f} ms (median), {max(delays) * 1000:.0f} ms (max) of {len(delays)}")
+    print(
+        f"{store.engine.dialect.name}: {idle_rate:.1f} statements/s idle; a turn recorded elsewhere taken after "
+        f"{statistics.median(delays) * 1000:.0f} ms (median), {max(delays) * 1000:.0f} ms (max) of {len(delays)}"
+    )
     return 0
 
 

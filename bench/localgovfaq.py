@@ -89,8 +89,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, round(q * len(sorted_values)) - 1))]
 
 
-def fit(entries: list[Entry], synonyms: Synonyms, queries: dict[str, str], qrels: dict[str, dict[str, int]],
-        dev: list[str]) -> tuple[float, float, float]:
+def fit(
+    entries: list[Entry], synonyms: Synonyms, queries: dict[str, str], qrels: dict[str, dict[str, int]], dev: list[str]
+) -> tuple[float, float, float]:
     """The per-corpus weights (answer b, answer weight, fuzzy) with the best SR@1 on ``dev``."""
     scores = {}
     for b in FIT_ANSWER_B:
@@ -103,8 +104,13 @@ def fit(entries: list[Entry], synonyms: Synonyms, queries: dict[str, str], qrels
     return max(scores, key=lambda k: scores[k])
 
 
-def cross_fit(entries: list[Entry], synonyms: Synonyms, queries: dict[str, str], qrels: dict[str, dict[str, int]],
-              query_ids: list[str]) -> int:
+def cross_fit(
+    entries: list[Entry],
+    synonyms: Synonyms,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    query_ids: list[str],
+) -> int:
     """Two-fold: fit on each half of the queries, report the other; every figure is on unseen queries."""
     halves = (query_ids[0::2], query_ids[1::2])
     run: dict[str, list[str]] = {}
@@ -114,11 +120,15 @@ def cross_fit(entries: list[Entry], synonyms: Synonyms, queries: dict[str, str],
         fold = {q: [x.id for x in matcher.rank(queries[q], limit=DEPTH)] for q in test}
         run.update(fold)
         m = metrics(fold, qrels)
-        print(f"fold {n}: fitted on {len(dev)} queries (answer b {b}, answer weight {weight}, fuzzy {fuzzy}); "
-              f"on the other {len(test)}: SR@1 {m['SR@1']:.3f}   SR@5 {m['SR@5']:.3f}   MRR@10 {m['MRR@10']:.3f}")
+        print(
+            f"fold {n}: fitted on {len(dev)} queries (answer b {b}, answer weight {weight}, fuzzy {fuzzy}); "
+            f"on the other {len(test)}: SR@1 {m['SR@1']:.3f}   SR@5 {m['SR@5']:.3f}   MRR@10 {m['MRR@10']:.3f}"
+        )
     m = metrics(run, qrels)
-    print(f"both folds ({len(run)} queries, each ranked by weights fitted without it): "
-          f"SR@1 {m['SR@1']:.3f}   SR@5 {m['SR@5']:.3f}   MRR@10 {m['MRR@10']:.3f}")
+    print(
+        f"both folds ({len(run)} queries, each ranked by weights fitted without it): "
+        f"SR@1 {m['SR@1']:.3f}   SR@5 {m['SR@5']:.3f}   MRR@10 {m['MRR@10']:.3f}"
+    )
     return 0
 
 
@@ -128,11 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the ranking (JSON)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N queries")
     parser.add_argument("--no-synonyms", action="store_true", help="do not use knowledge/synonyms")
-    parser.add_argument("--answer-weight", type=float, default=FAQ_ANSWER_WEIGHT,
-                        help=f"weight of the answer field (default {FAQ_ANSWER_WEIGHT})")
+    parser.add_argument(
+        "--answer-weight",
+        type=float,
+        default=FAQ_ANSWER_WEIGHT,
+        help=f"weight of the answer field (default {FAQ_ANSWER_WEIGHT})",
+    )
     parser.add_argument("--misses", action="store_true", help="print the queries whose top-1 is wrong")
-    parser.add_argument("--fit", action="store_true",
-                        help="choose the answer weight on half of the queries, report the other half")
+    parser.add_argument(
+        "--fit", action="store_true", help="choose the answer weight on half of the queries, report the other half"
+    )
     args = parser.parse_args(argv)
 
     missing = [f for f in FILES if not (args.data / f).is_file()]
@@ -178,11 +193,16 @@ def main(argv: list[str] | None = None) -> int:
 
     m = metrics(run, qrels)
     times.sort()
-    print(f"localgovFAQ: {len(entries)} FAQ entries, {len(run)} queries, synonyms {'off' if args.no_synonyms else 'on'}, "
-          f"answer weight {args.answer_weight}")
+    print(
+        f"localgovFAQ: {len(entries)} FAQ entries, {len(run)} queries, synonyms {'off' if args.no_synonyms else 'on'}, "
+        f"answer weight {args.answer_weight}"
+    )
     print(f"index build: {build_s:.2f} s")
     print(f"SR@1 {m['SR@1']:.3f}   SR@5 {m['SR@5']:.3f}   MRR@10 {m['MRR@10']:.3f}")
-    print(f"ranking per question: p50 {statistics.median(times) if times else 0.0:.2f} ms, p99 {percentile(times, 0.99):.2f} ms")
+    print(
+        f"ranking per question: p50 {statistics.median(times) if times else 0.0:.2f} ms, "
+        f"p99 {percentile(times, 0.99):.2f} ms"
+    )
     print(f"ranking written to {args.out}")
     return 0
 

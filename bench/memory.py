@@ -140,7 +140,8 @@ def messages_per_turn(questions: Sequence[str]) -> dict[str, tuple[int, ...]]:
         for i, question in enumerate(dict.fromkeys(questions)):
             counts[question] = tuple(
                 len(render(bot.handle(IncomingMessage(channel="slack", user=f"UREF{i}", text=text))))
-                for text in script(question))
+                for text in script(question)
+            )
         bot.store.engine.dispose()
     return counts
 
@@ -164,8 +165,10 @@ class Driver:
         for attempt in range(1 + RETRIES):
             if attempt:
                 time.sleep(0.2 * attempt)
-                request = hb.Signed(request.body, {**request.headers, "X-Slack-Retry-Num": str(attempt),
-                                                   "X-Slack-Retry-Reason": "http_error"})
+                request = hb.Signed(
+                    request.body,
+                    {**request.headers, "X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_error"},
+                )
             status, _ = hb.post(self.port, request)
             if status == 200:
                 return status
@@ -174,8 +177,10 @@ class Driver:
         return status
 
     def wave(self, size: int, pool: ThreadPoolExecutor) -> None:
-        users = [(f"U{self.tag}{self.started + k:06d}", self.questions[(self.started + k) % len(self.questions)])
-                 for k in range(size)]
+        users = [
+            (f"U{self.tag}{self.started + k:06d}", self.questions[(self.started + k) % len(self.questions)])
+            for k in range(size)
+        ]
         self.started += size
         for turn in range(TURNS):
             before = self.fake.stats().posts
@@ -184,8 +189,10 @@ class Driver:
             expected = sum(self.per_turn[q][turn] for (_, q), status in zip(users, statuses) if status == 200)
             stats = self.fake.wait_posts(before + expected, timeout=TURN_TIMEOUT)
             if stats.posts < before + expected:
-                raise RuntimeError(f"turn {turn + 1} of a wave: {stats.posts - before} of {expected} answers "
-                                   f"within {TURN_TIMEOUT:.0f} s")
+                raise RuntimeError(
+                    f"turn {turn + 1} of a wave: {stats.posts - before} of {expected} answers "
+                    f"within {TURN_TIMEOUT:.0f} s"
+                )
 
 
 def mib(kb: int) -> str:
@@ -197,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="500 conversations")
     parser.add_argument("--conversations", type=int, help="new users, one conversation each (default 10,000)")
     parser.add_argument("--wave", type=int, default=100, help="users per wave (default 100)")
-    parser.add_argument("--database-url", help="database of `serve` (default: a temporary SQLite file; "
-                                               "on PostgreSQL a fresh schema, dropped afterwards)")
+    parser.add_argument(
+        "--database-url",
+        help="database of `serve` (default: a temporary SQLite file; on PostgreSQL a fresh schema, dropped afterwards)",
+    )
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the server (default INFO, as deployed)")
     args = parser.parse_args(argv)
     total = args.conversations or (500 if args.quick else 10_000)
@@ -209,30 +218,41 @@ def main(argv: list[str] | None = None) -> int:
     # Pss would then count only part of those pages.
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as helper:
         per_turn = helper.submit(messages_per_turn, questions).result()
-    print(f"memory benchmark: RSS of `nanbyo-bot serve` after {total:,} conversations of {TURNS} turns "
-          f"(new user each, signed Slack DMs on 127.0.0.1, waves of {args.wave}, {CLIENTS} client threads); "
-          f"machine: {os.cpu_count()} cores")
+    print(
+        f"memory benchmark: RSS of `nanbyo-bot serve` after {total:,} conversations of {TURNS} turns "
+        f"(new user each, signed Slack DMs on 127.0.0.1, waves of {args.wave}, {CLIENTS} client threads); "
+        f"machine: {os.cpu_count()} cores"
+    )
     print("  command: " + shlex.join(["python", "bench/memory.py", *(argv if argv is not None else sys.argv[1:])]))
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="nanbyo-bench-memory-") as tmp, hb.fake_slack() as fake, \
-            hb.database(args.database_url, Path(tmp)) as database_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="nanbyo-bench-memory-") as tmp,
+        hb.fake_slack() as fake,
+        hb.database(args.database_url, Path(tmp)) as database_url,
+    ):
         workdir = Path(tmp)
         server = hb.start_ours(fake.api_url, database_url, workdir, args.log_level)
         try:
             pid = server.proc.pid
-            print(f"  server: {server.command}   (pid {pid}, DATABASE_URL: "
-                  f"{'a fresh schema of the given database' if args.database_url else 'a temporary SQLite file'}, "
-                  f"LOG_LEVEL={args.log_level})")
+            print(
+                f"  server: {server.command}   (pid {pid}, DATABASE_URL: "
+                f"{'a fresh schema of the given database' if args.database_url else 'a temporary SQLite file'}, "
+                f"LOG_LEVEL={args.log_level})"
+            )
             at_start = proc_status(pid)
-            print(f"  at start (healthy, no event yet): RSS {mib(at_start['VmRSS'])} (Pss {mib(at_start['Pss'])}), "
-                  f"{at_start['processes']} processes, threads {at_start['Threads']}")
+            print(
+                f"  at start (healthy, no event yet): RSS {mib(at_start['VmRSS'])} (Pss {mib(at_start['Pss'])}), "
+                f"{at_start['processes']} processes, threads {at_start['Threads']}"
+            )
             driver = Driver(server.port, fake, questions, per_turn, uuid.uuid4().hex[:4].upper())
             with ThreadPoolExecutor(max_workers=CLIENTS, thread_name_prefix="client") as pool:
                 driver.wave(min(args.wave, 50), pool)  # warm-up: tokenizer, bolt's auth.test, pools
                 warm = proc_status(pid)
                 warm_users = driver.started
-                print(f"  after warm-up ({warm_users} conversations): RSS {mib(warm['VmRSS'])} "
-                      f"(Pss {mib(warm['Pss'])}), threads {warm['Threads']}")
+                print(
+                    f"  after warm-up ({warm_users} conversations): RSS {mib(warm['VmRSS'])} "
+                    f"(Pss {mib(warm['Pss'])}), threads {warm['Threads']}"
+                )
                 done = 0
                 samples: list[tuple[int, int]] = []  # (conversations, VmRSS kB) at each report
                 while done < total:
@@ -242,29 +262,42 @@ def main(argv: list[str] | None = None) -> int:
                     if done % report_every == 0 or done == total:
                         s = proc_status(pid)
                         samples.append((done, s["VmRSS"]))
-                        print(f"  after {done:>6,} conversations: RSS {mib(s['VmRSS'])} (peak {mib(s['VmHWM'])}, "
-                              f"Pss {mib(s['Pss'])}), "
-                              f"threads {s['Threads']}, {time.monotonic() - started:.0f} s", flush=True)
+                        print(
+                            f"  after {done:>6,} conversations: RSS {mib(s['VmRSS'])} (peak {mib(s['VmHWM'])}, "
+                            f"Pss {mib(s['Pss'])}), "
+                            f"threads {s['Threads']}, {time.monotonic() - started:.0f} s",
+                            flush=True,
+                        )
             end = proc_status(pid)
         finally:
             hb.stop(server.proc)
         stats = fake.stats()
     grown = end["VmRSS"] - warm["VmRSS"]
     print("summary")
-    print(f"  RSS before (after warm-up) {mib(warm['VmRSS'])}, after {total:,} conversations {mib(end['VmRSS'])}, "
-          f"peak {mib(end['VmHWM'])}; Pss after {mib(end['Pss'])} ({end['processes']} processes summed: serve, "
-          f"its worker processes, if any)")
-    print(f"  growth {mib(grown)}: {grown * 1024 / total:.0f} bytes per conversation "
-          f"({grown * 1024 / (total * TURNS):.0f} bytes per event)")
+    print(
+        f"  RSS before (after warm-up) {mib(warm['VmRSS'])}, after {total:,} conversations {mib(end['VmRSS'])}, "
+        f"peak {mib(end['VmHWM'])}; Pss after {mib(end['Pss'])} ({end['processes']} processes summed: serve, "
+        f"its worker processes, if any)"
+    )
+    print(
+        f"  growth {mib(grown)}: {grown * 1024 / total:.0f} bytes per conversation "
+        f"({grown * 1024 / (total * TURNS):.0f} bytes per event)"
+    )
     if len(samples) > 1:  # after the first report, once pools and allocator arenas have settled
         (n0, rss0), (n1, rss1) = samples[0], samples[-1]
-        print(f"  from {n0:,} to {n1:,} conversations: {mib(rss1 - rss0)}, "
-              f"{(rss1 - rss0) * 1024 / (n1 - n0):.0f} bytes per conversation")
-    print(f"  {stats.posts:,} messages reached the fake API in {stats.channels:,} DMs; "
-          f"server exit status {server.proc.returncode}")
+        print(
+            f"  from {n0:,} to {n1:,} conversations: {mib(rss1 - rss0)}, "
+            f"{(rss1 - rss0) * 1024 / (n1 - n0):.0f} bytes per conversation"
+        )
+    print(
+        f"  {stats.posts:,} messages reached the fake API in {stats.channels:,} DMs; "
+        f"server exit status {server.proc.returncode}"
+    )
     failed = sum(driver.failures.values())
-    print(f"  deliveries refused or reset and retried: {failed} {dict(driver.failures) if failed else ''}; "
-          f"events lost after {RETRIES} retries: {driver.lost}")
+    print(
+        f"  deliveries refused or reset and retried: {failed} {dict(driver.failures) if failed else ''}; "
+        f"events lost after {RETRIES} retries: {driver.lost}"
+    )
     return 0
 
 

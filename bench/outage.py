@@ -42,7 +42,7 @@ from bot.turns import PooledRunner  # noqa: E402
 from tests.fakes.line_api import FakeLineApi  # noqa: E402
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
 from tests.test_line_e2e import PUSH, REPLY, sign, text_event, webhook  # noqa: E402
-from tests.test_line_e2e import SECRET as LINE_SECRET
+from tests.test_line_e2e import SECRET as LINE_SECRET  # noqa: E402
 from tests.test_slack_e2e import SECRET, TOKEN, dm, post_signed  # noqa: E402
 
 
@@ -53,9 +53,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a 3 s outage, 20 events")
     parser.add_argument("--status", type=int, default=503, help="what the APIs answer meanwhile (503; 500, 429)")
     parser.add_argument("--retry-after", default=None, help="the Retry-After header sent with it (none)")
-    parser.add_argument("--restart", action="store_true",
-                        help="once the events are acked, stop the turn runner (its turns left in the queue) "
-                             "and start another, as serve does with a turn process that died")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="once the events are acked, stop the turn runner (its turns left in the queue) "
+        "and start another, as serve does with a turn process that died",
+    )
     args = parser.parse_args()
     outage = args.outage or (3.0 if args.quick else 10.0)
     events = args.events or (20 if args.quick else 100)
@@ -63,10 +66,16 @@ def main() -> int:
 
     slack, line = FakeSlackAPI(), FakeLineApi.start()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(database_url=f"sqlite:///{tmp}/outage.db", slack_bot_token=TOKEN,
-                            slack_signing_secret=SECRET, slack_api_url=slack.api_url, slack_bot_user_id="UBOT",
-                            line_channel_secret=LINE_SECRET, line_channel_access_token=line.access_token,
-                            line_api_url=line.url)
+        settings = Settings(
+            database_url=f"sqlite:///{tmp}/outage.db",
+            slack_bot_token=TOKEN,
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+            slack_bot_user_id="UBOT",
+            line_channel_secret=LINE_SECRET,
+            line_channel_access_token=line.access_token,
+            line_api_url=line.url,
+        )
         bot = build_bot(settings)
         service = build_service(settings, bot=bot)
         server = start_in_thread(service)
@@ -83,9 +92,12 @@ def main() -> int:
                 else:
                     user = f"L{1000 + n}"
                     body = webhook(text_event("受給者証なくした", user=user, reply_token=f"rt-{user}"))
-                    request = urllib.request.Request(server.url + "/line/callback", data=body, method="POST",
-                                                     headers={"Content-Type": "application/json",
-                                                              "X-Line-Signature": sign(body)})
+                    request = urllib.request.Request(
+                        server.url + "/line/callback",
+                        data=body,
+                        method="POST",
+                        headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)},
+                    )
                     with urllib.request.urlopen(request, timeout=10) as response:
                         status = response.status
                 if status == 200:
@@ -94,8 +106,13 @@ def main() -> int:
             if args.restart:
                 service.runner.consumer.close(timeout=0.5)  # what is left waits in the queue
                 server.stop()
-                second = PooledRunner(build_bot(settings), service.outboxes, store=bot.store,
-                                      database_url=settings.database_url, lease=1.0)
+                second = PooledRunner(
+                    build_bot(settings),
+                    service.outboxes,
+                    store=bot.store,
+                    database_url=settings.database_url,
+                    lease=1.0,
+                )
             deadline = time.monotonic() + outage + 120
             while True:
                 answered = _answered(slack, line)
@@ -117,13 +134,18 @@ def main() -> int:
     total = Counter[str]()
     for per_channel in counts.values():
         total.update(per_channel)
-    print(f"outage: {outage:.0f} s of {args.status} from the Slack and LINE message APIs; {events} events sent "
-          f"during it{'; the turn runner replaced mid-outage' if args.restart else ''}")
-    print(f"acked: {len(acked)}   answered: {len(acked) - len(lost)}   lost: {len(lost)}   "
-          f"answered twice: {len(twice)}   deliveries retried: {total['retried']}   "
-          f"counted as may show twice: {total['maybe_twice']}   given up: {total['given_up']}")
-    refused = sum(1 for c in slack.calls_to("chat.postMessage", ok_only=False) if c.status != 200) + \
-        sum(1 for r in line.requests if r.status >= 400 and r.path in (PUSH, REPLY))
+    print(
+        f"outage: {outage:.0f} s of {args.status} from the Slack and LINE message APIs; {events} events sent "
+        f"during it{'; the turn runner replaced mid-outage' if args.restart else ''}"
+    )
+    print(
+        f"acked: {len(acked)}   answered: {len(acked) - len(lost)}   lost: {len(lost)}   "
+        f"answered twice: {len(twice)}   deliveries retried: {total['retried']}   "
+        f"counted as may show twice: {total['maybe_twice']}   given up: {total['given_up']}"
+    )
+    refused = sum(1 for c in slack.calls_to("chat.postMessage", ok_only=False) if c.status != 200) + sum(
+        1 for r in line.requests if r.status >= 400 and r.path in (PUSH, REPLY)
+    )
     print(f"requests the fakes refused: {refused} (each a retry, or a wait inside the Slack client)")
     print(f"last answer: {last:.1f} s after the outage ended")
     return 1 if lost else 0

@@ -72,12 +72,36 @@ def seed(url: str, count: int) -> None:
     with engine.begin() as conn:
         for start in range(1, count + 1, CHUNK):
             ids = range(start, min(start + CHUNK, count + 1))
-            conn.execute(insert(Reminder), [
-                {"id": i, "user_key": f"json:B{i}", "channel": "json", "user": f"B{i}", "expiry_date": EXPIRY,
-                 "municipality": municipality, "created_at": created, "active": True} for i in ids])
-            conn.execute(insert(ReminderDelivery), [
-                {"id": i, "reminder_id": i, "offset_days": OFFSET, "due_at": due, "status": "pending",
-                 "attempts": 0} for i in ids])
+            conn.execute(
+                insert(Reminder),
+                [
+                    {
+                        "id": i,
+                        "user_key": f"json:B{i}",
+                        "channel": "json",
+                        "user": f"B{i}",
+                        "expiry_date": EXPIRY,
+                        "municipality": municipality,
+                        "created_at": created,
+                        "active": True,
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(ReminderDelivery),
+                [
+                    {
+                        "id": i,
+                        "reminder_id": i,
+                        "offset_days": OFFSET,
+                        "due_at": due,
+                        "status": "pending",
+                        "attempts": 0,
+                    }
+                    for i in ids
+                ],
+            )
     with engine.begin() as conn:
         # Planner statistics, as autovacuum / a routine ANALYZE would have them in production;
         # without them PostgreSQL believes the freshly filled table is empty and sorts every
@@ -110,9 +134,11 @@ class Result:
     per_worker: tuple[int, ...]
 
     def line(self) -> str:
-        return (f"{self.backend:<10} workers={self.workers} count={self.count:,} time={self.seconds:.1f}s "
-                f"rate={self.count / self.seconds:,.0f}/s duplicates={self.duplicates} missing={self.missing} "
-                f"sent_rows={self.sent_rows:,} per_worker={list(self.per_worker)}")
+        return (
+            f"{self.backend:<10} workers={self.workers} count={self.count:,} time={self.seconds:.1f}s "
+            f"rate={self.count / self.seconds:,.0f}/s duplicates={self.duplicates} missing={self.missing} "
+            f"sent_rows={self.sent_rows:,} per_worker={list(self.per_worker)}"
+        )
 
 
 def run_once(backend: str, url: str, count: int, workers: int, batch: int) -> Result:
@@ -170,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=100_000, help="due reminders per run (default 100,000)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker processes (default: 1 2)")
     parser.add_argument("--batch", type=int, default=200, help="deliveries claimed per transaction")
-    parser.add_argument("--pg", default=os.environ.get("TEST_DATABASE_URL"),
-                        help="PostgreSQL URL (default: TEST_DATABASE_URL; PostgreSQL is skipped when neither)")
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("TEST_DATABASE_URL"),
+        help="PostgreSQL URL (default: TEST_DATABASE_URL; PostgreSQL is skipped when neither)",
+    )
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args(argv)
 

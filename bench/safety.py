@@ -56,7 +56,10 @@ def _time(kb: object, texts: list[str], runs: int) -> list[float]:
 
 def _report(label: str, times: list[float]) -> None:
     p99 = times[min(len(times) - 1, max(0, round(0.99 * len(times)) - 1))]
-    print(f"{label}: {len(times)} messages, p50 {statistics.median(times):.3f} ms, p99 {p99:.3f} ms, max {times[-1]:.3f} ms")
+    print(
+        f"{label}: {len(times)} messages, p50 {statistics.median(times):.3f} ms, "
+        f"p99 {p99:.3f} ms, max {times[-1]:.3f} ms"
+    )
 
 
 def main() -> None:

@@ -91,14 +91,25 @@ def main() -> int:
     fake = FakeSlackAPI()
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp}/slow.db", "SLACK_BOT_TOKEN": TOKEN,
-               "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url, "SLACK_BOT_USER_ID": "UBOT",
-               "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp}/slow.db",
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": fake.api_url,
+            "SLACK_BOT_USER_ID": "UBOT",
+            "LOG_LEVEL": "WARNING",
+        }
         env.pop("SLACK_APP_TOKEN", None)
         exe = Path(sys.executable).with_name("nanbyo-bot")
-        proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
-                                env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
+            env=env,
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(url, proc)
@@ -125,8 +136,7 @@ def main() -> int:
                 time.sleep(0.2)
             slow.stop.set()
             print(f"events:  {dict(events)}  median {statistics.median(event_s):.3f} s, slowest {max(event_s):.3f} s")
-            print(f"healthz: {dict(health)}  median {statistics.median(health_s):.3f} s, "
-                  f"slowest {max(health_s):.3f} s")
+            print(f"healthz: {dict(health)}  median {statistics.median(health_s):.3f} s, slowest {max(health_s):.3f} s")
             print(f"slow connections closed by the server: {slow.closed_by_server} (each opened again)")
             return 0 if set(events) == {200} and set(health) == {200} else 1
         finally:

@@ -31,13 +31,13 @@ from nlp.normalize import Synonyms
 def build_matcher(kb: KnowledgeBase) -> Matcher:
     """The FAQ matcher over every topic: title and phrasings strong, answer weak."""
     synonyms = Synonyms((g.canonical, g.variants) for g in kb.synonyms)
-    entries = [
-        Entry(t.id, (t.title, *t.phrasings), tuple(t.keywords), t.answer) for t in kb.topics.values()
-    ]
+    entries = [Entry(t.id, (t.title, *t.phrasings), tuple(t.keywords), t.answer) for t in kb.topics.values()]
     # The bot's actions and the services next door are ranked with the topics (one matcher).
     entries += [Entry(f"action:{a.id}", (a.label, *a.commands, *a.phrasings), tuple(a.keywords)) for a in kb.actions]
-    entries += [Entry(f"service:{r.id}", tuple(r.phrasings) or tuple(r.words), tuple(r.keywords) or tuple(r.words))
-                for r in kb.services]
+    entries += [
+        Entry(f"service:{r.id}", tuple(r.phrasings) or tuple(r.words), tuple(r.keywords) or tuple(r.words))
+        for r in kb.services
+    ]
     # Whole-word typos (受給者症, 交新) are spelled as the knowledge base's words, its synonyms included.
     return Matcher(entries, synonyms, respell=[w for g in kb.synonyms for w in (g.canonical, *g.variants)])
 
@@ -63,19 +63,28 @@ def dialog_forms() -> dict[str, Form]:
 
 def retention(settings: Settings) -> Retention:
     """The retention periods the operator set (docs/privacy.md)."""
-    return Retention(dialog_hours=settings.dialog_retention_hours, event_days=settings.event_retention_days,
-                     stats_days=settings.stats_retention_days,
-                     handoff_recent_minutes=settings.handoff_recent_minutes,
-                     handoff_days=settings.handoff_retention_days)
+    return Retention(
+        dialog_hours=settings.dialog_retention_hours,
+        event_days=settings.event_retention_days,
+        stats_days=settings.stats_retention_days,
+        handoff_recent_minutes=settings.handoff_recent_minutes,
+        handoff_days=settings.handoff_retention_days,
+    )
 
 
 def build_bot(settings: Settings, clock: Callable[[], datetime] | None = None) -> Bot:
     """The core on the configured database; ``clock`` (the time in Asia/Tokyo) is fixed by the tests."""
     kb, matcher = knowledge_and_matcher(settings.prefecture)
     store = Store(make_engine(settings.database_url), retention(settings))
-    bot = Bot(kb, matcher, store, dialog_forms(), reminder_offsets=settings.reminder_offsets_days,
-              clock=now_tokyo if clock is None else clock,
-              staff_channel=settings.staff_slack_channel if settings.slack_bot_token else None)
+    bot = Bot(
+        kb,
+        matcher,
+        store,
+        dialog_forms(),
+        reminder_offsets=settings.reminder_offsets_days,
+        clock=now_tokyo if clock is None else clock,
+        staff_channel=settings.staff_slack_channel if settings.slack_bot_token else None,
+    )
     if bot.staff_channel is not None:  # a hand-off note is posted once its turn has committed (bot.handoff)
         from bot.handoff import HandoffDesk
 
@@ -131,8 +140,16 @@ def build_outboxes(settings: Settings) -> dict[str, Any]:
     return outboxes
 
 
-def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = True, durable: bool = True,
-                  socket_mode: bool = False, threads: int = 8, record_only: bool = False) -> Service:
+def build_service(
+    settings: Settings,
+    *,
+    bot: Bot | None = None,
+    pooled: bool = True,
+    durable: bool = True,
+    socket_mode: bool = False,
+    threads: int = 8,
+    record_only: bool = False,
+) -> Service:
     """The bot, its outboxes, a turn runner and the configured channels' intakes.
 
     Args:
@@ -156,17 +173,26 @@ def build_service(settings: Settings, *, bot: Bot | None = None, pooled: bool = 
     if record_only:
         bot = None
         store = Store(make_engine(settings.database_url))
-        runner = TurnRecorder(turn_queue(store, settings.database_url), limit=settings.turn_queue_limit,
-                              record_timeout=settings.record_timeout_seconds)
+        runner = TurnRecorder(
+            turn_queue(store, settings.database_url),
+            limit=settings.turn_queue_limit,
+            record_timeout=settings.record_timeout_seconds,
+        )
     else:
         bot = bot or build_bot(settings)
         store = bot.store
         if pooled:
-            runner = PooledRunner(bot, outboxes, store=bot.store if durable else None,
-                                  database_url=settings.database_url, threads=threads,
-                                  limit=settings.turn_queue_limit, lease=settings.turn_lease_seconds,
-                                  record_timeout=settings.record_timeout_seconds,
-                                  outbox_expiry=settings.outbox_expiry_seconds)
+            runner = PooledRunner(
+                bot,
+                outboxes,
+                store=bot.store if durable else None,
+                database_url=settings.database_url,
+                threads=threads,
+                limit=settings.turn_queue_limit,
+                lease=settings.turn_lease_seconds,
+                record_timeout=settings.record_timeout_seconds,
+                outbox_expiry=settings.outbox_expiry_seconds,
+            )
         else:
             runner = InlineRunner(bot, outboxes)
     service = Service(bot, store, outboxes, runner)
@@ -204,8 +230,19 @@ class _RequestIdFilter(logging.Filter):
 # check with the whole body (INFO), slack_sdk every API call's body (DEBUG), urllib3 and the LINE
 # SDK their requests, SQLAlchemy statements with their parameters and result rows (INFO/DEBUG).
 # Whatever LOG_LEVEL says, they speak only from WARNING up, and then redacted.
-QUIET_LIBRARIES = ("slack_bolt", "slack_sdk", "slack", "linebot", "urllib3", "requests", "websocket",
-                   "sqlalchemy", "apscheduler", "uvicorn", "nanbyo.slack.bolt")
+QUIET_LIBRARIES = (
+    "slack_bolt",
+    "slack_sdk",
+    "slack",
+    "linebot",
+    "urllib3",
+    "requests",
+    "websocket",
+    "sqlalchemy",
+    "apscheduler",
+    "uvicorn",
+    "nanbyo.slack.bolt",
+)
 
 # What may identify a person even in a library's warning: Slack user ids (U/W + 8 or more),
 # LINE user ids (U + 32 hex), e-mail addresses, and numbers of four digits or more.
@@ -250,7 +287,8 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         library = not record.name.startswith(("nanbyo.", "bot.", "handlers.")) or record.name.startswith(
-            "nanbyo.slack.bolt")
+            "nanbyo.slack.bolt"
+        )
         try:
             message = record.getMessage()
         except Exception:  # a library's bad format string: keep the template only

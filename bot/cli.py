@@ -33,8 +33,12 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     kb, matcher = knowledge_and_matcher(settings.prefecture)
     c = consult_message(kb, matcher, args.question)
-    print(json.dumps({"topic": c.topic, "score": round(c.score), "answer": c.text, "alternatives": list(c.alternatives)},
-                     ensure_ascii=False))
+    print(
+        json.dumps(
+            {"topic": c.topic, "score": round(c.score), "answer": c.text, "alternatives": list(c.alternatives)},
+            ensure_ascii=False,
+        )
+    )
     return 0
 
 
@@ -51,7 +55,9 @@ def _emergency_problems(kb: KnowledgeBase) -> list[str]:
         for text in concept.near_misses:
             found = detect(kb, text)
             if found is not None:
-                problems.append(f"emergency.yaml [{concept.id}]: near miss taken for {', '.join(found.concepts)}: {text}")
+                problems.append(
+                    f"emergency.yaml [{concept.id}]: near miss taken for {', '.join(found.concepts)}: {text}"
+                )
     return problems
 
 
@@ -73,8 +79,10 @@ def _iso_day(value: str) -> str:
 
 def stale_line(item: Stale) -> str:
     """One warning of ``kb check``: the file and entry whose facts are due to be checked again."""
-    return (f"warning: {item.file} [{item.id}]: {item.kind} checked {item.checked.isoformat()}, due to be checked "
-            f"again since {item.due.isoformat()} (every {item.recheck_days} days)")
+    return (
+        f"warning: {item.file} [{item.id}]: {item.kind} checked {item.checked.isoformat()}, due to be checked "
+        f"again since {item.due.isoformat()} (every {item.recheck_days} days)"
+    )
 
 
 def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -107,8 +115,11 @@ def _cmd_kb_check(args: argparse.Namespace, settings: Settings) -> int:
         print(stale_line(item), file=sys.stderr)
     if problems:
         return 1
-    print(f"ok: {len(kb.emergency.concepts)} emergency and crisis concepts, {len(kb.topics)} topics, {len(kb.sources)} sources, {len(kb.synonyms)} synonym groups, "
-          f"{len(kb.prefecture.municipalities)} municipalities of {kb.prefecture.name}")
+    print(
+        f"ok: {len(kb.emergency.concepts)} emergency and crisis concepts, {len(kb.topics)} topics, "
+        f"{len(kb.sources)} sources, {len(kb.synonyms)} synonym groups, "
+        f"{len(kb.prefecture.municipalities)} municipalities of {kb.prefecture.name}"
+    )
     return 0
 
 
@@ -150,8 +161,9 @@ def _eval_with_bot(args: argparse.Namespace, settings: Settings) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         fixed = datetime(2026, 11, 30, 10, 0, tzinfo=TOKYO)
-        bot = build_bot(Settings(database_url=f"sqlite:///{tmp}/eval.db", prefecture=settings.prefecture),
-                        clock=lambda: fixed)
+        bot = build_bot(
+            Settings(database_url=f"sqlite:///{tmp}/eval.db", prefecture=settings.prefecture), clock=lambda: fixed
+        )
         result: Report
         if args.safety and not args.file:
             result = evaluate_false_alarms(bot, ordinary_corpora(bot.kb, Path(args.localgovfaq)))
@@ -239,8 +251,10 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     print("\nanswers the message API failed for a moment (tried again until OUTBOX_EXPIRY_SECONDS):")
     print(f"{'channel':<10} {'retries':>8} {'delivered late':>15} {'may show twice':>15} {'given up':>9}")
     for channel, counts in sorted(deliveries.items()):
-        print(f"{channel:<10} {counts.get('retried', 0):>8} {counts.get('delivered_late', 0):>15} "
-              f"{counts.get('maybe_twice', 0):>15} {counts.get('given_up', 0):>9}")
+        print(
+            f"{channel:<10} {counts.get('retried', 0):>8} {counts.get('delivered_late', 0):>15} "
+            f"{counts.get('maybe_twice', 0):>15} {counts.get('given_up', 0):>9}"
+        )
     if not deliveries:
         print("(none)")
     return 0
@@ -294,24 +308,40 @@ def build_parser() -> argparse.ArgumentParser:
     check = kb_sub.add_parser("check", help="validate the knowledge base")
     check.add_argument("--spec", help="also check a topics.yaml spec (ids and must facts)")
     check.add_argument("--root", help="knowledge folder to check (default: the installed one)")
-    check.add_argument("--today", type=_iso_day, help="day to judge freshness on, YYYY-MM-DD (default: today in Japan); "
-                       "topics and sources due to be checked again are warnings, the exit code is unchanged")
+    check.add_argument(
+        "--today",
+        type=_iso_day,
+        help="day to judge freshness on, YYYY-MM-DD (default: today in Japan); "
+        "topics and sources due to be checked again are warnings, the exit code is unchanged",
+    )
     check.set_defaults(func=_cmd_kb_check)
 
     ev = sub.add_parser("eval", help="measure the matcher on a JSONL question file")
     ev.add_argument("file", nargs="?", help="the JSONL file (with --safety: optional, see --localgovfaq)")
     ev.add_argument("--spec", help="topics.yaml whose must facts to check (default: each topic's own)")
-    ev.add_argument("--actions", action="store_true",
-                    help='the file holds {"q", "action"} lines: measure requests started directly and within one click')
-    ev.add_argument("--conversations", action="store_true",
-                    help='the file holds {"turns": [first, second], "topic" | "action"} lines: measure follow-ups '
-                         "answered in the light of the message before")
-    ev.add_argument("--safety", action="store_true",
-                    help='the file holds {"text", "kind"} lines: measure emergency and crisis recall and false alarms, '
-                         "free and at every dialog step; without a file, count false alarms on the ordinary corpora "
-                         "(generated patient sentences, the knowledge base's own examples, localgovFAQ)")
-    ev.add_argument("--localgovfaq", default="../shared/peer-data/localgovfaq",
-                    help="folder of the localgovFAQ collection, an ordinary corpus of --safety (skipped when absent)")
+    ev.add_argument(
+        "--actions",
+        action="store_true",
+        help='the file holds {"q", "action"} lines: measure requests started directly and within one click',
+    )
+    ev.add_argument(
+        "--conversations",
+        action="store_true",
+        help='the file holds {"turns": [first, second], "topic" | "action"} lines: measure follow-ups '
+        "answered in the light of the message before",
+    )
+    ev.add_argument(
+        "--safety",
+        action="store_true",
+        help='the file holds {"text", "kind"} lines: measure emergency and crisis recall and false alarms, '
+        "free and at every dialog step; without a file, count false alarms on the ordinary corpora "
+        "(generated patient sentences, the knowledge base's own examples, localgovFAQ)",
+    )
+    ev.add_argument(
+        "--localgovfaq",
+        default="../shared/peer-data/localgovfaq",
+        help="folder of the localgovFAQ collection, an ordinary corpus of --safety (skipped when absent)",
+    )
     ev.set_defaults(func=_cmd_eval)
 
     copay = sub.add_parser("copay", help="monthly copay cap from JSON facts on stdin")
@@ -321,11 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--days", type=int, default=30, help="period to report (default 30 days)")
     stats.set_defaults(func=_cmd_stats)
 
-    review = sub.add_parser("review", help="what went unanswered, unsure or unhelpful, grouped; facts due to be checked")
+    review = sub.add_parser(
+        "review", help="what went unanswered, unsure or unhelpful, grouped; facts due to be checked"
+    )
     review.add_argument("--days", type=int, default=7, help="period to review, ending today (default 7 days)")
     review.add_argument("--json", action="store_true", help="one JSON object (fields in docs/staff.md)")
-    review.add_argument("--today", type=_iso_day, help="last day of the period and day to judge freshness on "
-                        "(default: today in Japan)")
+    review.add_argument(
+        "--today", type=_iso_day, help="last day of the period and day to judge freshness on (default: today in Japan)"
+    )
     review.set_defaults(func=_cmd_review)
 
     rem = sub.add_parser("reminders", help="renewal reminders")
@@ -339,14 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scheduler", action="store_true", help="do not run the reminder scheduler here")
     serve.add_argument("--port", type=int, help="override PORT")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or 1),
-                       help="worker processes uvicorn runs and restarts (default WEB_CONCURRENCY or 1); each "
-                            "answers the turns it acked on a thread pool")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY") or 1),
+        help="worker processes uvicorn runs and restarts (default WEB_CONCURRENCY or 1); each "
+        "answers the turns it acked on a thread pool",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     line = sub.add_parser("line", help="LINE tools")
     line_sub = line.add_subparsers(dest="line_command", required=True)
-    richmenu = line_sub.add_parser("richmenu", help="install the rich menu (相談する / 自己負担を計算 / 更新のお知らせ / 窓口を探す)")
+    richmenu = line_sub.add_parser(
+        "richmenu", help="install the rich menu (相談する / 自己負担を計算 / 更新のお知らせ / 窓口を探す)"
+    )
     richmenu.set_defaults(func=_cmd_line_richmenu)
     return parser
 

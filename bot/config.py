@@ -109,8 +109,9 @@ class Settings:
             line_channel_secret=get("LINE_CHANNEL_SECRET"),
             line_channel_access_token=get("LINE_CHANNEL_ACCESS_TOKEN"),
             line_api_url=get("LINE_API_URL") or cls.line_api_url,
-            line_loading_after_seconds=_seconds_or_off("LINE_LOADING_AFTER_SECONDS", get("LINE_LOADING_AFTER_SECONDS"),
-                                                       cls.line_loading_after_seconds),
+            line_loading_after_seconds=_seconds_or_off(
+                "LINE_LOADING_AFTER_SECONDS", get("LINE_LOADING_AFTER_SECONDS"), cls.line_loading_after_seconds
+            ),
             port=int(get("PORT") or cls.port),
             reminder_offsets_days=_offsets(get("REMINDER_OFFSETS_DAYS") or "60,30,7"),
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
@@ -119,15 +120,21 @@ class Settings:
             record_timeout_seconds=float(get("RECORD_TIMEOUT_SECONDS") or cls.record_timeout_seconds),
             outbox_expiry_seconds=float(get("OUTBOX_EXPIRY_SECONDS") or cls.outbox_expiry_seconds),
             turn_threads=int(get("TURN_THREADS") or cls.turn_threads),
-            dialog_retention_hours=_positive("DIALOG_RETENTION_HOURS", get("DIALOG_RETENTION_HOURS"),
-                                             cls.dialog_retention_hours),
-            event_retention_days=max(_positive("EVENT_RETENTION_DAYS", get("EVENT_RETENTION_DAYS"),
-                                               cls.event_retention_days), MIN_EVENT_RETENTION_DAYS),
-            stats_retention_days=int(_positive("STATS_RETENTION_DAYS", get("STATS_RETENTION_DAYS"),
-                                               cls.stats_retention_days)),
+            dialog_retention_hours=_positive(
+                "DIALOG_RETENTION_HOURS", get("DIALOG_RETENTION_HOURS"), cls.dialog_retention_hours
+            ),
+            event_retention_days=max(
+                _positive("EVENT_RETENTION_DAYS", get("EVENT_RETENTION_DAYS"), cls.event_retention_days),
+                MIN_EVENT_RETENTION_DAYS,
+            ),
+            stats_retention_days=int(
+                _positive("STATS_RETENTION_DAYS", get("STATS_RETENTION_DAYS"), cls.stats_retention_days)
+            ),
             staff_slack_channel=get("STAFF_SLACK_CHANNEL"),
-            handoff_recent_minutes=_positive("HANDOFF_RECENT_MINUTES", get("HANDOFF_RECENT_MINUTES"),
-                                             cls.handoff_recent_minutes),
-            handoff_retention_days=_positive("HANDOFF_RETENTION_DAYS", get("HANDOFF_RETENTION_DAYS"),
-                                             cls.handoff_retention_days),
+            handoff_recent_minutes=_positive(
+                "HANDOFF_RECENT_MINUTES", get("HANDOFF_RECENT_MINUTES"), cls.handoff_recent_minutes
+            ),
+            handoff_retention_days=_positive(
+                "HANDOFF_RETENTION_DAYS", get("HANDOFF_RETENTION_DAYS"), cls.handoff_retention_days
+            ),
         )

@@ -290,8 +290,9 @@ class Bot:
             replies = [Reply(ATTACHMENT_NOTE, kind="attachment-note"), *replies]
         return name, replies
 
-    def context(self, uow: UnitOfWork, msg: IncomingMessage, state: UserState, now: datetime,
-                text: Text | None = None) -> Context:
+    def context(
+        self, uow: UnitOfWork, msg: IncomingMessage, state: UserState, now: datetime, text: Text | None = None
+    ) -> Context:
         """What the handlers get for the turn of ``msg``: its text's forms and its user's ports on ``uow``, no more."""
         return Context(
             kb=self.kb,
@@ -306,10 +307,19 @@ class Bot:
             questions=UserQuestions(uow.statistics, msg.user_key),
             forms=self.forms,
             reminder_offsets=self.reminder_offsets,
-            handoff=None if self.staff_channel is None else UserHandoffs(
-                uow.handoffs, channel=msg.channel, user=msg.user, user_key=msg.user_key,
-                now=now.astimezone(timezone.utc), keep=self.store.retention.handoff_recent,
-                staff_channel=self.staff_channel, after_commit=uow.after_commit, on_open=self.on_handoff),
+            handoff=None
+            if self.staff_channel is None
+            else UserHandoffs(
+                uow.handoffs,
+                channel=msg.channel,
+                user=msg.user,
+                user_key=msg.user_key,
+                now=now.astimezone(timezone.utc),
+                keep=self.store.retention.handoff_recent,
+                staff_channel=self.staff_channel,
+                after_commit=uow.after_commit,
+                on_open=self.on_handoff,
+            ),
         )
 
     def delete_user(self, user_key: str, *, unfollowed: bool = False) -> int:

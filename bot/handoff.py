@@ -90,8 +90,9 @@ class HandoffDesk:
         client: the Slack Web API client of the staff channel (default: one from the settings).
     """
 
-    def __init__(self, settings: Settings, store: Store, senders: Mapping[str, Sender] | None = None,
-                 client: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, senders: Mapping[str, Sender] | None = None, client: Any = None
+    ) -> None:
         if not settings.staff_slack_channel:
             raise ValueError("a hand-off desk needs STAFF_SLACK_CHANNEL")
         self.staff_channel = settings.staff_slack_channel
@@ -124,9 +125,14 @@ class HandoffDesk:
             return ours
         try:
             with self.store.unit_of_work() as uow:
-                taken = uow.handoffs.take_reply(staff_channel=self.staff_channel, thread_ts=reply["thread"],
-                                                ts=reply["ts"], staff_user=reply["user"], text=reply["text"],
-                                                now=_utcnow())
+                taken = uow.handoffs.take_reply(
+                    staff_channel=self.staff_channel,
+                    thread_ts=reply["thread"],
+                    ts=reply["ts"],
+                    staff_user=reply["user"],
+                    text=reply["text"],
+                    now=_utcnow(),
+                )
         except Exception as exc:
             raise RuntimeError("staff reply not recorded") from exc
         log.info("handoff staff reply %s", {True: "recorded", False: "duplicate", None: "no-handoff"}[taken])
@@ -174,9 +180,17 @@ class HandoffDesk:
 
     def _post(self, staff: _StaffChannel, note: ClaimedNote, now: datetime) -> int:
         with self.store.autocommit() as uow:
-            outcome = send_claimed(uow.handoffs.notes, note, staff, lambda: note.note, kind="handoff-note",
-                                   worker_id=self.worker_id, moment=lambda: now, max_attempts=MAX_ATTEMPTS,
-                                   unrecorded=self._unrecorded_notes)
+            outcome = send_claimed(
+                uow.handoffs.notes,
+                note,
+                staff,
+                lambda: note.note,
+                kind="handoff-note",
+                worker_id=self.worker_id,
+                moment=lambda: now,
+                max_attempts=MAX_ATTEMPTS,
+                unrecorded=self._unrecorded_notes,
+            )
             if outcome == "sent" and note.key in staff.posted:
                 # Posted: its ts is the thread the staff answer in, and the note's text goes.
                 uow.handoffs.record_thread(note.id, staff.posted[note.key])
@@ -189,8 +203,9 @@ class HandoffDesk:
         self._unrecorded_replies.record(self.store)
         channels = sorted(self.senders)
         with self.store.unit_of_work() as uow:
-            replies = uow.handoffs.claim_replies(now=now, stale_before=now - LEASE, worker_id=self.worker_id,
-                                                 channels=channels)
+            replies = uow.handoffs.claim_replies(
+                now=now, stale_before=now - LEASE, worker_id=self.worker_id, channels=channels
+            )
         sent = 0
         for reply in replies:
             sent += self._deliver(reply, now)
@@ -199,9 +214,17 @@ class HandoffDesk:
     def _deliver(self, reply: ClaimedReply, now: datetime) -> int:
         words = f"{FROM_STAFF}\n{reply.text}"
         with self.store.autocommit() as uow:
-            outcome = send_claimed(uow.handoffs.replies, reply, self.senders[reply.channel], lambda: words,
-                                   kind=KIND, worker_id=self.worker_id, moment=lambda: now,
-                                   max_attempts=MAX_ATTEMPTS, unrecorded=self._unrecorded_replies)
+            outcome = send_claimed(
+                uow.handoffs.replies,
+                reply,
+                self.senders[reply.channel],
+                lambda: words,
+                kind=KIND,
+                worker_id=self.worker_id,
+                moment=lambda: now,
+                max_attempts=MAX_ATTEMPTS,
+                unrecorded=self._unrecorded_replies,
+            )
         log.info("handoff reply %s channel=%s user=%s", outcome, reply.channel, hash_user(reply.user_key))
         if outcome != "sent":
             return 0
@@ -211,8 +234,9 @@ class HandoffDesk:
     def _mark_delivered(self, channel: str, thread: str, user_channel: str) -> None:
         """A courtesy to the staff: a short note in the thread that the reply reached the user."""
         try:
-            self.client.chat_postMessage(channel=channel, thread_ts=thread,
-                                         text=f"（利用者の{user_channel.upper()}に届けました）")
+            self.client.chat_postMessage(
+                channel=channel, thread_ts=thread, text=f"（利用者の{user_channel.upper()}に届けました）"
+            )
         except Exception as exc:  # cosmetic: the reply went out
             log.info("handoff delivered-note failed error=%s", type(exc).__name__)
 

@@ -75,8 +75,9 @@ class _Recorder:
 
     MAX_BATCH = 200
 
-    def __init__(self, store: Any, on_recorded: Callable[[], None] | None = None,
-                 wait: float = DEFAULT_RECORD_TIMEOUT) -> None:
+    def __init__(
+        self, store: Any, on_recorded: Callable[[], None] | None = None, wait: float = DEFAULT_RECORD_TIMEOUT
+    ) -> None:
         self.wait = wait  # how long ``record`` waits for the commit
         self._store = store
         self._writer = TurnWriter(store.engine)
@@ -108,7 +109,7 @@ class _Recorder:
             with self._cond:
                 while not self._queue:
                     self._cond.wait()
-                batch, self._queue[:] = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
+                batch, self._queue[:] = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
             try:
                 self._writer.enqueue([(e.kind, e.user_key, e.payload) for e in batch], now=utcnow())
                 self.waiting += len(batch)  # at most: the consumer deletes what it answered (see count)
@@ -134,8 +135,14 @@ class TurnRecorder:
         on_recorded: called after each commit (``PooledRunner`` wakes its consumer).
     """
 
-    def __init__(self, queue: Store, *, limit: int = DEFAULT_LIMIT, record_timeout: float = DEFAULT_RECORD_TIMEOUT,
-                 on_recorded: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        queue: Store,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        record_timeout: float = DEFAULT_RECORD_TIMEOUT,
+        on_recorded: Callable[[], None] | None = None,
+    ) -> None:
         self.queue = queue
         self.limit = limit
         self._recorder = _Recorder(queue, on_recorded, wait=record_timeout)

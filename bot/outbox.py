@@ -135,15 +135,25 @@ def deliver(outboxes: Mapping[str, Outbox], msg: IncomingMessage, address: Addre
         outbox.deliver(address, replies, msg.event_id)
     except Exception as exc:
         passing, wait = transient(exc)
-        log.error("delivery failed channel=%s user=%s error=%s status=%s%s", address.channel,
-                  hash_user(msg.user_key), type(exc).__name__,
-                  getattr(exc, "status", None) or getattr(getattr(exc, "response", None), "status_code", None),
-                  " (will retry)" if passing else "")
+        log.error(
+            "delivery failed channel=%s user=%s error=%s status=%s%s",
+            address.channel,
+            hash_user(msg.user_key),
+            type(exc).__name__,
+            getattr(exc, "status", None) or getattr(getattr(exc, "response", None), "status_code", None),
+            " (will retry)" if passing else "",
+        )
         if passing:
             raise DeliveryDelayed(exc, wait, maybe_shown(exc)) from exc
         return
-    log.info("%s turn event=%s user=%s replies=%d ms=%.1f", address.channel, msg.event_id, hash_user(msg.user_key),
-             len(replies), (time.perf_counter() - started) * 1000)
+    log.info(
+        "%s turn event=%s user=%s replies=%d ms=%.1f",
+        address.channel,
+        msg.event_id,
+        hash_user(msg.user_key),
+        len(replies),
+        (time.perf_counter() - started) * 1000,
+    )
 
 
 def working(outboxes: Mapping[str, Outbox], address: Address) -> AbstractContextManager[None]:

@@ -239,8 +239,16 @@ J_co = TypeVar("J_co", bound=_ChannelJob, covariant=True)
 class _Claim(Protocol[J_co]):
     """A repository's claim of due messages (``Reminders.claim_deliveries``, ``CostLogRepository.claim_notices``)."""
 
-    def __call__(self, *, now: datetime, stale_before: datetime, claimed_at: datetime, worker_id: str,
-                 channels: Sequence[str], batch: int) -> Sequence[J_co]: ...
+    def __call__(
+        self,
+        *,
+        now: datetime,
+        stale_before: datetime,
+        claimed_at: datetime,
+        worker_id: str,
+        channels: Sequence[str],
+        batch: int,
+    ) -> Sequence[J_co]: ...
 
 
 @dataclass(frozen=True)
@@ -262,15 +270,22 @@ class _Outbox(Generic[J]):
     message: Callable[[UnitOfWork, J, KnowledgeBase, date], tuple[str, Callable[[], str]]]
 
 
-def _reminder_message(marks: UnitOfWork, delivery: ClaimedDelivery, kb: KnowledgeBase,
-                      today: date) -> tuple[str, Callable[[], str]]:
+def _reminder_message(
+    marks: UnitOfWork, delivery: ClaimedDelivery, kb: KnowledgeBase, today: date
+) -> tuple[str, Callable[[], str]]:
     """A renewal reminder's kind and text."""
-    return KIND, lambda: reminder_text(kb, expiry=delivery.expiry_date, offset_days=delivery.offset_days,
-                                       municipality=delivery.municipality, today=today)
+    return KIND, lambda: reminder_text(
+        kb,
+        expiry=delivery.expiry_date,
+        offset_days=delivery.offset_days,
+        municipality=delivery.municipality,
+        today=today,
+    )
 
 
-def _notice_message(marks: UnitOfWork, notice: ClaimedNotice, kb: KnowledgeBase,
-                    today: date) -> tuple[str, Callable[[], str]]:
+def _notice_message(
+    marks: UnitOfWork, notice: ClaimedNotice, kb: KnowledgeBase, today: date
+) -> tuple[str, Callable[[], str]]:
     """A cost-log message's kind and text, from the user's log and profile as they are now."""
 
     def text() -> str:
@@ -287,8 +302,9 @@ _OUTBOXES: tuple[_Outbox[Any], ...] = (
         name="reminders",
         ledger=lambda uow: uow.reminders,
         claim=lambda uow: uow.reminders.claim_deliveries,
-        skip_stale=lambda uow, now, stale_before: uow.reminders.skip_stale_deliveries(now=now,
-                                                                                      stale_before=stale_before),
+        skip_stale=lambda uow, now, stale_before: uow.reminders.skip_stale_deliveries(
+            now=now, stale_before=stale_before
+        ),
         message=_reminder_message,
     ),
     # The cost log's messages: the monthly nudge, and the one that says a rule is met.
@@ -392,8 +408,17 @@ def dispatch_due(
         log.debug("reminders quiet hours worker=%s due_waiting=%d", worker_id, counts.due)
         return DispatchSummary(not_due=counts.not_due + counts.due, no_sender=counts.no_sender, quiet=True)
 
-    run = _Run(store=store, now=now, senders=senders, worker_id=worker_id, batch=batch,
-               kb=kb or _knowledge(Settings.prefecture), lease=lease, max_attempts=max_attempts, started=started)
+    run = _Run(
+        store=store,
+        now=now,
+        senders=senders,
+        worker_id=worker_id,
+        batch=batch,
+        kb=kb or _knowledge(Settings.prefecture),
+        lease=lease,
+        max_attempts=max_attempts,
+        started=started,
+    )
     outcomes: Counter[str] = Counter()
     skipped = 0
     for outbox in _OUTBOXES:
@@ -402,9 +427,15 @@ def dispatch_due(
         _drain(outbox, run, outcomes)
     with store.unit_of_work() as uow:
         counts = uow.reminders.count_pending(now=now, channels=channels)
-    summary = DispatchSummary(sent=outcomes["sent"], failed=outcomes["failed"] + outcomes["gave_up"],
-                              skipped=skipped, not_due=counts.not_due, no_sender=counts.no_sender,
-                              gave_up=outcomes["gave_up"], lost=outcomes["lost"])
+    summary = DispatchSummary(
+        sent=outcomes["sent"],
+        failed=outcomes["failed"] + outcomes["gave_up"],
+        skipped=skipped,
+        not_due=counts.not_due,
+        no_sender=counts.no_sender,
+        gave_up=outcomes["gave_up"],
+        lost=outcomes["lost"],
+    )
     _log_summary(summary, run)
     return summary
 
@@ -413,8 +444,14 @@ def _drain(outbox: _Outbox[J], run: _Run, outcomes: Counter[str]) -> None:
     """Claim the outbox's due messages ``run.batch`` at a time, and send each once."""
     while True:
         with run.store.unit_of_work() as uow:  # committed before the first send
-            claimed = outbox.claim(uow)(now=run.now, stale_before=run.stale_before(), claimed_at=run.moment(),
-                                        worker_id=run.worker_id, channels=run.channels, batch=run.batch)
+            claimed = outbox.claim(uow)(
+                now=run.now,
+                stale_before=run.stale_before(),
+                claimed_at=run.moment(),
+                worker_id=run.worker_id,
+                channels=run.channels,
+                batch=run.batch,
+            )
         if not claimed:
             return
         _send_batch(outbox, claimed, run, outcomes)
@@ -436,19 +473,39 @@ def _send_batch(outbox: _Outbox[J], claimed: Sequence[J], run: _Run, outcomes: C
                 ledger.release_claims([j.id for j in claimed[index:]], run.worker_id)
                 return
             kind, text = outbox.message(marks, job, run.kb, run.today)
-            outcomes[send_claimed(ledger, job, run.senders[job.channel], text, kind=kind, worker_id=run.worker_id,
-                                  moment=run.moment, max_attempts=run.max_attempts, unrecorded=unrecorded)] += 1
+            outcomes[
+                send_claimed(
+                    ledger,
+                    job,
+                    run.senders[job.channel],
+                    text,
+                    kind=kind,
+                    worker_id=run.worker_id,
+                    moment=run.moment,
+                    max_attempts=run.max_attempts,
+                    unrecorded=unrecorded,
+                )
+            ] += 1
 
 
 def _log_summary(summary: DispatchSummary, run: _Run) -> None:
     # The scheduler runs this every minute: a run that did nothing is not worth an INFO line.
     # Due reminders on a channel nobody here can send on stay pending and are counted here.
     busy = summary.sent or summary.failed or summary.skipped or summary.lost or summary.no_sender
-    log.log(logging.INFO if busy else logging.DEBUG,
-            "reminders dispatched worker=%s sent=%d failed=%d gave_up=%d skipped=%d lost=%d "
-            "no_sender=%d channels=%s ms=%.0f", run.worker_id, summary.sent, summary.failed, summary.gave_up,
-            summary.skipped, summary.lost, summary.no_sender, ",".join(run.channels) or "-",
-            (time.monotonic() - run.started) * 1000)
+    log.log(
+        logging.INFO if busy else logging.DEBUG,
+        "reminders dispatched worker=%s sent=%d failed=%d gave_up=%d skipped=%d lost=%d "
+        "no_sender=%d channels=%s ms=%.0f",
+        run.worker_id,
+        summary.sent,
+        summary.failed,
+        summary.gave_up,
+        summary.skipped,
+        summary.lost,
+        summary.no_sender,
+        ",".join(run.channels) or "-",
+        (time.monotonic() - run.started) * 1000,
+    )
 
 
 def send_claimed(
@@ -477,8 +534,16 @@ def send_claimed(
         retry_at = None if final else moment() + retry_delay(job.attempts)
         ledger.mark_failed(job.id, worker_id, type(exc).__name__, retry_at)
         # The exception's text may quote the message or the user: only its type is logged.
-        log.warning("%s send failed id=%d attempt=%d/%d error=%s user=%s final=%s", kind, job.id, job.attempts,
-                    max_attempts, type(exc).__name__, hash_user(job.user_key), final)
+        log.warning(
+            "%s send failed id=%d attempt=%d/%d error=%s user=%s final=%s",
+            kind,
+            job.id,
+            job.attempts,
+            max_attempts,
+            type(exc).__name__,
+            hash_user(job.user_key),
+            final,
+        )
         return "gave_up" if final else "failed"
     sent_at = moment()
     try:
@@ -494,6 +559,7 @@ def send_claimed(
 
 
 # --- entry points --------------------------------------------------------------------------------
+
 
 def now_tokyo() -> datetime:
     """The current time in Japan (read only by the entry points)."""
@@ -526,13 +592,20 @@ def run_due_main(args: argparse.Namespace, settings: Settings) -> int:
     try:
         now = parse_now(getattr(args, "now", None))
     except ValueError:
-        print(f"error: --now must be an ISO-8601 date-time such as 2027-01-30T09:00+09:00, got {args.now!r}",
-              file=sys.stderr)
+        print(
+            f"error: --now must be an ISO-8601 date-time such as 2027-01-30T09:00+09:00, got {args.now!r}",
+            file=sys.stderr,
+        )
         return 2
     store = Store(make_engine(settings.database_url))
     console = ConsoleSender(sys.stdout)
-    summary = dispatch_due(store, now, {"console": console, "json": console}, worker_id=default_worker_id(),
-                           kb=_knowledge(settings.prefecture))
+    summary = dispatch_due(
+        store,
+        now,
+        {"console": console, "json": console},
+        worker_id=default_worker_id(),
+        kb=_knowledge(settings.prefecture),
+    )
     print(summary.line(), flush=True)
     return 0
 
@@ -583,14 +656,26 @@ def start_scheduler(
     )
     # Explicit id + replace_existing: adding the job again never makes a second copy.
     # The first run is now (by the scheduler's own clock), to catch up after downtime.
-    scheduler.add_job(tick, "interval", minutes=1, id=JOB_ID, replace_existing=True,
-                      next_run_time=datetime.now(TOKYO))
+    scheduler.add_job(tick, "interval", minutes=1, id=JOB_ID, replace_existing=True, next_run_time=datetime.now(TOKYO))
     scheduler.start()
     log.info("reminder scheduler started worker=%s channels=%s", worker_id, ",".join(sorted(frozen_senders)) or "-")
     return scheduler
 
 
 __all__ = [
-    "ConsoleSender", "DispatchSummary", "Job", "LEASE", "Ledger", "MAX_ATTEMPTS", "Sender", "UnrecordedSends",
-    "default_worker_id", "dispatch_due", "parse_now", "retry_delay", "run_due_main", "send_claimed", "start_scheduler",
+    "ConsoleSender",
+    "DispatchSummary",
+    "Job",
+    "LEASE",
+    "Ledger",
+    "MAX_ATTEMPTS",
+    "Sender",
+    "UnrecordedSends",
+    "default_worker_id",
+    "dispatch_due",
+    "parse_now",
+    "retry_delay",
+    "run_due_main",
+    "send_claimed",
+    "start_scheduler",
 ]

@@ -30,9 +30,11 @@ EXAMPLES = 3
 # buttons from the same value (handlers.faq.SUGGEST_THRESHOLD).
 CLOSE_ENOUGH = SUGGEST_THRESHOLD
 # What each kind of group is, in the order the review lists them.
-KINDS = {"unanswered": "not answered (the bot said it did not know)",
-         "unsure": "answered, but unsure (low confidence or a close second topic)",
-         "unhelpful": "marked 役に立たなかった by the user"}
+KINDS = {
+    "unanswered": "not answered (the bot said it did not know)",
+    "unsure": "answered, but unsure (low confidence or a close second topic)",
+    "unhelpful": "marked 役に立たなかった by the user",
+}
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,14 @@ class Group:
     answer_kind: str | None = None  # unhelpful: the kind of reply judged (answer, office, copay-result …)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "count": self.count, "examples": list(self.examples), "topic": self.topic,
-                "label": self.label, "answer_kind": self.answer_kind}
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "examples": list(self.examples),
+            "topic": self.topic,
+            "label": self.label,
+            "answer_kind": self.answer_kind,
+        }
 
 
 @dataclass(frozen=True)
@@ -59,13 +67,19 @@ class Review:
     stale: tuple[Stale, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"since": self.since.isoformat(), "until": self.until.isoformat(),
-                "feedback": {"helpful": self.helpful, "unhelpful": self.unhelpful},
-                "groups": [g.to_json() for g in self.groups], "stale": [s.to_json() for s in self.stale]}
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "feedback": {"helpful": self.helpful, "unhelpful": self.unhelpful},
+            "groups": [g.to_json() for g in self.groups],
+            "stale": [s.to_json() for s in self.stale],
+        }
 
     def report(self) -> str:
-        lines = [f"review of {self.since.isoformat()} to {self.until.isoformat()}: "
-                 f"feedback {self.helpful} helpful, {self.unhelpful} not helpful"]
+        lines = [
+            f"review of {self.since.isoformat()} to {self.until.isoformat()}: "
+            f"feedback {self.helpful} helpful, {self.unhelpful} not helpful"
+        ]
         for kind, title in KINDS.items():
             groups = [g for g in self.groups if g.kind == kind]
             lines += ["", f"{kind}: {title}"]
@@ -78,8 +92,11 @@ class Review:
             if not groups:
                 lines.append("    (none)")
         lines += ["", "facts due to be checked again:"]
-        lines += [f"  {s.kind} {s.id}: checked {s.checked.isoformat()}, due {s.due.isoformat()} "
-                  f"(every {s.recheck_days} days) {s.file}" for s in self.stale] or ["    (none)"]
+        lines += [
+            f"  {s.kind} {s.id}: checked {s.checked.isoformat()}, due {s.due.isoformat()} "
+            f"(every {s.recheck_days} days) {s.file}"
+            for s in self.stale
+        ] or ["    (none)"]
         return "\n".join(lines)
 
 
@@ -130,15 +147,27 @@ def _text_groups(kb: KnowledgeBase, matcher: Matcher, kind: str, rows: list[tupl
     groups = []
     for members in _clusters(matcher, texts):
         topic = _closest(kb, matcher, [texts[i] for i in members])
-        groups.append(Group(kind, len(members), _examples([texts[i] for i in members]), topic,
-                            kb.topics[topic].label if topic else None))
+        groups.append(
+            Group(
+                kind,
+                len(members),
+                _examples([texts[i] for i in members]),
+                topic,
+                kb.topics[topic].label if topic else None,
+            )
+        )
     return groups
 
 
-def build_review(kb: KnowledgeBase, matcher: Matcher, since: date, until: date,
-                 rows: tuple[list[tuple[str, str | None]], list[tuple[str, str | None]],
-                             list[tuple[str | None, str, str | None]]],
-                 feedback: tuple[int, int], today: date) -> Review:
+def build_review(
+    kb: KnowledgeBase,
+    matcher: Matcher,
+    since: date,
+    until: date,
+    rows: tuple[list[tuple[str, str | None]], list[tuple[str, str | None]], list[tuple[str | None, str, str | None]]],
+    feedback: tuple[int, int],
+    today: date,
+) -> Review:
     """The review of ``rows`` (``Statistics.review_rows``), largest groups first within each kind."""
     unanswered, unsure, unhelpful = rows
     groups = _text_groups(kb, matcher, "unanswered", unanswered) + _text_groups(kb, matcher, "unsure", unsure)
@@ -152,8 +181,16 @@ def build_review(kb: KnowledgeBase, matcher: Matcher, since: date, until: date,
         if note:
             judged[key].append(note)
     for (topic, answer_kind), notes in judged.items():
-        groups.append(Group("unhelpful", counts[(topic, answer_kind)], _examples(notes), topic,
-                            kb.topics[topic].label if topic else None, answer_kind))
+        groups.append(
+            Group(
+                "unhelpful",
+                counts[(topic, answer_kind)],
+                _examples(notes),
+                topic,
+                kb.topics[topic].label if topic else None,
+                answer_kind,
+            )
+        )
     order = list(KINDS)
     groups.sort(key=lambda g: (order.index(g.kind), -g.count, g.topic or "", g.examples))
     return Review(since, until, feedback[0], feedback[1], tuple(groups), tuple(kb.stale(today)))

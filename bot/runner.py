@@ -215,9 +215,18 @@ class TurnConsumer:
             taken over.
     """
 
-    def __init__(self, bot: Answers, outboxes: Mapping[str, Outbox], *, store: Store | None, queue: Store | None,
-                 threads: int = 8, lease: float = DEFAULT_LEASE_SECONDS,
-                 outbox_expiry: float = DEFAULT_OUTBOX_EXPIRY, backoff: float = BACKOFF_SECONDS) -> None:
+    def __init__(
+        self,
+        bot: Answers,
+        outboxes: Mapping[str, Outbox],
+        *,
+        store: Store | None,
+        queue: Store | None,
+        threads: int = 8,
+        lease: float = DEFAULT_LEASE_SECONDS,
+        outbox_expiry: float = DEFAULT_OUTBOX_EXPIRY,
+        backoff: float = BACKOFF_SECONDS,
+    ) -> None:
         self.bot, self.outboxes = bot, outboxes
         self.outbox_expiry, self.backoff = outbox_expiry, backoff
         if queue is not None and hasattr(bot, "turn_queue"):
@@ -242,8 +251,10 @@ class TurnConsumer:
         self._finisher = _Finisher(queue, store, self._finished) if queue is not None else None
         self._threads: list[threading.Thread] = []
         if queue is not None:
-            self._threads = [threading.Thread(target=self._take_loop, name="turn-take", daemon=True),
-                             threading.Thread(target=self._lease_loop, name="turn-lease", daemon=True)]
+            self._threads = [
+                threading.Thread(target=self._take_loop, name="turn-take", daemon=True),
+                threading.Thread(target=self._lease_loop, name="turn-lease", daemon=True),
+            ]
             if self.listening:
                 self._threads.append(threading.Thread(target=self._listen_loop, name="turn-listen", daemon=True))
             for thread in self._threads:
@@ -353,8 +364,9 @@ class TurnConsumer:
                 if turn.id in self._pending:
                     continue  # ours, still running: the lease loop was late to renew it, nobody died
             if turn.attempts > MAX_DELIVERIES:
-                log.error("turn dropped turn=%d: taken over %d times without being answered", turn.id,
-                          turn.attempts - 1)
+                log.error(
+                    "turn dropped turn=%d: taken over %d times without being answered", turn.id, turn.attempts - 1
+                )
                 dead.append(turn.id)
                 continue
             try:
@@ -460,8 +472,15 @@ class TurnConsumer:
                 self._finished([seq])
         return later
 
-    def _later(self, seq: int, group: list[Turn], waiting: _Waiting | None, kept: dict[str, Any],
-               delivered: set[str], exc: DeliveryDelayed) -> bool:
+    def _later(
+        self,
+        seq: int,
+        group: list[Turn],
+        waiting: _Waiting | None,
+        kept: dict[str, Any],
+        delivered: set[str],
+        exc: DeliveryDelayed,
+    ) -> bool:
         """Try the delivery again after a backoff (or what the platform asked for), with the answers
         already made (the turn does not run twice); False when it has waited ``outbox_expiry``."""
         since = waiting.since if waiting else self._failed_since(seq, kept)
@@ -470,8 +489,7 @@ class TurnConsumer:
             log.error("delivery given up turn=%d attempts=%d after=%.0fs", seq, attempts, time.monotonic() - since)
             self._count(group, "given_up")
             return False
-        delay = backoff_delay(attempts, exc.retry_after, self.outbox_expiry - (time.monotonic() - since),
-                              self.backoff)
+        delay = backoff_delay(attempts, exc.retry_after, self.outbox_expiry - (time.monotonic() - since), self.backoff)
         shown = exc.maybe_shown or (waiting.maybe_shown if waiting else False)
         with self._lock:
             self._waiting[seq] = _Waiting(kept, delivered, since, attempts, shown)

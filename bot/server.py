@@ -127,8 +127,14 @@ class AccessLog:
             await self.app(scope, receive, sending)
         finally:
             path = scope.get("path", "")
-            log.log(logging.DEBUG if path == HEALTH_PATH else logging.INFO, "http method=%s path=%s status=%d ms=%.1f",
-                    scope.get("method"), path, status[0], (time.perf_counter() - started) * 1000)
+            log.log(
+                logging.DEBUG if path == HEALTH_PATH else logging.INFO,
+                "http method=%s path=%s status=%d ms=%.1f",
+                scope.get("method"),
+                path,
+                status[0],
+                (time.perf_counter() - started) * 1000,
+            )
 
 
 @dataclass
@@ -139,8 +145,9 @@ class _Check:
     error: str | None = None
 
 
-def health_check(engine: Any, timeout: float = HEALTH_TIMEOUT_SECONDS,
-                 queue: Any = None) -> Callable[[], tuple[int, dict[str, str]]]:
+def health_check(
+    engine: Any, timeout: float = HEALTH_TIMEOUT_SECONDS, queue: Any = None
+) -> Callable[[], tuple[int, dict[str, str]]]:
     """``GET /healthz``: 200 ``{"status": "ok"}`` when the database answers, else 503.
 
     ``queue``: the turn queue's own engine (SQLite keeps ``pending_turn`` in a file of its own). Its
@@ -192,8 +199,11 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
     runs its turns) before the worker exits.
     """
     queue = getattr(service.runner, "queue", None)  # TurnRecorder and PooledRunner keep their queue's store
-    queue_engine = queue.engine if queue is not None and queue is not service.store \
-        and queue.engine.url.get_backend_name() == "sqlite" else None
+    queue_engine = (
+        queue.engine
+        if queue is not None and queue is not service.store and queue.engine.url.get_backend_name() == "sqlite"
+        else None
+    )
     check = health_check(service.store.engine, queue=queue_engine)
 
     async def health(request: Request) -> Response:
@@ -208,8 +218,9 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
         except BodyTimeout:
             return JSONResponse({"error": "request body timed out"}, status_code=408, headers={"connection": "close"})
         # Decoding with "replace" is safe: altered bytes no longer match the signature (401).
-        resp = await run_in_threadpool(service.slack.dispatch, body.decode("utf-8", errors="replace"),
-                                       dict(request.headers), request.url.query)
+        resp = await run_in_threadpool(
+            service.slack.dispatch, body.decode("utf-8", errors="replace"), dict(request.headers), request.url.query
+        )
         headers = {k: ", ".join(v) if isinstance(v, (list, tuple)) else str(v) for k, v in (resp.headers or {}).items()}
         headers.pop("content-length", None)
         return Response(resp.body or b"", status_code=resp.status, headers=headers)
@@ -221,8 +232,9 @@ def create_app(service: Service, *, socket_mode: bool = False, on_ready: Callabl
             return JSONResponse({"error": "request body too large"}, status_code=413)
         except BodyTimeout:
             return JSONResponse({"error": "request body timed out"}, status_code=408, headers={"connection": "close"})
-        status, text = await run_in_threadpool(service.line.handle_callback, body,
-                                               request.headers.get("x-line-signature", ""))
+        status, text = await run_in_threadpool(
+            service.line.handle_callback, body, request.headers.get("x-line-signature", "")
+        )
         return PlainTextResponse(text, status_code=status)
 
     routes = [Route(HEALTH_PATH, health, methods=["GET", "HEAD"])]
@@ -314,8 +326,14 @@ class HeaderTimeoutProtocol(H11Protocol):
     def _awaiting_body(self) -> bool:
         """Headers complete, the body not yet whole, nothing answered: a body that trickles."""
         cycle = self.cycle
-        return (cycle is not None and cycle is not self._waiting_cycle and cycle.more_body
-                and not cycle.response_started and not cycle.disconnected and not self.transport.is_closing())
+        return (
+            cycle is not None
+            and cycle is not self._waiting_cycle
+            and cycle.more_body
+            and not cycle.response_started
+            and not cycle.disconnected
+            and not self.transport.is_closing()
+        )
 
     def handle_events(self) -> None:
         super().handle_events()
@@ -349,11 +367,22 @@ class HeaderTimeoutProtocol(H11Protocol):
 def uvicorn_config(app: Any, host: str, port: int, *, workers: int = 1, factory: bool = False) -> Any:
     import uvicorn
 
-    return uvicorn.Config(app, host=host, port=port, factory=factory, workers=workers, lifespan="on",
-                          http=HeaderTimeoutProtocol,
-                          log_config=None, access_log=False, server_header=False,
-                          timeout_keep_alive=KEEP_ALIVE_SECONDS, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-                          limit_concurrency=MAX_CONNECTIONS, backlog=BACKLOG)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        factory=factory,
+        workers=workers,
+        lifespan="on",
+        http=HeaderTimeoutProtocol,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        limit_concurrency=MAX_CONNECTIONS,
+        backlog=BACKLOG,
+    )
 
 
 @dataclass
@@ -365,8 +394,9 @@ class RunningServer:
     stop: Callable[[], None]
 
 
-def start_in_thread(service: Service, host: str = "127.0.0.1", port: int = 0, *,
-                    socket_mode: bool = False) -> RunningServer:
+def start_in_thread(
+    service: Service, host: str = "127.0.0.1", port: int = 0, *, socket_mode: bool = False
+) -> RunningServer:
     """Serve ``service`` on uvicorn in a background thread; ``stop()`` shuts down as SIGTERM does
     (requests in flight finish, then every accepted turn is answered). Port 0 picks a free port."""
     import uvicorn
@@ -406,8 +436,9 @@ def worker_app() -> Starlette:
             print("nanbyo-bot: slack connected over socket mode", file=sys.stderr, flush=True)
         serve_log.info("worker ready pid=%d", os.getpid())
 
-    return create_app(build_service(settings, socket_mode=socket_mode, record_only=True), socket_mode=socket_mode,
-                      on_ready=ready)
+    return create_app(
+        build_service(settings, socket_mode=socket_mode, record_only=True), socket_mode=socket_mode, on_ready=ready
+    )
 
 
 def start_reminders(settings: Settings, senders: dict[str, Any]) -> Any:
@@ -419,6 +450,7 @@ def start_reminders(settings: Settings, senders: dict[str, Any]) -> Any:
 
 # --- nanbyo-bot serve ----------------------------------------------------------------------------
 
+
 def serve_main(args: argparse.Namespace, settings: Settings) -> int:
     """``nanbyo-bot serve [--socket-mode] [--no-scheduler] [--port N] [--host H] [--workers N]``.
 
@@ -428,8 +460,7 @@ def serve_main(args: argparse.Namespace, settings: Settings) -> int:
     if options is None:
         return 2
     os.environ[SOCKET_MODE_ENV] = "1" if options.socket_mode else "0"
-    config = uvicorn_config("bot.server:worker_app", options.host, options.port, workers=options.workers,
-                            factory=True)
+    config = uvicorn_config("bot.server:worker_app", options.host, options.port, workers=options.workers, factory=True)
     try:
         sock = config.bind_socket()
     except SystemExit:  # uvicorn reports a port in use and exits; say it our way
@@ -480,8 +511,11 @@ def _serve_options(args: argparse.Namespace, settings: Settings) -> _ServeOption
     """The options of ``serve``, or None (after saying why on stderr) when Socket Mode lacks a token."""
     socket_mode = bool(getattr(args, "socket_mode", False))
     if socket_mode and not settings.slack_app_token:
-        print("error: --socket-mode needs SLACK_APP_TOKEN (the app-level token, xapp-..., "
-              "with the connections:write scope)", file=sys.stderr)
+        print(
+            "error: --socket-mode needs SLACK_APP_TOKEN (the app-level token, xapp-..., "
+            "with the connections:write scope)",
+            file=sys.stderr,
+        )
         return None
     if socket_mode and not settings.slack_bot_token:
         print("error: --socket-mode needs SLACK_BOT_TOKEN (xoxb-...)", file=sys.stderr)
@@ -519,8 +553,10 @@ def _start_handoff_polling(settings: Settings, senders: dict[str, Any], schedule
     from bot.storage.db import make_engine
     from bot.storage.repositories import Store
 
-    start_polling(HandoffDesk(settings, Store(make_engine(settings.database_url)), senders,
-                              client=senders["slack"].client), scheduler)
+    start_polling(
+        HandoffDesk(settings, Store(make_engine(settings.database_url)), senders, client=senders["slack"].client),
+        scheduler,
+    )
 
 
 def _served_paths(settings: Settings, socket_mode: bool) -> list[str]:
@@ -536,9 +572,11 @@ def _served_paths(settings: Settings, socket_mode: bool) -> list[str]:
 def _announce(sock: socket.socket, options: _ServeOptions, settings: Settings, *, scheduler_on: bool) -> None:
     """The start-up line on stderr: address, paths, workers, Socket Mode, scheduler."""
     bound_host, bound_port = sock.getsockname()[:2]
-    parts = [f"nanbyo-bot: listening on http://{bound_host}:{bound_port}",
-             "paths " + " ".join(sorted(_served_paths(settings, options.socket_mode))),
-             f"workers {options.workers}"]
+    parts = [
+        f"nanbyo-bot: listening on http://{bound_host}:{bound_port}",
+        "paths " + " ".join(sorted(_served_paths(settings, options.socket_mode))),
+        f"workers {options.workers}",
+    ]
     if options.socket_mode:
         parts.append("slack over socket mode")
     parts.append("scheduler on" if scheduler_on else "scheduler off")

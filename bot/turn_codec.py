@@ -46,8 +46,7 @@ def without_my_number(msg: IncomingMessage) -> IncomingMessage:
     same message is still answered) and ``my_number`` tells the core to refuse it."""
     if msg.my_number or not (looks_like_my_number(msg.text or "") or looks_like_my_number(msg.choice or "")):
         return msg
-    return dataclasses.replace(msg, text=without_numbers(msg.text) if msg.text else None, choice=None,
-                               my_number=True)
+    return dataclasses.replace(msg, text=without_numbers(msg.text) if msg.text else None, choice=None, my_number=True)
 
 
 def _fields(frozen: Any) -> dict[str, Any]:

@@ -133,8 +133,15 @@ def main() -> int:
     bot = build_bot(settings)
     outboxes = build_outboxes(settings)
     queue = turn_queue(bot.store, settings.database_url)
-    consumer = TurnConsumer(bot, outboxes, store=bot.store, queue=queue, threads=settings.turn_threads,
-                            lease=settings.turn_lease_seconds, outbox_expiry=settings.outbox_expiry_seconds)
+    consumer = TurnConsumer(
+        bot,
+        outboxes,
+        store=bot.store,
+        queue=queue,
+        threads=settings.turn_threads,
+        lease=settings.turn_lease_seconds,
+        outbox_expiry=settings.outbox_expiry_seconds,
+    )
     log.info("turn process ready pid=%d", os.getpid())
     while not stop.wait(0.5):
         if os.getppid() != parent:

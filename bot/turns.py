@@ -58,16 +58,37 @@ class PooledRunner:
         lease: seconds after which the turns of a consumer that stopped renewing them are taken over.
     """
 
-    def __init__(self, bot: Answers, outboxes: Mapping[str, Outbox], *, store: Store | None = None,
-                 database_url: str = "", threads: int = 8, limit: int = DEFAULT_LIMIT,
-                 lease: float = DEFAULT_LEASE_SECONDS, record_timeout: float = DEFAULT_RECORD_TIMEOUT,
-                 outbox_expiry: float = DEFAULT_OUTBOX_EXPIRY, backoff: float = BACKOFF_SECONDS) -> None:
+    def __init__(
+        self,
+        bot: Answers,
+        outboxes: Mapping[str, Outbox],
+        *,
+        store: Store | None = None,
+        database_url: str = "",
+        threads: int = 8,
+        limit: int = DEFAULT_LIMIT,
+        lease: float = DEFAULT_LEASE_SECONDS,
+        record_timeout: float = DEFAULT_RECORD_TIMEOUT,
+        outbox_expiry: float = DEFAULT_OUTBOX_EXPIRY,
+        backoff: float = BACKOFF_SECONDS,
+    ) -> None:
         self.queue = turn_queue(store, database_url) if store is not None else None
         self.limit = limit
-        self.consumer = TurnConsumer(bot, outboxes, store=store, queue=self.queue, threads=threads, lease=lease,
-                                     outbox_expiry=outbox_expiry, backoff=backoff)
-        self.recorder = TurnRecorder(self.queue, limit=limit, record_timeout=record_timeout,
-                                     on_recorded=self.consumer.wake) if self.queue is not None else None
+        self.consumer = TurnConsumer(
+            bot,
+            outboxes,
+            store=store,
+            queue=self.queue,
+            threads=threads,
+            lease=lease,
+            outbox_expiry=outbox_expiry,
+            backoff=backoff,
+        )
+        self.recorder = (
+            TurnRecorder(self.queue, limit=limit, record_timeout=record_timeout, on_recorded=self.consumer.wake)
+            if self.queue is not None
+            else None
+        )
         self._closing = False
 
     @property

@@ -96,8 +96,10 @@ def _yen(amount: int) -> str:
 
 
 SOURCE_GUIDE: Final = "（出典：厚生労働省「指定難病の患者への医療費助成 月額自己負担上限額表」）"
-ASK_INCOME_TAX: Final = ("住民税決定通知書（6月ごろ届きます）か課税証明書の「所得割」の欄の金額を教えてください。"
-                         "ご家族の分があれば合計します。わからなければ「わからない」で、考えられる上限額をまとめてお示しします。")
+ASK_INCOME_TAX: Final = (
+    "住民税決定通知書（6月ごろ届きます）か課税証明書の「所得割」の欄の金額を教えてください。"
+    "ご家族の分があれば合計します。わからなければ「わからない」で、考えられる上限額をまとめてお示しします。"
+)
 # The national guide of yearly household income per tier (couple household, FACTS.md §3, LYSO-1 / MHLW-T):
 # 一般所得1 ≈ 160–370万円, 一般所得2 ≈ 370–810万円, 上位 ≈ 810万円〜. A guide only: never a tier.
 _INCOME_GUIDE: Final[tuple[tuple[int, int | None, str], ...]] = (
@@ -113,8 +115,10 @@ def income_guide(annual: int) -> str | None:
         if annual >= low and (high is None or annual < high):
             cap = load_table().cap(tier, "一般")
             span = f"{low // 10_000}万〜{high // 10_000}万円" if high else f"{low // 10_000}万円以上"
-            return (f"概算：国の目安では、夫婦世帯の年収{span}がおよそ「{tier}」（月額上限{_yen(cap)}）にあたります。"
-                    f"年収{_yen(annual)}ならこの区分の見込みですが、ご家族の人数や控除で変わるため目安にすぎません{SOURCE_GUIDE}。")
+            return (
+                f"概算：国の目安では、夫婦世帯の年収{span}がおよそ「{tier}」（月額上限{_yen(cap)}）にあたります。"
+                f"年収{_yen(annual)}ならこの区分の見込みですが、ご家族の人数や控除で変わるため目安にすぎません{SOURCE_GUIDE}。"
+            )
     return None
 
 
@@ -128,8 +132,11 @@ def _for_income_tax(amount: Amount) -> OtherKind | None:
         guide = income_guide(amount.yen)
         return OtherKind(said + (guide or "") + "正確な区分のために、" + ASK_INCOME_TAX)
     if kind is Kind.RESIDENT_TAX_MONTHLY:
-        return OtherKind(f"毎月{_yen(amount.yen)}の天引きは、住民税の年額（およそ{_yen(amount.yen * 12)}＝{_yen(amount.yen)}×12か月）を"
-                       "分けて払っているもので、県民税の分や均等割も含むため、所得割の額とは違います。" + ASK_INCOME_TAX)
+        return OtherKind(
+            f"毎月{_yen(amount.yen)}の天引きは、"
+            f"住民税の年額（およそ{_yen(amount.yen * 12)}＝{_yen(amount.yen)}×12か月）を"
+            "分けて払っているもので、県民税の分や均等割も含むため、所得割の額とは違います。" + ASK_INCOME_TAX
+        )
     if kind is Kind.RESIDENT_TAX_YEARLY:
         return OtherKind("住民税の年額には県民税の分や均等割も含まれ、所得割の額とは違います。" + ASK_INCOME_TAX)
     return OtherKind(said + ASK_INCOME_TAX)
@@ -139,21 +146,41 @@ def _for_income(amount: Amount) -> OtherKind | None:
     """Another kind at the 本人収入 question (a yearly figure): a monthly figure is asked again as a year."""
     if amount.kind in (Kind.MONTHLY_INCOME, Kind.TAKE_HOME, Kind.PENSION_MONTHLY):
         assert amount.kind is not None
-        return OtherKind(f"「{amount.kind.value} {_yen(amount.yen)}」は1か月分のようです。ここでは前の年の1年分の収入をうかがいます"
-                       f"（毎月同じなら、{_yen(amount.yen)}×12か月＝{_yen(amount.yen * 12)}です）。1年分の金額を教えてください。")
-    if amount.kind in (Kind.RESIDENT_TAX_MONTHLY, Kind.RESIDENT_TAX_YEARLY, Kind.INCOME_TAX, Kind.MEDICAL_COST, Kind.PAID):
+        return OtherKind(
+            f"「{amount.kind.value} {_yen(amount.yen)}」は1か月分のようです。ここでは前の年の1年分の収入をうかがいます"
+            f"（毎月同じなら、{_yen(amount.yen)}×12か月＝{_yen(amount.yen * 12)}です）。1年分の金額を教えてください。"
+        )
+    if amount.kind in (
+        Kind.RESIDENT_TAX_MONTHLY,
+        Kind.RESIDENT_TAX_YEARLY,
+        Kind.INCOME_TAX,
+        Kind.MEDICAL_COST,
+        Kind.PAID,
+    ):
         assert amount.kind is not None
-        return OtherKind(f"「{amount.kind.value}」ではなく、患者さんご本人の前の年の収入（年金などを含む1年分）を教えてください。")
+        return OtherKind(
+            f"「{amount.kind.value}」ではなく、患者さんご本人の前の年の収入（年金などを含む1年分）を教えてください。"
+        )
     return None
 
 
 def _for_medical_cost(amount: Amount) -> OtherKind | None:
     """Another kind at the 10割の医療費 question: what was paid at the counter is not the total."""
     if amount.kind is Kind.PAID:
-        return OtherKind(f"{_yen(amount.yen)}は窓口で払った額のようです。ここでは保険がきく前の医療費の総額（10割分）をうかがいます。"
-                       "領収書の「保険点数」×10円が総額です。わからなければ「わからない」で大丈夫です。")
-    if amount.kind in (Kind.ANNUAL_INCOME, Kind.MONTHLY_INCOME, Kind.TAKE_HOME, Kind.PENSION_MONTHLY, Kind.PENSION_YEARLY,
-                       Kind.RESIDENT_TAX_MONTHLY, Kind.RESIDENT_TAX_YEARLY, Kind.INCOME_TAX):
+        return OtherKind(
+            f"{_yen(amount.yen)}は窓口で払った額のようです。ここでは保険がきく前の医療費の総額（10割分）をうかがいます。"
+            "領収書の「保険点数」×10円が総額です。わからなければ「わからない」で大丈夫です。"
+        )
+    if amount.kind in (
+        Kind.ANNUAL_INCOME,
+        Kind.MONTHLY_INCOME,
+        Kind.TAKE_HOME,
+        Kind.PENSION_MONTHLY,
+        Kind.PENSION_YEARLY,
+        Kind.RESIDENT_TAX_MONTHLY,
+        Kind.RESIDENT_TAX_YEARLY,
+        Kind.INCOME_TAX,
+    ):
         assert amount.kind is not None
         return OtherKind(f"「{amount.kind.value}」ではなく、今月かかる医療費の総額（10割分）を教えてください。")
     return None

@@ -138,6 +138,7 @@ class Form:
 
 # --- replies ------------------------------------------------------------------
 
+
 def text_of(msg: IncomingMessage) -> str:
     """What the user said: the typed text, or the value of the clicked choice."""
     if msg.choice is not None:

@@ -69,8 +69,18 @@ _WELFARE = _yes_no_about(("生活保護", "保護"))
 _VENTILATOR = _yes_no_about(("人工呼吸器等装着者", "人工呼吸器", "呼吸器", "補助人工心臓", "装着者", "認定", "常時"))
 # 「非課税ですか？」: 「課税されてます」「住民税を払ってます」「課税世帯です」 say no.
 _TAX_EXEMPT_WORDS = _yes_no_about(
-    ("市町村民税非課税", "住民税非課税", "住民税は非課税", "住民税が非課税", "全員非課税", "みんな非課税", "非課税世帯", "非課税",
-     "全員", "みんな"),
+    (
+        "市町村民税非課税",
+        "住民税非課税",
+        "住民税は非課税",
+        "住民税が非課税",
+        "全員非課税",
+        "みんな非課税",
+        "非課税世帯",
+        "非課税",
+        "全員",
+        "みんな",
+    ),
     ("住民税課税", "住民税は課税", "住民税が課税", "住民税", "市町村民税", "税金", "所得割", "課税世帯", "課税"),
 )
 # Said alone, 「払ってます」「かかってます」 are about the tax itself: a no (and 「払ってない」 a yes), as
@@ -88,8 +98,11 @@ def _TAX_EXEMPT(text: Text, ctx: Context) -> Any:
     value = _TAX_EXEMPT_WORDS(text, ctx)
     if isinstance(value, bool) and _HEDGED.search(text.compact):
         said = "非課税" if value else "課税されている"
-        return Noted(value, f"「{said}」として進めます。はっきりしない場合は、住民税の決定通知書か課税（非課税）証明書で確かめられます。"
-                            "違っていたら「ちがう、課税じゃなくて非課税」のように送ってください。")
+        return Noted(
+            value,
+            f"「{said}」として進めます。はっきりしない場合は、住民税の決定通知書か課税（非課税）証明書で確かめられます。"
+            "違っていたら「ちがう、課税じゃなくて非課税」のように送ってください。",
+        )
     return value
 
 
@@ -148,26 +161,43 @@ def _cost_known(a: Answers) -> bool:
 
 
 Q_WELFARE = "生活保護を受けていますか？"
-Q_VENTILATOR = ("人工呼吸器や補助人工心臓を常時つけていて、「人工呼吸器等装着者」として認定されていますか？"
-                "（認定されると、所得にかかわらず上限は月1,000円です）")
-Q_TAX_EXEMPT = ("同じ医療保険に入っているご家族（支給認定世帯）全員が、市町村民税（住民税）非課税ですか？")
+Q_VENTILATOR = (
+    "人工呼吸器や補助人工心臓を常時つけていて、「人工呼吸器等装着者」として認定されていますか？"
+    "（認定されると、所得にかかわらず上限は月1,000円です）"
+)
+Q_TAX_EXEMPT = "同じ医療保険に入っているご家族（支給認定世帯）全員が、市町村民税（住民税）非課税ですか？"
 Q_INCOME = "患者さんご本人の、前の年の収入（合計所得金額や年金などの収入）はおよそいくらですか？（例：78万円）"
-Q_INCOME_TAX = ("同じ医療保険に入っているご家族（支給認定世帯）の、市町村民税の「所得割」の合計額はいくらですか？"
-                "（例：7万1千円、71,000円）")
-Q_HIGH_COST = ("この12か月のうち、指定難病の医療費の総額（10割分）が5万円を超えた月は何か月ありますか？"
-               "（認定を受けた後の月だけを数えます）")
-Q_CAPS = ("同じ世帯に、ほかに指定難病や小児慢性特定疾病の受給者証を持っている方はいますか？"
-          "いる場合は、その方の受給者証にある月額上限額を教えてください（例：10,000円、5000円と2500円）。")
-Q_COST = "今月かかる医療費の総額（10割分、保険がきく前の金額）がわかれば教えてください。窓口で払う額の目安を計算します。（例：12万円）"
+Q_INCOME_TAX = (
+    "同じ医療保険に入っているご家族（支給認定世帯）の、市町村民税の「所得割」の合計額はいくらですか？"
+    "（例：7万1千円、71,000円）"
+)
+Q_HIGH_COST = (
+    "この12か月のうち、指定難病の医療費の総額（10割分）が5万円を超えた月は何か月ありますか？"
+    "（認定を受けた後の月だけを数えます）"
+)
+Q_CAPS = (
+    "同じ世帯に、ほかに指定難病や小児慢性特定疾病の受給者証を持っている方はいますか？"
+    "いる場合は、その方の受給者証にある月額上限額を教えてください（例：10,000円、5000円と2500円）。"
+)
+Q_COST = (
+    "今月かかる医療費の総額（10割分、保険がきく前の金額）がわかれば教えてください。"
+    "窓口で払う額の目安を計算します。（例：12万円）"
+)
 Q_RATE = "ふだんの保険証での窓口負担は何割ですか？（受給者証があっても、もともと1割の方は1割のままです）"
 
-HELP_TAX_EXEMPT = ("非課税かどうかは、市町村から届く住民税の「決定通知書」や「課税（非課税）証明書」でわかります。"
-                   "わからないままでも、考えられる上限額をまとめてお示しします。")
+HELP_TAX_EXEMPT = (
+    "非課税かどうかは、市町村から届く住民税の「決定通知書」や「課税（非課税）証明書」でわかります。"
+    "わからないままでも、考えられる上限額をまとめてお示しします。"
+)
 HELP_INCOME = "収入がわからなくても大丈夫です。考えられる上限額をまとめてお示しします。"
-HELP_INCOME_TAX = ("所得割の額は、住民税の「決定通知書」（6月ごろ届きます）や「課税証明書」の「所得割額」の欄に書かれています。"
-                   "ご家族の分も合計します。わからないままでも、考えられる上限額をまとめてお示しします。")
-HELP_HIGH_COST = ("月ごとの医療費の総額は、「自己負担上限額管理票」に医療機関が書いてくれる総額や、領収書でわかります。"
-                  "わからなければ、ひとまず数えずに計算します。")
+HELP_INCOME_TAX = (
+    "所得割の額は、住民税の「決定通知書」（6月ごろ届きます）や「課税証明書」の「所得割額」の欄に書かれています。"
+    "ご家族の分も合計します。わからないままでも、考えられる上限額をまとめてお示しします。"
+)
+HELP_HIGH_COST = (
+    "月ごとの医療費の総額は、「自己負担上限額管理票」に医療機関が書いてくれる総額や、領収書でわかります。"
+    "わからなければ、ひとまず数えずに計算します。"
+)
 HELP_CAPS = "わからなければ、ひとまず按分（世帯内での分け合い）はないものとして計算します。"
 HELP_COST = "医療費がわからなければ、上限額だけをお示しします。"
 HELP_RATE = "わからなければ、受給者証がある方の標準の2割で計算します。"
@@ -228,8 +258,14 @@ def _short_one(r: CopayResult, ctx: Context) -> tuple[str, Result]:
     # A split that is estimated, or not known to apply: one line on it (the rest is behind くわしく).
     split = [x for x in r.reasons if "概算" in x or "按分" in x][:1]
     card = Result("月の自己負担上限額", f"{r.cap:,}", unit, tier, r.reasons[0], tuple(details), (*split, FINAL_SAY))
-    lines = [f"{card.label}：{card.figure}{unit}", tier, *(f"{d.label}：{d.value}" for d in details),
-             f"決め手：{r.reasons[0]}", *split, FINAL_SAY + ctx.kb.citation("copay")]
+    lines = [
+        f"{card.label}：{card.figure}{unit}",
+        tier,
+        *(f"{d.label}：{d.value}" for d in details),
+        f"決め手：{r.reasons[0]}",
+        *split,
+        FINAL_SAY + ctx.kb.citation("copay"),
+    ]
     return "\n".join(lines), card
 
 
@@ -245,12 +281,20 @@ def _short_many(results: list[CopayResult], ctx: Context) -> tuple[str, Result]:
         pay = f"、今月の目安 {main.payment:,}円" if main.payment is not None else ""
         extra = "".join(f"／{r.column}なら {r.cap:,}円" for r in rs[1:])
         details.append(Fact(f"{tier}なら", f"月{main.cap:,}円{pay}{extra}"))
-    lines = [f"わからない点があるため、考えられる月の上限額をお示しします（{ctx.kb.citation('copay-short')}。最終的な区分は県が決めます）。"]
+    lines = [
+        f"わからない点があるため、考えられる月の上限額をお示しします（{ctx.kb.citation('copay-short')}。最終的な区分は県が決めます）。"
+    ]
     lines += [f"・{d.label} {d.value}" for d in details]
     caps = sorted({r.cap for r in results})
     figure = f"{caps[0]:,}" if len(caps) == 1 else f"{caps[0]:,}〜{caps[-1]:,}"
-    card = Result("月の自己負担上限額（考えられる額）", figure, "円", "わからない点があるため、考えられる額をお示しします。",
-                  details=tuple(details), notes=("最終的な区分は県が決めます。",))
+    card = Result(
+        "月の自己負担上限額（考えられる額）",
+        figure,
+        "円",
+        "わからない点があるため、考えられる額をお示しします。",
+        details=tuple(details),
+        notes=("最終的な区分は県が決めます。",),
+    )
     return "\n".join(lines), card
 
 
@@ -262,9 +306,14 @@ def _copay_results(a: Answers) -> list[CopayResult] | None:
 
 
 def _copay_error(ctx: Context) -> list[Reply]:
-    return [Reply("お答えの中に、つじつまの合わないところがあり計算できませんでした。お手数ですが、もう一度最初からお試しください。"
-                  "ご不明な点は窓口にご相談ください。\n\n" + known_office(ctx),
-                  choices=(Choice("もう一度計算する", "start:copay"),), kind="copay-error")]
+    return [
+        Reply(
+            "お答えの中に、つじつまの合わないところがあり計算できませんでした。お手数ですが、もう一度最初からお試しください。"
+            "ご不明な点は窓口にご相談ください。\n\n" + known_office(ctx),
+            choices=(Choice("もう一度計算する", "start:copay"),),
+            kind="copay-error",
+        )
+    ]
 
 
 def _copay_finish(a: Answers, ctx: Context) -> list[Reply]:
@@ -277,8 +326,15 @@ def _copay_finish(a: Answers, ctx: Context) -> list[Reply]:
         ctx.state.profile[COPAY_RESULT] = {"tier": results[0].tier, "column": results[0].column}
     text, card = _short_one(results[0], ctx) if len(results) == 1 else _short_many(results, ctx)
     return _from_log_note(a, "high_cost_months") + [
-        Reply(text, choices=choices, topic="copay-table", kind="copay-result", result=card,
-              source=Source(ctx.kb.citation("copay-short" if len(results) > 1 else "copay")))]
+        Reply(
+            text,
+            choices=choices,
+            topic="copay-table",
+            kind="copay-result",
+            result=card,
+            source=Source(ctx.kb.citation("copay-short" if len(results) > 1 else "copay")),
+        )
+    ]
 
 
 # In the profile: the tier and column of the last calculation with one result.
@@ -290,8 +346,13 @@ _FROM_LOG = "from_cost_log"
 def _from_log_note(a: Answers, slot: str) -> list[Reply]:
     if slot not in (a.get(_FROM_LOG) or ()):
         return []
-    return [Reply("医療費の記録から数えました（記録のない月は、超えていない月として数えています）。"
-                  "違っていれば「答えを直す」で直せます。", kind="costlog-used")]
+    return [
+        Reply(
+            "医療費の記録から数えました（記録のない月は、超えていない月として数えています）。"
+            "違っていれば「答えを直す」で直せます。",
+            kind="costlog-used",
+        )
+    ]
 
 
 def _copay_prefill(ctx: Context) -> dict[str, Any]:
@@ -300,8 +361,10 @@ def _copay_prefill(ctx: Context) -> dict[str, Any]:
     if not totals:
         return {}
     rule = RULES[0]
-    return {"high_cost_months": progress(totals, (ctx.today.year, ctx.today.month), rule).count,
-            _FROM_LOG: ["high_cost_months"]}
+    return {
+        "high_cost_months": progress(totals, (ctx.today.year, ctx.today.month), rule).count,
+        _FROM_LOG: ["high_cost_months"],
+    }
 
 
 def _mild_prefill(ctx: Context) -> dict[str, Any]:
@@ -311,7 +374,10 @@ def _mild_prefill(ctx: Context) -> dict[str, Any]:
     logged = [m for m in months if m in totals]
     if not logged:
         return {}
-    return {"monthly_costs": [totals.get(m, 0) for m in months[months.index(logged[0]):]], _FROM_LOG: ["monthly_costs"]}
+    return {
+        "monthly_costs": [totals.get(m, 0) for m in months[months.index(logged[0]) :]],
+        _FROM_LOG: ["monthly_costs"],
+    }
 
 
 def _copay_details(a: Answers, ctx: Context) -> list[Reply]:
@@ -336,32 +402,100 @@ def _copay_details(a: Answers, ctx: Context) -> list[Reply]:
         parts.append(HELP_INCOME_TAX)
     parts.append(FINAL_SAY)
     parts.append(ctx.kb.citation("copay"))
-    return [Reply("\n\n".join(parts), choices=(Choice("上限額の表", "topic:copay-table"), Choice("もう一度計算する", "start:copay")),
-                  topic="copay-table", kind="copay-details")]
+    return [
+        Reply(
+            "\n\n".join(parts),
+            choices=(Choice("上限額の表", "topic:copay-table"), Choice("もう一度計算する", "start:copay")),
+            topic="copay-table",
+            kind="copay-details",
+        )
+    ]
 
 
 COPAY_FORM = Form(
     name="copay",
-    intro=("月々の自己負担の上限額を、いくつかの質問で計算します。わからない質問には「わからない」と答えて大丈夫です。"
-           "「戻る」でひとつ前の質問に、「やめる」でいつでも終われます。"),
+    intro=(
+        "月々の自己負担の上限額を、いくつかの質問で計算します。わからない質問には「わからない」と答えて大丈夫です。"
+        "「戻る」でひとつ前の質問に、「やめる」でいつでも終われます。"
+    ),
     slots=(
         Slot("welfare", label="生活保護", ask=Q_WELFARE, parse=_WELFARE, choices=_choices(parsers.YES_NO_CHOICES)),
-        Slot("ventilator", label="人工呼吸器", ask=Q_VENTILATOR, parse=_VENTILATOR, choices=_choices(parsers.YES_NO_CHOICES),
-             ask_if=_not_welfare),
-        Slot("tax_exempt", label="住民税非課税", ask=Q_TAX_EXEMPT, parse=_TAX_EXEMPT, choices=_choices(parsers.YES_NO_CHOICES),
-             ask_if=_not_welfare, unknown_help=HELP_TAX_EXEMPT),
-        Slot("income", label="本人の収入", unit="円", ask=Q_INCOME, parse=_forgets_named(amounts.slot_parser("income")), choices=_choices((parsers.UNKNOWN_CHOICE,)),
-             ask_if=_exempt_or_unknown, unknown_help=HELP_INCOME),
-        Slot("income_tax", label="所得割", unit="円", ask=Q_INCOME_TAX, parse=_forgets_named(amounts.slot_parser("income_tax")), choices=_choices((parsers.UNKNOWN_CHOICE,)),
-             ask_if=_taxed_or_unknown, unknown_help=HELP_INCOME_TAX),
-        Slot("high_cost_months", label="5万円超の月数", unit="か月", ask=Q_HIGH_COST, parse=_count, choices=_choices(parsers.COUNT_CHOICES),
-             ask_if=_high_cost_matters, unknown_help=HELP_HIGH_COST),
-        Slot("household_caps", label="ほかの受給者", unit="円", ask=Q_CAPS, parse=_caps, choices=_choices(parsers.HOUSEHOLD_CAPS_CHOICES),
-             ask_if=_not_welfare, unknown_help=HELP_CAPS),
-        Slot("medical_cost", label="今月の医療費", unit="円", ask=Q_COST, parse=_forgets_named(amounts.slot_parser("medical_cost")), choices=_choices((parsers.UNKNOWN_CHOICE,)),
-             ask_if=_not_welfare, unknown_help=HELP_COST),
-        Slot("insurance_rate", label="負担割合", ask=Q_RATE, parse=_rate, choices=_choices(parsers.RATE_CHOICES),
-             ask_if=_cost_known, unknown_help=HELP_RATE),
+        Slot(
+            "ventilator",
+            label="人工呼吸器",
+            ask=Q_VENTILATOR,
+            parse=_VENTILATOR,
+            choices=_choices(parsers.YES_NO_CHOICES),
+            ask_if=_not_welfare,
+        ),
+        Slot(
+            "tax_exempt",
+            label="住民税非課税",
+            ask=Q_TAX_EXEMPT,
+            parse=_TAX_EXEMPT,
+            choices=_choices(parsers.YES_NO_CHOICES),
+            ask_if=_not_welfare,
+            unknown_help=HELP_TAX_EXEMPT,
+        ),
+        Slot(
+            "income",
+            label="本人の収入",
+            unit="円",
+            ask=Q_INCOME,
+            parse=_forgets_named(amounts.slot_parser("income")),
+            choices=_choices((parsers.UNKNOWN_CHOICE,)),
+            ask_if=_exempt_or_unknown,
+            unknown_help=HELP_INCOME,
+        ),
+        Slot(
+            "income_tax",
+            label="所得割",
+            unit="円",
+            ask=Q_INCOME_TAX,
+            parse=_forgets_named(amounts.slot_parser("income_tax")),
+            choices=_choices((parsers.UNKNOWN_CHOICE,)),
+            ask_if=_taxed_or_unknown,
+            unknown_help=HELP_INCOME_TAX,
+        ),
+        Slot(
+            "high_cost_months",
+            label="5万円超の月数",
+            unit="か月",
+            ask=Q_HIGH_COST,
+            parse=_count,
+            choices=_choices(parsers.COUNT_CHOICES),
+            ask_if=_high_cost_matters,
+            unknown_help=HELP_HIGH_COST,
+        ),
+        Slot(
+            "household_caps",
+            label="ほかの受給者",
+            unit="円",
+            ask=Q_CAPS,
+            parse=_caps,
+            choices=_choices(parsers.HOUSEHOLD_CAPS_CHOICES),
+            ask_if=_not_welfare,
+            unknown_help=HELP_CAPS,
+        ),
+        Slot(
+            "medical_cost",
+            label="今月の医療費",
+            unit="円",
+            ask=Q_COST,
+            parse=_forgets_named(amounts.slot_parser("medical_cost")),
+            choices=_choices((parsers.UNKNOWN_CHOICE,)),
+            ask_if=_not_welfare,
+            unknown_help=HELP_COST,
+        ),
+        Slot(
+            "insurance_rate",
+            label="負担割合",
+            ask=Q_RATE,
+            parse=_rate,
+            choices=_choices(parsers.RATE_CHOICES),
+            ask_if=_cost_known,
+            unknown_help=HELP_RATE,
+        ),
     ),
     finish=_copay_finish,
     situation=_child_named,
@@ -370,8 +504,8 @@ COPAY_FORM = Form(
 )
 
 
-
 # --- subsidy start date (前倒し) -----------------------------------------------
+
 
 def _reason(text: Text, ctx: Context) -> Any:
     if text.compact in ("none", "特になし", "なし", "ない"):
@@ -404,27 +538,52 @@ def _start_finish(a: Answers, ctx: Context) -> list[Reply]:
     diagnosis, received = a.get("diagnosis_date"), a.get("application_date")
     reason = a.get("delay_reason")
     if not isinstance(diagnosis, date) or not isinstance(received, date):
-        return [Reply("日付がわからないと計算できません。診断年月日は臨床調査個人票に書かれています。\n\n" + known_office(ctx),
-                      kind="start-error")]
+        return [
+            Reply(
+                "日付がわからないと計算できません。診断年月日は臨床調査個人票に書かれています。\n\n"
+                + known_office(ctx),
+                kind="start-error",
+            )
+        ]
     accepted = _accepted(reason)
     try:
         result = earliest_start(diagnosis, received, unavoidable_reason=accepted)
     except StartDateError:
-        return [Reply("診断年月日が申請日より後になっています。日付をご確認のうえ、もう一度お試しください。",
-                      choices=(Choice("もう一度計算する", "start:start-date"),), kind="start-error")]
+        return [
+            Reply(
+                "診断年月日が申請日より後になっています。日付をご確認のうえ、もう一度お試しください。",
+                choices=(Choice("もう一度計算する", "start:start-date"),),
+                kind="start-error",
+            )
+        ]
     rule = _start_rule(diagnosis, received, result.start, accepted)
     notes = []
     if _accepted(reason) and (found := delay_reason(reason)) is not None and found.accepted is None:
         notes.append("「その他の事情」は窓口が個別に判断します。3か月までさかのぼれるかは、窓口にご確認ください。")
     notes.append("開始日より後に払った医療費は、受給者証が届いてから払い戻し（償還払い）を申請できます。")
     notes.append("最終的な開始日は県（窓口）が決めます。")
-    lines = [f"助成の開始日は、早ければ {_ja_date(result.start)} です。", f"決め手：{rule}", *notes,
-             ctx.kb.citation("start-date")]
-    card = Result("助成の開始日", _ja_date(result.start), subtitle="早ければこの日から助成されます", rule=rule,
-                  notes=tuple(notes))
-    return [Reply("\n".join(lines), choices=(Choice("払い戻しについて", "topic:refund"), Choice("診断年月日とは", "topic:diagnosis-date-definition")),
-                  topic="start-date-retroactive", kind="start-result", result=card,
-                  source=Source(ctx.kb.citation("start-date")))]
+    lines = [
+        f"助成の開始日は、早ければ {_ja_date(result.start)} です。",
+        f"決め手：{rule}",
+        *notes,
+        ctx.kb.citation("start-date"),
+    ]
+    card = Result(
+        "助成の開始日", _ja_date(result.start), subtitle="早ければこの日から助成されます", rule=rule, notes=tuple(notes)
+    )
+    return [
+        Reply(
+            "\n".join(lines),
+            choices=(
+                Choice("払い戻しについて", "topic:refund"),
+                Choice("診断年月日とは", "topic:diagnosis-date-definition"),
+            ),
+            topic="start-date-retroactive",
+            kind="start-result",
+            result=card,
+            source=Source(ctx.kb.citation("start-date")),
+        )
+    ]
 
 
 def _ja_date(d: date) -> str:
@@ -434,7 +593,8 @@ def _ja_date(d: date) -> str:
 def _start_rule(diagnosis: date, received: date, start: date, accepted: bool) -> str:
     """The one rule that decided the start date, said once."""
     if start == diagnosis:
-        return f"申請が診断年月日（{_ja_date(diagnosis)}）から{'3か月' if accepted else '1か月'}以内なので、診断年月日までさかのぼれます。"
+        within = "3か月" if accepted else "1か月"
+        return f"申請が診断年月日（{_ja_date(diagnosis)}）から{within}以内なので、診断年月日までさかのぼれます。"
     if start == SCHEME_START and diagnosis < SCHEME_START:
         return f"さかのぼって助成する制度は{_ja_date(SCHEME_START)}に始まったため、それより前にはさかのぼれません。"
     if start == received:
@@ -458,30 +618,51 @@ def _start_details(a: Answers, ctx: Context) -> list[Reply]:
 
 
 # Button labels short enough for a phone and the terminal (the full wording is in DELAY_REASONS).
-_SHORT_REASON = {"late_certificate": "臨個票の受け取りが遅れた", "hospitalised": "入院・急な治療・悪化", "other": "その他の事情"}
-REASON_CHOICES = (Choice("特になし", "none"),) + tuple(Choice(_SHORT_REASON.get(r.value, r.label), r.value)
-                                                      for r in DELAY_REASONS)
+_SHORT_REASON = {
+    "late_certificate": "臨個票の受け取りが遅れた",
+    "hospitalised": "入院・急な治療・悪化",
+    "other": "その他の事情",
+}
+REASON_CHOICES = (Choice("特になし", "none"),) + tuple(
+    Choice(_SHORT_REASON.get(r.value, r.label), r.value) for r in DELAY_REASONS
+)
 
 START_DATE_FORM = Form(
     name="start-date",
     intro="助成がいつから始まるか（開始時期の前倒し）を計算します。",
     slots=(
-        Slot("diagnosis_date", label="診断年月日", ask="臨床調査個人票に書かれた「診断年月日」はいつですか？（例：2025年6月1日、R7.6.1）", parse=_date,
-             allow_unknown=False,
-             unknown_help="診断年月日は、指定医が書く臨床調査個人票に記載されています。主治医の医療機関にお尋ねください。"),
-        Slot("application_date", label="申請日", ask="申請書を窓口に出した日（または出す予定の日）はいつですか？（例：2025年6月20日、今日）",
-             parse=_application_date, choices=(Choice("今日", "今日"),), allow_unknown=False,
-             unknown_help="申請日は、窓口が申請書を受け取った日です。予定の日を入れてみてください。"),
-        Slot("delay_reason", label="遅れた事情", ask="診断から1か月以内に申請できなかった事情はありますか？当てはまるものを選んでください。",
-             parse=_reason, choices=REASON_CHOICES),
+        Slot(
+            "diagnosis_date",
+            label="診断年月日",
+            ask="臨床調査個人票に書かれた「診断年月日」はいつですか？（例：2025年6月1日、R7.6.1）",
+            parse=_date,
+            allow_unknown=False,
+            unknown_help="診断年月日は、指定医が書く臨床調査個人票に記載されています。主治医の医療機関にお尋ねください。",
+        ),
+        Slot(
+            "application_date",
+            label="申請日",
+            ask="申請書を窓口に出した日（または出す予定の日）はいつですか？（例：2025年6月20日、今日）",
+            parse=_application_date,
+            choices=(Choice("今日", "今日"),),
+            allow_unknown=False,
+            unknown_help="申請日は、窓口が申請書を受け取った日です。予定の日を入れてみてください。",
+        ),
+        Slot(
+            "delay_reason",
+            label="遅れた事情",
+            ask="診断から1か月以内に申請できなかった事情はありますか？当てはまるものを選んでください。",
+            parse=_reason,
+            choices=REASON_CHOICES,
+        ),
     ),
     finish=_start_finish,
     details=_start_details,
 )
 
 
-
 # --- 軽症高額 check -------------------------------------------------------------
+
 
 def _months(text: Text, ctx: Context) -> Any:
     # Up to the 12 months of the 軽症高額 window (FACTS §4), oldest first.
@@ -510,24 +691,51 @@ def _mild_check(values: list[int], today: date) -> tuple[list[tuple[int, int]], 
 def _mild_finish(a: Answers, ctx: Context) -> list[Reply]:
     values = a.get("monthly_costs")
     if not isinstance(values, list):
-        return [Reply("月ごとの医療費の総額は、自己負担上限額管理票や領収書、医療機関が出す「医療費総額の証明」でわかります。"
-                      "そろったら、もう一度お試しください。\n\n" + ctx.kb.citation("mild-high-cost"), topic="mild-high-cost", kind="mild-result")]
+        return [
+            Reply(
+                "月ごとの医療費の総額は、自己負担上限額管理票や領収書、医療機関が出す「医療費総額の証明」でわかります。"
+                "そろったら、もう一度お試しください。\n\n" + ctx.kb.citation("mild-high-cost"),
+                topic="mild-high-cost",
+                kind="mild-result",
+            )
+        ]
     checked = _mild_check(values, ctx.today)
     if checked is None:
-        return [Reply("金額の並びが読み取れませんでした。もう一度お試しください。", choices=(Choice("もう一度", "start:mild-high-cost"),))]
+        return [
+            Reply(
+                "金額の並びが読み取れませんでした。もう一度お試しください。",
+                choices=(Choice("もう一度", "start:mild-high-cost"),),
+            )
+        ]
     months, result = checked
-    head = "軽症高額の条件を満たしています。" if result.qualifies else "今のところ、軽症高額の条件はまだ満たしていません。"
+    head = (
+        "軽症高額の条件を満たしています。" if result.qualifies else "今のところ、軽症高額の条件はまだ満たしていません。"
+    )
     # At most six lines: what was read, the verdict, the months that counted and the rule; the rest
     # (how the months were counted, when the subsidy starts) behind 「くわしく」.
     counted = [x for x in result.reasons if "か月" in x][:2]
     apply = "申請には医療費申告書と、管理票や領収書などの証明が必要です。最終的な判断は県（窓口）が行います。"
     lines = [_read_back(values), head, *(f"・{x}" for x in counted), apply, ctx.kb.citation("mild-high-cost")]
-    card = Result("軽症高額の条件", "満たしています" if result.qualifies else "まだ満たしていません", subtitle=_read_back(values),
-                  rule="\n".join(counted), notes=(apply,))
-    return _from_log_note(a, "monthly_costs") + [Reply("\n".join(lines), choices=(Choice("医療費申告書とは", "topic:medical-expense-declaration"),
-                                               Choice("軽症高額とは", "topic:mild-high-cost")),
-                  topic="mild-high-cost", kind="mild-result", result=card,
-                  source=Source(ctx.kb.citation("mild-high-cost")))]
+    card = Result(
+        "軽症高額の条件",
+        "満たしています" if result.qualifies else "まだ満たしていません",
+        subtitle=_read_back(values),
+        rule="\n".join(counted),
+        notes=(apply,),
+    )
+    return _from_log_note(a, "monthly_costs") + [
+        Reply(
+            "\n".join(lines),
+            choices=(
+                Choice("医療費申告書とは", "topic:medical-expense-declaration"),
+                Choice("軽症高額とは", "topic:mild-high-cost"),
+            ),
+            topic="mild-high-cost",
+            kind="mild-result",
+            result=card,
+            source=Source(ctx.kb.citation("mild-high-cost")),
+        )
+    ]
 
 
 def _mild_details(a: Answers, ctx: Context) -> list[Reply]:
@@ -539,8 +747,12 @@ def _mild_details(a: Answers, ctx: Context) -> list[Reply]:
         return []
     months, result = checked
     listed = "、".join(f"{y}年{m}月 {v:,}円" for (y, m), v in zip(months, values))
-    text = (f"【計算の内訳】\n今月（{ctx.today.year}年{ctx.today.month}月）を最後の月として、{listed} と数えました。\n"
-            + "\n".join(f"・{x}" for x in result.reasons) + "\n\n" + ctx.kb.citation("mild-high-cost"))
+    text = (
+        f"【計算の内訳】\n今月（{ctx.today.year}年{ctx.today.month}月）を最後の月として、{listed} と数えました。\n"
+        + "\n".join(f"・{x}" for x in result.reasons)
+        + "\n\n"
+        + ctx.kb.citation("mild-high-cost")
+    )
     return [Reply(text, kind="mild-details", topic="mild-high-cost")]
 
 
@@ -548,10 +760,17 @@ MILD_FORM = Form(
     name="mild-high-cost",
     intro="軽症高額該当（重症度を満たさなくても、医療費が高い月が続く方の特例）に当てはまるか確かめます。",
     slots=(
-        Slot("monthly_costs", label="月ごとの医療費", unit="円",
-             ask=("直近12か月（今月まで）の、指定難病の医療費の総額（10割分）を、古い月から順に読点で区切って送ってください。"
-                  "最後が今月です。（例：40000、30000、35000、33330、50000）"),
-             parse=_months, choices=(Choice("わからない", "unknown"),)),
+        Slot(
+            "monthly_costs",
+            label="月ごとの医療費",
+            unit="円",
+            ask=(
+                "直近12か月（今月まで）の、指定難病の医療費の総額（10割分）を、古い月から順に読点で区切って送ってください。"
+                "最後が今月です。（例：40000、30000、35000、33330、50000）"
+            ),
+            parse=_months,
+            choices=(Choice("わからない", "unknown"),),
+        ),
     ),
     finish=_mild_finish,
     details=_mild_details,

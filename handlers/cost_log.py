@@ -91,6 +91,7 @@ def logged_totals(ctx: Context) -> dict[YearMonth, int]:
 
 # --- the nudge's plan (pure) ---------------------------------------------------------------------
 
+
 def nudge_plan(now: datetime, months: int = NUDGE_MONTHS_AHEAD) -> tuple[tuple[date, datetime], ...]:
     """The next ``months`` nudges after ``now``: (the month asked about, 09:00 on the 3rd of the month after)."""
     local = now.astimezone(TOKYO)
@@ -107,6 +108,7 @@ def nudge_plan(now: datetime, months: int = NUDGE_MONTHS_AHEAD) -> tuple[tuple[d
 
 # --- the dialog ----------------------------------------------------------------------------------
 
+
 def _consented(answers: Answers) -> bool:
     return answers.get("costlog_consent") is True
 
@@ -121,8 +123,11 @@ def _yes_no(text: Text, ctx: Context) -> Any:
 def _months(text: Text, ctx: Context) -> Any:
     value = parse_month_amounts(text, ctx.today)
     if isinstance(value, MonthAmounts):  # answers are JSON: months as ISO dates
-        return {"months": [[m.isoformat(), amount] for m, amount in value.amounts], "paid": value.paid,
-                "adds": value.adds}
+        return {
+            "months": [[m.isoformat(), amount] for m, amount in value.amounts],
+            "paid": value.paid,
+            "adds": value.adds,
+        }
     return value
 
 
@@ -137,8 +142,10 @@ Q_CONSENT = (
     "「軽症高額」（33,330円を超えた月が12か月に3か月以上）に届いたらお知らせします。\n"
     "記録するのは、月と金額だけです。「データを削除」でいつでも全部消せます。記録を始めますか？"
 )
-Q_NUDGE = (f"毎月{NUDGE_DAY}日の午前9時ごろに、先月の医療費の総額をおたずねするお知らせを送りましょうか？"
-           "（あとから「医療費のお知らせをやめて」で止められます）")
+Q_NUDGE = (
+    f"毎月{NUDGE_DAY}日の午前9時ごろに、先月の医療費の総額をおたずねするお知らせを送りましょうか？"
+    "（あとから「医療費のお知らせをやめて」で止められます）"
+)
 Q_MONTHS = (
     "月ごとの医療費の総額（10割分）を、月と金額の組で送ってください。何か月分でもまとめて送れます。\n"
     "例：4月 52,000円、5月 61,000円\n"
@@ -148,14 +155,21 @@ Q_MONTHS = (
 
 def _finish(answers: Answers, ctx: Context) -> list[Reply]:
     if not _consented(answers):
-        return [Reply("わかりました。記録はしません。始めたくなったら「医療費の記録をつけたい」と送ってください。",
-                      choices=(MENU,), kind="costlog-declined")]
+        return [
+            Reply(
+                "わかりました。記録はしません。始めたくなったら「医療費の記録をつけたい」と送ってください。",
+                choices=(MENU,),
+                kind="costlog-declined",
+            )
+        ]
     repo = ctx.cost_log
     ctx.state.profile[CONSENT] = True
     replies: list[Reply] = []
     if answers.get("costlog_nudge") is True and not repo.nudging():
         repo.plan_nudges(nudge_plan(ctx.now))
-        replies.append(Reply(f"毎月{NUDGE_DAY}日の午前9時ごろに、先月の医療費の総額をおたずねします。", kind="costlog-nudge-on"))
+        replies.append(
+            Reply(f"毎月{NUDGE_DAY}日の午前9時ごろに、先月の医療費の総額をおたずねします。", kind="costlog-nudge-on")
+        )
     value = answers.get("costlog_months")
     if not isinstance(value, dict):
         return replies
@@ -168,10 +182,22 @@ COST_LOG_FORM = Form(
     intro="医療費の記録をつけます。「やめる」でいつでも終われます。",
     slots=(
         Slot("costlog_consent", ask=Q_CONSENT, parse=_yes_no, choices=(Choice("はい", "yes"), Choice("いいえ", "no"))),
-        Slot("costlog_nudge", ask=Q_NUDGE, parse=_yes_no, choices=(Choice("はい", "yes"), Choice("いいえ", "no")),
-             ask_if=_consented),
-        Slot("costlog_months", ask=Q_MONTHS, parse=_months, ask_if=_consented, allow_unknown=False,
-             unknown_help=HELP_MONTHS, expecting="monthly_costs"),
+        Slot(
+            "costlog_nudge",
+            ask=Q_NUDGE,
+            parse=_yes_no,
+            choices=(Choice("はい", "yes"), Choice("いいえ", "no")),
+            ask_if=_consented,
+        ),
+        Slot(
+            "costlog_months",
+            ask=Q_MONTHS,
+            parse=_months,
+            ask_if=_consented,
+            allow_unknown=False,
+            unknown_help=HELP_MONTHS,
+            expecting="monthly_costs",
+        ),
     ),
     finish=_finish,
     prefill=_prefill,
@@ -179,6 +205,7 @@ COST_LOG_FORM = Form(
 
 
 # --- recording months, and what the counts say ------------------------------------------------------
+
 
 def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
     """Record the months typed, then say what was recorded and where the user stands."""
@@ -189,14 +216,17 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
     if value.adds:  # one day's payment: added to what that month's payments were
         paid = {_ym(e.month): e.amount for e in repo.entries() if e.kind == COST_PAID}
         value = MonthAmounts(tuple((m, paid.get(_ym(m), 0) + a) for m, a in value.amounts), paid=True)
-        (month, total_paid), = value.amounts
+        ((month, total_paid),) = value.amounts
         day_amount = total_paid - paid.get(_ym(month), 0)
         repo.record(month, total_paid, COST_PAID)
         ctx.state.profile.pop(dialog.LAST, None)
         ctx.state.profile[LAST_LOGGED] = ctx.today.isoformat()
-        text = (f"{day_amount:,}円を{month.month}月に窓口で払った額に足しました（{month.month}月はこれで合計 {total_paid:,}円）。\n"
-                "高額かつ長期と軽症高額は、払った額ではなく医療費の総額（10割分）で数えます。月の総額がわかったら"
-                f"「{month.month}月 52,000円」のように送ってください。\n{WHERE_TOTAL}")
+        text = (
+            f"{day_amount:,}円を{month.month}月に窓口で払った額に足しました"
+            f"（{month.month}月はこれで合計 {total_paid:,}円）。\n"
+            "高額かつ長期と軽症高額は、払った額ではなく医療費の総額（10割分）で数えます。月の総額がわかったら"
+            f"「{month.month}月 52,000円」のように送ってください。\n{WHERE_TOTAL}"
+        )
         return [Reply(text, choices=(SHOW, MENU), kind="costlog-paid")]
     for month, amount in value.amounts:
         old = before.get(_ym(month)) if kind == COST_TOTAL else None
@@ -207,9 +237,11 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
     ctx.state.profile[LAST_LOGGED] = ctx.today.isoformat()
     typed = "、".join(f"{m.month}月 {a:,}円" for m, a in sorted(value.amounts))
     if value.paid:
-        text = (f"窓口で払った額（自己負担）として記録しました：{typed}\n"
-                "高額かつ長期と軽症高額は、払った額ではなく医療費の総額（10割分）で数えます。払った額から総額は計算"
-                f"できないため、総額を「5月 52,000円」のように送ってください。\n{WHERE_TOTAL}")
+        text = (
+            f"窓口で払った額（自己負担）として記録しました：{typed}\n"
+            "高額かつ長期と軽症高額は、払った額ではなく医療費の総額（10割分）で数えます。払った額から総額は計算"
+            f"できないため、総額を「5月 52,000円」のように送ってください。\n{WHERE_TOTAL}"
+        )
         return [Reply(text, choices=(SHOW, MENU), kind="costlog-paid")]
     lines = [f"記録しました：{typed}"]
     if changed:
@@ -222,8 +254,10 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
         if now.qualifies and not progress(before, current, rule).qualifies:
             month = date(current[0], current[1], 1)
             if repo.schedule_notice(rule.name, month, ctx.now):
-                lines.append(f"→ {rule.title}の条件に届きました。上限額や申請の手続きを、このあと「お知らせ」でお送りします"
-                             "（9時〜20時）。")
+                lines.append(
+                    f"→ {rule.title}の条件に届きました。上限額や申請の手続きを、このあと「お知らせ」でお送りします"
+                    "（9時〜20時）。"
+                )
     lines.append("数えるのは今月を含む直近12か月で、" + NOT_COUNTED)
     lines.append(_sources(ctx.kb, "high-cost-long-term"))
     offered(ctx)
@@ -233,9 +267,11 @@ def record(ctx: Context, value: MonthAmounts) -> list[Reply]:
 # In the profile: the state's version of the turn that offered to go on with the cost log (「続けて入力する」).
 # Only the very next message (version + 1) answers that offer; a later 「いらない」 is read as usual.
 OFFERED = "costlog_offered"
-_REFUSAL = re.compile(r"^(?:いらない|いらないです|いりません|要らない|要りません|いらん|不要|不要です|結構です|けっこうです|"
-                      r"もういい|もういいです|大丈夫です|だいじょうぶです|いいです|遠慮します|今はいい|いまはいい|ない|ありません|"
-                      r"いいえ|もうない|以上です|以上)[。.!！\s]*$")
+_REFUSAL = re.compile(
+    r"^(?:いらない|いらないです|いりません|要らない|要りません|いらん|不要|不要です|結構です|けっこうです|"
+    r"もういい|もういいです|大丈夫です|だいじょうぶです|いいです|遠慮します|今はいい|いまはいい|ない|ありません|"
+    r"いいえ|もうない|以上です|以上)[。.!！\s]*$"
+)
 
 
 def offered(ctx: Context) -> None:
@@ -252,8 +288,14 @@ def declines_offer(msg: IncomingMessage, ctx: Context) -> bool:
 
 def decline_offer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     ctx.state.profile.pop(OFFERED, None)
-    return [Reply("わかりました。医療費の入力はここまでにします。記録と更新のお知らせはそのままです。"
-                  "また入力するときは「医療費の記録をつけたい」と送ってください。", choices=(SHOW, MENU), kind="costlog-offer-declined")]
+    return [
+        Reply(
+            "わかりました。医療費の入力はここまでにします。記録と更新のお知らせはそのままです。"
+            "また入力するときは「医療費の記録をつけたい」と送ってください。",
+            choices=(SHOW, MENU),
+            kind="costlog-offer-declined",
+        )
+    ]
 
 
 def _standing(p: Progress, current: YearMonth) -> str:
@@ -273,8 +315,12 @@ def fix(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """「間違えた」 the day months were logged: ask for the month to change (only that month is replaced)."""
     ctx.state.profile.pop(LAST_LOGGED, None)
     replies = dialog.start(COST_LOG_FORM, ctx)
-    return [Reply("直したい月と正しい金額を送ってください（例：5月 60,000円）。送った月だけを置き換えます。", kind="costlog-fix")] \
-        + replies[1:]
+    return [
+        Reply(
+            "直したい月と正しい金額を送ってください（例：5月 60,000円）。送った月だけを置き換えます。",
+            kind="costlog-fix",
+        )
+    ] + replies[1:]
 
 
 def fixing(msg: IncomingMessage, ctx: Context) -> bool:
@@ -301,6 +347,7 @@ def record_typed(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 
 # --- 「医療費の記録を見せて」「医療費のお知らせをやめて」 -----------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Month:
@@ -353,8 +400,13 @@ def table_card(entries: Sequence[CostEntry], today: date) -> Table:
     """The same months as a card's table (LINE, Slack): month, total, mark; the counts under it."""
     rows = []
     for m in _months_of(entries, today):
-        amount = (f"{m.total:,}円" if m.total is not None
-                  else f"総額未入力（自己負担 {m.paid:,}円）" if m.paid is not None else "－")
+        amount = (
+            f"{m.total:,}円"
+            if m.total is not None
+            else f"総額未入力（自己負担 {m.paid:,}円）"
+            if m.paid is not None
+            else "－"
+        )
         rows.append(Row((_ja(m.month), amount, m.mark), strong=bool(m.mark)))
     current = _ym(today)
     totals = totals_of(entries)
@@ -362,7 +414,9 @@ def table_card(entries: Sequence[CostEntry], today: date) -> Table:
     for rule in RULES:
         p = progress(totals, current, rule)
         label = f"{rule.title}（{MARKS[rule.name]}が{rule.need}か月以上）"
-        summary.append(Fact(label, f"{p.count}か月" + (" 条件に届いています" if p.qualifies else f"（あと{p.short}か月）")))
+        summary.append(
+            Fact(label, f"{p.count}か月" + (" 条件に届いています" if p.qualifies else f"（あと{p.short}か月）"))
+        )
         if not p.qualifies and p.projected is not None and p.projected > current:
             notes.append(f"{rule.title}：このまま続けば{_ja(p.projected)}に{rule.need}か月になります。")
     notes.append(NOT_COUNTED)
@@ -370,24 +424,41 @@ def table_card(entries: Sequence[CostEntry], today: date) -> Table:
 
 
 def show(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    """「医療費の記録を見せて」: the table of the last 12 months and where the user stands (a card on LINE and Slack)."""
+    """「医療費の記録を見せて」: the table of the last 12 months and where the user stands (a card on LINE
+    and Slack)."""
     entries = ctx.cost_log.entries() if ctx.state.profile.get(CONSENT) else []
     if not entries:
-        replies = [Reply("医療費の記録はまだありません。「医療費の記録をつけたい」と送ると始められます。",
-                         choices=(Choice("記録をつける", "start:costlog"), MENU), kind="costlog-table")]
+        replies = [
+            Reply(
+                "医療費の記録はまだありません。「医療費の記録をつけたい」と送ると始められます。",
+                choices=(Choice("記録をつける", "start:costlog"), MENU),
+                kind="costlog-table",
+            )
+        ]
     else:
         source = _sources(ctx.kb, "high-cost-long-term")
         text = "医療費の記録（直近12か月）\n" + table_text(entries, ctx.today) + "\n" + source
-        replies = [Reply(text, choices=(MORE, MENU), kind="costlog-table", topic="high-cost-long-term",
-                         table=table_card(entries, ctx.today), source=Source(source))]
+        replies = [
+            Reply(
+                text,
+                choices=(MORE, MENU),
+                kind="costlog-table",
+                topic="high-cost-long-term",
+                table=table_card(entries, ctx.today),
+                source=Source(source),
+            )
+        ]
     return replies + _continue(ctx)
 
 
 def stop_nudge(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """「医療費のお知らせをやめて」: at once, like stopping a reminder (the log itself stays)."""
     stopped = ctx.cost_log.stop_nudges()
-    text = ("毎月の医療費のお知らせを止めました。記録はそのまま残っています（消すときは「データを削除」）。"
-            if stopped else "毎月の医療費のお知らせは、いま届く設定になっていません。")
+    text = (
+        "毎月の医療費のお知らせを止めました。記録はそのまま残っています（消すときは「データを削除」）。"
+        if stopped
+        else "毎月の医療費のお知らせは、いま届く設定になっていません。"
+    )
     return [Reply(text, choices=(SHOW, MENU), kind="costlog-nudge-off")] + _continue(ctx)
 
 
@@ -398,21 +469,28 @@ def _continue(ctx: Context) -> list[Reply]:
 
 # --- what the dispatcher sends -----------------------------------------------------------------------
 
+
 def nudge_text(kb: KnowledgeBase, month: date) -> str:
     """The monthly nudge: asks for the total of ``month``."""
-    return (f"【医療費の記録】{month.year}年{month.month}月の医療費の総額（10割分）を教えてください。"
-            f"「{month.month}月 52,000円」のように送っていただければ記録します。\n{WHERE_TOTAL}\n"
-            "このお知らせを止めるときは「医療費のお知らせをやめて」と送ってください。")
+    return (
+        f"【医療費の記録】{month.year}年{month.month}月の医療費の総額（10割分）を教えてください。"
+        f"「{month.month}月 52,000円」のように送っていただければ記録します。\n{WHERE_TOTAL}\n"
+        "このお知らせを止めるときは「医療費のお知らせをやめて」と送ってください。"
+    )
 
 
-def notice_text(kb: KnowledgeBase, kind: str, entries: Sequence[CostEntry], profile: dict[str, Any], today: date) -> str:
+def notice_text(
+    kb: KnowledgeBase, kind: str, entries: Sequence[CostEntry], profile: dict[str, Any], today: date
+) -> str:
     """The one message that says 高額かつ長期 (``high-cost``) or 軽症高額 (``mild``) is met: what it
     means, what to apply for, what to bring, the office — with the counts as logged today."""
     rule: Rule = next(r for r in RULES if r.name == kind)
     p = progress(totals_of(entries), _ym(today), rule)
     months = "、".join(f"{m[1]}月" for m in p.over_months)
-    lines = [f"【{rule.title}のお知らせ】記録では、直近12か月に医療費の総額（10割分）が{rule.over:,}円を超えた月が"
-             f"{p.count}か月（{months}）あり、{rule.need}か月以上という条件に届きました。"]
+    lines = [
+        f"【{rule.title}のお知らせ】記録では、直近12か月に医療費の総額（10割分）が{rule.over:,}円を超えた月が"
+        f"{p.count}か月（{months}）あり、{rule.need}か月以上という条件に届きました。"
+    ]
     if kind == "high-cost":
         tier = (profile.get("copay_result") or {}).get("tier")
         column = (profile.get("copay_result") or {}).get("column")
@@ -426,16 +504,26 @@ def notice_text(kb: KnowledgeBase, kind: str, entries: Sequence[CostEntry], prof
                     lines.append(f"{c.tier}なら、月の上限額が{c.before:,}円 → {c.after:,}円になります。")
             if tier is None:
                 lines.append("（上限額の計算をしていただくと、あなたの区分で表示します）")
-        lines += ["申請：変更申請をします。認められると、原則として申請の翌月から新しい上限額になります。",
-                  "持ち物：変更申請書、受給者証、自己負担上限額管理票の写し（5万円を超えた月の分）。",
-                  "数えるのは受給者証の認定期間中の月だけです（小児慢性から切り替えた方は、小慢の期間も数えられる場合があります）。"]
+        lines += [
+            "申請：変更申請をします。認められると、原則として申請の翌月から新しい上限額になります。",
+            "持ち物：変更申請書、受給者証、自己負担上限額管理票の写し（5万円を超えた月の分）。",
+            "数えるのは受給者証の認定期間中の月だけです（小児慢性から切り替えた方は、小慢の期間も数えられる場合があります）。",
+        ]
         source = _sources(kb, "high-cost-long-term")
     else:
-        lines += ["重症度分類を満たさない方でも、「軽症高額該当」として助成の対象になります（すでに受給者証をお持ちの方には関係ありません）。",
-                  "申請：新規の申請と一緒に、医療費申告書を出します。助成は条件を満たした日の翌日からです（さかのぼれるのは申請の1か月前まで、やむを得ない理由があれば3か月前まで）。",
-                  "持ち物：申請書、臨床調査個人票、医療費申告書、自己負担上限額管理票や領収書など医療費の総額がわかるもの。"]
+        lines += [
+            "重症度分類を満たさない方でも、「軽症高額該当」として助成の対象になります（すでに受給者証をお持ちの方には関係ありません）。",
+            "申請：新規の申請と一緒に、医療費申告書を出します。助成は条件を満たした日の翌日からです（さかのぼれるのは申請の1か月前まで、やむを得ない理由があれば3か月前まで）。",
+            "持ち物：申請書、臨床調査個人票、医療費申告書、自己負担上限額管理票や領収書など医療費の総額がわかるもの。",
+        ]
         source = kb.citation("mild-high-cost")
-    lines += ["最終的な判断は県（窓口）が行います。お電話で確かめてから出すと安心です。", "", known_office_of(kb, profile), "", source]
+    lines += [
+        "最終的な判断は県（窓口）が行います。お電話で確かめてから出すと安心です。",
+        "",
+        known_office_of(kb, profile),
+        "",
+        source,
+    ]
     return "\n".join(lines)
 
 
@@ -447,13 +535,26 @@ def known_office_of(kb: KnowledgeBase, profile: dict[str, Any]) -> str:
     return office_hint(kb)
 
 
-def message_text(kb: KnowledgeBase, kind: str, month: date, entries: Sequence[CostEntry], profile: dict[str, Any],
-                 today: date) -> str:
+def message_text(
+    kb: KnowledgeBase, kind: str, month: date, entries: Sequence[CostEntry], profile: dict[str, Any], today: date
+) -> str:
     """The text of one cost-log message the dispatcher sends."""
     if kind == NUDGE:
         return nudge_text(kb, month)
     return notice_text(kb, kind, entries, profile, today)
 
 
-__all__ = ["COST_LOG_FORM", "fix", "fixing", "logged_totals", "message_text", "nudge_plan", "record_typed", "show",
-           "stop_nudge", "table_card", "table_text", "typed_months"]
+__all__ = [
+    "COST_LOG_FORM",
+    "fix",
+    "fixing",
+    "logged_totals",
+    "message_text",
+    "nudge_plan",
+    "record_typed",
+    "show",
+    "stop_nudge",
+    "table_card",
+    "table_text",
+    "typed_months",
+]

@@ -33,6 +33,7 @@ def unnoted(value: Any) -> tuple[Any, str | None]:
 
 # --- JSON codec for answers -------------------------------------------------
 
+
 def encode(value: Any) -> Any:
     if value is UNKNOWN:
         return {"unknown": True}
@@ -54,6 +55,7 @@ def answers_of(ctx: Context) -> dict[str, Any]:
 
 
 # --- the engine ---------------------------------------------------------------
+
 
 def next_slot(form: Form, answers: Answers) -> Slot | None:
     for slot in form.slots:
@@ -177,6 +179,7 @@ def picked(slot: Slot, said: Text) -> Text:
 
 # --- after a result: details, changing one answer --------------------------------
 
+
 def last_answers(ctx: Context) -> tuple[Form, dict[str, Any]] | None:
     """The form and answers of the last result, if the user may still change them."""
     last = ctx.state.profile.get(LAST)
@@ -213,10 +216,16 @@ def offer_fix(ctx: Context) -> list[Reply]:
     form, answers = found
     choices = tuple(
         Choice(f"{slot.label or slot.name}：{show_value(slot, answers[slot.name])}"[:20], f"fix:{slot.name}")
-        for slot in form.slots if slot.name in answers
+        for slot in form.slots
+        if slot.name in answers
     )
-    return [Reply("どの答えを直しますか？下から選んでください。ほかの答えはそのままで、結果を計算し直します。",
-                  choices=choices + (CANCEL,), kind="fix")]
+    return [
+        Reply(
+            "どの答えを直しますか？下から選んでください。ほかの答えはそのままで、結果を計算し直します。",
+            choices=choices + (CANCEL,),
+            kind="fix",
+        )
+    ]
 
 
 def reopen(ctx: Context, slot_name: str) -> list[Reply]:
@@ -236,7 +245,8 @@ def reopen(ctx: Context, slot_name: str) -> list[Reply]:
 _CORRECTION = re.compile(
     r"^(?:(?:ちがう|違う|ちがいます|違います|ちがった|違った|間違えた|まちがえた|間違えました|まちがえました|訂正|やっぱり|すみません)"
     r"[、,。.!！\s]*)*(?:さっきの|先ほどの|前の)?(?P<old>.+?)(?:じゃなくて|ではなくて|じゃなく|ではなく|でなく)[、,\s]*"
-    r"(?P<new>.+?)(?:だった|でした|です|だ|に直して|になおして|にして|が正しい|が正解)?(?:ください|下さい)?[。.!！]*$")
+    r"(?P<new>.+?)(?:だった|でした|です|だ|に直して|になおして|にして|が正しい|が正解)?(?:ください|下さい)?[。.!！]*$"
+)
 
 
 def reads_as_correction(said: Text) -> bool:
@@ -273,8 +283,9 @@ def correct(form: Form, ctx: Context, said: Text) -> list[Reply] | None:
     ctx.state.slots[slot.name] = encode(value)
     if slot.name not in ctx.state.history:
         ctx.state.history.append(slot.name)
-    return ask(form, ctx,
-               prefix=f"わかりました。「{slot.label or slot.name}」を「{show_value(slot, value)}」に直しました。")
+    return ask(
+        form, ctx, prefix=f"わかりました。「{slot.label or slot.name}」を「{show_value(slot, value)}」に直しました。"
+    )
 
 
 def correct_result(ctx: Context, said: Text) -> list[Reply] | None:
@@ -291,8 +302,11 @@ def correct_result(ctx: Context, said: Text) -> list[Reply] | None:
     ctx.state.dialog = form.name
     ctx.state.slots = {k: encode(v) for k, v in answers.items()}
     ctx.state.history = [s.name for s in form.slots if s.name in answers]
-    return ask(form, ctx, prefix=f"わかりました。「{slot.label or slot.name}」を「{show_value(slot, value)}」に直して、"
-                                 "計算し直します。")
+    return ask(
+        form,
+        ctx,
+        prefix=f"わかりました。「{slot.label or slot.name}」を「{show_value(slot, value)}」に直して、計算し直します。",
+    )
 
 
 def details(ctx: Context) -> list[Reply]:

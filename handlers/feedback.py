@@ -36,11 +36,36 @@ OFFICE = Choice("窓口を探す", "office")
 STREAK = "unhelpful_streak"
 HANDOFF_FORM = "handoff"
 
-HELPFUL_WORDS = system.phrases("役に立った", "役にたった", "やくにたった", "役に立ちました", "役にたちました", "参考になった",
-                               "参考になりました", "わかりやすい", "分かりやすい", "わかりやすかった", "分かりやすかった", "👍")
-UNHELPFUL_WORDS = system.phrases("役に立たなかった", "役にたたなかった", "やくにたたなかった", "役に立たない", "役にたたない",
-                                 "役に立ちませんでした", "わかりにくい", "分かりにくい", "わかりにくかった", "分かりにくかった",
-                                 "わかりづらい", "分かりづらい", "参考にならなかった", "👎")
+HELPFUL_WORDS = system.phrases(
+    "役に立った",
+    "役にたった",
+    "やくにたった",
+    "役に立ちました",
+    "役にたちました",
+    "参考になった",
+    "参考になりました",
+    "わかりやすい",
+    "分かりやすい",
+    "わかりやすかった",
+    "分かりやすかった",
+    "👍",
+)
+UNHELPFUL_WORDS = system.phrases(
+    "役に立たなかった",
+    "役にたたなかった",
+    "やくにたたなかった",
+    "役に立たない",
+    "役にたたない",
+    "役に立ちませんでした",
+    "わかりにくい",
+    "分かりにくい",
+    "わかりにくかった",
+    "分かりにくかった",
+    "わかりづらい",
+    "分かりづらい",
+    "参考にならなかった",
+    "👎",
+)
 
 # An answer is "unsure" (listed by ``nanbyo-bot review``) when its confidence is below this, or
 # when the next topic is within ``UNSURE_GAP`` points of it: the bot answered, but barely.
@@ -89,6 +114,7 @@ def offer(replies: list[Reply], ctx: Context, topic: str | None = None) -> list[
 
 # --- the route table's conditions and handlers ---------------------------------------------
 
+
 def _parsed(value: str) -> tuple[bool, str, str | None] | None:
     """(helpful, kind, topic) of a feedback choice's value, or None."""
     parts = value.removeprefix(PREFIX).split(":", 2)
@@ -119,10 +145,21 @@ def said_without_answer(msg: IncomingMessage, ctx: Context) -> bool:
 def acknowledge(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     """A kind word back, and for 「わかりにくい」 the office; nothing is recorded without an answer to judge."""
     if system.matches(HELPFUL_WORDS, msg, ctx):
-        return [Reply("ご意見ありがとうございます。ほかにも気になることがあれば、いつでもお尋ねください。",
-                      choices=(MENU,), kind="feedback-thanks")]
-    return [Reply("わかりにくくて、申し訳ありません。知りたいことを別の言葉で送っていただくか、窓口にお尋ねください。\n\n"
-                  + known_office(ctx), choices=(OFFICE, MENU), kind="feedback-sorry")]
+        return [
+            Reply(
+                "ご意見ありがとうございます。ほかにも気になることがあれば、いつでもお尋ねください。",
+                choices=(MENU,),
+                kind="feedback-thanks",
+            )
+        ]
+    return [
+        Reply(
+            "わかりにくくて、申し訳ありません。知りたいことを別の言葉で送っていただくか、窓口にお尋ねください。\n\n"
+            + known_office(ctx),
+            choices=(OFFICE, MENU),
+            kind="feedback-sorry",
+        )
+    ]
 
 
 def give(msg: IncomingMessage, ctx: Context) -> list[Reply]:
@@ -137,12 +174,22 @@ def give(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     if helpful:
         ctx.state.profile.pop(NOTE, None)
         ctx.state.profile.pop(STREAK, None)
-        return [Reply("ご意見ありがとうございます。お役に立てたなら何よりです。"
-                      "ほかにも気になることがあれば、いつでもお尋ねください。", choices=(MENU,), kind="feedback-thanks")]
+        return [
+            Reply(
+                "ご意見ありがとうございます。お役に立てたなら何よりです。"
+                "ほかにも気になることがあれば、いつでもお尋ねください。",
+                choices=(MENU,),
+                kind="feedback-thanks",
+            )
+        ]
     if ctx.state.dialog in ctx.forms:
         # A click on an older answer while a dialog waits: no second question on top of the dialog's.
-        return [Reply("ご意見ありがとうございます。お役に立てず、申し訳ありません。\n\n" + known_office(ctx),
-                      kind="feedback-sorry")]
+        return [
+            Reply(
+                "ご意見ありがとうございます。お役に立てず、申し訳ありません。\n\n" + known_office(ctx),
+                kind="feedback-sorry",
+            )
+        ]
     streak = int(ctx.state.profile.get(STREAK) or 0) + 1
     ctx.state.profile[STREAK] = streak
     person = ctx.forms.get(HANDOFF_FORM)
@@ -152,13 +199,19 @@ def give(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         # user says yes then, a note to them).
         ctx.state.profile.pop(STREAK, None)
         ctx.state.profile.pop(NOTE, None)
-        return [Reply("続けてお役に立てず、申し訳ありません。担当の方に直接お尋ねいただくのが確かです。",
-                      kind="feedback-person")] + dialog.start(person, ctx)
+        return [
+            Reply(
+                "続けてお役に立てず、申し訳ありません。担当の方に直接お尋ねいただくのが確かです。",
+                kind="feedback-person",
+            )
+        ] + dialog.start(person, ctx)
     ctx.state.profile[NOTE] = feedback_id
-    text = ("お役に立てず、申し訳ありません。\n"
-            "よろしければ、足りなかったこと（知りたかったこと）を一言で送ってください。"
-            "いただいた言葉は、お名前や番号を除いて、回答を見直すために使います。書かなくても大丈夫です。\n\n"
-            + known_office(ctx))
+    text = (
+        "お役に立てず、申し訳ありません。\n"
+        "よろしければ、足りなかったこと（知りたかったこと）を一言で送ってください。"
+        "いただいた言葉は、お名前や番号を除いて、回答を見直すために使います。書かなくても大丈夫です。\n\n"
+        + known_office(ctx)
+    )
     return [Reply(text, choices=(Choice("書かずに終える", SKIP), OFFICE), kind="feedback-ask")]
 
 
@@ -172,12 +225,20 @@ def noting(msg: IncomingMessage, ctx: Context) -> bool:
 def take_note(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     feedback_id = ctx.state.profile.pop(NOTE)
     if msg.choice == SKIP:
-        return [Reply("承知しました。ほかにご質問があれば、いつでもどうぞ。", choices=(OFFICE, MENU), kind="feedback-skip")]
+        return [
+            Reply("承知しました。ほかにご質問があれば、いつでもどうぞ。", choices=(OFFICE, MENU), kind="feedback-skip")
+        ]
     note = redact(text_of(msg))
     if note:
         ctx.questions.feedback_note(int(feedback_id), note)
-    return [Reply("ありがとうございます。いただいたご意見は、回答を見直すときに使わせていただきます。\n"
-                  "別のご質問があれば、そのまま送ってください。", choices=(OFFICE, MENU), kind="feedback-noted")]
+    return [
+        Reply(
+            "ありがとうございます。いただいたご意見は、回答を見直すときに使わせていただきます。\n"
+            "別のご質問があれば、そのまま送ってください。",
+            choices=(OFFICE, MENU),
+            kind="feedback-noted",
+        )
+    ]
 
 
 def skip(msg: IncomingMessage, ctx: Context) -> list[Reply]:

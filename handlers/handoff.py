@@ -28,14 +28,18 @@ OFFER = "handoff_offer"
 # What a staff reply starts with when it reaches the user.
 FROM_STAFF = "保健福祉事務所の担当者より："
 
-AT_HAND = ("お電話の際は、次のものをお手元にご用意いただくと、お話が早く進みます。\n"
-           "・受給者証（お持ちの方）\n"
-           "・健康保険証（資格確認書など、保険の分かるもの）\n"
-           "・お聞きになりたいこと（メモにしておくと安心です）")
+AT_HAND = (
+    "お電話の際は、次のものをお手元にご用意いただくと、お話が早く進みます。\n"
+    "・受給者証（お持ちの方）\n"
+    "・健康保険証（資格確認書など、保険の分かるもの）\n"
+    "・お聞きになりたいこと（メモにしておくと安心です）"
+)
 
-CONSENT_QUESTION = ("よろしければ、このチャットで最近お尋ねになった内容（お名前や番号などは伏せます）を、"
-                    "県の担当の職員にお伝えできます。職員からのお返事は、このチャットにお届けします。\n"
-                    "今回のご相談をお伝えしてよいですか？")
+CONSENT_QUESTION = (
+    "よろしければ、このチャットで最近お尋ねになった内容（お名前や番号などは伏せます）を、"
+    "県の担当の職員にお伝えできます。職員からのお返事は、このチャットにお届けします。\n"
+    "今回のご相談をお伝えしてよいですか？"
+)
 CONSENT_CHOICES = (Choice("はい、伝えてください", YES), Choice("いいえ、伝えない", NO))
 
 # Channels a staff reply can reach later (a push); the terminal cannot.
@@ -50,14 +54,24 @@ def _finish(answers: Answers, ctx: Context) -> list[Reply]:
     if isinstance(muni, str):
         ctx.state.profile["municipality"] = muni
         office = index_for(pref).office_of(muni)
-        text = f"担当の方と直接お話しになりたいときは、窓口にお電話ください。\n{office_block(pref, office, muni)}\n{source}"
+        text = (
+            "担当の方と直接お話しになりたいときは、窓口にお電話ください。\n"
+            f"{office_block(pref, office, muni)}\n{source}"
+        )
         # The office as a card (LINE, Slack, the terminal's block), what to have at hand under it.
-        replies = [Reply(text, kind="office", office=office_card(pref, office, muni), source=Source(source)),
-                   Reply(AT_HAND, kind="handoff-at-hand")]
+        replies = [
+            Reply(text, kind="office", office=office_card(pref, office, muni), source=Source(source)),
+            Reply(AT_HAND, kind="handoff-at-hand"),
+        ]
     else:  # the town is not known: the prefecture's offices, each with its phone
         offices = "\n".join(f"・{o.name}　{o.phone}" for o in pref.offices.values())
-        replies = [Reply(f"{pref.name}の窓口の一覧です。お住まいの地域の窓口にお電話ください（受付：{pref.hours}）。\n"
-                         f"{offices}\n\n{AT_HAND}\n{source}", kind="office")]
+        replies = [
+            Reply(
+                f"{pref.name}の窓口の一覧です。お住まいの地域の窓口にお電話ください（受付：{pref.hours}）。\n"
+                f"{offices}\n\n{AT_HAND}\n{source}",
+                kind="office",
+            )
+        ]
     if ctx.handoff is not None:
         ctx.state.profile[OFFER] = ctx.state.version
         replies.append(Reply(CONSENT_QUESTION, choices=CONSENT_CHOICES, kind="handoff-consent"))
@@ -68,16 +82,19 @@ HANDOFF_FORM = Form(
     name="handoff",
     intro="担当の方と直接お話しいただける窓口をご案内します。",
     slots=(
-        Slot("municipality", ask=ask_municipality, parse=parse_municipality,
-             choices=(Choice("わからない", "unknown"),)),
+        Slot(
+            "municipality", ask=ask_municipality, parse=parse_municipality, choices=(Choice("わからない", "unknown"),)
+        ),
     ),
     finish=_finish,
-    prefill=lambda ctx: ({"municipality": ctx.state.profile["municipality"]}
-                         if ctx.state.profile.get("municipality") else {}),
+    prefill=lambda ctx: (
+        {"municipality": ctx.state.profile["municipality"]} if ctx.state.profile.get("municipality") else {}
+    ),
 )
 
 
 # --- the consent, asked each time ----------------------------------------------------------------
+
 
 def _said(msg: IncomingMessage, ctx: Context) -> bool | None:
     """True/False when the message answers the consent question on the screen, else None."""
@@ -108,25 +125,40 @@ def consent(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     ctx.state.profile.pop(OFFER, None)
     assert ctx.handoff is not None
     if not yes:
-        return [Reply("わかりました。職員にはお伝えしていません。お電話でのご相談は、上の窓口へどうぞ。",
-                      choices=(Choice("メニュー", "menu"),), kind="handoff-declined")]
+        return [
+            Reply(
+                "わかりました。職員にはお伝えしていません。お電話でのご相談は、上の窓口へどうぞ。",
+                choices=(Choice("メニュー", "menu"),),
+                kind="handoff-declined",
+            )
+        ]
     recent = ctx.handoff.recent()
     topic = next((t for _, t in reversed(recent) if t), None)
     ref = ctx.handoff.open(topic, note(ctx, recent, topic))
     if ctx.channel in PUSHED:
-        later = (f"職員からのお返事は、このチャットに「{FROM_STAFF}」として届きます。"
-                 "開庁時間内の対応のため、お時間をいただくことがあります。")
+        later = (
+            f"職員からのお返事は、このチャットに「{FROM_STAFF}」として届きます。"
+            "開庁時間内の対応のため、お時間をいただくことがあります。"
+        )
     else:  # the terminal has no way to receive a message later
         later = "このターミナルには職員からのお返事は届きません。お返事は窓口へのお電話でお聞きください。"
-    return [Reply(f"担当の職員にお伝えします（受付番号：{ref}）。{later}お急ぎのときは、窓口にお電話ください。",
-                  choices=(Choice("メニュー", "menu"),), kind="handoff-sent")]
+    return [
+        Reply(
+            f"担当の職員にお伝えします（受付番号：{ref}）。{later}お急ぎのときは、窓口にお電話ください。",
+            choices=(Choice("メニュー", "menu"),),
+            kind="handoff-sent",
+        )
+    ]
 
 
 def note(ctx: Context, recent: list[tuple[str, str | None]], topic: str | None) -> str:
     """The hand-off note for the staff: the reference is added by the desk. Nothing here names the
     user: the questions are redacted again (no digits, names or e-mail addresses)."""
     label = ctx.kb.topics[topic].label if topic in ctx.kb.topics else "（特定できず）"
-    lines = [f"チャネル：{CHANNEL_NAMES.get(ctx.channel, ctx.channel)}", f"話題：{label}" + (f"（{topic}）" if topic else "")]
+    lines = [
+        f"チャネル：{CHANNEL_NAMES.get(ctx.channel, ctx.channel)}",
+        f"話題：{label}" + (f"（{topic}）" if topic else ""),
+    ]
     muni = ctx.state.profile.get("municipality")
     if isinstance(muni, str):
         lines.append(f"市町村：{muni}")

@@ -305,16 +305,32 @@ class Reply:
         """The reply ``to_record`` wrote (records without cards, written before they existed, too)."""
         result = record.get("result")
         if result is not None:
-            result = Result(**{**result, "details": tuple(Fact(**f) for f in result.get("details", ())),
-                               "notes": tuple(result.get("notes", ()))})
+            result = Result(
+                **{
+                    **result,
+                    "details": tuple(Fact(**f) for f in result.get("details", ())),
+                    "notes": tuple(result.get("notes", ())),
+                }
+            )
         office = record.get("office")
         table = record.get("table")
         if table is not None:
-            table = Table(table["title"], tuple(table["columns"]),
-                          tuple(Row(tuple(r["cells"]), r.get("strong", False)) for r in table["rows"]),
-                          tuple(Fact(**f) for f in table.get("summary", ())), tuple(table.get("notes", ())))
+            table = Table(
+                table["title"],
+                tuple(table["columns"]),
+                tuple(Row(tuple(r["cells"]), r.get("strong", False)) for r in table["rows"]),
+                tuple(Fact(**f) for f in table.get("summary", ())),
+                tuple(table.get("notes", ())),
+            )
         source = record.get("source")
-        return cls(record["text"], tuple(Choice(c["label"], c["value"]) for c in record.get("choices", ())),
-                   record.get("expecting"), record.get("topic"), kind=record.get("kind") or "answer",
-                   result=result, office=Office(**office) if office is not None else None, table=table,
-                   source=Source(**source) if source is not None else None)
+        return cls(
+            record["text"],
+            tuple(Choice(c["label"], c["value"]) for c in record.get("choices", ())),
+            record.get("expecting"),
+            record.get("topic"),
+            kind=record.get("kind") or "answer",
+            result=result,
+            office=Office(**office) if office is not None else None,
+            table=table,
+            source=Source(**source) if source is not None else None,
+        )

@@ -48,6 +48,7 @@ class UserState:
 
 # --- renewal reminders -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PlannedMark:
     """One mark of a reminder as planned at registration (``handlers.reminders.plan_marks``).
@@ -99,8 +100,9 @@ class ReminderBook(Protocol):
         """The user's active reminder, or None."""
         ...
 
-    def register(self, *, expiry_date: date, municipality: str | None, marks: Sequence[PlannedMark],
-                 now: datetime) -> Registration:
+    def register(
+        self, *, expiry_date: date, municipality: str | None, marks: Sequence[PlannedMark], now: datetime
+    ) -> Registration:
         """Set the user's reminder for ``expiry_date``, replacing any other active one."""
         ...
 
@@ -191,6 +193,7 @@ class CostLogBook(Protocol):
 
 
 # --- effects the core applies after the handler ---------------------------------------------
+
 
 @dataclass(frozen=True)
 class DeleteMyData:

@@ -49,6 +49,7 @@ _WEEKDAYS = "月火水木金土日"
 
 # --- the plan (pure) -------------------------------------------------------------------------
 
+
 def in_sending_hours(now: datetime) -> bool:
     """True between 09:00 (inclusive) and 20:00 (exclusive), Japan time."""
     local = now.astimezone(TOKYO)
@@ -78,12 +79,11 @@ def plan_marks(expiry: date, offsets: Iterable[int], now: datetime) -> tuple[Pla
     marks = sorted({(o, mark_due_at(expiry, o)) for o in offsets}, key=lambda m: m[1])
     passed = [o for o, at in marks if at <= now]
     latest_missed = min(passed) if passed else None
-    return tuple(
-        PlannedMark(o, at, PENDING if at > now or o == latest_missed else SKIPPED) for o, at in marks
-    )
+    return tuple(PlannedMark(o, at, PENDING if at > now or o == latest_missed else SKIPPED) for o, at in marks)
 
 
 # --- formatting ------------------------------------------------------------------------------
+
 
 def format_date(d: date) -> str:
     """2027年3月31日（令和9年3月31日） — the 和暦 helps, since certificates print it."""
@@ -102,7 +102,11 @@ def _renewal_sources(kb: KnowledgeBase) -> str:
     topic = kb.topics.get("renewal")
     ids = topic.sources if topic else []
     cites = [kb.sources[s].cite() for s in ids if s in kb.sources]
-    return "出典：" + ("、".join(cites) if cites else "各都道府県の更新申請の案内") + f"（{kb.prefecture.name}の更新の時期や書類は窓口でご確認ください）"
+    return (
+        "出典："
+        + ("、".join(cites) if cites else "各都道府県の更新申請の案内")
+        + f"（{kb.prefecture.name}の更新の時期や書類は窓口でご確認ください）"
+    )
 
 
 def _office(kb: KnowledgeBase, municipality: str | None) -> str:
@@ -123,13 +127,10 @@ RENEWAL_CHECKLIST = (
     "6. 同じ世帯に受給者証をお持ちの方がいれば、その方の受給者証の写し"
 )
 
-LAPSE_NOTE = (
-    "有効期限を過ぎると、更新ではなく新規の申請（新規申請）になり、新規用の臨床調査個人票が必要になります。"
-)
+LAPSE_NOTE = "有効期限を過ぎると、更新ではなく新規の申請（新規申請）になり、新規用の臨床調査個人票が必要になります。"
 
 
-def reminder_text(kb: KnowledgeBase, *, expiry: date, offset_days: int, municipality: str | None,
-                  today: date) -> str:
+def reminder_text(kb: KnowledgeBase, *, expiry: date, offset_days: int, municipality: str | None, today: date) -> str:
     """The message of one reminder: days left, what to prepare, the user's office, the source.
 
     Args:
@@ -149,13 +150,20 @@ def reminder_text(kb: KnowledgeBase, *, expiry: date, offset_days: int, municipa
         lines.append("まだ更新の申請がお済みでなければ、今すぐ窓口にお電話でご相談ください。" + LAPSE_NOTE)
     else:
         lines.append("続けて助成を受けるには、有効期限が切れる前に更新の申請が必要です。" + LAPSE_NOTE)
-    lines += ["", RENEWAL_CHECKLIST, "", _office(kb, municipality), "",
-              "このお知らせを止めるときは「通知をやめて」と送ってください。",
-              _renewal_sources(kb)]
+    lines += [
+        "",
+        RENEWAL_CHECKLIST,
+        "",
+        _office(kb, municipality),
+        "",
+        "このお知らせを止めるときは「通知をやめて」と送ってください。",
+        _renewal_sources(kb),
+    ]
     return "\n".join(lines)
 
 
 # --- the registration dialog ---------------------------------------------------------------
+
 
 def _ask_municipality(answers: Answers, ctx: Context) -> str:
     return "窓口の連絡先もお知らせに入れます。" + ask_municipality(answers, ctx)
@@ -169,7 +177,10 @@ def _ask_expiry(answers: Answers, ctx: Context) -> str:
     )
     current = ctx.reminders.active()
     if current is not None:
-        text += f"\n（いま登録されているお知らせ（有効期限 {format_date(current.expiry_date)}）は、新しい日付で置き換えます）"
+        text += (
+            f"\n（いま登録されているお知らせ（有効期限 {format_date(current.expiry_date)}）は、"
+            "新しい日付で置き換えます）"
+        )
     return text
 
 
@@ -241,21 +252,30 @@ def _finish(answers: Answers, ctx: Context) -> list[Reply]:
     if municipality:
         ctx.state.profile["municipality"] = municipality
     if expiry < ctx.today:
-        return [Reply(
-            f"有効期限の {format_date(expiry)} はすでに過ぎているため、お知らせは登録しませんでした。\n"
-            "期限が切れた受給者証では助成を受けられません。続けて助成を受けるには、更新ではなく新規の申請（新規申請）が必要です。"
-            "新規用の臨床調査個人票は、難病指定医に書いてもらう必要があります（協力難病指定医は新規用を書けません）。"
-            "まずは窓口にお電話で、今からの手続きをご相談ください。\n\n"
-            f"{_office(ctx.kb, municipality)}\n\n{_renewal_sources(ctx.kb)}",
-            choices=(Choice("新しい日付で登録", "start:reminder"), MENU),
-            kind="reminder-lapsed",
-        )]
+        return [
+            Reply(
+                f"有効期限の {format_date(expiry)} はすでに過ぎているため、お知らせは登録しませんでした。\n"
+                "期限が切れた受給者証では助成を受けられません。続けて助成を受けるには、更新ではなく新規の申請（新規申請）が必要です。"
+                "新規用の臨床調査個人票は、難病指定医に書いてもらう必要があります（協力難病指定医は新規用を書けません）。"
+                "まずは窓口にお電話で、今からの手続きをご相談ください。\n\n"
+                f"{_office(ctx.kb, municipality)}\n\n{_renewal_sources(ctx.kb)}",
+                choices=(Choice("新しい日付で登録", "start:reminder"), MENU),
+                kind="reminder-lapsed",
+            )
+        ]
     registration = ctx.reminders.register(
-        expiry_date=expiry, municipality=municipality, marks=plan_marks(expiry, ctx.reminder_offsets, ctx.now),
+        expiry_date=expiry,
+        municipality=municipality,
+        marks=plan_marks(expiry, ctx.reminder_offsets, ctx.now),
         now=ctx.now,
     )
-    return [Reply(_registered_text(registration, ctx), choices=(Choice("通知を確認", "reminder:list"), MENU),
-                  kind="reminder-registered")]
+    return [
+        Reply(
+            _registered_text(registration, ctx),
+            choices=(Choice("通知を確認", "reminder:list"), MENU),
+            kind="reminder-registered",
+        )
+    ]
 
 
 def _registered_text(registration: Registration, ctx: Context) -> str:
@@ -268,8 +288,11 @@ def _registered_text(registration: Registration, ctx: Context) -> str:
         old = "、".join(format_date(d) for d in registration.replaced)
         text += f"\n以前の登録（有効期限 {old}）のお知らせは取り消しました。"
     if (view.expiry_date - ctx.today).days <= 14:
-        text += ("\n\n期限まで残りわずかです。まだ更新の申請がお済みでなければ、今すぐ窓口にお電話ください。"
-                 + LAPSE_NOTE + f"\n{_office(ctx.kb, view.municipality)}")
+        text += (
+            "\n\n期限まで残りわずかです。まだ更新の申請がお済みでなければ、今すぐ窓口にお電話ください。"
+            + LAPSE_NOTE
+            + f"\n{_office(ctx.kb, view.municipality)}"
+        )
     text += "\n\n登録内容は「通知を確認」、止めるときは「通知をやめて」と送ってください。"
     return text
 
@@ -280,22 +303,36 @@ REMINDER_FORM = Form(
     name="reminder",
     intro="受給者証の有効期限が近づいたら、更新の準備と窓口の連絡先をお知らせします（午前9時ごろ）。",
     slots=(
-        Slot("expiry_date", ask=_ask_expiry, parse=_parse_expiry, allow_unknown=False,
-             unknown_help=("有効期限は、受給者証の「有効期間」の欄（「〜まで」と書かれた日付）に書かれています。"
-                           "お手元の受給者証をご確認のうえ、もう一度教えてください。")),
-        Slot("confirm_expiry", ask=_ask_confirm, parse=_parse_confirm, choices=_YES_NO,
-             expecting="expiry_date", reset_on_no=("expiry_date",), amends="expiry_date"),
-        Slot("municipality",
-             ask=_ask_municipality,
-             parse=parse_municipality, choices=(Choice("わからない", "unknown"),)),
+        Slot(
+            "expiry_date",
+            ask=_ask_expiry,
+            parse=_parse_expiry,
+            allow_unknown=False,
+            unknown_help=(
+                "有効期限は、受給者証の「有効期間」の欄（「〜まで」と書かれた日付）に書かれています。"
+                "お手元の受給者証をご確認のうえ、もう一度教えてください。"
+            ),
+        ),
+        Slot(
+            "confirm_expiry",
+            ask=_ask_confirm,
+            parse=_parse_confirm,
+            choices=_YES_NO,
+            expecting="expiry_date",
+            reset_on_no=("expiry_date",),
+            amends="expiry_date",
+        ),
+        Slot(
+            "municipality", ask=_ask_municipality, parse=parse_municipality, choices=(Choice("わからない", "unknown"),)
+        ),
     ),
     finish=_finish,
     prefill=_prefill,
 )
 
 
-
 # --- commands: 「通知を確認」「通知をやめて」 (recognised as actions: knowledge/actions.yaml) ------------
+
 
 def _continue_open_dialog(ctx: Context) -> list[Reply]:
     """After a command, the question of a dialog that is still open, so the user can go on."""
@@ -310,19 +347,29 @@ def list_reminders(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     view = ctx.reminders.active()
     if view is None:
         days = "・".join(f"{o}日前" for o in ctx.reminder_offsets)
-        replies = [Reply(
-            f"いま登録されている更新のお知らせはありません。受給者証の有効期限を教えていただければ、期限の{days}にお知らせします。",
-            choices=(Choice("お知らせを登録", "start:reminder"), MENU), kind="reminder-list")]
+        replies = [
+            Reply(
+                f"いま登録されている更新のお知らせはありません。受給者証の有効期限を教えていただければ、期限の{days}にお知らせします。",
+                choices=(Choice("お知らせを登録", "start:reminder"), MENU),
+                kind="reminder-list",
+            )
+        ]
     else:
         muni = f"\nお住まいの市町村：{view.municipality}" if view.municipality else ""
-        lapsed = ("\nこの有効期限はすでに過ぎています。新しい受給者証が届いたら、その有効期限を登録し直してください。"
-                  if view.expiry_date < ctx.today else "")
-        replies = [Reply(
-            f"登録中の更新のお知らせです。\n有効期限：{format_date(view.expiry_date)}{muni}{lapsed}\n"
-            f"{_marks_text(view, ctx.now)}\n\n"
-            "止めるときは「通知をやめて」、日付を変えるときは「更新のお知らせ」と送ってください。",
-            choices=(Choice("通知をやめる", "reminder-stop"), Choice("日付を変える", "start:reminder"), MENU),
-            kind="reminder-list")]
+        lapsed = (
+            "\nこの有効期限はすでに過ぎています。新しい受給者証が届いたら、その有効期限を登録し直してください。"
+            if view.expiry_date < ctx.today
+            else ""
+        )
+        replies = [
+            Reply(
+                f"登録中の更新のお知らせです。\n有効期限：{format_date(view.expiry_date)}{muni}{lapsed}\n"
+                f"{_marks_text(view, ctx.now)}\n\n"
+                "止めるときは「通知をやめて」、日付を変えるときは「更新のお知らせ」と送ってください。",
+                choices=(Choice("通知をやめる", "reminder-stop"), Choice("日付を変える", "start:reminder"), MENU),
+                kind="reminder-list",
+            )
+        ]
     return replies + _continue_open_dialog(ctx)
 
 
@@ -336,13 +383,23 @@ def stop_reminders(msg: IncomingMessage, ctx: Context) -> list[Reply]:
         dialog.end(ctx)  # the user would rather not be reminded: leave the registration too
     stopped = ctx.reminders.stop()
     if stopped:
-        text = ("更新のお知らせを停止しました（確認なしで、すぐに停止しています）。これ以降、お知らせはお送りしません。\n"
-                "また受け取りたいときは「更新のお知らせ」と送ってください。")
+        text = (
+            "更新のお知らせを停止しました（確認なしで、すぐに停止しています）。これ以降、お知らせはお送りしません。\n"
+            "また受け取りたいときは「更新のお知らせ」と送ってください。"
+        )
     else:
         text = "登録されている更新のお知らせはありません（停止するものはありませんでした）。"
-    return [Reply(text, choices=(Choice("お知らせを登録", "start:reminder"), MENU), kind="reminder-stop")] + \
-        _continue_open_dialog(ctx)
+    return [
+        Reply(text, choices=(Choice("お知らせを登録", "start:reminder"), MENU), kind="reminder-stop")
+    ] + _continue_open_dialog(ctx)
 
 
-__all__ = ["REMINDER_FORM", "in_sending_hours", "list_reminders", "mark_due_at", "plan_marks", "reminder_text",
-           "stop_reminders"]
+__all__ = [
+    "REMINDER_FORM",
+    "in_sending_hours",
+    "list_reminders",
+    "mark_due_at",
+    "plan_marks",
+    "reminder_text",
+    "stop_reminders",
+]

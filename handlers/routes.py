@@ -9,6 +9,7 @@ situations before procedures (a move, a child as the patient: ``handlers.situati
 talk → the one understanding of questions, requests and the services next door
 (``handlers.faq.consult``). A handler is ``(message, context) -> list[Reply]``.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,6 +39,7 @@ class Route:
 
 
 # --- conditions -----------------------------------------------------------------
+
 
 def _in_dialog(msg: IncomingMessage, ctx: Context) -> bool:
     return ctx.state.dialog in ctx.forms
@@ -116,8 +118,13 @@ def continue_dialog(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 
 def _consult_mid_dialog(ctx: Context) -> Consultation:
-    return consult(ctx.kb, ctx.matcher, ctx.text, ctx.state.profile.get("municipality"),
-                   action_threshold=IN_DIALOG_ACTION_THRESHOLD)
+    return consult(
+        ctx.kb,
+        ctx.matcher,
+        ctx.text,
+        ctx.state.profile.get("municipality"),
+        action_threshold=IN_DIALOG_ACTION_THRESHOLD,
+    )
 
 
 # Mid-dialog, a message this long that the FAQ answers this confidently is a question, not an answer.
@@ -182,21 +189,54 @@ def _note(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     return replies
 
 
-BACK_WORDS = system.phrases("戻る", "もどる", "戻って", "前に戻る", "ひとつ戻る", "一つ前", "back", "修正", "訂正",
-                             "間違えた", "まちがえた", "間違えました", "まちがえました", "入力ミス")
+BACK_WORDS = system.phrases(
+    "戻る",
+    "もどる",
+    "戻って",
+    "前に戻る",
+    "ひとつ戻る",
+    "一つ前",
+    "back",
+    "修正",
+    "訂正",
+    "間違えた",
+    "まちがえた",
+    "間違えました",
+    "まちがえました",
+    "入力ミス",
+)
 # After a result, these offer to change one answer (inside a dialog, 「戻る」 goes back one question).
-FIX_WORDS = BACK_WORDS | system.phrases("fix", "ちがう", "違う", "違います", "ちがいます", "間違い", "まちがい",
-                                         "直したい", "なおしたい", "答えを直す", "答えを直したい", "やっぱり違う",
-                                         "修正したい", "訂正したい", "直す", "なおす", "間違ってる", "まちがってる",
-                                         "間違っています")
-DETAILS_WORDS = system.phrases("details", "くわしく", "詳しく", "詳細", "くわしく見る", "もっと詳しく", "内訳",
-                               "計算の内訳")
+FIX_WORDS = BACK_WORDS | system.phrases(
+    "fix",
+    "ちがう",
+    "違う",
+    "違います",
+    "ちがいます",
+    "間違い",
+    "まちがい",
+    "直したい",
+    "なおしたい",
+    "答えを直す",
+    "答えを直したい",
+    "やっぱり違う",
+    "修正したい",
+    "訂正したい",
+    "直す",
+    "なおす",
+    "間違ってる",
+    "まちがってる",
+    "間違っています",
+)
+DETAILS_WORDS = system.phrases(
+    "details", "くわしく", "詳しく", "詳細", "くわしく見る", "もっと詳しく", "内訳", "計算の内訳"
+)
 
 
 def _corrects(msg: IncomingMessage, ctx: Context) -> bool:
     """Whether a typed message reads as a correction (「XじゃなくてY」) while there are answers to correct."""
-    return (msg.text is not None and dialog.reads_as_correction(ctx.text)
-            and (_in_dialog(msg, ctx) or _after_result(ctx)))
+    return (
+        msg.text is not None and dialog.reads_as_correction(ctx.text) and (_in_dialog(msg, ctx) or _after_result(ctx))
+    )
 
 
 def correct(msg: IncomingMessage, ctx: Context) -> list[Reply]:
@@ -209,6 +249,7 @@ def correct(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 def _after_result(ctx: Context) -> bool:
     return ctx.state.dialog not in ctx.forms and dialog.last_answers(ctx) is not None
+
 
 def _action(msg: IncomingMessage, ctx: Context) -> Action | None:
     return understand.clicked(msg, ctx.kb) or understand.said(msg, ctx)
@@ -238,18 +279,22 @@ ROUTES: tuple[Route, ...] = (
     # The yes or no to 「職員に伝えてよいですか」, asked with 「人と話したい」 (handlers.handoff), that turn only.
     Route("handoff-consent", handoff.answering, handoff.consent),
     # 「役に立った」「役に立たなかった」 on an answer (a click, or typed after one), and the optional note.
-    Route("feedback", lambda m, c: feedback.wanted(m, c) is not None,
-          lambda m, c: _still_open(c, feedback.give(m, c))),
+    Route("feedback", lambda m, c: feedback.wanted(m, c) is not None, lambda m, c: _still_open(c, feedback.give(m, c))),
     Route("feedback-note", feedback.noting, lambda m, c: _note(m, c)),
     Route("feedback-skip", lambda m, c: m.choice == feedback.SKIP, feedback.skip),
-    Route("feedback-words", lambda m, c: not _in_dialog(m, c) and feedback.said_without_answer(m, c),
-          feedback.acknowledge),
+    Route(
+        "feedback-words", lambda m, c: not _in_dialog(m, c) and feedback.said_without_answer(m, c), feedback.acknowledge
+    ),
     # After a result: 「くわしく」 shows the working; 「間違えた」 offers to change one answer.
-    Route("details", lambda m, c: _after_result(c) and system.matches(DETAILS_WORDS, m, c),
-          lambda m, c: dialog.details(c)),
+    Route(
+        "details", lambda m, c: _after_result(c) and system.matches(DETAILS_WORDS, m, c), lambda m, c: dialog.details(c)
+    ),
     Route("fix", lambda m, c: _after_result(c) and system.matches(FIX_WORDS, m, c), lambda m, c: dialog.offer_fix(c)),
-    Route("fix-answer", lambda m, c: _after_result(c) and text_of(m).startswith("fix:"),
-          lambda m, c: dialog.reopen(c, text_of(m).removeprefix("fix:"))),
+    Route(
+        "fix-answer",
+        lambda m, c: _after_result(c) and text_of(m).startswith("fix:"),
+        lambda m, c: dialog.reopen(c, text_of(m).removeprefix("fix:")),
+    ),
     # The day months were logged, 「間違えた」 changes a month; months typed by a user who keeps the
     # cost log (the answer to its monthly nudge) are logged.
     Route("costlog-fix", lambda m, c: cost_log.fixing(m, c) and system.matches(FIX_WORDS, m, c), cost_log.fix),

@@ -113,11 +113,16 @@ def _trie(words: set[str]) -> str:
 def _alt(forms: list[str]) -> str:
     # 「急に」 is no urgency inside 「救急に」.
     # A number stands alone: 119 is not part of 1,190,000円.
-    return "|".join(("(?<!救)" if f.startswith("急") else "") + re.escape(f) if not f.isdigit()
-                    else f"(?<![0-9]){re.escape(f)}(?![0-9])" for f in forms)
+    return "|".join(
+        ("(?<!救)" if f.startswith("急") else "") + re.escape(f)
+        if not f.isdigit()
+        else f"(?<![0-9]){re.escape(f)}(?![0-9])"
+        for f in forms
+    )
 
 
 # --- the detector -------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Rule:
@@ -150,8 +155,30 @@ class _Detector:
 
 
 # Polite endings that may follow a fragment such as 「たすけて」 (and nothing else may).
-_ENDINGS = ["ください", "下さい", "くださ", "くれ", "よ", "ね", "お願い", "おねがい", "します", "いたします", "ほしい",
-            "欲しい", "です", "ます", "はやく", "早く", "すぐ", "すぐに", "きて", "来て", "を", "お"]
+_ENDINGS = [
+    "ください",
+    "下さい",
+    "くださ",
+    "くれ",
+    "よ",
+    "ね",
+    "お願い",
+    "おねがい",
+    "します",
+    "いたします",
+    "ほしい",
+    "欲しい",
+    "です",
+    "ます",
+    "はやく",
+    "早く",
+    "すぐ",
+    "すぐに",
+    "きて",
+    "来て",
+    "を",
+    "お",
+]
 _LEADING = ["はやく", "早く", "すぐ", "すぐに", "急いで", "いそいで", "だれか", "誰か", "お願い", "おねがい"]
 _TOPICAL_WINDOW = 14
 _WHOLE_WORD_BELOW = 3
@@ -177,7 +204,8 @@ def _build(lex: EmergencyLexicon) -> _Detector:
     # A conditional follows the symptom's own ending (at most three kana: 苦し|くなっ|たら), but
     # 「〜したらいい？」 asks what to do now, so it is no frame.
     conditional = re.compile(
-        f"^[\u3041-\u309f]{{0,3}}?(?:{_alt(_forms(lex.conditional))})(?!いい|良い|よい|よろし|いいの)")
+        f"^[\u3041-\u309f]{{0,3}}?(?:{_alt(_forms(lex.conditional))})(?!いい|良い|よい|よろし|いいの)"
+    )
     return _Detector(
         rules=tuple(rules),
         conditional=conditional,
@@ -186,7 +214,8 @@ def _build(lex: EmergencyLexicon) -> _Detector:
         urgency=re.compile(_alt(_forms(lex.urgency)).replace("今", "今(?![月年回度後週期日ま])")),
         subsidy=re.compile(_alt(_forms(lex.subsidy))),
         asking=re.compile(
-            _alt(_forms(lex.asking)).replace(re.escape("か"), "か(?=$|な)").replace(re.escape("の"), "の$")),
+            _alt(_forms(lex.asking)).replace(re.escape("か"), "か(?=$|な)").replace(re.escape("の"), "の$")
+        ),
         fuzzy=tuple(_forms(lex.fuzzy)),
         ending=re.compile(f"^(?:{_alt(_forms(_ENDINGS))})*$"),
         leading=re.compile(f"^(?:{_alt(_forms(_LEADING))})*$"),
@@ -195,12 +224,15 @@ def _build(lex: EmergencyLexicon) -> _Detector:
         # tells which rules are worth trying.
         starters=re.compile(f"(?=({_trie(set(starting))}))"),
         starting={word: frozenset(ids) for word, ids in starting.items()},
-        figures=re.compile(_alt(sorted({*_forms(lex.figures_of_speech), *map(reading, lex.figures_of_speech)},
-                                       key=len, reverse=True)) or "(?!)"),
+        figures=re.compile(
+            _alt(sorted({*_forms(lex.figures_of_speech), *map(reading, lex.figures_of_speech)}, key=len, reverse=True))
+            or "(?!)"
+        ),
         # The subject right before the hit is an animal or a thing (「ねこが道端で倒れてる」); one
         # with anything else between it and the hit (「犬の散歩中に母が倒れた」) is not.
         things=re.compile(
-            f"(?:{_alt(_forms(lex.things, read=True))})(?:が|は|も)[^がはも]{{0,8}}$" if lex.things else "(?!)"),
+            f"(?:{_alt(_forms(lex.things, read=True))})(?:が|は|も)[^がはも]{{0,8}}$" if lex.things else "(?!)"
+        ),
     )
 
 
@@ -277,8 +309,9 @@ def _hits(det: _Detector, rule: _Rule, whole: str, sentences: list[tuple[_View, 
             if not matches:
                 continue
             for start, end in matches:
-                if rule.kind is Safety.EMERGENCY and (_framed(det, text, start, end, window)
-                                                      or det.things.search(text[:start])):
+                if rule.kind is Safety.EMERGENCY and (
+                    _framed(det, text, start, end, window) or det.things.search(text[:start])
+                ):
                     continue
                 if spec.urgent_only and not det.urgency.search(views[0].text):
                     continue
@@ -351,9 +384,11 @@ def _merge(a: Detection | None, b: Detection) -> Detection:
         return b
     kinds = {a.kind, b.kind} | ({Safety.CRISIS} if a.crisis_too or b.crisis_too else set())
     emergency = Safety.EMERGENCY in kinds
-    return Detection(kind=Safety.EMERGENCY if emergency else Safety.CRISIS,
-                     concepts=tuple(dict.fromkeys(a.concepts + b.concepts)),
-                     crisis_too=emergency and Safety.CRISIS in kinds)
+    return Detection(
+        kind=Safety.EMERGENCY if emergency else Safety.CRISIS,
+        concepts=tuple(dict.fromkeys(a.concepts + b.concepts)),
+        crisis_too=emergency and Safety.CRISIS in kinds,
+    )
 
 
 def _detect(kb: KnowledgeBase, text: Text) -> Detection | None:
@@ -425,6 +460,7 @@ def _detection(found: dict[str, Safety]) -> Detection | None:
 
 
 # --- medical judgement and the services next door (knowledge/safety.yaml) -------------
+
 
 @dataclass(frozen=True)
 class _Lexicon:

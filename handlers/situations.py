@@ -45,11 +45,53 @@ from nlp.text import Text
 
 # The 47 prefectures (a fixed national list). A short form without 都/府/県 is recognised too.
 PREFECTURES: Final = (
-    "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県", "埼玉県",
-    "千葉県", "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県", "岐阜県", "静岡県",
-    "愛知県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県", "鳥取県", "島根県", "岡山県",
-    "広島県", "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県", "佐賀県", "長崎県", "熊本県", "大分県",
-    "宮崎県", "鹿児島県", "沖縄県",
+    "北海道",
+    "青森県",
+    "岩手県",
+    "宮城県",
+    "秋田県",
+    "山形県",
+    "福島県",
+    "茨城県",
+    "栃木県",
+    "群馬県",
+    "埼玉県",
+    "千葉県",
+    "東京都",
+    "神奈川県",
+    "新潟県",
+    "富山県",
+    "石川県",
+    "福井県",
+    "山梨県",
+    "長野県",
+    "岐阜県",
+    "静岡県",
+    "愛知県",
+    "三重県",
+    "滋賀県",
+    "京都府",
+    "大阪府",
+    "兵庫県",
+    "奈良県",
+    "和歌山県",
+    "鳥取県",
+    "島根県",
+    "岡山県",
+    "広島県",
+    "山口県",
+    "徳島県",
+    "香川県",
+    "愛媛県",
+    "高知県",
+    "福岡県",
+    "佐賀県",
+    "長崎県",
+    "熊本県",
+    "大分県",
+    "宮崎県",
+    "鹿児島県",
+    "沖縄県",
 )
 # Another prefecture without a name: 「県外に引っ越す」.
 _ELSEWHERE: Final = ("県外", "他県", "ほかの県", "別の県", "他の県", "他府県", "ほかの都道府県", "他の都道府県")
@@ -79,7 +121,7 @@ def _places(kb: KnowledgeBase, folded: str) -> list[Place]:
     idx = index_for(kb.prefecture)
     for m in idx._re.finditer(folded):  # the index's own longest-first pattern over every alias
         hit: Found | None = idx.find(m.group(0))
-        if hit is None or hit.municipality is None or folded[m.end():m.end() + 1] == "区":  # 千代田区 is Tokyo's
+        if hit is None or hit.municipality is None or folded[m.end() : m.end() + 1] == "区":  # 千代田区 is Tokyo's
             continue
         found.append(Place(m.start(), m.end(), municipality=hit.municipality))
     own = kb.prefecture.name
@@ -91,8 +133,11 @@ def _places(kb: KnowledgeBase, folded: str) -> list[Place]:
         if any(p.start < m.end() and m.start() < p.end for p in found):
             continue
         key = m.group(0)
-        found.append(Place(m.start(), m.end(), prefecture=own, inside=True) if key in home
-                     else Place(m.start(), m.end(), prefecture=names.get(key)))
+        found.append(
+            Place(m.start(), m.end(), prefecture=own, inside=True)
+            if key in home
+            else Place(m.start(), m.end(), prefecture=names.get(key))
+        )
     return sorted(found, key=lambda p: p.start)
 
 
@@ -109,8 +154,10 @@ _LOST: Final = re.compile(r"なくし|無くし|失くし|なくなっ|無くな
 # A move within the prefecture, the place not named.
 _INSIDE: Final = re.compile(r"県内|市内|町内|村内|同じ市|同じ町|同じ村")
 # Someone else moves, who is not the patient (a parent who moves may well be).
-_OTHER_MOVER: Final = re.compile(r"(?:友人|友達|ともだち|知人|知り合い|娘|息子|子ども|子供|兄|姉|弟|妹|親戚|孫)"
-                                 r"(?:さん|たち)?(?:が|は)")
+_OTHER_MOVER: Final = re.compile(
+    r"(?:友人|友達|ともだち|知人|知り合い|娘|息子|子ども|子供|兄|姉|弟|妹|親戚|孫)"
+    r"(?:さん|たち)?(?:が|は)"
+)
 # After a place: it is where the move starts (から) or where it goes (に, へ, 方面).
 _FROM: Final = re.compile(r"(?:市|町|村|都|府|県)?(?:内)?から")
 _TO: Final = re.compile(r"(?:市|町|村|都|府|県)?(?:に|へ|のほうに|のほうへ|の方に|の方へ|方面)")
@@ -170,24 +217,34 @@ def read_move(kb: KnowledgeBase, text: Text) -> Move | None:
 
 # --- a child ----------------------------------------------------------------------------------
 
-_CHILD: Final = re.compile(r"うちの子|家の子|子ども|子供|こども|息子|娘|長男|長女|次男|次女|我が子|わが子|"
-                           r"[0-9]{1,2}(?:歳|さい|才)の子")  # 「うちの10歳の子が…」
-_MINOR: Final = re.compile(r"小学|中学|高校生|幼稚園|保育園|乳児|幼児|赤ちゃん|赤ん坊|新生児|未成年|生後|"
-                           r"(?:小|中|高)[1-6１-６](?:の|年|生)")
+_CHILD: Final = re.compile(
+    r"うちの子|家の子|子ども|子供|こども|息子|娘|長男|長女|次男|次女|我が子|わが子|"
+    r"[0-9]{1,2}(?:歳|さい|才)の子"
+)  # 「うちの10歳の子が…」
+_MINOR: Final = re.compile(
+    r"小学|中学|高校生|幼稚園|保育園|乳児|幼児|赤ちゃん|赤ん坊|新生児|未成年|生後|"
+    r"(?:小|中|高)[1-6１-６](?:の|年|生)"
+)
 # About to turn 20, or a 小慢 certificate running out: the 20歳 transition.
 _TURNING_20: Final = re.compile(r"もうすぐ(?:二十歳|はたち|20歳|成人)|(?:二十歳|はたち|20歳|成人)に(?:なる|なります)")
 # Having children is not being one (「子どもがいるけど上限額は変わる？」).
-_HAS_CHILDREN: Final = re.compile(r"(?:子ども|子供|こども|子|息子|娘)が"
-                                  r"(?:い|お[りる]|[0-9０-９一二三四五]人|ひとり|ふたり)")
+_HAS_CHILDREN: Final = re.compile(
+    r"(?:子ども|子供|こども|子|息子|娘)が"
+    r"(?:い|お[りる]|[0-9０-９一二三四五]人|ひとり|ふたり)"
+)
 _GROWN: Final = re.compile(r"成人した|社会人|大学院|結婚した|既婚|就職した|働いて")
 _AGE: Final = re.compile(r"([0-9]{1,2})(?:歳|さい|才)")
 # The child helps someone else, who is the patient (「息子が送迎してくれます」), or is one of the household
 # (「同居してる息子の給料も入るの？」).
-_HELPER: Final = re.compile(r"同居|給料|給与|収入|所得|世帯|してくれ|送迎|付き添|つきそ|代わり|かわりに|代理|"
-                            r"手伝|連れて|乗せて|扶養|もらう|もらい|頼ん|たのん")
+_HELPER: Final = re.compile(
+    r"同居|給料|給与|収入|所得|世帯|してくれ|送迎|付き添|つきそ|代わり|かわりに|代理|"
+    r"手伝|連れて|乗せて|扶養|もらう|もらい|頼ん|たのん"
+)
 # Another person named as the patient: the child is not (「娘が就職して扶養から外れた。母の受給者証に…」).
-_OTHER: Final = re.compile(r"母の|父の|夫の|妻の|祖母|祖父|母が|父が|夫が|妻が|母は|父は|夫は|妻は|"
-                           r"私の|私が|私は|私も|わたしの|わたしが|わたしは|自分の|自分が|自分は|本人")
+_OTHER: Final = re.compile(
+    r"母の|父の|夫の|妻の|祖母|祖父|母が|父が|夫が|妻が|母は|父は|夫は|妻は|"
+    r"私の|私が|私は|私も|わたしの|わたしが|わたしは|自分の|自分が|自分は|本人"
+)
 _MINE: Final = re.compile(r"(?:私|わたし|自分|うち)の(?=子|息子|娘|長男|長女|次男|次女)")
 _CAP: Final = re.compile(r"上限|自己負担|いくら|負担額|計算|月額|医療費の負担")
 _PROCEDURE: Final = re.compile(r"手続|申請|どうすれば|どうしたら|何をすれば|なにをすれば|書類|窓口|助成|診断|難病")
@@ -242,14 +299,21 @@ def _child_of(ctx: Context) -> Child | None:
         return None  # 「子どもの医療費はいくらまで無料」: the municipality's children's subsidy, not a patient
     ranked = ctx.matcher.rank(ctx.text, limit=5)  # topics, actions and services together, best first
     top = ranked[0] if ranked else None
-    if top is not None and top.confidence >= DEFER_CONFIDENCE and (
-            _about_children(ctx.kb, top.id)
-            or (top.id.startswith("service:") and top.id != "service:" + CHILD_SERVICE)):
+    if (
+        top is not None
+        and top.confidence >= DEFER_CONFIDENCE
+        and (
+            _about_children(ctx.kb, top.id) or (top.id.startswith("service:") and top.id != "service:" + CHILD_SERVICE)
+        )
+    ):
         return None
     calculators = tuple(a.id for a in ctx.kb.actions if a.calculates)  # what a child's situation replaces
     if _asks_an_action(ctx, ranked, also_kept=calculators) or (
-            top is not None and top.id.startswith(understand.ACTION_PREFIX) and top.confidence >= DEFER_CONFIDENCE
-            and top.id.removeprefix(understand.ACTION_PREFIX) not in _NOT_DEFERRED + calculators):
+        top is not None
+        and top.id.startswith(understand.ACTION_PREFIX)
+        and top.confidence >= DEFER_CONFIDENCE
+        and top.id.removeprefix(understand.ACTION_PREFIX) not in _NOT_DEFERRED + calculators
+    ):
         return None  # 「息子の受給者証の期限もお知らせして」: the reminder, whoever the patient is
     return found
 
@@ -274,8 +338,12 @@ def _asks_an_action(ctx: Context, ranked: list[Match], also_kept: tuple[str, ...
     「県外に引っ越すので、リマインドはキャンセルで」 stops the reminders; it is not a move to answer."""
     for m in ranked:
         aid = m.id.removeprefix(understand.ACTION_PREFIX)
-        if m.id.startswith(understand.ACTION_PREFIX) and aid not in _NOT_DEFERRED + also_kept \
-                and m.confidence >= ACTION_CONFIDENCE and understand.has_cue(ctx.kb, ctx.text, aid):
+        if (
+            m.id.startswith(understand.ACTION_PREFIX)
+            and aid not in _NOT_DEFERRED + also_kept
+            and m.confidence >= ACTION_CONFIDENCE
+            and understand.has_cue(ctx.kb, ctx.text, aid)
+        ):
             return True
     return False
 
@@ -304,9 +372,11 @@ def applies(msg: IncomingMessage, ctx: Context) -> bool:
     """Whether a typed message tells of a move or of a child as the patient (the route's condition)."""
     if msg.text is None or msg.choice is not None:
         return False
-    moves = _moves_known(ctx.kb) and (
-        read_move(ctx.kb, ctx.text) is not None or denied_move(ctx.text) or others_move(ctx.text)) \
+    moves = (
+        _moves_known(ctx.kb)
+        and (read_move(ctx.kb, ctx.text) is not None or denied_move(ctx.text) or others_move(ctx.text))
         and not _asks_an_action(ctx, ctx.matcher.rank(ctx.text, limit=5))
+    )
     return moves or (TRANSITION_TOPIC in ctx.kb.topics and _child_of(ctx) is not None)
 
 
@@ -340,13 +410,17 @@ def answer(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 # --- answers --------------------------------------------------------------------------------
 
-NOT_MOVING: Final = ("わかりました。お引っ越しをしないのでしたら、"
-                     "住所についての手続き（変更申請や中止届）は要りません。"
-                     "ほかにご質問があれば、どうぞお送りください。")
+NOT_MOVING: Final = (
+    "わかりました。お引っ越しをしないのでしたら、"
+    "住所についての手続き（変更申請や中止届）は要りません。"
+    "ほかにご質問があれば、どうぞお送りください。"
+)
 
 
-OTHERS_MOVE: Final = ("受給者ご本人のお引っ越しでなければ、受給者証の手続きは要りません。受給者ご本人が引っ越すときは、"
-                      "「前橋市に引っ越しました」のように引っ越し先を送っていただければ、手続きと窓口をご案内します。")
+OTHERS_MOVE: Final = (
+    "受給者ご本人のお引っ越しでなければ、受給者証の手続きは要りません。受給者ご本人が引っ越すときは、"
+    "「前橋市に引っ越しました」のように引っ越し先を送っていただければ、手続きと窓口をご案内します。"
+)
 
 
 def _not_moving(msg: IncomingMessage, ctx: Context, bare: str) -> list[Reply]:
@@ -365,8 +439,12 @@ def _not_moving(msg: IncomingMessage, ctx: Context, bare: str) -> list[Reply]:
     c = consult(ctx.kb, ctx.matcher, text, _known(ctx))
     if c.kind == "action" and c.action is not None:
         return understand.perform(understand.action(ctx.kb, c.action), msg, ctx)
-    ctx.questions.record(ctx.today, c.topic or (c.candidates[0].id if c.candidates else None), c.kind == "answer",
-                         None if c.kind == "answer" else redact(text.raw))
+    ctx.questions.record(
+        ctx.today,
+        c.topic or (c.candidates[0].id if c.candidates else None),
+        c.kind == "answer",
+        None if c.kind == "answer" else redact(text.raw),
+    )
     return [c.reply()]
 
 
@@ -398,8 +476,9 @@ def _office(kb: KnowledgeBase, municipality: str) -> str:
 def _moved(ctx: Context, move: Move) -> list[Reply]:
     answer = _MOVE_ANSWERS[move.kind](ctx, move)
     parts = [*answer.parts, _cite(ctx.kb, answer.shown)]
-    choices = answer.first + tuple(c for c in _buttons(ctx.kb, answer.shown)
-                                   if c not in answer.first and c.value not in answer.hidden)
+    choices = answer.first + tuple(
+        c for c in _buttons(ctx.kb, answer.shown) if c not in answer.first and c.value not in answer.hidden
+    )
     return [Reply("\n\n".join(parts), choices=choices[:4], topic=answer.shown[0], kind="answer")]
 
 
@@ -429,15 +508,20 @@ def _moved_out(ctx: Context, move: Move) -> _MoveAnswer:
     pref = kb.prefecture.name
     where = move.to.prefecture or "ほかの都道府県"
     shown = _move_topics(move)
-    parts = [f"{where}へのお引っ越しですね。{pref}の外へ引っ越すときは、{pref}には「中止（終了）届」を出し、"
-             f"引っ越し先の{where}で改めて申請します。"]
+    parts = [
+        f"{where}へのお引っ越しですね。{pref}の外へ引っ越すときは、{pref}には「中止（終了）届」を出し、"
+        f"引っ越し先の{where}で改めて申請します。"
+    ]
     parts += [kb.topics[t].answer.strip() for t in shown]
     parts.append(_office(kb, known) if known else office_hint(kb))
-    parts.append(f"{where}での申請の窓口や必要な書類は、{where}の難病の医療費助成の担当窓口でご確認ください。"
-                 f"このチャットは{pref}の制度をご案内しています。")
+    parts.append(
+        f"{where}での申請の窓口や必要な書類は、{where}の難病の医療費助成の担当窓口でご確認ください。"
+        f"このチャットは{pref}の制度をご案内しています。"
+    )
     # Leaving: where to hand in the notice, not how to move in.
-    return _MoveAnswer(parts, shown, first=(understand.button(understand.action(kb, "office")),),
-                       hidden=("topic:moving-in",))
+    return _MoveAnswer(
+        parts, shown, first=(understand.button(understand.action(kb, "office")),), hidden=("topic:moving-in",)
+    )
 
 
 def _moved_here(ctx: Context, move: Move) -> _MoveAnswer:
@@ -449,8 +533,10 @@ def _moved_here(ctx: Context, move: Move) -> _MoveAnswer:
     parts = [lead, *(kb.topics[t].answer.strip() for t in shown), _office(kb, to) if to else office_hint(kb)]
     if move.kind == "within" and move.origin is None and known is None and to is not None:
         # Where from was not said: it may have been another prefecture, where the procedure differs.
-        parts.append(f"ほかの都道府県から引っ越してきた場合は、変更ではなく{kb.prefecture.name}での新しい申請になります"
-                     f"（下の「{kb.topics['moving-in'].label}」をご覧ください）。")
+        parts.append(
+            f"ほかの都道府県から引っ越してきた場合は、変更ではなく{kb.prefecture.name}での新しい申請になります"
+            f"（下の「{kb.topics['moving-in'].label}」をご覧ください）。"
+        )
         return _MoveAnswer(parts, shown, first=(topic_choice(kb, "moving-in"),))
     return _MoveAnswer(parts, shown)
 
@@ -483,14 +569,20 @@ _MOVE_ANSWERS: Final = {"out": _moved_out, "in": _moved_here, "within": _moved_h
 def _shoman_caps(ctx: Context) -> str:
     """The national 小児慢性特定疾病 cap table, as the knowledge has it (tables/copay.yaml)."""
     caps = load_table().pediatric_caps
-    rows = [f"・{tier}：{caps[tier]['一般']:,}円（重症・高額かつ長期は{caps[tier]['高額かつ長期']:,}円）"
-            if caps[tier]["一般"] != caps[tier]["高額かつ長期"] else f"・{tier}：{caps[tier]['一般']:,}円"
-            for tier in TIERS]
+    rows = [
+        f"・{tier}：{caps[tier]['一般']:,}円（重症・高額かつ長期は{caps[tier]['高額かつ長期']:,}円）"
+        if caps[tier]["一般"] != caps[tier]["高額かつ長期"]
+        else f"・{tier}：{caps[tier]['一般']:,}円"
+        for tier in TIERS
+    ]
     ventilator = {caps[t]["人工呼吸器等装着者"] for t in TIERS if caps[t]["人工呼吸器等装着者"] > 0}
     if len(ventilator) == 1:
         rows.append(f"・人工呼吸器等装着者：{ventilator.pop():,}円")
-    return ("ご参考までに、国の「小児慢性特定疾病」の月額の自己負担上限額の表は次のとおりです。\n" + "\n".join(rows)
-            + "\nどの区分に当たるかの確認や申請の書類は、窓口でおたずねください。")
+    return (
+        "ご参考までに、国の「小児慢性特定疾病」の月額の自己負担上限額の表は次のとおりです。\n"
+        + "\n".join(rows)
+        + "\nどの区分に当たるかの確認や申請の書類は、窓口でおたずねください。"
+    )
 
 
 def _service_reply(kb: KnowledgeBase, service_id: str) -> str | None:
@@ -506,19 +598,27 @@ def _child_answer(ctx: Context, age: str, intent: str) -> list[Reply]:
     kb = ctx.kb
     known = _known(ctx)
     if age == TEENS:
-        parts = ["18歳・19歳の方は、今、小児慢性の助成を受けていれば20歳になるまで続けられます。"
-                 "新しく申請するときは、病気が指定難病に当たれば指定難病の制度です。",
-                 kb.topics[TRANSITION_TOPIC].answer.strip(),
-                 _office(kb, known) if known else office_hint(kb),
-                 _cite(kb, (TRANSITION_TOPIC,))]
+        parts = [
+            "18歳・19歳の方は、今、小児慢性の助成を受けていれば20歳になるまで続けられます。"
+            "新しく申請するときは、病気が指定難病に当たれば指定難病の制度です。",
+            kb.topics[TRANSITION_TOPIC].answer.strip(),
+            _office(kb, known) if known else office_hint(kb),
+            _cite(kb, (TRANSITION_TOPIC,)),
+        ]
         copay = understand.button(understand.action(kb, "copay"))
-        return [Reply("\n\n".join(parts), choices=(Choice("指定難病の上限額を計算", copay.value),
-                                                    *_buttons(kb, (TRANSITION_TOPIC,))),
-                      topic=TRANSITION_TOPIC, kind="answer")]
+        return [
+            Reply(
+                "\n\n".join(parts),
+                choices=(Choice("指定難病の上限額を計算", copay.value), *_buttons(kb, (TRANSITION_TOPIC,))),
+                topic=TRANSITION_TOPIC,
+                kind="answer",
+            )
+        ]
     # Under 18 (or the age not known): 小児慢性特定疾病, never the adult calculator.
     service = _service_reply(kb, CHILD_SERVICE) or (
         "18歳未満のお子さんの医療費助成は、指定難病とは別の「小児慢性特定疾病」の医療費助成で、上限額も申請の書類も"
-        "指定難病とは違います。このチャットでは小児慢性の上限額は計算できません。")
+        "指定難病とは違います。このチャットでは小児慢性の上限額は計算できません。"
+    )
     parts = [("" if age == UNDER_18 else "お子さんが18歳未満でしたら、次のとおりです。\n") + service + "\n" + LIMITS]
     extra: tuple[str, ...] = ()
     if intent == "cap":
@@ -527,8 +627,11 @@ def _child_answer(ctx: Context, age: str, intent: str) -> list[Reply]:
     parts.append(_office(kb, known) if known else office_hint(kb))
     parts.append(_cite(kb, (TRANSITION_TOPIC,), extra))
     office = understand.button(understand.action(kb, "office"))
-    choices = (office, topic_choice(kb, TRANSITION_TOPIC),
-               *(topic_choice(kb, t) for t in ("copay-household-split",) if t in kb.topics))
+    choices = (
+        office,
+        topic_choice(kb, TRANSITION_TOPIC),
+        *(topic_choice(kb, t) for t in ("copay-household-split",) if t in kb.topics),
+    )
     # The scheme next door (as the consultation's answer for 小児慢性特定疾病 is), with what this bot knows of it.
     return [Reply("\n\n".join(parts), choices=choices, kind="redirect")]
 
@@ -593,19 +696,38 @@ def _child_finish(a: Answers, ctx: Context) -> list[Reply]:
             return [Reply(said + "\n\n" + office_hint(ctx.kb), choices=(MENU,))]
         body, choices = render_topic(ctx.kb, ADULT_TOPIC, _known(ctx))
         return [Reply(said + "\n\n" + body, choices=choices, topic=ADULT_TOPIC)]
-    return _child_answer(ctx, TEENS if age == TEENS else UNDER_18 if age == UNDER_18 else "unknown",
-                         intent if intent in ("cap", "procedure") else "procedure")
+    return _child_answer(
+        ctx,
+        TEENS if age == TEENS else UNDER_18 if age == UNDER_18 else "unknown",
+        intent if intent in ("cap", "procedure") else "procedure",
+    )
 
 
 CHILD_AGE_FORM: Final = Form(
     name="child-age",
-    intro=("お子さんのことですね。18歳未満のお子さんの医療費助成は、指定難病ではなく「小児慢性特定疾病」の制度で、"
-           "上限額も手続きも指定難病とは違います。まず年齢を教えてください。"),
+    intro=(
+        "お子さんのことですね。18歳未満のお子さんの医療費助成は、指定難病ではなく「小児慢性特定疾病」の制度で、"
+        "上限額も手続きも指定難病とは違います。まず年齢を教えてください。"
+    ),
     # One question; its buttons depend on what was asked (one slot name, so one answer either way).
-    slots=(Slot("child_age", ask=Q_AGE, parse=_parse_age, choices=CAP_AGE_CHOICES, label="お子さんの年齢",
-                ask_if=_asked_the_cap),
-           Slot("child_age", ask=Q_AGE, parse=_parse_age, choices=AGE_CHOICES, label="お子さんの年齢",
-                ask_if=lambda a: not _asked_the_cap(a))),
+    slots=(
+        Slot(
+            "child_age",
+            ask=Q_AGE,
+            parse=_parse_age,
+            choices=CAP_AGE_CHOICES,
+            label="お子さんの年齢",
+            ask_if=_asked_the_cap,
+        ),
+        Slot(
+            "child_age",
+            ask=Q_AGE,
+            parse=_parse_age,
+            choices=AGE_CHOICES,
+            label="お子さんの年齢",
+            ask_if=lambda a: not _asked_the_cap(a),
+        ),
+    ),
     finish=_child_finish,
     prefill=_child_prefill,
 )

@@ -90,7 +90,8 @@ class KnowledgeBase:
         default = self.prefecture.recheck_days
         found: list[Stale] = []
         entries: list[tuple[str, str, Topic | Source, str]] = [
-            ("topic", tid, t, self.topic_files.get(tid, "")) for tid, t in self.topics.items()]
+            ("topic", tid, t, self.topic_files.get(tid, "")) for tid, t in self.topics.items()
+        ]
         entries += [("source", sid, s, self.source_files.get(sid, "")) for sid, s in self.sources.items()]
         for kind, eid, entry, path in entries:
             days = entry.recheck_days or default
@@ -371,8 +372,18 @@ def load_knowledge(prefecture: str = DEFAULT_PREFECTURE, root: Path | None = Non
     actions = _load_actions(base / "actions.yaml", topics)
     services = _load_services(pref_dir / "services.yaml", topics)
     return KnowledgeBase(
-        topics=topics, sources=sources.by_id, synonyms=synonyms, prefecture=pref, safety=safety, emergency=emergency,
-        actions=actions.actions, requesting=actions.requesting, personal=actions.personal, services=services,
-        topic_files=loaded.files, citations=citations, unlinked=unlinked + actions.unlinked,
+        topics=topics,
+        sources=sources.by_id,
+        synonyms=synonyms,
+        prefecture=pref,
+        safety=safety,
+        emergency=emergency,
+        actions=actions.actions,
+        requesting=actions.requesting,
+        personal=actions.personal,
+        services=services,
+        topic_files=loaded.files,
+        citations=citations,
+        unlinked=unlinked + actions.unlinked,
         source_files=sources.files,
     )

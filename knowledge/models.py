@@ -29,7 +29,9 @@ class Source(_Strict):
     url: str | None = None
     updated: str | None = Field(default=None, description="date the source itself was last updated, as it states it")
     checked: dt.date = Field(description="day this entry was last compared with the document")
-    recheck_days: int | None = Field(default=None, ge=1, description="days until it is due again (default: the prefecture's)")
+    recheck_days: int | None = Field(
+        default=None, ge=1, description="days until it is due again (default: the prefecture's)"
+    )
 
     def cite(self) -> str:
         """Japanese citation line, e.g. 〇〇県「特定医療費(指定難病)制度について」（2024年12月10日更新）."""
@@ -52,7 +54,9 @@ class Topic(_Strict):
     related: list[str] = Field(default_factory=list)
     sources: list[str] = Field(min_length=1)
     checked: dt.date
-    recheck_days: int | None = Field(default=None, ge=1, description="days until it is due again (default: the prefecture's)")
+    recheck_days: int | None = Field(
+        default=None, ge=1, description="days until it is due again (default: the prefecture's)"
+    )
 
     @field_validator("phrasings", "keywords")
     @classmethod
@@ -85,8 +89,14 @@ class Stale:
     file: str
 
     def to_json(self) -> dict[str, object]:
-        return {"kind": self.kind, "id": self.id, "checked": self.checked.isoformat(),
-                "recheck_days": self.recheck_days, "due": self.due.isoformat(), "file": self.file}
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "checked": self.checked.isoformat(),
+            "recheck_days": self.recheck_days,
+            "due": self.due.isoformat(),
+            "file": self.file,
+        }
 
 
 class Citation(_Strict):
@@ -106,7 +116,8 @@ class TopicFile(_Strict):
 class SourceFile(_Strict):
     sources: list[Source] = Field(min_length=1)
     citations: dict[CitationName, Citation] = Field(
-        default_factory=dict, description="national 出典 lines of the calculators; a prefecture may replace one",
+        default_factory=dict,
+        description="national 出典 lines of the calculators; a prefecture may replace one",
     )
 
 
@@ -156,8 +167,11 @@ class Prefecture(_Strict):
     sources: list[str] = Field(min_length=1)
     checked: dt.date
     recheck_days: int = Field(
-        default=180, ge=1,
-        description="days after a topic's or source's `checked` when it is due to be checked again, unless it sets its own",
+        default=180,
+        ge=1,
+        description=(
+            "days after a topic's or source's `checked` when it is due to be checked again, unless it sets its own"
+        ),
     )
     office_topics: list[str] = Field(
         default_factory=list,
@@ -165,18 +179,26 @@ class Prefecture(_Strict):
     )
     office_hint: str = Field(
         min_length=5,
-        description="where to ask when the user's municipality is not known; follows 「詳しくは、」 and precedes 「にお問い合わせください」",
+        description=(
+            "where to ask when the user's municipality is not known; "
+            "follows 「詳しくは、」 and precedes 「にお問い合わせください」"
+        ),
     )
     municipality_examples: list[str] = Field(
-        min_length=1, max_length=4,
-        description="shown in 「（例：…）」 when the bot asks for a municipality; each a municipality's name, or that name without 市/町/村",
+        min_length=1,
+        max_length=4,
+        description=(
+            "shown in 「（例：…）」 when the bot asks for a municipality; "
+            "each a municipality's name, or that name without 市/町/村"
+        ),
     )
     ambiguous_short: list[str] = Field(
         default_factory=list,
         description="names without 市/町/村 that are everyday words or other places; recognised only with the suffix",
     )
     citations: dict[CitationName, Citation] = Field(
-        default_factory=dict, description="the calculators' 出典 lines that name this prefecture's own sources",
+        default_factory=dict,
+        description="the calculators' 出典 lines that name this prefecture's own sources",
     )
 
     @field_validator("municipalities")
@@ -214,15 +236,18 @@ class Redirect(_Strict):
     phrasings: list[str] = Field(default_factory=list, description="ways of asking, ranked by the matcher")
     keywords: list[str] = Field(default_factory=list)
     related: list[str] = Field(default_factory=list, description="subsidy topics offered with the reply")
-    strict_words: list[str] = Field(default_factory=list,
-                                    description="words that make the question theirs even beside this bot's own words")
+    strict_words: list[str] = Field(
+        default_factory=list, description="words that make the question theirs even beside this bot's own words"
+    )
 
 
 class Action(_Strict):
     """Something the bot can do (actions.yaml), ranked by the same matcher as the topics."""
 
     id: str = Field(pattern=_ID)
-    does: str = Field(pattern=r"^(start:[a-z-]+|menu|cancel|restart|office|delete|reminder-list|reminder-stop|costlog-show|costlog-stop)$")
+    does: str = Field(
+        pattern=r"^(start:[a-z-]+|menu|cancel|restart|office|delete|reminder-list|reminder-stop|costlog-show|costlog-stop)$"
+    )
     label: str = Field(min_length=1, max_length=20)
     commands: list[str] = Field(default_factory=list, description="whole messages that ask for it in any state")
     phrasings: list[str] = Field(min_length=3)
@@ -230,11 +255,14 @@ class Action(_Strict):
     offered_by: list[str] = Field(default_factory=list, description="topics whose answers offer it as a button")
     cues: list[str] = Field(default_factory=list, description="words that choose it over a close neighbour")
     calculates: bool = Field(False, description="a calculator: a question about one's own case starts it")
-    needs: list[str] = Field(default_factory=list,
-                             description="words one of which a message must have for this action (what it acts on)")
-    unless: list[str] = Field(default_factory=list,
-                              description="regular expressions (on the text as typed, NFKC) that say the message is about "
-                                          "something else: 「バス乗車証の使い方」 is not the bot's menu")
+    needs: list[str] = Field(
+        default_factory=list, description="words one of which a message must have for this action (what it acts on)"
+    )
+    unless: list[str] = Field(
+        default_factory=list,
+        description="regular expressions (on the text as typed, NFKC) that say the message is about "
+        "something else: 「バス乗車証の使い方」 is not the bot's menu",
+    )
 
     @field_validator("unless")
     @classmethod
@@ -261,14 +289,17 @@ class SafetyLexicon(_Strict):
     not_medical: list[str] = Field(
         default_factory=list,
         description="words that make a message with a medical word a question of money or procedure "
-                    "(「副作用が出たら補償は？」), not a request for a medical judgement",
+        "(「副作用が出たら補償は？」), not a request for a medical judgement",
     )
     emergency_reply: str
     crisis_reply: str
     medical_reply: str
     domain_words: list[str] = Field(
         default_factory=list,
-        description="words of this bot's own subject; a non-strict redirect yields to a confident topic only when one is present",
+        description=(
+            "words of this bot's own subject; "
+            "a non-strict redirect yields to a confident topic only when one is present"
+        ),
     )
 
 
@@ -283,10 +314,14 @@ class EmergencyRule(_Strict):
     what: list[str] = Field(default_factory=list)
     state: list[str] = Field(min_length=1)
     gap: int = Field(default=0, ge=0, le=20)
-    weak: bool = Field(default=False, description="yields when the message also talks about the subsidy (申請, 医療費 …)")
+    weak: bool = Field(
+        default=False, description="yields when the message also talks about the subsidy (申請, 医療費 …)"
+    )
     urgent_only: bool = Field(default=False, description="counts only with a word of urgency (急に, 突然, 今 …)")
     whole: bool = Field(default=False, description="the message is this and nothing more (「きゅうきゅうしゃ」)")
-    ends: bool = Field(default=False, description="nothing but a polite ending may follow (「助けて」, not 「助けてくれる制度」)")
+    ends: bool = Field(
+        default=False, description="nothing but a polite ending may follow (「助けて」, not 「助けてくれる制度」)"
+    )
 
 
 class EmergencyConcept(_Strict):
@@ -297,7 +332,9 @@ class EmergencyConcept(_Strict):
     rules: list[EmergencyRule] = Field(min_length=1)
     examples: list[str] = Field(min_length=2, description="messages this concept must detect")
     near_misses: list[str] = Field(default_factory=list, description="messages that must stay ordinary")
-    note: str | None = Field(default=None, description="said after the reply when this concept is found, naming its source")
+    note: str | None = Field(
+        default=None, description="said after the reply when this concept is found, naming its source"
+    )
 
 
 class SpokenForm(_Strict):
@@ -320,15 +357,23 @@ class EmergencyLexicon(_Strict):
     """Concepts of emergency and crisis, and the words that frame a symptom as not happening now."""
 
     joiners: list[str] = Field(min_length=1)
-    conditional: list[str] = Field(min_length=1, description="right after a symptom: it is hypothetical or general (〜たら, 〜とき, 〜こと)")
-    topical: list[str] = Field(min_length=1, description="soon after a symptom: it is a subject, not an event (〜病気, 〜入院)")
+    conditional: list[str] = Field(
+        min_length=1, description="right after a symptom: it is hypothetical or general (〜たら, 〜とき, 〜こと)"
+    )
+    topical: list[str] = Field(
+        min_length=1, description="soon after a symptom: it is a subject, not an event (〜病気, 〜入院)"
+    )
     before: list[str] = Field(min_length=1, description="before a symptom: it is hypothetical or past (もし, 去年)")
     urgency: list[str] = Field(min_length=1)
     subsidy: list[str] = Field(min_length=1, description="the subsidy's vocabulary; weak rules yield to it")
     asking: list[str] = Field(min_length=1, description="forms that ask something (か, 教えて, 対象 …)")
     fuzzy: list[str] = Field(default_factory=list, description="help words also recognised with one slip")
     spoken: list[SpokenForm] = Field(default_factory=list, description="dialect, elongation and emoji, made standard")
-    things: list[str] = Field(default_factory=list, description="animals and things: as the subject of a hit, no person is in danger")
-    figures_of_speech: list[str] = Field(default_factory=list,
-                                         description="idioms that sound like a symptom (気が遠くなるような): a hit inside one is none")
+    things: list[str] = Field(
+        default_factory=list, description="animals and things: as the subject of a hit, no person is in danger"
+    )
+    figures_of_speech: list[str] = Field(
+        default_factory=list,
+        description="idioms that sound like a symptom (気が遠くなるような): a hit inside one is none",
+    )
     concepts: list[EmergencyConcept] = Field(min_length=1)

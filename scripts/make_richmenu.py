@@ -43,6 +43,7 @@ Box = tuple[float, float, float, float]
 
 # --- icons: white shapes in a square box, details cut out in the tile colour ---------------
 
+
 def bubble(d: ImageDraw.ImageDraw, box: Box, bg: tuple[int, int, int]) -> None:
     """A speech bubble with three dots (相談する)."""
     x0, y0, x1, y1 = box
@@ -70,8 +71,9 @@ def calculator(d: ImageDraw.ImageDraw, box: Box, bg: tuple[int, int, int]) -> No
     for row in range(3):
         for col in range(3):
             kx0, ky0 = body[0] + pad + col * kx, keys_top + row * ky
-            d.rounded_rectangle((kx0 + kx * 0.12, ky0 + ky * 0.12, kx0 + kx * 0.88, ky0 + ky * 0.88),
-                                radius=kx * 0.15, fill=bg)
+            d.rounded_rectangle(
+                (kx0 + kx * 0.12, ky0 + ky * 0.12, kx0 + kx * 0.88, ky0 + ky * 0.88), radius=kx * 0.15, fill=bg
+            )
 
 
 def bell(d: ImageDraw.ImageDraw, box: Box, bg: tuple[int, int, int]) -> None:
@@ -81,8 +83,15 @@ def bell(d: ImageDraw.ImageDraw, box: Box, bg: tuple[int, int, int]) -> None:
     cx = (x0 + x1) / 2
     d.ellipse((cx - w * 0.07, y0, cx + w * 0.07, y0 + h * 0.14), fill=WHITE)  # the knob
     d.chord((cx - w * 0.32, y0 + h * 0.08, cx + w * 0.32, y0 + h * 0.62), 180, 360, fill=WHITE)  # the dome
-    d.polygon([(cx - w * 0.32, y0 + h * 0.35), (cx + w * 0.32, y0 + h * 0.35),
-               (cx + w * 0.42, y0 + h * 0.74), (cx - w * 0.42, y0 + h * 0.74)], fill=WHITE)  # the flare
+    d.polygon(
+        [
+            (cx - w * 0.32, y0 + h * 0.35),
+            (cx + w * 0.32, y0 + h * 0.35),
+            (cx + w * 0.42, y0 + h * 0.74),
+            (cx - w * 0.42, y0 + h * 0.74),
+        ],
+        fill=WHITE,
+    )  # the flare
     d.rounded_rectangle((cx - w * 0.46, y0 + h * 0.70, cx + w * 0.46, y0 + h * 0.82), radius=h * 0.06, fill=WHITE)
     d.chord((cx - w * 0.13, y0 + h * 0.74, cx + w * 0.13, y1), 0, 180, fill=WHITE)  # the clapper
 
@@ -90,7 +99,7 @@ def bell(d: ImageDraw.ImageDraw, box: Box, bg: tuple[int, int, int]) -> None:
 def pin(d: ImageDraw.ImageDraw, box: Box, bg: tuple[int, int, int]) -> None:
     """A map pin (窓口を探す)."""
     x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
+    w = x1 - x0
     cx, r = (x0 + x1) / 2, w * 0.34
     cy = y0 + r
     d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=WHITE)
@@ -104,8 +113,9 @@ def pin(d: ImageDraw.ImageDraw, box: Box, bg: tuple[int, int, int]) -> None:
 
 # Postback data -> (label as printed, one line each; icon; tile colour). The lines joined must be
 # the area's label, so a renamed area fails here instead of showing an old label.
-TILES: dict[str, tuple[tuple[str, ...], Callable[[ImageDraw.ImageDraw, Box, tuple[int, int, int]], None],
-                       tuple[int, int, int]]] = {
+TILES: dict[
+    str, tuple[tuple[str, ...], Callable[[ImageDraw.ImageDraw, Box, tuple[int, int, int]], None], tuple[int, int, int]]
+] = {
     "menu": (("相談する",), bubble, BLUE),
     "start:copay": (("自己負担を", "計算"), calculator, GREEN),
     "start:reminder": (("更新の", "お知らせ"), bell, BROWN),
@@ -116,8 +126,10 @@ TILES: dict[str, tuple[tuple[str, ...], Callable[[ImageDraw.ImageDraw, Box, tupl
 def load_font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     """The Japanese face of the collection at ``path``, or exit with how to install it."""
     if not path.exists():
-        sys.exit(f"error: font not found: {path}\n"
-                 "install it with: apt-get update && apt-get install -y fonts-noto-cjk (or pass --font)")
+        sys.exit(
+            f"error: font not found: {path}\n"
+            "install it with: apt-get update && apt-get install -y fonts-noto-cjk (or pass --font)"
+        )
     for index in range(16):
         try:
             font = ImageFont.truetype(str(path), size, index=index)

@@ -32,8 +32,10 @@ def shared_missing(*rels: str) -> str | None:
     """Why a test that reads ``../shared/<rel>`` cannot run here, or None when every ``rel`` is there."""
     for rel in rels:
         if not (SHARED / rel).exists():
-            return (f"../shared/{rel} not found: the folder beside the clone ({SHARED}) holds the seeds, domain, "
-                    "spec, eval and peer data; a clone of the repository alone has none")
+            return (
+                f"../shared/{rel} not found: the folder beside the clone ({SHARED}) holds the seeds, domain, "
+                "spec, eval and peer data; a clone of the repository alone has none"
+            )
     return None
 
 
@@ -144,10 +146,12 @@ def chat(bot) -> Chat:
     return Chat(bot)
 
 
-def run_cli(args: list[str], stdin: str = "", env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], stdin: str = "", env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``nanbyo-bot`` command as a user would."""
     exe = Path(sys.executable).with_name("nanbyo-bot")
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [str(exe), *args], input=stdin, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+    )

@@ -122,8 +122,11 @@ def test_the_reminder_asks_with_the_fictional_examples_and_names_its_office(chat
     assert "（例：星見町、霧ヶ丘）" in texts[-1]
     texts.append(Chat.text(chat.say("霧ヶ丘市")))
     # The reminder itself, as the scheduler sends it 60 days before.
-    texts.append(reminder_text(chat.bot.kb, expiry=date(2027, 9, 30), offset_days=60, municipality="霧ヶ丘市",
-                               today=date(2027, 8, 1)))
+    texts.append(
+        reminder_text(
+            chat.bot.kb, expiry=date(2027, 9, 30), offset_days=60, municipality="霧ヶ丘市", today=date(2027, 8, 1)
+        )
+    )
     assert "霧ヶ丘市保健センター" in texts[-1]
     assert "（架空県の更新の時期や書類は窓口でご確認ください）" in texts[-1]
     _no_gunma("\n".join(texts), gunma_names)

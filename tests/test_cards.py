@@ -49,7 +49,17 @@ REPLY = "/v2/bot/message/reply"
 LOADING = "/v2/bot/chat/loading/start"
 
 # Each calculator as a user types it (FIXED_NOW is 2026-11-23), and what its card must show.
-COPAY = ["自己負担の上限額を計算したい", "いいえ", "いいえ", "課税されてます", "7万1千円", "ない", "いない", "12万円", "3割"]
+COPAY = [
+    "自己負担の上限額を計算したい",
+    "いいえ",
+    "いいえ",
+    "課税されてます",
+    "7万1千円",
+    "ない",
+    "いない",
+    "12万円",
+    "3割",
+]
 START = ["開始日を計算して", "2025年6月1日", "2025年8月20日", "特になし"]
 MILD = ["軽症高額に当てはまるか確かめたい", "40000、30000、35000、33330、50000、60000"]
 CALCULATORS = {
@@ -60,8 +70,13 @@ CALCULATORS = {
 
 
 # The cost log as a user keeps it (FIXED_NOW is 2026-11-23: the table runs from 2025年12月 to 2026年11月).
-COSTLOG = ["医療費の記録をつけたい", "はい", "いいえ", "5月 52,000円、6月 33,331円、7月 33,330円、8月 61,000円",
-           "9月 自己負担 10,000円"]
+COSTLOG = [
+    "医療費の記録をつけたい",
+    "はい",
+    "いいえ",
+    "5月 52,000円、6月 33,331円、7月 33,330円、8月 61,000円",
+    "9月 自己負担 10,000円",
+]
 SHOW_LOG = "医療費の記録を見せて"
 
 
@@ -114,6 +129,7 @@ def check_slack_limits(message: dict[str, Any]) -> None:
 
 # --- the core's replies carry the structure ----------------------------------------------------
 
+
 @pytest.mark.parametrize("name", CALCULATORS)
 def test_calculator_results_carry_a_card_beside_the_same_text(chat: Chat, name: str) -> None:
     script, figure, unit, subtitle = CALCULATORS[name]
@@ -127,8 +143,20 @@ def test_calculator_results_carry_a_card_beside_the_same_text(chat: Chat, name: 
 
 
 def test_a_copay_with_unknown_answers_is_a_card_of_the_possible_caps(chat: Chat) -> None:
-    result = finish(chat, ["自己負担の上限額を計算したい", "いいえ", "いいえ", "わからない", "わからない", "わからない",
-                           "いない", "わからない", "わからない"])
+    result = finish(
+        chat,
+        [
+            "自己負担の上限額を計算したい",
+            "いいえ",
+            "いいえ",
+            "わからない",
+            "わからない",
+            "わからない",
+            "いない",
+            "わからない",
+            "わからない",
+        ],
+    )
     card = result.result
     assert card is not None and "〜" in card.figure, card
     assert len(card.details) >= 2 and all(d.label.endswith("なら") for d in card.details)
@@ -151,14 +179,33 @@ def test_a_place_named_alone_gets_the_office_card(chat: Chat) -> None:
 
 def test_a_kept_answer_keeps_its_card() -> None:
     """A turn answered again after a crash (bot.turn_worker) posts the same card, not text only."""
-    reply = Reply("月の自己負担上限額：20,000円", result=Result("月の自己負担上限額", "20,000", "円", "階層区分：一般所得2",
-                                                         "決め手", (Fact("今月", "20,000円"),), ("目安です。",)),
-                  source=Source("出典：群馬県"), kind="copay-result")
+    reply = Reply(
+        "月の自己負担上限額：20,000円",
+        result=Result(
+            "月の自己負担上限額",
+            "20,000",
+            "円",
+            "階層区分：一般所得2",
+            "決め手",
+            (Fact("今月", "20,000円"),),
+            ("目安です。",),
+        ),
+        source=Source("出典：群馬県"),
+        kind="copay-result",
+    )
     back = Reply.from_record(json.loads(json.dumps(reply.to_record(), ensure_ascii=False)))
     assert (back, back.result, back.source, back.kind) == (reply, reply.result, reply.source, reply.kind)
-    table = Reply("医療費の記録", table=Table("医療費の記録（直近12か月）", ("月", "総額（10割）", ""),
-                                             (Row(("2026年5月", "52,000円", "◎"), strong=True), Row(("2026年6月", "－", ""))),
-                                             (Fact("高額かつ長期", "1か月"),), ("◎ 50,000円超",)), kind="costlog-table")
+    table = Reply(
+        "医療費の記録",
+        table=Table(
+            "医療費の記録（直近12か月）",
+            ("月", "総額（10割）", ""),
+            (Row(("2026年5月", "52,000円", "◎"), strong=True), Row(("2026年6月", "－", ""))),
+            (Fact("高額かつ長期", "1か月"),),
+            ("◎ 50,000円超",),
+        ),
+        kind="costlog-table",
+    )
     back = Reply.from_record(json.loads(json.dumps(table.to_record(), ensure_ascii=False)))
     assert back.table == table.table
     old = {"text": "ok", "choices": [], "expecting": None, "topic": None, "kind": "answer"}  # kept before cards
@@ -166,6 +213,7 @@ def test_a_kept_answer_keeps_its_card() -> None:
 
 
 # --- LINE: Flex Message cards ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", CALCULATORS)
 def test_line_result_is_a_flex_card_with_the_figure_in_large_type(chat: Chat, name: str) -> None:
@@ -178,7 +226,7 @@ def test_line_result_is_a_flex_card_with_the_figure_in_large_type(chat: Chat, na
     texts_ = flex_texts(message["contents"])
     big = next(t for t in texts_ if t.get("size") in ("3xl", "xxl", "xl") and t.get("weight") == "bold")
     assert big["text"] == figure
-    after = [t["text"] for t in texts_[texts_.index(big) + 1:]]
+    after = [t["text"] for t in texts_[texts_.index(big) + 1 :]]
     assert subtitle in "".join(after[:2]), "the tier (or what the figure means) right under it"
     assert result.source.text in [t["text"] for t in texts_], "the card names its source"
     assert message["altText"] == alt_text(result.text) and len(message["altText"]) <= MAX_ALT_TEXT
@@ -214,6 +262,7 @@ def test_line_replies_without_structure_stay_text_and_the_quick_replies_go_last(
 
 # --- Slack: Block Kit -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", CALCULATORS)
 def test_slack_result_is_block_kit_with_fields_a_source_line_and_buttons(chat: Chat, name: str) -> None:
     script, figure, unit, subtitle = CALCULATORS[name]
@@ -226,8 +275,9 @@ def test_slack_result_is_block_kit_with_fields_a_source_line_and_buttons(chat: C
     assert subtitle in json.dumps(rest, ensure_ascii=False)
     context = [b for b in rest if b["type"] == "context"][-1]
     assert context["elements"][-1]["text"] == escape(result.source.text), "a context line for the source"
-    assert [v for b in rest if b["type"] == "actions" for v in (e["value"] for e in b["elements"])] == \
-        [c.value for c in result.choices], "the buttons as today"
+    assert [v for b in rest if b["type"] == "actions" for v in (e["value"] for e in b["elements"])] == [
+        c.value for c in result.choices
+    ], "the buttons as today"
     assert message["text"] == escape(result.text), "the plain text is the fallback"
 
 
@@ -249,13 +299,16 @@ def test_slack_office_is_fields_with_a_map_link(chat: Chat) -> None:
 
 def test_slack_many_possible_tiers_fit_in_sections_of_ten_fields() -> None:
     details = tuple(Fact(f"区分{n}なら", f"月{n * 1000:,}円") for n in range(23))
-    [message] = render([Reply("text", result=Result("月の自己負担上限額（考えられる額）", "0〜30,000", "円", details=details))])
+    [message] = render(
+        [Reply("text", result=Result("月の自己負担上限額（考えられる額）", "0〜30,000", "円", details=details))]
+    )
     check_slack_limits(message)
     sections = [b for b in message["blocks"] if b["type"] == "section" and b.get("fields")]
     assert [len(s["fields"]) for s in sections] == [10, 10, 3]
 
 
 # --- the cost log's table -------------------------------------------------------------------------
+
 
 def show_log(chat: Chat) -> Reply:
     finish(chat, COSTLOG)
@@ -267,7 +320,7 @@ def test_the_cost_log_table_carries_its_months_marks_and_counts_beside_the_text(
     reply = show_log(chat)
     table = reply.table
     assert table is not None and reply.source is not None and reply.source.text in reply.text
-    assert [r.cells[0] for r in table.rows] == [f"2025年12月"] + [f"2026年{m}月" for m in range(1, 12)]
+    assert [r.cells[0] for r in table.rows] == ["2025年12月"] + [f"2026年{m}月" for m in range(1, 12)]
     by_month = {r.cells[0]: r for r in table.rows}
     assert by_month["2026年5月"].cells[1:] == ("52,000円", "◎") and by_month["2026年5月"].strong
     assert by_month["2026年6月"].cells[1:] == ("33,331円", "○")
@@ -315,7 +368,9 @@ def test_slack_cost_log_table_is_fields_a_row_with_the_counts_and_the_source(cha
     assert len(rows) == 12 and list(rows)[0] == "2025年12月"
     assert rows["2026年5月"] == "*52,000円 ◎*" and rows["2026年7月"] == "33,330円"
     assert [f["text"] for f in sections[-1]["fields"]] == [
-        "*高額かつ長期（◎が6か月以上）*\n2か月（あと4か月）", "*軽症高額（○が3か月以上）*\n3か月 条件に届いています"]
+        "*高額かつ長期（◎が6か月以上）*\n2か月（あと4か月）",
+        "*軽症高額（○が3か月以上）*\n3か月 条件に届いています",
+    ]
     context = [b for b in rest if b["type"] == "context"][-1]
     assert context["elements"][-1]["text"] == escape(reply.source.text)
     assert [e["value"] for b in rest if b["type"] == "actions" for e in b["elements"]] == ["start:costlog", "menu"]
@@ -329,6 +384,7 @@ def test_an_empty_cost_log_is_a_text_without_a_card(chat: Chat) -> None:
 
 
 # --- end to end: what the fake LINE and Slack APIs receive ------------------------------------------
+
 
 @pytest.fixture()
 def line_fake() -> Iterator[FakeLineApi]:
@@ -348,9 +404,16 @@ class LineChannel:
 
 
 def line_channel(bot: Any, settings: Settings, fake: FakeLineApi, loading_after: float | None = 30.0) -> LineChannel:
-    return LineChannel(bot, dataclasses.replace(
-        settings, line_channel_secret=LINE_SECRET, line_channel_access_token=fake.access_token, line_api_url=fake.url,
-        line_loading_after_seconds=loading_after))
+    return LineChannel(
+        bot,
+        dataclasses.replace(
+            settings,
+            line_channel_secret=LINE_SECRET,
+            line_channel_access_token=fake.access_token,
+            line_api_url=fake.url,
+            line_loading_after_seconds=loading_after,
+        ),
+    )
 
 
 def test_line_copay_result_reaches_line_as_a_flex_card(bot: Any, settings: Settings, line_fake: FakeLineApi) -> None:
@@ -409,8 +472,14 @@ def test_line_cost_log_table_reaches_line_as_a_flex_card(bot: Any, settings: Set
 
 def test_slack_cost_log_table_reaches_slack_as_block_kit(server: Running, fake_slack: FakeSlackAPI) -> None:
     # Each message's answer ends with these words: wait for it before sending the next.
-    ends = ["記録を始めますか", "お知らせを送りましょうか", "月と金額の組で", "記録しました：5月", "自己負担）として記録しました",
-            "医療費の記録（直近12か月）"]
+    ends = [
+        "記録を始めますか",
+        "お知らせを送りましょうか",
+        "月と金額の組で",
+        "記録しました：5月",
+        "自己負担）として記録しました",
+        "医療費の記録（直近12か月）",
+    ]
     for said, end in zip([*COSTLOG, SHOW_LOG], ends, strict=True):
         post_signed(server.events, dm(said))
         [table] = fake_slack.wait_for("chat.postMessage", where=lambda c: end in (c.args.get("text") or ""))
@@ -422,6 +491,7 @@ def test_slack_cost_log_table_reaches_slack_as_block_kit(server: Running, fake_s
 
 
 # --- LINE's loading animation ------------------------------------------------------------------------
+
 
 class SlowBot:
     """The real bot, whose turns wait until LINE was asked for the loading animation (a slow turn)."""
@@ -439,8 +509,9 @@ class SlowBot:
         return self._bot.answer(msg, keeper)
 
 
-def test_a_slow_line_turn_shows_the_loading_animation_before_the_answer(bot: Any, settings: Settings,
-                                                                          line_fake: FakeLineApi) -> None:
+def test_a_slow_line_turn_shows_the_loading_animation_before_the_answer(
+    bot: Any, settings: Settings, line_fake: FakeLineApi
+) -> None:
     slow = SlowBot(bot, line_fake)
     channel = line_channel(slow, settings, line_fake, loading_after=0.05)
     try:
@@ -464,8 +535,9 @@ def test_a_quick_line_turn_sends_no_loading_animation(bot: Any, settings: Settin
     assert [r.path for r in line_fake.requests] == [REPLY]
 
 
-def test_a_failed_loading_animation_does_not_stop_the_answer(bot: Any, settings: Settings,
-                                                            line_fake: FakeLineApi) -> None:
+def test_a_failed_loading_animation_does_not_stop_the_answer(
+    bot: Any, settings: Settings, line_fake: FakeLineApi
+) -> None:
     line_fake.loading_status = 500
     channel = line_channel(bot, settings, line_fake, loading_after=0)
     try:

@@ -26,7 +26,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-
 from bot.bootstrap import build_bot, build_service
 from bot.config import Settings
 from bot.server import start_in_thread
@@ -52,7 +51,11 @@ INCOMES = (500_000, 800_000, 800_001, 1_200_000)  # 低所得1 up to 80万円 in
 HIGH_COST_MONTHS = (0, 3, 6, 12)
 HOUSEHOLD_CAPS = ((), (10_000,), (5_000, 2_500), (30_000,))
 RATES = (0.3, 0.2, 0.1)
-ASIDES = ("入院したときの食事代って上限に含まれますか", "受給者証の有効期間はどのくらいですか", "薬局での支払いも上限に入りますか")
+ASIDES = (
+    "入院したときの食事代って上限に含まれますか",
+    "受給者証の有効期間はどのくらいですか",
+    "薬局での支払いも上限に入りますか",
+)
 SOURCE_MARK = "出典："  # every FAQ answer names its source
 
 
@@ -81,11 +84,16 @@ class Scenario:
             return CopayFacts(welfare=True, ventilator=False, high_cost_months=0)
         taxed = not self.tax_exempt
         return CopayFacts(
-            welfare=False, ventilator=self.ventilator, tax_exempt=self.tax_exempt,
-            income=None if taxed else self.income, income_tax=self.income_tax if taxed else None,
+            welfare=False,
+            ventilator=self.ventilator,
+            tax_exempt=self.tax_exempt,
+            income=None if taxed else self.income,
+            income_tax=self.income_tax if taxed else None,
             high_cost_months=self.high_cost_months if taxed and not self.ventilator else 0,
-            household_caps=self.household_caps, medical_cost=self.medical_cost,
-            insurance_rate=self.insurance_rate if self.medical_cost else None)
+            household_caps=self.household_caps,
+            medical_cost=self.medical_cost,
+            insurance_rate=self.insurance_rate if self.medical_cost else None,
+        )
 
     def slots(self) -> list[str]:
         """The questions this user should be asked, in order."""
@@ -160,6 +168,7 @@ def expected_lines(result: CopayResult) -> list[str]:
 
 # --- reading each DM from the fake's records -----------------------------------------------------------
 
+
 class Inboxes:
     """The fake's chat.postMessage calls, polled and sorted into one list of texts per channel."""
 
@@ -180,7 +189,7 @@ class Inboxes:
 
     def collect(self) -> None:
         calls = self.fake.calls_to("chat.postMessage")  # grows only: new calls are at the end
-        for call in calls[self._seen:]:
+        for call in calls[self._seen :]:
             channel = call.args.get("channel")
             if channel in self.messages:
                 self.messages[channel].append(call.args.get("text") or "")
@@ -219,6 +228,7 @@ def question_in(message: str) -> str | None:
 
 
 # --- one user's conversation ---------------------------------------------------------------------------
+
 
 def send(url: str, body: str) -> None:
     """POST a signed event; when it fails, send it again as Slack does (same event id, X-Slack-Retry-Num)."""
@@ -260,10 +270,12 @@ def converse(url: str, inboxes: Inboxes, s: Scenario) -> list[str]:
 
 # --- the servers -------------------------------------------------------------------------------------------
 
+
 def test_200_concurrent_copay_dialogs_each_end_with_their_own_cap(database_url: str) -> None:
     fake = FakeSlackAPI()
-    settings = Settings(database_url=database_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake.api_url)
+    settings = Settings(
+        database_url=database_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET, slack_api_url=fake.api_url
+    )
     bot = build_bot(settings)
     server = start_in_thread(build_service(settings, bot=bot))
     url = server.url + "/slack/events"

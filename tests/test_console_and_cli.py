@@ -34,7 +34,10 @@ def test_json_console_writes_exactly_one_line_per_input_line(tmp_path):
 
 
 def test_json_console_choice_continues_a_dialog(tmp_path):
-    lines = [json.dumps({"user": "U9", "text": "窓口を探す"}, ensure_ascii=False), json.dumps({"user": "U9", "text": "嬬恋村"}, ensure_ascii=False)]
+    lines = [
+        json.dumps({"user": "U9", "text": "窓口を探す"}, ensure_ascii=False),
+        json.dumps({"user": "U9", "text": "嬬恋村"}, ensure_ascii=False),
+    ]
     out = run_cli(["chat", "--json"], stdin="\n".join(lines) + "\n", env=_env(tmp_path))
     first, second = (json.loads(line) for line in out.stdout.splitlines())
     assert first["replies"][-1]["expecting"] == "municipality"
@@ -72,20 +75,31 @@ def test_text_chat_typing_a_button_label_picks_it(tmp_path):
 
 def _block(stdout: str, first: str) -> list[str]:
     """The lines the terminal printed from ``first`` up to the choices (or the end)."""
-    after = stdout[stdout.index(first):]
+    after = stdout[stdout.index(first) :]
     return [line for line in after.split("\n  [", 1)[0].splitlines() if line]
 
 
 def _colons(lines: list[str]) -> set[int]:
     """The terminal column of each line's 「：」 (wide characters take two columns)."""
+
     def width(text: str) -> int:
         return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
     return {width(line.split("：", 1)[0]) for line in lines}
 
 
 def test_text_chat_shows_a_copay_result_as_a_short_aligned_block(tmp_path):
-    lines = ["自己負担の上限額を計算したい", "いいえ", "いいえ", "わからない", "わからない", "わからない", "いない",
-             "わからない", "わからない"]
+    lines = [
+        "自己負担の上限額を計算したい",
+        "いいえ",
+        "いいえ",
+        "わからない",
+        "わからない",
+        "わからない",
+        "いない",
+        "わからない",
+        "わからない",
+    ]
     out = run_cli(["chat"], stdin="\n".join(lines) + "\n", env=_env(tmp_path))
     block = _block(out.stdout, "月の自己負担上限額（考えられる額）：")
     assert block[0] == "月の自己負担上限額（考えられる額）：2,500〜30,000円", "the figure first, with its label"

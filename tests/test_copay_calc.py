@@ -136,7 +136,10 @@ def test_welfare_patient_on_a_ventilator_still_pays_nothing() -> None:
         pytest.param({"income_tax": 300_000, "high_cost_months": 12}, "高額かつ長期", 20000, id="upper-12-months"),
         pytest.param({"income_tax": 300_000, "ventilator": True}, "人工呼吸器等装着者", 1000, id="upper-ventilator"),
         pytest.param(
-            {"income_tax": 300_000, "ventilator": True, "high_cost_months": 12}, "人工呼吸器等装着者", 1000, id="vent-beats-long"
+            {"income_tax": 300_000, "ventilator": True, "high_cost_months": 12},
+            "人工呼吸器等装着者",
+            1000,
+            id="vent-beats-long",
         ),
         pytest.param(
             {"tax_exempt": True, "income_tax": None, "income": 500_000, "ventilator": True},
@@ -145,10 +148,16 @@ def test_welfare_patient_on_a_ventilator_still_pays_nothing() -> None:
             id="low1-ventilator",
         ),
         pytest.param(
-            {"tax_exempt": True, "income_tax": None, "income": 1_200_000, "high_cost_months": 8}, "一般", 5000, id="low2-no-cut"
+            {"tax_exempt": True, "income_tax": None, "income": 1_200_000, "high_cost_months": 8},
+            "一般",
+            5000,
+            id="low2-no-cut",
         ),
         pytest.param(
-            {"tax_exempt": True, "income_tax": None, "income": 700_000, "high_cost_months": 12}, "一般", 2500, id="low1-no-cut"
+            {"tax_exempt": True, "income_tax": None, "income": 700_000, "high_cost_months": 12},
+            "一般",
+            2500,
+            id="low1-no-cut",
         ),
     ],
 )
@@ -228,7 +237,9 @@ def test_unknown_insurance_rate_is_taken_as_2割_and_said() -> None:
         pytest.param({"income_tax": 300_000, "high_cost_months": 7}, 100_000, "上位所得", 20_000, 20_000, id="E3"),
         pytest.param({"income_tax": 100_000, "high_cost_months": 6}, 300_000, "一般所得2", 10_000, 10_000, id="E4"),
         pytest.param({"income_tax": 71_000, "high_cost_months": 5}, 60_000, "一般所得2", 20_000, 12_000, id="E5"),
-        pytest.param({"tax_exempt": True, "income_tax": None, "income": 780_000}, 50_000, "低所得1", 2_500, 2_500, id="E6"),
+        pytest.param(
+            {"tax_exempt": True, "income_tax": None, "income": 780_000}, 50_000, "低所得1", 2_500, 2_500, id="E6"
+        ),
         pytest.param(
             {"tax_exempt": True, "income_tax": None, "income": 1_200_000, "high_cost_months": 8},
             200_000,
@@ -241,11 +252,15 @@ def test_unknown_insurance_rate_is_taken_as_2割_and_said() -> None:
         pytest.param({"welfare": True, "ventilator": True}, 300_000, "生活保護", 0, 0, id="E9"),
         pytest.param({"income_tax": 100_000, "insurance_rate": 0.1}, 60_000, "一般所得2", 20_000, 6_000, id="E10"),
         pytest.param({"income_tax": 100_000, "insurance_rate": 0.1}, 300_000, "一般所得2", 20_000, 20_000, id="E11"),
-        pytest.param({"income_tax": 100_000, "household_caps": (20_000,)}, 120_000, "一般所得2", 10_000, 10_000, id="E12"),
+        pytest.param(
+            {"income_tax": 100_000, "household_caps": (20_000,)}, 120_000, "一般所得2", 10_000, 10_000, id="E12"
+        ),
         pytest.param(
             {"income_tax": 300_000, "household_caps": (30_000, 30_000)}, 40_000, "上位所得", 10_000, 8_000, id="E13"
         ),
-        pytest.param({"income_tax": 300_000, "household_caps": (10_000,)}, 200_000, "上位所得", 22_500, 22_500, id="E14"),
+        pytest.param(
+            {"income_tax": 300_000, "household_caps": (10_000,)}, 200_000, "上位所得", 22_500, 22_500, id="E14"
+        ),
         pytest.param({"income_tax": 0}, 30_000, "一般所得1", 10_000, 6_000, id="E16"),
         pytest.param({"income_tax": 50_000}, 50_001, "一般所得1", 10_000, 10_000, id="payment-at-cap"),
         pytest.param({"income_tax": 50_000}, 33_335, "一般所得1", 10_000, 6_667, id="payment-rounded-down"),

@@ -29,8 +29,14 @@ def test_every_scenario_gives_the_listed_tier_cap_and_payment():
 
 
 def test_uneven_split_is_marked_as_an_estimate():
-    facts = {"welfare": False, "ventilator": False, "tax_exempt": False, "income_tax": 50000,
-             "high_cost_months": 0, "household_caps": [5000]}
+    facts = {
+        "welfare": False,
+        "ventilator": False,
+        "tax_exempt": False,
+        "income_tax": 50000,
+        "high_cost_months": 0,
+        "household_caps": [5000],
+    }
     result = json.loads(run_cli(["copay"], stdin=json.dumps(facts)).stdout)
     assert result["cap"] == 6666 and result["estimate"] is True
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from bot.bootstrap import build_bot
-from handlers.messages import IncomingMessage
 from handlers.copay import COPAY_FORM, MILD_FORM, START_DATE_FORM
+from handlers.messages import IncomingMessage
 from handlers.parsers import Invalid
 from nlp.text import Text
 from tests.conftest import FIXED_NOW, SHARED, Chat, needs_shared
@@ -74,8 +74,9 @@ def test_every_offered_choice_parses_with_its_slot(bot):
     for form in (COPAY_FORM, START_DATE_FORM, MILD_FORM):
         ctx_replies = chat.click(f"start:{form.name}")
         with bot.store.unit_of_work() as uow:
-            ctx = bot.context(uow, IncomingMessage("console", "U1"), uow.conversations.load_state("console:U1"),
-                              FIXED_NOW)
+            ctx = bot.context(
+                uow, IncomingMessage("console", "U1"), uow.conversations.load_state("console:U1"), FIXED_NOW
+            )
         for slot in form.slots:
             for choice in slot.choices:
                 assert not isinstance(slot.parse(Text(choice.value), ctx), Invalid), (form.name, slot.name, choice)
@@ -190,9 +191,17 @@ def test_a_menu_button_in_the_middle_of_a_dialog_switches_to_it(chat):
     assert replies[-1].expecting == "welfare"
 
 
-@pytest.mark.parametrize("said, next_slot", [("払ってます", "income_tax"), ("かかってます", "income_tax"),
-                                             ("払ってない", "income"), ("課税世帯です", "income_tax"),
-                                             ("非課税世帯です", "income"), ("うちは非課税です", "income")])
+@pytest.mark.parametrize(
+    "said, next_slot",
+    [
+        ("払ってます", "income_tax"),
+        ("かかってます", "income_tax"),
+        ("払ってない", "income"),
+        ("課税世帯です", "income_tax"),
+        ("非課税世帯です", "income"),
+        ("うちは非課税です", "income"),
+    ],
+)
 def test_paying_or_not_paying_the_tax_answers_the_tax_exempt_question(chat, said, next_slot):
     chat.say("自己負担を計算したい")
     chat.say("いいえ")  # welfare
@@ -270,8 +279,9 @@ def test_a_counter_payment_is_not_taken_as_the_total_medical_cost(chat):
     assert replies[-1].expecting == "medical_cost" and "10割" in chat.text(replies)
 
 
-@pytest.mark.parametrize("said", ["うちの子の場合の上限額は？", "10歳の娘の自己負担いくらになるか知りたい",
-                                  "息子の医療費の上限を計算したい"])
+@pytest.mark.parametrize(
+    "said", ["うちの子の場合の上限額は？", "10歳の娘の自己負担いくらになるか知りたい", "息子の医療費の上限を計算したい"]
+)
 def test_a_child_named_at_the_copay_calculator_hears_of_shoman_first(chat, said):
     """Issue 25: a child got the adult calculator silently; now 小児慢性特定疾病, its ages and the office come first
     (the age asked first when the message does not say it), and the adult calculator does not start."""

@@ -49,7 +49,9 @@ def run(bot, now=NOW, sender=None):
     return sender
 
 
-@pytest.mark.parametrize("phrase", ["医療費の記録をつけたい", "毎月の医療費を記録しておきたい", "高額かつ長期に届いたら教えてほしい"])
+@pytest.mark.parametrize(
+    "phrase", ["医療費の記録をつけたい", "毎月の医療費を記録しておきたい", "高額かつ長期に届いたら教えてほしい"]
+)
 def test_cost_log_phrases_start_the_opt_in(chat, phrase):
     replies = chat.say(phrase)
     assert replies[-1].expecting == "costlog_consent"
@@ -105,7 +107,16 @@ def test_correcting_a_month_replaces_it_and_the_sixth_month_schedules_one_notice
 
 def test_the_notice_goes_out_once_through_the_dispatch_with_the_cap_before_and_after(bot, chat):
     # The copay dialog leaves the tier in the profile: 一般所得2.
-    for text in ("自己負担の上限額を計算したい", "いいえ", "いいえ", "課税されてます", "7万1千円", "ない", "いない", "わからない"):
+    for text in (
+        "自己負担の上限額を計算したい",
+        "いいえ",
+        "いいえ",
+        "課税されてます",
+        "7万1千円",
+        "ない",
+        "いない",
+        "わからない",
+    ):
         chat.say(text)
     opt_in(chat, nudge="いいえ")
     chat.say("1月 51000、2月 51000、3月 51000、4月 51000、5月 51000、6月 51000")
@@ -191,7 +202,6 @@ def test_another_user_does_not_see_the_log(bot, chat):
 
 def test_two_dispatchers_send_a_notice_once_on_both_databases(store):
     from datetime import date
-
 
     with store.unit_of_work() as uow:
         repo = uow.cost_log

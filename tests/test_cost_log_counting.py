@@ -95,8 +95,13 @@ def test_missing_months_are_named():
 
 @pytest.mark.parametrize(
     ("tier", "before", "after"),
-    [("一般所得1", 10_000, 5_000), ("一般所得2", 20_000, 10_000), ("上位所得", 30_000, 20_000),
-     ("低所得2", 5_000, 5_000), ("生活保護", 0, 0)],
+    [
+        ("一般所得1", 10_000, 5_000),
+        ("一般所得2", 20_000, 10_000),
+        ("上位所得", 30_000, 20_000),
+        ("低所得2", 5_000, 5_000),
+        ("生活保護", 0, 0),
+    ],
 )
 def test_the_cap_before_and_after_high_cost_by_tier(tier, before, after):
     (change,) = cap_change(tier)

@@ -72,10 +72,15 @@ def test_healthz_is_ok_again_when_the_database_answers(db_url: str) -> None:
         server.stop()
 
 
-def test_slack_user_gets_the_apology_while_postgresql_hangs(hanging_db: HangingDatabase,
-                                                            fake_slack: FakeSlackAPI) -> None:
-    settings = Settings(database_url=hanging_db.url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url)
+def test_slack_user_gets_the_apology_while_postgresql_hangs(
+    hanging_db: HangingDatabase, fake_slack: FakeSlackAPI
+) -> None:
+    settings = Settings(
+        database_url=hanging_db.url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+    )
     server = start_in_thread(build_service(settings, bot=_bot_on(hanging_db.url), durable=False))
     try:
         started = time.monotonic()
@@ -113,15 +118,22 @@ def test_line_user_gets_the_apology_with_the_reply_token_while_postgresql_hangs(
     from tests.test_line_e2e import texts as line_texts
 
     with FakeLineApi.start() as line_api:
-        settings = Settings(database_url=hanging_db.url, line_channel_secret=LINE_SECRET,
-                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        settings = Settings(
+            database_url=hanging_db.url,
+            line_channel_secret=LINE_SECRET,
+            line_channel_access_token=line_api.access_token,
+            line_api_url=line_api.url,
+        )
         server = start_in_thread(build_service(settings, bot=_bot_on(hanging_db.url), durable=False))
         try:
             body = webhook(text_event("受給者証なくした", reply_token="rt-hang"))
             started = time.monotonic()
-            request = urllib.request.Request(f"{server.url}/line/callback", data=body,
-                                             method="POST", headers={"Content-Type": "application/json",
-                                                                     "X-Line-Signature": sign(body)})
+            request = urllib.request.Request(
+                f"{server.url}/line/callback",
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)},
+            )
             with urllib.request.urlopen(request, timeout=10) as response:
                 assert response.status == 200
             assert time.monotonic() - started < 1.0

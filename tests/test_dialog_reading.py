@@ -77,13 +77,16 @@ def test_changing_a_branch_answer_asks_what_the_new_branch_needs(chat):
     assert "低所得1" in chat.text(result)
 
 
-@pytest.mark.parametrize("answers", [
-    TAXED,
-    ["いいえ", "いいえ"],
-    ["はい"],
-    ["いいえ", "はい"],
-    ["いいえ", "いいえ", "はい", "70万円", "いない", "12万円", "3割"],
-])
+@pytest.mark.parametrize(
+    "answers",
+    [
+        TAXED,
+        ["いいえ", "いいえ"],
+        ["はい"],
+        ["いいえ", "はい"],
+        ["いいえ", "いいえ", "はい", "70万円", "いない", "12万円", "3割"],
+    ],
+)
 def test_a_copay_result_is_at_most_six_lines_with_the_working_behind_a_button(chat, answers):
     replies = _to(chat, answers, rest="わからない")
     result = replies[-1]

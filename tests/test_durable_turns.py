@@ -62,20 +62,35 @@ class Serve:
         return self.proc.wait(60)
 
 
-def start_serve(tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi,
-                name: str, **extra: str) -> Serve:
+def start_serve(
+    tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi, name: str, **extra: str
+) -> Serve:
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-           "SLACK_API_URL": fake_slack.api_url, "LINE_API_URL": line_api.url, "LINE_CHANNEL_SECRET": LINE_SECRET,
-           "LINE_CHANNEL_ACCESS_TOKEN": line_api.access_token, "LOG_LEVEL": "INFO",
-           "TURN_LEASE_SECONDS": str(LEASE_SECONDS), **extra}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "LINE_API_URL": line_api.url,
+        "LINE_CHANNEL_SECRET": LINE_SECRET,
+        "LINE_CHANNEL_ACCESS_TOKEN": line_api.access_token,
+        "LOG_LEVEL": "INFO",
+        "TURN_LEASE_SECONDS": str(LEASE_SECONDS),
+        **extra,
+    }
     env.pop("SLACK_APP_TOKEN", None)
     log = tmp_path / f"{name}.stderr"
     exe = Path(sys.executable).with_name("nanbyo-bot")
     with log.open("w") as err:  # a file: the logs of both processes must never block on a full pipe
-        proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
-                                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)  # its own process group: killpg reaches all of serve
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )  # its own process group: killpg reaches all of serve
     serve = Serve(proc, f"http://127.0.0.1:{port}", log)
     _wait_healthy(serve.url, proc)
     deadline = time.monotonic() + 60
@@ -87,8 +102,12 @@ def start_serve(tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, lin
 
 def post_line(url: str, user: str) -> int:
     body = webhook(text_event("受給者証なくした", user=user, reply_token=f"rt-{user}"))
-    request = urllib.request.Request(url + "/line/callback", data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)})
+    request = urllib.request.Request(
+        url + "/line/callback",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status
@@ -132,7 +151,8 @@ def kept_answers(database_url: str) -> int:
 
 
 def test_every_acked_event_is_answered_after_every_process_is_killed(
-        tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:
+    tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi
+) -> None:
     first = start_serve(tmp_path, database_url, fake_slack, line_api, "first")
     total, kill_after = 400, 150
     acked: list[str] = []
@@ -155,8 +175,9 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
                 if len(acked) == kill_after and not killed.is_set():
                     killed.set()
                     first.kill_all()
-                    posted_at_kill.extend((len(fake_slack.calls_to("chat.postMessage", ok_only=False)),
-                                           len(line_api.requests)))
+                    posted_at_kill.extend(
+                        (len(fake_slack.calls_to("chat.postMessage", ok_only=False)), len(line_api.requests))
+                    )
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(send, range(total)))
@@ -173,7 +194,8 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
                 break
             assert time.monotonic() < deadline, (
                 f"{len(lost)} acked events never answered, e.g. {lost[:5]}; "
-                f"{pending_turns(database_url)} turns left\n" + second.log.read_text(errors="replace")[-3000:])
+                f"{pending_turns(database_url)} turns left\n" + second.log.read_text(errors="replace")[-3000:]
+            )
             time.sleep(0.2)
     finally:
         assert second.stop() == 0
@@ -194,8 +216,11 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
             assert slack_posts[posts[0]].args["blocks"] == slack_posts[posts[1]].args["blocks"]
             assert posts[0] < posted_at_kill[0]
         else:
-            sent = [(i, [m["text"] for m in r.json["messages"]]) for i, r in enumerate(line_api.requests)
-                    if r.status == 200 and (r.json.get("to") == user or r.json.get("replyToken") == f"rt-{user}")]
+            sent = [
+                (i, [m["text"] for m in r.json["messages"]])
+                for i, r in enumerate(line_api.requests)
+                if r.status == 200 and (r.json.get("to") == user or r.json.get("replyToken") == f"rt-{user}")
+            ]
             assert sent[0][1] == sent[1][1]
             assert sent[0][0] < posted_at_kill[1]
     # Answers are forgotten with their turns; only a kill between the two can leave one behind
@@ -207,14 +232,22 @@ def test_every_acked_event_is_answered_after_every_process_is_killed(
 
 
 def test_a_full_queue_answers_503_and_the_turns_it_took_are_answered(
-        db_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:
+    db_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi
+) -> None:
     from bot.bootstrap import build_bot, build_service
     from bot.config import Settings
     from bot.server import start_in_thread
 
-    settings = Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, line_api_url=line_api.url, line_channel_secret=LINE_SECRET,
-                        line_channel_access_token=line_api.access_token, turn_queue_limit=3)
+    settings = Settings(
+        database_url=db_url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        line_api_url=line_api.url,
+        line_channel_secret=LINE_SECRET,
+        line_channel_access_token=line_api.access_token,
+        turn_queue_limit=3,
+    )
     bot = build_bot(settings)
     gate = threading.Event()
     handle = bot.handle
@@ -226,8 +259,10 @@ def test_a_full_queue_answers_503_and_the_turns_it_took_are_answered(
     bot.handle = stuck
     server = start_in_thread(build_service(settings, bot=bot))
     try:
-        statuses = [post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U{6000 + n}")).status
-                    for n in range(4)]
+        statuses = [
+            post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U{6000 + n}")).status
+            for n in range(4)
+        ]
         line_status = post_line(server.url, "L6100")
         gate.set()
         assert statuses == [200, 200, 200, 503], "three wait; the fourth is refused, and Slack sends it again"
@@ -248,6 +283,7 @@ def test_a_full_queue_answers_503_and_the_turns_it_took_are_answered(
 
 # --- the repository: taking over the turns of a dead instance ----------------------------------------
 
+
 def test_turns_of_a_dead_instance_are_taken_over_once_by_instances_racing_for_them(store) -> None:
     from datetime import timedelta
 
@@ -255,8 +291,12 @@ def test_turns_of_a_dead_instance_are_taken_over_once_by_instances_racing_for_th
 
     now = utcnow()
     with store.unit_of_work() as uow:
-        dead = [uow.turns.add_pending_turn(kind="slack", user_key=f"slack:U{n}", payload="{}", owner="dead",
-                                     now=now - timedelta(minutes=5)) for n in range(12)]
+        dead = [
+            uow.turns.add_pending_turn(
+                kind="slack", user_key=f"slack:U{n}", payload="{}", owner="dead", now=now - timedelta(minutes=5)
+            )
+            for n in range(12)
+        ]
         alive = uow.turns.add_pending_turn(kind="slack", user_key="slack:U99", payload="{}", owner="alive", now=now)
     taken: dict[str, list[int]] = {}
     barrier = threading.Barrier(4)
@@ -301,7 +341,8 @@ def test_a_turn_answer_is_kept_until_it_is_forgotten(store) -> None:
 
 
 def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_run_again(
-        bot, fake_slack: FakeSlackAPI) -> None:
+    bot, fake_slack: FakeSlackAPI
+) -> None:
     from datetime import timedelta
 
     from bot.channels.slack import SlackOutbox
@@ -316,8 +357,13 @@ def test_a_turn_run_again_after_a_crash_posts_its_committed_answer_and_does_not_
     msg = IncomingMessage("slack", "U1", text="自己負担いくらになるか知りたい", event_id="EvCRASH")
     url = bot.store.engine.url.render_as_string(hide_password=False)
     with turn_queue(bot.store, url).unit_of_work() as uow:  # recorded by a worker that then died ...
-        turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U1", payload=encode_turns([(msg, SlackAddress("slack", "U1", "D1"))]),
-                                       owner="dead", now=utcnow() - timedelta(minutes=5))
+        turn_id = uow.turns.add_pending_turn(
+            kind="slack",
+            user_key="slack:U1",
+            payload=encode_turns([(msg, SlackAddress("slack", "U1", "D1"))]),
+            owner="dead",
+            now=utcnow() - timedelta(minutes=5),
+        )
     # ... after the turn committed with its answer, before the answer was posted.
     first = bot.answer(msg, KeptWithTurn(turn_id, "0", {}))
     assert first and bot.handle(msg) == [], "the event is claimed: run again, the turn would say nothing"
@@ -338,8 +384,9 @@ def answers_to_d1(fake: FakeSlackAPI):
     return fake.wait_for("chat.postMessage", 1, timeout=30, where=lambda c: c.args.get("channel") == "D1")
 
 
-def test_a_turn_the_database_cannot_record_gets_503_at_once_and_no_apology(tmp_path: Path, fake_slack: FakeSlackAPI,
-                                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_a_turn_the_database_cannot_record_gets_503_at_once_and_no_apology(
+    tmp_path: Path, fake_slack: FakeSlackAPI, caplog: pytest.LogCaptureFixture
+) -> None:
     """As serve's HTTP processes do it: a turn that is not recorded is not acked. The 503 makes Slack
     deliver the event again; nobody gets an apology for a turn nobody will run; the next events skip
     the database for a while (503 at once); once it records again, the redelivered event is acked."""
@@ -356,8 +403,9 @@ def test_a_turn_the_database_cannot_record_gets_503_at_once_and_no_apology(tmp_p
             raise OperationalError("INSERT INTO pending_turn", {}, ConnectionError("gone"))
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url)
+    settings = Settings(
+        database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url
+    )
     service = build_service(settings, record_only=True)
     assert service.bot is None, "the HTTP side runs no turn"
     recorder = service.runner._recorder

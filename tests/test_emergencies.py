@@ -81,8 +81,15 @@ def test_near_misses_get_their_ordinary_answer(chat, text):
     assert all(r.kind not in ("emergency", "crisis") for r in replies), text
 
 
-SLOT_PATH = [("welfare", "いいえ"), ("ventilator", "いいえ"), ("tax_exempt", "いいえ"), ("income_tax", "10万円"),
-             ("high_cost_months", "ない"), ("household_caps", "いない"), ("medical_cost", "5万円")]
+SLOT_PATH = [
+    ("welfare", "いいえ"),
+    ("ventilator", "いいえ"),
+    ("tax_exempt", "いいえ"),
+    ("income_tax", "10万円"),
+    ("high_cost_months", "ない"),
+    ("household_caps", "いない"),
+    ("medical_cost", "5万円"),
+]
 
 
 @pytest.mark.parametrize("step", range(len(SLOT_PATH)))
@@ -109,12 +116,15 @@ def test_a_symptom_typed_at_a_yes_no_question_is_never_an_answer(chat, text):
     assert "上限額" not in chat.text(replies)
 
 
-@pytest.mark.parametrize("start,answers", [
-    ("start:start-date", ["2026年9月1日"]),
-    ("start:reminder", ["2027年9月30日"]),  # the repeat-back 「この日付でよろしいですか？」
-    ("start:mild-high-cost", []),
-    ("start:office", []),
-])
+@pytest.mark.parametrize(
+    "start,answers",
+    [
+        ("start:start-date", ["2026年9月1日"]),
+        ("start:reminder", ["2027年9月30日"]),  # the repeat-back 「この日付でよろしいですか？」
+        ("start:mild-high-cost", []),
+        ("start:office", []),
+    ],
+)
 def test_an_emergency_in_other_dialogs_and_confirmations_gets_119(chat, start, answers):
     pending = chat.click(start)[-1]
     for answer in answers:
@@ -156,11 +166,17 @@ def test_the_bench_file_is_caught_without_false_alarms(kb):
 
 def test_eval_safety_reports_recall_and_false_alarms_free_and_mid_dialog(tmp_path: Path):
     sample = tmp_path / "s.jsonl"
-    sample.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
-        {"text": "いきが　できない", "kind": "emergency"},
-        {"text": "もう消えたい", "kind": "crisis"},
-        {"text": "人工呼吸器をつけていると上限額は？", "kind": None},
-    ]), encoding="utf-8")
+    sample.write_text(
+        "\n".join(
+            json.dumps(r, ensure_ascii=False)
+            for r in [
+                {"text": "いきが　できない", "kind": "emergency"},
+                {"text": "もう消えたい", "kind": "crisis"},
+                {"text": "人工呼吸器をつけていると上限額は？", "kind": None},
+            ]
+        ),
+        encoding="utf-8",
+    )
     out = run_cli(["eval", "--safety", str(sample)])
     assert out.returncode == 0, out.stderr
     assert "free:       recall 100.0% (2/2)   false alarms 0.0% (0/1)" in out.stdout
@@ -173,8 +189,12 @@ def test_kb_check_refuses_a_concept_whose_example_is_not_detected(tmp_path: Path
     root = tmp_path / "knowledge"
     shutil.copytree(REPO / "knowledge", root)
     path = root / "emergency.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        "examples: [血を吐いた,", "examples: [今日はいい天気ですね, 血を吐いた,"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "examples: [血を吐いた,", "examples: [今日はいい天気ですね, 血を吐いた,"
+        ),
+        encoding="utf-8",
+    )
     out = run_cli(["kb", "check", "--root", str(root)])
     assert out.returncode == 1
     assert "example not detected: 今日はいい天気ですね" in out.stderr

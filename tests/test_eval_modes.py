@@ -20,11 +20,14 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def test_a_conversation_is_judged_on_the_reply_to_its_last_turn(bot, tmp_path: Path):
-    path = _write(tmp_path / "c.jsonl", [
-        {"turns": ["こんにちは", "受給者証をなくしてしまいました"], "topic": "reissue"},
-        {"turns": ["受給者証をなくしてしまいました", "こんにちは"], "topic": "reissue"},
-        {"turns": ["こんにちは", "上限額を計算してほしい"], "action": "copay"},
-    ])
+    path = _write(
+        tmp_path / "c.jsonl",
+        [
+            {"turns": ["こんにちは", "受給者証をなくしてしまいました"], "topic": "reissue"},
+            {"turns": ["受給者証をなくしてしまいました", "こんにちは"], "topic": "reissue"},
+            {"turns": ["こんにちは", "上限額を計算してほしい"], "action": "copay"},
+        ],
+    )
     result = evaluate_conversations(bot, path)
     assert (result.total, result.in_context) == (3, 2)
     assert "follow-ups answered in context: 66.7% (2/3)" in result.report()
@@ -32,10 +35,13 @@ def test_a_conversation_is_judged_on_the_reply_to_its_last_turn(bot, tmp_path: P
 
 
 def test_a_second_question_counts_only_when_answered_or_offered(kb, matcher, tmp_path: Path):
-    path = _write(tmp_path / "q.jsonl", [
-        {"q": "受給者証をなくしました", "topic": "reissue", "also": "reissue"},
-        {"q": "受給者証をなくしました", "topic": "reissue", "also": "respite-hospitalization"},
-    ])
+    path = _write(
+        tmp_path / "q.jsonl",
+        [
+            {"q": "受給者証をなくしました", "topic": "reissue", "also": "reissue"},
+            {"q": "受給者証をなくしました", "topic": "reissue", "also": "respite-hospitalization"},
+        ],
+    )
     result = evaluate(kb, matcher, path)
     assert (result.also_total, result.also_ok) == (2, 1)
     assert "second questions in one message answered or offered: 50.0% (1/2)" in result.report()

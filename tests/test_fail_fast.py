@@ -42,13 +42,19 @@ def proxy(pg_url: str) -> Iterator[DatabaseProxy]:
 
 
 def _serve(url: str, fake_slack: FakeSlackAPI):
-    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, record_timeout_seconds=RECORD_TIMEOUT)
+    settings = Settings(
+        database_url=url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        record_timeout_seconds=RECORD_TIMEOUT,
+    )
     return start_in_thread(build_service(settings, record_only=True))
 
 
 def test_events_during_a_hung_postgresql_get_503_within_the_bound_and_are_taken_when_it_answers(
-        pg_url: str, proxy: DatabaseProxy, fake_slack: FakeSlackAPI) -> None:
+    pg_url: str, proxy: DatabaseProxy, fake_slack: FakeSlackAPI
+) -> None:
     server = _serve(proxy.url(pg_url), fake_slack)
     try:
         assert post_signed(server.url + "/slack/events", dm("はじめまして", user="U1")).status == 200
@@ -67,8 +73,9 @@ def test_events_during_a_hung_postgresql_get_503_within_the_bound_and_are_taken_
     assert not fake_slack.calls_to("chat.postMessage"), "no apology from the HTTP side"
 
 
-def test_events_after_postgresql_vanished_get_503_at_once(pg_url: str, proxy: DatabaseProxy,
-                                                          fake_slack: FakeSlackAPI) -> None:
+def test_events_after_postgresql_vanished_get_503_at_once(
+    pg_url: str, proxy: DatabaseProxy, fake_slack: FakeSlackAPI
+) -> None:
     server = _serve(proxy.url(pg_url), fake_slack)
     try:
         proxy.vanish()
@@ -86,18 +93,27 @@ def test_a_line_webhook_after_postgresql_vanished_gets_503_for_redelivery(pg_url
     import urllib.request
 
     from tests.fakes.line_api import FakeLineApi
-    from tests.test_line_e2e import SECRET as LINE_SECRET, sign, text_event, webhook
+    from tests.test_line_e2e import SECRET as LINE_SECRET
+    from tests.test_line_e2e import sign, text_event, webhook
 
     with FakeLineApi.start() as line_api:
-        settings = Settings(database_url=proxy.url(pg_url), line_channel_secret=LINE_SECRET,
-                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url,
-                            record_timeout_seconds=RECORD_TIMEOUT)
+        settings = Settings(
+            database_url=proxy.url(pg_url),
+            line_channel_secret=LINE_SECRET,
+            line_channel_access_token=line_api.access_token,
+            line_api_url=line_api.url,
+            record_timeout_seconds=RECORD_TIMEOUT,
+        )
         server = start_in_thread(build_service(settings, record_only=True))
         try:
             proxy.vanish()
             body = webhook(text_event("受給者証なくした", reply_token="rt-gone"))
-            request = urllib.request.Request(f"{server.url}/line/callback", data=body, method="POST",
-                                             headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)})
+            request = urllib.request.Request(
+                f"{server.url}/line/callback",
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)},
+            )
             started = time.monotonic()
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(request, timeout=10)
@@ -105,8 +121,9 @@ def test_a_line_webhook_after_postgresql_vanished_gets_503_for_redelivery(pg_url
             assert time.monotonic() - started < 3.0
         finally:
             server.stop()
-        assert not line_api.calls("/v2/bot/message/reply") and not line_api.calls("/v2/bot/message/push"), \
+        assert not line_api.calls("/v2/bot/message/reply") and not line_api.calls("/v2/bot/message/push"), (
             "nothing sent: LINE delivers the webhook again"
+        )
 
 
 def _closed_port() -> int:
@@ -122,8 +139,12 @@ def test_slack_events_are_acked_at_once_while_the_web_api_is_unreachable(tmp_pat
     from tests.test_durable_turns import pending_turns
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=f"http://127.0.0.1:{_closed_port()}/api/")
+    settings = Settings(
+        database_url=url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=f"http://127.0.0.1:{_closed_port()}/api/",
+    )
     server = start_in_thread(build_service(settings, record_only=True))
     try:
         for n in range(3):
@@ -141,8 +162,9 @@ def test_slack_events_are_acked_at_once_while_the_web_api_is_slow(tmp_path, fake
 
     fake_slack.auth_delay = 4.0
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url)
+    settings = Settings(
+        database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url
+    )
     server = start_in_thread(build_service(settings, record_only=True))
     try:
         for n in range(3):
@@ -154,9 +176,16 @@ def test_slack_events_are_acked_at_once_while_the_web_api_is_slow(tmp_path, fake
     assert len(fake_slack.calls_to("auth.test", ok_only=False)) <= 1
 
 
-def test_with_the_bot_user_id_configured_slack_is_never_asked_who_the_bot_is(tmp_path, fake_slack: FakeSlackAPI) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}", slack_bot_token=TOKEN,
-                        slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+def test_with_the_bot_user_id_configured_slack_is_never_asked_who_the_bot_is(
+    tmp_path, fake_slack: FakeSlackAPI
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}",
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+    )
     server = start_in_thread(build_service(settings, record_only=True))
     try:
         assert post_signed(server.url + "/slack/events", dm("こんにちは", user="U95")).status == 200
@@ -175,10 +204,16 @@ DEEP = 50_000  # far beyond what Python's JSON parser can nest
 def _service_both(tmp_path, fake_slack: FakeSlackAPI):
     from tests.test_line_e2e import SECRET as LINE_SECRET
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}", slack_bot_token=TOKEN,
-                        slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT",
-                        line_channel_secret=LINE_SECRET, line_channel_access_token="token",
-                        line_api_url="http://127.0.0.1:9")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}",
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+        line_channel_secret=LINE_SECRET,
+        line_channel_access_token="token",
+        line_api_url="http://127.0.0.1:9",
+    )
     return build_service(settings, record_only=True)
 
 
@@ -192,16 +227,27 @@ def test_json_nested_deeper_than_the_parser_goes_gets_400_not_500(tmp_path, fake
     server = start_in_thread(_service_both(tmp_path, fake_slack))
     try:
         deep = "[" * DEEP + "]" * DEEP
-        assert post_signed(server.url + "/slack/events", '{"type": "event_callback", "event": ' + deep + "}").status == 400
+        assert (
+            post_signed(server.url + "/slack/events", '{"type": "event_callback", "event": ' + deep + "}").status == 400
+        )
         form = "payload=" + urllib.parse.quote(deep)
-        assert post_signed(server.url + "/slack/events", form, content_type="application/x-www-form-urlencoded").status == 400
+        assert (
+            post_signed(server.url + "/slack/events", form, content_type="application/x-www-form-urlencoded").status
+            == 400
+        )
         body = ('{"destination": "U1", "events": ' + deep + "}").encode()
-        request = urllib.request.Request(server.url + "/line/callback", data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)})
+        request = urllib.request.Request(
+            server.url + "/line/callback",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)},
+        )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 400
-        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U77")).status == 200, "still serving"
+        assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U77")).status == 200, (
+            "still serving"
+        )
     finally:
         server.stop()
 
@@ -216,8 +262,10 @@ def test_a_body_that_stalls_gets_408_within_the_bound(tmp_path, fake_slack: Fake
     try:
         for path in ("/slack/events", "/line/callback"):
             with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
-                conn.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             "Content-Length: 1000\r\n\r\n{\"type\":".encode())
+                conn.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    'Content-Length: 1000\r\n\r\n{"type":'.encode()
+                )
                 started = time.monotonic()
                 answer = conn.recv(4096).decode("latin-1")
                 assert answer.startswith("HTTP/1.1 408"), answer[:80]
@@ -254,8 +302,9 @@ def test_healthz_says_503_while_the_turn_queue_file_is_locked(tmp_path, fake_sla
         server.stop()
 
 
-def test_slow_header_connections_are_closed_and_real_events_go_on(tmp_path, fake_slack: FakeSlackAPI,
-                                                                  monkeypatch) -> None:
+def test_slow_header_connections_are_closed_and_real_events_go_on(
+    tmp_path, fake_slack: FakeSlackAPI, monkeypatch
+) -> None:
     """Connections that send their headers a byte at a time fill uvicorn's connection cap (503 for
     everyone beyond it); each is closed when its headers are not complete in time."""
     import socket
@@ -287,7 +336,8 @@ def test_slow_header_connections_are_closed_and_real_events_go_on(tmp_path, fake
 
 
 def test_a_kept_alive_connection_that_trickles_its_next_request_headers_is_closed(
-        tmp_path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    tmp_path, fake_slack: FakeSlackAPI, monkeypatch
+) -> None:
     """uvicorn's keep-alive timeout stops at the next request's first byte; the header deadline
     starts again after each response, so the second request's headers are bounded too."""
     import socket
@@ -322,7 +372,8 @@ def test_a_kept_alive_connection_that_trickles_its_next_request_headers_is_close
 
 
 def test_a_thousand_slow_connections_at_the_real_cap_hold_events_and_healthz_back_at_most_until_their_deadlines(
-        tmp_path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    tmp_path, fake_slack: FakeSlackAPI, monkeypatch
+) -> None:
     """1,100 unauthenticated connections (slow headers and slow bodies) at the real connection cap
     (1,000): real events and /healthz answer within seconds (room is made at the cap; the header and
     body deadlines close the rest)."""
@@ -341,8 +392,10 @@ def test_a_thousand_slow_connections_at_the_real_cap_hold_events_and_healthz_bac
         for n in range(1100):
             conn = socket.create_connection(("127.0.0.1", server.port), timeout=5)
             if n < 400:  # complete headers, a body that never comes
-                conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 1000\r\n\r\n{")
+                conn.sendall(
+                    b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1000\r\n\r\n{"
+                )
             else:  # headers that never end
                 conn.sendall(b"POST /line/callback HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             slow.append(conn)
@@ -362,14 +415,17 @@ def test_a_thousand_slow_connections_at_the_real_cap_hold_events_and_healthz_bac
                 statuses.append(health)
                 if health:
                     health_back = time.monotonic() - opened
-            if event_back is None and ok(lambda: post_signed(server.url + "/slack/events",
-                                                             dm("受給者証なくした", user="U89"))):
+            if event_back is None and ok(
+                lambda: post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U89"))
+            ):
                 event_back = time.monotonic() - opened
             time.sleep(0.05)
         assert statuses, "measured while the 1,100 connections were open"
         assert health_back is not None and event_back is not None
-        print(f"1,100 opened in {opened - started:.2f} s; then /healthz back after {health_back:.2f} s, "
-              f"a real event after {event_back:.2f} s")
+        print(
+            f"1,100 opened in {opened - started:.2f} s; then /healthz back after {health_back:.2f} s, "
+            f"a real event after {event_back:.2f} s"
+        )
         assert health_back < 3.0 and event_back < 3.0
     finally:
         for conn in slow:
@@ -378,7 +434,8 @@ def test_a_thousand_slow_connections_at_the_real_cap_hold_events_and_healthz_bac
 
 
 def test_a_turn_that_got_the_apology_is_not_answered_again_when_the_database_is_back(
-        tmp_path, fake_slack: FakeSlackAPI) -> None:
+    tmp_path, fake_slack: FakeSlackAPI
+) -> None:
     """SQLite, the whole serve in process: the database is held by another writer while a recorded
     turn runs (it apologises), and the queue file too while the answered turn is deleted. Once both
     are free, the turn is deleted, not taken over and run again: no user gets the apology and then
@@ -388,8 +445,14 @@ def test_a_turn_that_got_the_apology_is_not_answered_again_when_the_database_is_
     from bot.texts import DB_DOWN_TEXT
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT", turn_lease_seconds=1.0)
+    settings = Settings(
+        database_url=url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+        turn_lease_seconds=1.0,
+    )
     server = start_in_thread(build_service(settings))
     lockers = []
     try:
@@ -416,8 +479,7 @@ def test_a_turn_that_got_the_apology_is_not_answered_again_when_the_database_is_
     assert len(to_u61) == 1, [c.args.get("text", "")[:30] for c in to_u61]
 
 
-def test_on_postgresql_a_turn_that_got_the_apology_is_not_answered_again(pg_url: str,
-                                                                         fake_slack: FakeSlackAPI) -> None:
+def test_on_postgresql_a_turn_that_got_the_apology_is_not_answered_again(pg_url: str, fake_slack: FakeSlackAPI) -> None:
     """PostgreSQL, the whole serve in process: another session holds the dialog tables while a
     recorded turn runs (it apologises after the lock timeout), then the queue table while the turn
     is deleted. Once both are free, the turn is deleted, not taken over and answered as well."""
@@ -425,8 +487,14 @@ def test_on_postgresql_a_turn_that_got_the_apology_is_not_answered_again(pg_url:
 
     from bot.texts import DB_DOWN_TEXT
 
-    settings = Settings(database_url=pg_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT", turn_lease_seconds=1.0)
+    settings = Settings(
+        database_url=pg_url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+        turn_lease_seconds=1.0,
+    )
     server = start_in_thread(build_service(settings))
     other = create_engine(pg_url)
     dialog, queue = other.connect(), other.connect()
@@ -455,14 +523,20 @@ def test_on_postgresql_a_turn_that_got_the_apology_is_not_answered_again(pg_url:
 
 
 def test_events_refused_during_a_hung_postgresql_are_answered_once_when_delivered_again(
-        pg_url: str, proxy: DatabaseProxy, fake_slack: FakeSlackAPI) -> None:
+    pg_url: str, proxy: DatabaseProxy, fake_slack: FakeSlackAPI
+) -> None:
     """The whole serve (turns run too): the events of the hang get 503 and nothing else; delivered
     again after it, each user gets one answer, and no apology."""
     from bot.texts import DB_DOWN_TEXT
 
-    settings = Settings(database_url=proxy.url(pg_url), slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT",
-                        record_timeout_seconds=RECORD_TIMEOUT)
+    settings = Settings(
+        database_url=proxy.url(pg_url),
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+        record_timeout_seconds=RECORD_TIMEOUT,
+    )
     server = start_in_thread(build_service(settings))
     try:
         assert post_signed(server.url + "/slack/events", dm("はじめまして", user="U1")).status == 200
@@ -486,7 +560,8 @@ def test_events_refused_during_a_hung_postgresql_are_answered_once_when_delivere
 
 
 def test_two_hundred_slow_header_connections_never_hold_the_cap_real_events_and_healthz_answer_at_once(
-        tmp_path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    tmp_path, fake_slack: FakeSlackAPI, monkeypatch
+) -> None:
     """The probe's 1,100 slow clients, scaled to a cap of 50: while 200 connections trickle their
     headers (and the header deadline is far off), a real event and /healthz are answered 200 within
     a second — the connections that waited longest for their headers make room."""
@@ -510,8 +585,9 @@ def test_two_hundred_slow_header_connections_never_hold_the_cap_real_events_and_
                     conn.sendall(b"a")
                 except OSError:
                     pass
-            acked = post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U9{round_}",
-                                                                 event_id=f"EvSlow{round_}"))
+            acked = post_signed(
+                server.url + "/slack/events", dm("受給者証なくした", user=f"U9{round_}", event_id=f"EvSlow{round_}")
+            )
             assert acked.status == 200 and acked.seconds < 1.0, (acked.status, acked.seconds)
             started = time.monotonic()
             assert get(server.url + "/healthz").status == 200
@@ -530,8 +606,9 @@ def test_two_hundred_slow_header_connections_never_hold_the_cap_real_events_and_
         server.stop()
 
 
-def test_a_kept_alive_connection_that_trickles_its_next_request_is_closed(tmp_path, fake_slack: FakeSlackAPI,
-                                                                          monkeypatch) -> None:
+def test_a_kept_alive_connection_that_trickles_its_next_request_is_closed(
+    tmp_path, fake_slack: FakeSlackAPI, monkeypatch
+) -> None:
     """The header deadline starts again after each response: one quick request does not buy a
     connection that then sends the next request's headers a byte at a time."""
     import socket
@@ -583,13 +660,16 @@ def test_slow_body_connections_make_room_for_real_events(tmp_path, fake_slack: F
     try:
         for n in range(100):
             conn = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-            conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 1000\r\n\r\n{\"type\":")
+            conn.sendall(
+                b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"type":'
+            )
             slow.append(conn)
             time.sleep(0.002)  # each one's headers are read before the next connects
         for round_ in range(3):
-            acked = post_signed(server.url + "/slack/events", dm("受給者証なくした", user=f"U8{round_}",
-                                                                 event_id=f"EvBody{round_}"))
+            acked = post_signed(
+                server.url + "/slack/events", dm("受給者証なくした", user=f"U8{round_}", event_id=f"EvBody{round_}")
+            )
             assert acked.status == 200 and acked.seconds < 1.0, (acked.status, acked.seconds)
         closed = 0
         for conn in slow[:40]:  # the oldest were closed to make room, without an answer

@@ -12,13 +12,13 @@ from datetime import date, timedelta
 
 from sqlmodel import Session, select
 
+from bot.core import now_tokyo
 from bot.review import GROUP_SIMILARITY
 from bot.storage.db import make_engine
 from bot.storage.models import AnswerFeedback, QuestionStat
 from handlers import feedback
 from handlers.faq import render_topic
 from handlers.messages import Reply
-from bot.core import now_tokyo
 from tests.conftest import run_cli
 
 YES, NO = "👍 役に立った", "👎 役に立たなかった"
@@ -35,12 +35,13 @@ def _pair_of(reply: Reply) -> list[str]:
 
 # --- the pair after every answer -------------------------------------------------------------------
 
+
 def test_an_faq_answer_keeps_its_buttons_and_ends_with_the_feedback_pair(chat, kb):
     [answer] = chat.say("受給者証なくした")
     assert answer.topic == "reissue"
     _, leading = render_topic(kb, "reissue")
-    assert answer.choices[:len(leading)] == leading, "the buttons that lead on come first, unchanged"
-    assert [c.label for c in answer.choices[len(leading):]] == [YES, NO]
+    assert answer.choices[: len(leading)] == leading, "the buttons that lead on come first, unchanged"
+    assert [c.label for c in answer.choices[len(leading) :]] == [YES, NO]
     assert all("reissue" in c.value for c in answer.choices[-2:])
 
 
@@ -65,6 +66,7 @@ def test_a_question_of_a_dialog_and_the_menu_get_no_pair(chat):
 
 
 # --- giving feedback -------------------------------------------------------------------------------
+
 
 def test_helpful_is_recorded_once_by_a_click_or_typed(bot, chat):
     [answer] = chat.say("受給者証なくした")
@@ -150,6 +152,7 @@ def test_feedback_is_deleted_with_the_users_data_and_others_keep_theirs(bot, cha
 
 # --- the terminal and chat --json ------------------------------------------------------------------
 
+
 def test_terminal_shows_the_pair_last_and_its_letter_works(tmp_path):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"}
     out = run_cli(["chat"], stdin="受給者証なくした\ne\n", env=env)
@@ -164,8 +167,10 @@ def test_terminal_shows_the_pair_last_and_its_letter_works(tmp_path):
 
 def test_json_channel_offers_the_pair_and_records_a_choice(tmp_path):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}"}
-    lines = [json.dumps({"user": "U9", "text": "受給者証なくした"}, ensure_ascii=False),
-             json.dumps({"user": "U9", "choice": "feedback:yes:answer:reissue"})]
+    lines = [
+        json.dumps({"user": "U9", "text": "受給者証なくした"}, ensure_ascii=False),
+        json.dumps({"user": "U9", "choice": "feedback:yes:answer:reissue"}),
+    ]
     out = run_cli(["chat", "--json"], stdin="\n".join(lines) + "\n", env=env)
     answer, thanks = (json.loads(line)["replies"] for line in out.stdout.splitlines())
     assert [c["label"] for c in answer[0]["choices"]][-2:] == [YES, NO]
@@ -175,6 +180,7 @@ def test_json_channel_offers_the_pair_and_records_a_choice(tmp_path):
 
 
 # --- the review ------------------------------------------------------------------------------------
+
 
 def test_unsure_answers_keep_their_redacted_text_and_sure_ones_none(bot, chat):
     chat.say("受給者証の色が変わったのはなぜ")  # answered, but a second topic is close: unsure
@@ -186,12 +192,21 @@ def test_unsure_answers_keep_their_redacted_text_and_sure_ones_none(bot, chat):
 
 def test_review_groups_what_went_wrong_redacted_with_counts_and_closest_topics(tmp_path, kb):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
-    said = [("U1", "佐藤です。駐車場はありますか"), ("U2", "駐車場はありますか？090-1234-5678"),
-            ("U3", "駐車場はありますか"),  # three ways of one unanswered question
-            ("U4", "ペットの治療費は出ますか"),  # another, alone
-            ("U5", "受給者証の色が変わったのはなぜ"), ("U6", "受給者証の色はなぜ変わったの"),  # answered unsure
-            ("U7", "受給者証なくした"), ("U7", "わかりにくい"), ("U7", "2027年に再発行の日数が知りたかった"),
-            ("U8", "受給者証なくした"), ("U8", "役に立たなかった"), ("U8", "受給者証なくした"), ("U8", "役に立った")]
+    said = [
+        ("U1", "佐藤です。駐車場はありますか"),
+        ("U2", "駐車場はありますか？090-1234-5678"),
+        ("U3", "駐車場はありますか"),  # three ways of one unanswered question
+        ("U4", "ペットの治療費は出ますか"),  # another, alone
+        ("U5", "受給者証の色が変わったのはなぜ"),
+        ("U6", "受給者証の色はなぜ変わったの"),  # answered unsure
+        ("U7", "受給者証なくした"),
+        ("U7", "わかりにくい"),
+        ("U7", "2027年に再発行の日数が知りたかった"),
+        ("U8", "受給者証なくした"),
+        ("U8", "役に立たなかった"),
+        ("U8", "受給者証なくした"),
+        ("U8", "役に立った"),
+    ]
     stdin = "".join(json.dumps({"user": u, "text": t}, ensure_ascii=False) + "\n" for u, t in said)
     assert run_cli(["chat", "--json"], stdin=stdin, env=env).returncode == 0
     today = now_tokyo().date().isoformat()  # the day the chat recorded (in Japan)
@@ -240,8 +255,11 @@ def test_review_follows_the_retention_period(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
     with Session(engine) as s:
-        s.add(AnswerFeedback(day=date(2020, 1, 1), user_key="s-x", topic="reissue", kind="answer", helpful=False,
-                             note="古いご意見"))
+        s.add(
+            AnswerFeedback(
+                day=date(2020, 1, 1), user_key="s-x", topic="reissue", kind="answer", helpful=False, note="古いご意見"
+            )
+        )
         s.commit()
     out = run_cli(["review", "--days", "5000", "--json"], env={"DATABASE_URL": url, "STATS_RETENTION_DAYS": "90"})
     assert out.returncode == 0, out.stderr
@@ -251,6 +269,7 @@ def test_review_follows_the_retention_period(tmp_path):
 
 
 # --- freshness ---------------------------------------------------------------------------------------
+
 
 def test_kb_check_names_stale_topics_as_warnings_and_keeps_its_exit_code():
     fresh = run_cli(["kb", "check", "--today", "2026-12-01"])
@@ -293,7 +312,12 @@ def test_feedback_and_its_note_are_stored_and_deleted_on_both_databases(database
     chat.say("役に立たなかった")
     chat.say("佐藤です。手数料が知りたかった")
     [row] = _feedback_rows(bot)
-    assert (row.day, row.topic, row.helpful, row.note) == (FIXED_NOW.date(), "reissue", False, "＊です。手数料が知りたかった")
+    assert (row.day, row.topic, row.helpful, row.note) == (
+        FIXED_NOW.date(),
+        "reissue",
+        False,
+        "＊です。手数料が知りたかった",
+    )
     chat.say("データを削除")
     chat.click("yes")
     assert _feedback_rows(bot) == []

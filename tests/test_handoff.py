@@ -36,7 +36,9 @@ def now() -> datetime:
 
 
 def staff_notes(fake: FakeSlackAPI) -> list[Any]:
-    return [c for c in fake.calls_to("chat.postMessage") if c.args.get("channel") == STAFF and not c.args.get("thread_ts")]
+    return [
+        c for c in fake.calls_to("chat.postMessage") if c.args.get("channel") == STAFF and not c.args.get("thread_ts")
+    ]
 
 
 @pytest.fixture()
@@ -48,10 +50,17 @@ def fake_line() -> Iterator[FakeLineApi]:
 @pytest.fixture()
 def staff_settings(database_url: str, fake_slack: FakeSlackAPI, fake_line: FakeLineApi) -> Settings:
     """Slack with a staff channel, and LINE, on SQLite and then PostgreSQL (TEST_DATABASE_URL)."""
-    return Settings(database_url=database_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                    slack_api_url=fake_slack.api_url, staff_slack_channel=STAFF, slack_bot_user_id="UBOT",
-                    line_channel_secret=LINE_SECRET, line_channel_access_token=fake_line.access_token,
-                    line_api_url=fake_line.url)
+    return Settings(
+        database_url=database_url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        staff_slack_channel=STAFF,
+        slack_bot_user_id="UBOT",
+        line_channel_secret=LINE_SECRET,
+        line_channel_access_token=fake_line.access_token,
+        line_api_url=fake_line.url,
+    )
 
 
 @pytest.fixture()
@@ -63,8 +72,11 @@ def service(staff_settings: Settings) -> Iterator[Service]:
 
 def slack(service: Service, body: str, retry: int | None = None) -> int:
     ts = int(time.time())
-    headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": str(ts),
-               "X-Slack-Signature": signature(body, ts)}
+    headers = {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": str(ts),
+        "X-Slack-Signature": signature(body, ts),
+    }
     if retry is not None:
         headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
     return service.slack.dispatch(body, headers).status
@@ -76,9 +88,19 @@ def line(service: Service, *events: dict[str, Any]) -> None:
 
 
 def staff_reply(thread_ts: str, words: str, ts: str, user: str = "USTAFF01") -> str:
-    return event_callback({"type": "message", "channel": STAFF, "channel_type": "channel", "user": user,
-                           "text": words, "ts": ts, "thread_ts": thread_ts, "event_ts": ts},
-                          event_id=f"Ev-staff-{ts}")
+    return event_callback(
+        {
+            "type": "message",
+            "channel": STAFF,
+            "channel_type": "channel",
+            "user": user,
+            "text": words,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "event_ts": ts,
+        },
+        event_id=f"Ev-staff-{ts}",
+    )
 
 
 def thread_of(service: Service, fake: FakeSlackAPI) -> str:
@@ -100,9 +122,15 @@ def rows(service: Service, table: str) -> int:
 
 # --- the terminal and chat --json ----------------------------------------------------------------
 
+
 def _json_chat(tmp_path: Path, fake_slack: FakeSlackAPI, lines: list[dict[str, str]]) -> list[dict[str, Any]]:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}", "SLACK_BOT_TOKEN": TOKEN,
-           "SLACK_API_URL": fake_slack.api_url, "STAFF_SLACK_CHANNEL": STAFF, "LINE_CHANNEL_SECRET": ""}
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}",
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_API_URL": fake_slack.api_url,
+        "STAFF_SLACK_CHANNEL": STAFF,
+        "LINE_CHANNEL_SECRET": "",
+    }
     stdin = "".join(json.dumps({"user": "U9", **line}, ensure_ascii=False) + "\n" for line in lines)
     done = run_cli(["chat", "--json"], stdin, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -110,8 +138,11 @@ def _json_chat(tmp_path: Path, fake_slack: FakeSlackAPI, lines: list[dict[str, s
 
 
 def test_chat_json_without_consent_posts_nothing(tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
-    out = _json_chat(tmp_path, fake_slack, [{"text": "受給者証をなくした"}, {"text": "人と話したい"},
-                                            {"text": "前橋市"}, {"choice": NO}])
+    out = _json_chat(
+        tmp_path,
+        fake_slack,
+        [{"text": "受給者証をなくした"}, {"text": "人と話したい"}, {"text": "前橋市"}, {"choice": NO}],
+    )
     person = "\n".join(r["text"] for r in out[2]["replies"])
     assert "027-220-5785" in person and "受給者証" in person and "保険証" in person  # phone, hours, at hand
     assert "受付" in person and "お伝えしてよいですか" in person
@@ -120,10 +151,19 @@ def test_chat_json_without_consent_posts_nothing(tmp_path: Path, fake_slack: Fak
     assert staff_notes(fake_slack) == []
 
 
-def test_chat_json_with_consent_posts_a_redacted_note_to_the_staff_channel(tmp_path: Path,
-                                                                          fake_slack: FakeSlackAPI) -> None:
-    out = _json_chat(tmp_path, fake_slack, [{"text": "受給者証をなくしました。山田太郎です。090-1234-5678"},
-                                            {"text": "担当の人に聞きたい"}, {"text": "前橋市"}, {"choice": YES}])
+def test_chat_json_with_consent_posts_a_redacted_note_to_the_staff_channel(
+    tmp_path: Path, fake_slack: FakeSlackAPI
+) -> None:
+    out = _json_chat(
+        tmp_path,
+        fake_slack,
+        [
+            {"text": "受給者証をなくしました。山田太郎です。090-1234-5678"},
+            {"text": "担当の人に聞きたい"},
+            {"text": "前橋市"},
+            {"choice": YES},
+        ],
+    )
     assert "受付番号" in out[3]["replies"][0]["text"] and "ターミナルには" in out[3]["replies"][0]["text"]
     notes = fake_slack.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == STAFF)
     assert len(notes) == 1
@@ -155,6 +195,7 @@ def test_a_yes_after_moving_on_is_no_consent(staff_settings: Settings) -> None:
 
 # --- Slack and LINE ------------------------------------------------------------------------------
 
+
 def test_slack_user_without_consent_no_note_with_consent_a_note(service: Service, fake_slack: FakeSlackAPI) -> None:
     for words in ("受給者証をなくした", "人と話したい", "高崎市", "いいえ"):
         assert slack(service, dm(words)) == 200
@@ -166,8 +207,9 @@ def test_slack_user_without_consent_no_note_with_consent_a_note(service: Service
     assert "Slack" in note and "受給者証をなくした" in note and "U1" not in note
 
 
-def test_a_staff_reply_delivered_twice_reaches_the_line_user_once(service: Service, fake_slack: FakeSlackAPI,
-                                                                 fake_line: FakeLineApi) -> None:
+def test_a_staff_reply_delivered_twice_reaches_the_line_user_once(
+    service: Service, fake_slack: FakeSlackAPI, fake_line: FakeLineApi
+) -> None:
     line(service, text_event("受給者証をなくした。電話は090-1234-5678", user="Uline1"))
     line(service, text_event("人と話したい", user="Uline1"))
     line(service, text_event("前橋市", user="Uline1"))
@@ -205,25 +247,46 @@ def test_a_staff_reply_reaches_the_slack_user_as_a_dm(service: Service, fake_sla
     assert len(got) == 1 and got[0].args["channel"] == "D7"
 
 
-def test_a_message_in_the_staff_channel_outside_a_hand_off_is_not_answered(service: Service,
-                                                                           fake_slack: FakeSlackAPI) -> None:
+def test_a_message_in_the_staff_channel_outside_a_hand_off_is_not_answered(
+    service: Service, fake_slack: FakeSlackAPI
+) -> None:
     before = len(fake_slack.calls_to("chat.postMessage"))
     slack(service, staff_reply("1600000000.000001", "関係ない話", "1700009200.000300"))
-    assert slack(service, event_callback({"type": "app_mention", "channel": STAFF, "user": "USTAFF01",
-                                          "text": "<@UBOT> こんにちは", "ts": "1700009300.0"})) == 200
+    assert (
+        slack(
+            service,
+            event_callback(
+                {
+                    "type": "app_mention",
+                    "channel": STAFF,
+                    "user": "USTAFF01",
+                    "text": "<@UBOT> こんにちは",
+                    "ts": "1700009300.0",
+                }
+            ),
+        )
+        == 200
+    )
     service.handoff.tick()
     assert len(fake_slack.calls_to("chat.postMessage")) == before
 
 
-def test_deleting_my_data_removes_the_hand_off_rows(service: Service, fake_slack: FakeSlackAPI,
-                                                    fake_line: FakeLineApi) -> None:
-    for event in (text_event("受給者証をなくした", user="Uline2"), text_event("人と話したい", user="Uline2"),
-                  text_event("前橋市", user="Uline2"), postback_event(YES, user="Uline2")):
+def test_deleting_my_data_removes_the_hand_off_rows(
+    service: Service, fake_slack: FakeSlackAPI, fake_line: FakeLineApi
+) -> None:
+    for event in (
+        text_event("受給者証をなくした", user="Uline2"),
+        text_event("人と話したい", user="Uline2"),
+        text_event("前橋市", user="Uline2"),
+        postback_event(YES, user="Uline2"),
+    ):
         line(service, event)
     thread = thread_of(service, fake_slack)
     slack(service, staff_reply(thread, "承知しました。", "1700009400.000400"))
     fake_line.wait_for(PUSH)
-    assert rows(service, "handoff") == 1 and rows(service, "handoff_reply") == 1 and rows(service, "handoff_recent") >= 1
+    assert (
+        rows(service, "handoff") == 1 and rows(service, "handoff_reply") == 1 and rows(service, "handoff_recent") >= 1
+    )
     line(service, text_event("データを削除", user="Uline2"))
     line(service, postback_event("yes", user="Uline2"))
     assert (rows(service, "handoff"), rows(service, "handoff_reply"), rows(service, "handoff_recent")) == (0, 0, 0)

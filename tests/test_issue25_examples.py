@@ -20,8 +20,10 @@ def _json_turns(tmp_path, lines: list[str]) -> list[dict]:
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(rows) == len(lines)
-    return [{"text": "\n".join(r["text"] for r in row["replies"]), "expecting": row["replies"][-1]["expecting"]}
-            for row in rows]
+    return [
+        {"text": "\n".join(r["text"] for r in row["replies"]), "expecting": row["replies"][-1]["expecting"]}
+        for row in rows
+    ]
 
 
 def _text_chat(tmp_path, lines: list[str]) -> str:
@@ -30,22 +32,37 @@ def _text_chat(tmp_path, lines: list[str]) -> str:
     return out.stdout
 
 
-COPAY = ["自己負担いくらになるか知りたい", "いいえ", "いいえ",
-         "たぶん課税されてると思う",  # 3: taken as 課税, said so
-         "来月",  # 4: a date at the 所得割 question
-         "所得割は7万1千円です",  # 5
-         "半年くらい",  # 6: at the line of 6 months: asked back
-         "6か月以上",  # 7
-         "さっきの7万1千円じゃなくて5万円",  # 8: corrects the 所得割, at the household question
-         "夫も受給者証もっていて上限は1万円です",  # 9
-         "12万円", "3割",  # 10, 11: the result
-         "ちがう、3割じゃなくて1割だった"]  # 12: the rate corrected, computed again
+COPAY = [
+    "自己負担いくらになるか知りたい",
+    "いいえ",
+    "いいえ",
+    "たぶん課税されてると思う",  # 3: taken as 課税, said so
+    "来月",  # 4: a date at the 所得割 question
+    "所得割は7万1千円です",  # 5
+    "半年くらい",  # 6: at the line of 6 months: asked back
+    "6か月以上",  # 7
+    "さっきの7万1千円じゃなくて5万円",  # 8: corrects the 所得割, at the household question
+    "夫も受給者証もっていて上限は1万円です",  # 9
+    "12万円",
+    "3割",  # 10, 11: the result
+    "ちがう、3割じゃなくて1割だった",
+]  # 12: the rate corrected, computed again
 
 
 def _copay_expected() -> str:
-    r = possible_results(CopayFacts(welfare=False, ventilator=False, tax_exempt=False, income=None, income_tax=50_000,
-                                    high_cost_months=6, household_caps=(10_000,), medical_cost=120_000,
-                                    insurance_rate=0.1))
+    r = possible_results(
+        CopayFacts(
+            welfare=False,
+            ventilator=False,
+            tax_exempt=False,
+            income=None,
+            income_tax=50_000,
+            high_cost_months=6,
+            household_caps=(10_000,),
+            medical_cost=120_000,
+            insurance_rate=0.1,
+        )
+    )
     assert len(r) == 1
     return f"月の自己負担上限額：{r[0].cap:,}円"
 
@@ -65,8 +82,14 @@ def test_copay_examples_over_chat_json(tmp_path):
 
 def test_copay_examples_in_the_terminal(tmp_path):
     out = _text_chat(tmp_path, COPAY)
-    for said in ("「課税されている」として進めます", "日付のようです", "6か月以上ありましたか", "「所得割」を「50,000円」に直しました",
-                 "「負担割合」を「1割」に直して", _copay_expected()):
+    for said in (
+        "「課税されている」として進めます",
+        "日付のようです",
+        "6か月以上ありましたか",
+        "「所得割」を「50,000円」に直しました",
+        "「負担割合」を「1割」に直して",
+        _copay_expected(),
+    ):
         assert said in out, said
 
 
@@ -100,8 +123,19 @@ def test_dates_relative_to_today_and_an_amount_at_a_date_question(tmp_path):
     assert "金額のようです" in out and "助成の開始日：" in out
 
 
-COSTLOG = ["更新のお知らせを登録したい", "2027年3月31日", "はい", "前橋市", "医療費の記録をつけたい", "はい", "はい",
-           "11月 52,000円", "いらない", "お知らせの一覧", "今日〇〇薬局で1,230円払いました"]
+COSTLOG = [
+    "更新のお知らせを登録したい",
+    "2027年3月31日",
+    "はい",
+    "前橋市",
+    "医療費の記録をつけたい",
+    "はい",
+    "はい",
+    "11月 52,000円",
+    "いらない",
+    "お知らせの一覧",
+    "今日〇〇薬局で1,230円払いました",
+]
 
 
 @pytest.mark.parametrize("mode", ["json", "text"])
@@ -113,5 +147,9 @@ def test_a_refusal_at_the_cost_log_offer_keeps_the_renewal_reminders(tmp_path, m
         assert "1,230円を" in turns[10]["text"]
     else:
         out = _text_chat(tmp_path, COSTLOG)
-        assert "医療費の入力はここまでにします" in out and "登録中の更新のお知らせです" in out and "停止しました" not in out
+        assert (
+            "医療費の入力はここまでにします" in out
+            and "登録中の更新のお知らせです" in out
+            and "停止しました" not in out
+        )
         assert "1,230円を" in out

@@ -74,6 +74,7 @@ def test_no_module_imports_another_modules_private_names():
 def test_no_import_cycles():
     """No two modules of ``bot``, ``handlers``, ``nlp`` and ``knowledge`` import each other, round about
     or not, at the top or inside a function (``scripts/import_cycles.py`` prints the circles)."""
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_cycles.py")], capture_output=True,
-                         text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_cycles.py")], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0 and not run.stdout, run.stdout + run.stderr

@@ -44,8 +44,8 @@ from bot.channels.line import (
     truncate_label,
 )
 from bot.config import Settings
-from handlers.messages import Choice, Reply
 from bot.texts import split_text
+from handlers.messages import Choice, Reply
 from handlers.system import MENU_CHOICES
 from tests.conftest import FIXED_NOW, run_cli
 from tests.fakes.line_api import FakeLineApi
@@ -57,6 +57,7 @@ PUSH = "/v2/bot/message/push"
 
 # --- webhooks as LINE sends them -------------------------------------------------------------
 
+
 def sign(body: bytes, secret: str = SECRET) -> str:
     return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
 
@@ -66,8 +67,9 @@ def webhook(*events: dict[str, Any]) -> bytes:
     return json.dumps({"destination": "Ubot0000", "events": list(events)}, ensure_ascii=False).encode("utf-8")
 
 
-def _event(kind: str, user: str, event_id: str | None, reply_token: str | None, redelivery: bool,
-           **extra: Any) -> dict[str, Any]:
+def _event(
+    kind: str, user: str, event_id: str | None, reply_token: str | None, redelivery: bool, **extra: Any
+) -> dict[str, Any]:
     event: dict[str, Any] = {
         "type": kind,
         "mode": "active",
@@ -82,10 +84,17 @@ def _event(kind: str, user: str, event_id: str | None, reply_token: str | None, 
     return event
 
 
-def text_event(text_: str, user: str = "U1", event_id: str | None = None, reply_token: str | None = None,
-               redelivery: bool = False) -> dict[str, Any]:
-    return _event("message", user, event_id, reply_token, redelivery,
-                  message={"id": uuid.uuid4().hex[:16], "type": "text", "text": text_, "quoteToken": "q"})
+def text_event(
+    text_: str, user: str = "U1", event_id: str | None = None, reply_token: str | None = None, redelivery: bool = False
+) -> dict[str, Any]:
+    return _event(
+        "message",
+        user,
+        event_id,
+        reply_token,
+        redelivery,
+        message={"id": uuid.uuid4().hex[:16], "type": "text", "text": text_, "quoteToken": "q"},
+    )
 
 
 def postback_event(data: str, user: str = "U1", event_id: str | None = None) -> dict[str, Any]:
@@ -93,14 +102,32 @@ def postback_event(data: str, user: str = "U1", event_id: str | None = None) -> 
 
 
 def sticker_event(user: str = "U1", event_id: str | None = None, redelivery: bool = False) -> dict[str, Any]:
-    return _event("message", user, event_id, None, redelivery,
-                  message={"id": "s1", "type": "sticker", "packageId": "446", "stickerId": "1988",
-                           "stickerResourceType": "STATIC", "quoteToken": "q"})
+    return _event(
+        "message",
+        user,
+        event_id,
+        None,
+        redelivery,
+        message={
+            "id": "s1",
+            "type": "sticker",
+            "packageId": "446",
+            "stickerId": "1988",
+            "stickerResourceType": "STATIC",
+            "quoteToken": "q",
+        },
+    )
 
 
 def image_event(user: str = "U1") -> dict[str, Any]:
-    return _event("message", user, None, None, False,
-                  message={"id": "i1", "type": "image", "contentProvider": {"type": "line"}, "quoteToken": "q"})
+    return _event(
+        "message",
+        user,
+        None,
+        None,
+        False,
+        message={"id": "i1", "type": "image", "contentProvider": {"type": "line"}, "quoteToken": "q"},
+    )
 
 
 def follow_event(user: str = "U1", event_id: str | None = None) -> dict[str, Any]:
@@ -113,6 +140,7 @@ def unfollow_event(user: str = "U1") -> dict[str, Any]:
 
 # --- fixtures ----------------------------------------------------------------------------------
 
+
 @pytest.fixture()
 def fake() -> Iterator[FakeLineApi]:
     with FakeLineApi.start() as api:
@@ -121,8 +149,9 @@ def fake() -> Iterator[FakeLineApi]:
 
 @pytest.fixture()
 def line_settings(settings: Settings, fake: FakeLineApi) -> Settings:
-    return dataclasses.replace(settings, line_channel_secret=SECRET, line_channel_access_token=fake.access_token,
-                               line_api_url=fake.url)
+    return dataclasses.replace(
+        settings, line_channel_secret=SECRET, line_channel_access_token=fake.access_token, line_api_url=fake.url
+    )
 
 
 @pytest.fixture()
@@ -156,6 +185,7 @@ def rows(db_url: str, sql: str, **params: Any) -> list[tuple]:
 
 
 # --- conversations -------------------------------------------------------------------------
+
 
 def test_question_is_answered_with_quick_replies(channel, fake):
     body = webhook(text_event("受給者証をなくしてしまいました", reply_token="rt-q1"))
@@ -231,8 +261,12 @@ def test_webhook_through_the_http_server(bot, line_settings, fake):
     url = server.url + "/line/callback"
     try:
         body = webhook(text_event("受給者証をなくしてしまいました"))
-        request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json; charset=utf-8", "X-Line-Signature": sign(body)})
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json; charset=utf-8", "X-Line-Signature": sign(body)},
+        )
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert resp.status == 200
         forged = urllib.request.Request(url, data=body, method="POST", headers={"X-Line-Signature": sign(b"x")})
@@ -246,6 +280,7 @@ def test_webhook_through_the_http_server(bot, line_settings, fake):
 
 
 # --- the webhook's edges -------------------------------------------------------------------
+
 
 def test_forged_signature_is_refused(channel, fake):
     body = webhook(text_event("こんにちは"))
@@ -264,15 +299,16 @@ def test_japanese_body_verifies_over_the_raw_bytes(channel, fake):
     assert len(fake.calls(REPLY)) == 1
 
     # The same JSON with \\u escapes is another byte string: its own signature, and only its own.
-    escaped = json.dumps(json.loads(webhook(text_event("難病の医療費助成について教えてください😊"))),
-                         ensure_ascii=True).encode("ascii")
+    escaped = json.dumps(
+        json.loads(webhook(text_event("難病の医療費助成について教えてください😊"))), ensure_ascii=True
+    ).encode("ascii")
     assert deliver(channel, raw, signature=sign(escaped)) == (400, "invalid signature")
     assert deliver(channel, escaped) == (200, "OK")
     assert len(fake.calls(REPLY)) == 2
 
 
 def test_signed_body_that_is_not_a_webhook_is_refused(channel, fake):
-    for body in (b"not json", "{\"destination\": \"U\"}".encode(), b"\xff\xfe\x00broken"):
+    for body in (b"not json", '{"destination": "U"}'.encode(), b"\xff\xfe\x00broken"):
         assert deliver(channel, body)[0] == 400
     assert fake.requests == []
 
@@ -321,6 +357,7 @@ def test_rude_messages_get_one_answer_within_line_limits(channel, fake, said):
 
 # --- follow, unfollow, stickers ------------------------------------------------------------
 
+
 def test_follow_gets_a_welcome_that_warns_about_my_number(channel, fake):
     deliver(channel, webhook(follow_event(event_id="01JFOLLOW000000000000000000")))
     (rec,) = fake.calls(REPLY)
@@ -335,8 +372,13 @@ def test_follow_gets_a_welcome_that_warns_about_my_number(channel, fake):
 
 
 def test_unfollow_deletes_the_users_data(channel, fake, db_url):
-    for event in (postback_event("office"), text_event("草津町"), postback_event("start:reminder"),
-                  text_event("2027年3月31日"), postback_event("yes")):
+    for event in (
+        postback_event("office"),
+        text_event("草津町"),
+        postback_event("start:reminder"),
+        text_event("2027年3月31日"),
+        postback_event("yes"),
+    ):
         deliver(channel, webhook(event))
     deliver(channel, webhook(text_event("こんにちは", user="U2")))  # someone else, who stays
     assert "2027年3月31日" in "\n".join(texts(fake.calls(REPLY)[-2]))  # the reminder was registered
@@ -379,6 +421,7 @@ def test_a_sticker_in_the_middle_of_a_dialog_asks_the_question_again(channel, fa
 
 # --- delivery: reply token, push, limits --------------------------------------------------
 
+
 def test_expired_reply_token_falls_back_to_push(channel, fake):
     fake.invalid_reply_tokens.add("rt-expired")
     deliver(channel, webhook(text_event("受給者証をなくしてしまいました", reply_token="rt-expired")))
@@ -394,9 +437,14 @@ def test_expired_reply_token_falls_back_to_push(channel, fake):
 
 
 def test_long_answers_are_split_and_the_sixth_message_is_pushed(channel, fake, bot):
-    long_replies = [Reply("長い説明です。\n" * 900), Reply("二つ目。" * 3000),
-                    Reply("最後の質問です。", choices=tuple(Choice(f"とても長い選択肢の名前です。その番号は{i}番です", f"v{i}")
-                                                      for i in range(20)))]
+    long_replies = [
+        Reply("長い説明です。\n" * 900),
+        Reply("二つ目。" * 3000),
+        Reply(
+            "最後の質問です。",
+            choices=tuple(Choice(f"とても長い選択肢の名前です。その番号は{i}番です", f"v{i}") for i in range(20)),
+        ),
+    ]
     bot.handle = lambda msg, keep=None: long_replies
     deliver(channel, webhook(text_event("こんにちは")))
 
@@ -423,6 +471,7 @@ def test_rendering_respects_line_limits():
 
 
 # --- reminders by push -----------------------------------------------------------------------
+
 
 def test_reminder_push_is_delivered_once_per_key(line_settings, fake):
     sender = LineOutbox(line_settings)
@@ -474,9 +523,9 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     assert data.startswith(b"\x89PNG\r\n\x1a\n"), "not a PNG signature"
     chunks, pos = [], 8
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        tag, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert crc == zlib.crc32(tag + body) & 0xFFFFFFFF, f"bad CRC in {tag!r}"
         chunks.append((tag, body))
         pos += 12 + length
@@ -499,7 +548,7 @@ def _png_pixels(data: bytes) -> list[list[tuple[int, int, int]]]:
     assert len(raw) == height * (1 + stride), "the image data does not match the declared size"
     rows, prev = [], bytearray(stride)
     for y in range(height):
-        kind, line = raw[y * (1 + stride)], bytearray(raw[y * (1 + stride) + 1:(y + 1) * (1 + stride)])
+        kind, line = raw[y * (1 + stride)], bytearray(raw[y * (1 + stride) + 1 : (y + 1) * (1 + stride)])
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b, c = prev[i], prev[i - bpp] if i >= bpp else 0
@@ -513,14 +562,18 @@ def _png_pixels(data: bytes) -> list[list[tuple[int, int, int]]]:
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
-        rows.append([tuple(line[x * bpp:x * bpp + 3]) for x in range(width)])
+        rows.append([tuple(line[x * bpp : x * bpp + 3]) for x in range(width)])
         prev = line
     return rows
 
 
 def test_richmenu_command_installs_the_menu(fake, tmp_path: Path):
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "LINE_API_URL": fake.url,
-           "LINE_CHANNEL_SECRET": SECRET, "LINE_CHANNEL_ACCESS_TOKEN": fake.access_token}
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "LINE_API_URL": fake.url,
+        "LINE_CHANNEL_SECRET": SECRET,
+        "LINE_CHANNEL_ACCESS_TOKEN": fake.access_token,
+    }
     out = run_cli(["line", "richmenu"], env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     menu_id = out.stdout.strip()
@@ -529,8 +582,11 @@ def test_richmenu_command_installs_the_menu(fake, tmp_path: Path):
     menu = create.json
     assert menu["size"] == {"width": 2500, "height": 843}
     assert [(a["action"]["type"], a["action"]["label"], a["action"]["data"]) for a in menu["areas"]] == [
-        ("postback", "相談する", "menu"), ("postback", "自己負担を計算", "start:copay"),
-        ("postback", "更新のお知らせ", "start:reminder"), ("postback", "窓口を探す", "office")]
+        ("postback", "相談する", "menu"),
+        ("postback", "自己負担を計算", "start:copay"),
+        ("postback", "更新のお知らせ", "start:reminder"),
+        ("postback", "窓口を探す", "office"),
+    ]
     assert sum(a["bounds"]["width"] for a in menu["areas"]) == 2500
     (image,) = fake.calls(f"/v2/bot/richmenu/{menu_id}/content")
     assert image.status == 200 and image.header("Content-Type") == "image/png"
@@ -546,8 +602,12 @@ def test_richmenu_command_installs_the_menu(fake, tmp_path: Path):
 
 
 def test_richmenu_command_without_line_settings_exits_2(tmp_path: Path):
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "LINE_CHANNEL_SECRET": "",
-           "LINE_CHANNEL_ACCESS_TOKEN": "", "LINE_API_URL": "http://127.0.0.1:9"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "LINE_CHANNEL_SECRET": "",
+        "LINE_CHANNEL_ACCESS_TOKEN": "",
+        "LINE_API_URL": "http://127.0.0.1:9",
+    }
     out = run_cli(["line", "richmenu"], env=env, cwd=tmp_path)
     assert out.returncode == 2
     assert "LINE_CHANNEL_ACCESS_TOKEN" in out.stderr
@@ -570,11 +630,15 @@ def test_richmenu_image_has_one_coloured_tile_with_white_label_per_area():
         centre = b.x + b.width // 2
         colour = rows[b.y + 40][centre]  # the tile's background, above the icon
         assert colour != white, f"no tile under the area {area.action.data}"
-        assert all(rows[b.y + 40][x] == colour for x in range(b.x + 60, b.x + b.width - 60)), \
+        assert all(rows[b.y + 40][x] == colour for x in range(b.x + 60, b.x + b.width - 60)), (
             f"the tile of {area.action.data} does not span its area"
+        )
         assert rows[b.y + 40][b.x + 2] == white and rows[b.y + 40][b.x + b.width - 3] == white  # a gap between tiles
-        label_band = [px for y in range(b.y + b.height // 2, b.y + b.height - 60, 4)
-                      for px in rows[y][b.x + 40:b.x + b.width - 40]]
+        label_band = [
+            px
+            for y in range(b.y + b.height // 2, b.y + b.height - 60, 4)
+            for px in rows[y][b.x + 40 : b.x + b.width - 40]
+        ]
         assert white in label_band, f"no white label in the tile of {area.action.data}"
         colours.append(colour)
     assert len(set(colours)) == len(colours)  # each area has its own colour
@@ -587,8 +651,12 @@ def test_richmenu_script_redraws_an_image_line_accepts(tmp_path: Path):
         pytest.skip("the Noto CJK font is needed only to redraw the image: apt-get install fonts-noto-cjk")
     script = Path(__file__).resolve().parent.parent / "scripts" / "make_richmenu.py"
     out = tmp_path / "richmenu.png"
-    done = subprocess.run([sys.executable, str(script), "--out", str(out), "--font", str(font)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(out), "--font", str(font)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     data = out.read_bytes()
     assert _png_size(data) == (2500, 843) and len(data) < MAX_MENU_IMAGE_BYTES
@@ -600,6 +668,7 @@ def test_line_channel_needs_its_settings(settings):
 
 
 # --- feedback on answers (issue 28) -------------------------------------------------------------
+
 
 def test_line_answer_offers_feedback_as_the_last_quick_replies_and_unfollow_deletes_it(channel, fake, db_url):
     deliver(channel, webhook(text_event("受給者証をなくしてしまいました")))
@@ -613,7 +682,9 @@ def test_line_answer_offers_feedback_as_the_last_quick_replies_and_unfollow_dele
     assert [a["data"] for a in quick_replies(ask)] == ["feedback-skip", "office"]
     deliver(channel, webhook(text_event("マイナンバーカードの番号は123456789012です")))  # refused, never a note
     deliver(channel, webhook(text_event("手続きにかかる日数")))
-    assert rows(db_url, "SELECT topic, helpful, note FROM answer_feedback") == [("reissue", False, "手続きにかかる日数")]
+    assert rows(db_url, "SELECT topic, helpful, note FROM answer_feedback") == [
+        ("reissue", False, "手続きにかかる日数")
+    ]
     deliver(channel, webhook(text_event("受給者証をなくしてしまいました")))
     deliver(channel, webhook(text_event("役に立った")))
     assert [r[0] for r in rows(db_url, "SELECT helpful FROM answer_feedback ORDER BY id")] == [False, True]

@@ -7,7 +7,13 @@ import pytest
 
 from bot.core import looks_like_my_number
 
-FORMS = ["123456789012", "1234 5678 9012", "1234-5678-9012", "１２３４５６７８９０１２", "番号は１２３４－５６７８－９０１２です"]
+FORMS = [
+    "123456789012",
+    "1234 5678 9012",
+    "1234-5678-9012",
+    "１２３４５６７８９０１２",
+    "番号は１２３４－５６７８－９０１２です",
+]
 
 
 @pytest.mark.parametrize("text", FORMS)
@@ -49,9 +55,17 @@ def test_my_number_in_a_dialog_keeps_the_pending_question(chat):
 # Forms the issue-24 probe got past the guard: wave dashes, tildes, plus, asterisk, hash and bullet
 # separators, brackets, 大字, keycap emoji digits, combining marks between digits.
 PROBE_FORMS = [
-    "1234〜5678〜9012", "1234～5678～9012", "1234~5678~9012", "1234+5678+9012", "1234*5678*9012",
-    "1234#5678#9012", "1234•5678•9012", "(4289)1573-6042", "（４２８９）１５７３－６０４２",
-    "壱弐参肆伍陸漆捌玖零壱弐", "番号は零壱弐参 肆伍陸漆 捌玖壱弐です",
+    "1234〜5678〜9012",
+    "1234～5678～9012",
+    "1234~5678~9012",
+    "1234+5678+9012",
+    "1234*5678*9012",
+    "1234#5678#9012",
+    "1234•5678•9012",
+    "(4289)1573-6042",
+    "（４２８９）１５７３－６０４２",
+    "壱弐参肆伍陸漆捌玖零壱弐",
+    "番号は零壱弐参 肆伍陸漆 捌玖壱弐です",
     "".join(d + "\ufe0f\u20e3" for d in "428915736042"),
     "4\u03012\u03018\u03019\u0301157360\u030142",
 ]
@@ -62,8 +76,10 @@ def test_probe_forms_are_recognised(text):
     assert looks_like_my_number(text)
 
 
-@pytest.mark.parametrize("text", ["5,000円+3,000円", "2027/3/31(水)", "(0279)75-3303", "参加したい", "陸上競技",
-                                  "肆月", "9月〜12月", "10:00~17:00"])
+@pytest.mark.parametrize(
+    "text",
+    ["5,000円+3,000円", "2027/3/31(水)", "(0279)75-3303", "参加したい", "陸上競技", "肆月", "9月〜12月", "10:00~17:00"],
+)
 def test_probe_separators_do_not_make_amounts_dates_or_words_a_my_number(text):
     assert not looks_like_my_number(text)
 

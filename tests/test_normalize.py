@@ -35,7 +35,9 @@ def test_fillers_and_polite_endings_are_removed(text, expected):
 
 
 def test_synonyms_rewrite_variants_to_the_canonical_form():
-    syn = Synonyms([("受給者証", ["受給者賞", "じゅきゅうしゃしょう"]), ("潰瘍性大腸炎", ["かいようせいだいちょうえん"])])
+    syn = Synonyms(
+        [("受給者証", ["受給者賞", "じゅきゅうしゃしょう"]), ("潰瘍性大腸炎", ["かいようせいだいちょうえん"])]
+    )
     assert syn.rewrite(fold("ジュキュウシャショウをなくした")) == fold("受給者証をなくした")
     assert syn.rewrite(fold("受給者賞")) == fold("受給者証")
     assert syn.concepts(syn.rewrite(fold("かいようせいだいちょうえんです"))) == [fold("潰瘍性大腸炎")]

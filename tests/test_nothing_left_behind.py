@@ -21,15 +21,25 @@ from tests.test_durable_turns import line_api, pending_turns, start_serve  # noq
 from tests.test_line_e2e import sign, text_event, unfollow_event, webhook
 
 USER = "U4f0c2a9e71b35d8812aa0c6e3b9d7f51"
-REFUSED = ["4289 1573 6042", "4289〜1573〜6042", "(4289)1573-6042", "４２８９－１５７３－６０４２",
-           "肆弐捌玖壱伍漆参陸零肆弐", "".join(d + "\ufe0f\u20e3" for d in "428915736042")]
+REFUSED = [
+    "4289 1573 6042",
+    "4289〜1573〜6042",
+    "(4289)1573-6042",
+    "４２８９－１５７３－６０４２",
+    "肆弐捌玖壱伍漆参陸零肆弐",
+    "".join(d + "\ufe0f\u20e3" for d in "428915736042"),
+]
 PHONE, AMOUNT = "090-8765-4321", "87,654"
 
 
 def _post(url: str, *events: dict) -> None:
     body = webhook(*events)
-    request = urllib.request.Request(url + "/line/callback", data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)})
+    request = urllib.request.Request(
+        url + "/line/callback",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
 
@@ -51,14 +61,16 @@ def _table_text(url: str) -> bytes:
     try:
         with engine.connect() as conn:
             tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars()
-            return "\n".join(str(row[0]) for table in list(tables)
-                             for row in conn.execute(text(f'SELECT t::text FROM "{table}" t'))).encode()
+            return "\n".join(
+                str(row[0]) for table in list(tables) for row in conn.execute(text(f'SELECT t::text FROM "{table}" t'))
+            ).encode()
     finally:
         engine.dispose()
 
 
 def test_a_line_user_who_blocks_leaves_nothing_in_any_file_after_a_clean_shutdown(
-        tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi) -> None:  # noqa: F811
+    tmp_path: Path, database_url: str, fake_slack: FakeSlackAPI, line_api: FakeLineApi
+) -> None:  # noqa: F811
     url = database_url
     postgres = url.startswith("postgresql")
     serve = start_serve(tmp_path, url, fake_slack, line_api, "serve")
@@ -68,7 +80,7 @@ def test_a_line_user_who_blocks_leaves_nothing_in_any_file_after_a_clean_shutdow
             _post(serve.url, text_event(said, user=USER))
             replies += 1
             line_api.wait_for("/v2/bot/message/reply", replies, timeout=30)
-        refused = [r.json["messages"] for r in line_api.calls("/v2/bot/message/reply")[1:1 + len(REFUSED)]]
+        refused = [r.json["messages"] for r in line_api.calls("/v2/bot/message/reply")[1 : 1 + len(REFUSED)]]
         for messages in refused:  # each form refused, and the dialog's question asked again
             texts = [m.get("text") or m.get("altText") for m in messages]
             assert texts[0].startswith(MY_NUMBER_TEXT[:20]) and len(texts) >= 2, texts

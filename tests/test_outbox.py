@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 
 from bot.bootstrap import build_bot, build_service
 from bot.config import Settings
@@ -29,10 +30,17 @@ def _wait(condition, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def test_slack_messages_acked_during_an_outage_are_answered_after_it(database_url: str, fake_slack: FakeSlackAPI) -> None:
+def test_slack_messages_acked_during_an_outage_are_answered_after_it(
+    database_url: str, fake_slack: FakeSlackAPI
+) -> None:
     url = database_url
-    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    settings = Settings(
+        database_url=url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+    )
     service = build_service(settings, bot=build_bot(settings))
     server = start_in_thread(service)
     users = [f"U{300 + n}" for n in range(8)]
@@ -53,14 +61,22 @@ def test_slack_messages_acked_during_an_outage_are_answered_after_it(database_ur
 
 
 def _line_settings(url: str, line_api: FakeLineApi) -> Settings:
-    return Settings(database_url=url, line_channel_secret=LINE_SECRET,
-                    line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+    return Settings(
+        database_url=url,
+        line_channel_secret=LINE_SECRET,
+        line_channel_access_token=line_api.access_token,
+        line_api_url=line_api.url,
+    )
 
 
 def _post_line(url: str, user: str, token: str) -> int:
     body = webhook(text_event("受給者証なくした", user=user, reply_token=token))
-    request = urllib.request.Request(url + "/line/callback", data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)})
+    request = urllib.request.Request(
+        url + "/line/callback",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.status
 
@@ -173,6 +189,7 @@ def test_line_429_with_retry_after_is_waited_out_and_answered_once(tmp_path: Pat
         assert len(refused) >= len(users), "the limit was met"
         assert len(refused) <= len(users) * 4, "Retry-After spaced the attempts (the backoff alone is 10 ms)"
         from bot.runner import today_tokyo
+
         with service.bot.store.unit_of_work() as uow:
             counts = uow.statistics.delivery_stats(today_tokyo())["line"]
         assert counts["retried"] == len(refused) and counts["delivered_late"] == len(users), counts
@@ -186,8 +203,13 @@ def test_slack_503_with_an_http_date_retry_after_still_answers(tmp_path: Path, f
     from email.utils import format_datetime
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    settings = Settings(
+        database_url=url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+    )
     service = build_service(settings, bot=build_bot(settings))
     service.runner.consumer.backoff = 0.01
     server = start_in_thread(service)
@@ -203,14 +225,20 @@ def test_slack_503_with_an_http_date_retry_after_still_answers(tmp_path: Path, f
 
 
 def test_a_slack_500_outage_is_answered_after_it_and_the_maybe_twice_counted_in_stats(
-        database_url: str, fake_slack: FakeSlackAPI) -> None:
+    database_url: str, fake_slack: FakeSlackAPI
+) -> None:
     """Slack answered 500 (it may have posted anyway; chat.postMessage has no idempotency key): each
     message is answered after the outage, and `nanbyo-bot stats` counts the retries, the late
     deliveries and those that may show twice, on both databases."""
     from tests.conftest import run_cli
 
-    settings = Settings(database_url=database_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    settings = Settings(
+        database_url=database_url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+    )
     service = build_service(settings, bot=build_bot(settings))
     service.runner.consumer.backoff = 0.05
     server = start_in_thread(service)
@@ -235,7 +263,8 @@ def test_a_slack_500_outage_is_answered_after_it_and_the_maybe_twice_counted_in_
 
 
 def test_a_turn_process_killed_during_a_slack_outage_is_restarted_and_delivers_every_answer_once(
-        tmp_path: Path, fake_slack: FakeSlackAPI, monkeypatch) -> None:
+    tmp_path: Path, fake_slack: FakeSlackAPI, monkeypatch
+) -> None:
     """`nanbyo-bot serve` as run in production: its turn process is killed (SIGKILL) while Slack
     answers 503; serve starts another, which takes the waiting turns over and, once Slack is back,
     posts each kept answer once (a 503 is a refusal: nothing was posted before)."""
@@ -317,8 +346,15 @@ def test_the_expiry_counts_from_the_first_failure_across_a_restart(tmp_path: Pat
         service.runner.consumer.close(timeout=0.2)
         server.stop()
         before = len(line_api.requests)
-        second = PooledRunner(build_bot(settings), service.outboxes, store=bot.store, database_url=url, lease=0.3,
-                              outbox_expiry=1.0, backoff=0.05)
+        second = PooledRunner(
+            build_bot(settings),
+            service.outboxes,
+            store=bot.store,
+            database_url=url,
+            lease=0.3,
+            outbox_expiry=1.0,
+            backoff=0.05,
+        )
         try:
             _wait(lambda: pending_turns(url) == 0)
         finally:
@@ -327,16 +363,23 @@ def test_the_expiry_counts_from_the_first_failure_across_a_restart(tmp_path: Pat
         assert len(tried) == 1, "tried once after the restart, then given up: its expiry had passed"
         with bot.store.unit_of_work() as uow:
             from bot.runner import today_tokyo
+
             assert uow.statistics.delivery_stats(today_tokyo())["line"]["given_up"] == 1
 
 
 def test_a_users_next_message_is_answered_after_the_one_that_waits_for_the_platform(
-        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    tmp_path: Path, fake_slack: FakeSlackAPI
+) -> None:
     """Two messages of one user, the first acked during the outage, the second just after it: the
     answers arrive in the order of the messages, not the second before the delayed first."""
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    settings = Settings(
+        database_url=url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+    )
     service = build_service(settings, bot=build_bot(settings))
     service.runner.consumer.backoff = 1.0
     server = start_in_thread(service)
@@ -345,8 +388,7 @@ def test_a_users_next_message_is_answered_after_the_one_that_waits_for_the_platf
         assert post_signed(server.url + "/slack/events", dm("受給者証なくした", user="U970")).status == 200
         _wait(lambda: service.runner.consumer.redelivered >= 1)
         time.sleep(0.6)  # the outage is over; the first answer's retry is still ahead
-        assert post_signed(server.url + "/slack/events",
-                           dm("更新の手続きは？", user="U970")).status == 200
+        assert post_signed(server.url + "/slack/events", dm("更新の手続きは？", user="U970")).status == 200
         _wait(lambda: len([c for c in fake_slack.calls_to("chat.postMessage") if c.args["channel"] == "D970"]) >= 2)
         _wait(lambda: pending_turns(url) == 0)
     finally:
@@ -357,15 +399,21 @@ def test_a_users_next_message_is_answered_after_the_one_that_waits_for_the_platf
 
 
 def test_an_outage_between_two_messages_of_one_answer_is_counted_as_shown_twice(
-        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    tmp_path: Path, fake_slack: FakeSlackAPI
+) -> None:
     """「メニュー」 is answered with two Slack messages; Slack fails (503) from the second one on. The
     retry posts the whole answer again (chat.postMessage has no idempotency key), so the first
     message shows twice — and stats counts that answer as one that may show twice."""
     from tests.conftest import run_cli
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(database_url=url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                        slack_api_url=fake_slack.api_url, slack_bot_user_id="UBOT")
+    settings = Settings(
+        database_url=url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        slack_bot_user_id="UBOT",
+    )
     service = build_service(settings, bot=build_bot(settings))
     service.runner.consumer.backoff = 0.05
     server = start_in_thread(service)
@@ -403,12 +451,20 @@ def test_a_deletion_removes_the_users_turns_still_waiting_for_the_platform(datab
     bot.turn_queue = queue  # this core's deletion, with no runner taking the rows meanwhile
     msg = IncomingMessage("line", "L900", text="受給者証なくした 太田市に住んでます")
     with queue.unit_of_work() as uow:
-        waiting = uow.turns.add_pending_turn(kind="line", user_key="line:L900",
-                                             payload=encode_turns([(msg, Address("line", "L900"))]),
-                                             owner="a-runner", now=utcnow())
-        other = uow.turns.add_pending_turn(kind="line", user_key="line:L901",
-                                           payload=encode_turns([(msg, Address("line", "L901"))]),
-                                           owner="a-runner", now=utcnow())
+        waiting = uow.turns.add_pending_turn(
+            kind="line",
+            user_key="line:L900",
+            payload=encode_turns([(msg, Address("line", "L900"))]),
+            owner="a-runner",
+            now=utcnow(),
+        )
+        other = uow.turns.add_pending_turn(
+            kind="line",
+            user_key="line:L901",
+            payload=encode_turns([(msg, Address("line", "L901"))]),
+            owner="a-runner",
+            now=utcnow(),
+        )
     with bot.store.unit_of_work() as uow:
         uow.turns.keep_turn_replies(waiting, _json.dumps({"0": []}))
     bot.delete_user("line:L900")

@@ -10,13 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from handlers.calc.copay import existing_caps
 from handlers.parsers import (
     COUNT_CHOICES,
     HOUSEHOLD_CAPS_CHOICES,
-    CapsNeeded,
     RATE_CHOICES,
     UNKNOWN,
     YES_NO_CHOICES,
+    CapsNeeded,
     ImpossibleDate,
     Invalid,
     MonthAmounts,
@@ -29,7 +30,6 @@ from handlers.parsers import (
     parse_yen_list,
     parse_yes_no,
 )
-from handlers.calc.copay import existing_caps
 
 TODAY = date(2026, 11, 23)
 FAST = settings(max_examples=200, deadline=None)
@@ -44,8 +44,9 @@ def parse_date_today(text: str) -> Any:
 
 @pytest.mark.parametrize(
     "text",
-    ["はい", "うん", "ええ", "そう", "そうです", "受けてます", "受けている", "受けています", "あります", "yes", "Y", "ok",
-     "ＯＫ", "はい、受けています", "装着しています", "yes", "うん、おねがい", "お願い", "よろしくお願いします"],
+    ["はい", "うん", "ええ", "そう", "そうです", "受けてます", "受けている", "受けています", "あります",
+     "yes", "Y", "ok", "ＯＫ", "はい、受けています", "装着しています", "yes", "うん、おねがい", "お願い",
+     "よろしくお願いします"],
 )  # fmt: skip
 def test_yes_answers_are_read_as_yes(text: str) -> None:
     assert parse_yes_no(text) is True
@@ -60,7 +61,9 @@ def test_no_answers_are_read_as_no(text: str) -> None:
     assert parse_yes_no(text) is False
 
 
-@pytest.mark.parametrize("text", ["わからない", "分からない", "知らない", "分かんない", "不明", "unknown", "わかりません"])
+@pytest.mark.parametrize(
+    "text", ["わからない", "分からない", "知らない", "分かんない", "不明", "unknown", "わかりません"]
+)
 def test_dont_know_is_an_answer_not_an_error(text: str) -> None:
     assert parse_yes_no(text) is UNKNOWN
 
@@ -353,8 +356,17 @@ def test_another_recipient_named_with_dont_know_is_a_cap_not_known(text: str, ca
     assert parse_household_caps(text) == caps
 
 
-@pytest.mark.parametrize(("text", "people"), [("夫も受給者です", 1), ("はい", 1), ("います", 1), ("妻と子", 2),
-                                              ("2人います", 2), ("娘が小慢の受給者証を持ってます", 1)])
+@pytest.mark.parametrize(
+    ("text", "people"),
+    [
+        ("夫も受給者です", 1),
+        ("はい", 1),
+        ("います", 1),
+        ("妻と子", 2),
+        ("2人います", 2),
+        ("娘が小慢の受給者証を持ってます", 1),
+    ],
+)
 def test_another_recipient_named_without_an_amount_asks_for_it(text: str, people: int) -> None:
     result = parse_household_caps(text)
     assert isinstance(result, CapsNeeded) and result.people == people
@@ -378,7 +390,8 @@ def test_husband_is_a_recipient_then_dont_know_gives_a_labelled_estimate(chat: A
     replies = chat.say("夫も受給者です")
     assert replies[-1].expecting == "household_caps"
     assert "30,000" in " ".join(c.value for c in replies[-1].choices) or any(
-        c.value == "30000" for c in replies[-1].choices)
+        c.value == "30000" for c in replies[-1].choices
+    )
     replies = chat.say("わからない")
     assert replies[-1].expecting == "medical_cost"
     text = chat.text(chat.say("わからない"))
@@ -668,11 +681,15 @@ def test_rude_input_never_raises(parser: Callable[[str], Any], is_value: Callabl
 @pytest.mark.parametrize(("parser", "is_value"), PARSERS, ids=PARSER_IDS)
 @FAST
 @given(text=st.text())
-def test_any_text_gives_a_value_unknown_or_invalid(parser: Callable[[str], Any], is_value: Callable[[Any], bool], text: str) -> None:
+def test_any_text_gives_a_value_unknown_or_invalid(
+    parser: Callable[[str], Any], is_value: Callable[[Any], bool], text: str
+) -> None:
     assert _well_formed(parser(text), is_value)
 
 
-NUMERIC_ALPHABET = st.sampled_from(list("0123456789０１２３４５６７８９.,，、/-年月日末万千百十億一二三四五六七八九〇元割%円かヶ月令和平成RHrh 　🙂"))
+NUMERIC_ALPHABET = st.sampled_from(
+    list("0123456789０１２３４５６７８９.,，、/-年月日末万千百十億一二三四五六七八九〇元割%円かヶ月令和平成RHrh 　🙂")
+)
 
 
 @pytest.mark.parametrize(("parser", "is_value"), PARSERS, ids=PARSER_IDS)
@@ -749,10 +766,13 @@ def test_dates_round_trip_in_every_style(style: Callable[[date], str], day: date
 MY_NUMBER_LIKE = ["123456789012", "１２３４５６７８９０１２", "1234-5678-9012", "1234 5678 9012"]
 
 
-@pytest.mark.parametrize(("parser", "is_value"), PARSERS + [(parse_yen_list, lambda v: isinstance(v, list))],
-                         ids=PARSER_IDS + ["yen_list"])
+@pytest.mark.parametrize(
+    ("parser", "is_value"), PARSERS + [(parse_yen_list, lambda v: isinstance(v, list))], ids=PARSER_IDS + ["yen_list"]
+)
 @pytest.mark.parametrize("text", MY_NUMBER_LIKE[:3])
-def test_a_my_number_like_input_is_never_read_as_an_answer(parser: Callable[[str], Any], is_value: Any, text: str) -> None:
+def test_a_my_number_like_input_is_never_read_as_an_answer(
+    parser: Callable[[str], Any], is_value: Any, text: str
+) -> None:
     result = parser(text)
     assert isinstance(result, Invalid)
     assert "1234" not in result.hint and "9012" not in result.hint
@@ -769,8 +789,10 @@ def test_a_my_number_typed_at_the_months_question_is_guarded_not_read(chat: Any,
 # --------------------------------------------------------------------------- found by the simulated patients
 
 
-@pytest.mark.parametrize("text, meant", [("はい受けてます", True), ("いいえ受けてません", False), ("うん受けてる", True),
-                                         ("ううんつけてない", False)])
+@pytest.mark.parametrize(
+    "text, meant",
+    [("はい受けてます", True), ("いいえ受けてません", False), ("うん受けてる", True), ("ううんつけてない", False)],
+)
 def test_yes_or_no_typed_straight_into_the_answer_is_read(text: str, meant: bool) -> None:
     assert parse_yes_no(text) is meant
 
@@ -780,7 +802,9 @@ def test_yes_or_no_that_contradicts_its_answer_asks_again(text: str) -> None:
     assert isinstance(parse_yes_no(text), Invalid)
 
 
-@pytest.mark.parametrize("text, meant", [("私は受けています", True), ("うちは受けてない", False), ("自分は該当しません", False)])
+@pytest.mark.parametrize(
+    "text, meant", [("私は受けています", True), ("うちは受けてない", False), ("自分は該当しません", False)]
+)
 def test_who_the_answer_is_about_may_come_first(text: str, meant: bool) -> None:
     assert parse_yes_no(text) is meant
 
@@ -794,21 +818,35 @@ def test_no_income_in_one_word_is_zero_yen() -> None:
     assert parse_yen("無収入") == 0
 
 
-@pytest.mark.parametrize("text, caps", [("夫が5000円で娘が2500円", [5000, 2500]), ("五千円で娘が二千五百円", [5000, 2500]),
-                                        ("10,000円です", [10000]), ("5000円でした", [5000])])
+@pytest.mark.parametrize(
+    "text, caps",
+    [
+        ("夫が5000円で娘が2500円", [5000, 2500]),
+        ("五千円で娘が二千五百円", [5000, 2500]),
+        ("10,000円です", [10000]),
+        ("5000円でした", [5000]),
+    ],
+)
 def test_caps_said_person_by_person_with_de_are_a_list(text: str, caps: list[int]) -> None:
     assert parse_household_caps(text) == caps
 
 
-@pytest.mark.parametrize("text, meant", [("そうです、受けています", True), ("ちがいます、受けてません", False),
-                                         ("イエス", True), ("ノー", False), ("なしです", False)])
+@pytest.mark.parametrize(
+    "text, meant",
+    [
+        ("そうです、受けています", True),
+        ("ちがいます、受けてません", False),
+        ("イエス", True),
+        ("ノー", False),
+        ("なしです", False),
+    ],
+)
 def test_yes_or_no_in_other_everyday_words_is_read(text: str, meant: bool) -> None:
     assert parse_yes_no(text) is meant
 
 
 # --- months with amounts (the cost log) -----------------------------------------------------------
 
-from handlers.parsers import MonthAmounts, parse_month_amounts  # noqa: E402
 
 _JUNE = date(2027, 6, 15)
 
@@ -855,18 +893,39 @@ def test_months_that_cannot_be_logged_get_a_kind_hint(text, hint):
 
 # --- katakana and kana units, as typed on older phones ---------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("ハイ", True), ("ﾊｲ", True), ("ウン", True), ("オッケー", True), ("イイエ", False), ("ｲｲｴ", False),
-    ("ノー", False), ("ダメ", False), ("ワカラナイ", UNKNOWN), ("ﾜｶﾗﾅｲ", UNKNOWN),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("ハイ", True),
+        ("ﾊｲ", True),
+        ("ウン", True),
+        ("オッケー", True),
+        ("イイエ", False),
+        ("ｲｲｴ", False),
+        ("ノー", False),
+        ("ダメ", False),
+        ("ワカラナイ", UNKNOWN),
+        ("ﾜｶﾗﾅｲ", UNKNOWN),
+    ],
+)
 def test_yes_no_typed_in_katakana_is_read_as_in_hiragana(text: str, expected: object) -> None:
     assert parse_yes_no(text) == expected
 
 
-@pytest.mark.parametrize("text, yen", [
-    ("７マン", 70_000), ("7まん", 70_000), ("7まんえん", 70_000), ("5せんえん", 5_000), ("1まん2せん", 12_000),
-    ("ゼロ", 0), ("7ﾏﾝ5ｾﾝｴﾝ", 75_000), ("7まんくらい", 70_000),
-])
+@pytest.mark.parametrize(
+    "text, yen",
+    [
+        ("７マン", 70_000),
+        ("7まん", 70_000),
+        ("7まんえん", 70_000),
+        ("5せんえん", 5_000),
+        ("1まん2せん", 12_000),
+        ("ゼロ", 0),
+        ("7ﾏﾝ5ｾﾝｴﾝ", 75_000),
+        ("7まんくらい", 70_000),
+    ],
+)
 def test_amounts_with_units_in_kana_are_read_as_with_kanji(text: str, yen: int | None) -> None:
     # 「7まん」 was once read as 7円: a number followed by a unit in kana is that unit, never dropped.
     value = parse_yen(text)
@@ -886,25 +945,30 @@ def test_kana_units_in_lists_caps_and_months() -> None:
 
 
 # Dates said relative to today (issue 25): today is 2026-11-23.
-@pytest.mark.parametrize("text,day", [
-    ("来月の10日", date(2026, 12, 10)),
-    ("来月末", date(2026, 12, 31)),
-    ("再来月の末", date(2027, 1, 31)),
-    ("先月の20日", date(2026, 10, 20)),
-    ("今月末です", date(2026, 11, 30)),
-    ("3か月前", date(2026, 8, 23)),
-    ("3ヶ月前くらい", date(2026, 8, 23)),
-    ("さんかげつまえ", date(2026, 8, 23)),
-    ("半年後", date(2027, 5, 23)),
-    ("2週間前", date(2026, 11, 9)),
-    ("去年の4月1日", date(2025, 4, 1)),
-    ("来年の3月末", date(2027, 3, 31)),
-])
+@pytest.mark.parametrize(
+    "text,day",
+    [
+        ("来月の10日", date(2026, 12, 10)),
+        ("来月末", date(2026, 12, 31)),
+        ("再来月の末", date(2027, 1, 31)),
+        ("先月の20日", date(2026, 10, 20)),
+        ("今月末です", date(2026, 11, 30)),
+        ("3か月前", date(2026, 8, 23)),
+        ("3ヶ月前くらい", date(2026, 8, 23)),
+        ("さんかげつまえ", date(2026, 8, 23)),
+        ("半年後", date(2027, 5, 23)),
+        ("2週間前", date(2026, 11, 9)),
+        ("去年の4月1日", date(2025, 4, 1)),
+        ("来年の3月末", date(2027, 3, 31)),
+    ],
+)
 def test_a_date_said_relative_to_today_is_read_from_today(text: str, day: date) -> None:
     assert parse_date(text, TODAY) == day
 
 
-@pytest.mark.parametrize("text,month", [("来月", "2026年12月"), ("さらいげつ", "2027年1月"), ("去年の4月", "2025年4月")])
+@pytest.mark.parametrize(
+    "text,month", [("来月", "2026年12月"), ("さらいげつ", "2027年1月"), ("去年の4月", "2025年4月")]
+)
 def test_a_month_without_its_day_is_asked_back_with_the_month_named(text: str, month: str) -> None:
     result = parse_date(text, TODAY)
     assert isinstance(result, Invalid)
@@ -916,12 +980,15 @@ def test_a_relative_day_that_does_not_exist_says_so() -> None:
     assert isinstance(result, Invalid) and "うるう年" in result.hint
 
 
-@pytest.mark.parametrize("text,value", [
-    ("たぶん課税されてると思う", False),
-    ("課税されてると思います", False),
-    ("たぶん非課税だと思う", True),
-    ("非課税かもしれません", True),
-])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("たぶん課税されてると思う", False),
+        ("課税されてると思います", False),
+        ("たぶん非課税だと思う", True),
+        ("非課税かもしれません", True),
+    ],
+)
 def test_an_answer_given_with_doubt_is_still_the_answer(text: str, value: bool) -> None:
     exempt = ("住民税非課税", "非課税世帯", "非課税", "全員")
     taxed = ("住民税", "課税世帯", "課税")

@@ -4,21 +4,40 @@ import logging
 
 from sqlmodel import Session, select
 
-from nlp.privacy import redact
-from bot.storage.models import (AnswerFeedback, CostLogEntry, CostLogNotice, ConversationState, HandledEvent, QuestionStat, RateWindow,
-                               Reminder, ReminderDelivery)
+from bot.storage.models import (
+    AnswerFeedback,
+    ConversationState,
+    CostLogEntry,
+    CostLogNotice,
+    HandledEvent,
+    QuestionStat,
+    RateWindow,
+    Reminder,
+    ReminderDelivery,
+)
 from handlers.messages import IncomingMessage
+from nlp.privacy import redact
 from tests.conftest import FIXED_NOW, run_cli
 
-TABLES = (ConversationState, HandledEvent, QuestionStat, RateWindow, Reminder, CostLogEntry, CostLogNotice, AnswerFeedback)
+TABLES = (
+    ConversationState,
+    HandledEvent,
+    QuestionStat,
+    RateWindow,
+    Reminder,
+    CostLogEntry,
+    CostLogNotice,
+    AnswerFeedback,
+)
 
 
 def _rows_of(bot, user_key):
     with bot.store.unit_of_work() as uow:
         stats_id = uow.statistics.stats_user(user_key)  # statistics record users under a keyed id
     with Session(bot.store.engine) as s:
-        counts = {t.__tablename__: len(s.exec(select(t).where(t.user_key.in_([user_key, stats_id]))).all())
-                  for t in TABLES}
+        counts = {
+            t.__tablename__: len(s.exec(select(t).where(t.user_key.in_([user_key, stats_id]))).all()) for t in TABLES
+        }
         counts["reminder_delivery"] = len(s.exec(select(ReminderDelivery)).all())
     return counts
 
@@ -38,8 +57,19 @@ def test_delete_my_data_removes_every_row_about_the_user(bot, chat):
     other = IncomingMessage("console", "U2", text="受給者証なくした")
     bot.handle(other)
     before = _rows_of(bot, "console:U1")
-    assert all(before[t] >= 1 for t in ("conversation_state", "handled_event", "question_stat", "reminder", "reminder_delivery",
-                                        "cost_log_entry", "cost_log_notice", "answer_feedback"))
+    assert all(
+        before[t] >= 1
+        for t in (
+            "conversation_state",
+            "handled_event",
+            "question_stat",
+            "reminder",
+            "reminder_delivery",
+            "cost_log_entry",
+            "cost_log_notice",
+            "answer_feedback",
+        )
+    )
     chat.say("データを削除")
     replies = chat.click("yes")
     assert "削除しました" in chat.text(replies)

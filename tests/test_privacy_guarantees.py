@@ -19,26 +19,24 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-from sqlmodel import Session, select
-
 import pytest
+from sqlmodel import Session, select
 
 from bot.bootstrap import QUIET_LIBRARIES, build_bot, build_service, configure_logging
 from bot.channels.slack import ACTION_PREFIX
 from bot.config import Settings
-from bot.texts import MY_NUMBER_TEXT, RATE_LIMIT_TEXT
-from handlers.messages import IncomingMessage
-from nlp.privacy import redact
 from bot.server import start_in_thread
 from bot.storage.db import make_engine
 from bot.storage.models import CostLogEntry, CostLogNotice, QuestionStat
 from bot.storage.repositories import Store
+from bot.texts import MY_NUMBER_TEXT, RATE_LIMIT_TEXT
+from handlers.messages import IncomingMessage
+from nlp.privacy import redact
 from tests.conftest import FIXED_NOW, Chat, run_cli
 from tests.fakes.line_api import FakeLineApi
-from tests.test_line_e2e import REPLY
+from tests.test_line_e2e import REPLY, sign, text_event, webhook
 from tests.test_line_e2e import SECRET as LINE_SECRET
 from tests.test_line_e2e import rows as _rows
-from tests.test_line_e2e import sign, text_event, webhook
 from tests.test_slack_e2e import SECRET as SLACK_SECRET
 from tests.test_slack_e2e import TOKEN, dm, form, post_signed
 
@@ -61,19 +59,24 @@ def _stats_id(url: str, user_key: str) -> str:
 def _user_rows(url: str, user_key: str) -> dict[str, int]:
     tables = ("conversation_state", "handled_event", "rate_window", "reminder")
     counts = {t: len(_rows(url, f"SELECT 1 FROM {t} WHERE user_key = :u", u=user_key)) for t in tables}
-    counts["question_stat"] = len(_rows(url, "SELECT 1 FROM question_stat WHERE user_key IN (:u, :s)",
-                                        u=user_key, s=_stats_id(url, user_key)))
+    counts["question_stat"] = len(
+        _rows(url, "SELECT 1 FROM question_stat WHERE user_key IN (:u, :s)", u=user_key, s=_stats_id(url, user_key))
+    )
     return counts
 
 
 # --- 1. one redacting log configuration ----------------------------------------------------------
 
+
 @pytest.fixture()
 def process_logging() -> Iterator[None]:
     """Let a test call ``configure_logging`` as ``serve`` does, and put pytest's logging back after."""
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level,
-             {name: (logging.getLogger(name).level, logging.getLogger(name).handlers[:]) for name in QUIET_LIBRARIES})
+    saved = (
+        root.handlers[:],
+        root.level,
+        {name: (logging.getLogger(name).level, logging.getLogger(name).handlers[:]) for name in QUIET_LIBRARIES},
+    )
     yield
     root.handlers[:], root.level = saved[0], saved[1]
     for name, (level, handlers) in saved[2].items():
@@ -91,9 +94,15 @@ def _wait(predicate, timeout: float = 15.0) -> None:
 def test_debug_logs_carry_no_body_message_text_user_id_or_my_number(process_logging, capsys, db_url, fake_slack):
     configure_logging("DEBUG")  # as `serve` does with LOG_LEVEL=DEBUG: every logger, one handler
     with FakeLineApi.start() as line_api:
-        settings = Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SLACK_SECRET,
-                            slack_api_url=fake_slack.api_url, line_channel_secret=LINE_SECRET,
-                            line_channel_access_token=line_api.access_token, line_api_url=line_api.url)
+        settings = Settings(
+            database_url=db_url,
+            slack_bot_token=TOKEN,
+            slack_signing_secret=SLACK_SECRET,
+            slack_api_url=fake_slack.api_url,
+            line_channel_secret=LINE_SECRET,
+            line_channel_access_token=line_api.access_token,
+            line_api_url=line_api.url,
+        )
         server = start_in_thread(build_service(settings))
         base = server.url
         try:
@@ -106,19 +115,38 @@ def test_debug_logs_carry_no_body_message_text_user_id_or_my_number(process_logg
             assert post_signed(events, dm(PRIVATE_TEXT, user=SLACK_USER), timestamp=stale).status == 401
             # A signed body of the wrong shape (400), and a click whose value carries text.
             assert post_signed(events, json.dumps([PRIVATE_TEXT, SLACK_USER, MY_NUMBER])).status == 400
-            click = form({"type": "block_actions", "user": {"id": SLACK_USER}, "trigger_id": "t1",
-                          "container": {"type": "view", "view_id": "V1"},
-                          "actions": [{"type": "button", "action_id": f"{ACTION_PREFIX}_0", "value": PRIVATE_TEXT,
-                                       "action_ts": "1700002000.000001", "text": {"type": "plain_text", "text": "x"}}]})
+            click = form(
+                {
+                    "type": "block_actions",
+                    "user": {"id": SLACK_USER},
+                    "trigger_id": "t1",
+                    "container": {"type": "view", "view_id": "V1"},
+                    "actions": [
+                        {
+                            "type": "button",
+                            "action_id": f"{ACTION_PREFIX}_0",
+                            "value": PRIVATE_TEXT,
+                            "action_ts": "1700002000.000001",
+                            "text": {"type": "plain_text", "text": "x"},
+                        }
+                    ],
+                }
+            )
             assert post_signed(events, click, content_type="application/x-www-form-urlencoded").status == 200
             fake_slack.wait_for("chat.postMessage", 3)
             # LINE: a signed webhook and a forged one.
             import urllib.request
 
-            for body, signature in ((webhook(text_event(PRIVATE_TEXT, user=LINE_USER)), None),
-                                    (webhook(text_event(PRIVATE_TEXT + MY_NUMBER, user=LINE_USER)), "forged")):
-                req = urllib.request.Request(base + "/line/callback", data=body, method="POST", headers={
-                    "Content-Type": "application/json", "X-Line-Signature": signature or sign(body)})
+            for body, signature in (
+                (webhook(text_event(PRIVATE_TEXT, user=LINE_USER)), None),
+                (webhook(text_event(PRIVATE_TEXT + MY_NUMBER, user=LINE_USER)), "forged"),
+            ):
+                req = urllib.request.Request(
+                    base + "/line/callback",
+                    data=body,
+                    method="POST",
+                    headers={"Content-Type": "application/json", "X-Line-Signature": signature or sign(body)},
+                )
                 try:
                     urllib.request.urlopen(req, timeout=10).read()
                 except urllib.error.HTTPError as err:
@@ -128,12 +156,22 @@ def test_debug_logs_carry_no_body_message_text_user_id_or_my_number(process_logg
             server.stop()
     log = capsys.readouterr().err
     assert "status=401" in log and "status=400" in log and "path=/line/callback" in log  # the log was captured
-    for secret in (PRIVATE_TEXT, "山田", "受給者証", SLACK_USER, LINE_USER, MY_NUMBER, "123456789012", "5678",
-                   "\\u5c71\\u7530"):  # also not as JSON escapes
+    for secret in (
+        PRIVATE_TEXT,
+        "山田",
+        "受給者証",
+        SLACK_USER,
+        LINE_USER,
+        MY_NUMBER,
+        "123456789012",
+        "5678",
+        "\\u5c71\\u7530",
+    ):  # also not as JSON escapes
         assert secret not in log, secret
 
 
 # --- 2. deletion is idempotent under redelivery --------------------------------------------------
+
 
 @pytest.mark.parametrize("channel", ["slack", "line"])
 def test_redelivered_delete_confirmation_is_answered_once_and_recreates_nothing(database_url, channel):
@@ -175,7 +213,9 @@ def test_slack_retry_of_the_delete_confirmation_is_not_answered_again(slack_serv
     assert "削除しました" in json.dumps([c.args for c in say(confirm)], ensure_ascii=False)
     answered = len(answers())
     # Slack did not see the ack in time and retries the very same body.
-    retry = post_signed(slack_server, confirm, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    retry = post_signed(
+        slack_server, confirm, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    )
     assert retry.status == 200
     post_signed(slack_server, dm("受給者証なくした", user="U778"))  # a later turn of someone else, as a marker
     fake_slack.wait_for("chat.postMessage", 1, where=lambda c: c.args.get("channel") == "D778")
@@ -187,10 +227,18 @@ def test_slack_retry_of_the_delete_confirmation_is_not_answered_again(slack_serv
 # --- 5. the My Number guard sees every digit form, on every input --------------------------------
 
 HIDDEN_FORMS = [
-    "1234_5678_9012", "1234.5678.9012", "1234/5678/9012", "1234,5678,9012",
-    "1234\u200b5678\u200b9012", "12\u200d34\u206056\ufeff78901\u00ad2",
-    "一二三四五六七八九〇一二", "番号は一二三四 五六七八 九〇一二です", "〇一二三四五六七八九〇一",
-    "١٢٣٤٥٦٧٨٩٠١٢", "१२३४-५६७८-९०१२", "๑๒๓๔๕๖๗๘๙๐๑๒",
+    "1234_5678_9012",
+    "1234.5678.9012",
+    "1234/5678/9012",
+    "1234,5678,9012",
+    "1234\u200b5678\u200b9012",
+    "12\u200d34\u206056\ufeff78901\u00ad2",
+    "一二三四五六七八九〇一二",
+    "番号は一二三四 五六七八 九〇一二です",
+    "〇一二三四五六七八九〇一",
+    "١٢٣٤٥٦٧٨٩٠١٢",
+    "१२३४-५६७८-९०१२",
+    "๑๒๓๔๕๖๗๘๙๐๑๒",
 ]
 
 
@@ -200,8 +248,11 @@ def test_my_number_in_any_digit_form_is_refused_and_never_stored(chat, settings,
     assert out.startswith(MY_NUMBER_TEXT[:20]), out
     url = settings.database_url
     assert _rows(url, "SELECT redacted FROM question_stat") == []  # not even redacted
-    raw = b"".join(Path(url.removeprefix("sqlite:///") + s).read_bytes()
-                   for s in ("", "-wal") if Path(url.removeprefix("sqlite:///") + s).exists())
+    raw = b"".join(
+        Path(url.removeprefix("sqlite:///") + s).read_bytes()
+        for s in ("", "-wal")
+        if Path(url.removeprefix("sqlite:///") + s).exists()
+    )
     for piece in ("一二三四", "1234", "١٢٣٤", "१२३४", "๑๒๓๔"):
         assert piece.encode() not in raw
 
@@ -213,8 +264,13 @@ def test_amounts_and_dates_are_not_taken_for_a_my_number(chat):
 
 def _to_household_caps(chat: Chat):
     replies = chat.say("自己負担いくらになるか知りたい")
-    answers = {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "いいえ", "income_tax": "7万円",
-               "high_cost_months": "ない"}
+    answers = {
+        "welfare": "いいえ",
+        "ventilator": "いいえ",
+        "tax_exempt": "いいえ",
+        "income_tax": "7万円",
+        "high_cost_months": "ない",
+    }
     for _ in range(8):
         slot = replies[-1].expecting
         if slot == "household_caps":
@@ -241,10 +297,16 @@ def test_my_number_in_a_button_value_or_postback_is_refused(bot, settings, chann
 
 
 def test_json_choices_get_the_my_number_guard_and_a_length_limit(tmp_path):
-    lines = [{"user": "J1", "choice": "一二三四五六七八九〇一二"}, {"user": "J1", "choice": "x" * 5000},
-             {"user": "J1", "choice": "menu"}]
-    out = run_cli(["chat", "--json"], stdin="".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines),
-                  env={"DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}"})
+    lines = [
+        {"user": "J1", "choice": "一二三四五六七八九〇一二"},
+        {"user": "J1", "choice": "x" * 5000},
+        {"user": "J1", "choice": "menu"},
+    ]
+    out = run_cli(
+        ["chat", "--json"],
+        stdin="".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines),
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}"},
+    )
     assert out.returncode == 0, out.stderr
     mine, long, menu = [json.loads(line)["replies"] for line in out.stdout.splitlines()]
     assert MY_NUMBER_TEXT in mine[0]["text"]
@@ -276,10 +338,12 @@ def test_statistics_keep_no_daiji_number_or_romanised_name(chat, settings):
 
 # --- 6. odd bodies and odd text ------------------------------------------------------------------
 
+
 @pytest.fixture()
 def slack_server(db_url, fake_slack) -> Iterator[str]:
-    settings = Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SLACK_SECRET,
-                        slack_api_url=fake_slack.api_url)
+    settings = Settings(
+        database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SLACK_SECRET, slack_api_url=fake_slack.api_url
+    )
     server = start_in_thread(build_service(settings))
     yield server.url + "/slack/events"
     server.stop()
@@ -291,15 +355,26 @@ MALFORMED = [
     ("{not json", "application/json"),
     (json.dumps({"type": "block_actions", "user": {"id": "U1"}, "actions": "yes"}), "application/json"),
     (json.dumps({"type": "event_callback", "event": "message"}), "application/json"),
-    (json.dumps({"type": "event_callback", "event_id": "Ev9", "event": {"type": "message", "channel_type": "im",
-                                                                      "user": "U1", "text": ["a"]}}),
-     "application/json"),
+    (
+        json.dumps(
+            {
+                "type": "event_callback",
+                "event_id": "Ev9",
+                "event": {"type": "message", "channel_type": "im", "user": "U1", "text": ["a"]},
+            }
+        ),
+        "application/json",
+    ),
     ("payload=not-json", "application/x-www-form-urlencoded"),
     ("payload=%5B1%5D", "application/x-www-form-urlencoded"),
-    (form({"type": "block_actions", "user": {"id": "U1"}, "actions": {"value": "yes"}}),
-     "application/x-www-form-urlencoded"),
-    (form({"type": "block_actions", "user": "U1", "actions": [{"value": "yes", "action_id": "a"}]}),
-     "application/x-www-form-urlencoded"),
+    (
+        form({"type": "block_actions", "user": {"id": "U1"}, "actions": {"value": "yes"}}),
+        "application/x-www-form-urlencoded",
+    ),
+    (
+        form({"type": "block_actions", "user": "U1", "actions": [{"value": "yes", "action_id": "a"}]}),
+        "application/x-www-form-urlencoded",
+    ),
 ]
 
 
@@ -313,13 +388,18 @@ def test_signed_malformed_slack_body_gets_400_not_a_retried_500(slack_server, ca
 
 def test_line_text_with_a_lone_surrogate_gets_an_answer(bot, settings):
     with FakeLineApi.start() as api:
-        line_settings = dataclasses.replace(settings, line_channel_secret=LINE_SECRET,
-                                            line_channel_access_token=api.access_token, line_api_url=api.url)
+        line_settings = dataclasses.replace(
+            settings, line_channel_secret=LINE_SECRET, line_channel_access_token=api.access_token, line_api_url=api.url
+        )
         service = build_service(line_settings, bot=bot)
         try:
             # json.dumps escapes the surrogate (\ud800), as a JSON sender may.
-            body = json.dumps({"destination": "Ubot", "events": [
-                text_event("受給者証の色\ud800は何色\x00ですか", reply_token="rt-odd")]}).encode()
+            body = json.dumps(
+                {
+                    "destination": "Ubot",
+                    "events": [text_event("受給者証の色\ud800は何色\x00ですか", reply_token="rt-odd")],
+                }
+            ).encode()
             assert service.line.handle_callback(body, sign(body)) == (200, "OK")
         finally:
             service.close()  # every accepted turn is answered first
@@ -338,6 +418,7 @@ def test_any_code_point_gets_an_answer_and_is_storable(database_url):
 
 
 # --- 7. deleted data does not linger in SQLite's files ------------------------------------------
+
 
 def test_deleted_user_leaves_nothing_in_the_sqlite_files(tmp_path):
     path = tmp_path / "nanbyo.db"
@@ -384,13 +465,15 @@ def test_the_cost_log_stays_out_of_logs_and_statistics_and_leaves_the_files(tmp_
 
 # --- 8. user ids in logs are keyed hashes --------------------------------------------------------
 
+
 def _hash_in_child(key: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "LOG_HASH_KEY"}
     if key is not None:
         env["LOG_HASH_KEY"] = key
     code = "from nlp.privacy import hash_user; print(hash_user('slack:U012AB3CD'))"
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_user_ids_in_logs_are_keyed_hashes():
@@ -404,16 +487,18 @@ def test_user_ids_in_logs_are_keyed_hashes():
 
 def test_the_turn_process_logs_the_same_user_hash_as_the_server(tmp_path):
     """Without LOG_HASH_KEY, the random key is made once and passed to the spawned turn process."""
-    code = ("import os, multiprocessing as mp\n"
-            "from nlp.privacy import hash_user\n"
-            "def child(q):\n"
-            "    from nlp.privacy import hash_user\n"
-            "    q.put(hash_user('line:U1'))\n"
-            "if __name__ == '__main__':\n"
-            "    mine = hash_user('line:U1')\n"
-            "    ctx = mp.get_context('spawn'); q = ctx.Queue(); p = ctx.Process(target=child, args=(q,))\n"
-            "    p.start(); theirs = q.get(timeout=60); p.join()\n"
-            "    print(mine == theirs)\n")
+    code = (
+        "import os, multiprocessing as mp\n"
+        "from nlp.privacy import hash_user\n"
+        "def child(q):\n"
+        "    from nlp.privacy import hash_user\n"
+        "    q.put(hash_user('line:U1'))\n"
+        "if __name__ == '__main__':\n"
+        "    mine = hash_user('line:U1')\n"
+        "    ctx = mp.get_context('spawn'); q = ctx.Queue(); p = ctx.Process(target=child, args=(q,))\n"
+        "    p.start(); theirs = q.get(timeout=60); p.join()\n"
+        "    print(mine == theirs)\n"
+    )
     script = tmp_path / "spawn_hash.py"
     script.write_text(code)
     env = {k: v for k, v in os.environ.items() if k != "LOG_HASH_KEY"}
@@ -423,6 +508,7 @@ def test_the_turn_process_logs_the_same_user_hash_as_the_server(tmp_path):
 
 
 # --- 9. one rate-limit notice per user and window -------------------------------------------------
+
 
 def test_a_flood_gets_one_notice_per_window_and_then_silence(database_url):
     now = [FIXED_NOW]
@@ -438,22 +524,33 @@ def test_a_flood_gets_one_notice_per_window_and_then_silence(database_url):
 
 def test_a_flood_of_line_events_gets_one_notice(bot, settings):
     with FakeLineApi.start() as api:
-        service = build_service(dataclasses.replace(settings, line_channel_secret=LINE_SECRET,
-                                                    line_channel_access_token=api.access_token, line_api_url=api.url),
-                                bot=bot)
+        service = build_service(
+            dataclasses.replace(
+                settings,
+                line_channel_secret=LINE_SECRET,
+                line_channel_access_token=api.access_token,
+                line_api_url=api.url,
+            ),
+            bot=bot,
+        )
         try:
             for _ in range(10):  # 100 events, ten per webhook as LINE batches them
                 body = webhook(*(text_event("受給者証なくした", user="UFLOOD") for _ in range(10)))
                 assert service.line.handle_callback(body, sign(body)) == (200, "OK")
         finally:
             service.close()  # every accepted turn is answered first
-        sent = [m["text"] for path in (REPLY, "/v2/bot/message/push") for rec in api.calls(path)
-                for m in rec.json["messages"]]
+        sent = [
+            m["text"]
+            for path in (REPLY, "/v2/bot/message/push")
+            for rec in api.calls(path)
+            for m in rec.json["messages"]
+        ]
     assert sent.count(RATE_LIMIT_TEXT) == 1
     assert len([t for t in sent if t != RATE_LIMIT_TEXT]) >= 30  # the first 30 were answered
 
 
 # --- 8b. statistics carry a keyed id, stable across processes ------------------------------------
+
 
 def test_statistics_carry_a_keyed_id_that_every_process_can_delete(database_url):
     first = build_bot(Settings(database_url=database_url), clock=lambda: FIXED_NOW)
@@ -489,6 +586,7 @@ def test_a_restarted_turn_process_gets_the_same_log_hash_key(tmp_path, monkeypat
 
 
 # --- issue 24: a LINE unfollow leaves a tombstone, not the user id --------------------------------
+
 
 def test_a_turn_run_after_the_unfollow_recreates_nothing_until_the_user_unblocks(database_url):
     """Two instances: a text the user sent before blocking is run after the unfollow's deletion

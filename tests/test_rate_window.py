@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-
 from bot.storage.conversations import StaleStateError
 from bot.storage.repositories import Store
 from tests.conftest import FIXED_NOW

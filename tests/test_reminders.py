@@ -14,7 +14,6 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.bootstrap import build_bot
-from handlers.messages import IncomingMessage, Reply
 from bot.reminders import (
     LEASE,
     MAX_ATTEMPTS,
@@ -25,6 +24,7 @@ from bot.reminders import (
     start_scheduler,
 )
 from bot.storage.models import Reminder, ReminderDelivery
+from handlers.messages import IncomingMessage, Reply
 from handlers.reminders import REMINDER_FORM, plan_marks
 from tests.conftest import FIXED_NOW, TOKYO, Chat, run_cli
 
@@ -36,6 +36,7 @@ def jst(y: int, m: int, d: int, h: int = 9, minute: int = 0) -> datetime:
 
 
 # --- wiring -----------------------------------------------------------------------------------
+
 
 @dataclass
 class RecordingSender:
@@ -62,8 +63,9 @@ def make_bot(settings, now: datetime):
     return build_bot(settings, clock=lambda: now)
 
 
-def register(bot, date_text: str = "2027年3月31日", user: str = "U1", channel: str = "json",
-             municipality: str | None = "太田市") -> list[Reply]:
+def register(
+    bot, date_text: str = "2027年3月31日", user: str = "U1", channel: str = "json", municipality: str | None = "太田市"
+) -> list[Reply]:
     chat = Chat(bot, user=user, channel=channel)
     chat.say("更新を忘れないように通知して")
     chat.say(date_text)
@@ -89,6 +91,7 @@ def run(bot, now: datetime, sender: RecordingSender, channel: str = "json", work
 
 # --- registering in chat ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("text", ["2027年3月31日", "令和9年3月31日", "R9.3.31", "2027/3/31", "令和九年三月三十一日"])
 def test_every_date_form_registers_the_same_reminder(bot, text):
     chat = Chat(bot, channel="json")
@@ -104,13 +107,31 @@ def test_every_date_form_registers_the_same_reminder(bot, text):
     assert replies[-1].expecting is None
     assert "登録しました" in replies[-1].text
     [row] = reminders(bot)
-    assert (row.expiry_date, row.channel, row.user, row.municipality, row.active) == (EXPIRY, "json", "U1", "太田市", True)
+    assert (row.expiry_date, row.channel, row.user, row.municipality, row.active) == (
+        EXPIRY,
+        "json",
+        "U1",
+        "太田市",
+        True,
+    )
     assert [(d.offset_days, d.due_at.astimezone(TOKYO), d.status) for d in deliveries(bot)] == [
-        (60, jst(2027, 1, 30), "pending"), (30, jst(2027, 3, 1), "pending"), (7, jst(2027, 3, 24), "pending")]
+        (60, jst(2027, 1, 30), "pending"),
+        (30, jst(2027, 3, 1), "pending"),
+        (7, jst(2027, 3, 24), "pending"),
+    ]
 
 
-@pytest.mark.parametrize("start", ["更新を忘れないように通知して", "更新のお知らせ", "期限が来たら教えて", "リマインダー",
-                                   "リマインダーを設定したい", "期限が近づいたら知らせてほしい"])
+@pytest.mark.parametrize(
+    "start",
+    [
+        "更新を忘れないように通知して",
+        "更新のお知らせ",
+        "期限が来たら教えて",
+        "リマインダー",
+        "リマインダーを設定したい",
+        "期限が近づいたら知らせてほしい",
+    ],
+)
 def test_reminder_phrases_start_the_dialog(chat, start):
     assert chat.say(start)[-1].expecting == "expiry_date"
 
@@ -119,8 +140,15 @@ def test_menu_button_starts_the_dialog(chat):
     assert chat.click("start:reminder")[-1].expecting == "expiry_date"
 
 
-@pytest.mark.parametrize("question", ["更新の書類っていつ届く？", "更新のお知らせはいつ届く？", "有効期限が過ぎてしまったらどうなる",
-                                      "毎年手続きが必要なの？"])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "更新の書類っていつ届く？",
+        "更新のお知らせはいつ届く？",
+        "有効期限が過ぎてしまったらどうなる",
+        "毎年手続きが必要なの？",
+    ],
+)
 def test_renewal_questions_still_reach_the_faq(chat, question):
     replies = chat.say(question)
     assert replies[-1].topic == "renewal"
@@ -230,6 +258,7 @@ def test_the_last_day_still_gets_a_reminder_at_once(settings):
 
 
 # --- sending: the right day, the right hour, once ---------------------------------------------
+
 
 def test_each_mark_is_sent_once_at_nine_on_its_day(bot):
     register(bot)
@@ -345,12 +374,14 @@ def test_now_must_be_timezone_aware(bot):
 
 # --- crashes and failures ------------------------------------------------------------------------
 
+
 def test_a_claim_whose_dispatcher_died_is_sent_once_after_the_lease(bot):
     register(bot)
     t = jst(2027, 1, 30, 9)
     with bot.store.unit_of_work() as uow:  # a dispatcher claims, commits, then dies before sending
-        claimed = uow.reminders.claim_deliveries(now=t, stale_before=t - LEASE, claimed_at=t, worker_id="dead",
-                                       channels=["json"], batch=10)
+        claimed = uow.reminders.claim_deliveries(
+            now=t, stale_before=t - LEASE, claimed_at=t, worker_id="dead", channels=["json"], batch=10
+        )
     assert len(claimed) == 1
     sender = RecordingSender()
     assert run(bot, t + timedelta(minutes=5), sender).sent == 0  # still leased: not lost, not doubled
@@ -454,6 +485,7 @@ def test_line_retry_key_is_a_stable_uuid():
 
 # --- list, stop, delete ------------------------------------------------------------------------
 
+
 def test_list_shows_the_date_and_the_upcoming_marks(bot):
     chat = Chat(bot, channel="json")
     replies = chat.say("通知を確認")
@@ -466,7 +498,9 @@ def test_list_shows_the_date_and_the_upcoming_marks(bot):
     assert "reminder-stop" in {c.value for c in replies[-1].choices}
 
 
-@pytest.mark.parametrize("phrase", ["通知をやめて", "通知を停止してください", "リマインダーを解除", "お知らせはいらない"])
+@pytest.mark.parametrize(
+    "phrase", ["通知をやめて", "通知を停止してください", "リマインダーを解除", "お知らせはいらない"]
+)
 def test_stop_stops_at_once_and_says_so(bot, phrase):
     register(bot)
     replies = Chat(bot, channel="json").say(phrase)
@@ -474,7 +508,9 @@ def test_stop_stops_at_once_and_says_so(bot, phrase):
     sender = RecordingSender()
     assert run(bot, jst(2027, 1, 30, 9), sender).sent == 0
     assert {d.status for d in deliveries(bot)} == {"skipped"}
-    assert Chat(bot, channel="json").say("通知を確認")[-1].text.startswith("いま登録されている更新のお知らせはありません")
+    assert (
+        Chat(bot, channel="json").say("通知を確認")[-1].text.startswith("いま登録されている更新のお知らせはありません")
+    )
 
 
 def test_stop_button_stops(bot):
@@ -508,6 +544,7 @@ def test_deleting_my_data_removes_reminders(bot):
 
 # --- privacy -------------------------------------------------------------------------------------
 
+
 def test_logs_carry_no_user_id_and_no_date(bot, caplog):
     caplog.set_level(logging.DEBUG)
     register(bot, user="SECRETUSER")
@@ -519,6 +556,7 @@ def test_logs_carry_no_user_id_and_no_date(bot, caplog):
 
 
 # --- the CLI and the scheduler ------------------------------------------------------------------
+
 
 def test_run_due_writes_json_lines_then_the_summary_and_nothing_the_second_time(settings, db_url):
     register(make_bot(settings, FIXED_NOW), user="U7")
@@ -538,8 +576,9 @@ def test_run_due_writes_json_lines_then_the_summary_and_nothing_the_second_time(
 def test_run_due_reads_a_naive_now_as_japan_time(settings, db_url):
     register(make_bot(settings, FIXED_NOW))
     night = run_cli(["reminders", "run-due", "--now", "2027-01-30T07:00"], env={"DATABASE_URL": db_url})
-    assert night.stdout.strip().splitlines() == ["reminders: 0 sent, 0 failed, 0 skipped, 3 not due "
-                                                 "(quiet hours: sending resumes at 09:00 JST)"]
+    assert night.stdout.strip().splitlines() == [
+        "reminders: 0 sent, 0 failed, 0 skipped, 3 not due (quiet hours: sending resumes at 09:00 JST)"
+    ]
     morning = run_cli(["reminders", "run-due", "--now", "2027-01-30 09:00"], env={"DATABASE_URL": db_url})
     assert morning.stdout.count('"kind": "reminder"') == 1
 

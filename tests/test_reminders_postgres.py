@@ -60,8 +60,15 @@ def seed(store: Store, count: int, *, now: datetime = FIXED_NOW) -> None:
     """``count`` json-channel users with a reminder for EXPIRY (marks 60/30/7, none due at ``now``)."""
     with store.unit_of_work() as uow:
         for i in range(count):
-            uow.reminders.register(user_key=f"json:U{i}", channel="json", user=f"U{i}", expiry_date=EXPIRY,
-                                  municipality="太田市", marks=plan_marks(EXPIRY, (60, 30, 7), now), now=now)
+            uow.reminders.register(
+                user_key=f"json:U{i}",
+                channel="json",
+                user=f"U{i}",
+                expiry_date=EXPIRY,
+                municipality="太田市",
+                marks=plan_marks(EXPIRY, (60, 30, 7), now),
+                now=now,
+            )
 
 
 def statuses(store: Store) -> Counter[str]:
@@ -117,11 +124,13 @@ def test_claims_skip_rows_another_dispatcher_holds(pg_url):
     seed(store, 10)
     stale = MARK_60 - LEASE
     with store.unit_of_work() as first:  # its transaction stays open: rows locked
-        a = first.reminders.claim_deliveries(now=MARK_60, stale_before=stale, claimed_at=MARK_60, worker_id="a",
-                                   channels=["json"], batch=4)
+        a = first.reminders.claim_deliveries(
+            now=MARK_60, stale_before=stale, claimed_at=MARK_60, worker_id="a", channels=["json"], batch=4
+        )
         with store.unit_of_work() as second:
-            b = second.reminders.claim_deliveries(now=MARK_60, stale_before=stale, claimed_at=MARK_60, worker_id="b",
-                                        channels=["json"], batch=100)
+            b = second.reminders.claim_deliveries(
+                now=MARK_60, stale_before=stale, claimed_at=MARK_60, worker_id="b", channels=["json"], batch=100
+            )
     assert len(a) == 4 and len(b) == 6
     assert not {d.id for d in a} & {d.id for d in b}
 
@@ -130,8 +139,14 @@ def test_a_dead_dispatchers_claim_is_taken_over_after_the_lease(pg_url):
     store = Store(make_engine(pg_url))
     seed(store, 3)
     with store.unit_of_work() as uow:
-        uow.reminders.claim_deliveries(now=MARK_60, stale_before=MARK_60 - LEASE, claimed_at=MARK_60, worker_id="dead",
-                             channels=["json"], batch=100)
+        uow.reminders.claim_deliveries(
+            now=MARK_60,
+            stale_before=MARK_60 - LEASE,
+            claimed_at=MARK_60,
+            worker_id="dead",
+            channels=["json"],
+            batch=100,
+        )
     sent: list[str] = []
 
     class Recorder:
@@ -178,8 +193,10 @@ def test_connections_killed_mid_dispatch_lose_and_duplicate_nothing(pg_url):
             sent.append(key)
             if len(sent) == 2:
                 with admin.begin() as conn:
-                    conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                      "WHERE application_name = :name"), {"name": name})
+                    conn.execute(
+                        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                        {"name": name},
+                    )
 
     sender = KillsTheDatabaseAfterTheSecondSend()
     try:

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluation import evaluate_false_alarms, evaluate_safety, generated_ordinary, knowledge_examples, localgovfaq_texts
+from bot.evaluation import (
+    evaluate_false_alarms,
+    evaluate_safety,
+    generated_ordinary,
+    knowledge_examples,
+    localgovfaq_texts,
+)
 from handlers.messages import IncomingMessage
 from handlers.safety import detect
 from nlp.text import Text
@@ -29,9 +35,16 @@ ORDINARY = {
     "手が震えて申請書を書けない": "new-application-documents",
     "首を長くして受給者証を待ってます": "processing-time",
 }
-MORE_ORDINARY = ["証明書を出せばいいの？", "どういしょを だすのは いつ", "しんせいしょを ゆうそうしたい",
-                 "印鑑証明書を発行してほしい", "郵送で税の証明書を取得したい", "ねこが道端で倒れてる",
-                 "気が遠くなるような書類の量", "ボタン電池を捨てたいのですが"]
+MORE_ORDINARY = [
+    "証明書を出せばいいの？",
+    "どういしょを だすのは いつ",
+    "しんせいしょを ゆうそうしたい",
+    "印鑑証明書を発行してほしい",
+    "郵送で税の証明書を取得したい",
+    "ねこが道端で倒れてる",
+    "気が遠くなるような書類の量",
+    "ボタン電池を捨てたいのですが",
+]
 
 # Wordings nobody had written into the concepts, and the local way of speaking.
 URGENT = {
@@ -77,7 +90,9 @@ def kb_of(chat):
 
 
 def test_the_quoted_wordings_get_119_at_every_dialog_step_and_the_ordinary_ones_no_alarm(bot, tmp_path: Path):
-    rows = [{"text": t, "kind": "emergency"} for t in URGENT] + [{"text": t, "kind": None} for t in [*ORDINARY, *MORE_ORDINARY]]
+    rows = [{"text": t, "kind": "emergency"} for t in URGENT] + [
+        {"text": t, "kind": None} for t in [*ORDINARY, *MORE_ORDINARY]
+    ]
     path = tmp_path / "quoted.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     result = evaluate_safety(bot, path)
@@ -143,7 +158,9 @@ def test_how_to_use_something_else_is_not_the_bots_menu_and_names_no_119(chat, t
     assert "119" not in first.text, text
 
 
-@pytest.mark.parametrize("text", ["このボットの使い方を教えて", "使い方を教えて", "何ができるか教えて", "チャットの使い方がわからない"])
+@pytest.mark.parametrize(
+    "text", ["このボットの使い方を教えて", "使い方を教えて", "何ができるか教えて", "チャットの使い方がわからない"]
+)
 def test_how_to_use_this_chat_is_still_the_menu(chat, text):
     assert chat.say(text)[0].kind == "menu", text
 
@@ -167,8 +184,9 @@ def test_at_most_two_municipal_faq_texts_get_a_first_reply_that_names_119(bot):
 
 
 def test_false_alarms_are_counted_through_whole_turns(bot):
-    result = evaluate_false_alarms(bot, {"ordinary": ["申請書を郵送したい", "首を長くして待ってます"],
-                                         "not ordinary": ["しにたい"]})
+    result = evaluate_false_alarms(
+        bot, {"ordinary": ["申請書を郵送したい", "首を長くして待ってます"], "not ordinary": ["しにたい"]}
+    )
     assert result.counts == (("ordinary", 2, 0), ("not ordinary", 1, 1))
     assert "false alarms on ordinary: 0 of 2" in result.report()
 
@@ -176,9 +194,12 @@ def test_false_alarms_are_counted_through_whole_turns(bot):
 def test_eval_safety_without_a_file_reports_each_ordinary_corpus(tmp_path: Path):
     faq = tmp_path / "faq"
     faq.mkdir()
-    (faq / "queries.json").write_text(json.dumps({"q1": "郵送で税の証明書を取得したい"}, ensure_ascii=False), encoding="utf-8")
-    (faq / "corpus.json").write_text(json.dumps({"d1": "Question: 印鑑証明書を発行\nAnswer: 窓口で"}, ensure_ascii=False),
-                                     encoding="utf-8")
+    (faq / "queries.json").write_text(
+        json.dumps({"q1": "郵送で税の証明書を取得したい"}, ensure_ascii=False), encoding="utf-8"
+    )
+    (faq / "corpus.json").write_text(
+        json.dumps({"d1": "Question: 印鑑証明書を発行\nAnswer: 窓口で"}, ensure_ascii=False), encoding="utf-8"
+    )
     out = run_cli(["eval", "--safety", "--localgovfaq", str(faq)], timeout=300)
     assert out.returncode == 0, out.stderr
     assert "false alarms on generated patient sentences: 0 of" in out.stdout

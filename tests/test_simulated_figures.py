@@ -2,12 +2,13 @@
 
 Each seeded patient is asked the copay questions and answers the amount questions first the way people
 do when they do not have the right paper at hand: 「年収は四百五十万くらいです」 or 「住民税が毎月1万2千円引かれてます」
-at the 所得割 question, 「年金が月に7万円です」 at the 本人収入 question, 「窓口で3,000円払いました」 at the 10割の医療費
-question. The bot must never take such a figure as the slot's own: it must ask the same question again with a
-short question that finds the real figure (where 所得割 stands on the 住民税決定通知書), an explicit 概算 with its
-assumption and source where one is cited (the national 年収の目安, FACTS.md §3), or the yearly figure
-(×12 shown). Then the patient gives the real figure in a sentence (「通知書を見たら所得割は7万1千円でした」)
-and the conversation must end with the tier and cap the project's calculator gives for the true facts.
+at the 所得割 question, 「年金が月に7万円です」 at the 本人収入 question, 「窓口で3,000円払いました」 at the
+10割の医療費 question. The bot must never take such a figure as the slot's own: it must ask the same question
+again with a short question that finds the real figure (where 所得割 stands on the 住民税決定通知書), an
+explicit 概算 with its assumption and source where one is cited (the national 年収の目安, FACTS.md §3), or the
+yearly figure (×12 shown). Then the patient gives the real figure in a sentence
+(「通知書を見たら所得割は7万1千円でした」) and the conversation must end with the tier and cap the project's
+calculator gives for the true facts.
 
 ``test_simulated_patient.py`` is the model (and lends its terminal/JSON readers); this one is about kinds.
 """
@@ -61,18 +62,33 @@ def _patient(i: int, rng: random.Random) -> Patient:
     if tax_exempt:
         monthly = rng.randrange(30_000, 150_000, 1000)
         income = monthly * 12
-        wrong = rng.choice([f"年金が月に{_man(monthly, rng) if monthly % 10_000 == 0 else f'{monthly:,}円'}です",
-                            f"手取りは月{monthly:,}円くらい"])
+        wrong = rng.choice(
+            [
+                f"年金が月に{_man(monthly, rng) if monthly % 10_000 == 0 else f'{monthly:,}円'}です",
+                f"手取りは月{monthly:,}円くらい",
+            ]
+        )
         right = rng.choice([f"年金が年に{income:,}円です", f"1年で{income:,}円です", f"{income:,}円"])
 
         def check(text: str, income: int = income) -> bool:
             return f"{income:,}円" in text and "1年分" in text
-        facts = CopayFacts(welfare=False, ventilator=False, tax_exempt=True, income=income, income_tax=None,
-                           high_cost_months=0, household_caps=(), medical_cost=None, insurance_rate=None)
+
+        facts = CopayFacts(
+            welfare=False,
+            ventilator=False,
+            tax_exempt=True,
+            income=income,
+            income_tax=None,
+            high_cost_months=0,
+            household_caps=(),
+            medical_cost=None,
+            insurance_rate=None,
+        )
         income_tax = None
     else:
-        income_tax = rng.choice([0, 30_000, 70_000, 71_000, 120_000, 250_000, 251_000, 400_000,
-                                 rng.randrange(1000, 600_000, 1000)])
+        income_tax = rng.choice(
+            [0, 30_000, 70_000, 71_000, 120_000, 250_000, 251_000, 400_000, rng.randrange(1000, 600_000, 1000)]
+        )
         kind = rng.choice(["annual", "resident-monthly", "pension"])
         if kind == "annual":
             annual = rng.randrange(1_000_000, 12_000_000, 100_000)
@@ -83,8 +99,13 @@ def _patient(i: int, rng: random.Random) -> Patient:
                 return tier is None or ("概算" in text and f"「{tier}」" in text and "出典" in text)
         elif kind == "resident-monthly":
             monthly = rng.randrange(1000, 40_000, 1000)
-            wrong = rng.choice([f"給料から住民税が毎月{_man(monthly, rng) if monthly % 10_000 == 0 else f'{monthly:,}円'}引かれてます",
-                                f"住民税は毎月{monthly:,}円天引きです"])
+            wrong = rng.choice(
+                [
+                    "給料から住民税が毎月"
+                    f"{_man(monthly, rng) if monthly % 10_000 == 0 else f'{monthly:,}円'}引かれてます",
+                    f"住民税は毎月{monthly:,}円天引きです",
+                ]
+            )
 
             def check(text: str, monthly: int = monthly) -> bool:
                 return f"{monthly * 12:,}円" in text
@@ -93,29 +114,58 @@ def _patient(i: int, rng: random.Random) -> Patient:
 
             def check(text: str) -> bool:
                 return "所得割の額ではない" in text
-        right = rng.choice([f"通知書を見たら所得割は{income_tax:,}円でした", f"所得割額は{income_tax:,}円です",
-                            f"{income_tax:,}円"])
-        facts = CopayFacts(welfare=False, ventilator=False, tax_exempt=False, income=None, income_tax=income_tax,
-                           high_cost_months=0, household_caps=(), medical_cost=None, insurance_rate=None)
+
+        right = rng.choice(
+            [f"通知書を見たら所得割は{income_tax:,}円でした", f"所得割額は{income_tax:,}円です", f"{income_tax:,}円"]
+        )
+        facts = CopayFacts(
+            welfare=False,
+            ventilator=False,
+            tax_exempt=False,
+            income=None,
+            income_tax=income_tax,
+            high_cost_months=0,
+            household_caps=(),
+            medical_cost=None,
+            insurance_rate=None,
+        )
         income = None
     result = possible_results(facts)
     assert len(result) == 1
     paid = rng.randrange(1000, 20_000, 1000)
-    tax_said = rng.choice(["はい", "たぶん非課税だと思う", "非課税かもしれません"] if tax_exempt else
-                          ["いいえ", "たぶん課税されてると思う", "課税されてると思います", "住民税は払ってます"])
+    tax_said = rng.choice(
+        ["はい", "たぶん非課税だと思う", "非課税かもしれません"]
+        if tax_exempt
+        else ["いいえ", "たぶん課税されてると思う", "課税されてると思います", "住民税は払ってます"]
+    )
     correction = None
     if income_tax is not None and rng.random() < 0.5:
         # The patient misread the notice: the 所得割 was another figure, corrected in a sentence after the result.
         fixed = rng.choice([0, 50_000, 100_000, 200_000, 300_000, rng.randrange(1000, 600_000, 1000)])
         if fixed != income_tax:
             again = possible_results(dataclasses.replace(facts, income_tax=fixed))
-            said = rng.choice([f"ちがう、{income_tax:,}円じゃなくて{fixed:,}円でした",
-                               f"間違えました。所得割は{income_tax:,}円ではなく{fixed:,}円です",
-                               f"さっきの{income_tax:,}円じゃなくて{fixed:,}円だった"])
+            said = rng.choice(
+                [
+                    f"ちがう、{income_tax:,}円じゃなくて{fixed:,}円でした",
+                    f"間違えました。所得割は{income_tax:,}円ではなく{fixed:,}円です",
+                    f"さっきの{income_tax:,}円じゃなくて{fixed:,}円だった",
+                ]
+            )
             correction = (said, again[0].tier, again[0].cap)
-    return Patient(f"fig-{i}", tax_exempt, income, income_tax, wrong, check, right,
-                   rng.choice([f"窓口で{paid:,}円払いました", f"病院で{paid:,}円支払った"]), result[0].tier, result[0].cap,
-                   tax_said, correction)
+    return Patient(
+        f"fig-{i}",
+        tax_exempt,
+        income,
+        income_tax,
+        wrong,
+        check,
+        right,
+        rng.choice([f"窓口で{paid:,}円払いました", f"病院で{paid:,}円支払った"]),
+        result[0].tier,
+        result[0].cap,
+        tax_said,
+        correction,
+    )
 
 
 def patients() -> list[Patient]:
@@ -134,8 +184,13 @@ def converse(patient: Patient, turn: Callable[[str], Seen], alarm: Callable[[str
         if alarm(said):  # digits the emergency detector takes for 119 (see test_simulated_patient.alarms)
             return
     seen = turn(START)
-    answers = {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": patient.tax_said,
-               "high_cost_months": "ない", "household_caps": "いない"}
+    answers = {
+        "welfare": "いいえ",
+        "ventilator": "いいえ",
+        "tax_exempt": patient.tax_said,
+        "high_cost_months": "ない",
+        "household_caps": "いない",
+    }
     wrong_said = cost_said = False
     for _ in range(20):
         slot = seen.slot

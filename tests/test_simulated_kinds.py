@@ -66,8 +66,14 @@ def _count_phrase(rng: random.Random) -> tuple[tuple[str, ...], int, str | None]
         return ("去年の夏から毎月",), 12, "12か月"
     if kind == "rough":
         over = rng.random() < 0.5
-        return (rng.choice(["半年くらい", "6か月ぐらい", "だいたい半年", "5か月くらい"]),
-                "6か月以上" if over else "5か月以下"), 6 if over else 5, None
+        return (
+            (
+                rng.choice(["半年くらい", "6か月ぐらい", "だいたい半年", "5か月くらい"]),
+                "6か月以上" if over else "5か月以下",
+            ),
+            6 if over else 5,
+            None,
+        )
     if kind == "date-first":
         n = rng.choice([0, 2, 7, 9])
         return (rng.choice(["3か月前", "4月1日"]), f"{n}か月です" if n else "ない"), n, None
@@ -81,25 +87,51 @@ def _patient(i: int, rng: random.Random) -> Patient:
     first = true_tax
     if rng.random() < 0.5:
         first = rng.choice([x for x in (40_000, 70_000, 150_000, 260_000) if x != true_tax])
-        correction = rng.choice([f"ちがう、{first:,}円じゃなくて{true_tax:,}円だった",
-                                 f"さっきの{first:,}円じゃなくて{true_tax:,}円",
-                                 f"間違えました、所得割は{first:,}円ではなく{true_tax:,}円です"])
+        correction = rng.choice(
+            [
+                f"ちがう、{first:,}円じゃなくて{true_tax:,}円だった",
+                f"さっきの{first:,}円じゃなくて{true_tax:,}円",
+                f"間違えました、所得割は{first:,}円ではなく{true_tax:,}円です",
+            ]
+        )
     months_said, months, noted = _count_phrase(rng)
     others = rng.choice([(), (), (rng.choice(CAPS),)])
     if others:
         cap = others[0]
-        caps_said = rng.choice([f"夫も受給者証もっていて上限は{cap:,}円です", f"妻も受給者で上限額は{cap:,}円です",
-                                f"母も受給者証を持っていて、上限は{cap:,}円です"])
+        caps_said = rng.choice(
+            [
+                f"夫も受給者証もっていて上限は{cap:,}円です",
+                f"妻も受給者で上限額は{cap:,}円です",
+                f"母も受給者証を持っていて、上限は{cap:,}円です",
+            ]
+        )
     else:
         caps_said = rng.choice(["いない", "ほかにはいません"])
-    facts = CopayFacts(welfare=False, ventilator=False, tax_exempt=False, income=None, income_tax=true_tax,
-                       high_cost_months=months, household_caps=others, medical_cost=None, insurance_rate=None)
+    facts = CopayFacts(
+        welfare=False,
+        ventilator=False,
+        tax_exempt=False,
+        income=None,
+        income_tax=true_tax,
+        high_cost_months=months,
+        household_caps=others,
+        medical_cost=None,
+        insurance_rate=None,
+    )
     result = possible_results(facts)
     assert len(result) == 1
-    return Patient(f"kind-{i}", rng.choice(["たぶん課税されてると思う", "課税されてると思います", "課税かもしれません", "いいえ"]),
-                   rng.choice(["来月", "4月1日", "3か月前", "2026年6月1日"]),
-                   rng.choice([f"所得割は{first:,}円です", f"通知書では{first:,}円でした", f"{first:,}円"]),
-                   correction, months_said, noted, caps_said, result[0].tier, result[0].cap)
+    return Patient(
+        f"kind-{i}",
+        rng.choice(["たぶん課税されてると思う", "課税されてると思います", "課税かもしれません", "いいえ"]),
+        rng.choice(["来月", "4月1日", "3か月前", "2026年6月1日"]),
+        rng.choice([f"所得割は{first:,}円です", f"通知書では{first:,}円でした", f"{first:,}円"]),
+        correction,
+        months_said,
+        noted,
+        caps_said,
+        result[0].tier,
+        result[0].cap,
+    )
 
 
 def patients() -> list[Patient]:
@@ -129,14 +161,19 @@ def converse(p: Patient, turn: Callable[[str], Seen]) -> None:
             date_said = True
             seen = turn(p.date_first)
             if seen.slot != "income_tax" or "日付のようです" not in seen.text:
-                raise Failure(f"the date {p.date_first!r} at the 所得割 question was not asked back: {seen.slot} {seen.text[:200]}")
+                raise Failure(
+                    f"the date {p.date_first!r} at the 所得割 question was not asked back: "
+                    f"{seen.slot} {seen.text[:200]}"
+                )
         elif slot == "income_tax":
             seen = turn(p.income_tax_said)
         elif slot == "high_cost_months" and p.correction and not corrected:
             corrected = True
             seen = turn(p.correction)
             if "「所得割」を" not in seen.text or "に直しました" not in seen.text or seen.slot != "high_cost_months":
-                raise Failure(f"{p.correction!r} did not change the 所得割 and stay at the count: {seen.slot} {seen.text[:200]}")
+                raise Failure(
+                    f"{p.correction!r} did not change the 所得割 and stay at the count: {seen.slot} {seen.text[:200]}"
+                )
         elif slot == "high_cost_months":
             if not months_left:
                 raise Failure(f"the count question again after {p.months_said}: {seen.text[:200]}")

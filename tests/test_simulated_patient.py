@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.channels.console import LETTERS, run_json, run_text
-from handlers.messages import Choice
 from handlers.base import BACK, CANCEL
 from handlers.calc.copay import CopayFacts, existing_caps, possible_results
 from handlers.copay import COPAY_FORM
+from handlers.messages import Choice
 from tests.conftest import SHARED, needs_shared
 
 COPAY_FILE = SHARED / "eval" / "copay.jsonl"
@@ -76,12 +76,23 @@ def eval_scenarios() -> list[Scenario]:
     if not COPAY_FILE.exists():
         return []
     rows = [json.loads(line) for line in COPAY_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Scenario(f"eval-{i}", row["facts"], row["expect"]["tier"], row["expect"]["cap"], row["expect"].get("payment"))
-            for i, row in enumerate(rows)]
+    return [
+        Scenario(f"eval-{i}", row["facts"], row["expect"]["tier"], row["expect"]["cap"], row["expect"].get("payment"))
+        for i, row in enumerate(rows)
+    ]
 
 
-FIELDS = ("welfare", "ventilator", "tax_exempt", "income", "income_tax", "high_cost_months",
-               "household_caps", "medical_cost", "insurance_rate")
+FIELDS = (
+    "welfare",
+    "ventilator",
+    "tax_exempt",
+    "income",
+    "income_tax",
+    "high_cost_months",
+    "household_caps",
+    "medical_cost",
+    "insurance_rate",
+)
 
 
 def _draw_facts(rng: random.Random) -> dict[str, Any]:
@@ -94,19 +105,48 @@ def _draw_facts(rng: random.Random) -> dict[str, Any]:
     facts["ventilator"] = rng.random() < 0.15
     facts["tax_exempt"] = rng.choices([True, False, None], weights=[3, 6, 2])[0]
     if facts["tax_exempt"] is not False:
-        facts["income"] = rng.choice([0, 500_000, 780_000, 800_000, 800_001, 1_200_000,
-                                      rng.randrange(0, 3_000_000, 1000), rng.randrange(0, 3_000_000), None])
+        facts["income"] = rng.choice(
+            [
+                0,
+                500_000,
+                780_000,
+                800_000,
+                800_001,
+                1_200_000,
+                rng.randrange(0, 3_000_000, 1000),
+                rng.randrange(0, 3_000_000),
+                None,
+            ]
+        )
     if facts["tax_exempt"] is not True:
-        facts["income_tax"] = rng.choice([0, 30_000, 70_000, 70_900, 70_999, 71_000, 71_001, 150_000, 250_900,
-                                          250_999, 251_000, 251_001, 400_000, rng.randrange(1, 600_000),
-                                          rng.randrange(0, 600_000, 100)])
+        facts["income_tax"] = rng.choice(
+            [
+                0,
+                30_000,
+                70_000,
+                70_900,
+                70_999,
+                71_000,
+                71_001,
+                150_000,
+                250_900,
+                250_999,
+                251_000,
+                251_001,
+                400_000,
+                rng.randrange(1, 600_000),
+                rng.randrange(0, 600_000, 100),
+            ]
+        )
         if not facts["ventilator"]:
             facts["high_cost_months"] = rng.randint(0, 12)
     facts["household_caps"] = rng.choices(
-        [[], [rng.choice(CAPS)], rng.sample(CAPS, 2), None, [None]], weights=[10, 5, 2, 3, 1])[0]
+        [[], [rng.choice(CAPS)], rng.sample(CAPS, 2), None, [None]], weights=[10, 5, 2, 3, 1]
+    )[0]
     if rng.random() < 0.7:
-        facts["medical_cost"] = rng.choice([rng.randrange(1000, 800_000, 1000), rng.randrange(1, 1_000_000),
-                                            50_000, 100_000, 200_000])
+        facts["medical_cost"] = rng.choice(
+            [rng.randrange(1000, 800_000, 1000), rng.randrange(1, 1_000_000), 50_000, 100_000, 200_000]
+        )
         facts["insurance_rate"] = rng.choice([0.1, 0.2, 0.3, 0.3, None])
     return facts
 
@@ -154,10 +194,19 @@ def kanji(n: int) -> str:
 
 def yen_phrases(n: int) -> list[tuple[str, str]]:
     """(style, text) ways of typing an amount of yen."""
-    out = [("arabic", f"{n}"), ("arabic", f"{n}円"), ("comma", f"{n:,}"), ("comma", f"{n:,}円"),
-           ("full-width", f"{n:,}円".translate(FULL_WIDTH)), ("full-width", f"{n}".translate(FULL_WIDTH)),
-           ("kanji", kanji(n) + "円"), ("kanji", kanji(n)), ("yen-sign", f"¥{n:,}"), ("casual", f"{n:,}円です"),
-           ("kanji-digits", "".join(KANJI_DIGITS[int(d)] for d in str(n)) + "円")]
+    out = [
+        ("arabic", f"{n}"),
+        ("arabic", f"{n}円"),
+        ("comma", f"{n:,}"),
+        ("comma", f"{n:,}円"),
+        ("full-width", f"{n:,}円".translate(FULL_WIDTH)),
+        ("full-width", f"{n}".translate(FULL_WIDTH)),
+        ("kanji", kanji(n) + "円"),
+        ("kanji", kanji(n)),
+        ("yen-sign", f"¥{n:,}"),
+        ("casual", f"{n:,}円です"),
+        ("kanji-digits", "".join(KANJI_DIGITS[int(d)] for d in str(n)) + "円"),
+    ]
     if n == 0:
         out += [("zero-word", w) for w in ("なし", "ない", "ゼロ", "0円です", "無収入", "なかった")]
     if n >= 10_000:
@@ -173,26 +222,86 @@ def yen_phrases(n: int) -> list[tuple[str, str]]:
 
 
 YES_WORDS = {
-    "welfare": ("はい", "うん", "ええ", "受けてます", "受けています", "生活保護を受けています", "はい、受けてます",
-                "はい受けてます", "そうです", "私は受けています", "そうです、受けています", "イエス"),
+    "welfare": (
+        "はい",
+        "うん",
+        "ええ",
+        "受けてます",
+        "受けています",
+        "生活保護を受けています",
+        "はい、受けてます",
+        "はい受けてます",
+        "そうです",
+        "私は受けています",
+        "そうです、受けています",
+        "イエス",
+    ),
     "ventilator": ("はい", "うん", "認定されています", "つけてます", "はい、認定されてます", "認定されてる"),
-    "tax_exempt": ("はい", "うん", "非課税です", "住民税非課税です", "みんな非課税です", "全員非課税", "はい、非課税です",
-                   "非課税世帯です", "うちは非課税です", "住民税は払っていません"),
+    "tax_exempt": (
+        "はい",
+        "うん",
+        "非課税です",
+        "住民税非課税です",
+        "みんな非課税です",
+        "全員非課税",
+        "はい、非課税です",
+        "非課税世帯です",
+        "うちは非課税です",
+        "住民税は払っていません",
+    ),
 }
 NO_WORDS = {
-    "welfare": ("いいえ", "ううん", "受けてない", "受けていません", "生活保護は受けていません", "いや、受けてないです", "ないです",
-                "いいえ受けてません", "もらってない", "ノー", "ちがいます、受けてません"),
-    "ventilator": ("いいえ", "ううん", "つけてない", "認定されていません", "いいえ、つけてません", "ない", "なしです",
-                   "人工呼吸器は使ってない"),
-    "tax_exempt": ("いいえ", "ううん", "課税されてます", "住民税を払ってます", "課税です", "非課税じゃない",
-                   "いいえ、課税されています", "課税世帯です", "払ってます", "住民税かかってます", "うちは課税です",
-                   "住民税は課税です"),
+    "welfare": (
+        "いいえ",
+        "ううん",
+        "受けてない",
+        "受けていません",
+        "生活保護は受けていません",
+        "いや、受けてないです",
+        "ないです",
+        "いいえ受けてません",
+        "もらってない",
+        "ノー",
+        "ちがいます、受けてません",
+    ),
+    "ventilator": (
+        "いいえ",
+        "ううん",
+        "つけてない",
+        "認定されていません",
+        "いいえ、つけてません",
+        "ない",
+        "なしです",
+        "人工呼吸器は使ってない",
+    ),
+    "tax_exempt": (
+        "いいえ",
+        "ううん",
+        "課税されてます",
+        "住民税を払ってます",
+        "課税です",
+        "非課税じゃない",
+        "いいえ、課税されています",
+        "課税世帯です",
+        "払ってます",
+        "住民税かかってます",
+        "うちは課税です",
+        "住民税は課税です",
+    ),
 }
 UNKNOWN_WORDS = ("わからない", "わかりません", "不明", "知らない", "分かりません", "ちょっとわからない")
 # Unreadable answers: the bot must ask the same question again and keep what it was told.
 # A question of its own asked meanwhile is answered, and the pending question asked again.
-GARBLE_ANY = ("えーと", "うーん", "", "🤔", "あ", "あ" * 10_000, "入院したときの食事代って上限に含まれますか",
-              "申請に必要な書類は何ですか？")
+GARBLE_ANY = (
+    "えーと",
+    "うーん",
+    "",
+    "🤔",
+    "あ",
+    "あ" * 10_000,
+    "入院したときの食事代って上限に含まれますか",
+    "申請に必要な書類は何ですか？",
+)
 GARBLE = {
     "yes_no": GARBLE_ANY,
     "yen": GARBLE_ANY + ("たくさん", "7万か8万", "2026年4月1日", "三割"),
@@ -262,11 +371,24 @@ def _phrases(slot: str, value: Any) -> list[tuple[str, str]]:
         return yen_phrases(value)
     if slot == "high_cost_months":
         if value == 0:
-            return [("label", "ない"), ("arabic", "0"), ("arabic", "0か月"), ("zero-word", "なし"),
-                    ("zero-word", "一度もない"), ("zero-word", "ゼロ"), ("full-width", "０"), ("zero-word", "なかった")]
-        out = [("arabic", f"{value}"), ("arabic", f"{value}か月"), ("arabic", f"{value}ヶ月"),
-               ("full-width", f"{value}か月".translate(FULL_WIDTH)), ("kanji", f"{kanji(value)}か月"),
-               ("kanji", f"{kanji(value)}ヶ月")]
+            return [
+                ("label", "ない"),
+                ("arabic", "0"),
+                ("arabic", "0か月"),
+                ("zero-word", "なし"),
+                ("zero-word", "一度もない"),
+                ("zero-word", "ゼロ"),
+                ("full-width", "０"),
+                ("zero-word", "なかった"),
+            ]
+        out = [
+            ("arabic", f"{value}"),
+            ("arabic", f"{value}か月"),
+            ("arabic", f"{value}ヶ月"),
+            ("full-width", f"{value}か月".translate(FULL_WIDTH)),
+            ("kanji", f"{kanji(value)}か月"),
+            ("kanji", f"{kanji(value)}ヶ月"),
+        ]
         if value >= 6:
             out.append(("label", "6か月以上"))
         if value == 6:
@@ -276,20 +398,37 @@ def _phrases(slot: str, value: Any) -> list[tuple[str, str]]:
         return out
     if slot == "insurance_rate":
         k = round(value * 10)
-        return [("label", f"{k}割"), ("full-width", f"{k}割".translate(FULL_WIDTH)), ("kanji", f"{kanji(k)}割"),
-                ("percent", f"{k * 10}%"), ("arabic", f"{k}"), ("decimal", f"0.{k}")]
+        return [
+            ("label", f"{k}割"),
+            ("full-width", f"{k}割".translate(FULL_WIDTH)),
+            ("kanji", f"{kanji(k)}割"),
+            ("percent", f"{k * 10}%"),
+            ("arabic", f"{k}"),
+            ("decimal", f"0.{k}"),
+        ]
     if slot == "household_caps":
         if value == []:
-            return [("label", "いない"), ("casual", "いません"), ("casual", "なし"), ("casual", "いないです"),
-                    ("casual", "自分だけ")]
+            return [
+                ("label", "いない"),
+                ("casual", "いません"),
+                ("casual", "なし"),
+                ("casual", "いないです"),
+                ("casual", "自分だけ"),
+            ]
         if value == [None]:
-            return [("named-unknown", "夫も受給者ですが、金額はわからない"),
-                    ("named-unknown", "母が受給者です。上限額はわかりません")]
+            return [
+                ("named-unknown", "夫も受給者ですが、金額はわからない"),
+                ("named-unknown", "母が受給者です。上限額はわかりません"),
+            ]
         if len(value) == 1:
             return [(style, text) for style, text in yen_phrases(value[0]) if style != "zero-word"]
-        return [("list", "と".join(f"{c:,}円" for c in value)), ("list", "、".join(str(c) for c in value)),
-                ("list", "と".join(f"{c}円" for c in value)), ("list", " ".join(f"{c:,}" for c in value)),
-                ("list", f"夫が{value[0]:,}円で娘が{value[1]:,}円")]
+        return [
+            ("list", "と".join(f"{c:,}円" for c in value)),
+            ("list", "、".join(str(c) for c in value)),
+            ("list", "と".join(f"{c}円" for c in value)),
+            ("list", " ".join(f"{c:,}" for c in value)),
+            ("list", f"夫が{value[0]:,}円で娘が{value[1]:,}円"),
+        ]
     raise AssertionError(slot)
 
 
@@ -396,8 +535,12 @@ class Patient:
             return self._pick([("garble", Say(t)) for t in GARBLE[_kind(slot)]], "garble")
         value = facts[slot]
         # The answer just before 「戻る」 may be a mistake (never one that ends the dialog).
-        mistaken = not self._back_done and len(self.answered) + 1 == self._back_at \
-            and slot not in ("welfare", "insurance_rate", "medical_cost") and self.rng.random() < 0.5
+        mistaken = (
+            not self._back_done
+            and len(self.answered) + 1 == self._back_at
+            and slot not in ("welfare", "insurance_rate", "medical_cost")
+            and self.rng.random() < 0.5
+        )
         if mistaken:
             self.styles["mistaken-then-back"] += 1
             value = _mistaken(slot, value, self.rng)
@@ -465,7 +608,7 @@ class TextPatientStdin(io.TextIOBase):
         return False
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
-        chunk = self.out.getvalue()[self.seen_upto:]
+        chunk = self.out.getvalue()[self.seen_upto :]
         self.seen_upto += len(chunk)
         seen = seen_in_text(chunk) if self.started else None
         self.started = True
@@ -544,8 +687,9 @@ def talk_cli(proc: subprocess.Popen[str], patient: Patient, user: str) -> None:
 # --- running many -----------------------------------------------------------------------------------
 
 
-def run_all(scenarios: list[Scenario], edge: str, talk: Callable[[Patient, str], None],
-            alarms: Callable[[str], bool]) -> Counter[str]:
+def run_all(
+    scenarios: list[Scenario], edge: str, talk: Callable[[Patient, str], None], alarms: Callable[[str], bool]
+) -> Counter[str]:
     """Talk every scenario through; fail once at the end, naming each conversation that went wrong."""
     styles: Counter[str] = Counter()
     failures: list[str] = []
@@ -572,8 +716,26 @@ def alarms(kb: Any) -> Callable[[str], bool]:
 
 
 # Each kind of answer the patients must have used at least once (so the test cannot pass by not trying).
-REQUIRED_STYLES = ("tap", "label", "casual", "arabic", "comma", "full-width", "kanji", "man", "man-decimal", "unknown",
-                   "zero-word", "garble", "back", "named-first", "named-then-back", "percent", "mistaken-then-back", "list")
+REQUIRED_STYLES = (
+    "tap",
+    "label",
+    "casual",
+    "arabic",
+    "comma",
+    "full-width",
+    "kanji",
+    "man",
+    "man-decimal",
+    "unknown",
+    "zero-word",
+    "garble",
+    "back",
+    "named-first",
+    "named-then-back",
+    "percent",
+    "mistaken-then-back",
+    "list",
+)
 
 needs_eval = needs_shared("eval/copay.jsonl")
 
@@ -604,8 +766,15 @@ CLI_SCENARIOS = 6
 def test_a_few_patients_reach_their_cap_through_the_installed_chat_json_command(tmp_path: Path, kb: Any):
     exe = Path(sys.executable).with_name("nanbyo-bot")
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
-    with subprocess.Popen([str(exe), "chat", "--json"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env) as proc:
+    with subprocess.Popen(
+        [str(exe), "chat", "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=env,
+    ) as proc:
         try:
             run_all(generated_scenarios()[:CLI_SCENARIOS], "cli", lambda p, user: talk_cli(proc, p, user), alarms(kb))
         finally:

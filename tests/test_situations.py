@@ -30,6 +30,7 @@ def _lives_in_takasaki(chat: Chat) -> None:
 
 # --- a move within Gunma ------------------------------------------------------------------------
 
+
 def test_a_move_within_gunma_changes_the_city_and_answers_change_and_reissue_with_the_new_office(chat):
     _lives_in_takasaki(chat)
     replies = chat.say("高崎から前橋に引っ越して、受給者証もなくしちゃった")
@@ -47,12 +48,15 @@ def test_a_move_within_gunma_changes_the_city_and_answers_change_and_reissue_wit
     assert MAEBASHI in office and TAKASAKI not in office
 
 
-@pytest.mark.parametrize("said,city,office,lost", [
-    ("前橋に引っ越しました", "前橋市", MAEBASHI, False),
-    ("太田市へ転居しました。受給者証が見当たらない", "太田市", "太田保健福祉事務所", True),
-    ("来週、草津町に引っ越します", "草津町", "吾妻保健福祉事務所", False),
-    ("ひっこしさきは沼田です", "沼田市", "利根沼田保健福祉事務所", False),
-])
+@pytest.mark.parametrize(
+    "said,city,office,lost",
+    [
+        ("前橋に引っ越しました", "前橋市", MAEBASHI, False),
+        ("太田市へ転居しました。受給者証が見当たらない", "太田市", "太田保健福祉事務所", True),
+        ("来週、草津町に引っ越します", "草津町", "吾妻保健福祉事務所", False),
+        ("ひっこしさきは沼田です", "沼田市", "利根沼田保健福祉事務所", False),
+    ],
+)
 def test_a_move_to_a_gunma_city_stores_it_and_names_its_office(chat, said, city, office, lost):
     _lives_in_takasaki(chat)
     text = chat.text(chat.say(said))
@@ -84,8 +88,11 @@ def test_a_move_into_gunma_answers_the_application_after_moving_in(chat):
 
 # --- a move out of Gunma -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("said,where", [("東京に引っ越すことになった", "東京都"), ("来月埼玉へ転居", "埼玉県"),
-                                        ("県外に引っ越します", "ほかの都道府県")])
+
+@pytest.mark.parametrize(
+    "said,where",
+    [("東京に引っ越すことになった", "東京都"), ("来月埼玉へ転居", "埼玉県"), ("県外に引っ越します", "ほかの都道府県")],
+)
 def test_a_move_out_of_gunma_answers_the_stop_notice_and_keeps_the_gunma_city(chat, said, where):
     _lives_in_takasaki(chat)
     replies = chat.say(said)
@@ -107,8 +114,16 @@ def test_a_move_out_without_a_known_city_says_where_to_ask(chat):
 
 # --- near misses: not a move ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("said", ["引っ越しの予定はないです", "高崎に住んでいて、引っ越しの予定はないです。更新の手続きは？",
-                                  "前橋には引っ越さないことにしました", "引っ越し先で使える病院を見つけたい"])
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "引っ越しの予定はないです",
+        "高崎に住んでいて、引っ越しの予定はないです。更新の手続きは？",
+        "前橋には引っ越さないことにしました",
+        "引っ越し先で使える病院を見つけたい",
+    ],
+)
 def test_a_move_denied_or_without_a_place_changes_nothing(chat, said):
     _lives_in_takasaki(chat)
     replies = chat.say(said)
@@ -124,6 +139,7 @@ def test_the_renewal_question_after_a_denied_move_still_names_the_stored_office(
 
 
 # --- a child ----------------------------------------------------------------------------------
+
 
 def _pediatric_rows() -> list[str]:
     caps = load_table().pediatric_caps
@@ -179,8 +195,14 @@ def test_a_teen_hears_of_the_20_year_transition_with_the_adult_calculator_one_ta
     assert "start:copay" in {c.value for c in replies[-1].choices}
 
 
-@pytest.mark.parametrize("said", ["10歳の娘が難病と診断されました。手続きはどうすればいいですか", "小学生の子の申請はどうすれば",
-                                  "3歳の息子の自己負担はいくら？"])
+@pytest.mark.parametrize(
+    "said",
+    [
+        "10歳の娘が難病と診断されました。手続きはどうすればいいですか",
+        "小学生の子の申請はどうすれば",
+        "3歳の息子の自己負担はいくら？",
+    ],
+)
 def test_a_child_with_an_age_hears_of_shoman_at_once(chat, said):
     replies = chat.say(said)
     text = chat.text(replies)
@@ -210,6 +232,7 @@ def test_a_son_who_drives_is_not_a_child_patient(chat):
 
 # --- the terminal and chat --json ------------------------------------------------------------
 
+
 def _env(tmp_path):
     return {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
 
@@ -230,8 +253,9 @@ def test_json_console_move_out_child_and_later_office(tmp_path):
         {"user": "U5", "text": "うちの子の場合の上限額は？"},
         {"user": "U5", "choice": "under18"},
     ]
-    out = run_cli(["chat", "--json"], stdin="\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
-                  env=_env(tmp_path))
+    out = run_cli(
+        ["chat", "--json"], stdin="\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", env=_env(tmp_path)
+    )
     assert out.returncode == 0, out.stderr
     moved, renewal, away, child, under18 = (json.loads(line)["replies"] for line in out.stdout.splitlines())
     assert moved[0]["topic"] == "change-application" and MAEBASHI in moved[0]["text"]

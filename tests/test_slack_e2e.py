@@ -43,10 +43,10 @@ from bot.channels.slack import (
     to_plain,
 )
 from bot.config import Settings
-from handlers.messages import Choice, IncomingMessage, Reply
 from bot.server import start_in_thread
 from bot.storage.repositories import Store
 from bot.texts import HOME_CHOICES
+from handlers.messages import Choice, IncomingMessage, Reply
 from handlers.system import MENU_CHOICES
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, Call, FakeSlackAPI
 
@@ -56,6 +56,7 @@ MENU_TEXT_START = "指定難病の医療費助成（特定医療費）につい�
 
 
 # --- signing and payloads, as Slack does them ------------------------------------------------------
+
 
 def signature(body: str, timestamp: int, secret: str = SECRET) -> str:
     base = f"v0:{timestamp}:{body}".encode()
@@ -69,15 +70,27 @@ class HttpResult:
     seconds: float
 
 
-def post_signed(url: str, body: str, *, content_type: str = "application/json", secret: str = SECRET,
-                timestamp: int | None = None, headers: dict[str, str] | None = None) -> HttpResult:
+def post_signed(
+    url: str,
+    body: str,
+    *,
+    content_type: str = "application/json",
+    secret: str = SECRET,
+    timestamp: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> HttpResult:
     ts = int(time.time()) if timestamp is None else timestamp
-    req = urllib.request.Request(url, data=body.encode(), method="POST", headers={
-        "Content-Type": content_type,
-        "X-Slack-Request-Timestamp": str(ts),
-        "X-Slack-Signature": signature(body, ts, secret),
-        **(headers or {}),
-    })
+    req = urllib.request.Request(
+        url,
+        data=body.encode(),
+        method="POST",
+        headers={
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": signature(body, ts, secret),
+            **(headers or {}),
+        },
+    )
     return _open(req)
 
 
@@ -99,18 +112,35 @@ _counter = iter(range(1, 1_000_000))
 
 def event_callback(event: dict[str, Any], event_id: str | None = None) -> str:
     n = next(_counter)
-    return json.dumps({
-        "token": "legacy-unused", "team_id": TEAM_ID, "api_app_id": "A1", "type": "event_callback",
-        "event": event, "event_id": event_id or f"Ev{n:08d}", "event_time": int(time.time()),
-        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True,
-                            "is_enterprise_install": False}],
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "token": "legacy-unused",
+            "team_id": TEAM_ID,
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event": event,
+            "event_id": event_id or f"Ev{n:08d}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True, "is_enterprise_install": False}
+            ],
+        },
+        ensure_ascii=False,
+    )
 
 
 def dm_event(text: str, user: str = "U1", **extra: Any) -> dict[str, Any]:
     n = next(_counter)
-    return {"type": "message", "channel": "D" + user.removeprefix("U"), "channel_type": "im", "user": user,
-            "text": text, "ts": f"1700001000.{n:06d}", "event_ts": f"1700001000.{n:06d}", **extra}
+    return {
+        "type": "message",
+        "channel": "D" + user.removeprefix("U"),
+        "channel_type": "im",
+        "user": user,
+        "text": text,
+        "ts": f"1700001000.{n:06d}",
+        "event_ts": f"1700001000.{n:06d}",
+        **extra,
+    }
 
 
 def dm(text: str, user: str = "U1", event_id: str | None = None) -> str:
@@ -129,25 +159,52 @@ def click(message: Call, value: str, response_url: str, user: str = "U1") -> str
             if block["type"] == "actions" and element.get("value") == value:
                 n = next(_counter)
                 ts = message.response["ts"]
-                return form({
-                    "type": "block_actions", "user": {"id": user, "team_id": TEAM_ID}, "team": {"id": TEAM_ID},
-                    "api_app_id": "A1", "trigger_id": f"trig{n}", "response_url": response_url,
-                    "container": {"type": "message", "message_ts": ts, "channel_id": message.args["channel"],
-                                  "is_ephemeral": False},
-                    "channel": {"id": message.args["channel"]},
-                    "message": {"type": "message", "ts": ts, "text": message.args["text"], "blocks": blocks,
-                                "bot_id": BOT_ID},
-                    "actions": [{"type": "button", "action_id": element["action_id"], "block_id": "b1",
-                                 "value": value, "text": element["text"], "action_ts": f"1700002000.{n:06d}"}],
-                })
+                return form(
+                    {
+                        "type": "block_actions",
+                        "user": {"id": user, "team_id": TEAM_ID},
+                        "team": {"id": TEAM_ID},
+                        "api_app_id": "A1",
+                        "trigger_id": f"trig{n}",
+                        "response_url": response_url,
+                        "container": {
+                            "type": "message",
+                            "message_ts": ts,
+                            "channel_id": message.args["channel"],
+                            "is_ephemeral": False,
+                        },
+                        "channel": {"id": message.args["channel"]},
+                        "message": {
+                            "type": "message",
+                            "ts": ts,
+                            "text": message.args["text"],
+                            "blocks": blocks,
+                            "bot_id": BOT_ID,
+                        },
+                        "actions": [
+                            {
+                                "type": "button",
+                                "action_id": element["action_id"],
+                                "block_id": "b1",
+                                "value": value,
+                                "text": element["text"],
+                                "action_ts": f"1700002000.{n:06d}",
+                            }
+                        ],
+                    }
+                )
     raise AssertionError(f"no button with value {value!r} in {blocks}")
 
 
 def texts(calls: list[Call]) -> str:
     """What the posted messages show: section texts and fields, and headers (a card's figure or office)."""
-    return "\n".join(t["text"] for c in calls for block in c.args.get("blocks") or []
-                     if block["type"] in ("section", "header")
-                     for t in ([block["text"]] if "text" in block else []) + block.get("fields", []))
+    return "\n".join(
+        t["text"]
+        for c in calls
+        for block in c.args.get("blocks") or []
+        if block["type"] in ("section", "header")
+        for t in ([block["text"]] if "text" in block else []) + block.get("fields", [])
+    )
 
 
 def button_values(call: Call) -> list[str]:
@@ -156,10 +213,12 @@ def button_values(call: Call) -> list[str]:
 
 # --- fixtures ----------------------------------------------------------------------------------------
 
+
 @pytest.fixture()
 def slack_settings(db_url: str, fake_slack: FakeSlackAPI) -> Settings:
-    return Settings(database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET,
-                    slack_api_url=fake_slack.api_url)
+    return Settings(
+        database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url
+    )
 
 
 @dataclass
@@ -198,6 +257,7 @@ def answers_to(fake: FakeSlackAPI, channel: str, count: int = 1) -> list[Call]:
 
 # --- a DM, a click, the dialog -----------------------------------------------------------------------
 
+
 def test_slack_dm_is_answered_with_text_and_buttons(server: Running, fake_slack: FakeSlackAPI) -> None:
     result = post_signed(server.events, dm("メニュー"))
 
@@ -214,8 +274,11 @@ def test_slack_button_click_continues_the_dialog(server: Running, fake_slack: Fa
     post_signed(server.events, dm("メニュー"))
     [menu] = answers_to(fake_slack, "D1")
 
-    result = post_signed(server.events, click(menu, "office", fake_slack.response_url()),
-                         content_type="application/x-www-form-urlencoded")
+    result = post_signed(
+        server.events,
+        click(menu, "office", fake_slack.response_url()),
+        content_type="application/x-www-form-urlencoded",
+    )
     assert result.status == 200 and result.seconds < 3
     asked = answers_to(fake_slack, "D1", 3)[1:]
     assert "お住まいの市町村を教えてください" in texts(asked)
@@ -231,8 +294,14 @@ def test_slack_button_click_continues_the_dialog(server: Running, fake_slack: Fa
 
 
 def test_slack_mention_is_answered_in_a_thread_without_the_mention(server: Running, fake_slack: FakeSlackAPI) -> None:
-    event = {"type": "app_mention", "channel": "C9", "user": "U7", "text": f"<@{BOT_USER_ID}> メニュー",
-             "ts": "1700003000.000100", "event_ts": "1700003000.000100"}
+    event = {
+        "type": "app_mention",
+        "channel": "C9",
+        "user": "U7",
+        "text": f"<@{BOT_USER_ID}> メニュー",
+        "ts": "1700003000.000100",
+        "event_ts": "1700003000.000100",
+    }
     assert post_signed(server.events, event_callback(event)).status == 200
 
     [answer] = answers_to(fake_slack, "C9")
@@ -242,12 +311,20 @@ def test_slack_mention_is_answered_in_a_thread_without_the_mention(server: Runni
 
 # --- uploads: never downloaded, said so kindly -----------------------------------------------------
 
+
 def _upload(mimetype: str, name: str) -> dict[str, Any]:
-    return {"id": "F" + name.upper()[:6], "name": name, "mimetype": mimetype, "filetype": name.rsplit(".", 1)[-1],
-            "url_private": "https://files.slack.com/files-pri/T1-F1/" + name}
+    return {
+        "id": "F" + name.upper()[:6],
+        "name": name,
+        "mimetype": mimetype,
+        "filetype": name.rsplit(".", 1)[-1],
+        "url_private": "https://files.slack.com/files-pri/T1-F1/" + name,
+    }
 
 
-def test_a_photo_alone_gets_a_text_only_note_and_nothing_is_downloaded(server: Running, fake_slack: FakeSlackAPI) -> None:
+def test_a_photo_alone_gets_a_text_only_note_and_nothing_is_downloaded(
+    server: Running, fake_slack: FakeSlackAPI
+) -> None:
     event = dm_event("", subtype="file_share", files=[_upload("image/jpeg", "jukyusha.jpg")])
     assert post_signed(server.events, event_callback(event)).status == 200
 
@@ -273,8 +350,9 @@ def test_a_photo_in_the_middle_of_a_dialog_asks_the_question_again(server: Runni
     asked = answers_to(fake_slack, "D1", 2)
     assert "お住まいの市町村を教えてください" in texts(asked)
 
-    post_signed(server.events, event_callback(dm_event("", subtype="file_share",
-                                                       files=[_upload("image/png", "map.png")])))
+    post_signed(
+        server.events, event_callback(dm_event("", subtype="file_share", files=[_upload("image/png", "map.png")]))
+    )
     again = answers_to(fake_slack, "D1", 3)[2:]
     assert "文字で答えてください" in texts(again) and "お住まいの市町村を教えてください" in texts(again)
 
@@ -283,6 +361,7 @@ def test_a_photo_in_the_middle_of_a_dialog_asks_the_question_again(server: Runni
 
 
 # --- exactly once ----------------------------------------------------------------------------------
+
 
 def test_slack_retry_is_not_answered_twice(server: Running, fake_slack: FakeSlackAPI) -> None:
     body = dm("メニュー", event_id="EvRETRY1")
@@ -296,12 +375,15 @@ def test_slack_retry_is_not_answered_twice(server: Running, fake_slack: FakeSlac
 
 
 def test_same_event_on_two_instances_sharing_a_database_is_answered_once(
-        start_server: Callable[..., Running], fake_slack: FakeSlackAPI) -> None:
+    start_server: Callable[..., Running], fake_slack: FakeSlackAPI
+) -> None:
     first, second = start_server(), start_server()
     body = dm("メニュー", event_id="EvTWICE1")
     results: list[HttpResult] = []
-    threads = [threading.Thread(target=lambda url=url: results.append(post_signed(url, body)))
-               for url in (first.events, second.events)]
+    threads = [
+        threading.Thread(target=lambda url=url: results.append(post_signed(url, body)))
+        for url in (first.events, second.events)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -314,6 +396,7 @@ def test_same_event_on_two_instances_sharing_a_database_is_answered_once(
 
 
 # --- refused and ignored -----------------------------------------------------------------------------
+
 
 def test_forged_signature_is_refused(server: Running, fake_slack: FakeSlackAPI) -> None:
     result = post_signed(server.events, dm("メニュー"), secret="not-the-secret")
@@ -332,12 +415,16 @@ def test_stale_timestamp_is_refused(server: Running, fake_slack: FakeSlackAPI) -
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
-@pytest.mark.parametrize("bad_header", [
-    {"X-Slack-Request-Timestamp": "not-a-number"},
-    {"X-Slack-Signature": "v0=\u00e9t\u00e9"},
-])
-def test_malformed_signature_headers_are_refused_not_a_server_error(server: Running, fake_slack: FakeSlackAPI,
-                                                                   bad_header: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "bad_header",
+    [
+        {"X-Slack-Request-Timestamp": "not-a-number"},
+        {"X-Slack-Signature": "v0=\u00e9t\u00e9"},
+    ],
+)
+def test_malformed_signature_headers_are_refused_not_a_server_error(
+    server: Running, fake_slack: FakeSlackAPI, bad_header: dict[str, str]
+) -> None:
     result = post_signed(server.events, dm("メニュー"), headers=bad_header)
 
     assert result.status == 401
@@ -345,15 +432,25 @@ def test_malformed_signature_headers_are_refused_not_a_server_error(server: Runn
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
-@pytest.mark.parametrize("event", [
-    dm_event("私はボットです", user="U5", bot_id="B999", subtype="bot_message"),
-    dm_event("私もボットです", user="U5", bot_id="B999"),
-    dm_event("自分の投稿", user=BOT_USER_ID, bot_id=BOT_ID),
-    dm_event("", user="U5", subtype="message_changed", message={"text": "メニュー", "user": "U5"}),
-    dm_event("", user="U5", subtype="message_deleted"),
-    {"type": "message", "channel": "C5", "channel_type": "channel", "user": "U5", "text": "メニュー",
-     "ts": "1700004000.000001"},
-], ids=["bot_message", "bot_id", "self", "edited", "deleted", "not-a-dm"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        dm_event("私はボットです", user="U5", bot_id="B999", subtype="bot_message"),
+        dm_event("私もボットです", user="U5", bot_id="B999"),
+        dm_event("自分の投稿", user=BOT_USER_ID, bot_id=BOT_ID),
+        dm_event("", user="U5", subtype="message_changed", message={"text": "メニュー", "user": "U5"}),
+        dm_event("", user="U5", subtype="message_deleted"),
+        {
+            "type": "message",
+            "channel": "C5",
+            "channel_type": "channel",
+            "user": "U5",
+            "text": "メニュー",
+            "ts": "1700004000.000001",
+        },
+    ],
+    ids=["bot_message", "bot_id", "self", "edited", "deleted", "not-a-dm"],
+)
 def test_bot_and_edit_messages_are_ignored(server: Running, fake_slack: FakeSlackAPI, event: dict) -> None:
     result = post_signed(server.events, event_callback(event))
 
@@ -379,7 +476,10 @@ def test_url_verification_answers_the_challenge(server: Running) -> None:
 
 # --- App Home and /nanbyo -------------------------------------------------------------------------
 
-def test_app_home_publishes_the_menu_and_its_buttons_answer_in_the_dm(server: Running, fake_slack: FakeSlackAPI) -> None:
+
+def test_app_home_publishes_the_menu_and_its_buttons_answer_in_the_dm(
+    server: Running, fake_slack: FakeSlackAPI
+) -> None:
     event = {"type": "app_home_opened", "user": "U3", "channel": "D3", "tab": "home", "event_ts": "1700005000.1"}
     assert post_signed(server.events, event_callback(event)).status == 200
 
@@ -391,12 +491,27 @@ def test_app_home_publishes_the_menu_and_its_buttons_answer_in_the_dm(server: Ru
     assert [b["text"]["text"] for b in buttons] == ["相談する", "自己負担を計算", "更新のお知らせ", "データを削除"]
 
     consult = next(b for b in buttons if b["text"]["text"] == "相談する")
-    payload = form({
-        "type": "block_actions", "user": {"id": "U3"}, "team": {"id": TEAM_ID}, "api_app_id": "A1",
-        "trigger_id": "trigH", "container": {"type": "view", "view_id": "V1"}, "view": {"id": "V1", "type": "home"},
-        "actions": [{"type": "button", "action_id": consult["action_id"], "block_id": "h1", "value": consult["value"],
-                     "text": consult["text"], "action_ts": "1700005001.000001"}],
-    })
+    payload = form(
+        {
+            "type": "block_actions",
+            "user": {"id": "U3"},
+            "team": {"id": TEAM_ID},
+            "api_app_id": "A1",
+            "trigger_id": "trigH",
+            "container": {"type": "view", "view_id": "V1"},
+            "view": {"id": "V1", "type": "home"},
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": consult["action_id"],
+                    "block_id": "h1",
+                    "value": consult["value"],
+                    "text": consult["text"],
+                    "action_ts": "1700005001.000001",
+                }
+            ],
+        }
+    )
     assert post_signed(server.events, payload, content_type="application/x-www-form-urlencoded").status == 200
     [opened] = fake_slack.wait_for("conversations.open")
     assert opened.args["users"] == "U3"
@@ -410,15 +525,28 @@ def test_home_buttons_are_choices_the_router_knows() -> None:
 
 
 def _command(text: str, response_url: str, channel: str = "C42") -> str:
-    return urlencode({"token": "legacy", "team_id": TEAM_ID, "team_domain": "fake", "channel_id": channel,
-                      "channel_name": "general", "user_id": "U4", "user_name": "patient", "command": "/nanbyo",
-                      "text": text, "api_app_id": "A1", "response_url": response_url,
-                      "trigger_id": f"trigC{next(_counter)}"})
+    return urlencode(
+        {
+            "token": "legacy",
+            "team_id": TEAM_ID,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": "U4",
+            "user_name": "patient",
+            "command": "/nanbyo",
+            "text": text,
+            "api_app_id": "A1",
+            "response_url": response_url,
+            "trigger_id": f"trigC{next(_counter)}",
+        }
+    )
 
 
 def test_nanbyo_command_alone_opens_the_menu_in_the_dm(server: Running, fake_slack: FakeSlackAPI) -> None:
-    result = post_signed(server.events, _command("", fake_slack.response_url("cmd")),
-                         content_type="application/x-www-form-urlencoded")
+    result = post_signed(
+        server.events, _command("", fake_slack.response_url("cmd")), content_type="application/x-www-form-urlencoded"
+    )
 
     assert result.status == 200 and result.seconds < 3
     [answer] = answers_to(fake_slack, "D4")
@@ -428,8 +556,11 @@ def test_nanbyo_command_alone_opens_the_menu_in_the_dm(server: Running, fake_sla
 
 
 def test_nanbyo_command_with_text_is_answered_like_a_message(server: Running, fake_slack: FakeSlackAPI) -> None:
-    post_signed(server.events, _command("草津町の窓口を教えて", fake_slack.response_url()),
-                content_type="application/x-www-form-urlencoded")
+    post_signed(
+        server.events,
+        _command("草津町の窓口を教えて", fake_slack.response_url()),
+        content_type="application/x-www-form-urlencoded",
+    )
 
     answers = answers_to(fake_slack, "D4")
     assert answers[0].args["channel"] == "D4"
@@ -437,6 +568,7 @@ def test_nanbyo_command_with_text_is_answered_like_a_message(server: Running, fa
 
 
 # --- rendering within Slack's limits ---------------------------------------------------------------
+
 
 class LongAnswerBot:
     """Answers everything with one very long reply and many choices (no knowledge base needed)."""
@@ -470,8 +602,9 @@ def assert_within_limits(messages: list[dict[str, Any]]) -> None:
                 assert all(len(e["text"]["text"]) <= BUTTON_TEXT_LIMIT for e in block["elements"])
 
 
-def test_long_answer_is_split_within_block_limits(start_server: Callable[..., Running], slack_settings: Settings,
-                                                  fake_slack: FakeSlackAPI) -> None:
+def test_long_answer_is_split_within_block_limits(
+    start_server: Callable[..., Running], slack_settings: Settings, fake_slack: FakeSlackAPI
+) -> None:
     text = _long_text()
     choices = tuple(Choice(f"選択肢{i}" + "あ" * (100 if i == 0 else 0), f"v{i}") for i in range(60))
     server = start_server(bot=LongAnswerBot(text, choices, build_bot(slack_settings).store))
@@ -501,25 +634,34 @@ def test_render_escapes_slack_markup_only() -> None:
     assert message["blocks"][0]["text"]["text"] == "1割&lt;2割 &amp; *太字ではない* &lt;@U1&gt;"
 
 
-@pytest.mark.parametrize("raw, plain", [
-    (f"<@{BOT_USER_ID}> 上限額は？", "上限額は？"),
-    ("<@U2|taro> 1割&lt;2割 &amp; 3割&gt;", "1割<2割 & 3割>"),
-    ("<https://www.nanbyou.or.jp/|難病情報センター> を見ました", "難病情報センター を見ました"),
-    ("<#C1|general> で聞きました <!here>", "#general で聞きました"),
-])
+@pytest.mark.parametrize(
+    "raw, plain",
+    [
+        (f"<@{BOT_USER_ID}> 上限額は？", "上限額は？"),
+        ("<@U2|taro> 1割&lt;2割 &amp; 3割&gt;", "1割<2割 & 3割>"),
+        ("<https://www.nanbyou.or.jp/|難病情報センター> を見ました", "難病情報センター を見ました"),
+        ("<#C1|general> で聞きました <!here>", "#general で聞きました"),
+    ],
+)
 def test_incoming_markup_becomes_plain_text(raw: str, plain: str) -> None:
     assert to_plain(raw) == plain
 
 
 # --- rude inputs through the real app ------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("あ" * 10_000, "長すぎる"),
-    ("", "メッセージが空のようです"),
-    ("😀🙏", None),
-    ("2027年3月31日", None),
-])
-def test_rude_dms_get_a_polite_answer(server: Running, fake_slack: FakeSlackAPI, text: str, expected: str | None) -> None:
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("あ" * 10_000, "長すぎる"),
+        ("", "メッセージが空のようです"),
+        ("😀🙏", None),
+        ("2027年3月31日", None),
+    ],
+)
+def test_rude_dms_get_a_polite_answer(
+    server: Running, fake_slack: FakeSlackAPI, text: str, expected: str | None
+) -> None:
     assert post_signed(server.events, dm(text)).status == 200
 
     answers = answers_to(fake_slack, "D1")
@@ -530,6 +672,7 @@ def test_rude_dms_get_a_polite_answer(server: Running, fake_slack: FakeSlackAPI,
 
 # --- health and routes -----------------------------------------------------------------------------
 
+
 def test_healthz_reports_ok(server: Running) -> None:
     result = get(server.url + "/healthz")
 
@@ -537,8 +680,9 @@ def test_healthz_reports_ok(server: Running) -> None:
     assert json.loads(result.body) == {"status": "ok"}
 
 
-def test_healthz_reports_503_when_the_database_is_away(start_server: Callable[..., Running],
-                                                       slack_settings: Settings, tmp_path: Path) -> None:
+def test_healthz_reports_503_when_the_database_is_away(
+    start_server: Callable[..., Running], slack_settings: Settings, tmp_path: Path
+) -> None:
     bot = build_bot(slack_settings)
     bot.store = Store(create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"))
     server = start_server(bot=bot)
@@ -559,6 +703,7 @@ def test_unknown_paths_and_unconfigured_slack_give_404(start_server: Callable[..
 
 # --- reminders through SlackOutbox ------------------------------------------------------------------
 
+
 def test_reminder_is_delivered_as_a_dm(slack_settings: Settings, fake_slack: FakeSlackAPI) -> None:
     SlackOutbox(slack_settings).send("U8", "受給者証の有効期限が近づいています。", "reminder", "reminder-1-60")
 
@@ -570,7 +715,8 @@ def test_reminder_is_delivered_as_a_dm(slack_settings: Settings, fake_slack: Fak
 
 
 def test_rate_limited_reminder_waits_for_retry_after_and_is_delivered_once(
-        slack_settings: Settings, fake_slack: FakeSlackAPI) -> None:
+    slack_settings: Settings, fake_slack: FakeSlackAPI
+) -> None:
     fake_slack.rate_limit(1, retry_after=1, method="chat.postMessage")
     started = time.monotonic()
 
@@ -598,6 +744,7 @@ def test_server_gives_the_scheduler_a_slack_sender(slack_settings: Settings) -> 
 
 # --- the installed command ----------------------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -620,13 +767,25 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
 
 def test_nanbyo_bot_serve_answers_a_dm_and_stops_on_sigterm(tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "SLACK_BOT_TOKEN": TOKEN,
-           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.api_url, "LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "LOG_LEVEL": "INFO",
+    }
     env.pop("LINE_CHANNEL_SECRET", None)
     env.pop("LINE_CHANNEL_ACCESS_TOKEN", None)
     exe = Path(sys.executable).with_name("nanbyo-bot")
-    proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
@@ -650,8 +809,10 @@ def test_nanbyo_bot_serve_answers_a_dm_and_stops_on_sigterm(tmp_path: Path, fake
 def test_socket_mode_without_app_token_is_a_clear_error(db_url: str) -> None:
     from tests.conftest import run_cli
 
-    result = run_cli(["serve", "--socket-mode", "--port", "0"],
-                     env={"DATABASE_URL": db_url, "SLACK_APP_TOKEN": "", "SLACK_BOT_TOKEN": TOKEN})
+    result = run_cli(
+        ["serve", "--socket-mode", "--port", "0"],
+        env={"DATABASE_URL": db_url, "SLACK_APP_TOKEN": "", "SLACK_BOT_TOKEN": TOKEN},
+    )
 
     assert result.returncode == 2
     assert "SLACK_APP_TOKEN" in result.stderr
@@ -659,7 +820,10 @@ def test_socket_mode_without_app_token_is_a_clear_error(db_url: str) -> None:
 
 # --- Socket Mode, LINE and the scheduler, as the server mounts them ---------------------------------
 
-def test_socket_mode_request_is_answered_without_a_signature(slack_settings: Settings, fake_slack: FakeSlackAPI) -> None:
+
+def test_socket_mode_request_is_answered_without_a_signature(
+    slack_settings: Settings, fake_slack: FakeSlackAPI
+) -> None:
     from dataclasses import replace
 
     from slack_bolt import BoltRequest
@@ -722,12 +886,22 @@ def test_manifest_matches_what_the_server_handles(server: Running) -> None:
     manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "slack" / "manifest.yml").read_text())
     settings = manifest["settings"]
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == [COMMAND]
-    urls = [settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"],
-            *(c["url"] for c in manifest["features"]["slash_commands"])]
+    urls = [
+        settings["event_subscriptions"]["request_url"],
+        settings["interactivity"]["request_url"],
+        *(c["url"] for c in manifest["features"]["slash_commands"]),
+    ]
     assert all(u.endswith("/slack/events") for u in urls)
     for subscribed in settings["event_subscriptions"]["bot_events"]:
-        event = {"type": subscribed.split(".")[0], "user": "U1", "channel": "D1", "tab": "messages",
-                 "channel_type": "im", "subtype": "channel_join", "ts": "1.1"}
+        event = {
+            "type": subscribed.split(".")[0],
+            "user": "U1",
+            "channel": "D1",
+            "tab": "messages",
+            "channel_type": "im",
+            "subtype": "channel_join",
+            "ts": "1.1",
+        }
         assert post_signed(server.events, event_callback(event)).status == 200, subscribed
 
 
@@ -742,20 +916,29 @@ def test_each_home_button_gets_its_own_answer(chat: Any, choice: Choice) -> None
         assert replies[-1].expecting or replies[-1].choices, "a dialog starts and asks its first question"
 
 
-def test_real_line_channel_is_mounted_and_refuses_a_forged_signature(line_settings: Settings,
-                                                                     start_server: Callable[..., Running]) -> None:
+def test_real_line_channel_is_mounted_and_refuses_a_forged_signature(
+    line_settings: Settings, start_server: Callable[..., Running]
+) -> None:
     server = start_server(settings=line_settings)
 
-    forged = _open(urllib.request.Request(server.url + "/line/callback", data=b'{"events":[]}', method="POST",
-                                          headers={"X-Line-Signature": "Zm9yZ2Vk"}))
+    forged = _open(
+        urllib.request.Request(
+            server.url + "/line/callback",
+            data=b'{"events":[]}',
+            method="POST",
+            headers={"X-Line-Signature": "Zm9yZ2Vk"},
+        )
+    )
 
     assert forged.status == 400
 
 
 # --- feedback on answers (issue 28) ------------------------------------------------------------------
 
+
 def test_slack_answer_ends_with_a_feedback_block_whose_click_and_note_are_recorded(
-        server: Running, fake_slack: FakeSlackAPI, db_url: str) -> None:
+    server: Running, fake_slack: FakeSlackAPI, db_url: str
+) -> None:
     from sqlalchemy import text as sql
 
     post_signed(server.events, dm("受給者証なくした"))
@@ -768,8 +951,9 @@ def test_slack_answer_ends_with_a_feedback_block_whose_click_and_note_are_record
     assert len(set(action_ids)) == len(action_ids), "action ids stay unique in the message"
 
     no = actions[1]["elements"][1]["value"]
-    post_signed(server.events, click(answer, no, fake_slack.response_url()),
-                content_type="application/x-www-form-urlencoded")
+    post_signed(
+        server.events, click(answer, no, fake_slack.response_url()), content_type="application/x-www-form-urlencoded"
+    )
     ask = answers_to(fake_slack, "D1", 2)[1]
     assert "足りなかったこと" in texts([ask])
     assert button_values(ask) == ["feedback-skip", "office"]
@@ -788,8 +972,14 @@ def test_slack_answer_ends_with_a_feedback_block_whose_click_and_note_are_record
 
 def test_render_puts_the_feedback_pair_after_every_leading_button() -> None:
     leading = tuple(Choice(f"話題{i}", f"topic:t{i}") for i in range(30))
-    reply = Reply("答え", choices=(*leading, Choice("👍 役に立った", "feedback:yes:answer:t"),
-                                   Choice("👎 役に立たなかった", "feedback:no:answer:t")))
+    reply = Reply(
+        "答え",
+        choices=(
+            *leading,
+            Choice("👍 役に立った", "feedback:yes:answer:t"),
+            Choice("👎 役に立たなかった", "feedback:no:answer:t"),
+        ),
+    )
     [message] = render([reply])
     values = [e["value"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert values[:30] == [c.value for c in leading]

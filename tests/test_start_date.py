@@ -62,7 +62,9 @@ def test_application_before_october_2023_starts_on_the_application_date() -> Non
         pytest.param(date(2025, 7, 31), 1, date(2025, 6, 30), id="7-31-to-6-30"),
     ],
 )
-def test_missing_day_a_month_back_becomes_that_months_end_and_is_flagged(received: date, months: int, limit: date) -> None:
+def test_missing_day_a_month_back_becomes_that_months_end_and_is_flagged(
+    received: date, months: int, limit: date
+) -> None:
     result = earliest_start(date(2024, 1, 1), received, unavoidable_reason=months == 3)
     assert (result.look_back_limit, result.start, result.day_adjusted) == (limit, limit, True)
     assert any("窓口でご確認ください" in r for r in result.reasons)

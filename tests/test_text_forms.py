@@ -44,11 +44,14 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], Counter
     return folds, readings
 
 
-@pytest.mark.parametrize("message", [
-    "じゅきゅうしゃしょう なくしたら どうすればいい",  # typed in kana: also matched by its reading
-    "受給者証の更新っていつ？",
-    "データ全部消してほしい",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "じゅきゅうしゃしょう なくしたら どうすればいい",  # typed in kana: also matched by its reading
+        "受給者証の更新っていつ？",
+        "データ全部消してほしい",
+    ],
+)
 def test_a_turn_folds_and_reads_the_message_once(chat, monkeypatch, message):
     chat.say("こんにちは")  # the tables of the knowledge base are built before counting
     folds, readings = _count_calls(monkeypatch)

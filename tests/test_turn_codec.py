@@ -65,27 +65,41 @@ BEFORE_LINE_TWO_EVENTS = (
 BEFORE_ADDRESS_FIELDS = {"channel", "user", "conversation", "thread", "reply_token", "home", "clicked", "pointer_url"}
 
 
-@pytest.mark.parametrize(("payload", "expected"), [
-    (BEFORE_SLACK_DM, SlackAddress("slack", "U1", conversation="D1")),
-    (BEFORE_SLACK_CLICK, SlackAddress("slack", "U2", conversation="D2", thread="1.2",
-                                      clicked=("D2", "1.1", "メニュー", "[]"))),
-    (BEFORE_SLACK_COMMAND, SlackAddress("slack", "U3", pointer_url="https://hooks.slack.test/x")),
-    (BEFORE_SLACK_HOME, SlackAddress("slack", "U4", home=True)),
-    (BEFORE_LINE_TWO_EVENTS, LineAddress("line", "L1", reply_token="RT5")),
-])
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (BEFORE_SLACK_DM, SlackAddress("slack", "U1", conversation="D1")),
+        (
+            BEFORE_SLACK_CLICK,
+            SlackAddress("slack", "U2", conversation="D2", thread="1.2", clicked=("D2", "1.1", "メニュー", "[]")),
+        ),
+        (BEFORE_SLACK_COMMAND, SlackAddress("slack", "U3", pointer_url="https://hooks.slack.test/x")),
+        (BEFORE_SLACK_HOME, SlackAddress("slack", "U4", home=True)),
+        (BEFORE_LINE_TWO_EVENTS, LineAddress("line", "L1", reply_token="RT5")),
+    ],
+)
 def test_a_turn_recorded_before_the_address_types_split_is_read_as_its_channels_address(payload, expected):
     turns = decode_turns(payload)
     assert all(address == expected and type(address) is type(expected) for _, address in turns), turns
     assert turns[0][0].user == expected.user
 
 
-@pytest.mark.parametrize("address", [
-    SlackAddress("slack", "U1", conversation="C1", thread="1.5", clicked=("C1", "1.4", "はい", "[]"),
-                 pointer_url="https://hooks.slack.test/y"),
-    SlackAddress("slack", "U1", home=True),
-    LineAddress("line", "L1", reply_token="RT"),
-    Address("console", "me"),
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        SlackAddress(
+            "slack",
+            "U1",
+            conversation="C1",
+            thread="1.5",
+            clicked=("C1", "1.4", "はい", "[]"),
+            pointer_url="https://hooks.slack.test/y",
+        ),
+        SlackAddress("slack", "U1", home=True),
+        LineAddress("line", "L1", reply_token="RT"),
+        Address("console", "me"),
+    ],
+)
 def test_a_turn_recorded_now_reads_back_as_it_was_and_in_the_fields_the_version_before_knew(address):
     msg = IncomingMessage(address.channel, address.user, text="受給者証なくした", event_id="Ev9")
     payload = encode_turns([(msg, address)])
@@ -95,21 +109,31 @@ def test_a_turn_recorded_now_reads_back_as_it_was_and_in_the_fields_the_version_
 
 
 def test_a_slack_and_a_line_turn_recorded_before_an_upgrade_are_answered_after_it(
-        database_url: str, fake_slack: FakeSlackAPI) -> None:
+    database_url: str, fake_slack: FakeSlackAPI
+) -> None:
     with FakeLineApi.start() as line_api:
-        settings = Settings(database_url=database_url, slack_bot_token=TOKEN, slack_api_url=fake_slack.api_url,
-                            line_channel_secret=LINE_SECRET, line_channel_access_token=line_api.access_token,
-                            line_api_url=line_api.url)
+        settings = Settings(
+            database_url=database_url,
+            slack_bot_token=TOKEN,
+            slack_api_url=fake_slack.api_url,
+            line_channel_secret=LINE_SECRET,
+            line_channel_access_token=line_api.access_token,
+            line_api_url=line_api.url,
+        )
         bot = build_bot(settings)
         with turn_queue(bot.store, database_url).unit_of_work() as uow:  # acked by the version before
-            for kind, user_key, payload in (("slack", "slack:U1", BEFORE_SLACK_DM),
-                                            ("line", "line:L1", BEFORE_LINE_TWO_EVENTS)):
-                uow.turns.add_pending_turn(kind=kind, user_key=user_key, payload=payload, owner=None,
-                                           now=utcnow() - timedelta(seconds=5))
+            for kind, user_key, payload in (
+                ("slack", "slack:U1", BEFORE_SLACK_DM),
+                ("line", "line:L1", BEFORE_LINE_TWO_EVENTS),
+            ):
+                uow.turns.add_pending_turn(
+                    kind=kind, user_key=user_key, payload=payload, owner=None, now=utcnow() - timedelta(seconds=5)
+                )
         runner = PooledRunner(bot, build_outboxes(settings), store=bot.store, database_url=database_url)
         try:
-            [posted] = fake_slack.wait_for("chat.postMessage", 1, timeout=30,
-                                           where=lambda c: c.args.get("channel") == "D1")
+            [posted] = fake_slack.wait_for(
+                "chat.postMessage", 1, timeout=30, where=lambda c: c.args.get("channel") == "D1"
+            )
             replied = line_api.wait_for(REPLY, 1, timeout=30)
         finally:
             runner.close()

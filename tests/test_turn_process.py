@@ -55,8 +55,11 @@ class Serve:
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and entry.name != str(self.proc.pid):
                 try:
-                    if _parent_of(int(entry.name)) == self.proc.pid and _running(int(entry.name)) \
-                            and marker in (entry / "cmdline").read_bytes():
+                    if (
+                        _parent_of(int(entry.name)) == self.proc.pid
+                        and _running(int(entry.name))
+                        and marker in (entry / "cmdline").read_bytes()
+                    ):
                         found.append(int(entry.name))
                 except (FileNotFoundError, ProcessLookupError, ValueError):
                     continue
@@ -81,15 +84,26 @@ class Serve:
 
 def start(tmp_path: Path, fake_slack: FakeSlackAPI, *args: str) -> Serve:
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "SLACK_BOT_TOKEN": TOKEN,
-           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake_slack.api_url, "LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "LOG_LEVEL": "INFO",
+    }
     for name in ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"):
         env.pop(name, None)
     log = tmp_path / "serve.stderr"
     exe = Path(sys.executable).with_name("nanbyo-bot")
     with log.open("w") as err:  # a file: the logs of both processes must never block on a full pipe
-        proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler",
-                                 *args], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler", *args],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     running = Serve(proc, f"http://127.0.0.1:{port}", log)
     _wait_healthy(running.url, proc)
     return running
@@ -147,7 +161,8 @@ def test_every_acked_turn_is_answered_on_sigterm(serve: Serve, fake_slack: FakeS
 
 
 def test_a_turn_process_that_dies_is_restarted_and_its_turns_are_answered_without_running_twice(
-        tmp_path: Path, fake_slack: FakeSlackAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, fake_slack: FakeSlackAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TURN_LEASE_SECONDS", "2")
     serve = start(tmp_path, fake_slack)
     try:
@@ -186,7 +201,8 @@ def test_a_turn_process_that_dies_is_restarted_and_its_turns_are_answered_withou
 
 
 def test_the_server_acks_while_the_turn_process_is_down_and_answers_once_it_is_back(
-        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    tmp_path: Path, fake_slack: FakeSlackAPI
+) -> None:
     serve = start(tmp_path, fake_slack)
     try:
         os.kill(serve.wait_turn_process_ready(), signal.SIGKILL)
@@ -208,7 +224,8 @@ def test_the_server_acks_while_the_turn_process_is_down_and_answers_once_it_is_b
 
 
 def test_an_http_worker_that_dies_is_restarted_by_uvicorn_and_the_acks_go_on(
-        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    tmp_path: Path, fake_slack: FakeSlackAPI
+) -> None:
     serve = start(tmp_path, fake_slack, "--workers", "2")
     try:
         deadline = time.monotonic() + 60
@@ -238,22 +255,35 @@ def test_an_http_worker_that_dies_is_restarted_by_uvicorn_and_the_acks_go_on(
 
 # --- Socket Mode: the same server over a WebSocket instead of /slack/events -------------------------
 
+
 def test_socket_mode_over_a_real_websocket_answers_once_and_closes_on_sigterm(
-        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    tmp_path: Path, fake_slack: FakeSlackAPI
+) -> None:
     from tests.fakes.slack_socket import FakeSocketMode
 
     socket_mode = FakeSocketMode()
     fake_slack.socket_mode_url = socket_mode.url
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'socket.db'}", "SLACK_BOT_TOKEN": TOKEN,
-           "SLACK_APP_TOKEN": "xapp-test-token", "SLACK_API_URL": fake_slack.api_url, "LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'socket.db'}",
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_APP_TOKEN": "xapp-test-token",
+        "SLACK_API_URL": fake_slack.api_url,
+        "LOG_LEVEL": "INFO",
+    }
     for name in ("SLACK_SIGNING_SECRET", "LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"):
         env.pop(name, None)
     log = tmp_path / "serve.stderr"
     exe = Path(sys.executable).with_name("nanbyo-bot")
     with log.open("w") as err:
-        proc = subprocess.Popen([str(exe), "serve", "--socket-mode", "--host", "127.0.0.1", "--port", str(port),
-                                 "--no-scheduler"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--socket-mode", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     serve = Serve(proc, f"http://127.0.0.1:{port}", log)
     try:
         _wait_healthy(serve.url, proc)
@@ -285,22 +315,34 @@ def test_socket_mode_over_a_real_websocket_answers_once_and_closes_on_sigterm(
 
 # --- LINE: the webhook answered at once, the events handled after it, all of them before the exit ------
 
+
 def test_line_webhook_events_are_answered_after_the_200_and_drained_on_sigterm(tmp_path: Path) -> None:
     from tests.fakes.line_api import FakeLineApi
-    from tests.test_line_e2e import REPLY, SECRET as LINE_SECRET, sign, text_event, texts, webhook
+    from tests.test_line_e2e import REPLY, sign, text_event, texts, webhook
+    from tests.test_line_e2e import SECRET as LINE_SECRET
 
     with FakeLineApi.start() as line_api:
         port = _free_port()
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'line.db'}", "LINE_API_URL": line_api.url,
-               "LINE_CHANNEL_SECRET": LINE_SECRET, "LINE_CHANNEL_ACCESS_TOKEN": line_api.access_token,
-               "LOG_LEVEL": "INFO"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'line.db'}",
+            "LINE_API_URL": line_api.url,
+            "LINE_CHANNEL_SECRET": LINE_SECRET,
+            "LINE_CHANNEL_ACCESS_TOKEN": line_api.access_token,
+            "LOG_LEVEL": "INFO",
+        }
         for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
             env.pop(name, None)
         log = tmp_path / "serve.stderr"
         exe = Path(sys.executable).with_name("nanbyo-bot")
         with log.open("w") as err:
-            proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
-                                    env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+            proc = subprocess.Popen(
+                [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-scheduler"],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
         serve = Serve(proc, f"http://127.0.0.1:{port}", log)
         try:
             _wait_healthy(serve.url, proc)
@@ -311,9 +353,12 @@ def test_line_webhook_events_are_answered_after_the_200_and_drained_on_sigterm(t
             users = [f"U{800 + i}" for i in range(10)]
             for user in users:
                 body = webhook(text_event("受給者証なくした", user=user))
-                request = urllib.request.Request(serve.url + "/line/callback", data=body, method="POST",
-                                                 headers={"Content-Type": "application/json",
-                                                          "X-Line-Signature": sign(body)})
+                request = urllib.request.Request(
+                    serve.url + "/line/callback",
+                    data=body,
+                    method="POST",
+                    headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)},
+                )
                 with urllib.request.urlopen(request, timeout=5) as response:
                     assert response.status == 200
         finally:
@@ -327,31 +372,48 @@ def test_line_webhook_events_are_answered_after_the_200_and_drained_on_sigterm(t
 
 # --- a turn that kills every worker that takes it over ----------------------------------------------
 
+
 def test_a_turn_taken_over_too_often_is_dropped_and_the_next_turns_are_answered(
-        tmp_path: Path, fake_slack: FakeSlackAPI) -> None:
+    tmp_path: Path, fake_slack: FakeSlackAPI
+) -> None:
     from datetime import timedelta
 
     from sqlalchemy import text as sql
 
     from bot.bootstrap import build_service
     from bot.config import Settings
-    from handlers.messages import IncomingMessage, SlackAddress
     from bot.runner import MAX_DELIVERIES
     from bot.storage.models import utcnow
     from bot.turn_codec import encode_turns
+    from handlers.messages import IncomingMessage, SlackAddress
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'poison.db'}", slack_bot_token=TOKEN,
-                        slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url, turn_lease_seconds=0.3)
-    poison = (IncomingMessage("slack", "U94", text="受給者証なくした", event_id="EvPOISON"), SlackAddress("slack", "U94", "D94"))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'poison.db'}",
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        turn_lease_seconds=0.3,
+    )
+    poison = (
+        IncomingMessage("slack", "U94", text="受給者証なくした", event_id="EvPOISON"),
+        SlackAddress("slack", "U94", "D94"),
+    )
     service = build_service(settings)
     runner = service.runner
     try:
         # A turn whose earlier owners all died with it: taken over MAX_DELIVERIES times already.
         with runner.queue.unit_of_work() as uow:
-            turn_id = uow.turns.add_pending_turn(kind="slack", user_key="slack:U94", payload=encode_turns([poison]),
-                                           owner="dead", now=utcnow() - timedelta(minutes=5))
+            turn_id = uow.turns.add_pending_turn(
+                kind="slack",
+                user_key="slack:U94",
+                payload=encode_turns([poison]),
+                owner="dead",
+                now=utcnow() - timedelta(minutes=5),
+            )
         with runner.queue.engine.begin() as conn:
-            conn.execute(sql("UPDATE pending_turn SET attempts = :n WHERE id = :id"), {"n": MAX_DELIVERIES, "id": turn_id})
+            conn.execute(
+                sql("UPDATE pending_turn SET attempts = :n WHERE id = :id"), {"n": MAX_DELIVERIES, "id": turn_id}
+            )
         deadline = time.monotonic() + 30
         while True:
             with runner.queue.unit_of_work() as uow:
@@ -360,8 +422,14 @@ def test_a_turn_taken_over_too_often_is_dropped_and_the_next_turns_are_answered(
             assert time.monotonic() < deadline, "the poisonous turn was never dropped"
             time.sleep(0.1)
 
-        runner.submit([(IncomingMessage("slack", "U95", text="受給者証なくした", event_id="EvAFTER"),
-                        SlackAddress("slack", "U95", "D95"))])
+        runner.submit(
+            [
+                (
+                    IncomingMessage("slack", "U95", text="受給者証なくした", event_id="EvAFTER"),
+                    SlackAddress("slack", "U95", "D95"),
+                )
+            ]
+        )
         [answer] = answers_to(fake_slack, "D95")
         assert "再交付" in texts([answer])
     finally:

@@ -63,8 +63,7 @@ def counted(*engines: Engine) -> Iterator[list[str]]:
             event.remove(engine, "before_cursor_execute", note)
 
 
-def test_an_idle_runner_looks_rarely_and_answers_a_turn_recorded_elsewhere_within_a_second(
-        database_url: str) -> None:
+def test_an_idle_runner_looks_rarely_and_answers_a_turn_recorded_elsewhere_within_a_second(database_url: str) -> None:
     store = Store(make_engine(database_url))
     queue = turn_queue(store, database_url)
     core = Stamped()

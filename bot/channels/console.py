@@ -153,4 +153,3 @@ def run_json(bot: Bot, stdin: TextIO, stdout: TextIO, user: str = "console") -> 
         stdout.write(json.dumps({"replies": [r.to_json() for r in replies]}, ensure_ascii=False) + "\n")
         stdout.flush()
     return 0
-

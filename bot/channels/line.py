@@ -102,6 +102,7 @@ RETRY_KEY_PREFIX = "nanbyo-bot:"
 
 # --- rendering: Reply → LINE text messages ------------------------------------------------
 
+
 def truncate_label(label: str, limit: int = MAX_LABEL) -> str:
     """A label cut to ``limit`` characters, ending in "…" when it was cut."""
     return label if _units(label) <= limit else cut_to(label, limit) + "…"
@@ -114,7 +115,7 @@ def quick_reply_items(choices: Sequence[Choice]) -> list[QuickReplyItem]:
     # The feedback pair (handlers.feedback) stays last and is never the one cut by the limit.
     judged = [c for c in choices if c.value.startswith(FEEDBACK_PREFIX)]
     leading = [c for c in choices if not c.value.startswith(FEEDBACK_PREFIX)]
-    choices = [*leading[:MAX_QUICK_REPLIES - len(judged)], *judged]
+    choices = [*leading[: MAX_QUICK_REPLIES - len(judged)], *judged]
     for c in choices:
         if c.value in seen:
             continue
@@ -124,8 +125,9 @@ def quick_reply_items(choices: Sequence[Choice]) -> list[QuickReplyItem]:
             continue
         seen.add(c.value)
         display = c.label if _units(c.label) <= MAX_POSTBACK_DATA else truncate_label(c.label, MAX_POSTBACK_DATA)
-        items.append(QuickReplyItem(action=PostbackAction(label=truncate_label(c.label), data=c.value,
-                                                          display_text=display)))
+        items.append(
+            QuickReplyItem(action=PostbackAction(label=truncate_label(c.label), data=c.value, display_text=display))
+        )
         if len(items) == MAX_QUICK_REPLIES:
             break
     return items
@@ -163,7 +165,7 @@ def retry_key(key: str) -> str:
 
 
 def _batches(messages: Sequence[Message]) -> list[list[Message]]:
-    return [list(messages[i:i + MAX_MESSAGES]) for i in range(0, len(messages), MAX_MESSAGES)]
+    return [list(messages[i : i + MAX_MESSAGES]) for i in range(0, len(messages), MAX_MESSAGES)]
 
 
 def _body_text(exc: ApiException) -> str:
@@ -180,6 +182,7 @@ def _is_invalid_reply_token(exc: ApiException) -> bool:
 
 # --- the Messaging API calls --------------------------------------------------------------
 
+
 class LineDeliveryError(RuntimeError):
     """LINE did not accept a message.
 
@@ -188,8 +191,9 @@ class LineDeliveryError(RuntimeError):
         permanent: True when retrying cannot help (a 4xx other than 429, e.g. the user blocked us).
     """
 
-    def __init__(self, status: int | None, what: str, retry_after: float | None = None,
-                 idempotent: bool = False) -> None:
+    def __init__(
+        self, status: int | None, what: str, retry_after: float | None = None, idempotent: bool = False
+    ) -> None:
         super().__init__(f"LINE {what} failed" + (f" with HTTP {status}" if status is not None else " (not reached)"))
         self.status = status
         self.permanent = status is not None and 400 <= status < 500 and status != 429
@@ -223,8 +227,9 @@ class LineApi:
 
     def reply(self, reply_token: str, messages: Sequence[Message]) -> None:
         """Send up to 5 messages with a reply token. Raises ApiException as the SDK does."""
-        self._api.reply_message(ReplyMessageRequest(reply_token=reply_token, messages=list(messages)),
-                                _request_timeout=REQUEST_TIMEOUT)
+        self._api.reply_message(
+            ReplyMessageRequest(reply_token=reply_token, messages=list(messages)), _request_timeout=REQUEST_TIMEOUT
+        )
 
     def push(self, to: str, messages: Sequence[Message], key: str | None = None) -> bool:
         """Push up to 5 messages to a user.
@@ -242,8 +247,11 @@ class LineApi:
             LineDeliveryError: LINE refused the messages or could not be reached.
         """
         try:
-            self._api.push_message(PushMessageRequest(to=to, messages=list(messages)), x_line_retry_key=key,
-                                   _request_timeout=REQUEST_TIMEOUT)
+            self._api.push_message(
+                PushMessageRequest(to=to, messages=list(messages)),
+                x_line_retry_key=key,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
         except ApiException as exc:
             if exc.status == 409 and key is not None:
                 return False
@@ -254,8 +262,9 @@ class LineApi:
 
     def show_loading(self, user_id: str, seconds: int = LOADING_SECONDS) -> None:
         """Show the loading animation in the user's chat until our next message (or ``seconds``)."""
-        self._api.show_loading_animation(ShowLoadingAnimationRequest(chat_id=user_id, loading_seconds=seconds),
-                                         _request_timeout=LOADING_TIMEOUT)
+        self._api.show_loading_animation(
+            ShowLoadingAnimationRequest(chat_id=user_id, loading_seconds=seconds), _request_timeout=LOADING_TIMEOUT
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -263,6 +272,7 @@ class LineApi:
 
 
 # --- the webhook ----------------------------------------------------------------------------
+
 
 def verify_signature(channel_secret: str, body: bytes, signature: str) -> bool:
     """Check X-Line-Signature: base64 HMAC-SHA256 of the raw request body with the channel secret.
@@ -412,8 +422,9 @@ class LineOutbox:
                 except ApiException as exc:
                     if not _is_invalid_reply_token(exc):
                         raise LineDeliveryError(exc.status, "reply", _retry_after(exc)) from None
-                    log.info("line reply token refused, pushing instead user=%s",
-                             hash_user(f"{CHANNEL}:{address.user}"))
+                    log.info(
+                        "line reply token refused, pushing instead user=%s", hash_user(f"{CHANNEL}:{address.user}")
+                    )
             try:
                 self._api.push(address.user, batch, retry_key(f"line-event:{key}:{n}") if key else None)
             except LineDeliveryError as exc:
@@ -440,8 +451,13 @@ class LineOutbox:
         """
         for n, batch in enumerate(_batches(to_messages([Reply(text, kind=kind)]))):
             accepted = self._api.push(user, batch, retry_key(key if n == 0 else f"{key}#{n}"))
-            log.info("line push kind=%s user=%s part=%d %s", kind, hash_user(f"{CHANNEL}:{user}"), n,
-                     "sent" if accepted else "already-accepted")
+            log.info(
+                "line push kind=%s user=%s part=%d %s",
+                kind,
+                hash_user(f"{CHANNEL}:{user}"),
+                n,
+                "sent" if accepted else "already-accepted",
+            )
 
     def close(self) -> None:
         self._api.close()
@@ -471,12 +487,19 @@ def richmenu_request() -> RichMenuRequest:
     areas = []
     for i, (label, data) in enumerate(RICH_MENU_AREAS):
         w = tile if i < len(RICH_MENU_AREAS) - 1 else RICH_MENU_WIDTH - tile * i
-        areas.append(RichMenuArea(
-            bounds=RichMenuBounds(x=i * tile, y=0, width=w, height=RICH_MENU_HEIGHT),
-            action=PostbackAction(label=truncate_label(label), data=data, display_text=label),
-        ))
-    return RichMenuRequest(size=RichMenuSize(width=RICH_MENU_WIDTH, height=RICH_MENU_HEIGHT), selected=True,
-                           name=RICH_MENU_NAME, chat_bar_text="メニュー", areas=areas)
+        areas.append(
+            RichMenuArea(
+                bounds=RichMenuBounds(x=i * tile, y=0, width=w, height=RICH_MENU_HEIGHT),
+                action=PostbackAction(label=truncate_label(label), data=data, display_text=label),
+            )
+        )
+    return RichMenuRequest(
+        size=RichMenuSize(width=RICH_MENU_WIDTH, height=RICH_MENU_HEIGHT),
+        selected=True,
+        name=RICH_MENU_NAME,
+        chat_bar_text="メニュー",
+        areas=areas,
+    )
 
 
 def _remove_old_menus(api: MessagingApi, keep: str) -> None:
@@ -486,8 +509,11 @@ def _remove_old_menus(api: MessagingApi, keep: str) -> None:
             if old.name == RICH_MENU_NAME and old.rich_menu_id != keep:
                 api.delete_rich_menu(old.rich_menu_id, _request_timeout=REQUEST_TIMEOUT)
     except (ApiException, urllib3.exceptions.HTTPError) as exc:
-        print(f"warning: could not remove the previous rich menus ({type(exc).__name__}); "
-              "delete them in the LINE Official Account Manager if you like", file=sys.stderr)
+        print(
+            f"warning: could not remove the previous rich menus ({type(exc).__name__}); "
+            "delete them in the LINE Official Account Manager if you like",
+            file=sys.stderr,
+        )
 
 
 def richmenu_main(args: Any, settings: Settings) -> int:
@@ -500,18 +526,24 @@ def richmenu_main(args: Any, settings: Settings) -> int:
         0 on success, 1 when LINE refused a step, 2 when LINE is not configured.
     """
     if not settings.line_channel_access_token:
-        print("error: LINE is not configured: set LINE_CHANNEL_ACCESS_TOKEN (and LINE_CHANNEL_SECRET) "
-              "to the Messaging API channel's values", file=sys.stderr)
+        print(
+            "error: LINE is not configured: set LINE_CHANNEL_ACCESS_TOKEN (and LINE_CHANNEL_SECRET) "
+            "to the Messaging API channel's values",
+            file=sys.stderr,
+        )
         return 2
     step = "create the rich menu"
     try:
-        with ApiClient(_configuration(settings)) as client, \
-                ApiClient(_configuration(settings, data=True)) as data_client:
+        with (
+            ApiClient(_configuration(settings)) as client,
+            ApiClient(_configuration(settings, data=True)) as data_client,
+        ):
             api = MessagingApi(client)
             menu_id = api.create_rich_menu(richmenu_request(), _request_timeout=REQUEST_TIMEOUT).rich_menu_id
             step = "upload the rich menu image"
             MessagingApiBlob(data_client).set_rich_menu_image(
-                menu_id, richmenu_image(), _headers={"Content-Type": "image/png"}, _request_timeout=REQUEST_TIMEOUT)
+                menu_id, richmenu_image(), _headers={"Content-Type": "image/png"}, _request_timeout=REQUEST_TIMEOUT
+            )
             step = "set the default rich menu"
             api.set_default_rich_menu(menu_id, _request_timeout=REQUEST_TIMEOUT)
             _remove_old_menus(api, keep=menu_id)
@@ -519,12 +551,21 @@ def richmenu_main(args: Any, settings: Settings) -> int:
         print(f"error: LINE refused to {step}: HTTP {exc.status} {_body_text(exc)[:500]}", file=sys.stderr)
         return 1
     except urllib3.exceptions.HTTPError as exc:
-        print(f"error: could not reach LINE at {settings.line_api_url} to {step}: {type(exc).__name__}",
-              file=sys.stderr)
+        print(
+            f"error: could not reach LINE at {settings.line_api_url} to {step}: {type(exc).__name__}", file=sys.stderr
+        )
         return 1
     print(menu_id)
     return 0
 
 
-__all__ = ["LineApi", "LineDeliveryError", "LineOutbox", "LineWebhook", "richmenu_main", "to_incoming", "to_messages",
-           "verify_signature"]
+__all__ = [
+    "LineApi",
+    "LineDeliveryError",
+    "LineOutbox",
+    "LineWebhook",
+    "richmenu_main",
+    "to_incoming",
+    "to_messages",
+    "verify_signature",
+]

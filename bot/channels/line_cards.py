@@ -78,10 +78,15 @@ def _text(text: str, size: str = "sm", color: str = INK, bold: bool = False, **e
 
 def _row(fact: Fact) -> FlexBox:
     """A labelled line: the label on the left (muted), the value on the right."""
-    return FlexBox(layout="baseline", spacing="sm", margin="sm", contents=[
-        _text(fact.label, "sm", MUTED, flex=2),
-        _text(fact.value, "sm", INK, bold=True, flex=3),
-    ])
+    return FlexBox(
+        layout="baseline",
+        spacing="sm",
+        margin="sm",
+        contents=[
+            _text(fact.label, "sm", MUTED, flex=2),
+            _text(fact.value, "sm", INK, bold=True, flex=3),
+        ],
+    )
 
 
 def _source(source: Source | None) -> list[FlexComponent]:
@@ -130,13 +135,12 @@ def office_bubble(office: Office, source: Source | None = None) -> FlexBubble:
     body += [_row(fact) for fact in facts]
     body += _source(source)
     buttons = [
-        FlexButton(style="primary", color=ACCENT, height="sm",
-                   action=URIAction(label=CALL_LABEL, uri=office.tel_uri)),
-        FlexButton(style="secondary", height="sm", margin="sm",
-                   action=URIAction(label=MAP_LABEL, uri=office.map_url)),
+        FlexButton(style="primary", color=ACCENT, height="sm", action=URIAction(label=CALL_LABEL, uri=office.tel_uri)),
+        FlexButton(style="secondary", height="sm", margin="sm", action=URIAction(label=MAP_LABEL, uri=office.map_url)),
     ]
-    return FlexBubble(size="mega", body=FlexBox(layout="vertical", contents=body),
-                      footer=FlexBox(layout="vertical", contents=buttons))
+    return FlexBubble(
+        size="mega", body=FlexBox(layout="vertical", contents=body), footer=FlexBox(layout="vertical", contents=buttons)
+    )
 
 
 # A column's share of the width follows its longest cell, within these bounds: a long cell wraps
@@ -147,15 +151,17 @@ MAX_COLUMN_WEIGHT = 8
 
 def _weights(table: Table) -> list[int]:
     cells = [table.columns, *(row.cells for row in table.rows)]
-    return [min(max(MIN_COLUMN_WEIGHT, *(len(c[i]) for c in cells)), MAX_COLUMN_WEIGHT)
-            for i in range(len(table.columns))]
+    return [
+        min(max(MIN_COLUMN_WEIGHT, *(len(c[i]) for c in cells)), MAX_COLUMN_WEIGHT) for i in range(len(table.columns))
+    ]
 
 
 def _table_row(cells: tuple[str, ...], weights: list[int], size: str, color: str, bold: bool = False) -> FlexBox:
     """One line of the table: the first cell on the left, the others right-aligned (figures, marks)."""
     contents: list[FlexComponent] = [
         # An empty cell is an empty box, which keeps its column's width: LINE refuses an empty text.
-        _text(cell, size, color, bold=bold and i > 0, flex=weight, align="start" if i == 0 else "end") if cell
+        _text(cell, size, color, bold=bold and i > 0, flex=weight, align="start" if i == 0 else "end")
+        if cell
         else FlexBox(layout="vertical", flex=weight, contents=[])
         for i, (cell, weight) in enumerate(zip(cells, weights))
     ]
@@ -170,8 +176,7 @@ def table_bubble(table: Table, source: Source | None = None) -> FlexBubble:
         _table_row(table.columns, weights, "xs", MUTED),
         FlexSeparator(margin="sm"),
     ]
-    body += [_table_row(row.cells, weights, "md", ACCENT if row.strong else INK, bold=row.strong)
-             for row in table.rows]
+    body += [_table_row(row.cells, weights, "md", ACCENT if row.strong else INK, bold=row.strong) for row in table.rows]
     if table.summary:
         body.append(FlexSeparator(margin="lg"))
         body += [_row(fact) for fact in table.summary]
@@ -181,15 +186,21 @@ def table_bubble(table: Table, source: Source | None = None) -> FlexBubble:
 
 
 def flex_message(reply: Reply) -> FlexMessage | None:
-    """The reply as a Flex Message card (a result, an office or a table), or None when it carries no structure (it goes out as text).
+    """The reply as a Flex Message card (a result, an office or a table), or None when it carries no
+    structure (it goes out as text).
 
     The reply's text is the ``altText``. No quick reply here: the caller adds it to the last message.
     """
     card = reply.card
     if card is None:
         return None
-    bubble = (result_bubble(card, reply.source) if isinstance(card, Result)
-              else office_bubble(card, reply.source) if isinstance(card, Office) else table_bubble(card, reply.source))
+    bubble = (
+        result_bubble(card, reply.source)
+        if isinstance(card, Result)
+        else office_bubble(card, reply.source)
+        if isinstance(card, Office)
+        else table_bubble(card, reply.source)
+    )
     return FlexMessage(alt_text=alt_text(reply.text), contents=bubble)
 
 

@@ -78,6 +78,7 @@ class Runner(Protocol):
 
 # --- text in and out -----------------------------------------------------------------------------
 
+
 def escape(text: str) -> str:
     """Escape the three characters Slack reserves for its markup (and nothing else)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -146,12 +147,12 @@ def render(replies: Iterable[Reply]) -> list[dict[str, Any]]:
         # The buttons that lead on first; the feedback pair (handlers.feedback) in a small block of its own.
         choices = [c for c in reply.choices if not c.value.startswith(FEEDBACK_PREFIX)]
         for start in range(0, len(choices), ACTIONS_PER_BLOCK):
-            blocks.append(_buttons(choices[start:start + ACTIONS_PER_BLOCK], start))
+            blocks.append(_buttons(choices[start : start + ACTIONS_PER_BLOCK], start))
         judged = [c for c in reply.choices if c.value.startswith(FEEDBACK_PREFIX)]
         if judged:
             blocks.append(_buttons(judged, len(choices)))
         for start in range(0, len(blocks), BLOCKS_PER_MESSAGE):
-            part = blocks[start:start + BLOCKS_PER_MESSAGE]
+            part = blocks[start : start + BLOCKS_PER_MESSAGE]
             fallback = _truncate(escape(reply.text), FALLBACK_TEXT_LIMIT) if card else _fallback(part)
             messages.append({"text": fallback, "blocks": part})
     return messages
@@ -167,15 +168,18 @@ def _fallback(blocks: Sequence[dict[str, Any]]) -> str:
 
 
 def _buttons(choices: Sequence[Any], start: int = 0) -> dict[str, Any]:
-    return {"type": "actions", "elements": [
-        {
-            "type": "button",
-            "text": {"type": "plain_text", "text": _button_text(c.label), "emoji": True},
-            "value": c.value,
-            "action_id": f"{ACTION_PREFIX}_{start + i}",
-        }
-        for i, c in enumerate(choices)
-    ]}
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": _button_text(c.label), "emoji": True},
+                "value": c.value,
+                "action_id": f"{ACTION_PREFIX}_{start + i}",
+            }
+            for i, c in enumerate(choices)
+        ],
+    }
 
 
 def home_view(replies: Sequence[Reply]) -> dict[str, Any]:
@@ -198,7 +202,9 @@ def _chosen_view(blocks: Sequence[dict[str, Any]], label: str) -> list[dict[str,
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(f"選択：{label}")}]})
     return out[:BLOCKS_PER_MESSAGE]
 
+
 # --- in: a verified payload → (message, address) pairs -------------------------------------------
+
 
 def to_incoming(body: Mapping[str, Any], bot_user_id: str | None = None) -> list[tuple[IncomingMessage, Address]]:
     """The turns in one verified Slack payload (an Events API callback, a click, a command).
@@ -225,8 +231,9 @@ def to_incoming(body: Mapping[str, Any], bot_user_id: str | None = None) -> list
     return []
 
 
-def _from_event(event: Mapping[str, Any], event_id: str | None,
-                bot_user_id: str | None) -> list[tuple[IncomingMessage, Address]]:
+def _from_event(
+    event: Mapping[str, Any], event_id: str | None, bot_user_id: str | None
+) -> list[tuple[IncomingMessage, Address]]:
     user = event.get("user")
     if not user or event.get("bot_id") or user == bot_user_id:
         return []
@@ -248,8 +255,9 @@ def _from_event(event: Mapping[str, Any], event_id: str | None,
         thread = event.get("thread_ts") or event.get("ts")
     else:
         return []
-    msg = IncomingMessage(CHANNEL, user, text=to_plain(event.get("text") or ""), event_id=event_id,
-                          attachment=attachment_kind(event))
+    msg = IncomingMessage(
+        CHANNEL, user, text=to_plain(event.get("text") or ""), event_id=event_id, attachment=attachment_kind(event)
+    )
     return [(msg, SlackAddress(CHANNEL, user, conversation=event.get("channel"), thread=thread))]
 
 
@@ -260,8 +268,11 @@ def _from_click(body: Mapping[str, Any]) -> list[tuple[IncomingMessage, Address]
         return []
     container = body.get("container") or {}
     address = _CLICK_ADDRESSES.get(container.get("type"), _click_in_dm)
-    return [(_click_message(user, container, action), address(body, user, action))
-            for action in body.get("actions") or [] if _is_our_button(action)]
+    return [
+        (_click_message(user, container, action), address(body, user, action))
+        for action in body.get("actions") or []
+        if _is_our_button(action)
+    ]
 
 
 def _is_our_button(action: Mapping[str, Any]) -> bool:
@@ -288,8 +299,11 @@ def _click_on_message(body: Mapping[str, Any], user: str, action: Mapping[str, A
     if not channel_id or container.get("is_ephemeral"):
         return _click_in_dm(body, user, action)
     label = (action.get("text") or {}).get("text") or action["value"]
-    clicked = (channel_id, message["ts"], label, json.dumps(message.get("blocks") or [], ensure_ascii=False)) \
-        if message.get("ts") and message.get("blocks") else None
+    clicked = (
+        (channel_id, message["ts"], label, json.dumps(message.get("blocks") or [], ensure_ascii=False))
+        if message.get("ts") and message.get("blocks")
+        else None
+    )
     return SlackAddress(CHANNEL, user, conversation=channel_id, thread=message.get("thread_ts"), clicked=clicked)
 
 
@@ -306,6 +320,7 @@ _CLICK_ADDRESSES: dict[str | None, Callable[[Mapping[str, Any], str, Mapping[str
 
 
 # --- in: the bolt app ----------------------------------------------------------------------------
+
 
 class SlackIntake:
     """The Slack app: bolt verifies and acks, ``to_incoming`` converts, the runner takes the turns.
@@ -329,8 +344,9 @@ class SlackIntake:
     # staff channel's messages (the staff's replies in a hand-off's thread) before any turn is made.
     staff: Any = None
 
-    def __init__(self, settings: Settings, runner: Runner, client: WebClient | None = None, *,
-                 socket_mode: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, runner: Runner, client: WebClient | None = None, *, socket_mode: bool = False
+    ) -> None:
         if not settings.slack_bot_token:
             raise ValueError("Slack needs SLACK_BOT_TOKEN")
         if not socket_mode and not settings.slack_signing_secret:
@@ -345,10 +361,15 @@ class SlackIntake:
         self.bot_user_id: str | None = settings.slack_bot_user_id
         if self.bot_user_id is None:
             threading.Thread(target=self._who_am_i, args=(web,), name="slack-auth-test", daemon=True).start()
+
         def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
             # A plain function: bolt passes its arguments by their names.
-            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=settings.slack_bot_token,
-                                   bot_user_id=self.bot_user_id)
+            return AuthorizeResult(
+                enterprise_id=enterprise_id,
+                team_id=team_id,
+                bot_token=settings.slack_bot_token,
+                bot_user_id=self.bot_user_id,
+            )
 
         self.app = App(
             signing_secret=settings.slack_signing_secret or "",
@@ -387,8 +408,9 @@ class SlackIntake:
         if not _plausible_signature_headers(lower):
             # Bolt raises (a 500) on a non-numeric timestamp or a non-ASCII signature; such a
             # request cannot be Slack's, so it is refused like a forged one.
-            return BoltResponse(status=401, body='{"error": "invalid request"}',
-                                headers={"content-type": "application/json"})
+            return BoltResponse(
+                status=401, body='{"error": "invalid request"}', headers={"content-type": "application/json"}
+            )
         try:
             request: BoltRequest | None = BoltRequest(body=body, query=query, headers=dict(headers))
             well_formed = request is not None and well_formed_payload(request.body)
@@ -398,13 +420,14 @@ class SlackIntake:
         if request is not None and well_formed:
             return self.app.dispatch(request)
         verifier = SignatureVerifier(self.settings.slack_signing_secret or "")
-        if not verifier.is_valid(body, lower.get("x-slack-request-timestamp", ""),
-                                 lower.get("x-slack-signature", "")):
-            return BoltResponse(status=401, body='{"error": "invalid request"}',
-                                headers={"content-type": "application/json"})
+        if not verifier.is_valid(body, lower.get("x-slack-request-timestamp", ""), lower.get("x-slack-signature", "")):
+            return BoltResponse(
+                status=401, body='{"error": "invalid request"}', headers={"content-type": "application/json"}
+            )
         log.warning("slack request malformed status=400 bytes=%d", len(body))
-        return BoltResponse(status=400, body='{"error": "malformed request"}',
-                            headers={"content-type": "application/json"})
+        return BoltResponse(
+            status=400, body='{"error": "malformed request"}', headers={"content-type": "application/json"}
+        )
 
     def socket_mode_handler(self, app_token: str) -> SocketModeHandler:
         """A Socket Mode connection for this app (``connect()`` it, ``close()`` it)."""
@@ -434,6 +457,7 @@ class SlackIntake:
 
 # --- out: the Web API ----------------------------------------------------------------------------
 
+
 class CappedRateLimitRetryHandler(RateLimitErrorRetryHandler):
     """slack_sdk's 429 handler (waits ``Retry-After``), refusing to wait longer than ``max_wait``
     seconds: a caller such as the reminder dispatcher has its own, longer backoff and is better
@@ -443,8 +467,14 @@ class CappedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         if response is None or response.status_code != 429:
             return False
         wait = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), ["1"])
@@ -504,8 +534,7 @@ class SlackOutbox:
                 raise
         if address.pointer_url:
             try:
-                WebhookClient(address.pointer_url, timeout=10).send(text=ANSWERED_IN_DM_TEXT,
-                                                                      response_type="ephemeral")
+                WebhookClient(address.pointer_url, timeout=10).send(text=ANSWERED_IN_DM_TEXT, response_type="ephemeral")
             except Exception as exc:  # the pointer is a courtesy; the answer is already posted
                 log.warning("slack command pointer failed error=%s", type(exc).__name__)
 
@@ -530,6 +559,7 @@ class SlackOutbox:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
 
 class _DropClientTokenNote(logging.Filter):
     """Bolt reads SLACK_BOT_TOKEN from the environment even when it is given a client, then warns
@@ -581,8 +611,7 @@ def _click_user_is_object(body: dict[str, Any]) -> bool:
 def _actions_typed(body: dict[str, Any]) -> bool:
     actions = [] if body.get("actions") is None else body["actions"]
     return isinstance(actions, list) and all(
-        isinstance(a, dict) and all(_has(a, k, str) for k in _ACTION_STRINGS) and _has(a, "text", dict)
-        for a in actions
+        isinstance(a, dict) and all(_has(a, k, str) for k in _ACTION_STRINGS) and _has(a, "text", dict) for a in actions
     )
 
 
@@ -593,12 +622,15 @@ def _event_typed(body: dict[str, Any]) -> bool:
 
 # In this order: the event is read only once the top-level fields are known to be objects.
 _PAYLOAD_CHECKS: tuple[Callable[[dict[str, Any]], bool], ...] = (
-    _top_fields_typed, _click_user_is_object, _actions_typed, _event_typed,
+    _top_fields_typed,
+    _click_user_is_object,
+    _actions_typed,
+    _event_typed,
 )
 
 
 def attachment_kind(event: Mapping[str, Any]) -> str | None:
-    """"image" or "file" when a message carries uploads (never downloaded), else None."""
+    """ "image" or "file" when a message carries uploads (never downloaded), else None."""
     files = event.get("files") or []
     if not files:
         return None
@@ -622,8 +654,15 @@ def _api_error(exc: SlackApiError) -> str:
 
 
 __all__ = [
-    "SlackIntake", "SlackOutbox", "escape", "home_view", "make_web_client", "open_dm", "render",
-    "to_incoming", "to_plain",
+    "SlackIntake",
+    "SlackOutbox",
+    "escape",
+    "home_view",
+    "make_web_client",
+    "open_dm",
+    "render",
+    "to_incoming",
+    "to_plain",
 ]
 
 

@@ -54,7 +54,7 @@ def _field(fact: Fact, value: str | None = None) -> MarkdownTextObject:
 
 def _fields(fields: list[MarkdownTextObject]) -> list[Block]:
     """Sections of at most ten fields each (Slack shows them in two columns)."""
-    return [SectionBlock(fields=fields[i:i + FIELDS_PER_SECTION]) for i in range(0, len(fields), FIELDS_PER_SECTION)]
+    return [SectionBlock(fields=fields[i : i + FIELDS_PER_SECTION]) for i in range(0, len(fields), FIELDS_PER_SECTION)]
 
 
 def _context(lines: list[str]) -> list[Block]:
@@ -63,8 +63,8 @@ def _context(lines: list[str]) -> list[Block]:
         return []
     elements = [MarkdownTextObject(text=_cut(_escape(line), SECTION_TEXT_LIMIT)) for line in lines]
     if len(elements) > CONTEXT_ELEMENTS:  # join the rest into the last element
-        rest = "\n".join(_escape(line) for line in lines[CONTEXT_ELEMENTS - 1:])
-        elements = elements[:CONTEXT_ELEMENTS - 1] + [MarkdownTextObject(text=_cut(rest, SECTION_TEXT_LIMIT))]
+        rest = "\n".join(_escape(line) for line in lines[CONTEXT_ELEMENTS - 1 :])
+        elements = elements[: CONTEXT_ELEMENTS - 1] + [MarkdownTextObject(text=_cut(rest, SECTION_TEXT_LIMIT))]
     return [ContextBlock(elements=elements)]
 
 
@@ -74,8 +74,13 @@ def _source(source: Source | None) -> list[str]:
 
 def result_blocks(result: Result, source: Source | None = None) -> list[Block]:
     """A calculator's result: the figure as the header, the tier and rule, fields, notes and source."""
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(
-        text=_cut(f"{result.label}：{result.figure}{result.unit}", HEADER_TEXT_LIMIT), emoji=False))]
+    blocks: list[Block] = [
+        HeaderBlock(
+            text=PlainTextObject(
+                text=_cut(f"{result.label}：{result.figure}{result.unit}", HEADER_TEXT_LIMIT), emoji=False
+            )
+        )
+    ]
     lines = [f"*{_escape(result.subtitle)}*"] if result.subtitle else []
     if result.rule:
         lines.append(f"決め手：{_escape(result.rule)}")
@@ -117,8 +122,15 @@ def table_blocks(table: Table, source: Source | None = None) -> list[Block]:
         cells.append(MarkdownTextObject(text=_cut(value, FIELD_TEXT_LIMIT)))
     heading = " ".join(c for c in table.columns[1:] if c)
     if heading:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_cut(
-            f"{_escape(table.columns[0])} ／ {_escape(heading)}", SECTION_TEXT_LIMIT))]))
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=_cut(f"{_escape(table.columns[0])} ／ {_escape(heading)}", SECTION_TEXT_LIMIT)
+                    )
+                ]
+            )
+        )
     blocks += _fields(cells)
     if table.summary:
         blocks.append(DividerBlock())
@@ -133,8 +145,13 @@ def card_blocks(reply: Reply) -> list[dict[str, Any]] | None:
     card = reply.card
     if card is None:
         return None
-    blocks = (result_blocks(card, reply.source) if isinstance(card, Result)
-              else office_blocks(card, reply.source) if isinstance(card, Office) else table_blocks(card, reply.source))
+    blocks = (
+        result_blocks(card, reply.source)
+        if isinstance(card, Result)
+        else office_blocks(card, reply.source)
+        if isinstance(card, Office)
+        else table_blocks(card, reply.source)
+    )
     return [block.to_dict() for block in blocks]
 
 

@@ -91,11 +91,21 @@ class Claims:
         Returns:
             The ids claimed (not yet committed).
         """
-        ids = self.claim(and_(self.stale(stale_before), where), limit=limit, worker_id=worker_id,
-                         claimed_at=claimed_at, source=source)
+        ids = self.claim(
+            and_(self.stale(stale_before), where),
+            limit=limit,
+            worker_id=worker_id,
+            claimed_at=claimed_at,
+            source=source,
+        )
         if len(ids) < limit:
-            ids += self.claim(and_(self.due(now), where), limit=limit - len(ids), worker_id=worker_id,
-                              claimed_at=claimed_at, source=source)
+            ids += self.claim(
+                and_(self.due(now), where),
+                limit=limit - len(ids),
+                worker_id=worker_id,
+                claimed_at=claimed_at,
+                source=source,
+            )
         return ids
 
     def claim(
@@ -123,8 +133,11 @@ class Claims:
         """
         t = self.table
         pick = (
-            select(t.c.id).select_from(t if source is None else source).where(condition)
-            .order_by(*(order_by or (t.c.due_at, t.c.id))).limit(limit)
+            select(t.c.id)
+            .select_from(t if source is None else source)
+            .where(condition)
+            .order_by(*(order_by or (t.c.due_at, t.c.id)))
+            .limit(limit)
         )
         values = {"status": CLAIMED, "claimed_by": worker_id, "claimed_at": claimed_at, "attempts": t.c.attempts + 1}
         if self.session.get_bind().dialect.name == "postgresql":
@@ -132,9 +145,9 @@ class Claims:
             if ids:
                 self._run(update(t).where(t.c.id.in_(ids)).values(**values))
             return ids
-        return list(self._run(
-            update(t).where(t.c.id.in_(pick.correlate(None))).values(**values).returning(t.c.id)
-        ).scalars())
+        return list(
+            self._run(update(t).where(t.c.id.in_(pick.correlate(None))).values(**values).returning(t.c.id)).scalars()
+        )
 
     # --- after the send ----------------------------------------------------------------------------
 
@@ -142,7 +155,8 @@ class Claims:
         """Record a message as sent. False when this worker no longer holds the claim."""
         statement = _mark_sent_statement(self.table, self.cleared_when_done)
         result = self.session.connection().execute(
-            statement, {"job_id": job_id, "worker_id": worker_id, "sent_at": sent_at})
+            statement, {"job_id": job_id, "worker_id": worker_id, "sent_at": sent_at}
+        )
         return result.rowcount == 1
 
     def mark_failed(self, job_id: int, worker_id: str, error: str, retry_at: datetime | None) -> bool:
@@ -150,8 +164,11 @@ class Claims:
 
         Returns False when this worker no longer holds the claim.
         """
-        values: dict[str, Any] = {"status": PENDING if retry_at is not None else FAILED,
-                                  "last_error": error[:200], "next_attempt_at": retry_at}
+        values: dict[str, Any] = {
+            "status": PENDING if retry_at is not None else FAILED,
+            "last_error": error[:200],
+            "next_attempt_at": retry_at,
+        }
         if retry_at is None:
             values.update(dict.fromkeys(self.cleared_when_done))
         statement = _held(self.table, job_id, worker_id).values(**values)
@@ -162,10 +179,14 @@ class Claims:
         if not job_ids:
             return 0
         t = self.table
-        return self._run(
-            update(t).where(t.c.id.in_(list(job_ids)), t.c.status == CLAIMED, t.c.claimed_by == worker_id)
-            .values(status=PENDING, claimed_by=None, claimed_at=None, attempts=t.c.attempts - 1)
-        ).rowcount or 0
+        return (
+            self._run(
+                update(t)
+                .where(t.c.id.in_(list(job_ids)), t.c.status == CLAIMED, t.c.claimed_by == worker_id)
+                .values(status=PENDING, claimed_by=None, claimed_at=None, attempts=t.c.attempts - 1)
+            ).rowcount
+            or 0
+        )
 
 
 def _held(table: Table, job_id: Any, worker_id: Any) -> Update:
@@ -177,4 +198,5 @@ def _held(table: Table, job_id: Any, worker_id: Any) -> Update:
 def _mark_sent_statement(table: Table, cleared: tuple[str, ...]) -> Update:
     """Built once per table: the dispatcher runs it once per message."""
     return _held(table, bindparam("job_id"), bindparam("worker_id")).values(
-        status=SENT, sent_at=bindparam("sent_at"), next_attempt_at=None, **dict.fromkeys(cleared))
+        status=SENT, sent_at=bindparam("sent_at"), next_attempt_at=None, **dict.fromkeys(cleared)
+    )

@@ -41,7 +41,8 @@ _INSERT_EVENT = insert(_EVENT)
 # instead of a failed statement (which PostgreSQL would also write to its own log each time).
 _INSERT_EVENT_IF_NEW = {
     "postgresql": pg_insert(_EVENT).on_conflict_do_nothing(constraint="uq_handled_event").returning(_EVENT.c.id),
-    "sqlite": sqlite_insert(_EVENT).on_conflict_do_nothing(index_elements=["channel", "event_id"])
+    "sqlite": sqlite_insert(_EVENT)
+    .on_conflict_do_nothing(index_elements=["channel", "event_id"])
     .returning(_EVENT.c.id),
 }
 _SELECT_STATE = core_select(_STATE).where(_STATE.c.user_key == bindparam("b_user_key"))
@@ -133,7 +134,9 @@ class Conversations:
         statement.
         """
         conn = self._conn()
-        row = conn.execute(_BUMP_RATE, {"b_user_key": user_key, "b_since": now - timedelta(seconds=window_seconds)}).first()
+        row = conn.execute(
+            _BUMP_RATE, {"b_user_key": user_key, "b_since": now - timedelta(seconds=window_seconds)}
+        ).first()
         if row is not None:
             return int(row[0])
         restarted = conn.execute(_UPDATE_RATE, {"b_user_key": user_key, "window_start": now, "count": 1})
@@ -151,10 +154,14 @@ class Conversations:
         gone (the user's profile and history stay). Returns the rows touched."""
         conn = self._conn()
         removed = conn.execute(delete(_EVENT).where(_EVENT.c.created_at < events_before)).rowcount or 0
-        removed += conn.execute(
-            update(_STATE).where(_STATE.c.dialog.is_not(None), _STATE.c.updated_at < dialogs_before)
-            .values(dialog=None, slots={}, version=_STATE.c.version + 1)
-        ).rowcount or 0
+        removed += (
+            conn.execute(
+                update(_STATE)
+                .where(_STATE.c.dialog.is_not(None), _STATE.c.updated_at < dialogs_before)
+                .values(dialog=None, slots={}, version=_STATE.c.version + 1)
+            ).rowcount
+            or 0
+        )
         return removed
 
     def forget(self, user_key: str) -> int:
@@ -168,7 +175,8 @@ class Conversations:
         conn = self._conn()
         removed = conn.execute(delete(_STATE).where(_STATE.c.user_key == user_key)).rowcount or 0
         removed += conn.execute(delete(_RATE).where(_RATE.c.user_key == user_key)).rowcount or 0
-        removed += conn.execute(
-            update(_EVENT).where(_EVENT.c.user_key == user_key).values(user_key=FORGOTTEN_USER)
-        ).rowcount or 0
+        removed += (
+            conn.execute(update(_EVENT).where(_EVENT.c.user_key == user_key).values(user_key=FORGOTTEN_USER)).rowcount
+            or 0
+        )
         return removed

@@ -74,7 +74,8 @@ class CostLogRepository(Claims):
     def entries(self, user_key: str) -> list[Entry]:
         """Every logged month of the user, oldest first."""
         rows = self._run(
-            select(_ENTRY.c.month, _ENTRY.c.amount, _ENTRY.c.kind).where(_ENTRY.c.user_key == user_key)
+            select(_ENTRY.c.month, _ENTRY.c.amount, _ENTRY.c.kind)
+            .where(_ENTRY.c.user_key == user_key)
             .order_by(_ENTRY.c.month, _ENTRY.c.kind)
         ).all()
         return [Entry(**row._mapping) for row in rows]
@@ -89,10 +90,14 @@ class CostLogRepository(Claims):
 
     def nudging(self, user_key: str) -> bool:
         """Whether the monthly nudge is on (a nudge is still planned)."""
-        return self._run(
-            select(_NOTICE.c.id).where(_NOTICE.c.user_key == user_key, _NOTICE.c.kind == NUDGE,
-                                       _NOTICE.c.status == PENDING).limit(1)
-        ).first() is not None
+        return (
+            self._run(
+                select(_NOTICE.c.id)
+                .where(_NOTICE.c.user_key == user_key, _NOTICE.c.kind == NUDGE, _NOTICE.c.status == PENDING)
+                .limit(1)
+            ).first()
+            is not None
+        )
 
     def plan_nudges(self, user_key: str, channel: str, plan: Sequence[tuple[date, datetime]]) -> int:
         """Plan nudges: (month asked about, when to send). One already planned or sent stays as it is."""
@@ -100,9 +105,14 @@ class CostLogRepository(Claims):
 
     def stop_nudges(self, user_key: str) -> int:
         """Turn the nudge off: planned nudges are deleted (one being sent right now may still go out)."""
-        return self._run(
-            delete(_NOTICE).where(_NOTICE.c.user_key == user_key, _NOTICE.c.kind == NUDGE, _NOTICE.c.status == PENDING)
-        ).rowcount or 0
+        return (
+            self._run(
+                delete(_NOTICE).where(
+                    _NOTICE.c.user_key == user_key, _NOTICE.c.kind == NUDGE, _NOTICE.c.status == PENDING
+                )
+            ).rowcount
+            or 0
+        )
 
     def schedule_notice(self, user_key: str, channel: str, kind: str, month: date, due_at: datetime) -> bool:
         """Schedule the message that a rule was met in ``month``; False when it was already scheduled."""
@@ -111,15 +121,28 @@ class CostLogRepository(Claims):
         return self._insert_new(user_key, channel, kind, month, due_at)
 
     def _insert_new(self, user_key: str, channel: str, kind: str, month: date, due_at: datetime) -> bool:
-        values = {"user_key": user_key, "channel": channel, "kind": kind, "month": month, "due_at": due_at,
-                  "status": PENDING, "attempts": 0}
+        values = {
+            "user_key": user_key,
+            "channel": channel,
+            "kind": kind,
+            "month": month,
+            "due_at": due_at,
+            "status": PENDING,
+            "attempts": 0,
+        }
         conn = self.session.connection()
         maker = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(conn.dialect.name)
         if maker is None:  # pragma: no cover - only PostgreSQL and SQLite are supported
             raise RuntimeError(f"unsupported database {conn.dialect.name}")
         # The unique (user_key, kind, month) says whether it exists: told once, whatever races.
-        statement = maker(_NOTICE).values(**values).on_conflict_do_nothing(  # type: ignore[attr-defined]
-            index_elements=["user_key", "kind", "month"]).returning(_NOTICE.c.id)
+        statement = (
+            maker(_NOTICE)
+            .values(**values)
+            .on_conflict_do_nothing(  # type: ignore[attr-defined]
+                index_elements=["user_key", "kind", "month"]
+            )
+            .returning(_NOTICE.c.id)
+        )
         return conn.execute(statement).first() is not None  # no row back: it existed already
 
     def delete_user(self, user_key: str) -> int:
@@ -131,13 +154,25 @@ class CostLogRepository(Claims):
 
     def skip_stale_nudges(self, now: datetime) -> int:
         """Skip nudges that could not go out in time (``NUDGE_STALE_AFTER``)."""
-        return self._run(
-            update(_NOTICE).where(_NOTICE.c.kind == NUDGE, _NOTICE.c.status == PENDING,
-                                  _NOTICE.c.due_at < now - NUDGE_STALE_AFTER).values(status=SKIPPED)
-        ).rowcount or 0
+        return (
+            self._run(
+                update(_NOTICE)
+                .where(_NOTICE.c.kind == NUDGE, _NOTICE.c.status == PENDING, _NOTICE.c.due_at < now - NUDGE_STALE_AFTER)
+                .values(status=SKIPPED)
+            ).rowcount
+            or 0
+        )
 
-    def claim_notices(self, *, now: datetime, stale_before: datetime, claimed_at: datetime, worker_id: str,
-                      channels: Sequence[str], batch: int) -> list[ClaimedNotice]:
+    def claim_notices(
+        self,
+        *,
+        now: datetime,
+        stale_before: datetime,
+        claimed_at: datetime,
+        worker_id: str,
+        channels: Sequence[str],
+        batch: int,
+    ) -> list[ClaimedNotice]:
         """Claim up to ``batch`` messages due at ``now`` on ``channels``; commit before sending.
 
         Claimable (``Claims.claim_due``): pending, due and past any retry wait, or claimed before
@@ -148,13 +183,22 @@ class CostLogRepository(Claims):
         """
         if not channels or batch <= 0:
             return []
-        ids = self.claim_due(now=now, stale_before=stale_before, where=_NOTICE.c.channel.in_(list(channels)),
-                             limit=batch, worker_id=worker_id, claimed_at=claimed_at)
+        ids = self.claim_due(
+            now=now,
+            stale_before=stale_before,
+            where=_NOTICE.c.channel.in_(list(channels)),
+            limit=batch,
+            worker_id=worker_id,
+            claimed_at=claimed_at,
+        )
         if not ids:
             return []
         rows = self._run(
-            select(_NOTICE.c.id, _NOTICE.c.user_key, _NOTICE.c.channel, _NOTICE.c.kind, _NOTICE.c.month,
-                   _NOTICE.c.attempts).where(_NOTICE.c.id.in_(ids)).order_by(_NOTICE.c.id)
+            select(
+                _NOTICE.c.id, _NOTICE.c.user_key, _NOTICE.c.channel, _NOTICE.c.kind, _NOTICE.c.month, _NOTICE.c.attempts
+            )
+            .where(_NOTICE.c.id.in_(ids))
+            .order_by(_NOTICE.c.id)
         ).all()
         return [ClaimedNotice(**row._mapping) for row in rows]
 

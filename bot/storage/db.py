@@ -42,8 +42,12 @@ def create_db_engine(url: str) -> Engine:
     (``hide_parameters``), since those end up in logs.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(url, pool_timeout=POOL_TIMEOUT_SECONDS, hide_parameters=True,
-                               connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        engine = create_engine(
+            url,
+            pool_timeout=POOL_TIMEOUT_SECONDS,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:  # pragma: no cover - trivial
@@ -61,10 +65,16 @@ def create_db_engine(url: str) -> Engine:
     if url.startswith("postgresql"):
         # TCP keepalives: a server that went away (host down, cable cut) is noticed in about 30 s
         # rather than after the kernel's two hours.
-        connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "keepalives": 1, "keepalives_idle": 10,
-                        "keepalives_interval": 5, "keepalives_count": 3}
-    engine = create_engine(url, pool_pre_ping=True, pool_timeout=POOL_TIMEOUT_SECONDS, connect_args=connect_args,
-                           hide_parameters=True)
+        connect_args = {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_timeout=POOL_TIMEOUT_SECONDS, connect_args=connect_args, hide_parameters=True
+    )
     if url.startswith("postgresql"):
 
         @event.listens_for(engine, "connect")
@@ -103,8 +113,9 @@ def turn_queue_url(url: str) -> str | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
     path = PurePosixPath(parsed.database)
-    return parsed.set(database=str(path.with_name(f"{path.stem}-turns{path.suffix or '.db'}"))) \
-        .render_as_string(hide_password=False)
+    return parsed.set(database=str(path.with_name(f"{path.stem}-turns{path.suffix or '.db'}"))).render_as_string(
+        hide_password=False
+    )
 
 
 def make_turn_queue_engine(url: str) -> Engine:

@@ -70,6 +70,7 @@ class UnfollowedUser(SQLModel, table=True):
 
 # --- renewal reminders ---------------------------------------------------------------------
 
+
 class Reminder(SQLModel, table=True):
     """A renewal reminder a user asked for: one row per user and certificate (expiry date).
 

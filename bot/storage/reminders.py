@@ -53,12 +53,9 @@ class PendingCounts:
     not_due: int  # due later, or waiting for a retry
 
 
-
-
 def delivery_key(reminder_id: int, offset_days: int) -> str:
     """The idempotency key of one mark of one reminder."""
     return f"reminder-{reminder_id}-{offset_days}"
-
 
 
 _DELIVERY = ReminderDelivery.__table__  # type: ignore[attr-defined]  # Core table, for the claims
@@ -107,8 +104,9 @@ class Reminders(Claims):
             The reminder as stored, and the expiry dates of the reminders it replaced.
         """
         replaced = self._retire_others(user_key, expiry_date)
-        reminder_id = self._upsert(user_key=user_key, channel=channel, user=user, expiry_date=expiry_date,
-                                   municipality=municipality, now=now)
+        reminder_id = self._upsert(
+            user_key=user_key, channel=channel, user=user, expiry_date=expiry_date, municipality=municipality, now=now
+        )
         self._plan_deliveries(reminder_id, marks, now)
         self.session.flush()
         view = self._view(reminder_id)
@@ -122,8 +120,11 @@ class Reminders(Claims):
             Their expiry dates, in order.
         """
         others = self.session.exec(
-            select(Reminder).where(col(Reminder.user_key) == user_key, col(Reminder.active).is_(True),
-                                   col(Reminder.expiry_date) != expiry_date)
+            select(Reminder).where(
+                col(Reminder.user_key) == user_key,
+                col(Reminder.active).is_(True),
+                col(Reminder.expiry_date) != expiry_date,
+            )
         ).all()
         replaced = tuple(sorted(r.expiry_date for r in others))
         for other in others:
@@ -132,15 +133,23 @@ class Reminders(Claims):
         self._skip_pending([r.id for r in others if r.id is not None])
         return replaced
 
-    def _upsert(self, *, user_key: str, channel: str, user: str, expiry_date: date, municipality: str | None,
-                now: datetime) -> int:
+    def _upsert(
+        self, *, user_key: str, channel: str, user: str, expiry_date: date, municipality: str | None, now: datetime
+    ) -> int:
         """The user's reminder for ``expiry_date``, created or updated in place, and active. Returns its id."""
         row = self.session.exec(
             select(Reminder).where(col(Reminder.user_key) == user_key, col(Reminder.expiry_date) == expiry_date)
         ).first()
         if row is None:
-            row = Reminder(user_key=user_key, channel=channel, user=user, expiry_date=expiry_date,
-                           municipality=municipality, created_at=now, active=True)
+            row = Reminder(
+                user_key=user_key,
+                channel=channel,
+                user=user,
+                expiry_date=expiry_date,
+                municipality=municipality,
+                created_at=now,
+                active=True,
+            )
         else:
             row.channel, row.user, row.municipality, row.active = channel, user, municipality, True
         self.session.add(row)
@@ -154,7 +163,8 @@ class Reminders(Claims):
         existing = {
             d.offset_days: d
             for d in self.session.exec(
-                select(ReminderDelivery).where(col(ReminderDelivery.reminder_id) == reminder_id)).all()
+                select(ReminderDelivery).where(col(ReminderDelivery.reminder_id) == reminder_id)
+            ).all()
         }
         delivered = {o for o, d in existing.items() if d.status in _DELIVERED}
         newest_delivered = min(delivered, default=None)
@@ -164,8 +174,11 @@ class Reminders(Claims):
             status = _planned_status(mark, now, newest_delivered)
             old = existing.get(mark.offset_days)
             if old is None:
-                self.session.add(ReminderDelivery(reminder_id=reminder_id, offset_days=mark.offset_days,
-                                                  due_at=mark.due_at, status=status))
+                self.session.add(
+                    ReminderDelivery(
+                        reminder_id=reminder_id, offset_days=mark.offset_days, due_at=mark.due_at, status=status
+                    )
+                )
             else:
                 self._replan(old.id, mark, status)
         planned = {m.offset_days for m in marks}
@@ -176,8 +189,16 @@ class Reminders(Claims):
         self.session.execute(
             update(ReminderDelivery)
             .where(col(ReminderDelivery.id) == delivery_id, col(ReminderDelivery.status).in_(_REPLANNABLE))
-            .values(due_at=mark.due_at, status=status, attempts=0, claimed_by=None, claimed_at=None,
-                    sent_at=None, last_error=None, next_attempt_at=None)
+            .values(
+                due_at=mark.due_at,
+                status=status,
+                attempts=0,
+                claimed_by=None,
+                claimed_at=None,
+                sent_at=None,
+                last_error=None,
+                next_attempt_at=None,
+            )
             .execution_options(synchronize_session=False)
         )
 
@@ -246,9 +267,9 @@ class Reminders(Claims):
         """Delete the user's reminders and their deliveries. Returns the rows removed."""
         # Deliveries first: they reference the user's reminders.
         mine = select(col(Reminder.id)).where(col(Reminder.user_key) == user_key)
-        removed = _count(self.session.execute(
-            delete(ReminderDelivery).where(col(ReminderDelivery.reminder_id).in_(mine))
-        ))
+        removed = _count(
+            self.session.execute(delete(ReminderDelivery).where(col(ReminderDelivery.reminder_id).in_(mine)))
+        )
         removed += _count(self.session.execute(delete(Reminder).where(col(Reminder.user_key) == user_key)))
         return removed
 
@@ -279,15 +300,28 @@ class Reminders(Claims):
         """
         if not channels or batch <= 0:
             return []
-        ids = self.claim_due(now=now, stale_before=stale_before, where=_deliverable(now, channels), limit=batch,
-                             worker_id=worker_id, claimed_at=claimed_at, source=_WITH_REMINDER)
+        ids = self.claim_due(
+            now=now,
+            stale_before=stale_before,
+            where=_deliverable(now, channels),
+            limit=batch,
+            worker_id=worker_id,
+            claimed_at=claimed_at,
+            source=_WITH_REMINDER,
+        )
         if not ids:
             return []
         rows = self.session.execute(
             core_select(  # sqlmodel's select is typed for up to four columns
-                col(ReminderDelivery.id), col(ReminderDelivery.reminder_id), col(ReminderDelivery.offset_days),
-                col(ReminderDelivery.attempts), col(Reminder.channel), col(Reminder.user), col(Reminder.user_key),
-                col(Reminder.expiry_date), col(Reminder.municipality),
+                col(ReminderDelivery.id),
+                col(ReminderDelivery.reminder_id),
+                col(ReminderDelivery.offset_days),
+                col(ReminderDelivery.attempts),
+                col(Reminder.channel),
+                col(Reminder.user),
+                col(Reminder.user_key),
+                col(Reminder.expiry_date),
+                col(Reminder.municipality),
             )
             .join(Reminder, col(Reminder.id) == col(ReminderDelivery.reminder_id))
             .where(col(ReminderDelivery.id).in_(ids))
@@ -356,10 +390,18 @@ class UserReminders:
     def active(self) -> ReminderView | None:
         return self._reminders.active(self._user_key)
 
-    def register(self, *, expiry_date: date, municipality: str | None, marks: Sequence[PlannedMark],
-                 now: datetime) -> Registration:
-        return self._reminders.register(user_key=self._user_key, channel=self._channel, user=self._user,
-                                        expiry_date=expiry_date, municipality=municipality, marks=marks, now=now)
+    def register(
+        self, *, expiry_date: date, municipality: str | None, marks: Sequence[PlannedMark], now: datetime
+    ) -> Registration:
+        return self._reminders.register(
+            user_key=self._user_key,
+            channel=self._channel,
+            user=self._user,
+            expiry_date=expiry_date,
+            municipality=municipality,
+            marks=marks,
+            now=now,
+        )
 
     def stop(self) -> int:
         return self._reminders.stop(self._user_key)
@@ -373,8 +415,12 @@ def _count(result: Result[Any]) -> int:
 def _planned_status(mark: PlannedMark, now: datetime, newest_delivered: int | None) -> str:
     """The status a planned mark is written with: a missed mark is skipped when the user already got
     one at least as recent (``newest_delivered``: the smallest offset delivered, or None)."""
-    if (mark.status == PENDING and mark.due_at <= now and newest_delivered is not None
-            and newest_delivered <= mark.offset_days):
+    if (
+        mark.status == PENDING
+        and mark.due_at <= now
+        and newest_delivered is not None
+        and newest_delivered <= mark.offset_days
+    ):
         return SKIPPED
     return mark.status
 

@@ -56,8 +56,7 @@ class UnitOfWork:
     ``after_commit``: actions ``Store.unit_of_work`` runs once the transaction has committed.
     """
 
-    def __init__(self, session: Session, retention: Retention | None = None,
-                 stats_key: StatsKey | None = None) -> None:
+    def __init__(self, session: Session, retention: Retention | None = None, stats_key: StatsKey | None = None) -> None:
         self.session = session
         self.retention = retention
         self.after_commit: list[Callable[[], None]] = []
@@ -93,12 +92,16 @@ class UnitOfWork:
         retention = self.retention
         if retention is None or not retention.sweep_due(now):
             return 0
-        removed = self.conversations.purge(events_before=now - retention.events,
-                                           dialogs_before=now - retention.dialog)
-        removed += self.handoffs.purge(recent_before=now - retention.handoff_recent,
-                                       handoffs_before=now - retention.handoffs)
-        removed += self.session.connection().execute(
-            delete(_UNFOLLOWED).where(_UNFOLLOWED.c.created_at < now - retention.events)).rowcount or 0
+        removed = self.conversations.purge(events_before=now - retention.events, dialogs_before=now - retention.dialog)
+        removed += self.handoffs.purge(
+            recent_before=now - retention.handoff_recent, handoffs_before=now - retention.handoffs
+        )
+        removed += (
+            self.session.connection()
+            .execute(delete(_UNFOLLOWED).where(_UNFOLLOWED.c.created_at < now - retention.events))
+            .rowcount
+            or 0
+        )
         self.after_commit.append(lambda: retention.swept(now))
         return removed
 
@@ -112,8 +115,10 @@ class UnitOfWork:
     def unfollowed(self, user_key: str) -> bool:
         """Whether the user blocked the bot and has not unblocked it since."""
         key = self.statistics.stats_user(user_key)
-        return self.session.connection().execute(
-            select(_UNFOLLOWED.c.key).where(_UNFOLLOWED.c.key == key)).first() is not None
+        return (
+            self.session.connection().execute(select(_UNFOLLOWED.c.key).where(_UNFOLLOWED.c.key == key)).first()
+            is not None
+        )
 
     def clear_unfollowed(self, user_key: str) -> int:
         """Remove the tombstone (the user unblocked the bot: a LINE follow)."""

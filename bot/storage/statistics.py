@@ -35,8 +35,8 @@ _SECRET = AppSecret.__table__  # type: ignore[attr-defined]
 _DELIVERY = DeliveryStat.__table__  # type: ignore[attr-defined]
 _COUNT_DELIVERY = {
     name: dialect_insert(_DELIVERY).on_conflict_do_update(
-        index_elements=["day", "channel", "outcome"],
-        set_={"count": _DELIVERY.c.count + 1})
+        index_elements=["day", "channel", "outcome"], set_={"count": _DELIVERY.c.count + 1}
+    )
     for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 _INSERT_STAT = insert(_STAT)
@@ -72,9 +72,15 @@ class Retention:
     event ids and unfollow tombstones by the first turn of each hour (``UnitOfWork.sweep_expired``).
     """
 
-    def __init__(self, *, dialog_hours: float = DIALOG_RETENTION_HOURS, event_days: float = EVENT_RETENTION_DAYS,
-                 stats_days: int = STATS_RETENTION_DAYS, handoff_recent_minutes: float = 20.0,
-                 handoff_days: float = 7.0) -> None:
+    def __init__(
+        self,
+        *,
+        dialog_hours: float = DIALOG_RETENTION_HOURS,
+        event_days: float = EVENT_RETENTION_DAYS,
+        stats_days: int = STATS_RETENTION_DAYS,
+        handoff_recent_minutes: float = 20.0,
+        handoff_days: float = 7.0,
+    ) -> None:
         self.dialog = timedelta(hours=dialog_hours)
         # Hand-offs to a person (bot.handoff): a user's last questions, and the hand-offs themselves.
         self.handoff_recent = timedelta(minutes=handoff_recent_minutes)
@@ -111,8 +117,13 @@ class Statistics:
     secret and the day's purge are remembered only when they are surely in the database.
     """
 
-    def __init__(self, session: Session, after_commit: list[Callable[[], None]],
-                 retention: Retention | None = None, stats_key: StatsKey | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        after_commit: list[Callable[[], None]],
+        retention: Retention | None = None,
+        stats_key: StatsKey | None = None,
+    ) -> None:
         self.session = session
         self._after_commit = after_commit
         self._retention = retention
@@ -145,15 +156,22 @@ class Statistics:
             key = read
         return "s-" + hmac.new(key, user_key.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
-    def record_question(self, user_key: str, day: date, topic: str | None, answered: bool,
-                        redacted: str | None) -> None:
+    def record_question(
+        self, user_key: str, day: date, topic: str | None, answered: bool, redacted: str | None
+    ) -> None:
         """Record one FAQ question for the statistics (text only when unanswered or answered
         unsure — the caller passes None for a sure answer —, already redacted); the user is
         recorded as ``stats_user(user_key)``."""
-        self._conn().execute(_INSERT_STAT, {
-            "day": day, "user_key": self.stats_user(user_key), "topic": topic, "answered": answered,
-            "redacted": redacted,
-        })
+        self._conn().execute(
+            _INSERT_STAT,
+            {
+                "day": day,
+                "user_key": self.stats_user(user_key),
+                "topic": topic,
+                "answered": answered,
+                "redacted": redacted,
+            },
+        )
         # Bounded retention without a separate job: once a day per process, the first question
         # of the day deletes what has grown older than the limit.
         if self._retention is None:
@@ -165,14 +183,17 @@ class Statistics:
 
     def count_delivery(self, day: date, channel: str, outcome: str) -> None:
         """Add one to the day's count of a delivery outcome (``DeliveryStat``)."""
-        self._conn().execute(_COUNT_DELIVERY[self._conn().dialect.name],
-                             {"day": day, "channel": channel, "outcome": outcome, "count": 1})
+        self._conn().execute(
+            _COUNT_DELIVERY[self._conn().dialect.name], {"day": day, "channel": channel, "outcome": outcome, "count": 1}
+        )
 
     def delivery_stats(self, since: date) -> dict[str, dict[str, int]]:
         """Outcome counts per channel since ``since``: ``{"slack": {"retried": 3, ...}}``."""
         rows = self._conn().execute(
             core_select(_DELIVERY.c.channel, _DELIVERY.c.outcome, func.sum(_DELIVERY.c.count))
-            .where(_DELIVERY.c.day >= since).group_by(_DELIVERY.c.channel, _DELIVERY.c.outcome))
+            .where(_DELIVERY.c.day >= since)
+            .group_by(_DELIVERY.c.channel, _DELIVERY.c.outcome)
+        )
         counts: dict[str, dict[str, int]] = {}
         for channel, outcome, n in rows:
             counts.setdefault(channel, {})[outcome] = int(n)
@@ -187,40 +208,58 @@ class Statistics:
 
     def record_feedback(self, user_key: str, day: date, topic: str | None, kind: str, helpful: bool) -> int:
         """Record a user's feedback on one answer; returns its id (for the note that may follow)."""
-        result = self._conn().execute(insert(_FEEDBACK).returning(_FEEDBACK.c.id), {
-            "day": day, "user_key": self.stats_user(user_key), "topic": topic, "kind": kind[:30], "helpful": helpful,
-        })
+        result = self._conn().execute(
+            insert(_FEEDBACK).returning(_FEEDBACK.c.id),
+            {
+                "day": day,
+                "user_key": self.stats_user(user_key),
+                "topic": topic,
+                "kind": kind[:30],
+                "helpful": helpful,
+            },
+        )
         return int(result.scalar_one())
 
     def note_feedback(self, user_key: str, feedback_id: int, note: str) -> bool:
         """Add the (already redacted) note to the user's own feedback ``feedback_id``."""
-        return bool(self._conn().execute(
-            update(_FEEDBACK).where(_FEEDBACK.c.id == feedback_id, _FEEDBACK.c.user_key == self.stats_user(user_key))
-            .values(note=note[:200])
-        ).rowcount)
+        return bool(
+            self._conn()
+            .execute(
+                update(_FEEDBACK)
+                .where(_FEEDBACK.c.id == feedback_id, _FEEDBACK.c.user_key == self.stats_user(user_key))
+                .values(note=note[:200])
+            )
+            .rowcount
+        )
 
-    def review_rows(self, since: date, until: date) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]],
-                                                list[tuple[str | None, str, str | None]]]:
+    def review_rows(
+        self, since: date, until: date
+    ) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]], list[tuple[str | None, str, str | None]]]:
         """What ``nanbyo-bot review`` groups, since ``since``: the unanswered questions' and the unsure
         answers' redacted texts with their (closest) topic, and the unhelpful feedback (topic, kind, note);
         ``until`` is the period's last day."""
         rows = self.session.execute(
             core_select(_STAT.c.redacted, _STAT.c.topic, _STAT.c.answered)
-            .where(_STAT.c.day >= since, _STAT.c.day <= until, _STAT.c.redacted.is_not(None)).order_by(_STAT.c.id)
+            .where(_STAT.c.day >= since, _STAT.c.day <= until, _STAT.c.redacted.is_not(None))
+            .order_by(_STAT.c.id)
         ).all()
         unanswered = [(text, topic) for text, topic, answered in rows if not answered]
         unsure = [(text, topic) for text, topic, answered in rows if answered]
-        unhelpful = [(topic, kind, note) for topic, kind, note in self.session.execute(
-            core_select(_FEEDBACK.c.topic, _FEEDBACK.c.kind, _FEEDBACK.c.note)
-            .where(_FEEDBACK.c.day >= since, _FEEDBACK.c.day <= until, _FEEDBACK.c.helpful.is_(False))
-            .order_by(_FEEDBACK.c.id)
-        ).all()]
+        unhelpful = [
+            (topic, kind, note)
+            for topic, kind, note in self.session.execute(
+                core_select(_FEEDBACK.c.topic, _FEEDBACK.c.kind, _FEEDBACK.c.note)
+                .where(_FEEDBACK.c.day >= since, _FEEDBACK.c.day <= until, _FEEDBACK.c.helpful.is_(False))
+                .order_by(_FEEDBACK.c.id)
+            ).all()
+        ]
         return unanswered, unsure, unhelpful
 
     def feedback_counts(self, since: date, until: date) -> tuple[int, int]:
         """(helpful, not helpful) feedback from ``since`` to ``until``."""
         rows = self.session.execute(
-            core_select(_FEEDBACK.c.helpful, func.count()).where(_FEEDBACK.c.day >= since, _FEEDBACK.c.day <= until)
+            core_select(_FEEDBACK.c.helpful, func.count())
+            .where(_FEEDBACK.c.day >= since, _FEEDBACK.c.day <= until)
             .group_by(_FEEDBACK.c.helpful)
         ).all()
         counts = {bool(h): int(n) for h, n in rows}
@@ -239,7 +278,11 @@ class Statistics:
         table = sorted(((t, a, u) for t, (a, u) in per_topic.items()), key=lambda r: (-(r[1] + r[2]), r[0] or ""))
         frequent = self.session.execute(
             select(col(QuestionStat.redacted), func.count().label("n"))
-            .where(col(QuestionStat.day) >= since, col(QuestionStat.answered).is_(False), col(QuestionStat.redacted).is_not(None))
+            .where(
+                col(QuestionStat.day) >= since,
+                col(QuestionStat.answered).is_(False),
+                col(QuestionStat.redacted).is_not(None),
+            )
             .group_by(col(QuestionStat.redacted))
             .order_by(func.count().desc(), col(QuestionStat.redacted))
             .limit(20)

@@ -43,9 +43,18 @@ UNCLAIMED = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 def _rows(turns: Sequence[tuple[str, str, str]], owner: str | None, now: datetime) -> list[dict[str, object]]:
-    return [{"kind": kind, "user_key": user_key, "payload": payload, "owner": owner or "",
-             "lease_at": now if owner else UNCLAIMED, "attempts": 1 if owner else 0, "created_at": now}
-            for kind, user_key, payload in turns]
+    return [
+        {
+            "kind": kind,
+            "user_key": user_key,
+            "payload": payload,
+            "owner": owner or "",
+            "lease_at": now if owner else UNCLAIMED,
+            "attempts": 1 if owner else 0,
+            "created_at": now,
+        }
+        for kind, user_key, payload in turns
+    ]
 
 
 class TurnWriter:
@@ -165,8 +174,9 @@ class TurnQueue:
         """Record a turn before it is acknowledged; ``owner`` runs it. Returns its id."""
         return self.add_pending_turns([(kind, user_key, payload)], owner=owner, now=now)[0]
 
-    def add_pending_turns(self, turns: Sequence[tuple[str, str, str]], *, owner: str | None,
-                          now: datetime) -> list[int]:
+    def add_pending_turns(
+        self, turns: Sequence[tuple[str, str, str]], *, owner: str | None, now: datetime
+    ) -> list[int]:
         """Record several turns ``(kind, user_key, payload)`` at once (one statement); their ids, in order.
 
         ``owner`` None leaves them to whichever turn runner takes them first (``adopt_turns``,
@@ -198,9 +208,7 @@ class TurnQueue:
 
     def turn_replies(self, turn_id: int) -> str | None:
         """The answer a turn committed before, or None (not run yet, or already finished)."""
-        return self._conn().execute(
-            core_select(_ANSWER.c.replies).where(_ANSWER.c.turn_id == turn_id)
-        ).scalar()
+        return self._conn().execute(core_select(_ANSWER.c.replies).where(_ANSWER.c.turn_id == turn_id)).scalar()
 
     def purge_turn_answers(self, before: datetime) -> int:
         """Delete kept answers older than ``before`` (left by a crash after their turn was deleted)."""
@@ -216,16 +224,20 @@ class TurnQueue:
 
     def renew_turns(self, owner: str, turn_ids: Sequence[int], now: datetime) -> int:
         """Renew the lease of turns ``owner`` still runs: it is alive. Returns how many."""
-        return self._conn().execute(
-            update(_TURN).where(_TURN.c.owner == owner, _TURN.c.id.in_(list(turn_ids))).values(lease_at=now)
-        ).rowcount or 0
+        return (
+            self._conn()
+            .execute(update(_TURN).where(_TURN.c.owner == owner, _TURN.c.id.in_(list(turn_ids))).values(lease_at=now))
+            .rowcount
+            or 0
+        )
 
     def any_to_adopt(self, stale_before: datetime) -> bool:
         """Whether ``adopt_turns`` would find a turn: a read only, so that a turn runner looking for
         work does not take the write lock when there is none."""
-        return self._conn().execute(
-            core_select(_TURN.c.id).where(_TURN.c.lease_at < stale_before).limit(1)
-        ).first() is not None
+        return (
+            self._conn().execute(core_select(_TURN.c.id).where(_TURN.c.lease_at < stale_before).limit(1)).first()
+            is not None
+        )
 
     def adopt_turns(self, *, owner: str, stale_before: datetime, now: datetime, limit: int) -> list[AdoptedTurn]:
         """Take up to ``limit`` turns nobody runs: recorded and not taken yet, or whose owner died
@@ -245,11 +257,19 @@ class TurnQueue:
             ids = list(conn.execute(pick.with_for_update(skip_locked=True)).scalars())
             if not ids:
                 return []
-            rows = conn.execute(update(_TURN).where(_TURN.c.id.in_(ids)).values(**values)
-                                .returning(_TURN.c.id, _TURN.c.kind, _TURN.c.payload, _TURN.c.attempts)).all()
+            rows = conn.execute(
+                update(_TURN)
+                .where(_TURN.c.id.in_(ids))
+                .values(**values)
+                .returning(_TURN.c.id, _TURN.c.kind, _TURN.c.payload, _TURN.c.attempts)
+            ).all()
         else:
-            rows = conn.execute(update(_TURN).where(_TURN.c.id.in_(pick.scalar_subquery())).values(**values)
-                                .returning(_TURN.c.id, _TURN.c.kind, _TURN.c.payload, _TURN.c.attempts)).all()
+            rows = conn.execute(
+                update(_TURN)
+                .where(_TURN.c.id.in_(pick.scalar_subquery()))
+                .values(**values)
+                .returning(_TURN.c.id, _TURN.c.kind, _TURN.c.payload, _TURN.c.attempts)
+            ).all()
         return sorted((AdoptedTurn(*row) for row in rows), key=lambda t: t.id)
 
     def count_pending_turns(self) -> int:

@@ -592,8 +592,7 @@ def _split(base_cap: int, others: tuple[int | None, ...] | None) -> tuple[int, b
     """
     if others is None:
         text = (
-            "同じ世帯にほかの受給者がいるかわからないため、按分はしていません。"
-            "いる場合は上限額がこれより下がります。"
+            "同じ世帯にほかの受給者がいるかわからないため、按分はしていません。いる場合は上限額がこれより下がります。"
         )
         return base_cap, False, (text,)
     if not others or base_cap == 0:
@@ -679,7 +678,9 @@ def _hints(facts: CopayFacts, table: CapTable, tier: Tier, column: Column) -> tu
     # Not offered to someone who just said they are not 人工呼吸器等装着者.
     if column != "人工呼吸器等装着者" and facts.ventilator is not False:
         vent = table.cap(tier, "人工呼吸器等装着者")
-        hints.append(f"人工呼吸器などを常に装着していて「人工呼吸器等装着者」と認められると、上限額は{_yen(vent)}になります。")
+        hints.append(
+            f"人工呼吸器などを常に装着していて「人工呼吸器等装着者」と認められると、上限額は{_yen(vent)}になります。"
+        )
     return tuple(hints)
 
 

@@ -19,8 +19,18 @@ from dataclasses import dataclass
 
 from handlers.calc.copay import CapTable, load_table
 
-__all__ = ["CapChange", "Progress", "RULES", "Rule", "YearMonth", "cap_change", "month_add", "progress", "rules",
-           "window"]
+__all__ = [
+    "CapChange",
+    "Progress",
+    "RULES",
+    "Rule",
+    "YearMonth",
+    "cap_change",
+    "month_add",
+    "progress",
+    "rules",
+    "window",
+]
 
 YearMonth = tuple[int, int]
 
@@ -39,9 +49,16 @@ class Rule:
 def rules(table: CapTable | None = None) -> tuple[Rule, Rule]:
     """The two rules of the cap table: 高額かつ長期, then 軽症高額."""
     t = table or load_table()
-    return (Rule("high-cost", "高額かつ長期", t.high_cost_monthly_total_over, t.high_cost_min_months,
-                 t.high_cost_window_months),
-            Rule("mild", "軽症高額", t.mild_monthly_total_over, t.mild_min_months, t.mild_window_months))
+    return (
+        Rule(
+            "high-cost",
+            "高額かつ長期",
+            t.high_cost_monthly_total_over,
+            t.high_cost_min_months,
+            t.high_cost_window_months,
+        ),
+        Rule("mild", "軽症高額", t.mild_monthly_total_over, t.mild_min_months, t.mild_window_months),
+    )
 
 
 RULES = rules()

@@ -118,7 +118,9 @@ def check_mild_high_cost(totals: Iterable[tuple[int, int, int]]) -> MildHighCost
         reasons.append(
             f"{need}か月以上あるため、軽症高額該当の基準を満たします。基準を満たしたのは{need}か月目の{_ja(met_in)}です。"
         )
-        reasons.append("助成は基準を満たした日の翌日から始まります（申請の受付日の1か月前まで、やむを得ない理由があれば3か月前まで）。")
+        reasons.append(
+            "助成は基準を満たした日の翌日から始まります（申請の受付日の1か月前まで、やむを得ない理由があれば3か月前まで）。"
+        )
         return MildHighCostResult(True, qualifying, met_in, tuple(reasons))
 
     reasons.append(f"軽症高額該当には{need}か月以上必要です（あと{need - len(qualifying)}か月）。")

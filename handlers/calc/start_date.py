@@ -147,7 +147,9 @@ def _finish(candidate: date, months: int, limit: date, adjusted: bool, reasons: 
         start = SCHEME_START
         reasons.append(f"ただし、{_ja(SCHEME_START)}より前にはさかのぼれません。")
     reasons.append(f"助成の開始日は{_ja(start)}です。")
-    return StartDate(start=start, look_back_limit=limit, months_back=months, day_adjusted=adjusted, reasons=tuple(reasons))
+    return StartDate(
+        start=start, look_back_limit=limit, months_back=months, day_adjusted=adjusted, reasons=tuple(reasons)
+    )
 
 
 def _before_scheme(received: date) -> StartDate:
@@ -184,9 +186,13 @@ def earliest_start(diagnosis: date, received: date, *, unavoidable_reason: bool 
     """
     if diagnosis > received:
         raise StartDateError(f"diagnosis date {diagnosis} is after the receipt date {received}")
-    return _from_day_or_limit(diagnosis, received, unavoidable_reason,
-                              starts=f"診断年月日（{_ja(diagnosis)}）から助成が始まります。",
-                              day_named=f"診断年月日（{_ja(diagnosis)}）")
+    return _from_day_or_limit(
+        diagnosis,
+        received,
+        unavoidable_reason,
+        starts=f"診断年月日（{_ja(diagnosis)}）から助成が始まります。",
+        day_named=f"診断年月日（{_ja(diagnosis)}）",
+    )
 
 
 def mild_high_cost_start(met_on: date, received: date, *, unavoidable_reason: bool = False) -> StartDate:
@@ -202,14 +208,19 @@ def mild_high_cost_start(met_on: date, received: date, *, unavoidable_reason: bo
     if met_on > received:
         raise StartDateError(f"the criterion was met on {met_on}, after the receipt date {received}")
     day_after = met_on + timedelta(days=1)
-    return _from_day_or_limit(day_after, received, unavoidable_reason,
-                              starts=f"軽症高額の基準を満たした日（{_ja(met_on)}）の翌日、{_ja(day_after)}から助成が始まります。",
-                              day_named=f"軽症高額の基準を満たした日の翌日（{_ja(day_after)}）",
-                              note="基準を満たした日をいつとするかは窓口の判断によるため、目安としてご覧ください。")
+    return _from_day_or_limit(
+        day_after,
+        received,
+        unavoidable_reason,
+        starts=f"軽症高額の基準を満たした日（{_ja(met_on)}）の翌日、{_ja(day_after)}から助成が始まります。",
+        day_named=f"軽症高額の基準を満たした日の翌日（{_ja(day_after)}）",
+        note="基準を満たした日をいつとするかは窓口の判断によるため、目安としてご覧ください。",
+    )
 
 
-def _from_day_or_limit(day: date, received: date, unavoidable_reason: bool, *, starts: str, day_named: str,
-                       note: str | None = None) -> StartDate:
+def _from_day_or_limit(
+    day: date, received: date, unavoidable_reason: bool, *, starts: str, day_named: str, note: str | None = None
+) -> StartDate:
     """The start of both kinds of application: ``day``, or the look-back limit when ``day`` is before it.
 
     ``starts`` is the first reason when ``day`` is the start; ``day_named`` names ``day`` in the
@@ -221,8 +232,9 @@ def _from_day_or_limit(day: date, received: date, unavoidable_reason: bool, *, s
     if day >= limit:
         first = starts
     else:
-        first = (f"{day_named}が申請の受付日（{_ja(received)}）の{months}か月前より前のため、"
-                 f"{_ja(limit)}からになります。")
+        first = (
+            f"{day_named}が申請の受付日（{_ja(received)}）の{months}か月前より前のため、{_ja(limit)}からになります。"
+        )
     reasons[0:0] = [first] if note is None else [first, note]
     return _finish(max(day, limit), months, limit, adjusted, reasons)
 

@@ -74,8 +74,15 @@ def _says_unknown(t: str) -> bool:
 
 # Units typed in kana after a number (「7まん」, ７マン, 「5せんえん」), read as their kanji; 「えん」
 # after a number or a unit is 円. Only after a digit, so that 「いません」 stays what it is.
-_KANA_UNITS: Final[dict[str, str]] = {"まん": "万", "せん": "千", "ひゃく": "百", "びゃく": "百", "ぴゃく": "百",
-                                        "ねん": "年", "がつ": "月"}
+_KANA_UNITS: Final[dict[str, str]] = {
+    "まん": "万",
+    "せん": "千",
+    "ひゃく": "百",
+    "びゃく": "百",
+    "ぴゃく": "百",
+    "ねん": "年",
+    "がつ": "月",
+}
 _KANA_UNIT: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9])(?:" + "|".join(_KANA_UNITS) + ")")
 _KANA_YEN: Final[re.Pattern[str]] = re.compile(r"(?<=[0-9万千百])えん")
 

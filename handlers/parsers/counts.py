@@ -72,21 +72,26 @@ def parse_count(text: Text | str) -> int | Unknown | Invalid:
 # 「去年の夏から毎月」「4月からずっと」: a count of months said as "since then, every month".
 _SINCE: Final[re.Pattern[str]] = re.compile(
     r"^(?P<year>去年|昨年|きょねん|今年|ことし)?の?(?:(?P<month>[0-9]{1,2})月|(?P<season>春|夏|秋|冬))(?:ごろ|頃|くらい|ぐらい)?"
-    r"から(?:は|も)?(?:ほぼ|ほとんど)?(?:毎月|ずっと|まいつき)")
+    r"から(?:は|も)?(?:ほぼ|ほとんど)?(?:毎月|ずっと|まいつき)"
+)
 # The months a season may start in (the earliest and the latest): which one is meant is not said.
 _SEASONS: Final[dict[str, tuple[int, int]]] = {"春": (3, 5), "夏": (6, 8), "秋": (9, 11), "冬": (12, 2)}
 _ROUGH: Final[re.Pattern[str]] = re.compile(
-    r"くらい|ぐらい|位|ほど|程度|ごろ|頃|だいたい|大体|およそ|約|ほぼ|ほとんど|たぶん|多分")
+    r"くらい|ぐらい|位|ほど|程度|ごろ|頃|だいたい|大体|およそ|約|ほぼ|ほとんど|たぶん|多分"
+)
 # 高額かつ長期 is decided by 6 months out of 12 (FACTS §3): a rough count near it is asked back.
 HIGH_COST_LINE: Final = 6
 # A date where a count is asked: 「3か月前」「2週間後」, 「4月10日」.
 _SPAN_FROM_NOW: Final[re.Pattern[str]] = re.compile(
-    r"[0-9一二三四五六七八九十]+(?:か月|ヶ月|カ月|ヵ月|週間|日|年)(?:ほど|くらい|ぐらい)?(?:前|まえ|後|あと|先)")
+    r"[0-9一二三四五六七八九十]+(?:か月|ヶ月|カ月|ヵ月|週間|日|年)(?:ほど|くらい|ぐらい)?(?:前|まえ|後|あと|先)"
+)
 _DAY_OF_MONTH: Final[re.Pattern[str]] = re.compile(r"(?:月|がつ)[0-9一二三四五六七八九十]+日")
 # An amount where a count is asked: 「5万円」.
 _YEN_SAID: Final[re.Pattern[str]] = re.compile(r"[0-9一二三四五六七八九十]+(?:円|万)")
-HINT_ROUGH_COUNT: Final = ("6か月あるかどうかで上限額が変わるため、はっきりさせてください。"
-                           "総額（10割分）が5万円を超えた月は、6か月以上ありましたか？それとも5か月以下でしたか？")
+HINT_ROUGH_COUNT: Final = (
+    "6か月あるかどうかで上限額が変わるため、はっきりさせてください。"
+    "総額（10割分）が5万円を超えた月は、6か月以上ありましたか？それとも5か月以下でしたか？"
+)
 
 
 def _months_since(match: re.Match[str], today: date) -> tuple[int, int] | Invalid:
@@ -125,14 +130,18 @@ def read_months_count(text: Text | str, today: date) -> int | Noted | Unknown | 
             return span
         low, high = span
         if low != high and (low < HIGH_COST_LINE) != (high < HIGH_COST_LINE):
-            return OtherKind("いつの月からか、もう少しくわしく教えてください（例：『去年の7月から毎月』）。"
-                             + HINT_ROUGH_COUNT, options=(("6か月以上", "6"), ("5か月以下", "5")))
+            return OtherKind(
+                "いつの月からか、もう少しくわしく教えてください（例：『去年の7月から毎月』）。" + HINT_ROUGH_COUNT,
+                options=(("6か月以上", "6"), ("5か月以下", "5")),
+            )
         return Noted(low, f"今月までの{low}か月（この12か月のうち）と数えます。違っていたら「戻る」で直せます。")
     if _SPAN_FROM_NOW.search(t) or _DAY_OF_MONTH.search(t):
         return OtherKind("日付ではなく、5万円を超えた月が何か月あったか（0〜12）を教えてください。" + HINT_COUNT)
     if _YEN_SAID.search(t):
-        return OtherKind("金額ではなく、総額（10割分）が5万円を超えた月が何か月あったか（0〜12）を教えてください。"
-                       "月ごとの金額なら、医療費の記録に送ると数えられます。" + HINT_COUNT)
+        return OtherKind(
+            "金額ではなく、総額（10割分）が5万円を超えた月が何か月あったか（0〜12）を教えてください。"
+            "月ごとの金額なら、医療費の記録に送ると数えられます。" + HINT_COUNT
+        )
     value = parse_count(text)
     if not isinstance(value, int):
         return value

@@ -34,13 +34,15 @@ _NOBODY: Final[re.Pattern[str]] = re.compile(
 # A comma followed by exactly three digits groups thousands; any other comma separates items.
 # 「夫が5000円で娘が2500円」: で after 円 separates when another amount follows (「10,000円です」 is one).
 _LIST_SEPARATOR: Final[re.Pattern[str]] = re.compile(
-    r",(?![0-9]{3}(?![0-9]))|と|、|・|/|&|\+|;|and|および|及び|それと|(?<=円)で(?=.*[0-9一二三四五六七八九十百千万])")
+    r",(?![0-9]{3}(?![0-9]))|と|、|・|/|&|\+|;|and|および|及び|それと|(?<=円)で(?=.*[0-9一二三四五六七八九十百千万])"
+)
 # Someone else in the household named as a recipient: 「夫も受給者です」「妻と子」「娘が小慢の受給者証を持ってる」.
 _FAMILY: Final[re.Pattern[str]] = re.compile(
     r"夫|妻|主人|旦那|だんな|嫁|配偶者|息子|娘|子ども|子供|こども|子|長男|長女|次男|次女|父|母|兄|弟|姉|妹|祖父|祖母|家族"
 )
 _RECIPIENT_WORDS: Final[re.Pattern[str]] = re.compile(
-    r"受給者|受給し|持って|もって|もらって|小慢|小児慢性|指定難病|難病")
+    r"受給者|受給し|持って|もって|もらって|小慢|小児慢性|指定難病|難病"
+)
 # 「はい」「います」「1人います」 to 「…持っている方はいますか？」: someone, amount not said.
 _SOMEONE: Final[re.Pattern[str]] = re.compile(
     r"^(?:はい|うん|ええ|yes|いる|います|いるよ|いますよ|おります|ある|あります|いて|いるけど|いますが)(?:[、,。!]|です|$)"

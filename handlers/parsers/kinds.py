@@ -35,7 +35,8 @@ def date_of_kind(text: Text | str, today: date, *, prefer: Prefer = "future") ->
     if isinstance(amount, int):
         if re.fullmatch(r"[0-9]{1,2}", t) and 1 <= amount <= 31:
             return OtherKind(
-                f"「{amount}」は日にちでしょうか。何年何月{amount}日か、年・月・日で教えてください。" + HINT_DATE)
+                f"「{amount}」は日にちでしょうか。何年何月{amount}日か、年・月・日で教えてください。" + HINT_DATE
+            )
         return OtherKind(f"「{amount:,}円」は金額のようです。ここでは日付をうかがっています。" + HINT_DATE)
     return value
 

@@ -25,9 +25,7 @@ HINT_MONTH_AMOUNTS: Final[str] = (
 HINT_MONTH_FUTURE: Final[str] = "まだ来ていない月は記録できません。" + HINT_MONTH_AMOUNTS
 HINT_MONTH_OLD: Final[str] = "記録できるのは、今月を含む直近12か月の分です。" + HINT_MONTH_AMOUNTS
 HINT_MONTH_TWICE: Final[str] = "同じ月が2回あります。1つの月には1つの金額を送ってください。" + HINT_MONTH_AMOUNTS
-HINT_MONTH_UNKNOWN: Final[str] = (
-    "わからない月は飛ばして大丈夫です。わかる月だけ送ってください。" + HINT_MONTH_AMOUNTS
-)
+HINT_MONTH_UNKNOWN: Final[str] = "わからない月は飛ばして大丈夫です。わかる月だけ送ってください。" + HINT_MONTH_AMOUNTS
 
 # A month: 「4月」「4月分」「2026年4月」「令和8年4月」「R8年4月」「今月」「先月」「先々月」.
 _MONTH_TOKEN: Final[re.Pattern[str]] = re.compile(
@@ -64,7 +62,8 @@ class MonthAmounts:
 _DAY_PAYMENT: Final[re.Pattern[str]] = re.compile(
     r"^(?P<day>今日|きょう|本日|昨日|きのう|一昨日|おととい|(?P<dnum>[0-9]{1,2})日)(?:に|は)?[、,\s]*(?:.{0,24}?)(?:で|の|に)?[、,\s]*"
     r"(?P<amount>[0-9" + "".join(KANJI_DIGITS) + r"万千百十]+)円(?:を|が|ほど|くらい|ぐらい)?"
-    r"(?:払った|払いました|はらった|支払った|支払いました|かかった|かかりました|払ってきた|払ってきました|でした)[。!！]*$")
+    r"(?:払った|払いました|はらった|支払った|支払いました|かかった|かかりました|払ってきた|払ってきました|でした)[。!！]*$"
+)
 
 
 def _day_payment(t: str, today: date) -> MonthAmounts | Invalid | None:
@@ -142,7 +141,7 @@ def parse_month_amounts(text: Text | str, today: date) -> MonthAmounts | Unknown
     amounts: list[tuple[date, int]] = []
     for index, token in enumerate(tokens):
         end = tokens[index + 1].start() if index + 1 < len(tokens) else len(t)
-        amount = _amount_of(t[token.end():end])
+        amount = _amount_of(t[token.end() : end])
         if isinstance(amount, Invalid):
             return amount
         month = _month_of(token, today)

@@ -128,7 +128,8 @@ class _Numeral:
 
 NEGATIVE: Final[re.Pattern[str]] = re.compile(r"(^|[^0-9])(-|まいなす|▲|△)\s*[0-9" + "".join(KANJI_DIGITS) + "]")
 ZERO_WORDS: Final[re.Pattern[str]] = re.compile(
-    r"(なし|ない|無し|無い|なかった|無収入|ぜろ|none|nothing|zero|nil|ありません|ないです)")
+    r"(なし|ない|無し|無い|なかった|無収入|ぜろ|none|nothing|zero|nil|ありません|ないです)"
+)
 
 
 def single_number(t: str, *, bare_decimal: bool = False) -> tuple[Fraction, str, str] | Invalid | None:

@@ -39,13 +39,16 @@ _RELATIVE_YEAR_WORDS: Final[dict[str, int]] = {
 _ABOUT: Final[str] = r"(?:ごろ|頃|くらい|ぐらい|あたり|位)?(?:です|でした|だ|の予定|予定)?"
 _RELATIVE_MONTH: Final[re.Pattern[str]] = re.compile(
     "^(?P<word>" + "|".join(sorted(_RELATIVE_MONTH_WORDS, key=len, reverse=True)) + r")の?"
-    r"(?:(?P<day>[0-9]{1,2})日|(?P<end>末日|末|終わり|おわり))?" + _ABOUT + "$")
+    r"(?:(?P<day>[0-9]{1,2})日|(?P<end>末日|末|終わり|おわり))?" + _ABOUT + "$"
+)
 _RELATIVE_YEAR: Final[re.Pattern[str]] = re.compile(
     "^(?P<word>" + "|".join(sorted(_RELATIVE_YEAR_WORDS, key=len, reverse=True)) + r")の?"
-    r"(?P<month>[0-9]{1,2})月(?:(?P<day>[0-9]{1,2})日|(?P<end>末日|末))?" + _ABOUT + "$")
+    r"(?P<month>[0-9]{1,2})月(?:(?P<day>[0-9]{1,2})日|(?P<end>末日|末))?" + _ABOUT + "$"
+)
 _RELATIVE_SPAN: Final[re.Pattern[str]] = re.compile(
     r"^(?P<n>[0-9]{1,2}|半)(?P<unit>年|か月|ヶ月|ヵ月|カ月|箇月|かげつ|週間|しゅうかん|日)(?:ほど|くらい|ぐらい)?"
-    r"(?P<dir>前|まえ|後|ご|あと|先|さき)" + _ABOUT + "$")
+    r"(?P<dir>前|まえ|後|ご|あと|先|さき)" + _ABOUT + "$"
+)
 
 
 def _month_shift(today: date, months: int) -> tuple[int, int]:

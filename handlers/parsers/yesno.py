@@ -24,38 +24,46 @@ HINT_YES_NO: Final[str] = "「はい」か「いいえ」で教えてくださ�
 # question is about (生活保護を, 人工呼吸器). Anything else is Invalid, and the dialog treats it
 # as a new message (safety first, then a question) before asking again.
 _NO_START: Final[re.Pattern[str]] = re.compile(
-    r"^(?:いいえ|いえ|いいや|いや|ううん|no|nope|のー|違う|ちがう|違います|ちがいます)(?:[、。,.!ー~]|です|$)")
+    r"^(?:いいえ|いえ|いいや|いや|ううん|no|nope|のー|違う|ちがう|違います|ちがいます)(?:[、。,.!ー~]|です|$)"
+)
 _YES_START: Final[re.Pattern[str]] = re.compile(
-    r"^(?:はい|うん|ええ|yes|yeah|ok|okay|おk|おっけー)(?:[、。,.!ー~]|です|だよ|$)")
+    r"^(?:はい|うん|ええ|yes|yeah|ok|okay|おk|おっけー)(?:[、。,.!ー~]|です|だよ|$)"
+)
 _YES_BARE: Final[re.Pattern[str]] = re.compile(
     r"^(?:はい|はいはい|うん|ええ|そう|そうです|そうだ|そうだよ|そのとおり|その通り|そうなんです|そうなります|y|yes|yeah|ok|okay|"
     r"おk|おっけー|いえす|true|o|○|◯|👍|あります|ある|あるよ|あり|います|いる|いるよ|該当|該当します|該当する|該当です|"
     r"当てはまる|当てはまります|あてはまる|あてはまります|もちろん|大丈夫|だいじょうぶ|大丈夫です|だいじょうぶです|"
     r"いいです|いいよ|よい|よろしい|よろしいです|正しい|正しいです|ただしい|合ってる|あってる|合ってます|あってます|"
     r"お願いします|おねがいします|お願い|おねがい|お願いね|おねがいね|よろしく|よろしくお願いします|頼みます|たのみます|"
-    r"です|だ|だよ)$")
+    r"です|だ|だよ)$"
+)
 _NO_BARE: Final[re.Pattern[str]] = re.compile(
     r"^(?:いいえ|いえ|いや|ううん|no|n|nope|x|×|✕|false|ない|無い|ないです|ないよ|なし|無し|なしです|ありません|いません|いない|"
     r"いないです|ではない|ではないです|ではありません|じゃない|じゃないです|じゃありません|違う|ちがう|違います|ちがいます|"
     r"非該当|該当しない|該当しません|該当なし|当てはまらない|当てはまりません|あてはまらない|あてはまりません|そうじゃない|"
     r"そうではない|そうではありません|だめ|やめて|やめる|やめます|しない|しません|"
     # a refusal of an offer (「記録を始めますか？」「お知らせを送りましょうか？」) answers that offer only
-    r"いらない|いらないです|いりません|要らない|要りません|いらん|不要|不要です|結構です|けっこうです|遠慮します|えんりょします)$")
+    r"いらない|いらないです|いりません|要らない|要りません|いらん|不要|不要です|結構です|けっこうです|遠慮します|えんりょします)$"
+)
 # A verb of the question, then a yes or a no ending: 受け|てます, 入っ|てない, 認定され|ています.
 _STEMS: Final[str] = (
     r"(?:受け|うけ|もらっ|貰っ|入っ|はいっ|加入し|かにゅうし|該当し|がいとうし|持っ|もっ|使っ|つかっ|つけ|付け|着け|装着し|"
-    r"そうちゃくし|利用し|受給し|認定され|にんていされ|払っ|はらっ|納め|おさめ|かかっ|され|さ|し|なっ|合っ|あっ|おり|い|あり)")
+    r"そうちゃくし|利用し|受給し|認定され|にんていされ|払っ|はらっ|納め|おさめ|かかっ|され|さ|し|なっ|合っ|あっ|おり|い|あり)"
+)
 _YES_VERB: Final[re.Pattern[str]] = re.compile(
     _STEMS + r"(?:ています|ている|ております|てます|てる|てた|ていました|ます|る|ました|た|てください|て|てくれ|"
-    r"てほしい)$")
+    r"てほしい)$"
+)
 _NO_VERB: Final[re.Pattern[str]] = re.compile(
     _STEMS + r"(?:ていません|てません|ていない|てない|ないです|ない|ません|ていないです|てないです|なかった|てなかった|"
-    r"ていなかった)$")
+    r"ていなかった)$"
+)
 _ANSWER_TAIL: Final[re.Pattern[str]] = re.compile(r"(?:[。.!?、,~ー]|よね|よ|ね|w)+$")
 _OBJECT_PARTICLE: Final[str] = r"(?:は|を|が|も|に|で|の)?"
 # Who the answer is about, said first: 「私は受けています」「うちは非課税です」「家族は全員非課税」.
 _TOPIC: Final[re.Pattern[str]] = re.compile(
-    r"^(?:私|わたし|僕|ぼく|自分|本人|うち|我が家|わが家|家族|家)(?:は|も|では)")
+    r"^(?:私|わたし|僕|ぼく|自分|本人|うち|我が家|わが家|家族|家)(?:は|も|では)"
+)
 # はい / いいえ / そうです run into the answer without a comma (「はい受けてます」), as typed on a phone.
 _YES_WORD: Final[re.Pattern[str]] = re.compile(r"^(?:はい|うん|ええ|そうです|そう)[、,.。!]*")
 _NO_WORD: Final[re.Pattern[str]] = re.compile(r"^(?:いいえ|いや|ううん|違います|ちがいます)[、,.。!]*")
@@ -89,22 +97,22 @@ def parse_yes_no(
         if m is None:
             continue
         # 「はい、受けています」 is a yes; 「ちがう、最初から」 is no answer at all (a new message).
-        rest = _ANSWER_TAIL.sub("", compact(spaced[m.end():]).lstrip("、。,.!ー~"))
+        rest = _ANSWER_TAIL.sub("", compact(spaced[m.end() :]).lstrip("、。,.!ー~"))
         if not rest:
             return polarity
         agrees = parse_yes_no(rest, about, opposite)
         return polarity if agrees is polarity else Invalid(HINT_YES_NO)
     t = _HEDGE_END.sub("", _HEDGE_START.sub("", _ANSWER_TAIL.sub("", t)))
     topic = _TOPIC.match(t)
-    if topic and t[topic.end():]:
-        t = t[topic.end():]
+    if topic and t[topic.end() :]:
+        t = t[topic.end() :]
     value = _read_yes_no(t, about, opposite)
     if value is not None:
         return value
     # 「はい受けてます」「いいえ受けてません」: the interjection and an answer that agrees with it.
     for word, meant in ((_NO_WORD, False), (_YES_WORD, True)):
         found = word.match(t)
-        if found and t[found.end():] and _read_yes_no(t[found.end():], about, opposite) is meant:
+        if found and t[found.end() :] and _read_yes_no(t[found.end() :], about, opposite) is meant:
             return meant
     return Invalid(HINT_YES_NO)
 
@@ -112,10 +120,12 @@ def parse_yes_no(
 # An answer given with doubt is still the answer (「たぶん課税されてると思う」 is a no to 「非課税ですか？」);
 # the dialog's result states what it was computed from, and 「わからない」 stays its own answer.
 _HEDGE_START: Final[re.Pattern[str]] = re.compile(
-    r"^(?:たぶん|多分|おそらく|恐らく|きっと|確か|たしか|一応|いちおう)[、,]?")
+    r"^(?:たぶん|多分|おそらく|恐らく|きっと|確か|たしか|一応|いちおう)[、,]?"
+)
 _HEDGE_END: Final[re.Pattern[str]] = re.compile(
     r"(?:と思う|と思います|とおもう|とおもいます|と思うけど|と思うんだけど|と思うんですけど|と思いますけど|はず|はずです|"
-    r"かも|かもしれない|かもしれません|気がする|気がします|みたい|みたいです|らしい|らしいです)$")
+    r"かも|かもしれない|かもしれません|気がする|気がします|みたい|みたいです|らしい|らしいです)$"
+)
 
 
 def _read_yes_no(t: str, about: tuple[str, ...], opposite: tuple[str, ...]) -> bool | None:
@@ -129,9 +139,9 @@ def _read_yes_no(t: str, about: tuple[str, ...], opposite: tuple[str, ...]) -> b
             w = compact(word)
             if not w or not t.startswith(w):
                 continue
-            rest = t[len(w):]
+            rest = t[len(w) :]
             particle = re.match(_OBJECT_PARTICLE, rest)
-            for remainder in (rest, rest[particle.end():] if particle else rest):
+            for remainder in (rest, rest[particle.end() :] if particle else rest):
                 value = True if not remainder else _bare_yes_no(remainder)
                 if value is not None:
                     return value != inverts

@@ -183,8 +183,10 @@ class FakeLineApi:
             while len(self.calls(path)) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"{path}: {len(self.calls(path))} of {count} requests after {timeout}s; "
-                                         f"got {[r.path for r in self.requests]}")
+                    raise AssertionError(
+                        f"{path}: {len(self.calls(path))} of {count} requests after {timeout}s; "
+                        f"got {[r.path for r in self.requests]}"
+                    )
                 self._cond.wait(left)
             return self.calls(path)
 
@@ -204,8 +206,14 @@ class FakeLineApi:
 
     def answer(self, rec: Recorded) -> tuple[int, dict[str, Any], dict[str, str]]:
         if rec.header("Authorization") != f"Bearer {self.access_token}":
-            return 401, {"message": "Authentication failed. Confirm that the access token in the authorization "
-                                    "header is valid."}, {}
+            return (
+                401,
+                {
+                    "message": "Authentication failed. Confirm that the access token in the authorization "
+                    "header is valid."
+                },
+                {},
+            )
         path, method = rec.path, rec.method
         if path in ("/v2/bot/message/reply", "/v2/bot/message/push") and time.monotonic() < self.outage_until:
             headers = {"Retry-After": self.outage_retry_after} if self.outage_retry_after is not None else {}
@@ -232,8 +240,11 @@ class FakeLineApi:
                 except ValueError:
                     return 400, {"message": "The value for the 'X-Line-Retry-Key' header is invalid"}, {}
                 if key in self.accepted_retry_keys:
-                    return 409, {"message": "The retry key is already accepted",
-                                 "sentMessages": [{"id": "already"}]}, {"x-line-accepted-request-id": "req-1"}
+                    return (
+                        409,
+                        {"message": "The retry key is already accepted", "sentMessages": [{"id": "already"}]},
+                        {"x-line-accepted-request-id": "req-1"},
+                    )
                 self.accepted_retry_keys.add(key)
             return 200, {"sentMessages": [{"id": uuid.uuid4().hex} for _ in body["messages"]]}, {}
         if method == "POST" and path == "/v2/bot/chat/loading/start":
@@ -283,8 +294,12 @@ def _handler_for(fake: FakeLineApi) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            rec = Recorded(self.command, self.path.split("?", 1)[0], dict(self.headers.items()),
-                           self.rfile.read(length) if length else b"")
+            rec = Recorded(
+                self.command,
+                self.path.split("?", 1)[0],
+                dict(self.headers.items()),
+                self.rfile.read(length) if length else b"",
+            )
             try:
                 status, payload, headers = fake.answer(rec)
             except Exception as exc:  # a broken request body: LINE would answer 400

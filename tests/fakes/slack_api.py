@@ -1,7 +1,8 @@
 """A fake Slack Web API: a recording ``http.server`` on 127.0.0.1, port 0.
 
 It answers ``auth.test``, ``chat.postMessage``, ``chat.update``, ``conversations.open``,
-``views.publish`` and ``apps.connections.open`` (with ``socket_mode_url``, see ``slack_socket``) (any other method, and any ``response_url``, with ``{"ok": true}``), and
+``views.publish`` and ``apps.connections.open`` (with ``socket_mode_url``, see ``slack_socket``)
+(any other method, and any ``response_url``, with ``{"ok": true}``), and
 records every call with its parsed arguments. ``rate_limit(n)`` makes the next ``n`` calls
 answer HTTP 429 with ``Retry-After``. Point ``SLACK_API_URL`` at ``fake.api_url``.
 
@@ -111,20 +112,24 @@ class FakeSlackAPI:
         with self._lock:
             return [c for c in self.calls if c.method == method and (c.status == 200 or not ok_only)]
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0,
-                 where: Callable[[Call], bool] | None = None) -> list[Call]:
+    def wait_for(
+        self, method: str, count: int = 1, timeout: float = 10.0, where: Callable[[Call], bool] | None = None
+    ) -> list[Call]:
         """Block until ``count`` successful calls of ``method`` (matching ``where``) arrived."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                found = [c for c in self.calls
-                         if c.method == method and c.status == 200 and (where is None or where(c))]
+                found = [
+                    c for c in self.calls if c.method == method and c.status == 200 and (where is None or where(c))
+                ]
                 if len(found) >= count:
                     return found
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"expected {count} {method} call(s) within {timeout}s, got {len(found)}: "
-                                         f"{[c.method for c in self.calls]}")
+                    raise AssertionError(
+                        f"expected {count} {method} call(s) within {timeout}s, got {len(found)}: "
+                        f"{[c.method for c in self.calls]}"
+                    )
                 self._changed.wait(left)
 
     # -- serving ----------------------------------------------------------------------------
@@ -158,8 +163,13 @@ class FakeSlackAPI:
             if down and retry_after is None:
                 retry_after = self._outage_retry_after
             status = 429 if retry_after is not None and not down else self._outage_status if down else 200
-            body = {"ok": False, "error": "ratelimited"} if status == 429 else \
-                {"ok": False, "error": "service_unavailable"} if down else self._answer(method, args)
+            body = (
+                {"ok": False, "error": "ratelimited"}
+                if status == 429
+                else {"ok": False, "error": "service_unavailable"}
+                if down
+                else self._answer(method, args)
+            )
             self.calls.append(Call(method, path, args, headers, status, body))
             self._changed.notify_all()
         payload = json.dumps(body).encode()
@@ -173,17 +183,34 @@ class FakeSlackAPI:
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
-            return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake", "user": "nanbyo",
-                    "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+            return {
+                "ok": True,
+                "url": "https://fake.slack.test/",
+                "team": "Fake",
+                "user": "nanbyo",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            }
         if method == "conversations.open":
             user = str(args.get("users", "")).split(",")[0]
             return {"ok": True, "channel": {"id": "D" + user.removeprefix("U")}}
         if method in ("chat.postMessage", "chat.update"):
             self._ts += 1
             ts = args.get("ts") or f"1700000000.{self._ts:06d}"
-            return {"ok": True, "channel": args.get("channel"), "ts": ts,
-                    "message": {"text": args.get("text"), "blocks": args.get("blocks"), "ts": ts,
-                                "bot_id": BOT_ID, "type": "message"}}
+            return {
+                "ok": True,
+                "channel": args.get("channel"),
+                "ts": ts,
+                "message": {
+                    "text": args.get("text"),
+                    "blocks": args.get("blocks"),
+                    "ts": ts,
+                    "bot_id": BOT_ID,
+                    "type": "message",
+                },
+            }
         if method == "apps.connections.open" and self.socket_mode_url:
             return {"ok": True, "url": self.socket_mode_url}
         if method == "views.publish":

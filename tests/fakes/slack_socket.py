@@ -54,10 +54,18 @@ class FakeSocketMode:
     def send_event(self, body: dict[str, Any], retry_attempt: int = 0) -> str:
         """Send an Events API body as an ``events_api`` envelope; returns its envelope id."""
         envelope_id = str(uuid.uuid4())
-        self._send_all(json.dumps({
-            "envelope_id": envelope_id, "type": "events_api", "accepts_response_payload": False,
-            "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else "", "payload": body,
-        }))
+        self._send_all(
+            json.dumps(
+                {
+                    "envelope_id": envelope_id,
+                    "type": "events_api",
+                    "accepts_response_payload": False,
+                    "retry_attempt": retry_attempt,
+                    "retry_reason": "timeout" if retry_attempt else "",
+                    "payload": body,
+                }
+            )
+        )
         return envelope_id
 
     def wait_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -103,16 +111,28 @@ class FakeSocketMode:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
             accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + _GUID).encode()).digest()).decode()
-            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                          f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+            conn.sendall(
+                (
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+                ).encode()
+            )
             with self._lock:
                 self._conns.append(conn)
                 self.connections += 1
                 self._lock.notify_all()
-            self._send(conn, TEXT, json.dumps({"type": "hello", "num_connections": 1,
-                                                "connection_info": {"app_id": "A1"},
-                                                "debug_info": {"host": "fake", "approximate_connection_time": 3600}
-                                                }).encode())
+            self._send(
+                conn,
+                TEXT,
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "num_connections": 1,
+                        "connection_info": {"app_id": "A1"},
+                        "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+                    }
+                ).encode(),
+            )
             self._read(conn)
         except (OSError, ValueError, KeyError):
             pass
@@ -187,4 +207,3 @@ def _send_frame(conn: socket.socket, opcode: int, payload: bytes) -> None:
     else:
         header += bytes([127]) + struct.pack("!Q", n)
     conn.sendall(header + payload)
-
