@@ -27,6 +27,7 @@ from functools import cached_property
 from handlers import understand
 from handlers.base import Context, topic_choice
 from handlers.faq import ANSWER_THRESHOLD, Consultation, consult, render_topic
+from handlers.messages import Choice
 from handlers.safety import mentions_domain, redirect_for
 from knowledge import KnowledgeBase
 from nlp.matcher import Matcher
@@ -41,6 +42,8 @@ CONTEXT_MINUTES = 20
 _POINTING = re.compile(r"^(?:じゃあ|では|なら|それなら|ちなみに|で、|あと)?"
                        r"(?:それ|そこ|その|そっち|あれ|これ|この|そちら|こちら)")
 _POINTING_LAST = re.compile(r"(?:それ|そこ|あれ|これ)[?？。!！]*$")  # 「何に使うのそれ」
+# 「マイナンバーはそこに書くの？」: a pointing word inside the sentence, with its particle.
+_POINTING_INSIDE = re.compile(r"(?:そこ|あそこ)(?:に|で|へ|から|まで|は|って)|(?:それ|あれ)(?:を|に|も|って|は)")
 # 「期限すぎちゃったら？」「入院したときは？」: a case of the topic just answered.
 _CONDITIONAL = re.compile(r"(?:たら|なら|場合は|ときは|時は)[?？]?$")
 # 「それもう一回」: the last answer again.
@@ -50,18 +53,25 @@ _BARE = re.compile(r"^.{1,8}(?:は|って|も)[?？]?$")
 _OWN_CASE = re.compile(r"(?:私|わたし|自分|うち|母|父|夫|妻|息子|娘|子ども|こども|子供)(?:は|の場合|も)|"
                        r"群馬でも|群馬県でも|当てはま|あてはま|対象になる|使える|もらえる|いつまで|いつから|どこで|どこに|いくら|費用は|書類は|"
                        r"期限は|条件は|手続きは|場合は")
+# 「マイナンバー入ってるのでもいい？」「軽いとだめならほかに方法ないの？」: whether a variant of what was
+# just said will do, or what else there is.
+_ELSE = re.compile(r"でもいい|でも大丈夫|でもだいじょうぶ|でも平気|でもok|でもかまわ|でも構わ|"
+                   r"ほかに方法|他に方法|ほかの方法|他の方法|別の方法|ほかに手|他に手|ほかの手")
 # A follow-up that asks whether the topic just answered applies to the user.
 _WHETHER = re.compile(r"当てはま|あてはま|対象にな|たいしょうにな|使える|つかえる|該当|がいとう|受けられ|もらえ")
 # A pointing follow-up that alone matches another topic this well asks that neighbouring question
 # (「それってどうやって区分決めるの」 after the table: 68; 「それってどこに出すの」 after 再交付: 51, the same topic).
 NEW_QUESTION = 60.0
+# A follow-up whose own best topic leads the topic just answered by less than this is about the latter.
+CONTEXT_TIE = 10.0
 # A message that matches a topic of its own this well is that topic, whatever came before.
 STANDS_ALONE = 80.0
 # What opens a second question: 「あと」「それと」 … (dropped before it is read on its own).
 _CONNECTIVE = re.compile(r"^(?:あと|それと|それから|ついでに|もうひとつ|もう一つ|また|で)[、,\s]*")
-# Where a message asks a second question: after a sentence, or at 「あと」「それと」「それから」「ついでに」.
+# Where a message asks a second question: after a sentence, at 「あと」「それと」「それから」「ついでに」, or
+# after 「…のかと、」 (「いくらになるのかと、食費はどうなるのか」).
 _SECOND = re.compile(r"(?<=[。？?！!])\s*|[、,\s]+(?:あと|それと|それから|ついでに|もうひとつ|もう一つ)[、,\s]*|"
-                     r"(?<=けど)[、,\s]*(?:あと|それと)")
+                     r"(?<=けど)[、,\s]*(?:あと|それと)|(?<=のかと)[、,\s]*")
 
 
 def leans_on(text: Text) -> bool:
@@ -69,13 +79,18 @@ def leans_on(text: Text) -> bool:
     raw = text.raw.strip()
     short = len(raw) <= 20
     return bool(points(text) or _BARE.match(raw) or _OWN_CASE.search(raw if short else raw[:12])
-                or (short and _CONDITIONAL.search(raw)) or _AGAIN.search(raw))
+                or (short and _CONDITIONAL.search(raw)) or _AGAIN.search(raw) or _asks_else(text))
+
+
+def _asks_else(text: Text) -> bool:
+    """Whether a message asks if something else will do (see ``_ELSE``)."""
+    return bool(_ELSE.search(text.raw.strip().lower()))
 
 
 def points(text: Text) -> bool:
     """Whether a message points back with a word (それ, そこ … at its start or its end)."""
     raw = text.raw.strip()
-    return bool(_POINTING.search(raw) or _POINTING_LAST.search(raw))
+    return bool(_POINTING.search(raw) or _POINTING_LAST.search(raw) or _POINTING_INSIDE.search(raw))
 
 
 def recent_topic(ctx: Context) -> str | None:
@@ -124,16 +139,25 @@ def _stands_alone(ctx: Context, alone: Consultation, topic: str) -> bool:
     """Whether the message is read alone, whatever topic came before it."""
     if alone.kind in ("emergency", "crisis", "medical", "office"):
         return True
-    if alone.kind == "redirect" and (redirect_for(ctx.kb, ctx.text) is not None or not points(ctx.text)):
+    if alone.kind == "redirect" and (redirect_for(ctx.kb, ctx.text) is not None
+                                     or not (points(ctx.text) or _asks_else(ctx.text))):
         # A service next door named outright (「その病気で障害年金ってもらえる？」); one only ranked close
-        # to a message that points back (「その先生ってどうやって探すの」) is read with the topic first.
+        # to a message that points back (「その先生ってどうやって探すの」) or asks what else there is
+        # (「ほかに方法ないの？」) is read with the topic first.
         return True
     if not leans_on(ctx.text) and not (alone.kind == "fallback" and _short_question(ctx)):
         # A question of its own, answered or not: the context never guesses for it. A short question
         # that names no subject of this bot's (「だれが書くの」) and finds nothing alone leans on the topic.
         return True
-    # 「じゃあ受給者証をなくしたときは？」: a topic of its own.
-    return alone.kind == "answer" and alone.topic != topic and alone.score >= STANDS_ALONE
+    # 「じゃあ受給者証をなくしたときは？」: a topic of its own, unless the topic just answered is nearly as close.
+    return alone.kind == "answer" and alone.topic != topic and alone.score >= STANDS_ALONE \
+        and not _close_behind(alone, topic)
+
+
+def _close_behind(alone: Consultation, topic: str) -> bool:
+    """Whether the topic just answered ranks within ``CONTEXT_TIE`` of the message's own best topic:
+    the conversation then breaks the tie (「マイナンバーはそこに書くの？」 after 世帯状況調書)."""
+    return any(m.id == topic and alone.score - m.confidence < CONTEXT_TIE for m in alone.candidates)
 
 
 class _Turn:
@@ -192,7 +216,8 @@ def _framed_answer(t: _Turn) -> Consultation | None:
     framed, alone = t.framed, t.alone
     if framed.kind != "answer" or framed.score < ANSWER_THRESHOLD:
         return None
-    if framed.topic == t.topic and alone.kind == "answer" and alone.topic != t.topic and alone.score >= NEW_QUESTION:
+    if framed.topic == t.topic and alone.kind == "answer" and alone.topic != t.topic and alone.score >= NEW_QUESTION \
+            and not _close_behind(alone, t.topic):
         # 「それってどうやって区分決めるの」 after the table of caps: the neighbouring question it
         # names, not the same answer again.
         return alone
@@ -235,20 +260,48 @@ def second_question(kb: KnowledgeBase, matcher: Matcher, text: Text, first: Cons
     parts = [p for p in _SECOND.split(text.raw.strip()) if p and len(p.strip()) >= 4]
     if len(parts) < 2:
         return first
-    owns = consult(kb, matcher, Text(parts[0]), municipality).topic == first.topic
+    head = consult(kb, matcher, Text(parts[0]), municipality)
+    owns = head.topic == first.topic
+    if not owns and _JOINED.search(text.raw) and head.kind == "answer" and head.score >= ANSWER_THRESHOLD and any(
+            consult(kb, matcher, Text(_CONNECTIVE.sub("", p.strip())), municipality).topic == first.topic
+            for p in parts[1:]):
+        # The whole message was taken for its second question: the first is answered first, and the
+        # second offered (「上限額いくらになるのかと、入院中の食費はどうなるのか知りたい」).
+        first, owns = head, True
     for part in parts[1:] if owns else parts:
-        other = consult(kb, matcher, Text(_CONNECTIVE.sub("", part.strip())), municipality)
-        if other.kind == "answer" and other.topic is not None and other.topic != first.topic \
-                and other.score >= ANSWER_THRESHOLD:
-            choice = topic_choice(kb, other.topic)
-        elif other.kind == "action" and other.action is not None:
-            choice = understand.button(understand.action(kb, other.action))  # 「あと窓口ってどこ」: find my office
-        else:
+        choice = _offer(kb, matcher, Text(_CONNECTIVE.sub("", part.strip())), first.topic, municipality)
+        if choice is None:
             continue
         note = f"\n\nもう一つのご質問（{choice.label}）へのお答えは、下の「{choice.label}」ボタンからご覧ください。"
         choices = (choice, *(c for c in first.choices if c.value != choice.value))
         return replace(first, text=first.text + note, choices=choices)
     return first
+
+
+# Two questions joined in so many words (「…のかと、…」「…、あと…」), not a story told before a question.
+_JOINED = re.compile(r"(?:^|[、,。？?！!\s])(?:あと|それと|それから|ついでに|もうひとつ|もう一つ)[、,\s]|のかと[、,]")
+
+
+# A second question is offered as a button, not answered: a topic this close is worth the offer when
+# the part alone is not sure enough to be answered (「あと申請はどこ」).
+SECOND_THRESHOLD = 40.0
+
+
+def _offer(kb: KnowledgeBase, matcher: Matcher, part: Text, first_topic: str | None,
+           municipality: str | None) -> Choice | None:
+    """The button for a second question: its topic; an action it asks for; else the nearest topic of
+    a question of fact (「窓口ってどこ」 asks where to apply, with the office in the answer)."""
+    other = consult(kb, matcher, part, municipality)
+    if other.kind == "answer" and other.topic is not None:
+        return topic_choice(kb, other.topic) if other.topic != first_topic and other.score >= ANSWER_THRESHOLD \
+            else None
+    best = other.candidates[0] if other.candidates else None
+    if other.kind in ("action", "fallback") and understand.asks_fact(part) and best is not None \
+            and best.id != first_topic and best.confidence >= SECOND_THRESHOLD:
+        return topic_choice(kb, best.id)
+    if other.kind == "action" and other.action is not None:
+        return understand.button(understand.action(kb, other.action))
+    return None
 
 
 def consult_message(kb: KnowledgeBase, matcher: Matcher, text: Text | str,
