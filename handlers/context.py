@@ -262,11 +262,9 @@ def second_question(kb: KnowledgeBase, matcher: Matcher, text: Text, first: Cons
         return first
     head = consult(kb, matcher, Text(parts[0]), municipality)
     owns = head.topic == first.topic
-    if not owns and _JOINED.search(text.raw) and head.kind == "answer" and head.score >= ANSWER_THRESHOLD and any(
-            consult(kb, matcher, Text(_CONNECTIVE.sub("", p.strip())), municipality).topic == first.topic
-            for p in parts[1:]):
-        # The whole message was taken for its second question: the first is answered first, and the
-        # second offered (「上限額いくらになるのかと、入院中の食費はどうなるのか知りたい」).
+    if not owns and _JOINED.search(text.raw) and head.kind == "answer" and head.score >= ANSWER_THRESHOLD:
+        # The whole message was read as its second question, or as a blend of both: the first question
+        # is answered first, and the second offered (「上限額いくらになるのかと、食費はどうなるのか知りたい」).
         first, owns = head, True
     for part in parts[1:] if owns else parts:
         choice = _offer(kb, matcher, Text(_CONNECTIVE.sub("", part.strip())), first.topic, municipality)
@@ -279,7 +277,9 @@ def second_question(kb: KnowledgeBase, matcher: Matcher, text: Text, first: Cons
 
 
 # Two questions joined in so many words (「…のかと、…」「…、あと…」), not a story told before a question.
-_JOINED = re.compile(r"(?:^|[、,。？?！!\s])(?:あと|それと|それから|ついでに|もうひとつ|もう一つ)[、,\s]|のかと[、,]")
+# (あと before a quantity is "… more": 「あと何日で届く？」.)
+_JOINED = re.compile(r"(?:^|[、,。？?！!\s])(?:あと|それと(?!も)|それから|ついでに|もうひとつ|もう一つ)"
+                     r"(?!何|なん|どれ|どの|いくら|少し|ちょっと|[0-9０-９一二三四五六七八九十])|のかと[、,]")
 
 
 # A second question is offered as a button, not answered: a topic this close is worth the offer when

@@ -182,7 +182,7 @@ def _reread(kb: KnowledgeBase, matcher: Matcher, text: Text, topics: tuple[Match
 # and a topic this close that then comes first is the one asked about.
 COMPARE_MARGIN = 10.0
 _STANDARD = re.compile(r"[一-龥ァ-ヶー]+(?:の(?:時|とき|場合|もの))?"
-                       r"(?=と(?:同じ|おなじ|一緒|いっしょ|違う|ちがう|比べ|くらべ))")
+                       r"(?=と(?:同じ|おなじ|一緒|いっしょ|違|ちが|比べ|くらべ))")
 
 
 def not_the_standard(matcher: Matcher, text: Text, topics: tuple[Match, ...]) -> tuple[Match, ...]:
