@@ -221,7 +221,20 @@ def _framed_answer(t: _Turn) -> Consultation | None:
         # 「それってどうやって区分決めるの」 after the table of caps: the neighbouring question it
         # names, not the same answer again.
         return alone
-    return replace(framed, text=t.as_follow_up() + framed.text)
+    return _with_office_first(t, replace(framed, text=t.as_follow_up() + framed.text))
+
+
+# 「それって更新はどこでするの？」: where to do what was just answered.
+_WHERE = re.compile(r"どこで|どこに|どこへ|どこの窓口|どこに出|どこまで持")
+
+
+def _with_office_first(t: _Turn, c: Consultation) -> Consultation:
+    """A follow-up that asks where to do what was just answered: the answer, with the office finder as
+    its first button (the answer names the office itself once the municipality is known)."""
+    if not _WHERE.search(t.ctx.text.raw) or c.topic not in t.ctx.kb.prefecture.office_topics:
+        return c
+    office = understand.button(understand.action(t.ctx.kb, "office"))
+    return replace(c, choices=(office, *(ch for ch in c.choices if ch.value != office.value)))
 
 
 def _whether(t: _Turn) -> Consultation | None:

@@ -228,20 +228,24 @@ def cued(kb: KnowledgeBase, text: Text, ranked: list[Match], top: Match, margin:
     """Among actions ranked within ``margin`` of ``top``, the one whose cue word comes last in the text.
 
     Japanese puts what is asked at the end (「登録したリマインダーを削除したい」 is a removal, not a
-    list), so the latest cue wins, and at the same place the longest. A cue that every one of those
-    actions has tells nothing between them (計算 of both calculators in 「いつから適用か計算たのむ」), so
-    it is not counted. Without any cue, ``top`` stays.
+    list), so the latest cue wins, and at the same place the longest. A cue that two of those actions
+    share tells nothing between them (計算 of both calculators in 「いつから適用か計算たのむ」, やめ of
+    cancel and of stopping reminders in 「連絡もう来なくていい、やめといて」): two actions are compared
+    on the cues one has and the other has not. Without any cue, ``top`` stays.
     """
     haystack, cues = _cues(kb, text)
     near = [m for m in dict.fromkeys([top, *ranked]) if m.id.startswith(ACTION_PREFIX)
             and top.confidence - m.confidence < margin]
     found = {m.id: {c for c in cues[m.id.removeprefix(ACTION_PREFIX)] if c in haystack} for m in near}
-    shared = set.intersection(*found.values()) if len(found) > 1 else set()
-    best, best_at = top, (0, 0)
+
+    def at(words: set[str]) -> tuple[int, int]:
+        return max(((haystack.rfind(c) + len(c), len(c)) for c in words), default=(0, 0))
+
+    best = top
     for m in near:  # on a tie the better ranked action keeps its place
-        at = max(((haystack.rfind(c) + len(c), len(c)) for c in found[m.id] - shared), default=(0, 0))
-        if at > best_at:
-            best, best_at = m, at
+        mine, theirs = found[m.id], found.get(best.id, set())
+        if at(mine - theirs) > at(theirs - mine):
+            best = m
     return best
 
 

@@ -178,3 +178,10 @@ def test_ato_before_a_quantity_is_no_second_question(talk):
 
     assert _JOINED.search("受給者証は申請した。あと何日で届く？") is None
     assert _JOINED.search("書類を教えて。あと窓口はどこ") is not None
+
+
+def test_asking_where_to_do_what_was_just_answered_offers_the_office_finder_first(talk):
+    talk.say("更新について教えて")
+    reply = talk.say("それってどこで手続きするの")[0]
+    assert reply.topic == "renewal"
+    assert reply.choices[0].value == "office"

@@ -178,3 +178,8 @@ def test_a_cue_both_calculators_share_does_not_choose_between_them(bot, chat):
     # 計算 is a cue of both; 「いつから適用」 is what is asked: the start-date calculator.
     chat.say("いつから適用になるのか計算をお願い")
     assert _state(bot).dialog == "start-date"
+
+
+def test_a_cue_shared_with_cancel_does_not_hide_the_reminders_own_word(chat):
+    # やめ is a cue of cancelling and of stopping reminders; 来なく is the reminders' own.
+    assert chat.say("更新の案内はもう来なくていいので、やめてください")[0].kind == "reminder-stop"
