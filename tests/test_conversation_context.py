@@ -139,6 +139,7 @@ def test_a_question_the_bot_cannot_answer_is_not_answered_with_the_topic_before_
     ("ねんがじょうの かきかた", "redirect", None),  # nothing of this bot's
     ("エンタイビオって効くまでどれくらい", "medical", None),  # a question for the doctor, not the processing time
     ("なにを きいたら いいの", "menu", None),  # what the bot can do
+    ("期限の連絡もう来なくていいよ、やめといて", "reminder-stop", None),  # stops the reminders, says so
 ])
 def test_the_issues_examples_are_answered_as_a_person_expects(talk, text, kind, topic):
     reply = talk.say(text)[0]

@@ -78,6 +78,9 @@ def test_matching_from_many_threads_at_once(kb, matcher):
         ("クローン病以外に消化器系の難病はありますか", "gi-disease-list"),
         # changing the hospital one goes to is this subsidy's procedure
         ("かかる病院を変えたい。手続きはありますか", "change-medical-institution"),
+        # words typed in kana that the knowledge base writes in kanji (定義, 何個)
+        ("なんびょうのていぎをおしえて", "nanbyo-definition"),
+        ("指定難病ってぜんぶでなんこ？", "designated-disease-count"),
         # an alternative question asks for a fact; the amount in it is a term, not one's own
         ("高額かつ長期の5万円っていうのは総額？それとも自己負担分？", "high-cost-long-term"),
     ],
