@@ -27,6 +27,9 @@ The rules, in order (each with the thresholds it uses, defined just above it):
 10. ``place-only`` — the message only names a municipality (「前橋市に住んでます」): its office.
 11. ``fallback`` — nothing fits: say so honestly, offer the closest topics and name the office.
 
+Before any rule, the best topics are reread once (``_reread``): among close ones, the subject of a
+comparison (「新規とおなじ？」) or the head of 「AのB」 comes first.
+
 Rules 3–5 share one signal, ``Signals.pick``: the action the message points to and how it was
 found (by a request, by cue words, or ranked first), already moved to the action whose cue word
 comes last (``understand.cued``). To add a rule (e.g. conversation context), add what it reads to
