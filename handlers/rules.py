@@ -27,6 +27,9 @@ The rules, in order (each with the thresholds it uses, defined just above it):
 10. ``place-only`` — the message only names a municipality (「前橋市に住んでます」): its office.
 11. ``fallback`` — nothing fits: say so honestly, offer the closest topics and name the office.
 
+Before any rule, the best topics are reread once (``_reread``): among close ones, the subject of a
+comparison (「新規とおなじ？」) or the head of 「AのB」 comes first.
+
 Rules 3–5 share one signal, ``Signals.pick``: the action the message points to and how it was
 found (by a request, by cue words, or ranked first), already moved to the action whose cue word
 comes last (``understand.cued``). To add a rule (e.g. conversation context), add what it reads to
@@ -138,9 +141,99 @@ def signals(kb: KnowledgeBase, matcher: Matcher, text: Text, municipality: str |
     return Signals(
         kb=kb, text=text, safety=classify(kb, text), found=found,
         municipality=found.municipality if found and found.municipality else municipality,
-        ranked=ranked, topics=tuple(m for m in ranked if ":" not in m.id)[:5],
+        ranked=ranked, topics=_reread(kb, matcher, text, tuple(m for m in ranked if ":" not in m.id)[:5]),
         named_service=redirect_for(kb, text),
         action_bar=ACTION_THRESHOLD if action_threshold is None else action_threshold)
+
+
+# Topics this close to the best one are told apart by where their own words (label, keywords) end in
+# the question: Japanese puts what is asked last (「臨床調査個人票の診断年月日って何」 asks about the date,
+# not the form; 「クローン病のほかに消化器系の難病ってある？」 about the list, not one disease).
+HEAD_MARGIN = 5.0
+# What may follow a word that ends where it stands (a particle, a copula), not inside a longer word
+# (訪問看護 in 訪問看護ステーション).
+_WORD_END = set("のをはがにへでともやかつっだじ")
+# The question a message asks ends at its last question mark: a statement after it (「…コピーいりますか？
+# 母はまだ国保です」) adds a fact, not what is asked.
+_ASKED = re.compile(r"^(.*[?？])")
+
+_NAMES: dict[tuple[int, int], dict[str, tuple[str, ...]]] = {}
+
+
+def _names(kb: KnowledgeBase, matcher: Matcher) -> dict[str, tuple[str, ...]]:
+    """Each topic's own words (label, keywords), spelt as the matcher reads a message (folded, synonyms
+    rewritten)."""
+    names = _NAMES.get((id(kb), id(matcher)))
+    if names is None:
+        names = _NAMES[(id(kb), id(matcher))] = {
+            t.id: tuple(w for w in (matcher.analyzer.surface(Text(n)) for n in (_label(t.label), *t.keywords))
+                        if len(w) >= 2)
+            for t in kb.topics.values()}
+    return names
+
+
+def _reread(kb: KnowledgeBase, matcher: Matcher, text: Text, topics: tuple[Match, ...]) -> tuple[Match, ...]:
+    """The best topics, with a close second put first where the wording says what is asked: the subject
+    of a comparison, else the head of the question."""
+    if _STANDARD.search(text.raw):  # the standard's name would pass for the head (「…新規の時と違うの？」)
+        return not_the_standard(matcher, text, topics)
+    return head_last(kb, matcher, text, topics)
+
+
+# What a question compares its subject with is no subject of its own (「更新の書類って新規とおなじ？」
+# asks about renewal, measured against a new application): the message is ranked again without it,
+# and a topic this close that then comes first is the one asked about.
+COMPARE_MARGIN = 10.0
+_STANDARD = re.compile(r"[一-龥ァ-ヶー]+(?:の(?:時|とき|場合|もの))?"
+                       r"(?=と(?:同じ|おなじ|一緒|いっしょ|違|ちが|比べ|くらべ))")
+
+
+def not_the_standard(matcher: Matcher, text: Text, topics: tuple[Match, ...]) -> tuple[Match, ...]:
+    """``topics`` with the topic asked about first, when the message compares it with another (see above)."""
+    if len(topics) < 2 or not _STANDARD.search(text.raw):
+        return topics
+    without = [m for m in matcher.rank(Text(_STANDARD.sub("", text.raw)), limit=12) if ":" not in m.id]
+    if not without or without[0].id == topics[0].id:
+        return topics
+    for m in topics[1:]:
+        if topics[0].confidence - m.confidence >= COMPARE_MARGIN:
+            break
+        if m.id == without[0].id:
+            return (m, *(t for t in topics if t is not m))
+    return topics
+
+
+def _label(label: str) -> str:
+    return re.sub(r"[（(].*?[）)]", "", label)
+
+
+def head_last(kb: KnowledgeBase, matcher: Matcher, text: Text, topics: tuple[Match, ...]) -> tuple[Match, ...]:
+    """``topics`` with, among those within ``HEAD_MARGIN`` of the best, the one whose own word ends last
+    in the question put first (on a tie, the better ranked), when the best names one of its own."""
+    if len(topics) < 2 or topics[0].confidence - topics[1].confidence >= HEAD_MARGIN:
+        return topics
+    asked = _ASKED.match(text.raw.strip())
+    surface, names = matcher.analyzer.surface(Text(asked.group(1)) if asked else text), _names(kb, matcher)
+
+    def end(m: Match) -> int:
+        return max((_last_end(surface, w) for w in names.get(m.id, ())), default=-1)
+
+    if end(topics[0]) < 0:  # the best names none of its words: what is asked is no name (「どうやって決める」)
+        return topics
+    close = [m for m in topics if topics[0].confidence - m.confidence < HEAD_MARGIN]
+    head = max(close, key=end)
+    return (head, *(m for m in topics if m is not head))
+
+
+def _last_end(surface: str, word: str) -> int:
+    """Where the last whole occurrence of ``word`` in ``surface`` ends, or -1."""
+    start = surface.rfind(word)
+    while start >= 0:
+        end = start + len(word)
+        if end == len(surface) or surface[end] in _WORD_END:
+            return end
+        start = surface.rfind(word, 0, start + len(word) - 1)
+    return -1
 
 
 # --- picking the action (rules 3-5) ---------------------------------------------------------------

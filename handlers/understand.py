@@ -116,7 +116,8 @@ _CLAUSE = re.compile(r"[、,，。．.！!？?\s]+")
 
 # Request words that ask to be shown or told something: 「上限額の表を見せて」 asks for the table (a
 # topic), not for the calculator; a list the bot keeps (お知らせ, 医療費の記録) is still shown by them.
-_SHOWING = ("見せて", "みせて", "見て", "みて", "教えてくれる", "おしえてくれる", "教えて", "おしえて", "見たい", "みたい")
+_SHOWING = ("見せて", "みせて", "見て", "みて", "教えてくれる", "おしえてくれる", "教えて", "おしえて",
+            "見たい", "みたい")
 
 
 def only_shown(kb: KnowledgeBase, text: Text) -> bool:
@@ -137,7 +138,8 @@ def _requests_in(haystack: str, words: tuple[str, ...]) -> bool:
     return False
 
 
-_FIGURE = re.compile(r"[0-9０-９一二三四五六七八九十]+ *(?:月|日|円|万|か月|ヶ月)")
+# A date or an amount of one's own; one asked about as a term (「33,330円っていうのは」) is not.
+_FIGURE = re.compile(r"[0-9０-９一二三四五六七八九十]+ *(?:月|日|円|万|か月|ヶ月)(?!って|とは|という|というの)")
 
 
 _ASKS = re.compile(r"(?:[?？]|か|かな|の|っけ|ますか|ですか)[。.!！\s]*$|いつ|どこ|何|なに|どう|どれ|誰|だれ")
@@ -148,8 +150,9 @@ def asks(text: Text) -> bool:
     return bool(_ASKS.search(text.raw.strip()))
 
 
-# A question that asks for a fact (when, where, what, how much), not whether the bot can do something.
-_FACT = re.compile(r"いつ|どこ|何|なに|なん[での]|どう|どの|どれ|誰|だれ|なぜ|どんな|とは|って[?？]?$")
+# A question that asks for a fact (when, where, what, which of two), not whether the bot can do something.
+_FACT = re.compile(r"いつ|どこ|何|なに|なん[での]|どう|どの|どれ|どっち|どちら|誰|だれ|なぜ|どんな|とは|それとも|"
+                   r"って[?？]?$")
 
 
 _SENTENCES = re.compile(r"[。．.！!？?\n]+")
@@ -225,17 +228,24 @@ def cued(kb: KnowledgeBase, text: Text, ranked: list[Match], top: Match, margin:
     """Among actions ranked within ``margin`` of ``top``, the one whose cue word comes last in the text.
 
     Japanese puts what is asked at the end (「登録したリマインダーを削除したい」 is a removal, not a
-    list), so the latest cue wins, and at the same place the longest. Without any cue, ``top`` stays.
+    list), so the latest cue wins, and at the same place the longest. A cue that two of those actions
+    share tells nothing between them (計算 of both calculators in 「いつから適用か計算たのむ」, やめ of
+    cancel and of stopping reminders in 「連絡もう来なくていい、やめといて」): two actions are compared
+    on the cues one has and the other has not. Without any cue, ``top`` stays.
     """
     haystack, cues = _cues(kb, text)
-    best, best_at = top, (0, 0)
-    for m in [top, *ranked]:  # on a tie the better ranked action keeps its place
-        if not m.id.startswith(ACTION_PREFIX) or top.confidence - m.confidence >= margin:
-            continue
-        at = max(((haystack.rfind(c) + len(c), len(c)) for c in cues[m.id.removeprefix(ACTION_PREFIX)]
-                  if c in haystack), default=(0, 0))
-        if at > best_at:
-            best, best_at = m, at
+    near = [m for m in dict.fromkeys([top, *ranked]) if m.id.startswith(ACTION_PREFIX)
+            and top.confidence - m.confidence < margin]
+    found = {m.id: {c for c in cues[m.id.removeprefix(ACTION_PREFIX)] if c in haystack} for m in near}
+
+    def at(words: set[str]) -> tuple[int, int]:
+        return max(((haystack.rfind(c) + len(c), len(c)) for c in words), default=(0, 0))
+
+    best = top
+    for m in near:  # on a tie the better ranked action keeps its place
+        mine, theirs = found[m.id], found.get(best.id, set())
+        if at(mine - theirs) > at(theirs - mine):
+            best = m
     return best
 
 
@@ -285,7 +295,8 @@ def perform(a: Action, msg: IncomingMessage, ctx: Context) -> list[Reply]:
         if form is None:
             return system.menu(msg, ctx)
         if ctx.state.dialog == form.name:
-            return dialog.ask(form, ctx, prefix="いま、その計算の途中です。続きからお答えください（「最初から」でやり直せます）。")
+            return dialog.ask(form, ctx,
+                              prefix="いま、その計算の途中です。続きからお答えください（「最初から」でやり直せます）。")
         return dialog.start(form, ctx)
     if does == "restart":
         form = restart_form(ctx)

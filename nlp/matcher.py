@@ -191,7 +191,8 @@ class _Field:
             for term, tf in doc.items():
                 self._postings.setdefault(term, []).append((i, tf * (self.k1 + 1) / (tf + norm[i])))
         n = len(self.docs)
-        self._idf: dict[str, float] = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER for t, df in self.df.items()}
+        self._idf: dict[str, float] = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER
+                                       for t, df in self.df.items()}
         self._idf_unseen: float = math.log(1 + (n + 0.5) / 0.5) ** IDF_POWER
 
     def idf(self, term: str) -> float:
@@ -297,6 +298,22 @@ class Matcher:
         query = self.analyzer.features(text, surface)
         if not query:
             return []
+        combined, read_query = self._combined(text, surface, query)
+        if not combined:
+            return []
+        # Fuzzy bonus only for the leading candidates: cheap, and enough to fix near-spellings.
+        shortlist = sorted(combined, key=combined.__getitem__, reverse=True)[: max(limit * 3, 15)]
+        top = combined[shortlist[0]] or 1.0
+        term_weights = {t: FEATURE_WEIGHTS[t[0]] * self._strong.idf(t) for t in query}
+        reading_field = self._reading
+        read_weights = ({t: FEATURE_WEIGHTS["r"] * reading_field.idf(t) for t in read_query}
+                        if read_query and reading_field is not None else {})
+        results = [self._match(i, combined[i], top, surface, term_weights, read_weights) for i in shortlist]
+        results.sort(key=lambda m: m.score, reverse=True)
+        return results[:limit]
+
+    def _combined(self, text: Text, surface: str, query: Counter[str]) -> tuple[dict[int, float], Counter[str]]:
+        """Each entry's BM25 score over its fields, and the reading features of a kana question (or none)."""
         s1 = self._strong.scores(query, FEATURE_WEIGHTS)
         s2 = self._weak.scores(query, FEATURE_WEIGHTS)
         combined: dict[int, float] = {}
@@ -309,33 +326,25 @@ class Matcher:
             read_query = self.analyzer.reading_features(text)
             for i, v in self._reading.scores(read_query, FEATURE_WEIGHTS).items():
                 combined[i] = combined.get(i, 0.0) + v
-        if not combined:
-            return []
-        # Fuzzy bonus only for the leading candidates: cheap, and enough to fix near-spellings.
-        shortlist = sorted(combined, key=combined.__getitem__, reverse=True)[: max(limit * 3, 15)]
-        top = combined[shortlist[0]] or 1.0
-        term_weights = {t: FEATURE_WEIGHTS[t[0]] * self._strong.idf(t) for t in query}
-        reading_field = self._reading
-        read_weights = ({t: FEATURE_WEIGHTS["r"] * reading_field.idf(t) for t in read_query}
-                        if read_query and reading_field is not None else {})
-        results = []
-        for i in shortlist:
-            fz = max((fuzz.ratio(surface, s) for s in self._surfaces[i]), default=0.0) if surface else 0.0
-            score = combined[i] + self.fuzzy_weight * top * fz / 100
-            coverage = self._coverage(term_weights, i)
-            if read_weights:  # a kana question: how much of what it says aloud the entry says
-                coverage = max(coverage, self._reading_coverage(read_weights, i))
-            # An entry that covers little of what the user wrote (by rarity) is trusted less, however high
-            # its score: this keeps questions about neighbouring services from borrowing a topic's words.
-            trust = min(1.0, coverage / self.coverage_floor) if self.coverage_floor else 1.0
-            confidence = self.confidence_of(score * trust)
-            if fz == 100.0:
-                # The question is one of the entry's own phrasings (as folded): however common its
-                # words (「いつから助成されますか」), that is a sure answer.
-                confidence, score = max(confidence, EXACT_CONFIDENCE), max(score, top * 2)
-            results.append(Match(self.entries[i].id, score, confidence, fz, coverage))
-        results.sort(key=lambda m: m.score, reverse=True)
-        return results[:limit]
+        return combined, read_query
+
+    def _match(self, i: int, bm25: float, top: float, surface: str, term_weights: dict[str, float],
+               read_weights: dict[str, float]) -> Match:
+        """Entry ``i`` as a match: its score with the fuzzy bonus, its coverage and its confidence."""
+        fz = max((fuzz.ratio(surface, s) for s in self._surfaces[i]), default=0.0) if surface else 0.0
+        score = bm25 + self.fuzzy_weight * top * fz / 100
+        coverage = self._coverage(term_weights, i)
+        if read_weights:  # a kana question: how much of what it says aloud the entry says
+            coverage = max(coverage, self._reading_coverage(read_weights, i))
+        # An entry that covers little of what the user wrote (by rarity) is trusted less, however high
+        # its score: this keeps questions about neighbouring services from borrowing a topic's words.
+        trust = min(1.0, coverage / self.coverage_floor) if self.coverage_floor else 1.0
+        confidence = self.confidence_of(score * trust)
+        if fz == 100.0:
+            # The question is one of the entry's own phrasings (as folded): however common its
+            # words (「いつから助成されますか」), that is a sure answer.
+            confidence, score = max(confidence, EXACT_CONFIDENCE), max(score, top * 2)
+        return Match(self.entries[i].id, score, confidence, fz, coverage)
 
     def similarity(self, a: Text | str, b: Text | str) -> float:
         """How alike two texts are (0-100) as this matcher reads them: the weighted share of their

@@ -124,28 +124,28 @@ class Respeller:
         交|新), and so does a word typed in kana that the dictionary does not know: a run is a candidate
         only with a piece of one letter or a word the knowledge base never uses, and no particle."""
         for run in reversed(list(_runs(tokens, i))[1:]):
-            folded = "".join(t.folded for t in run)
-            typed_in_kana = _kana(folded)
-            if folded in self._known or all(t.folded in self._words and len(t.folded) > 1 for t in run):
-                continue
-            if typed_in_kana:
-                # In kana, particles and endings may be pieces of the word (じ|ゆ|き…), so the run must
-                # stand apart: from the start or a space, to the end, a space or a particle
-                # (「じゅきゅしゃしょう なくした」); 「コピーはいりますか」 is は + いります.
-                end = i + len(run)
-                if not (i == 0 or tokens[i - 1].skip) or not (end == len(tokens) or tokens[end].skip
-                                                               or tokens[end].particle):
-                    continue
-            elif any(t.particle or t.auxiliary for t in run):
-                continue
-            read = "".join(t.reading for t in run)
-            if len(read) < MIN_READING or not _has_content(run):
-                continue
-            # Within one sound only for a word typed in kana (じゅきゅしゃしょう): a kanji typo keeps its sound.
-            word = self._by_reading.get(read) or (self._near(read) if typed_in_kana else None)
-            if word is not None and fold(word) != folded:
+            word = self._respelt(tokens, i, run)
+            if word is not None:
                 return len(run), word
         return None
+
+    def _respelt(self, tokens: list[_Token], i: int, run: list[_Token]) -> str | None:
+        """The known word that the run at ``i`` is a typo of, if it is one (see ``_fix``)."""
+        folded = "".join(t.folded for t in run)
+        typed_in_kana = _kana(folded)
+        if folded in self._known or all(t.folded in self._words and len(t.folded) > 1 for t in run):
+            return None
+        if typed_in_kana:
+            if not _stands_apart(tokens, i, len(run)):
+                return None
+        elif any(t.particle or t.auxiliary for t in run):
+            return None
+        read = "".join(t.reading for t in run)
+        if len(read) < MIN_READING or not _has_content(run):
+            return None
+        # Within one sound only for a word typed in kana (じゅきゅしゃしょう): a kanji typo keeps its sound.
+        word = self._by_reading.get(read) or (self._near(read) if typed_in_kana else None)
+        return word if word is not None and fold(word) != folded else None
 
     def _near(self, read: str) -> str | None:
         """The one known word whose reading is within one sound of ``read`` (long readings only)."""
@@ -163,6 +163,14 @@ def _runs(tokens: list[_Token], i: int) -> Iterable[list[_Token]]:
         if len(run) < n or any(t.skip for t in run):
             return
         yield run
+
+
+def _stands_apart(tokens: list[_Token], i: int, n: int) -> bool:
+    """Whether a run of ``n`` kana words at ``i`` stands apart: in kana, particles and endings may be pieces
+    of the word (じ|ゆ|き…), so the run must go from the start or a space to the end, a space or a particle
+    (「じゅきゅしゃしょう なくした」); 「コピーはいりますか」 is は + いります."""
+    end = i + n
+    return (i == 0 or tokens[i - 1].skip) and (end == len(tokens) or tokens[end].skip or tokens[end].particle)
 
 
 def _kana(text: str) -> bool:

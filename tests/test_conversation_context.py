@@ -139,7 +139,50 @@ def test_a_question_the_bot_cannot_answer_is_not_answered_with_the_topic_before_
     ("ねんがじょうの かきかた", "redirect", None),  # nothing of this bot's
     ("エンタイビオって効くまでどれくらい", "medical", None),  # a question for the doctor, not the processing time
     ("なにを きいたら いいの", "menu", None),  # what the bot can do
+    ("期限の連絡もう来なくていいよ、やめといて", "reminder-stop", None),  # stops the reminders, says so
 ])
 def test_the_issues_examples_are_answered_as_a_person_expects(talk, text, kind, topic):
     reply = talk.say(text)[0]
     assert (reply.kind, reply.topic) == (kind, topic), reply.text[:80]
+
+
+# Classes of follow-up (none of these conversations is in an eval file).
+@pytest.mark.parametrize("first,follow_up,topic", [
+    # the topic just answered only just behind the follow-up's own best topic: the context breaks the tie
+    ("世帯状況調書とは", "個人番号はそこに記入する？", "household-survey"),
+    # 「…でもいい？」 asks whether a variant of what was just said will do
+    ("住民票について教えて", "マイナンバーが載ってるのでも大丈夫？", "resident-record"),
+    # 「ほかの方法は？」 asks what else there is, next to the scheme just answered
+    ("対象になる条件を教えて", "症状が軽いなら他の方法はある？", "mild-high-cost"),
+])
+def test_a_follow_up_of_each_class_is_read_in_context(talk, first, follow_up, topic):
+    talk.say(first)
+    reply = talk.say(follow_up)[0]
+    assert (reply.kind, reply.topic) == ("answer", topic), reply.text[:80]
+
+
+def test_a_second_question_of_fact_offers_its_topic_and_the_first_is_answered_first(talk):
+    reply = talk.say("更新の書類を教えて。あと窓口はどこ")[0]
+    assert reply.topic == "renewal"
+    assert reply.choices[0].value == "topic:where-to-apply"
+    assert "もう一つのご質問" in reply.text
+
+
+def test_two_questions_joined_by_kato_are_answered_in_their_order(talk):
+    reply = talk.say("受給者証をなくしたらどうするのかと、更新の時期はいつなのか知りたい")[0]
+    assert reply.topic == "reissue"
+    assert reply.choices[0].value == "topic:renewal"
+
+
+def test_ato_before_a_quantity_is_no_second_question(talk):
+    from handlers.context import _JOINED
+
+    assert _JOINED.search("受給者証は申請した。あと何日で届く？") is None
+    assert _JOINED.search("書類を教えて。あと窓口はどこ") is not None
+
+
+def test_asking_where_to_do_what_was_just_answered_offers_the_office_finder_first(talk):
+    talk.say("更新について教えて")
+    reply = talk.say("それってどこで手続きするの")[0]
+    assert reply.topic == "renewal"
+    assert reply.choices[0].value == "office"

@@ -60,3 +60,36 @@ def test_matching_from_many_threads_at_once(kb, matcher):
     with ThreadPoolExecutor(max_workers=8) as pool:
         topics = list(pool.map(lambda t: consult(kb, matcher, t).topic, texts))
     assert topics == [consult(kb, matcher, t).topic for t in texts]
+
+
+# Classes of wording read for what they ask (none of these sentences is in an eval file).
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        # 「AのB」: the head B is asked about, not the form A it sits in
+        ("臨床調査個人票の診断年月日は初めて受診した日？", "diagnosis-date-definition"),
+        # what a question compares with is not its subject
+        ("更新で出す書類は新規のときと一緒？", "renewal"),
+        ("更新の書類は新規申請と違いますか", "renewal"),
+        # everyday words for the scheme's own: 病院代 is 医療費
+        ("受給者証を使うと病院代は何割になる？", "copay-overview"),
+        # the topic's own label as people say it
+        ("助成の対象になる人はどういう人ですか", "eligibility"),
+        ("クローン病以外に消化器系の難病はありますか", "gi-disease-list"),
+        # changing the hospital one goes to is this subsidy's procedure
+        ("かかる病院を変えたい。手続きはありますか", "change-medical-institution"),
+        # words typed in kana that the knowledge base writes in kanji (定義, 何個)
+        ("なんびょうのていぎをおしえて", "nanbyo-definition"),
+        ("指定難病ってぜんぶでなんこ？", "designated-disease-count"),
+        # an alternative question asks for a fact; the amount in it is a term, not one's own
+        ("高額かつ長期の5万円っていうのは総額？それとも自己負担分？", "high-cost-long-term"),
+    ],
+)
+def test_a_class_of_wording_finds_the_topic_it_asks_about(kb, matcher, text, topic):
+    c = consult(kb, matcher, text)
+    assert (c.kind, c.topic) == ("answer", topic), (text, c.kind, c.topic, [m.id for m in c.candidates[:3]])
+
+
+def test_choosing_another_doctor_is_still_the_service_next_door(kb, matcher):
+    c = consult(kb, matcher, "担当の先生と相性が悪いので転院したい")
+    assert (c.kind, c.topic) == ("redirect", None)

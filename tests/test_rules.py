@@ -55,3 +55,28 @@ def test_the_table_names_each_rule_once_and_ends_with_the_fallback():
     names = [r.name for r in RULES]
     assert len(names) == len(set(names)) and names[-1] == "fallback"
 
+
+
+def test_the_head_of_a_b_is_put_first_among_close_topics(kb, matcher):
+    from handlers.rules import head_last
+    from nlp.matcher import Match
+
+    text = Text("臨床調査個人票の診断年月日は初めて受診した日？")
+    form, date = Match("clinical-survey-form", 1.0, 90.0, 0.0), Match("diagnosis-date-definition", 1.0, 88.0, 0.0)
+    assert [m.id for m in head_last(kb, matcher, text, (form, date))] == [date.id, form.id]
+    far = Match("diagnosis-date-definition", 1.0, 70.0, 0.0)  # not close: the ranking stands
+    assert [m.id for m in head_last(kb, matcher, text, (form, far))] == [form.id, far.id]
+
+
+def test_a_statement_after_the_question_is_not_its_head(kb, matcher):
+    from handlers.rules import head_last
+    from nlp.matcher import Match
+
+    text = Text("後期高齢の保険証だけど写しはいる？妻は国保です")
+    koki, kokuho = Match("insurance-copy-koki", 1.0, 90.0, 0.0), Match("insurance-copy-kokuho", 1.0, 89.0, 0.0)
+    assert head_last(kb, matcher, text, (koki, kokuho))[0].id == koki.id
+
+
+def test_the_standard_of_a_comparison_gives_way_to_its_subject(kb, matcher):
+    s = signals(kb, matcher, Text("更新の書類は新規申請と違いますか"))
+    assert s.topics[0].id == "renewal"

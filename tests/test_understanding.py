@@ -164,3 +164,22 @@ def test_a_bare_date_mid_dialog_is_no_request_for_another_calculator(bot, chat):
     chat.say("いいえ")
     chat.say("2026年4月1日")
     assert _state(bot).dialog == "copay"
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("医療費ログを見せて", "costlog-table"),  # 医療費ログ is the bot's record of costs
+    ("医療費ログはもういらない", "costlog-nudge-off"),
+])
+def test_the_cost_record_by_another_name_is_still_the_cost_record(chat, text, kind):
+    assert chat.say(text)[0].kind == kind
+
+
+def test_a_cue_both_calculators_share_does_not_choose_between_them(bot, chat):
+    # 計算 is a cue of both; 「いつから適用」 is what is asked: the start-date calculator.
+    chat.say("いつから適用になるのか計算をお願い")
+    assert _state(bot).dialog == "start-date"
+
+
+def test_a_cue_shared_with_cancel_does_not_hide_the_reminders_own_word(chat):
+    # やめ is a cue of cancelling and of stopping reminders; 来なく is the reminders' own.
+    assert chat.say("更新の案内はもう来なくていいので、やめてください")[0].kind == "reminder-stop"
