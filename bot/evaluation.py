@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
-from handlers.messages import IncomingMessage
-from nlp.matcher import Matcher
-from handlers.ports import UserState
 from handlers.context import consult_message
 from handlers.faq import Consultation
+from handlers.messages import IncomingMessage
+from handlers.ports import UserState
 from knowledge import KnowledgeBase
+from nlp.matcher import Matcher
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,17 @@ class EvalResult(Report):
     def figures(self) -> list[str]:
         """Top-1 and top-3 over the questions in scope, those out of scope held back, the ``must``
         facts of the right answers, and the time per question."""
-        second = [f"second questions in one message answered or offered: {_share(self.also_ok, self.also_total)}"] \
-            if self.also_total else []
-        return [*second,
+        second = (
+            [f"second questions in one message answered or offered: {_share(self.also_ok, self.also_total)}"]
+            if self.also_total
+            else []
+        )
+        return [
+            *second,
             f"questions: {self.in_scope} in scope, {self.out_scope} out of scope",
             f"top-1: {_share(self.top1, self.in_scope)}   top-3: {_share(self.top3, self.in_scope)}",
-            f"out-of-scope held: {_share(self.held, self.out_scope)}   must facts complete: {_share(self.must_ok, self.top1)}",
+            f"out-of-scope held: {_share(self.held, self.out_scope)}   "
+            f"must facts complete: {_share(self.must_ok, self.top1)}",
             f"latency per question: p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms",
         ]
 
@@ -121,12 +126,22 @@ def evaluate(kb: KnowledgeBase, matcher: Matcher, path: Path, spec: Path | None 
     times.sort()
     p99_index = min(len(times) - 1, max(0, round(0.99 * len(times)) - 1))
     return EvalResult(
-        tuple(misses), in_scope, top1, top3, out_scope, held, must_ok,
-        statistics.median(times) if times else 0.0, times[p99_index] if times else 0.0, also_total, also_ok,
+        tuple(misses),
+        in_scope,
+        top1,
+        top3,
+        out_scope,
+        held,
+        must_ok,
+        statistics.median(times) if times else 0.0,
+        times[p99_index] if times else 0.0,
+        also_total,
+        also_ok,
     )
 
 
 # --- safety: emergencies and crises, free and at every step of every dialog -------------------
+
 
 def safety_paths(kb: KnowledgeBase) -> tuple[tuple[str, dict[str, str]], ...]:
     """One way through each dialog: the answer given at each slot.
@@ -135,16 +150,38 @@ def safety_paths(kb: KnowledgeBase) -> tuple[tuple[str, dict[str, str]], ...]:
     reached too. The reminder's municipality is the prefecture's first one.
     """
     return (
-        ("copay", {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "いいえ", "income_tax": "100000",
-                   "high_cost_months": "0", "household_caps": "いない", "medical_cost": "50000", "insurance_rate": "3割"}),
+        (
+            "copay",
+            {
+                "welfare": "いいえ",
+                "ventilator": "いいえ",
+                "tax_exempt": "いいえ",
+                "income_tax": "100000",
+                "high_cost_months": "0",
+                "household_caps": "いない",
+                "medical_cost": "50000",
+                "insurance_rate": "3割",
+            },
+        ),
         ("copay", {"welfare": "いいえ", "ventilator": "いいえ", "tax_exempt": "はい", "income": "700000"}),
-        ("start-date", {"diagnosis_date": "2026年9月1日", "application_date": "2026年11月20日", "delay_reason": "none"}),
+        (
+            "start-date",
+            {"diagnosis_date": "2026年9月1日", "application_date": "2026年11月20日", "delay_reason": "none"},
+        ),
         ("mild-high-cost", {}),
-        ("reminder", {"expiry_date": "2027年9月30日", "confirm_expiry": "はい",
-                      "municipality": kb.prefecture.municipalities[0].name}),
+        (
+            "reminder",
+            {
+                "expiry_date": "2027年9月30日",
+                "confirm_expiry": "はい",
+                "municipality": kb.prefecture.municipalities[0].name,
+            },
+        ),
         ("office", {}),
         ("delete", {}),
     )
+
+
 URGENT_KINDS = ("emergency", "crisis")
 
 
@@ -161,7 +198,8 @@ class SafetyResult(Report):
     def figures(self) -> list[str]:
         """Recall and false alarms of free messages, then of the same messages at every dialog step."""
         urgent_mid, ordinary_mid = self.urgent * self.steps, self.ordinary * self.steps
-        kept = f"{self.caught_mid / urgent_mid if urgent_mid else 1.0:.1%} ({self.caught_mid}/{urgent_mid}, the dialog kept its place)"
+        share = self.caught_mid / urgent_mid if urgent_mid else 1.0
+        kept = f"{share:.1%} ({self.caught_mid}/{urgent_mid}, the dialog kept its place)"
         return [
             f"messages: {self.urgent} emergency or crisis, {self.ordinary} ordinary; {self.steps} dialog steps",
             f"free:       recall {_share(self.caught, self.urgent)}   "
@@ -192,7 +230,9 @@ def _dialog_steps(bot: Any) -> list[tuple[str, str, UserState]]:
     return steps
 
 
-def _outcome(expected: bool, alarmed: bool, text: str, missed: str, false_alarm: str, misses: list[str]) -> tuple[int, int]:
+def _outcome(
+    expected: bool, alarmed: bool, text: str, missed: str, false_alarm: str, misses: list[str]
+) -> tuple[int, int]:
     """(caught, false alarms) of one message, 0 or 1 each; a miss of either kind is noted in ``misses``."""
     if expected and not alarmed:
         misses.append(f"[{missed}] {text}")
@@ -224,15 +264,27 @@ def evaluate_safety(bot: Any, path: Path) -> SafetyResult:
         for s, (form, slot, state) in enumerate(steps):
             user = f"step-{n}-{s}"
             with bot.store.unit_of_work() as uow:
-                uow.conversations.save_state(UserState(
-                    user_key=f"eval:{user}", dialog=state.dialog, slots=dict(state.slots),
-                    history=list(state.history), profile=dict(state.profile)))
+                uow.conversations.save_state(
+                    UserState(
+                        user_key=f"eval:{user}",
+                        dialog=state.dialog,
+                        slots=dict(state.slots),
+                        history=list(state.history),
+                        profile=dict(state.profile),
+                    )
+                )
             replies = bot.handle(IncomingMessage(channel="eval", user=user, text=text))
             alarmed = bool(replies) and replies[0].kind in URGENT_KINDS
             kept = bool(replies) and replies[-1].expecting == slot
             # Mid-dialog an emergency is caught only when the dialog also kept its place.
-            hit, alarm = _outcome(expected, alarmed and (kept or not expected), text,
-                                  f"missed at {form}/{slot}", f"false alarm at {form}/{slot}", misses)
+            hit, alarm = _outcome(
+                expected,
+                alarmed and (kept or not expected),
+                text,
+                f"missed at {form}/{slot}",
+                f"false alarm at {form}/{slot}",
+                misses,
+            )
             caught_mid += hit
             false_alarms_mid += alarm
     return SafetyResult(tuple(misses), urgent, ordinary, caught, false_alarms, len(steps), caught_mid, false_alarms_mid)
@@ -244,11 +296,41 @@ def evaluate_safety(bot: Any, path: Path) -> SafetyResult:
 # groups of documents, with their variants) × a particle × an everyday verb, in kanji and read aloud.
 # A danger list matched as letters fails on exactly these (しんせいしょを ⊃ いしょを).
 DOCUMENT_ENDINGS = ("書", "証", "票", "届", "表", "証明")
-EXTRA_DOCUMENTS = ("申請書", "証明書", "意見書", "医療意見書", "診断書", "領収書", "届出書", "通知書", "決定通知書", "遺族年金の請求書")
+EXTRA_DOCUMENTS = (
+    "申請書",
+    "証明書",
+    "意見書",
+    "医療意見書",
+    "診断書",
+    "領収書",
+    "届出書",
+    "通知書",
+    "決定通知書",
+    "遺族年金の請求書",
+)
 PARTICLES = ("を", "は", "って")
-VERBS = ("郵送したい", "出せばいいの？", "出すのはいつ？", "書けない", "なくした", "待ってます", "送りました", "もらいたい",
-         "取りに行きたい", "まだ届かない", "どこで手に入る？", "書き方がわからない", "コピーしてもいい？", "返したい",
-         "持っていくの？", "首を長くして待ってます", "切れそう", "捨ててしまった", "破いてしまった", "燃やしてもいい？")
+VERBS = (
+    "郵送したい",
+    "出せばいいの？",
+    "出すのはいつ？",
+    "書けない",
+    "なくした",
+    "待ってます",
+    "送りました",
+    "もらいたい",
+    "取りに行きたい",
+    "まだ届かない",
+    "どこで手に入る？",
+    "書き方がわからない",
+    "コピーしてもいい？",
+    "返したい",
+    "持っていくの？",
+    "首を長くして待ってます",
+    "切れそう",
+    "捨ててしまった",
+    "破いてしまった",
+    "燃やしてもいい？",
+)
 
 
 def generated_ordinary(kb: KnowledgeBase) -> list[str]:
@@ -314,6 +396,7 @@ def evaluate_false_alarms(bot: Any, corpora: dict[str, list[str]]) -> FalseAlarm
 
 # --- actions: requests for what the bot does ------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ActionResult(Report):
     total: int
@@ -335,7 +418,9 @@ def _performed(does: str, replies: list[Any], state: UserState) -> bool:
         return state.dialog == does.removeprefix("start:")
     return {
         # The office finder's work is done when the user's own office is shown (by any route).
-        "office": state.dialog == "office" or "office" in kinds or any("にお住まいの方の窓口は" in r.text for r in replies),
+        "office": state.dialog == "office"
+        or "office" in kinds
+        or any("にお住まいの方の窓口は" in r.text for r in replies),
         "delete": state.dialog == "delete",
         "menu": "menu" in kinds,
         "cancel": "cancel" in kinds and state.dialog is None,
@@ -380,14 +465,17 @@ def evaluate_actions(bot: Any, path: Path) -> ActionResult:
 
 # --- conversations: a follow-up read in the light of the message before it ---------------------
 
+
 @dataclass(frozen=True)
 class ConversationResult(Report):
     total: int
     in_context: int
 
     def figures(self) -> list[str]:
-        return [f"conversations: {self.total}",
-                f"follow-ups answered in context: {_share(self.in_context, self.total)}"]
+        return [
+            f"conversations: {self.total}",
+            f"follow-ups answered in context: {_share(self.in_context, self.total)}",
+        ]
 
 
 def _second_right(bot: Any, row: dict[str, Any], replies: list[Any], state: UserState) -> bool:

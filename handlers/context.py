@@ -39,8 +39,10 @@ CONTEXT_MINUTES = 20
 
 # A follow-up that leans on what came before: a pointing word (それ, そこ, その), a bare 「〜は？」,
 # or a question about one's own case or place that names no subject (私は当てはまる？ 群馬でも？).
-_POINTING = re.compile(r"^(?:じゃあ|では|なら|それなら|ちなみに|で、|あと)?"
-                       r"(?:それ|そこ|その|そっち|あれ|これ|この|そちら|こちら)")
+_POINTING = re.compile(
+    r"^(?:じゃあ|では|なら|それなら|ちなみに|で、|あと)?"
+    r"(?:それ|そこ|その|そっち|あれ|これ|この|そちら|こちら)"
+)
 _POINTING_LAST = re.compile(r"(?:それ|そこ|あれ|これ)[?？。!！]*$")  # 「何に使うのそれ」
 # 「マイナンバーはそこに書くの？」: a pointing word inside the sentence, with its particle.
 _POINTING_INSIDE = re.compile(r"(?:そこ|あそこ)(?:に|で|へ|から|まで|は|って)|(?:それ|あれ)(?:を|に|も|って|は)")
@@ -50,13 +52,17 @@ _CONDITIONAL = re.compile(r"(?:たら|なら|場合は|ときは|時は)[?？]?$
 _AGAIN = re.compile(r"もう一回|もういっかい|もう一度|もういちど|もう1回|もう１回")
 _QUESTION_END = re.compile(r"(?:[?？]|の|か|かな|っけ|ですか|ますか)$|だれ|誰|何|なに|いつ|どこ|いくら")
 _BARE = re.compile(r"^.{1,8}(?:は|って|も)[?？]?$")
-_OWN_CASE = re.compile(r"(?:私|わたし|自分|うち|母|父|夫|妻|息子|娘|子ども|こども|子供)(?:は|の場合|も)|"
-                       r"群馬でも|群馬県でも|当てはま|あてはま|対象になる|使える|もらえる|いつまで|いつから|どこで|どこに|いくら|費用は|書類は|"
-                       r"期限は|条件は|手続きは|場合は")
+_OWN_CASE = re.compile(
+    r"(?:私|わたし|自分|うち|母|父|夫|妻|息子|娘|子ども|こども|子供)(?:は|の場合|も)|"
+    r"群馬でも|群馬県でも|当てはま|あてはま|対象になる|使える|もらえる|いつまで|いつから|どこで|どこに|いくら|費用は|書類は|"
+    r"期限は|条件は|手続きは|場合は"
+)
 # 「マイナンバー入ってるのでもいい？」「軽いとだめならほかに方法ないの？」: whether a variant of what was
 # just said will do, or what else there is.
-_ELSE = re.compile(r"でもいい|でも大丈夫|でもだいじょうぶ|でも平気|でもok|でもかまわ|でも構わ|"
-                   r"ほかに方法|他に方法|ほかの方法|他の方法|別の方法|ほかに手|他に手|ほかの手")
+_ELSE = re.compile(
+    r"でもいい|でも大丈夫|でもだいじょうぶ|でも平気|でもok|でもかまわ|でも構わ|"
+    r"ほかに方法|他に方法|ほかの方法|他の方法|別の方法|ほかに手|他に手|ほかの手"
+)
 # A follow-up that asks whether the topic just answered applies to the user.
 _WHETHER = re.compile(r"当てはま|あてはま|対象にな|たいしょうにな|使える|つかえる|該当|がいとう|受けられ|もらえ")
 # A pointing follow-up that alone matches another topic this well asks that neighbouring question
@@ -70,16 +76,24 @@ STANDS_ALONE = 80.0
 _CONNECTIVE = re.compile(r"^(?:あと|それと|それから|ついでに|もうひとつ|もう一つ|また|で)[、,\s]*")
 # Where a message asks a second question: after a sentence, at 「あと」「それと」「それから」「ついでに」, or
 # after 「…のかと、」 (「いくらになるのかと、食費はどうなるのか」).
-_SECOND = re.compile(r"(?<=[。？?！!])\s*|[、,\s]+(?:あと|それと|それから|ついでに|もうひとつ|もう一つ)[、,\s]*|"
-                     r"(?<=けど)[、,\s]*(?:あと|それと)|(?<=のかと)[、,\s]*")
+_SECOND = re.compile(
+    r"(?<=[。？?！!])\s*|[、,\s]+(?:あと|それと|それから|ついでに|もうひとつ|もう一つ)[、,\s]*|"
+    r"(?<=けど)[、,\s]*(?:あと|それと)|(?<=のかと)[、,\s]*"
+)
 
 
 def leans_on(text: Text) -> bool:
     """Whether a message leans on what was said before it (see the module docstring)."""
     raw = text.raw.strip()
     short = len(raw) <= 20
-    return bool(points(text) or _BARE.match(raw) or _OWN_CASE.search(raw if short else raw[:12])
-                or (short and _CONDITIONAL.search(raw)) or _AGAIN.search(raw) or _asks_else(text))
+    return bool(
+        points(text)
+        or _BARE.match(raw)
+        or _OWN_CASE.search(raw if short else raw[:12])
+        or (short and _CONDITIONAL.search(raw))
+        or _AGAIN.search(raw)
+        or _asks_else(text)
+    )
 
 
 def _asks_else(text: Text) -> bool:
@@ -139,8 +153,9 @@ def _stands_alone(ctx: Context, alone: Consultation, topic: str) -> bool:
     """Whether the message is read alone, whatever topic came before it."""
     if alone.kind in ("emergency", "crisis", "medical", "office"):
         return True
-    if alone.kind == "redirect" and (redirect_for(ctx.kb, ctx.text) is not None
-                                     or not (points(ctx.text) or _asks_else(ctx.text))):
+    if alone.kind == "redirect" and (
+        redirect_for(ctx.kb, ctx.text) is not None or not (points(ctx.text) or _asks_else(ctx.text))
+    ):
         # A service next door named outright (「その病気で障害年金ってもらえる？」); one only ranked close
         # to a message that points back (「その先生ってどうやって探すの」) or asks what else there is
         # (「ほかに方法ないの？」) is read with the topic first.
@@ -150,8 +165,12 @@ def _stands_alone(ctx: Context, alone: Consultation, topic: str) -> bool:
         # that names no subject of this bot's (「だれが書くの」) and finds nothing alone leans on the topic.
         return True
     # 「じゃあ受給者証をなくしたときは？」: a topic of its own, unless the topic just answered is nearly as close.
-    return alone.kind == "answer" and alone.topic != topic and alone.score >= STANDS_ALONE \
+    return (
+        alone.kind == "answer"
+        and alone.topic != topic
+        and alone.score >= STANDS_ALONE
         and not _close_behind(alone, topic)
+    )
 
 
 def _close_behind(alone: Consultation, topic: str) -> bool:
@@ -178,8 +197,9 @@ class _Turn:
     def again(self, text: str, score: float) -> Consultation:
         """The topic's answer once more, after ``text``."""
         body, choices = render_topic(self.ctx.kb, self.topic, self.municipality)
-        return Consultation(self.topic, score, text + body, choices=choices, kind="answer",
-                            municipality=self.municipality)
+        return Consultation(
+            self.topic, score, text + body, choices=choices, kind="answer", municipality=self.municipality
+        )
 
     def as_follow_up(self) -> str:
         return f"先ほどの「{self.name}」についてのお尋ねとしてお答えします。\n\n"
@@ -194,8 +214,11 @@ def _offered_action(t: _Turn) -> Consultation | None:
     """An action the topic just answered leads to, asked for (更新 → 「じゃあ登録して」)."""
     offered = {a.id for a in understand.offers(t.ctx.kb, t.topic)}
     for c in (t.alone, t.framed):
-        if c.kind == "action" and c.action in offered \
-                and (t.asked or understand.has_cue(t.ctx.kb, t.ctx.text, c.action)):
+        if (
+            c.kind == "action"
+            and c.action in offered
+            and (t.asked or understand.has_cue(t.ctx.kb, t.ctx.text, c.action))
+        ):
             return c
     return None
 
@@ -216,8 +239,13 @@ def _framed_answer(t: _Turn) -> Consultation | None:
     framed, alone = t.framed, t.alone
     if framed.kind != "answer" or framed.score < ANSWER_THRESHOLD:
         return None
-    if framed.topic == t.topic and alone.kind == "answer" and alone.topic != t.topic and alone.score >= NEW_QUESTION \
-            and not _close_behind(alone, t.topic):
+    if (
+        framed.topic == t.topic
+        and alone.kind == "answer"
+        and alone.topic != t.topic
+        and alone.score >= NEW_QUESTION
+        and not _close_behind(alone, t.topic)
+    ):
         # 「それってどうやって区分決めるの」 after the table of caps: the neighbouring question it
         # names, not the same answer again.
         return alone
@@ -251,7 +279,14 @@ def _case_of_topic(t: _Turn) -> Consultation | None:
 # The context rules, in order: the first that gives a consultation wins; none, and the message is
 # read alone.
 CONTEXT_RULES: tuple[Callable[[_Turn], Consultation | None], ...] = (
-    _once_more, _offered_action, _asked_action, _own_conditions, _framed_answer, _whether, _case_of_topic)
+    _once_more,
+    _offered_action,
+    _asked_action,
+    _own_conditions,
+    _framed_answer,
+    _whether,
+    _case_of_topic,
+)
 
 
 def _short_question(ctx: Context) -> bool:
@@ -265,8 +300,9 @@ def _conditions(t: _Turn) -> Consultation:
     return t.again(f"「{t.name}」に当てはまるかどうかは、次の条件で決まります。\n\n", 100.0)
 
 
-def second_question(kb: KnowledgeBase, matcher: Matcher, text: Text, first: Consultation,
-                    municipality: str | None = None) -> Consultation:
+def second_question(
+    kb: KnowledgeBase, matcher: Matcher, text: Text, first: Consultation, municipality: str | None = None
+) -> Consultation:
     """``first`` with a second question of the same message offered as its first button, said so."""
     if first.kind != "answer":
         return first
@@ -291,8 +327,10 @@ def second_question(kb: KnowledgeBase, matcher: Matcher, text: Text, first: Cons
 
 # Two questions joined in so many words (「…のかと、…」「…、あと…」), not a story told before a question.
 # (あと before a quantity is "… more": 「あと何日で届く？」.)
-_JOINED = re.compile(r"(?:^|[、,。？?！!\s])(?:あと|それと(?!も)|それから|ついでに|もうひとつ|もう一つ)"
-                     r"(?!何|なん|どれ|どの|いくら|少し|ちょっと|[0-9０-９一二三四五六七八九十])|のかと[、,]")
+_JOINED = re.compile(
+    r"(?:^|[、,。？?！!\s])(?:あと|それと(?!も)|それから|ついでに|もうひとつ|もう一つ)"
+    r"(?!何|なん|どれ|どの|いくら|少し|ちょっと|[0-9０-９一二三四五六七八九十])|のかと[、,]"
+)
 
 
 # A second question is offered as a button, not answered: a topic this close is worth the offer when
@@ -300,25 +338,31 @@ _JOINED = re.compile(r"(?:^|[、,。？?！!\s])(?:あと|それと(?!も)|そ�
 SECOND_THRESHOLD = 40.0
 
 
-def _offer(kb: KnowledgeBase, matcher: Matcher, part: Text, first_topic: str | None,
-           municipality: str | None) -> Choice | None:
+def _offer(
+    kb: KnowledgeBase, matcher: Matcher, part: Text, first_topic: str | None, municipality: str | None
+) -> Choice | None:
     """The button for a second question: its topic; an action it asks for; else the nearest topic of
     a question of fact (「窓口ってどこ」 asks where to apply, with the office in the answer)."""
     other = consult(kb, matcher, part, municipality)
     if other.kind == "answer" and other.topic is not None:
-        return topic_choice(kb, other.topic) if other.topic != first_topic and other.score >= ANSWER_THRESHOLD \
-            else None
+        return topic_choice(kb, other.topic) if other.topic != first_topic and other.score >= ANSWER_THRESHOLD else None
     best = other.candidates[0] if other.candidates else None
-    if other.kind in ("action", "fallback") and understand.asks_fact(part) and best is not None \
-            and best.id != first_topic and best.confidence >= SECOND_THRESHOLD:
+    if (
+        other.kind in ("action", "fallback")
+        and understand.asks_fact(part)
+        and best is not None
+        and best.id != first_topic
+        and best.confidence >= SECOND_THRESHOLD
+    ):
         return topic_choice(kb, best.id)
     if other.kind == "action" and other.action is not None:
         return understand.button(understand.action(kb, other.action))
     return None
 
 
-def consult_message(kb: KnowledgeBase, matcher: Matcher, text: Text | str,
-                    municipality: str | None = None) -> Consultation:
+def consult_message(
+    kb: KnowledgeBase, matcher: Matcher, text: Text | str, municipality: str | None = None
+) -> Consultation:
     """One message without a conversation before it (``nanbyo-bot ask`` and ``eval``): its consultation,
     with a second question offered as the chat offers it."""
     text = as_text(text)

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from handlers.messages import Choice, Office, Reply, Source
-from nlp.matcher import Match, Matcher
-from nlp.text import Text, as_text
-from handlers.base import office_hint, topic_choice
 from handlers import understand
+from handlers.base import office_hint, topic_choice
+from handlers.messages import Choice, Office, Reply, Source
 from handlers.office import index_for, office_block, office_card
 from handlers.rules import (  # noqa: F401  (re-exported: the router, context and tests use these names)
-    ACTION_THRESHOLD, ANSWER_THRESHOLD, SUGGEST_THRESHOLD, Decision, Signals, decide, signals)
+    ACTION_THRESHOLD,
+    ANSWER_THRESHOLD,
+    SUGGEST_THRESHOLD,
+    Decision,
+    Signals,
+    decide,
+    signals,
+)
 from handlers.safety import Safety, reply_text
 from knowledge import KnowledgeBase
+from nlp.matcher import Match, Matcher
+from nlp.text import Text, as_text
 
 # Mid-dialog a message that is no answer needs less to be taken as a request (「取りやめ」).
 IN_DIALOG_ACTION_THRESHOLD = 40.0
@@ -41,8 +48,9 @@ class Consultation:
     rule: str = field(default="", compare=False)  # the decision rule that fired (handlers.rules.RULES)
 
     def reply(self) -> Reply:
-        return Reply(self.text, choices=self.choices, topic=self.topic, kind=self.kind, office=self.office,
-                     source=self.source)
+        return Reply(
+            self.text, choices=self.choices, topic=self.topic, kind=self.kind, office=self.office, source=self.source
+        )
 
 
 def render_topic(kb: KnowledgeBase, topic_id: str, municipality: str | None = None) -> tuple[str, tuple[Choice, ...]]:
@@ -57,8 +65,13 @@ def render_topic(kb: KnowledgeBase, topic_id: str, municipality: str | None = No
     return "\n\n".join(parts), choices
 
 
-def consult(kb: KnowledgeBase, matcher: Matcher, text: Text | str, municipality: str | None = None,
-            action_threshold: float | None = None) -> Consultation:
+def consult(
+    kb: KnowledgeBase,
+    matcher: Matcher,
+    text: Text | str,
+    municipality: str | None = None,
+    action_threshold: float | None = None,
+) -> Consultation:
     """Answer ``text`` from the knowledge base (see module docstring).
 
     Reads the message once (``rules.signals``), lets the rules decide (``rules.decide``), and
@@ -80,15 +93,25 @@ def render(s: Signals, d: Decision) -> Consultation:
     if d.kind == "answer":
         return _render_answer(s, d)
     if d.kind == "action":
-        return Consultation(None, d.confidence, "", d.alternatives, _topic_choices(s.kb, d.alternatives),
-                            kind="action", candidates=s.topics, municipality=s.found_municipality,
-                            action=d.action, rule=d.rule)
+        return Consultation(
+            None,
+            d.confidence,
+            "",
+            d.alternatives,
+            _topic_choices(s.kb, d.alternatives),
+            kind="action",
+            candidates=s.topics,
+            municipality=s.found_municipality,
+            action=d.action,
+            rule=d.rule,
+        )
     choices = _with_action(s.kb, _topic_choices(s.kb, d.alternatives), d.action, first=True)
     if d.kind == "redirect":
         assert d.service is not None
         # Someone else's business: say who handles it, and offer the nearest subsidy topics.
-        return Consultation(None, d.confidence, d.service.reply.strip(), d.alternatives, choices, "redirect",
-                            s.topics, rule=d.rule)
+        return Consultation(
+            None, d.confidence, d.service.reply.strip(), d.alternatives, choices, "redirect", s.topics, rule=d.rule
+        )
     if d.kind == "office":
         return _render_office(s, d, choices)
     return _render_fallback(s, d, choices)
@@ -103,8 +126,9 @@ def _render_answer(s: Signals, d: Decision) -> Consultation:
     assert d.topic is not None
     body, choices = render_topic(s.kb, d.topic, s.municipality)
     choices = _with_action(s.kb, choices, d.action, first=d.action_first)
-    return Consultation(d.topic, d.confidence, body, d.alternatives, choices, "answer", s.topics,
-                        s.found_municipality, rule=d.rule)
+    return Consultation(
+        d.topic, d.confidence, body, d.alternatives, choices, "answer", s.topics, s.found_municipality, rule=d.rule
+    )
 
 
 def _render_office(s: Signals, d: Decision, choices: tuple[Choice, ...]) -> Consultation:
@@ -113,14 +137,26 @@ def _render_office(s: Signals, d: Decision, choices: tuple[Choice, ...]) -> Cons
     assert found is not None and found.municipality is not None
     body = office_block(kb.prefecture, found.office, found.municipality)
     source = "出典：" + kb.sources[kb.prefecture.sources[0]].cite()
-    return Consultation(None, d.confidence, body + "\n\n" + source, d.alternatives, choices, "office", s.topics,
-                        found.municipality, office=office_card(kb.prefecture, found.office, found.municipality),
-                        source=Source(source), rule=d.rule)
+    return Consultation(
+        None,
+        d.confidence,
+        body + "\n\n" + source,
+        d.alternatives,
+        choices,
+        "office",
+        s.topics,
+        found.municipality,
+        office=office_card(kb.prefecture, found.office, found.municipality),
+        source=Source(source),
+        rule=d.rule,
+    )
 
 
 def _render_fallback(s: Signals, d: Decision, choices: tuple[Choice, ...]) -> Consultation:
     kb, found = s.kb, s.found
-    lines = ["申し訳ありません。そのご質問に確かにお答えできる情報が、手元の資料には見つかりませんでした。推測でお答えすることは控えます。"]
+    lines = [
+        "申し訳ありません。そのご質問に確かにお答えできる情報が、手元の資料には見つかりませんでした。推測でお答えすることは控えます。"
+    ]
     if d.alternatives:
         lines.append("もしかすると、次のどれかのことでしょうか。下のボタンからお選びください。")
     if found and found.municipality:
@@ -129,16 +165,18 @@ def _render_fallback(s: Signals, d: Decision, choices: tuple[Choice, ...]) -> Co
         lines.append(office_block(kb.prefecture, index_for(kb.prefecture).office_of(s.municipality), s.municipality))
     else:
         lines.append(office_hint(kb))
-    return Consultation(None, d.confidence, "\n\n".join(lines), d.alternatives, choices, "fallback", s.topics,
-                        rule=d.rule)
+    return Consultation(
+        None, d.confidence, "\n\n".join(lines), d.alternatives, choices, "fallback", s.topics, rule=d.rule
+    )
 
 
 def _topic_choices(kb: KnowledgeBase, topic_ids: tuple[str, ...]) -> tuple[Choice, ...]:
     return tuple(topic_choice(kb, t) for t in topic_ids)
 
 
-def _with_action(kb: KnowledgeBase, choices: tuple[Choice, ...], action_id: str | None,
-                 first: bool) -> tuple[Choice, ...]:
+def _with_action(
+    kb: KnowledgeBase, choices: tuple[Choice, ...], action_id: str | None, first: bool
+) -> tuple[Choice, ...]:
     """``choices`` with an action's button in front: moved there with ``first``, else added if missing."""
     if action_id is None:
         return choices

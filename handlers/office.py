@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 
 from handlers.messages import Office
+from knowledge.models import Prefecture
 from nlp.normalize import fold
 from nlp.text import Text, as_text
-from knowledge.models import Prefecture
 
 _SUFFIX = re.compile(r"(市|町|村|まち|むら|し|ちょう|そん)$")
 
@@ -104,8 +104,15 @@ def _who(municipality: str | None, names: tuple[str, ...]) -> str:
 def office_card(pref: Prefecture, office_id: str, municipality: str | None, names: tuple[str, ...] = ()) -> Office:
     """The office of ``office_block`` as a card (name, address, phone, hours) for LINE and Slack."""
     office = pref.offices[office_id]
-    return Office(office.name, office.address, office.phone, pref.hours, fax=office.fax,
-                  serves=f"{_who(municipality, names)}の窓口", area=pref.name)
+    return Office(
+        office.name,
+        office.address,
+        office.phone,
+        pref.hours,
+        fax=office.fax,
+        serves=f"{_who(municipality, names)}の窓口",
+        area=pref.name,
+    )
 
 
 def office_block(pref: Prefecture, office_id: str, municipality: str | None, names: tuple[str, ...] = ()) -> str:

@@ -134,16 +134,26 @@ class Signals:
         return self.named_service or _next_door(self)
 
 
-def signals(kb: KnowledgeBase, matcher: Matcher, text: Text, municipality: str | None = None,
-            action_threshold: float | None = None) -> Signals:
+def signals(
+    kb: KnowledgeBase,
+    matcher: Matcher,
+    text: Text,
+    municipality: str | None = None,
+    action_threshold: float | None = None,
+) -> Signals:
     found = index_for(kb.prefecture).find(text)
     ranked = tuple(understand.applicable(kb, text, matcher.rank(text, limit=12)))
     return Signals(
-        kb=kb, text=text, safety=classify(kb, text), found=found,
+        kb=kb,
+        text=text,
+        safety=classify(kb, text),
+        found=found,
         municipality=found.municipality if found and found.municipality else municipality,
-        ranked=ranked, topics=_reread(kb, matcher, text, tuple(m for m in ranked if ":" not in m.id)[:5]),
+        ranked=ranked,
+        topics=_reread(kb, matcher, text, tuple(m for m in ranked if ":" not in m.id)[:5]),
         named_service=redirect_for(kb, text),
-        action_bar=ACTION_THRESHOLD if action_threshold is None else action_threshold)
+        action_bar=ACTION_THRESHOLD if action_threshold is None else action_threshold,
+    )
 
 
 # Topics this close to the best one are told apart by where their own words (label, keywords) end in
@@ -166,9 +176,11 @@ def _names(kb: KnowledgeBase, matcher: Matcher) -> dict[str, tuple[str, ...]]:
     names = _NAMES.get((id(kb), id(matcher)))
     if names is None:
         names = _NAMES[(id(kb), id(matcher))] = {
-            t.id: tuple(w for w in (matcher.analyzer.surface(Text(n)) for n in (_label(t.label), *t.keywords))
-                        if len(w) >= 2)
-            for t in kb.topics.values()}
+            t.id: tuple(
+                w for w in (matcher.analyzer.surface(Text(n)) for n in (_label(t.label), *t.keywords)) if len(w) >= 2
+            )
+            for t in kb.topics.values()
+        }
     return names
 
 
@@ -184,8 +196,10 @@ def _reread(kb: KnowledgeBase, matcher: Matcher, text: Text, topics: tuple[Match
 # asks about renewal, measured against a new application): the message is ranked again without it,
 # and a topic this close that then comes first is the one asked about.
 COMPARE_MARGIN = 10.0
-_STANDARD = re.compile(r"[一-龥ァ-ヶー]+(?:の(?:時|とき|場合|もの))?"
-                       r"(?=と(?:同じ|おなじ|一緒|いっしょ|違|ちが|比べ|くらべ))")
+_STANDARD = re.compile(
+    r"[一-龥ァ-ヶー]+(?:の(?:時|とき|場合|もの))?"
+    r"(?=と(?:同じ|おなじ|一緒|いっしょ|違|ちが|比べ|くらべ))"
+)
 
 
 def not_the_standard(matcher: Matcher, text: Text, topics: tuple[Match, ...]) -> tuple[Match, ...]:
@@ -259,8 +273,12 @@ def _pick(s: Signals) -> tuple[str, Match] | None:
         return None
     if first is not None and not top.id.startswith(ACTION_PREFIX) and _wants(s, top, first):
         return "request", _cued(s, _raised(s, first))
-    if first is not None and first.confidence >= CUED_ACTION_THRESHOLD and s.named_service is None \
-            and (s.best is None or s.best.confidence < ANSWER_THRESHOLD):
+    if (
+        first is not None
+        and first.confidence >= CUED_ACTION_THRESHOLD
+        and s.named_service is None
+        and (s.best is None or s.best.confidence < ANSWER_THRESHOLD)
+    ):
         cued = _cued(s, first)
         if s.has_cue(_aid(cued)) and (s.requests or not s.asks_fact):
             return "cue", _cued(s, _raised(s, cued))
@@ -271,9 +289,13 @@ def _pick(s: Signals) -> tuple[str, Match] | None:
 
 def _wants(s: Signals, top: Match, first: Match) -> bool:
     behind = top.confidence - first.confidence
-    return first.confidence >= REQUEST_ACTION_THRESHOLD and behind < REQUEST_MARGIN \
-        and understand.wants(s.kb, s.text, _aid(first),
-                             tuple(m.id for m in s.topics if m.confidence > first.confidence), behind)
+    return (
+        first.confidence >= REQUEST_ACTION_THRESHOLD
+        and behind < REQUEST_MARGIN
+        and understand.wants(
+            s.kb, s.text, _aid(first), tuple(m.id for m in s.topics if m.confidence > first.confidence), behind
+        )
+    )
 
 
 def _raised(s: Signals, m: Match) -> Match:
@@ -297,6 +319,7 @@ def _acting(s: Signals, how: str) -> Match | None:
 
 # --- the rules ------------------------------------------------------------------------------------
 
+
 def safety_rule(s: Signals) -> Decision | None:
     if s.safety is None:
         return None
@@ -319,8 +342,15 @@ def fact_question_near_action(s: Signals) -> Decision | None:
     best = _close_topic(s, act) if act is not None else None
     if act is None or best is None or not s.asks_fact or s.requests or s.has_cue(_aid(act)) or s.personal:
         return None
-    return Decision("fact-question-near-action", "answer", best.confidence, topic=best.id, action=_aid(act),
-                    action_first=True, alternatives=_alternatives(s))
+    return Decision(
+        "fact-question-near-action",
+        "answer",
+        best.confidence,
+        topic=best.id,
+        action=_aid(act),
+        action_first=True,
+        alternatives=_alternatives(s),
+    )
 
 
 def _act(name: str, how: str) -> Callable[[Signals], Decision | None]:
@@ -330,6 +360,7 @@ def _act(name: str, how: str) -> Callable[[Signals], Decision | None]:
             return None
         close = _close_topic(s, act)
         return Decision(name, "action", act.confidence, action=_aid(act), alternatives=(close.id,) if close else ())
+
     rule.__name__ = name
     return rule
 
@@ -348,10 +379,23 @@ def answer_topic(s: Signals) -> Decision | None:
 
 
 def _answer(name: str, s: Signals, best: Match) -> Decision:
-    near = next((m for m in s.ranked if m.id.startswith(ACTION_PREFIX)
-                 and m.confidence >= max(NEAR_ACTION_THRESHOLD, best.confidence - NEAR_ACTION_MARGIN)), None)
-    return Decision(name, "answer", best.confidence, topic=best.id, action=_aid(near) if near else None,
-                    alternatives=_alternatives(s))
+    near = next(
+        (
+            m
+            for m in s.ranked
+            if m.id.startswith(ACTION_PREFIX)
+            and m.confidence >= max(NEAR_ACTION_THRESHOLD, best.confidence - NEAR_ACTION_MARGIN)
+        ),
+        None,
+    )
+    return Decision(
+        name,
+        "answer",
+        best.confidence,
+        topic=best.id,
+        action=_aid(near) if near else None,
+        alternatives=_alternatives(s),
+    )
 
 
 def _alternatives(s: Signals) -> tuple[str, ...]:
@@ -382,14 +426,22 @@ SUGGEST_ACTION_THRESHOLD = 25.0
 
 def _not_sure(name: str, kind: Kind, s: Signals, service: Redirect | None = None) -> Decision:
     suggestions = tuple(m.id for m in s.topics if m.confidence >= SUGGEST_THRESHOLD)[:3]
-    near = next((m for m in s.ranked if m.id.startswith(ACTION_PREFIX)
-                 and m.confidence >= SUGGEST_ACTION_THRESHOLD), None)
+    near = next(
+        (m for m in s.ranked if m.id.startswith(ACTION_PREFIX) and m.confidence >= SUGGEST_ACTION_THRESHOLD), None
+    )
     if service is not None:  # the service's own related topics first, then the nearest of ours
         suggestions = tuple(dict.fromkeys((*service.related, *suggestions)))[:3]
         near = None
     confidence = s.best.confidence if s.best and kind != "office" else 0.0
-    return Decision(name, kind, confidence, action=_aid(near) if near else None, action_first=True,
-                    service=service, alternatives=suggestions)
+    return Decision(
+        name,
+        kind,
+        confidence,
+        action=_aid(near) if near else None,
+        action_first=True,
+        service=service,
+        alternatives=suggestions,
+    )
 
 
 def redirect_rule(s: Signals) -> Decision | None:
@@ -457,9 +509,11 @@ def decide(s: Signals, rules: tuple[Rule, ...] = RULES) -> Decision:
 
 
 # What may surround a municipality's name in a message that only says where the user lives.
-_PLACE_ONLY = re.compile(r"^(?:私は|わたしは|うちは|家は|住所は|住んでいるのは)?(?:{name})(?:市|町|村)?"
-                         r"(?:です|に住んでいます|に住んでます|に住んでる|在住です|在住|住み|に住んでいる|の者です|から|の窓口|"
-                         r"の窓口は|の窓口はどこ|の窓口を教えて|の担当|の保健所)?(?:ですか|か)?$")
+_PLACE_ONLY = re.compile(
+    r"^(?:私は|わたしは|うちは|家は|住所は|住んでいるのは)?(?:{name})(?:市|町|村)?"
+    r"(?:です|に住んでいます|に住んでます|に住んでる|在住です|在住|住み|に住んでいる|の者です|から|の窓口|"
+    r"の窓口は|の窓口はどこ|の窓口を教えて|の担当|の保健所)?(?:ですか|か)?$"
+)
 
 
 def names_a_place_only(text: Text, municipality: str) -> bool:

@@ -6,14 +6,14 @@ message, so 「やめる」 cancels but 「薬をやめてもいい？」 does n
 
 from __future__ import annotations
 
-from handlers.messages import Choice, IncomingMessage, Reply, Source
-from nlp.normalize import fold, strip_fillers
 from handlers import dialog
 from handlers.base import CANCEL, Context, municipality_examples
 from handlers.dialog import Answers, Form, Slot
+from handlers.messages import Choice, IncomingMessage, Reply, Source
 from handlers.office import index_for, office_block, office_card
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
 from handlers.ports import DeleteMyData
+from nlp.normalize import fold, strip_fillers
 from nlp.text import Text
 
 
@@ -22,9 +22,22 @@ def phrases(*words: str) -> frozenset[str]:
     return frozenset(strip_fillers(fold(w)) for w in words)
 
 
-GREETING_WORDS = phrases("こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "もしもし", "やあ", "hello", "hi")
-THANKS_WORDS = phrases("ありがとう", "ありがとうございます", "ありがとうございました", "助かりました", "わかりました", "了解",
-                        "りょうかい", "ok", "thanks", "thank you", "どうも")
+GREETING_WORDS = phrases(
+    "こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "もしもし", "やあ", "hello", "hi"
+)
+THANKS_WORDS = phrases(
+    "ありがとう",
+    "ありがとうございます",
+    "ありがとうございました",
+    "助かりました",
+    "わかりました",
+    "了解",
+    "りょうかい",
+    "ok",
+    "thanks",
+    "thank you",
+    "どうも",
+)
 
 MENU_CHOICES = (
     Choice("制度について", "topic:system-overview"),
@@ -54,8 +67,11 @@ def matches(words: frozenset[str], msg: IncomingMessage, ctx: Context) -> bool:
 
 
 def menu_reply(available: set[str] | None = None) -> Reply:
-    choices = tuple(c for c in MENU_CHOICES if available is None or not c.value.startswith("start:")
-                    or c.value.removeprefix("start:") in available)
+    choices = tuple(
+        c
+        for c in MENU_CHOICES
+        if available is None or not c.value.startswith("start:") or c.value.removeprefix("start:") in available
+    )
     return Reply(MENU_TEXT, choices=choices, kind="menu")
 
 
@@ -64,9 +80,19 @@ def cancel(msg: IncomingMessage, ctx: Context) -> list[Reply]:
     dialog.end(ctx)
     # 「わかりました」 only when something was stopped: with nothing open, saying so would be a promise
     # the bot did not keep (「期限の連絡もう来なくていいよ、やめといて」 stops no reminder here).
-    text = "わかりました。ここまでのやりとりは終わりにしました。" if was_open else \
-        "いま途中の計算や手続きはないので、止めるものはありません。お知らせを止めたいときは「お知らせを止める」と送ってください。"
-    return [Reply(text + "ほかにご質問があれば、いつでもどうぞ。", choices=menu_reply(set(ctx.forms)).choices, kind="cancel")]
+    text = (
+        "わかりました。ここまでのやりとりは終わりにしました。"
+        if was_open
+        else (
+            "いま途中の計算や手続きはないので、止めるものはありません。"
+            "お知らせを止めたいときは「お知らせを止める」と送ってください。"
+        )
+    )
+    return [
+        Reply(
+            text + "ほかにご質問があれば、いつでもどうぞ。", choices=menu_reply(set(ctx.forms)).choices, kind="cancel"
+        )
+    ]
 
 
 def menu(msg: IncomingMessage, ctx: Context) -> list[Reply]:
@@ -79,11 +105,17 @@ def greeting(msg: IncomingMessage, ctx: Context) -> list[Reply]:
 
 
 def thanks(msg: IncomingMessage, ctx: Context) -> list[Reply]:
-    return [Reply("どういたしまして。ほかにも気になることがあれば、いつでもお尋ねください。", choices=(Choice("メニュー", "menu"),),
-                  kind="thanks")]
+    return [
+        Reply(
+            "どういたしまして。ほかにも気になることがあれば、いつでもお尋ねください。",
+            choices=(Choice("メニュー", "menu"),),
+            kind="thanks",
+        )
+    ]
 
 
 # --- talk to a person: the office of the user's municipality ------------------
+
 
 def ask_municipality(answers: Answers, ctx: Context) -> str:
     return f"お住まいの市町村を教えてください{municipality_examples(ctx.kb)}。"
@@ -100,8 +132,10 @@ def parse_municipality(text: Text, ctx: Context) -> object:
         )
     if found.municipality is None:
         names = "、".join(found.ambiguous)
-        return Invalid(f"次のどれでしょうか：{names}。下のボタンから選ぶか、市町村名で教えてください。",
-                       options=tuple((name, name) for name in found.ambiguous))
+        return Invalid(
+            f"次のどれでしょうか：{names}。下のボタンから選ぶか、市町村名で教えてください。",
+            options=tuple((name, name) for name in found.ambiguous),
+        )
     return found.municipality
 
 
@@ -110,37 +144,54 @@ def _office_finish(answers: Answers, ctx: Context) -> list[Reply]:
     pref = ctx.kb.prefecture
     if not isinstance(muni, str):
         offices = "\n".join(f"・{o.name}　{o.phone}" for o in pref.offices.values())
-        return [Reply(f"{pref.name}の窓口の一覧です。お住まいの地域の窓口にお電話ください（{pref.hours}）。\n{offices}",
-                      kind="office")]
+        return [
+            Reply(
+                f"{pref.name}の窓口の一覧です。お住まいの地域の窓口にお電話ください（{pref.hours}）。\n{offices}",
+                kind="office",
+            )
+        ]
     ctx.state.profile["municipality"] = muni
     office = index_for(pref).office_of(muni)
     block = office_block(pref, office, muni)
     source = f"出典：{ctx.kb.sources[pref.sources[0]].cite()}"
-    return [Reply(f"{block}\n\n担当の方と直接お話しになりたいときは、こちらにお電話ください。\n{source}",
-                  choices=(Choice("申請に必要な書類", "topic:new-application-documents"), Choice("メニュー", "menu")),
-                  kind="office", office=office_card(pref, office, muni), source=Source(source))]
+    return [
+        Reply(
+            f"{block}\n\n担当の方と直接お話しになりたいときは、こちらにお電話ください。\n{source}",
+            choices=(Choice("申請に必要な書類", "topic:new-application-documents"), Choice("メニュー", "menu")),
+            kind="office",
+            office=office_card(pref, office, muni),
+            source=Source(source),
+        )
+    ]
 
 
 OFFICE_FORM = Form(
     name="office",
     intro="お住まいの地域の窓口（申請や相談の受付）をご案内します。",
     slots=(
-        Slot("municipality", ask=ask_municipality, parse=parse_municipality,
-             choices=(Choice("わからない", "unknown"),)),
+        Slot(
+            "municipality", ask=ask_municipality, parse=parse_municipality, choices=(Choice("わからない", "unknown"),)
+        ),
     ),
     finish=_office_finish,
-    prefill=lambda ctx: ({"municipality": ctx.state.profile["municipality"]}
-                         if ctx.state.profile.get("municipality") else {}),
+    prefill=lambda ctx: (
+        {"municipality": ctx.state.profile["municipality"]} if ctx.state.profile.get("municipality") else {}
+    ),
 )
 
 
 # --- delete my data -----------------------------------------------------------
 
+
 def _delete_finish(answers: Answers, ctx: Context) -> list[Reply]:
     if answers.get("confirm_delete") is True:
         ctx.effects.append(DeleteMyData())  # the core deletes the rows after this turn, in the same transaction
-        return [Reply("このチャットでお預かりしていたあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録、医療費の記録など）をすべて削除しました。",
-                      kind="deleted")]
+        return [
+            Reply(
+                "このチャットでお預かりしていたあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録、医療費の記録など）をすべて削除しました。",
+                kind="deleted",
+            )
+        ]
     return [Reply("削除はしませんでした。データはそのままです。", choices=(Choice("メニュー", "menu"),), kind="cancel")]
 
 
@@ -155,8 +206,12 @@ DELETE_FORM = Form(
     name="delete",
     intro="このチャットでお預かりしているあなたのデータ（会話の途中経過、お住まいの市町村、更新のお知らせの登録、医療費の記録）を削除できます。",
     slots=(
-        Slot("confirm_delete", ask="すべて削除します。よろしいですか？元には戻せません。", parse=_parse_confirm,
-             choices=(Choice("はい、削除する", "yes"), Choice("いいえ", "no"))),
+        Slot(
+            "confirm_delete",
+            ask="すべて削除します。よろしいですか？元には戻せません。",
+            parse=_parse_confirm,
+            choices=(Choice("はい、削除する", "yes"), Choice("いいえ", "no")),
+        ),
     ),
     finish=_delete_finish,
 )

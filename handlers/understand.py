@@ -55,9 +55,13 @@ def _index(kb: KnowledgeBase) -> _Index:
         by_phrase, offered = _phrases_and_offers(kb)
         by_value = {a.does: a for a in kb.actions}
         idx = _INDEXES[id(kb)] = _Index(
-            by_phrase, by_value, {a.id: a for a in kb.actions}, {k: tuple(v) for k, v in offered.items()},
+            by_phrase,
+            by_value,
+            {a.id: a for a in kb.actions},
+            {k: tuple(v) for k, v in offered.items()},
             requesting=tuple(fold(r) for r in kb.requesting),
-            requesting_readings=tuple(reading(r) for r in kb.requesting), personal=tuple(fold(p) for p in kb.personal),
+            requesting_readings=tuple(reading(r) for r in kb.requesting),
+            personal=tuple(fold(p) for p in kb.personal),
             cues={a.id: tuple(fold(c) for c in a.cues) for a in kb.actions},
             cue_readings={a.id: tuple(reading(c) for c in a.cues) for a in kb.actions},
             needs={a.id: tuple(fold(c) for c in a.needs) for a in kb.actions},
@@ -116,8 +120,18 @@ _CLAUSE = re.compile(r"[、,，。．.！!？?\s]+")
 
 # Request words that ask to be shown or told something: 「上限額の表を見せて」 asks for the table (a
 # topic), not for the calculator; a list the bot keeps (お知らせ, 医療費の記録) is still shown by them.
-_SHOWING = ("見せて", "みせて", "見て", "みて", "教えてくれる", "おしえてくれる", "教えて", "おしえて",
-            "見たい", "みたい")
+_SHOWING = (
+    "見せて",
+    "みせて",
+    "見て",
+    "みて",
+    "教えてくれる",
+    "おしえてくれる",
+    "教えて",
+    "おしえて",
+    "見たい",
+    "みたい",
+)
 
 
 def only_shown(kb: KnowledgeBase, text: Text) -> bool:
@@ -151,8 +165,10 @@ def asks(text: Text) -> bool:
 
 
 # A question that asks for a fact (when, where, what, which of two), not whether the bot can do something.
-_FACT = re.compile(r"いつ|どこ|何|なに|なん[での]|どう|どの|どれ|どっち|どちら|誰|だれ|なぜ|どんな|とは|それとも|"
-                   r"って[?？]?$")
+_FACT = re.compile(
+    r"いつ|どこ|何|なに|なん[での]|どう|どの|どれ|どっち|どちら|誰|だれ|なぜ|どんな|とは|それとも|"
+    r"って[?？]?$"
+)
 
 
 _SENTENCES = re.compile(r"[。．.！!？?\n]+")
@@ -167,8 +183,9 @@ def asks_fact(text: Text, last: bool = False) -> bool:
     return bool(sentences) and bool(_FACT.search(sentences[-1]))
 
 
-def _spelled(text: Text, folded: dict[str, tuple[str, ...]],
-             read: dict[str, tuple[str, ...]]) -> tuple[str, dict[str, tuple[str, ...]]]:
+def _spelled(
+    text: Text, folded: dict[str, tuple[str, ...]], read: dict[str, tuple[str, ...]]
+) -> tuple[str, dict[str, tuple[str, ...]]]:
     """The text to look for an action's words in, and those words: as read aloud for a message
     typed in kana (「りまいんだー　とうろく　したい」), else as folded."""
     if kana_share(text.folded) >= KANA_QUESTION:
@@ -220,8 +237,9 @@ _STORY = re.compile(r"^[^?？]{4,}?(?:けど|けれど|ので|んですが|の�
 
 def personal(kb: KnowledgeBase, text: Text) -> bool:
     """Whether a question is about one's own case (「自分の場合は」, a date or an amount given, a story)."""
-    return bool(_FIGURE.search(text.raw) or _STORY.search(text.raw.strip())) \
-        or any(p in text.folded for p in _index(kb).personal)
+    return bool(_FIGURE.search(text.raw) or _STORY.search(text.raw.strip())) or any(
+        p in text.folded for p in _index(kb).personal
+    )
 
 
 def cued(kb: KnowledgeBase, text: Text, ranked: list[Match], top: Match, margin: float) -> Match:
@@ -234,8 +252,11 @@ def cued(kb: KnowledgeBase, text: Text, ranked: list[Match], top: Match, margin:
     on the cues one has and the other has not. Without any cue, ``top`` stays.
     """
     haystack, cues = _cues(kb, text)
-    near = [m for m in dict.fromkeys([top, *ranked]) if m.id.startswith(ACTION_PREFIX)
-            and top.confidence - m.confidence < margin]
+    near = [
+        m
+        for m in dict.fromkeys([top, *ranked])
+        if m.id.startswith(ACTION_PREFIX) and top.confidence - m.confidence < margin
+    ]
     found = {m.id: {c for c in cues[m.id.removeprefix(ACTION_PREFIX)] if c in haystack} for m in near}
 
     def at(words: set[str]) -> tuple[int, int]:
@@ -270,8 +291,12 @@ def wants(kb: KnowledgeBase, text: Text, action_id: str, topic_ids: tuple[str, .
     if asks(text) and personal(kb, text) and action(kb, action_id).calculates and behind < PERSONAL_MARGIN:
         return True
     offered = {a.id for t in topic_ids for a in offers(kb, t)}
-    return behind < CUE_ONLY_MARGIN and not asks_fact(text, last=True) and has_cue(kb, text, action_id) \
+    return (
+        behind < CUE_ONLY_MARGIN
+        and not asks_fact(text, last=True)
+        and has_cue(kb, text, action_id)
         and action_id in offered
+    )
 
 
 def offers(kb: KnowledgeBase, topic_id: str) -> tuple[Action, ...]:
@@ -295,8 +320,9 @@ def perform(a: Action, msg: IncomingMessage, ctx: Context) -> list[Reply]:
         if form is None:
             return system.menu(msg, ctx)
         if ctx.state.dialog == form.name:
-            return dialog.ask(form, ctx,
-                              prefix="いま、その計算の途中です。続きからお答えください（「最初から」でやり直せます）。")
+            return dialog.ask(
+                form, ctx, prefix="いま、その計算の途中です。続きからお答えください（「最初から」でやり直せます）。"
+            )
         return dialog.start(form, ctx)
     if does == "restart":
         form = restart_form(ctx)

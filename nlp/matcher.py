@@ -45,10 +45,57 @@ from nlp.text import CHUNK, Text, kana_share, tokenizer
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞"}
 # Very common verbs/nouns that say nothing about the topic.
 _STOP_WORDS = {
-    "する", "為る", "いる", "居る", "ある", "有る", "なる", "成る", "できる", "出来る", "れる", "られる",
-    "こと", "事", "もの", "物", "よう", "様", "ところ", "所", "とき", "時", "方", "人", "ため", "為",
-    "いう", "言う", "思う", "良い", "いい", "くれる", "もらう", "貰う", "いく", "行く", "くる", "来る",
-    "これ", "それ", "あれ", "どれ", "何", "なに", "どう", "どこ", "いつ", "誰", "みる", "見る", "ござる",
+    "する",
+    "為る",
+    "いる",
+    "居る",
+    "ある",
+    "有る",
+    "なる",
+    "成る",
+    "できる",
+    "出来る",
+    "れる",
+    "られる",
+    "こと",
+    "事",
+    "もの",
+    "物",
+    "よう",
+    "様",
+    "ところ",
+    "所",
+    "とき",
+    "時",
+    "方",
+    "人",
+    "ため",
+    "為",
+    "いう",
+    "言う",
+    "思う",
+    "良い",
+    "いい",
+    "くれる",
+    "もらう",
+    "貰う",
+    "いく",
+    "行く",
+    "くる",
+    "来る",
+    "これ",
+    "それ",
+    "あれ",
+    "どれ",
+    "何",
+    "なに",
+    "どう",
+    "どこ",
+    "いつ",
+    "誰",
+    "みる",
+    "見る",
+    "ござる",
 }
 
 # Weight of each kind of feature (see module docstring). Measured on the bot's question set
@@ -191,8 +238,9 @@ class _Field:
             for term, tf in doc.items():
                 self._postings.setdefault(term, []).append((i, tf * (self.k1 + 1) / (tf + norm[i])))
         n = len(self.docs)
-        self._idf: dict[str, float] = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER
-                                       for t, df in self.df.items()}
+        self._idf: dict[str, float] = {
+            t: math.log(1 + (n - df + 0.5) / (df + 0.5)) ** IDF_POWER for t, df in self.df.items()
+        }
         self._idf_unseen: float = math.log(1 + (n + 0.5) / 0.5) ** IDF_POWER
 
     def idf(self, term: str) -> float:
@@ -281,8 +329,11 @@ class Matcher:
         self._weak = _Field([self.analyzer.features(Text(e.answer)) for e in self.entries], k1=WEAK_K1, b=answer_b)
         self._strong_sets = [set(d) for d in strong]
         self._weak_sets = [set(d) for d in self._weak.docs]
-        self._respeller = Respeller([*(p for e in self.entries for p in (*e.phrasings, *e.keywords)), *respell]) \
-            if respell is not None and self.analyzer._words_on else None
+        self._respeller = (
+            Respeller([*(p for e in self.entries for p in (*e.phrasings, *e.keywords)), *respell])
+            if respell is not None and self.analyzer._words_on
+            else None
+        )
 
     def rank(self, text: Text | str, limit: int = 5) -> list[Match]:
         """Best entries for ``text``, best first (empty when nothing matches at all).
@@ -306,8 +357,11 @@ class Matcher:
         top = combined[shortlist[0]] or 1.0
         term_weights = {t: FEATURE_WEIGHTS[t[0]] * self._strong.idf(t) for t in query}
         reading_field = self._reading
-        read_weights = ({t: FEATURE_WEIGHTS["r"] * reading_field.idf(t) for t in read_query}
-                        if read_query and reading_field is not None else {})
+        read_weights = (
+            {t: FEATURE_WEIGHTS["r"] * reading_field.idf(t) for t in read_query}
+            if read_query and reading_field is not None
+            else {}
+        )
         results = [self._match(i, combined[i], top, surface, term_weights, read_weights) for i in shortlist]
         results.sort(key=lambda m: m.score, reverse=True)
         return results[:limit]
@@ -328,8 +382,15 @@ class Matcher:
                 combined[i] = combined.get(i, 0.0) + v
         return combined, read_query
 
-    def _match(self, i: int, bm25: float, top: float, surface: str, term_weights: dict[str, float],
-               read_weights: dict[str, float]) -> Match:
+    def _match(
+        self,
+        i: int,
+        bm25: float,
+        top: float,
+        surface: str,
+        term_weights: dict[str, float],
+        read_weights: dict[str, float],
+    ) -> Match:
         """Entry ``i`` as a match: its score with the fuzzy bonus, its coverage and its confidence."""
         fz = max((fuzz.ratio(surface, s) for s in self._surfaces[i]), default=0.0) if surface else 0.0
         score = bm25 + self.fuzzy_weight * top * fz / 100

@@ -26,10 +26,34 @@ _SPACE = re.compile(r"\s+")
 
 # Kanji digits as people write a number digit by digit (一二三四…, 〇 and its look-alike ○), and
 # the 大字 of forms and contracts (壱弐参肆伍陸漆捌玖, old forms 壹貳參, 拾 for ten).
-_KANJI_DIGITS = {"〇": "0", "○": "0", "零": "0", "一": "1", "二": "2", "三": "3", "四": "4",
-                 "五": "5", "六": "6", "七": "7", "八": "8", "九": "9",
-                 "壱": "1", "壹": "1", "弐": "2", "貳": "2", "弍": "2", "参": "3", "參": "3", "肆": "4",
-                 "伍": "5", "陸": "6", "漆": "7", "柒": "7", "捌": "8", "玖": "9"}
+_KANJI_DIGITS = {
+    "〇": "0",
+    "○": "0",
+    "零": "0",
+    "一": "1",
+    "二": "2",
+    "三": "3",
+    "四": "4",
+    "五": "5",
+    "六": "6",
+    "七": "7",
+    "八": "8",
+    "九": "9",
+    "壱": "1",
+    "壹": "1",
+    "弐": "2",
+    "貳": "2",
+    "弍": "2",
+    "参": "3",
+    "參": "3",
+    "肆": "4",
+    "伍": "5",
+    "陸": "6",
+    "漆": "7",
+    "柒": "7",
+    "捌": "8",
+    "玖": "9",
+}
 # What may sit between the digits of one number: spaces, hyphens and dashes of every width,
 # the long-vowel mark typed for a hyphen, underscore, dot, slash, comma, Japanese punctuation,
 # wave dashes and tildes, plus, asterisk, hash, bullets and brackets (「(4289)1573-6042」).

@@ -58,8 +58,11 @@ def _tokens(text: str) -> list[_Token]:
             pos = m.part_of_speech()
             skip = pos[0] in _SKIP_POS or pos[1] == "数詞"
             read = m.surface() if skip else (m.reading_form() or m.surface())
-            out.append(_Token(m.surface(), fold(m.surface()), fold(kata_to_hira(read)), skip,
-                              pos[0] == "助詞", pos[0] == "助動詞"))
+            out.append(
+                _Token(
+                    m.surface(), fold(m.surface()), fold(kata_to_hira(read)), skip, pos[0] == "助詞", pos[0] == "助動詞"
+                )
+            )
     return out
 
 
@@ -151,8 +154,12 @@ class Respeller:
         """The one known word whose reading is within one sound of ``read`` (long readings only)."""
         if len(read) < NEAR_READING - 1:
             return None
-        found = {w for size in (len(read) - 1, len(read), len(read) + 1) for r, w in self._long.get(size, ())
-                 if Levenshtein.distance(r, read, score_cutoff=1) <= 1}
+        found = {
+            w
+            for size in (len(read) - 1, len(read), len(read) + 1)
+            for r, w in self._long.get(size, ())
+            if Levenshtein.distance(r, read, score_cutoff=1) <= 1
+        }
         return found.pop() if len(found) == 1 else None
 
 

@@ -167,8 +167,10 @@ def hiragana(text: str) -> str:
     tok = tokenizer()
     if tok is None:  # pragma: no cover - the dependency is declared
         return text
-    return "".join(kata_to_hira(m.reading_form() or m.surface()) if m.part_of_speech()[0] != "補助記号" else m.surface()
-                   for m in tok.tokenize(nfkc(text)[:CHUNK]))
+    return "".join(
+        kata_to_hira(m.reading_form() or m.surface()) if m.part_of_speech()[0] != "補助記号" else m.surface()
+        for m in tok.tokenize(nfkc(text)[:CHUNK])
+    )
 
 
 def kana_share(folded: str) -> float:

@@ -115,8 +115,9 @@ def test_stopping_with_nothing_open_does_not_say_it_stopped_something(talk):
 def test_ask_and_eval_offer_the_second_question_as_the_chat_does(tmp_path):
     from tests.conftest import run_cli
 
-    done = run_cli(["ask", "受給者証をなくしました。あと更新はいつですか"],
-                   env={"DATABASE_URL": f"sqlite:///{tmp_path}/a.db"})
+    done = run_cli(
+        ["ask", "受給者証をなくしました。あと更新はいつですか"], env={"DATABASE_URL": f"sqlite:///{tmp_path}/a.db"}
+    )
     assert done.returncode == 0, done.stderr
     assert "もう一つのご質問" in done.stdout
 
@@ -129,32 +130,38 @@ def test_a_question_the_bot_cannot_answer_is_not_answered_with_the_topic_before_
 
 
 # Issue 26's single-message examples, each with what a person expects instead of what they got.
-@pytest.mark.parametrize("text,kind,topic", [
-    ("月額自己負担上限額の一覧を見せてください", "answer", "copay-table"),  # the table, not a list of reminders
-    ("自己負担の上限額の表を見せて", "answer", "copay-table"),  # 見せて asks for the table, not the calculator
-    ("受給者症の交新てどうやるの", "answer", "renewal"),  # two typos, read through the reading
-    ("こうがくかつちょうき の じょうけん", "answer", "high-cost-long-term"),  # not 軽症高額
-    ("障害者手帳をなくしたので再発行したい", "redirect", None),  # the 手帳's own procedure
-    ("自立支援医療（精神通院）の受給者証の更新はいつ？", "redirect", None),  # another scheme's 受給者証
-    ("ねんがじょうの かきかた", "redirect", None),  # nothing of this bot's
-    ("エンタイビオって効くまでどれくらい", "medical", None),  # a question for the doctor, not the processing time
-    ("なにを きいたら いいの", "menu", None),  # what the bot can do
-    ("期限の連絡もう来なくていいよ、やめといて", "reminder-stop", None),  # stops the reminders, says so
-])
+@pytest.mark.parametrize(
+    "text,kind,topic",
+    [
+        ("月額自己負担上限額の一覧を見せてください", "answer", "copay-table"),  # the table, not a list of reminders
+        ("自己負担の上限額の表を見せて", "answer", "copay-table"),  # 見せて asks for the table, not the calculator
+        ("受給者症の交新てどうやるの", "answer", "renewal"),  # two typos, read through the reading
+        ("こうがくかつちょうき の じょうけん", "answer", "high-cost-long-term"),  # not 軽症高額
+        ("障害者手帳をなくしたので再発行したい", "redirect", None),  # the 手帳's own procedure
+        ("自立支援医療（精神通院）の受給者証の更新はいつ？", "redirect", None),  # another scheme's 受給者証
+        ("ねんがじょうの かきかた", "redirect", None),  # nothing of this bot's
+        ("エンタイビオって効くまでどれくらい", "medical", None),  # a question for the doctor, not the processing time
+        ("なにを きいたら いいの", "menu", None),  # what the bot can do
+        ("期限の連絡もう来なくていいよ、やめといて", "reminder-stop", None),  # stops the reminders, says so
+    ],
+)
 def test_the_issues_examples_are_answered_as_a_person_expects(talk, text, kind, topic):
     reply = talk.say(text)[0]
     assert (reply.kind, reply.topic) == (kind, topic), reply.text[:80]
 
 
 # Classes of follow-up (none of these conversations is in an eval file).
-@pytest.mark.parametrize("first,follow_up,topic", [
-    # the topic just answered only just behind the follow-up's own best topic: the context breaks the tie
-    ("世帯状況調書とは", "個人番号はそこに記入する？", "household-survey"),
-    # 「…でもいい？」 asks whether a variant of what was just said will do
-    ("住民票について教えて", "マイナンバーが載ってるのでも大丈夫？", "resident-record"),
-    # 「ほかの方法は？」 asks what else there is, next to the scheme just answered
-    ("対象になる条件を教えて", "症状が軽いなら他の方法はある？", "mild-high-cost"),
-])
+@pytest.mark.parametrize(
+    "first,follow_up,topic",
+    [
+        # the topic just answered only just behind the follow-up's own best topic: the context breaks the tie
+        ("世帯状況調書とは", "個人番号はそこに記入する？", "household-survey"),
+        # 「…でもいい？」 asks whether a variant of what was just said will do
+        ("住民票について教えて", "マイナンバーが載ってるのでも大丈夫？", "resident-record"),
+        # 「ほかの方法は？」 asks what else there is, next to the scheme just answered
+        ("対象になる条件を教えて", "症状が軽いなら他の方法はある？", "mild-high-cost"),
+    ],
+)
 def test_a_follow_up_of_each_class_is_read_in_context(talk, first, follow_up, topic):
     talk.say(first)
     reply = talk.say(follow_up)[0]

@@ -56,7 +56,6 @@ def test_the_table_names_each_rule_once_and_ends_with_the_fallback():
     assert len(names) == len(set(names)) and names[-1] == "fallback"
 
 
-
 def test_the_head_of_a_b_is_put_first_among_close_topics(kb, matcher):
     from handlers.rules import head_last
     from nlp.matcher import Match
