@@ -4,7 +4,7 @@ Why a process of its own: the HTTP server's processes only verify, record and ac
 an answer within 3 seconds, LINE a quick 200). A turn costs milliseconds of CPU (ranking, the
 unit of work, the API posts); run in an HTTP process it holds the GIL against the threads that
 ack, and under a burst every ack slows down (3–6× against a bare bolt app on 2 cores, see
-README "Performance"). Here the turns run at a lower CPU priority (``nice``), so that the acks
+docs/benchmarks.md "Performance"). Here the turns run at a lower CPU priority (``nice``), so that the acks
 get the processor first and the answers follow as soon as there is room.
 
 Where it stands in a turn's path: before it, the HTTP lane (``bot.intake.TurnRecorder``) recorded
