@@ -101,7 +101,7 @@ class Service:
         bot: the core; None in ``serve``'s HTTP processes (the turn process runs the turns).
         store: the database (``/healthz`` asks it).
         outboxes: the configured channels' outboxes by channel name (they send reminders too).
-        runner: where the channels hand their turns (``bot.intake.TurnRecorder`` under ``serve``, or a runner of ``bot.turns``).
+        runner: where the channels hand their turns (``bot.intake``).
         slack: the Slack intake when Slack is configured (over HTTP, or Socket Mode), else None.
         line: the LINE webhook when LINE is configured, else None.
     """

@@ -3,7 +3,7 @@ with line-bot-sdk v3.
 
 In: ``LineWebhook.handle_callback`` verifies ``X-Line-Signature`` over the raw body, parses the
 events with the SDK's ``WebhookParser`` and turns them into ``(IncomingMessage, Address)`` pairs
-(``to_incoming``, pure) for the turn runner (``bot.intake.TurnRecorder`` under ``serve``, or a runner of ``bot.turns``); it answers 200 once the runner has
+(``to_incoming``, pure) for the turn runner (``bot.intake``); it answers 200 once the runner has
 taken (recorded) them. LINE expects a quick answer and recommends processing events
 asynchronously, and does not redeliver a webhook that got 200.
 
@@ -339,7 +339,7 @@ class LineWebhook:
 
     Args:
         settings: needs ``line_channel_secret``.
-        runner: where the turns go (``bot.intake.TurnRecorder`` under ``serve``, or a runner of ``bot.turns``).
+        runner: where the turns go (``bot.intake``).
     """
 
     def __init__(self, settings: Settings, runner: Any) -> None:

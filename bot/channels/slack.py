@@ -4,7 +4,7 @@ In: ``SlackIntake`` is a slack_bolt ``App`` that verifies each request (signatur
 or Socket Mode), answers ``url_verification``, and hands every payload to ``to_incoming``, a pure
 function that turns it into ``(IncomingMessage, Address)`` pairs: direct messages, mentions,
 button clicks, the ``/nanbyo`` command and the App Home tab opened. The pairs go to the turn
-runner (``bot.intake.TurnRecorder`` under ``serve``, or a runner of ``bot.turns``); the ack follows once the runner took them (recorded), or a 503 when it
+runner (``bot.intake``); the ack follows once the runner took them (recorded), or a 503 when it
 refused them (Slack then delivers the event again).
 
 Out: ``SlackOutbox.deliver`` renders replies (``render``: text as mrkdwn sections, choices as
@@ -13,7 +13,7 @@ Web API, whose client waits out HTTP 429 (``Retry-After``) and retries connectio
 (slack_sdk's retry handlers). It also sends the reminders (``send``).
 
 What it is not: no HTTP server (``bot.server``), no wording (``bot.texts``), no scheduling of
-turns (``bot.intake.TurnRecorder`` under ``serve``, or a runner of ``bot.turns``), no state. Message text is never logged.
+turns (``bot.intake``), no state. Message text is never logged.
 
 Slack facts this module is built around:
 
@@ -71,7 +71,7 @@ COMMAND = "/nanbyo"
 
 
 class Runner(Protocol):
-    """Where the pairs go (``bot.intake.TurnRecorder`` under ``serve``, or a runner of ``bot.turns``); raises ``RuntimeError`` when it cannot take them now."""
+    """Where the pairs go (``bot.intake``); raises ``RuntimeError`` when it cannot take them now."""
 
     def submit(self, turns: Sequence[tuple[IncomingMessage, Address]]) -> None: ...
 
@@ -326,7 +326,7 @@ class SlackIntake:
     """The Slack app: bolt verifies and acks, ``to_incoming`` converts, the runner takes the turns.
 
     The listener runs before bolt answers (``process_before_response``): it only converts and
-    hands the pairs to the runner, which records them (``bot.intake.TurnRecorder``, ``bot.turns.PooledRunner``) or runs them
+    hands the pairs to the runner, which records them (``bot.intake``) or runs them
     (``InlineRunner``); a runner that refuses them (full, or shutting down) makes the answer a
     503, and Slack delivers the event again.
 
