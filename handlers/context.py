@@ -234,6 +234,61 @@ def _own_conditions(t: _Turn) -> Consultation | None:
     return _conditions(t) if _WHETHER.search(raw) and _OWN_CASE.search(raw[:12]) else None
 
 
+def _where_done(t: _Turn) -> Consultation | None:
+    """「それって更新はどこでするの？」 after 更新: where the procedure just answered is done (the
+    prefecture's ``where_topic``, with the user's office when the municipality is known), not the same
+    answer again. Only when the message names no other topic of its own."""
+    where = t.ctx.kb.prefecture.where_topic
+    if (
+        where is None
+        or t.topic == where
+        or t.topic not in t.ctx.kb.prefecture.office_topics
+        or not _WHERE.search(t.ctx.text.raw)
+        or t.framed.topic not in (t.topic, where)
+    ):
+        return None
+    body, choices = render_topic(t.ctx.kb, where, t.municipality)
+    return Consultation(
+        where,
+        t.framed.score,
+        f"先ほどの「{t.name}」の窓口についてお答えします。\n\n{body}",
+        choices=choices,
+        kind="answer",
+        municipality=t.municipality,
+    )
+
+
+# A follow-up whose own best topic is one the topic just answered names as related is about that
+# neighbour (「その先生ってどうやって探すの」 after 臨床調査個人票: the designated doctor), when the
+# message alone reaches it this far, and read with the topic in front it is nearly as much about the
+# neighbour as about the topic (within ``CONTEXT_TIE``).
+RELATED_FLOOR = 35.0
+
+
+def _related_neighbour(t: _Turn) -> Consultation | None:
+    """A follow-up that asks about one of the topic's related topics: that topic, said so."""
+    best = t.alone.candidates[0] if t.alone.candidates else None
+    if (
+        best is None
+        or best.id == t.topic
+        or best.id not in t.ctx.kb.topics[t.topic].related
+        or best.confidence < RELATED_FLOOR
+        or t.asked
+        or not _close_behind(t.framed, best.id)
+    ):
+        return None
+    body, choices = render_topic(t.ctx.kb, best.id, t.municipality)
+    name = _name(t.ctx, best.id)
+    return Consultation(
+        best.id,
+        best.confidence,
+        f"先ほどの「{t.name}」に関連して、「{name}」についてお答えします。\n\n{body}",
+        choices=choices,
+        kind="answer",
+        municipality=t.municipality,
+    )
+
+
 def _framed_answer(t: _Turn) -> Consultation | None:
     """The message read with the topic's name in front answers a topic: that answer, said so."""
     framed, alone = t.framed, t.alone
@@ -283,6 +338,8 @@ CONTEXT_RULES: tuple[Callable[[_Turn], Consultation | None], ...] = (
     _offered_action,
     _asked_action,
     _own_conditions,
+    _where_done,
+    _related_neighbour,
     _framed_answer,
     _whether,
     _case_of_topic,

@@ -292,6 +292,8 @@ def _check_office_topics(pref_path: Path, pref: Prefecture, topics: dict[str, To
     for tid in pref.office_topics:
         if tid not in topics:
             raise KnowledgeError(pref_path, tid, "office_topics names a topic that does not exist")
+    if pref.where_topic is not None and pref.where_topic not in topics:
+        raise KnowledgeError(pref_path, pref.where_topic, "where_topic names a topic that does not exist")
 
 
 def _link_related(topics: _Topics, national: Path) -> tuple[dict[str, Topic], list[str]]:

@@ -177,6 +177,13 @@ class Prefecture(_Strict):
         default_factory=list,
         description="topics whose answer is followed by the user's own office when the municipality is known",
     )
+    where_topic: str | None = Field(
+        default=None,
+        description=(
+            "the topic that says where the office topics' procedures are done: the answer to "
+            "「それはどこでするの？」 right after one of them"
+        ),
+    )
     office_hint: str = Field(
         min_length=5,
         description=(

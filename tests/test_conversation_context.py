@@ -36,7 +36,8 @@ FOLLOW_UPS = [
     ("レスパイト入院ってなに？", "群馬でもやってる？", "respite-hospitalization"),
     ("高額かつ長期ってなに", "私は当てはまる？", "high-cost-long-term"),
     ("受給者証の有効期間は？", "書類は？", "renewal"),
-    ("受給者証をなくしたらどうする", "それってどこに出すの", "reissue"),
+    # Where to do what was just answered: the prefecture's where_topic, framed as the 再交付's office.
+    ("受給者証をなくしたらどうする", "それってどこに出すの", "where-to-apply"),
 ]
 
 
@@ -188,8 +189,22 @@ def test_ato_before_a_quantity_is_no_second_question(talk):
     assert _JOINED.search("書類を教えて。あと窓口はどこ") is not None
 
 
-def test_asking_where_to_do_what_was_just_answered_offers_the_office_finder_first(talk):
+def test_asking_where_to_do_what_was_just_answered_gets_where_it_is_done(talk):
     talk.say("更新について教えて")
     reply = talk.say("それってどこで手続きするの")[0]
-    assert reply.topic == "renewal"
-    assert reply.choices[0].value == "office"
+    assert reply.topic == "where-to-apply"
+    assert reply.text.startswith("先ほどの「更新の手続き」の窓口についてお答えします。")
+    assert "保健福祉事務所" in reply.text
+
+
+def test_a_follow_up_about_a_related_topic_gets_that_topic_and_says_so(talk):
+    talk.say("臨床調査個人票について教えて")
+    reply = talk.say("その先生はどこにいるの")[0]
+    assert reply.topic == "designated-doctor"
+    assert reply.text.startswith("先ほどの「臨床調査個人票」に関連して、「難病指定医」についてお答えします。")
+
+
+def test_a_follow_up_that_asks_about_the_topic_itself_is_not_sent_to_a_related_topic(talk):
+    talk.say("世帯状況調書ってなんですか")
+    reply = talk.say("マイナンバーもそこに書くんですか")[0]
+    assert reply.topic == "household-survey"
