@@ -21,7 +21,7 @@ from bot.core import Bot, now_tokyo
 from bot.storage.db import make_engine
 from bot.storage.repositories import Store
 from bot.storage.statistics import Retention
-from handlers.dialog import Form
+from handlers.base import Form
 from handlers.routes import DEFAULT_FORMS
 from knowledge import KnowledgeBase, load_knowledge
 from nlp.matcher import Entry, Matcher

@@ -54,8 +54,7 @@ from bot.texts import (
     too_long_text,
 )
 from handlers import dialog
-from handlers.base import Context, text_of
-from handlers.dialog import Form
+from handlers.base import Context, Form, text_of
 from handlers.messages import FOLLOW, HOME_OPENED, UNFOLLOW, IncomingMessage, Reply
 from handlers.ports import DeleteMyData, UserState
 from handlers.routes import route, urgent, urgent_in

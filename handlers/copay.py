@@ -13,13 +13,12 @@ from datetime import date
 from typing import Any, Final, TypeGuard
 
 from handlers import amounts, parsers
-from handlers.base import Context, known_office
+from handlers.base import Answers, Context, Form, Slot, known_office
 from handlers.calc.copay import CopayError, CopayFacts, CopayResult, possible_results
 from handlers.calc.cost_log import RULES, progress, window
 from handlers.calc.mild_high_cost import MildHighCostError, check_mild_high_cost
 from handlers.calc.start_date import DELAY_REASONS, SCHEME_START, StartDateError, delay_reason, earliest_start
 from handlers.cost_log import logged_totals
-from handlers.dialog import Answers, Form, Slot
 from handlers.messages import Choice, Fact, Reply, Result, Source
 from handlers.parsers import UNKNOWN, Invalid, Noted
 from nlp.text import Text

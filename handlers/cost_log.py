@@ -24,10 +24,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers import dialog
-from handlers.base import MENU, Context, office_hint, office_text
+from handlers.base import MENU, Answers, Context, Form, Slot, office_hint, office_text
 from handlers.calc.copay import TIERS
 from handlers.calc.cost_log import RULES, Progress, Rule, YearMonth, cap_change, month_add, progress
-from handlers.dialog import Answers, Form, Slot
 from handlers.messages import Choice, Fact, IncomingMessage, Reply, Row, Source, Table
 from handlers.parsers import Invalid, MonthAmounts, parse_month_amounts, parse_yes_no
 from handlers.ports import COST_PAID, COST_TOTAL, NUDGE, CostEntry

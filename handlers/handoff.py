@@ -13,8 +13,7 @@ its thread back to the user, marked ``FROM_STAFF``.
 
 from __future__ import annotations
 
-from handlers.base import Context
-from handlers.dialog import Answers, Form, Slot
+from handlers.base import Answers, Context, Form, Slot
 from handlers.messages import Choice, IncomingMessage, Reply, Source
 from handlers.office import index_for, office_block, office_card
 from handlers.parsers import parse_yes_no

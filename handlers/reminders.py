@@ -24,8 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers import dialog
-from handlers.base import MENU, Context, office_hint
-from handlers.dialog import Answers, Form, Slot
+from handlers.base import MENU, Answers, Context, Form, Slot, office_hint
 from handlers.messages import Choice, IncomingMessage, Reply
 from handlers.office import index_for, office_block
 from handlers.parsers import UNKNOWN, ImpossibleDate, Invalid, parse_date, parse_yes_no

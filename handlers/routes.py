@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from handlers import amounts, context, cost_log, dialog, feedback, handoff, situations, system, understand
-from handlers.base import Context, text_of
-from handlers.dialog import Form
+from handlers.base import Context, Form, text_of
 from handlers.faq import IN_DIALOG_ACTION_THRESHOLD, Consultation, consult, render_topic
 from handlers.messages import IncomingMessage, Reply
 from handlers.parsers import Invalid, only_unsure

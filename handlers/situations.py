@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from handlers import context, dialog, feedback, understand
-from handlers.base import MENU, Context, office_hint, topic_choice
+from handlers.base import MENU, Answers, Context, Form, Slot, office_hint, topic_choice
 from handlers.calc.copay import TIERS, load_table
-from handlers.dialog import Answers, Form, Slot
 from handlers.messages import Choice, IncomingMessage, Reply
 from handlers.office import Found, index_for, office_block
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no

@@ -7,8 +7,7 @@ message, so 「やめる」 cancels but 「薬をやめてもいい？」 does n
 from __future__ import annotations
 
 from handlers import dialog
-from handlers.base import CANCEL, Context, municipality_examples
-from handlers.dialog import Answers, Form, Slot
+from handlers.base import CANCEL, Answers, Context, Form, Slot, municipality_examples
 from handlers.messages import Choice, IncomingMessage, Reply, Source
 from handlers.office import index_for, office_block, office_card
 from handlers.parsers import UNKNOWN, Invalid, parse_yes_no
