@@ -133,6 +133,7 @@ class _Rule:
     kind: Safety
     pattern: re.Pattern[str]
     spec: EmergencyRule
+    not_of: re.Pattern[str] | None = None  # ``spec.not_of`` right before a hit, with its particle
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,14 @@ _TOPICAL_WINDOW = 14
 _WHOLE_WORD_BELOW = 3
 
 
+def _not_of(spec: EmergencyRule) -> re.Pattern[str] | None:
+    """What a hit may be said of (``not_of``), right before it: the word, then at most a particle and
+    a 「もう」 (「記録をつけるのはもう終わりにしたい」, 「通知もおわりにしたい」)."""
+    if not spec.not_of:
+        return None
+    return re.compile(f"(?:{_alt(_forms(spec.not_of, read=True))})(?:を|は|も|が|の)?[、,\\s]*(?:もう)?$")
+
+
 def _build(lex: EmergencyLexicon) -> _Detector:
     joiner = f"(?:{_alt(_forms(lex.joiners))})"
     rules: list[_Rule] = []
@@ -200,7 +209,9 @@ def _build(lex: EmergencyLexicon) -> _Detector:
             if not spec.whole:
                 for word in _forms(spec.what, read=True) if spec.what else _forms(spec.state):
                     starting.setdefault(word, set()).add(len(rules))
-            rules.append(_Rule(concept.id, Safety(concept.kind), re.compile(f"(?=(?P<hit>{pattern}))"), spec))
+            rules.append(
+                _Rule(concept.id, Safety(concept.kind), re.compile(f"(?=(?P<hit>{pattern}))"), spec, _not_of(spec))
+            )
     # A conditional follows the symptom's own ending (at most three kana: 苦し|くなっ|たら), but
     # 「〜したらいい？」 asks what to do now, so it is no frame.
     conditional = re.compile(
@@ -309,6 +320,8 @@ def _hits(det: _Detector, rule: _Rule, whole: str, sentences: list[tuple[_View, 
             if not matches:
                 continue
             for start, end in matches:
+                if rule.not_of is not None and rule.not_of.search(text[:start]):
+                    continue
                 if rule.kind is Safety.EMERGENCY and (
                     _framed(det, text, start, end, window) or det.things.search(text[:start])
                 ):

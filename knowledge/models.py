@@ -329,6 +329,13 @@ class EmergencyRule(_Strict):
     ends: bool = Field(
         default=False, description="nothing but a polite ending may follow (「助けて」, not 「助けてくれる制度」)"
     )
+    not_of: list[str] = Field(
+        default_factory=list,
+        description=(
+            "what the state may be said of without alarm, when it comes right before the state "
+            "(「記録をつけるのはもう終わりにしたい」 is about the record)"
+        ),
+    )
 
 
 class EmergencyConcept(_Strict):

@@ -205,3 +205,18 @@ def test_eval_safety_without_a_file_reports_each_ordinary_corpus(tmp_path: Path)
     assert "false alarms on generated patient sentences: 0 of" in out.stdout
     assert "false alarms on knowledge-base examples: 0 of" in out.stdout
     assert "false alarms on localgovFAQ questions and titles: 0 of 2" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["医療費の記録をつけるのはもうおわりにしたい", "お知らせはもう終わりにしたいです", "入力するの終わらせたい"],
+)
+def test_ending_the_bots_own_things_is_no_crisis(chat, text):
+    replies = chat.say(text)
+    assert replies[0].kind != "crisis", replies[0].text[:60]
+    assert "つらいお気持ち" not in replies[0].text
+
+
+@pytest.mark.parametrize("text", ["もう何もかも終わりにしたい", "自分を終わりにしたい", "ぜんぶおわらせたい"])
+def test_ending_it_all_is_still_a_crisis(chat, text):
+    assert chat.say(text)[0].kind == "crisis"
