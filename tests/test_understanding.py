@@ -43,6 +43,10 @@ def test_an_everyday_request_starts_its_action(bot, chat, text, dialog):
         ("登録したお知らせ見せて", "reminder-list"),
         ("メニュー出して", "menu"),
         ("使い方を教えて", "menu"),
+        # Whether it is registered, asked with 〜されてる: the list, not a new registration.
+        ("期限のお知らせって設定されてますか", "reminder-list"),
+        # 〜といて is how 〜ておいて is said.
+        ("期限の通知は消しといて", "reminder-stop"),
     ],
 )
 def test_requests_without_a_dialog_are_done(chat, text, kind):
