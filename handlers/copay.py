@@ -213,10 +213,13 @@ NOTE_CHILD: Final = (
 
 
 def _child_named(ctx: Context) -> str | None:
-    """The 小児慢性特定疾病 note when the starting message names a child (never the adult calculator silently)."""
-    from handlers.situations import read_child  # one reading of 「a child as the patient」 (not a helper, not an adult)
+    """The 小児慢性特定疾病 note when the starting message names a child, or the user said before that the
+    patient is a child (never the adult calculator silently)."""
+    # One reading of 「a child as the patient」 (not a helper, not an adult), and what was kept of it.
+    from handlers.situations import PATIENT_AGE, UNDER_18, read_child
 
-    return NOTE_CHILD if read_child(ctx.text) is not None else None
+    told = ctx.state.profile.get(PATIENT_AGE) == UNDER_18
+    return NOTE_CHILD if told or read_child(ctx.text) is not None else None
 
 
 def _facts(a: Answers) -> CopayFacts:

@@ -346,3 +346,17 @@ def test_a_mother_whose_ten_year_old_was_diagnosed_gets_the_childrens_scheme_and
     second = chat.say("うちの子の場合の上限額は？")
     assert "小児慢性" in chat.text(second)
     assert all(r.expecting not in ("welfare", "child_age") for r in second), "no adult calculator, no age asked again"
+
+
+def test_a_child_told_of_before_is_remembered_when_the_calculator_starts_later(chat):
+    """The patient's age group is kept: a parent who said 「うちの10歳の子」 and later asks for the
+    calculator in words that name nobody hears of 小児慢性 before the adult questions."""
+    chat.say("うちの10歳の子が難病と言われました。申請はどうすれば")
+    replies = chat.say("自己負担の上限額を計算して")
+    assert "小児慢性特定疾病" in replies[0].text
+    assert replies[-1].expecting == "welfare"
+
+
+def test_an_adult_asking_for_the_calculator_hears_nothing_of_children(chat):
+    replies = chat.say("自己負担の上限額を計算して")
+    assert "小児慢性特定疾病" not in replies[0].text
