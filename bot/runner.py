@@ -71,6 +71,7 @@ QUEUE_CHECKPOINT_SECONDS = 30.0  # SQLite: the queue's WAL is truncated this oft
 # many answers are delivered again.
 TAKEN_PER_THREAD = 4
 FINISH_RETRY_SECONDS = 1.0  # a failed delete of answered turns is tried again after this long
+FINISHED_MEMORY = 4096  # how many finished turns a consumer remembers (see ``TurnConsumer._finished_lately``)
 # How an idle consumer looks for new turns (a read of one row at most each time). SQLite: again after
 # 20 ms, then 40, 80 … ms, at most 500 ms apart; a turn taken starts over, and a turn recorded in this
 # process wakes it at once (``wake``). PostgreSQL: the NOTIFY of a recorded turn wakes it
@@ -239,6 +240,11 @@ class TurnConsumer:
         self.adopted = 0  # turns taken over from a consumer that died
         self._lock = threading.Lock()  # guards _pending, _users, _seq
         self._pending: set[int] = set()  # recorded turns have their row id, unrecorded ones a negative number
+        # Turns this consumer finished lately. A take that locked a turn's row (its lease ran out while
+        # the database was away) just before the finisher's delete went through finds it gone from
+        # ``_pending`` and must not run it again (row ids are never reused).
+        self._finished_lately: set[int] = set()
+        self._finished_order: deque[int] = deque()
         self._users: dict[str, deque[tuple[int, list[Turn], bool]]] = {}  # users with a turn running: the next ones
         self._waiting: dict[int, _Waiting] = {}  # turns whose delivery waits for the platform to come back
         self._held: set[str] = set()  # users whose next turns wait behind such a turn (in _users)
@@ -361,8 +367,10 @@ class TurnConsumer:
         dead: list[int] = []
         for turn in taken:
             with self._lock:
-                if turn.id in self._pending:
-                    continue  # ours, still running: the lease loop was late to renew it, nobody died
+                if turn.id in self._pending or turn.id in self._finished_lately:
+                    # Ours, still running or being deleted: the lease loop was late to renew it (the
+                    # database was away), nobody died.
+                    continue
             if turn.attempts > MAX_DELIVERIES:
                 log.error(
                     "turn dropped turn=%d: taken over %d times without being answered", turn.id, turn.attempts - 1
@@ -549,6 +557,10 @@ class TurnConsumer:
     def _finished(self, seqs: list[int]) -> None:
         with self._lock:
             self._pending.difference_update(seqs)
+            self._finished_lately.update(seqs)
+            self._finished_order.extend(seqs)
+            while len(self._finished_order) > FINISHED_MEMORY:
+                self._finished_lately.discard(self._finished_order.popleft())
         self._wake.set()  # room for more
 
     def _kept(self, seq: int) -> dict[str, Any]:
