@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Final
 
 from handlers import context, dialog, feedback, understand
@@ -38,7 +39,7 @@ from handlers.safety import redirect_for
 from knowledge import KnowledgeBase
 from nlp.matcher import Match
 from nlp.privacy import redact
-from nlp.text import Text
+from nlp.text import Text, reading
 
 # --- places ---------------------------------------------------------------------------------
 
@@ -100,6 +101,25 @@ def _short(name: str) -> str:
     return name if name == "北海道" else re.sub(r"[都府県]$", "", name)
 
 
+# A prefecture typed in kana (「さいたまから越してきた」) is found by its reading, when that is four kana
+# or more: ちば, なら, みえ, あきた … are also everyday words, and きょうと is 今日と.
+_KANA_NAME_MIN: Final = 4
+_NOT_BY_KANA: Final = ("京都府",)
+
+
+@cache
+def _kana_names(own: str) -> dict[str, str]:
+    """Other prefectures by their reading (folded: とうきよう), long enough not to be another word."""
+    out = {}
+    for p in PREFECTURES:
+        if p == own or p in _NOT_BY_KANA:
+            continue
+        read = reading(_short(p))
+        if len(read) >= _KANA_NAME_MIN:
+            out[read] = p
+    return out
+
+
 @dataclass(frozen=True)
 class Place:
     start: int
@@ -126,6 +146,7 @@ def _places(kb: KnowledgeBase, folded: str) -> list[Place]:
     own = kb.prefecture.name
     names = {p: p for p in PREFECTURES if p != own} | {_short(p): p for p in PREFECTURES if p != own}
     names["都内"] = "東京都"
+    names |= _kana_names(own)
     home = {own, _short(own)}  # 「群馬に引っ越してきました」: somewhere in this prefecture
     pattern = "|".join(sorted(map(re.escape, (*names, *_ELSEWHERE, *home)), key=len, reverse=True))
     for m in re.finditer(pattern, folded):
@@ -144,7 +165,11 @@ def _places(kb: KnowledgeBase, folded: str) -> list[Place]:
 
 # Read on the compact text (punctuation and small kana kept; places are found on the folded one). A move
 # denied within its clause (「引っ越しの予定はないです」, 「引っ越さない」) is no move.
-_MOVE: Final = re.compile(r"引っ越|引越|ひっこ[しすさせそ]|転居|転出|転入|移り住|移住|転勤|越して|住所が変わ|住所を移")
+# 「こしてきた」 is 越してきた typed in kana (not 起こして, よこして).
+_MOVE: Final = re.compile(
+    r"引っ越|引越|ひっこ[しすさせそ]|転居|転出|転入|移り住|移住|転勤|越して|(?<![およ])こして(?:き|く)|"
+    r"住所が変わ|住所を移"
+)
 _DENIED: Final = re.compile(r"[^、。,.!?！？]{0,10}?(?:ない|ません|なかった|せず|予定はな|つもりはな)")
 # A move only supposed (「引っ越したらどうなる？」): answered, but the stored municipality is kept.
 _SUPPOSED: Final = re.compile(r"[^、。,.!?！？]{0,8}?(?:たら|なら|場合|かも|検討|考え|迷っ)")

@@ -360,3 +360,11 @@ def test_a_child_told_of_before_is_remembered_when_the_calculator_starts_later(c
 def test_an_adult_asking_for_the_calculator_hears_nothing_of_children(chat):
     replies = chat.say("自己負担の上限額を計算して")
     assert "小児慢性特定疾病" not in replies[0].text
+
+
+@pytest.mark.parametrize("said", ["とうきょうから前橋にこしてきました", "いばらきから太田にこしてきたんだけど"])
+def test_a_move_in_typed_in_kana_is_read_as_one(chat, said):
+    """越してきた typed by sound, and the prefecture left behind in kana: the application after moving in."""
+    replies = chat.say(said)
+    assert replies[0].topic == "moving-in", replies[0].text[:80]
+    assert "そのまま使えません" in chat.text(replies)
