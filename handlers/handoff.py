@@ -13,11 +13,11 @@ its thread back to the user, marked ``FROM_STAFF``.
 
 from __future__ import annotations
 
-from handlers.base import Answers, Context, Form, Slot
+from handlers.base import Answers, Context, Form
 from handlers.messages import Choice, IncomingMessage, Reply, Source
 from handlers.office import index_for, office_block, office_card
 from handlers.parsers import parse_yes_no
-from handlers.system import ask_municipality, parse_municipality
+from handlers.system import MUNICIPALITY_SLOT, known_municipality
 from nlp.privacy import redact
 
 YES = "handoff:yes"
@@ -80,15 +80,9 @@ def _finish(answers: Answers, ctx: Context) -> list[Reply]:
 HANDOFF_FORM = Form(
     name="handoff",
     intro="担当の方と直接お話しいただける窓口をご案内します。",
-    slots=(
-        Slot(
-            "municipality", ask=ask_municipality, parse=parse_municipality, choices=(Choice("わからない", "unknown"),)
-        ),
-    ),
+    slots=(MUNICIPALITY_SLOT,),
     finish=_finish,
-    prefill=lambda ctx: (
-        {"municipality": ctx.state.profile["municipality"]} if ctx.state.profile.get("municipality") else {}
-    ),
+    prefill=known_municipality,
 )
 
 

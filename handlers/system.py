@@ -164,18 +164,25 @@ def _office_finish(answers: Answers, ctx: Context) -> list[Reply]:
     ]
 
 
+# The one question of the forms that name the user's office (this one, the hand-off's): the municipality,
+# not asked when the user told it before.
+MUNICIPALITY_SLOT = Slot(
+    "municipality", ask=ask_municipality, parse=parse_municipality, choices=(Choice("わからない", "unknown"),)
+)
+
+
+def known_municipality(ctx: Context) -> dict[str, object]:
+    """The municipality the user told before, as the prefill of ``MUNICIPALITY_SLOT``."""
+    muni = ctx.state.profile.get("municipality")
+    return {"municipality": muni} if muni else {}
+
+
 OFFICE_FORM = Form(
     name="office",
     intro="お住まいの地域の窓口（申請や相談の受付）をご案内します。",
-    slots=(
-        Slot(
-            "municipality", ask=ask_municipality, parse=parse_municipality, choices=(Choice("わからない", "unknown"),)
-        ),
-    ),
+    slots=(MUNICIPALITY_SLOT,),
     finish=_office_finish,
-    prefill=lambda ctx: (
-        {"municipality": ctx.state.profile["municipality"]} if ctx.state.profile.get("municipality") else {}
-    ),
+    prefill=known_municipality,
 )
 
 
