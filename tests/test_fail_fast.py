@@ -18,7 +18,7 @@ from bot.server import start_in_thread
 from bot.storage.db import make_engine
 from tests.fakes.db_proxy import DatabaseProxy
 from tests.fakes.slack_api import FakeSlackAPI
-from tests.test_slack_e2e import SECRET, TOKEN, dm, post_signed
+from tests.test_slack_e2e import SECRET, TOKEN, dm, post_signed, slack_app_settings
 
 RECORD_TIMEOUT = 1.0
 
@@ -42,13 +42,7 @@ def proxy(pg_url: str) -> Iterator[DatabaseProxy]:
 
 
 def _serve(url: str, fake_slack: FakeSlackAPI):
-    settings = Settings(
-        database_url=url,
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        record_timeout_seconds=RECORD_TIMEOUT,
-    )
+    settings = slack_app_settings(url, fake_slack, record_timeout_seconds=RECORD_TIMEOUT)
     return start_in_thread(build_service(settings, record_only=True))
 
 
@@ -179,13 +173,7 @@ def test_slack_events_are_acked_at_once_while_the_web_api_is_slow(tmp_path, fake
 def test_with_the_bot_user_id_configured_slack_is_never_asked_who_the_bot_is(
     tmp_path, fake_slack: FakeSlackAPI
 ) -> None:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}",
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        slack_bot_user_id="UBOT",
-    )
+    settings = slack_app_settings(f"sqlite:///{tmp_path / 'nanbyo.db'}", fake_slack, slack_bot_user_id="UBOT")
     server = start_in_thread(build_service(settings, record_only=True))
     try:
         assert post_signed(server.url + "/slack/events", dm("こんにちは", user="U95")).status == 200
@@ -204,11 +192,9 @@ DEEP = 50_000  # far beyond what Python's JSON parser can nest
 def _service_both(tmp_path, fake_slack: FakeSlackAPI):
     from tests.test_line_e2e import SECRET as LINE_SECRET
 
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'nanbyo.db'}",
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
+    settings = slack_app_settings(
+        f"sqlite:///{tmp_path / 'nanbyo.db'}",
+        fake_slack,
         slack_bot_user_id="UBOT",
         line_channel_secret=LINE_SECRET,
         line_channel_access_token="token",
@@ -445,14 +431,7 @@ def test_a_turn_that_got_the_apology_is_not_answered_again_when_the_database_is_
     from bot.texts import DB_DOWN_TEXT
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(
-        database_url=url,
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        slack_bot_user_id="UBOT",
-        turn_lease_seconds=1.0,
-    )
+    settings = slack_app_settings(url, fake_slack, slack_bot_user_id="UBOT", turn_lease_seconds=1.0)
     server = start_in_thread(build_service(settings))
     lockers = []
     try:
@@ -487,14 +466,7 @@ def test_on_postgresql_a_turn_that_got_the_apology_is_not_answered_again(pg_url:
 
     from bot.texts import DB_DOWN_TEXT
 
-    settings = Settings(
-        database_url=pg_url,
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        slack_bot_user_id="UBOT",
-        turn_lease_seconds=1.0,
-    )
+    settings = slack_app_settings(pg_url, fake_slack, slack_bot_user_id="UBOT", turn_lease_seconds=1.0)
     server = start_in_thread(build_service(settings))
     other = create_engine(pg_url)
     dialog, queue = other.connect(), other.connect()
@@ -529,13 +501,8 @@ def test_events_refused_during_a_hung_postgresql_are_answered_once_when_delivere
     again after it, each user gets one answer, and no apology."""
     from bot.texts import DB_DOWN_TEXT
 
-    settings = Settings(
-        database_url=proxy.url(pg_url),
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        slack_bot_user_id="UBOT",
-        record_timeout_seconds=RECORD_TIMEOUT,
+    settings = slack_app_settings(
+        proxy.url(pg_url), fake_slack, slack_bot_user_id="UBOT", record_timeout_seconds=RECORD_TIMEOUT
     )
     server = start_in_thread(build_service(settings))
     try:

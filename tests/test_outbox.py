@@ -18,7 +18,7 @@ from tests.fakes.slack_api import FakeSlackAPI
 from tests.test_durable_turns import pending_turns
 from tests.test_line_e2e import PUSH, REPLY, sign, text_event, webhook
 from tests.test_line_e2e import SECRET as LINE_SECRET
-from tests.test_slack_e2e import SECRET, TOKEN, dm, post_signed
+from tests.test_slack_e2e import dm, post_signed, slack_app_settings
 
 OUTAGE = 3.0
 
@@ -34,13 +34,7 @@ def test_slack_messages_acked_during_an_outage_are_answered_after_it(
     database_url: str, fake_slack: FakeSlackAPI
 ) -> None:
     url = database_url
-    settings = Settings(
-        database_url=url,
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        slack_bot_user_id="UBOT",
-    )
+    settings = slack_app_settings(url, fake_slack, slack_bot_user_id="UBOT")
     service = build_service(settings, bot=build_bot(settings))
     server = start_in_thread(service)
     users = [f"U{300 + n}" for n in range(8)]
@@ -203,13 +197,7 @@ def test_slack_503_with_an_http_date_retry_after_still_answers(tmp_path: Path, f
     from email.utils import format_datetime
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(
-        database_url=url,
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        slack_bot_user_id="UBOT",
-    )
+    settings = slack_app_settings(url, fake_slack, slack_bot_user_id="UBOT")
     service = build_service(settings, bot=build_bot(settings))
     service.runner.consumer.backoff = 0.01
     server = start_in_thread(service)
@@ -232,13 +220,7 @@ def test_a_slack_500_outage_is_answered_after_it_and_the_maybe_twice_counted_in_
     deliveries and those that may show twice, on both databases."""
     from tests.conftest import run_cli
 
-    settings = Settings(
-        database_url=database_url,
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        slack_bot_user_id="UBOT",
-    )
+    settings = slack_app_settings(database_url, fake_slack, slack_bot_user_id="UBOT")
     service = build_service(settings, bot=build_bot(settings))
     service.runner.consumer.backoff = 0.05
     server = start_in_thread(service)
@@ -373,13 +355,7 @@ def test_a_users_next_message_is_answered_after_the_one_that_waits_for_the_platf
     """Two messages of one user, the first acked during the outage, the second just after it: the
     answers arrive in the order of the messages, not the second before the delayed first."""
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(
-        database_url=url,
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        slack_bot_user_id="UBOT",
-    )
+    settings = slack_app_settings(url, fake_slack, slack_bot_user_id="UBOT")
     service = build_service(settings, bot=build_bot(settings))
     service.runner.consumer.backoff = 1.0
     server = start_in_thread(service)
@@ -407,13 +383,7 @@ def test_an_outage_between_two_messages_of_one_answer_is_counted_as_shown_twice(
     from tests.conftest import run_cli
 
     url = f"sqlite:///{tmp_path / 'nanbyo.db'}"
-    settings = Settings(
-        database_url=url,
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=fake_slack.api_url,
-        slack_bot_user_id="UBOT",
-    )
+    settings = slack_app_settings(url, fake_slack, slack_bot_user_id="UBOT")
     service = build_service(settings, bot=build_bot(settings))
     service.runner.consumer.backoff = 0.05
     server = start_in_thread(service)

@@ -216,8 +216,17 @@ def button_values(call: Call) -> list[str]:
 
 @pytest.fixture()
 def slack_settings(db_url: str, fake_slack: FakeSlackAPI) -> Settings:
+    return slack_app_settings(db_url, fake_slack)
+
+
+def slack_app_settings(db_url: str, fake_slack: FakeSlackAPI, **more: Any) -> Settings:
+    """Settings of a Slack app on ``db_url`` that talks to ``fake_slack`` (and ``more`` settings)."""
     return Settings(
-        database_url=db_url, slack_bot_token=TOKEN, slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url
+        database_url=db_url,
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        **more,
     )
 
 
